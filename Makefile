@@ -1,0 +1,50 @@
+# Relaydesk: every target bootstraps .venv from the pinned requirements first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv demo up test lint unit integration e2e bench build clean
+
+$(STAMP): requirements-dev.txt layers/relaydesk/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "is ignored" || true
+	$(BIN)/pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
+	$(BIN)/pip install --quiet --no-deps -e . 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "import relaydesk, aiosmtplib, aiosmtpd, moto, dkim"  # fail here, not later
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/python -m local.demo
+
+up: venv
+	$(BIN)/python -m local.up
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/cfn-lint template.yaml
+
+test: lint
+	$(BIN)/python -m pytest -n 2 tests
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+integration: venv
+	$(BIN)/python -m pytest tests/integration
+
+e2e: venv
+	$(BIN)/python -m pytest tests/e2e
+
+bench: venv
+	$(BIN)/python -m bench
+
+build: venv
+	$(BIN)/pip install --quiet -r requirements-build.txt 2>&1 | grep -v "is ignored" || true
+	$(BIN)/sam build --template-file template.yaml
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache

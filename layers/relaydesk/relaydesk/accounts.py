@@ -1,0 +1,65 @@
+"""Accounts: a help desk tenant, its kind and the settings the connector depends on."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, field_validator
+
+from relaydesk.clock import utcnow
+
+SUBDOMAIN_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # one DNS label, RFC 1035 2.3.1
+
+
+class AccountKind(StrEnum):
+    PRODUCTION = "production"
+    SANDBOX = "sandbox"
+
+
+class AccountSettings(BaseModel):
+    ccs_and_followers_enabled: bool = True
+    include_attachments_in_email: bool = True
+
+
+class Brand(BaseModel):
+    brand_id: str
+    name: str
+
+
+class Account(BaseModel):
+    account_id: str
+    subdomain: str
+    name: str = ""
+    kind: AccountKind = AccountKind.SANDBOX
+    settings: AccountSettings = Field(default_factory=AccountSettings)
+    brands: list[Brand] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("subdomain")
+    @classmethod
+    def _subdomain_is_a_dns_label(cls, value: str) -> str:
+        value = value.lower()
+        if not SUBDOMAIN_PATTERN.match(value):
+            raise ValueError("subdomain must be one DNS label: letters, digits and hyphens")
+        return value
+
+    @property
+    def display_name(self) -> str:
+        return self.brands[0].name if self.brands else (self.name or self.subdomain)
+
+
+def system_address(subdomain: str, mail_domain: str) -> str:
+    """The account's own address, support@<subdomain>.<mail domain>; never sent through a connector."""
+    return f"support@{subdomain.lower()}.{mail_domain.lower()}"
+
+
+def subdomain_of_system_address(address: str, mail_domain: str) -> str | None:
+    """The subdomain named by a system address, or None when the address is not one."""
+    local, _, domain = address.lower().rpartition("@")
+    suffix = "." + mail_domain.lower()
+    if local != "support" or not domain.endswith(suffix):
+        return None
+    subdomain = domain[: -len(suffix)]
+    return subdomain if SUBDOMAIN_PATTERN.match(subdomain) else None

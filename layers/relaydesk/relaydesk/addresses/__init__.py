@@ -1,0 +1,1 @@
+"""Support addresses: their model, lifecycle rules and verification."""

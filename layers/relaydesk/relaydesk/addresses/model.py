@@ -1,0 +1,97 @@
+"""A support address and the connector that sends for it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, field_validator
+
+from relaydesk.clock import utcnow
+from relaydesk.credentials import SUBMISSION_PORT, AuthKind, TlsMode
+
+
+class AddressKind(StrEnum):
+    SYSTEM = "system"
+    FORWARDING = "forwarding"
+    SMTP_CONNECTOR = "smtp_connector"
+
+
+class VerificationStatus(StrEnum):
+    UNVERIFIED = "unverified"
+    PENDING = "pending"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class ConnectorState(StrEnum):
+    PENDING = "pending"  # connected, outbound not verified yet
+    ACTIVE = "active"  # notifications leave through the smarthost
+    DISABLED = "disabled"  # notifications fall back to the default outbound
+    AUTH_FAILED = "auth_failed"  # held: notifications wait for new credentials
+
+
+class Connector(BaseModel):
+    """Where and how to submit; the credentials themselves live only in Secrets Manager."""
+
+    host: str
+    port: int = SUBMISSION_PORT
+    tls_mode: TlsMode = TlsMode.STARTTLS
+    auth_kind: AuthKind = AuthKind.PASSWORD
+    secret_arn: str
+    state: ConnectorState = ConnectorState.PENDING
+    credentials_version: str | None = None  # Secrets Manager VersionId last seen working
+    held_since: datetime | None = None
+
+
+class DkimSettings(BaseModel):
+    enabled: bool = False
+    domain: str | None = None
+    selectors: list[str] = Field(default_factory=list)
+    secret_arn: str | None = None
+
+
+class Verification(BaseModel):
+    status: VerificationStatus = VerificationStatus.UNVERIFIED
+    token: str | None = None
+    started_at: datetime | None = None
+    verified_at: datetime | None = None
+    error: str | None = None
+
+
+class SupportAddress(BaseModel):
+    email: str
+    account_id: str
+    name: str = ""
+    brand_id: str | None = None
+    kind: AddressKind = AddressKind.FORWARDING
+    forwarding: Verification = Field(default_factory=Verification)
+    outbound: Verification = Field(default_factory=Verification)
+    connector: Connector | None = None
+    dkim: DkimSettings = Field(default_factory=DkimSettings)
+    is_default: bool = False
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("email")
+    @classmethod
+    def _email_is_lowercase(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value.count("@") != 1 or not all(value.split("@")):
+            raise ValueError("not an email address")
+        if any(ch in value for ch in "\r\n\t <>,;\"'"):
+            raise ValueError("an email address cannot contain white space, quotes or separators")
+        return value
+
+    @property
+    def domain(self) -> str:
+        return self.email.rpartition("@")[2]
+
+    @property
+    def sends_through_connector(self) -> bool:
+        return (
+            self.kind is AddressKind.SMTP_CONNECTOR
+            and self.connector is not None
+            and self.connector.state in (ConnectorState.ACTIVE, ConnectorState.AUTH_FAILED)
+        )

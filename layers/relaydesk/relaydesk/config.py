@@ -1,0 +1,41 @@
+"""Settings read once from the environment into a validated model; a missing variable fails at cold start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Names of every resource come from template.yaml through the functions' environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RELAYDESK_", extra="ignore", frozen=True)
+
+    environment: Literal["sandbox", "production"] = "sandbox"
+    mail_domain: str = Field(description="Inbound mail domain; system addresses are support@<sub>.<domain>")
+    tickets_table: str
+    directory_table: str
+    idempotency_table: str
+    counters_table: str
+    raw_mail_bucket: str
+    notifications_queue_url: str
+    notifications_dlq_url: str = ""
+    inbound_dlq_url: str = ""
+    secret_prefix: str = "relaydesk/connector/"
+    default_from_domain: str = ""
+    ses_configuration_set: str = ""
+    credentials_cache_seconds: int = Field(default=300, ge=0)
+    max_delivery_attempts: int = Field(default=5, ge=1)
+    sender_flood_threshold_per_hour: int = Field(default=20, ge=1)
+
+    @property
+    def outbound_default_domain(self) -> str:
+        return self.default_from_domain or self.mail_domain
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # values come from the environment

@@ -1,0 +1,104 @@
+"""Typed errors: each one a caller treats differently, carrying SMTP codes and what the operator should do."""
+
+from __future__ import annotations
+
+
+class RelaydeskError(Exception):
+    """Base of every Relaydesk error. `action` tells the operator what to do about it."""
+
+    code = "relaydesk_error"
+    action = ""
+
+    def __init__(self, message: str, *, action: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if action is not None:
+            self.action = action
+
+    def to_dict(self) -> dict[str, str]:
+        body = {"code": self.code, "message": self.message}
+        if self.action:
+            body["action"] = self.action
+        return body
+
+
+class ConfigurationError(RelaydeskError, ValueError):
+    code = "configuration_error"
+
+
+class NotFoundError(RelaydeskError, LookupError):
+    code = "not_found"
+
+
+class RuleViolation(RelaydeskError, ValueError):
+    """A connector rule was broken (system address, uniqueness, CCs and followers, default, ...)."""
+
+    code = "rule_violation"
+
+    def __init__(self, message: str, *, rule: str, action: str | None = None) -> None:
+        super().__init__(message, action=action)
+        self.code = rule
+
+
+class ConflictError(RelaydeskError):
+    code = "conflict"
+
+
+class SmtpDeliveryError(RelaydeskError):
+    """A failed SMTP exchange with the server's reply: code, enhanced status and text."""
+
+    code = "smtp_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        smtp_code: int | None = None,
+        enhanced_status: str | None = None,
+        server_reply: str = "",
+        recipient: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        super().__init__(message, action=action)
+        self.smtp_code = smtp_code
+        self.enhanced_status = enhanced_status
+        self.server_reply = server_reply
+        self.recipient = recipient
+
+
+class TransientDeliveryError(SmtpDeliveryError, ConnectionError):
+    """4xx, a dropped connection or a timeout: try again later."""
+
+    code = "transient"
+    action = "Nothing to do: the notification is retried with a growing delay."
+
+
+class PermanentDeliveryError(SmtpDeliveryError):
+    """5xx: never retried, recorded on the ticket."""
+
+    code = "permanent"
+    action = "Read the server's reply; fix the recipient or the mailbox's sending rights, then resend."
+
+
+class AuthenticationFailedError(SmtpDeliveryError):
+    """535 and friends: the smarthost refused the credentials."""
+
+    code = "auth_failed"
+    action = (
+        "Check the username and password of the support address, and that SMTP AUTH is enabled for the "
+        "mailbox; then rotate the credentials with `relaydesk addresses rotate`."
+    )
+
+
+class TlsRequiredError(SmtpDeliveryError):
+    """The server did not offer STARTTLS: nothing was sent and no credentials left."""
+
+    code = "tls_required"
+    action = "Enable STARTTLS on the smarthost, or use port 465 with implicit TLS."
+
+
+class CertificateVerificationError(SmtpDeliveryError):
+    """The server's certificate did not verify for the configured host name."""
+
+    code = "certificate_invalid"
+    action = "Use the host name on the server's certificate, or configure the CA bundle that issued it."

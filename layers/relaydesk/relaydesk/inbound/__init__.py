@@ -1,0 +1,1 @@
+"""Inbound: turn one forwarded mail into exactly one ticket outcome."""

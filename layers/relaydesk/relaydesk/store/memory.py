@@ -1,0 +1,193 @@
+"""In-memory fakes of the storage ports, for unit tests and the inbound benchmark."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+from relaydesk.accounts import Account
+from relaydesk.addresses.model import SupportAddress
+from relaydesk.errors import ConflictError, NotFoundError
+from relaydesk.notification import Notification
+from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion
+from relaydesk.tickets.model import Comment, NotificationRecord, Ticket
+
+
+class MemoryDirectory:
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.addresses: dict[str, SupportAddress] = {}
+
+    def create_account(self, account: Account) -> None:
+        if self.find_account_by_subdomain(account.subdomain) or account.account_id in self.accounts:
+            raise ConflictError(f"subdomain {account.subdomain!r} is taken")
+        self.accounts[account.account_id] = account.model_copy(deep=True)
+
+    def put_account(self, account: Account) -> None:
+        self.accounts[account.account_id] = account.model_copy(deep=True)
+
+    def get_account(self, account_id: str) -> Account:
+        try:
+            return self.accounts[account_id].model_copy(deep=True)
+        except KeyError:
+            raise NotFoundError(f"no account {account_id!r}") from None
+
+    def find_account_by_subdomain(self, subdomain: str) -> Account | None:
+        found = next((a for a in self.accounts.values() if a.subdomain == subdomain.lower()), None)
+        return found.model_copy(deep=True) if found else None
+
+    def list_accounts(self) -> list[Account]:
+        return [a.model_copy(deep=True) for a in self.accounts.values()]
+
+    def create_address(self, address: SupportAddress) -> None:
+        if address.email in self.addresses:
+            raise ConflictError(f"{address.email} is already a support address")
+        self.addresses[address.email] = address.model_copy(deep=True)
+
+    def put_address(self, address: SupportAddress) -> None:
+        self.addresses[address.email] = address.model_copy(deep=True)
+
+    def get_address(self, email: str) -> SupportAddress | None:
+        found = self.addresses.get(email.lower())
+        return found.model_copy(deep=True) if found else None
+
+    def list_addresses(self, account_id: str) -> list[SupportAddress]:
+        return [a.model_copy(deep=True) for a in self.addresses.values() if a.account_id == account_id]
+
+    def delete_address(self, email: str) -> None:
+        self.addresses.pop(email.lower(), None)
+
+
+class MemoryTickets:
+    def __init__(self) -> None:
+        self.tickets: dict[str, Ticket] = {}
+        self.message_ids: dict[str, str] = {}
+
+    def create_ticket(self, ticket: Ticket) -> None:
+        if ticket.ticket_id in self.tickets:
+            raise ConflictError(f"ticket {ticket.ticket_id} exists")
+        self.tickets[ticket.ticket_id] = ticket.model_copy(deep=True)
+
+    def update_ticket(self, ticket: Ticket) -> None:
+        stored = self._get(ticket.ticket_id)
+        updated = ticket.model_copy(deep=True, update={"comments": stored.comments,
+                                                       "notifications": stored.notifications})
+        self.tickets[ticket.ticket_id] = updated
+
+    def get_ticket(self, ticket_id: str) -> Ticket | None:
+        found = self.tickets.get(ticket_id)
+        return found.model_copy(deep=True) if found else None
+
+    def list_tickets(self, account_id: str) -> list[Ticket]:
+        return [t.model_copy(deep=True) for t in self.tickets.values() if t.account_id == account_id]
+
+    def add_comment(self, ticket_id: str, comment: Comment) -> None:
+        self._get(ticket_id).comments.append(comment.model_copy(deep=True))
+
+    def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
+        records = self._get(ticket_id).notifications
+        for index, existing in enumerate(records):
+            if existing.notification_id == record.notification_id:
+                records[index] = record.model_copy(deep=True)
+                return
+        records.append(record.model_copy(deep=True))
+
+    def get_notification(self, ticket_id: str, notification_id: str) -> NotificationRecord | None:
+        records = self.tickets[ticket_id].notifications if ticket_id in self.tickets else []
+        found = next((r for r in records if r.notification_id == notification_id), None)
+        return found.model_copy(deep=True) if found else None
+
+    def link_message_id(self, message_id: str, ticket_id: str) -> None:
+        self.message_ids[message_id.strip().lower()] = ticket_id
+
+    def find_ticket_by_message_id(self, message_id: str) -> str | None:
+        return self.message_ids.get(message_id.strip().lower())
+
+    def _get(self, ticket_id: str) -> Ticket:
+        try:
+            return self.tickets[ticket_id]
+        except KeyError:
+            raise NotFoundError(f"no ticket {ticket_id!r}") from None
+
+
+class MemoryBlobs:
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.objects[key][0]
+        except KeyError:
+            raise NotFoundError(f"no object {key!r}") from None
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.objects[key] = (bytes(data), content_type)
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def url_for(self, key: str, expires_in: int = 7 * 24 * 3600) -> str:
+        return f"https://attachments.invalid/{key}?expires_in={expires_in}"
+
+
+class MemorySecrets:
+    """Staging labels as Secrets Manager keeps them: each label on exactly one version."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, dict[str, str]] = defaultdict(dict)  # secret -> version -> value
+        self.stages: dict[str, dict[str, str]] = defaultdict(dict)  # secret -> stage -> version
+        self.deleted: set[str] = set()
+        self.reads = 0
+        self._counter = itertools.count(1)
+
+    def get(self, secret_id: str, version_stage: str = CURRENT) -> SecretVersion:
+        self.reads += 1
+        version = self.stages.get(secret_id, {}).get(version_stage)
+        if version is None or secret_id in self.deleted:
+            raise NotFoundError(f"secret has no {version_stage} version")
+        stages = tuple(s for s, v in self.stages[secret_id].items() if v == version)
+        return SecretVersion(version, self.versions[secret_id][version], stages)
+
+    def create(self, name: str, value: str, tags: dict[str, str]) -> str:
+        if name in self.versions:
+            raise ConflictError("secret exists")
+        self.put_version(name, value, [CURRENT])
+        return name
+
+    def put_version(self, secret_id: str, value: str, stages: list[str], token: str | None = None) -> str:
+        version = token or f"v{next(self._counter)}"
+        self.versions[secret_id][version] = value
+        for stage in stages:
+            if stage == CURRENT and CURRENT in self.stages[secret_id]:
+                self.stages[secret_id][PREVIOUS] = self.stages[secret_id][CURRENT]
+            self.stages[secret_id][stage] = version
+        return version
+
+    def move_stage(self, secret_id: str, stage: str, to_version: str | None, from_version: str | None) -> None:
+        if stage == CURRENT and from_version is not None:
+            self.stages[secret_id][PREVIOUS] = from_version
+        if to_version is None:
+            self.stages[secret_id].pop(stage, None)
+        else:
+            self.stages[secret_id][stage] = to_version
+
+    def describe_stages(self, secret_id: str) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = defaultdict(list)
+        for stage, version in self.stages.get(secret_id, {}).items():
+            result[version].append(stage)
+        return dict(result)
+
+    def schedule_deletion(self, secret_id: str, recovery_days: int = 7) -> None:
+        self.deleted.add(secret_id)
+
+    def pending_value(self, secret_id: str) -> str | None:
+        version = self.stages.get(secret_id, {}).get(PENDING)
+        return self.versions[secret_id][version] if version else None
+
+
+class MemoryQueue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Notification, int]] = []
+
+    def send(self, notification: Notification, delay_seconds: int = 0) -> None:
+        self.sent.append((notification.model_copy(deep=True), delay_seconds))

@@ -1,0 +1,71 @@
+"""The small interfaces domain code depends on. `memory` implements them for unit tests, the AWS modules for real."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from relaydesk.accounts import Account
+from relaydesk.addresses.model import SupportAddress
+from relaydesk.notification import Notification
+from relaydesk.tickets.model import Comment, NotificationRecord, Ticket
+
+CURRENT = "AWSCURRENT"
+PENDING = "AWSPENDING"
+PREVIOUS = "AWSPREVIOUS"
+
+
+class DirectoryStore(Protocol):
+    """Accounts and support addresses. An address is unique across every account."""
+
+    def create_account(self, account: Account) -> None: ...  # ConflictError: subdomain taken
+    def put_account(self, account: Account) -> None: ...
+    def get_account(self, account_id: str) -> Account: ...  # NotFoundError
+    def find_account_by_subdomain(self, subdomain: str) -> Account | None: ...
+    def list_accounts(self) -> list[Account]: ...
+    def create_address(self, address: SupportAddress) -> None: ...  # ConflictError: address exists anywhere
+    def put_address(self, address: SupportAddress) -> None: ...
+    def get_address(self, email: str) -> SupportAddress | None: ...
+    def list_addresses(self, account_id: str) -> list[SupportAddress]: ...
+    def delete_address(self, email: str) -> None: ...
+
+
+class TicketStore(Protocol):
+    def create_ticket(self, ticket: Ticket) -> None: ...  # comments and notifications included
+    def update_ticket(self, ticket: Ticket) -> None: ...  # the ticket's own fields, not its children
+    def get_ticket(self, ticket_id: str) -> Ticket | None: ...
+    def list_tickets(self, account_id: str) -> list[Ticket]: ...
+    def add_comment(self, ticket_id: str, comment: Comment) -> None: ...
+    def put_notification(self, ticket_id: str, record: NotificationRecord) -> None: ...  # upsert
+    def get_notification(self, ticket_id: str, notification_id: str) -> NotificationRecord | None: ...
+    def link_message_id(self, message_id: str, ticket_id: str) -> None: ...
+    def find_ticket_by_message_id(self, message_id: str) -> str | None: ...
+
+
+class BlobStore(Protocol):
+    """Raw mail and attachments (S3)."""
+
+    def get(self, key: str) -> bytes: ...  # NotFoundError
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def url_for(self, key: str, expires_in: int = 7 * 24 * 3600) -> str: ...
+
+
+class SecretVersion(NamedTuple):
+    version_id: str
+    value: str
+    stages: tuple[str, ...]
+
+
+class SecretStore(Protocol):
+    """Secrets Manager, by staging label. `get` always reads the store; caching is the caller's choice."""
+
+    def get(self, secret_id: str, version_stage: str = CURRENT) -> SecretVersion: ...  # NotFoundError
+    def create(self, name: str, value: str, tags: dict[str, str]) -> str: ...  # returns the ARN
+    def put_version(self, secret_id: str, value: str, stages: list[str], token: str | None = None) -> str: ...
+    def move_stage(self, secret_id: str, stage: str, to_version: str | None, from_version: str | None) -> None: ...
+    def describe_stages(self, secret_id: str) -> dict[str, list[str]]: ...  # version id -> stages
+    def schedule_deletion(self, secret_id: str, recovery_days: int = 7) -> None: ...
+
+
+class NotificationQueue(Protocol):
+    def send(self, notification: Notification, delay_seconds: int = 0) -> None: ...

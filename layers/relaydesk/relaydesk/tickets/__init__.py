@@ -1,0 +1,1 @@
+"""Tickets: their model, thread tokens and the operations inbound and relay perform on them."""

@@ -1,0 +1,92 @@
+"""Ticket, its comments and the delivery outcome of every notification it sent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from relaydesk.clock import utcnow
+from relaydesk.notification import AttachmentRef
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    SOLVED = "solved"
+    SUSPENDED = "suspended"
+
+
+class SuspensionReason(StrEnum):
+    MANUAL_FORWARD = "manual_forward"
+    FROM_SUPPORT_ADDRESS = "from_support_address"
+    RATE_LIMITED = "rate_limited"
+    SPAM = "spam"
+    DMARC_FAIL = "dmarc_fail"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"  # transient failure, retried
+    FAILED = "failed"  # permanent failure, not retried
+    AUTH_FAILED = "auth_failed"  # held until the credentials change
+    BOUNCED = "bounced"  # a delivery status notification reported a failure later
+
+
+class RecipientOutcome(BaseModel):
+    recipient: str
+    smtp_code: int | None = None
+    enhanced_status: str | None = None
+    reply: str = ""
+
+
+class DeliveryAttempt(BaseModel):
+    status: DeliveryStatus
+    route: str = ""  # "connector:<host>" or "ses"
+    smtp_code: int | None = None
+    enhanced_status: str | None = None
+    reply: str = ""
+    refused: list[RecipientOutcome] = Field(default_factory=list)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class NotificationRecord(BaseModel):
+    notification_id: str
+    message_id: str
+    recipients: list[str]
+    status: DeliveryStatus = DeliveryStatus.QUEUED
+    attempts: list[DeliveryAttempt] = Field(default_factory=list)
+    reports: list[dict[str, str]] = Field(default_factory=list)  # from delivery status notifications
+
+
+class Comment(BaseModel):
+    comment_id: str
+    author: str
+    body: str
+    html_body: str | None = None
+    public: bool = True
+    source_message_id: str | None = None
+    ses_message_id: str | None = None
+    attachments: list[AttachmentRef] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Ticket(BaseModel):
+    ticket_id: str
+    account_id: str
+    support_address: str
+    subject: str
+    requester: str
+    ccs: list[str] = Field(default_factory=list)
+    followers: list[str] = Field(default_factory=list)
+    status: TicketStatus = TicketStatus.NEW
+    suspension_reason: SuspensionReason | None = None
+    suspension_explanation: str | None = None
+    flags: list[str] = Field(default_factory=list)
+    comments: list[Comment] = Field(default_factory=list)
+    notifications: list[NotificationRecord] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

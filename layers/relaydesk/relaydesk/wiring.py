@@ -1,0 +1,50 @@
+"""Builds the AWS adapters once per container from the settings; handlers and the CLI ask here, tests hand in fakes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from relaydesk.config import Settings, get_settings
+from relaydesk.store.ports import BlobStore, DirectoryStore, NotificationQueue, SecretStore, TicketStore
+
+
+@dataclass(frozen=True)
+class Stores:
+    directory: DirectoryStore
+    tickets: TicketStore
+    blobs: BlobStore
+    secrets: SecretStore
+    queue: NotificationQueue
+    settings: Settings
+
+
+def _session() -> Any:
+    import boto3  # the only place outside store/ that names boto3: it builds the adapters
+
+    return boto3.session.Session()
+
+
+@lru_cache(maxsize=1)
+def aws_stores() -> Stores:
+    from relaydesk.store.dynamodb import DynamoDirectory, DynamoTickets
+    from relaydesk.store.s3 import S3Blobs
+    from relaydesk.store.secrets import SecretsManagerStore
+    from relaydesk.store.sqs import SqsNotificationQueue
+
+    settings = get_settings()
+    session = _session()
+    dynamodb = session.resource("dynamodb")
+    return Stores(
+        directory=DynamoDirectory(dynamodb.Table(settings.directory_table)),
+        tickets=DynamoTickets(dynamodb.Table(settings.tickets_table)),
+        blobs=S3Blobs(session.client("s3"), settings.raw_mail_bucket),
+        secrets=SecretsManagerStore(session.client("secretsmanager")),
+        queue=SqsNotificationQueue(session.client("sqs"), settings.notifications_queue_url),
+        settings=settings,
+    )
+
+
+def aws_client(service: str) -> Any:
+    return _session().client(service)

@@ -1,0 +1,34 @@
+"""Every test runs with fake AWS credentials and no profile, so nothing can reach a real account."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_name, None)
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "relaydesk-tests",
+    "POWERTOOLS_METRICS_NAMESPACE": "RelaydeskTests",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+})
+
+
+@pytest.fixture
+def memory_stores():
+    """The storage ports as in-memory fakes (unit tests)."""
+    from relaydesk.config import Settings
+    from relaydesk.store.memory import MemoryBlobs, MemoryDirectory, MemoryQueue, MemorySecrets, MemoryTickets
+    from relaydesk.wiring import Stores
+
+    settings = Settings(mail_domain="mail.relaydesk.test", tickets_table="t", directory_table="d",
+                        idempotency_table="i", counters_table="c", raw_mail_bucket="b",
+                        notifications_queue_url="https://sqs.invalid/q")
+    return Stores(directory=MemoryDirectory(), tickets=MemoryTickets(), blobs=MemoryBlobs(),
+                  secrets=MemorySecrets(), queue=MemoryQueue(), settings=settings)
