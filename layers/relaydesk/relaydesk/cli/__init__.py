@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "relaydesk.cli.dlq",
     "relaydesk.cli.inbound",
     "relaydesk.cli.dns",
+    "relaydesk.cli.dkim",
+    "relaydesk.cli.tickets",
 )
 
 

@@ -1,0 +1,65 @@
+"""Finds the stack the CLI talks to: the environment when it names the resources (the local stack exports them),
+else the outputs of the deployed CloudFormation stack named by --stack or samconfig.toml."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from argparse import Namespace
+from pathlib import Path
+
+from relaydesk.errors import ConfigurationError
+
+# Stack output -> settings environment variable; template.yaml declares these outputs.
+STACK_OUTPUTS = {
+    "TicketsTableName": "RELAYDESK_TICKETS_TABLE",
+    "DirectoryTableName": "RELAYDESK_DIRECTORY_TABLE",
+    "IdempotencyTableName": "RELAYDESK_IDEMPOTENCY_TABLE",
+    "CountersTableName": "RELAYDESK_COUNTERS_TABLE",
+    "RawMailBucketName": "RELAYDESK_RAW_MAIL_BUCKET",
+    "NotificationsQueueUrl": "RELAYDESK_NOTIFICATIONS_QUEUE_URL",
+    "NotificationsDlqUrl": "RELAYDESK_NOTIFICATIONS_DLQ_URL",
+    "InboundDlqUrl": "RELAYDESK_INBOUND_DLQ_URL",
+    "MailDomain": "RELAYDESK_MAIL_DOMAIN",
+    "Environment": "RELAYDESK_ENVIRONMENT",
+    "ConnectorSecretPrefix": "RELAYDESK_SECRET_PREFIX",
+    "RotationFunctionArn": "RELAYDESK_ROTATION_FUNCTION_ARN",
+}
+
+
+def stack_name_from_samconfig(env: str | None, path: Path = Path("samconfig.toml")) -> str | None:
+    if not path.exists():
+        return None
+    config = tomllib.loads(path.read_text())
+    section = config.get(env or "default", {})
+    return section.get("deploy", {}).get("parameters", {}).get("stack_name") or section.get(
+        "global", {}).get("parameters", {}).get("stack_name")
+
+
+def ensure_stack_environment(args: Namespace) -> None:
+    """Fill the RELAYDESK_* variables from the stack's outputs unless the environment already names them."""
+    if os.environ.get("RELAYDESK_TICKETS_TABLE"):
+        return
+    stack = getattr(args, "stack", None) or stack_name_from_samconfig(getattr(args, "env", None))
+    if not stack:
+        raise ConfigurationError(
+            "no stack to talk to",
+            action="Start the local stack (`make up`, then source the env file it prints) or pass --stack NAME.")
+    from relaydesk.wiring import aws_client
+
+    outputs = aws_client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    for output in outputs:
+        variable = STACK_OUTPUTS.get(output["OutputKey"])
+        if variable:
+            os.environ[variable] = output["OutputValue"]
+
+
+def load_stores(args: Namespace):
+    """The AWS-backed stores for the stack this command talks to."""
+    from relaydesk.config import get_settings
+    from relaydesk.wiring import aws_stores
+
+    ensure_stack_environment(args)
+    get_settings.cache_clear()
+    aws_stores.cache_clear()
+    return aws_stores()
