@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# Shared fixtures: AWS resources built from template.yaml in moto, and local SMTP servers with a local CA.
+pytest_plugins = ["tests.fixtures_aws", "tests.fixtures_smtp"]
+
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 os.environ.update({

@@ -1,0 +1,1 @@
+"""Fixture: every AWS resource of template.yaml, created in moto (owned by INFRA)."""

@@ -1,0 +1,1 @@
+"""Fixtures: local SMTP servers with STARTTLS, AUTH and a local CA (owned by LOCAL)."""
