@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     notifications_dlq_url: str = ""
     inbound_dlq_url: str = ""
     secret_prefix: str = "relaydesk/connector/"
+    connector_kms_key_id: str = ""  # the template's KMS key for connector secrets; empty: the account default
     default_from_domain: str = ""
     ses_configuration_set: str = ""
     credentials_cache_seconds: int = Field(default=300, ge=0)

@@ -40,7 +40,7 @@ def aws_stores() -> Stores:
         directory=DynamoDirectory(dynamodb.Table(settings.directory_table)),
         tickets=DynamoTickets(dynamodb.Table(settings.tickets_table)),
         blobs=S3Blobs(session.client("s3"), settings.raw_mail_bucket),
-        secrets=SecretsManagerStore(session.client("secretsmanager")),
+        secrets=SecretsManagerStore(session.client("secretsmanager"), settings.connector_kms_key_id or None),
         queue=SqsNotificationQueue(session.client("sqs"), settings.notifications_queue_url),
         settings=settings,
     )

@@ -23,6 +23,7 @@ STACK_OUTPUTS = {
     "MailDomain": "RELAYDESK_MAIL_DOMAIN",
     "Environment": "RELAYDESK_ENVIRONMENT",
     "ConnectorSecretPrefix": "RELAYDESK_SECRET_PREFIX",
+    "ConnectorKmsKeyArn": "RELAYDESK_CONNECTOR_KMS_KEY_ID",
     "RotationFunctionArn": "RELAYDESK_ROTATION_FUNCTION_ARN",
 }
 
