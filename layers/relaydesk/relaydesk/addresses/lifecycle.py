@@ -1,0 +1,319 @@
+"""The admin operations on accounts and support addresses, each rule of the connector enforced with a clear error.
+
+Rules (each a `RuleViolation` whose `code` names it):
+- `system_address`: the account's system address (or any address in the mail domain) cannot be connected or removed.
+- `address_in_use`: an address is unique across every account, sandbox and production alike.
+- `ccs_and_followers_required`: the connector needs the account's CCs and followers enabled.
+- `default_requires_verification`: only an address whose forwarding and outbound are verified can be the default.
+- `connector_requires_admin_path`: connector addresses are created only by `connect_address`, which carries
+  credentials; the HTTP API may only add forwarding addresses.
+- `forwarding_cannot_switch`: an address set up with standard forwarding cannot become a connector in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from relaydesk.accounts import Account, AccountKind, AccountSettings, subdomain_of_system_address, system_address
+from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
+from relaydesk.addresses.model import (
+    AddressKind,
+    Connector,
+    ConnectorState,
+    SupportAddress,
+    Verification,
+    VerificationStatus,
+)
+from relaydesk.clock import utcnow
+from relaydesk.credentials import SmtpCredentials
+from relaydesk.errors import ConflictError, NotFoundError, RuleViolation
+from relaydesk.ids import new_id
+from relaydesk.wiring import Stores
+
+Checker = Callable[..., LiveCheckReport]  # run_live_check's signature: (credentials, *, sender=..., on_step=...)
+
+SECRET_RECOVERY_DAYS = 7  # Secrets Manager's shortest window is 7 days: a deleted address can still be restored
+TAG_ACCOUNT = "relaydesk:account-id"
+TAG_ADDRESS = "relaydesk:address"
+
+
+# --- accounts -----------------------------------------------------------------------------------------------------
+
+def create_account(stores: Stores, subdomain: str, name: str = "", kind: AccountKind | str = AccountKind.SANDBOX,
+                   ) -> tuple[Account, SupportAddress]:
+    """A new account and its system address (verified by construction, the default until another is verified)."""
+    account = Account(account_id=new_id("A"), subdomain=subdomain, name=name, kind=AccountKind(kind))
+    email = system_address(account.subdomain, stores.settings.mail_domain)
+    if stores.directory.get_address(email) is not None:
+        raise ConflictError(f"{email} already exists", action="Pick another subdomain.")
+    stores.directory.create_account(account)
+    now = utcnow()
+    system = SupportAddress(
+        email=email, account_id=account.account_id, name=account.display_name, kind=AddressKind.SYSTEM,
+        forwarding=Verification(status=VerificationStatus.VERIFIED, verified_at=now),
+        outbound=Verification(status=VerificationStatus.VERIFIED, verified_at=now),
+        is_default=True)
+    stores.directory.create_address(system)
+    return account, system
+
+
+def update_account_settings(stores: Stores, account_id: str, *, ccs_and_followers_enabled: bool | None = None,
+                            include_attachments_in_email: bool | None = None) -> Account:
+    account = stores.directory.get_account(account_id)
+    if ccs_and_followers_enabled is False and account.settings.ccs_and_followers_enabled:
+        connected = [a.email for a in stores.directory.list_addresses(account_id)
+                     if a.kind is AddressKind.SMTP_CONNECTOR]
+        if connected:
+            raise RuleViolation(
+                "CCs and followers cannot be turned off while addresses use the SMTP connector: "
+                f"{', '.join(connected)}",
+                rule="ccs_and_followers_required",
+                action="Delete those connector addresses first, or leave CCs and followers on.")
+    changes: dict[str, Any] = {}
+    if ccs_and_followers_enabled is not None:
+        changes["ccs_and_followers_enabled"] = ccs_and_followers_enabled
+    if include_attachments_in_email is not None:
+        changes["include_attachments_in_email"] = include_attachments_in_email
+    account.settings = AccountSettings.model_validate({**account.settings.model_dump(), **changes})
+    stores.directory.put_account(account)
+    return account
+
+
+# --- adding addresses ---------------------------------------------------------------------------------------------
+
+def secret_name(stores: Stores, account_id: str, email: str) -> str:
+    """One secret per address: `<secret_prefix><account_id>/<email>`."""
+    return f"{stores.settings.secret_prefix}{account_id}/{email.lower()}"
+
+
+def _normalise(email: str) -> str:
+    return SupportAddress.model_validate({"email": email, "account_id": "-"}).email
+
+
+def _refuse_system_address(stores: Stores, email: str, account: Account) -> None:
+    mail_domain = stores.settings.mail_domain.lower()
+    if email == system_address(account.subdomain, mail_domain) or subdomain_of_system_address(email, mail_domain):
+        raise RuleViolation(
+            f"{email} is a Relaydesk system address: it can never be sent through a connector or added again",
+            rule="system_address",
+            action="Connect your own support address (for example support@yourcompany.com) instead.")
+    if email.endswith("@" + mail_domain) or email.endswith("." + mail_domain):
+        raise RuleViolation(f"{email} is in Relaydesk's mail domain; only your own domain's addresses can be added",
+                            rule="system_address", action="Use an address in your own domain.")
+
+
+def _refuse_existing(stores: Stores, email: str, account: Account, *, connecting: bool) -> None:
+    existing = stores.directory.get_address(email)
+    if existing is None:
+        return
+    if existing.account_id != account.account_id:
+        other = _account_or_none(stores, existing.account_id)
+        where = f"the {other.kind.value} account {other.subdomain!r}" if other else "another account"
+        raise RuleViolation(
+            f"{email} is already a support address in {where}; an address can belong to one account only",
+            rule="address_in_use",
+            action="Test in the sandbox, then delete the address there before adding it to production.")
+    if connecting and existing.kind is AddressKind.FORWARDING:
+        raise RuleViolation(
+            f"{email} is set up with standard forwarding; it cannot be switched to the SMTP connector in place",
+            rule="forwarding_cannot_switch",
+            action=f"Remove it (`relaydesk addresses delete {email}`), then connect it again with credentials.")
+    if connecting and existing.kind is AddressKind.SMTP_CONNECTOR:
+        raise ConflictError(f"{email} is already connected",
+                            action=f"To change its credentials, run `relaydesk addresses rotate {email}`.")
+    raise ConflictError(f"{email} is already a support address of this account")
+
+
+def _account_or_none(stores: Stores, account_id: str) -> Account | None:
+    try:
+        return stores.directory.get_account(account_id)
+    except NotFoundError:
+        return None
+
+
+def add_forwarding_address(stores: Stores, account_id: str, email: str, name: str = "", *,
+                           kind: AddressKind | str = AddressKind.FORWARDING) -> SupportAddress:
+    """Add an address reached by standard forwarding: the only creation path the HTTP API may use."""
+    if AddressKind(kind) is not AddressKind.FORWARDING:
+        raise RuleViolation(
+            "SMTP connector addresses cannot be created through the API: only the admin path, which carries the "
+            "credentials, creates them",
+            rule="connector_requires_admin_path",
+            action="Use `relaydesk addresses connect EMAIL --account ID ...` (credentials are read from stdin).")
+    account = stores.directory.get_account(account_id)
+    email = _normalise(email)
+    _refuse_system_address(stores, email, account)
+    _refuse_existing(stores, email, account, connecting=False)
+    address = SupportAddress(email=email, account_id=account_id, name=name or account.display_name,
+                             kind=AddressKind.FORWARDING)
+    _create(stores, address)
+    return address
+
+
+def _create(stores: Stores, address: SupportAddress) -> None:
+    try:
+        stores.directory.create_address(address)
+    except ConflictError:
+        # Lost a race with another admin: the uniqueness rule still holds, say which rule.
+        raise RuleViolation(f"{address.email} is already a support address", rule="address_in_use",
+                            action="An address can belong to one account only.") from None
+
+
+def connect_address(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials, name: str = "", *,
+                    checker: Checker = run_live_check, on_step: Callable[..., None] | None = None,
+                    ) -> tuple[SupportAddress, LiveCheckReport]:
+    """Rules, then a live check, then the secret, then the address in state `pending`. Nothing is saved on failure."""
+    account = stores.directory.get_account(account_id)
+    email = _normalise(email)
+    _refuse_system_address(stores, email, account)
+    _refuse_existing(stores, email, account, connecting=True)
+    if not account.settings.ccs_and_followers_enabled:
+        raise RuleViolation(
+            "the SMTP connector requires the account's CCs and followers to be enabled",
+            rule="ccs_and_followers_required",
+            action=f"Run `relaydesk accounts settings {account_id} --ccs-and-followers on`, then connect again.")
+    report = checker(credentials, sender=email, on_step=on_step)
+    if not report.ok:
+        raise report.to_error()
+    secret_arn = _create_secret(stores, account_id, email, credentials)
+    address = SupportAddress(
+        email=email, account_id=account_id, name=name or account.display_name, kind=AddressKind.SMTP_CONNECTOR,
+        connector=Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
+                            auth_kind=credentials.auth_kind, secret_arn=secret_arn, state=ConnectorState.PENDING))
+    try:
+        _create(stores, address)
+    except RuleViolation:
+        stores.secrets.schedule_deletion(secret_arn, SECRET_RECOVERY_DAYS)
+        raise
+    return address, report
+
+
+def _create_secret(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials) -> str:
+    name = secret_name(stores, account_id, email)
+    tags = {TAG_ACCOUNT: account_id, TAG_ADDRESS: email}
+    try:
+        return stores.secrets.create(name, credentials.to_secret_string(), tags)
+    except ConflictError:
+        # The secret of an earlier, deleted connection of this address still exists (recovery window): reuse it
+        # with the new credentials as its current version.
+        restore = getattr(stores.secrets, "restore", None)
+        if restore is not None:
+            restore(name)
+        stores.secrets.put_version(name, credentials.to_secret_string(), ["AWSCURRENT"])
+        return name
+
+
+# --- changing addresses -------------------------------------------------------------------------------------------
+
+def get_address(stores: Stores, email: str) -> SupportAddress:
+    address = stores.directory.get_address(email.strip().lower())
+    if address is None:
+        raise NotFoundError(f"{email} is not a support address",
+                            action="List the account's addresses with `relaydesk addresses list --account ID`.")
+    return address
+
+
+def _save(stores: Stores, address: SupportAddress) -> SupportAddress:
+    address.updated_at = utcnow()
+    stores.directory.put_address(address)
+    return address
+
+
+def set_default(stores: Stores, email: str) -> SupportAddress:
+    """Make the address the account's default; only when its forwarding and outbound are both verified."""
+    address = get_address(stores, email)
+    missing = [what for what, check in (("forwarding", address.forwarding), ("outbound", address.outbound))
+               if check.status is not VerificationStatus.VERIFIED]
+    if address.connector is not None and address.connector.state is not ConnectorState.ACTIVE:
+        missing.append(f"the connector is {address.connector.state.value}")
+    if missing:
+        raise RuleViolation(
+            f"{address.email} cannot become the default yet: not verified: {', '.join(missing)}",
+            rule="default_requires_verification",
+            action=f"Run `relaydesk addresses verify {address.email}` until both are verified; a default address "
+                   "that does not work can lock you out of password resets.")
+    for other in stores.directory.list_addresses(address.account_id):
+        if other.is_default and other.email != address.email:
+            other.is_default = False
+            _save(stores, other)
+    address.is_default = True
+    return _save(stores, address)
+
+
+def update_address(stores: Stores, email: str, *, name: str | None = None,
+                   is_default: bool | None = None) -> SupportAddress:
+    """The API's PUT: the name, and the default flag (true only when verified; false is refused, see below)."""
+    address = get_address(stores, email)
+    if is_default is False and address.is_default:
+        raise RuleViolation(f"{address.email} is the default address; an account always has one",
+                            rule="default_required", action="Make another verified address the default instead.")
+    if name is not None:
+        address.name = name
+        address = _save(stores, address)
+    if is_default:
+        address = set_default(stores, address.email)
+    return address
+
+
+def _connector_address(stores: Stores, email: str) -> SupportAddress:
+    address = get_address(stores, email)
+    if address.kind is not AddressKind.SMTP_CONNECTOR or address.connector is None:
+        raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
+                            action="Only connector addresses can be disabled, enabled or rotated.")
+    return address
+
+
+def disable(stores: Stores, email: str) -> SupportAddress:
+    """Stop the connector: tickets keep updating, notifications leave through the default outbound (SES)."""
+    address = _connector_address(stores, email)
+    assert address.connector is not None
+    address.connector.state = ConnectorState.DISABLED
+    address.connector.held_since = None
+    address = _save(stores, address)
+    # Anything held for bad credentials now goes out through the default outbound.
+    release_held_notifications(stores, address.email)
+    return address
+
+
+def enable(stores: Stores, email: str) -> SupportAddress:
+    """Turn the connector on again: `pending` until outbound is verified again (`relaydesk addresses verify`)."""
+    address = _connector_address(stores, email)
+    assert address.connector is not None
+    if address.connector.state is not ConnectorState.DISABLED:
+        raise ConflictError(f"{address.email} is not disabled (state {address.connector.state.value})")
+    address.connector.state = ConnectorState.PENDING
+    address.outbound = Verification()
+    address.last_error = None
+    address = _save(stores, address)
+    release_held_notifications(stores, address.email)
+    return address
+
+
+def delete_address(stores: Stores, email: str) -> SupportAddress:
+    """Remove one address and schedule its secret's deletion (recoverable for SECRET_RECOVERY_DAYS days)."""
+    address = get_address(stores, email)
+    if address.kind is AddressKind.SYSTEM:
+        raise RuleViolation(f"{address.email} is the account's system address and cannot be removed",
+                            rule="system_address")
+    if address.is_default:
+        raise RuleViolation(f"{address.email} is the default address",
+                            rule="default_required",
+                            action="Make another verified address the default (`relaydesk addresses set-default`) "
+                                   "before removing this one.")
+    stores.directory.delete_address(address.email)
+    if address.connector is not None:
+        try:
+            stores.secrets.schedule_deletion(address.connector.secret_arn, SECRET_RECOVERY_DAYS)
+        except NotFoundError:
+            pass  # already gone: the address is removed either way
+    return address
+
+
+def release_held_notifications(stores: Stores, email: str) -> None:
+    """Hand notifications held for this address back to the relay (RELAY's hook; absent until it lands)."""
+    try:
+        from relaydesk.outbound.hold import release_held  # lazy: owned by the relay, optional here
+    except ImportError:
+        return
+    release_held(stores, email)
