@@ -197,9 +197,7 @@ def _create_secret(stores: Stores, account_id: str, email: str, credentials: Smt
     except ConflictError:
         # The secret of an earlier, deleted connection of this address still exists (recovery window): reuse it
         # with the new credentials as its current version.
-        restore = getattr(stores.secrets, "restore", None)
-        if restore is not None:
-            restore(name)
+        stores.secrets.restore(name)
         stores.secrets.put_version(name, credentials.to_secret_string(), ["AWSCURRENT"])
         return name
 

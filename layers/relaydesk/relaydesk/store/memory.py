@@ -180,6 +180,9 @@ class MemorySecrets:
     def schedule_deletion(self, secret_id: str, recovery_days: int = 7) -> None:
         self.deleted.add(secret_id)
 
+    def restore(self, secret_id: str) -> None:
+        self.deleted.discard(secret_id)
+
     def pending_value(self, secret_id: str) -> str | None:
         version = self.stages.get(secret_id, {}).get(PENDING)
         return self.versions[secret_id][version] if version else None

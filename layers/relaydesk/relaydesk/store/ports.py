@@ -65,6 +65,7 @@ class SecretStore(Protocol):
     def move_stage(self, secret_id: str, stage: str, to_version: str | None, from_version: str | None) -> None: ...
     def describe_stages(self, secret_id: str) -> dict[str, list[str]]: ...  # version id -> stages
     def schedule_deletion(self, secret_id: str, recovery_days: int = 7) -> None: ...
+    def restore(self, secret_id: str) -> None: ...  # cancels a scheduled deletion
 
 
 class NotificationQueue(Protocol):

@@ -33,7 +33,10 @@ class SecretsManagerStore:
         try:
             return self._client.create_secret(**kwargs)["ARN"]
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ResourceExistsException":
+            code = error.response.get("Error", {}).get("Code")
+            # A secret scheduled for deletion keeps its name until the recovery window ends.
+            scheduled = code == "InvalidRequestException" and "deletion" in str(error).lower()
+            if code == "ResourceExistsException" or scheduled:
                 raise ConflictError("a connector secret for this address exists already") from None
             raise
 
@@ -61,3 +64,6 @@ class SecretsManagerStore:
 
     def schedule_deletion(self, secret_id: str, recovery_days: int = 7) -> None:
         self._client.delete_secret(SecretId=secret_id, RecoveryWindowInDays=recovery_days)
+
+    def restore(self, secret_id: str) -> None:
+        self._client.restore_secret(SecretId=secret_id)
