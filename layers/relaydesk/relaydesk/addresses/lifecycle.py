@@ -161,7 +161,7 @@ def _create(stores: Stores, address: SupportAddress) -> None:
 
 
 def connect_address(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials, name: str = "", *,
-                    checker: Checker = run_live_check, on_step: Callable[..., None] | None = None,
+                    checker: Checker | None = None, on_step: Callable[..., None] | None = None,
                     ) -> tuple[SupportAddress, LiveCheckReport]:
     """Rules, then a live check, then the secret, then the address in state `pending`. Nothing is saved on failure."""
     account = stores.directory.get_account(account_id)
@@ -173,7 +173,7 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
             "the SMTP connector requires the account's CCs and followers to be enabled",
             rule="ccs_and_followers_required",
             action=f"Run `relaydesk accounts settings {account_id} --ccs-and-followers on`, then connect again.")
-    report = checker(credentials, sender=email, on_step=on_step)
+    report = (checker or run_live_check)(credentials, sender=email, on_step=on_step)
     if not report.ok:
         raise report.to_error()
     secret_arn = _create_secret(stores, account_id, email, credentials)

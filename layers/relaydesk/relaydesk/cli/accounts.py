@@ -1,0 +1,93 @@
+"""`relaydesk accounts ...`: create an account, show it, change the settings the connector depends on."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from relaydesk.accounts import Account, AccountKind, system_address
+from relaydesk.addresses import lifecycle
+from relaydesk.cli import context
+from relaydesk.cli.addresses import add_json_flag, on_off
+from relaydesk.cli.output import EXIT_OK, emit
+
+
+def account_view(account: Account, mail_domain: str, address_count: int | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "account_id": account.account_id,
+        "subdomain": account.subdomain,
+        "name": account.name,
+        "kind": account.kind.value,
+        "system_address": system_address(account.subdomain, mail_domain),
+        "ccs_and_followers": "on" if account.settings.ccs_and_followers_enabled else "off",
+        "include_attachments": "on" if account.settings.include_attachments_in_email else "off",
+        "created_at": account.created_at.isoformat(),
+    }
+    if address_count is not None:
+        view["support_addresses"] = address_count
+    return view
+
+
+def _json_view(account: Account, mail_domain: str, address_count: int | None = None) -> dict[str, Any]:
+    data = account.model_dump(mode="json")
+    data["system_address"] = system_address(account.subdomain, mail_domain)
+    if address_count is not None:
+        data["support_addresses"] = address_count
+    return data
+
+
+def _emit(args: argparse.Namespace, account: Account, mail_domain: str, address_count: int | None = None) -> None:
+    if args.json:
+        emit(_json_view(account, mail_domain, address_count), as_json=True)
+    else:
+        emit(account_view(account, mail_domain, address_count), as_json=False)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    account, _ = lifecycle.create_account(stores, args.subdomain, args.name or "", args.kind)
+    _emit(args, account, stores.settings.mail_domain)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    account = stores.directory.get_account(args.account_id)
+    _emit(args, account, stores.settings.mail_domain, len(stores.directory.list_addresses(account.account_id)))
+    return EXIT_OK
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    account = lifecycle.update_account_settings(stores, args.account_id,
+                                                ccs_and_followers_enabled=args.ccs_and_followers,
+                                                include_attachments_in_email=args.include_attachments)
+    _emit(args, account, stores.settings.mail_domain)
+    return EXIT_OK
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    parser = groups.add_parser("accounts", help="help desk accounts and their settings")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sub = commands.add_parser("create", help="create an account and its system address")
+    sub.add_argument("--subdomain", required=True, help="one DNS label: the system address is support@<it>.<domain>")
+    sub.add_argument("--name", help="display name")
+    sub.add_argument("--kind", choices=[k.value for k in AccountKind], default=AccountKind.SANDBOX.value,
+                     help="test the connector in a sandbox account first (default %(default)s)")
+    add_json_flag(sub)
+    sub.set_defaults(func=cmd_create)
+
+    sub = commands.add_parser("show", help="one account: kind, system address, settings")
+    sub.add_argument("account_id")
+    add_json_flag(sub)
+    sub.set_defaults(func=cmd_show)
+
+    sub = commands.add_parser("settings", help="show or change the settings the connector depends on")
+    sub.add_argument("account_id")
+    sub.add_argument("--ccs-and-followers", type=on_off, metavar="on|off",
+                     help="CCs and followers (required on for the SMTP connector)")
+    sub.add_argument("--include-attachments", type=on_off, metavar="on|off",
+                     help="attach files to notifications (off is advised with Microsoft 365)")
+    add_json_flag(sub)
+    sub.set_defaults(func=cmd_settings)

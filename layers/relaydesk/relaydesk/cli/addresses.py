@@ -1,0 +1,281 @@
+"""`relaydesk addresses ...`: connect, verify, set the default, rotate, disable, enable and delete support addresses.
+
+Passwords are read from standard input (--password-stdin) or a hidden prompt, never from the command line, and are
+never printed. Live-check steps and verification progress go to stderr as they happen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+from relaydesk.addresses import lifecycle, verification
+from relaydesk.addresses.live_check import CheckStep
+from relaydesk.addresses.model import SupportAddress, VerificationStatus
+from relaydesk.addresses.presets import PRESETS
+from relaydesk.addresses.presets import resolve as resolve_preset
+from relaydesk.cli import context
+from relaydesk.cli.output import EXIT_OK, EXIT_VERIFY_TIMEOUT, emit, print_table, progress
+from relaydesk.credentials import SmtpCredentials, TlsMode
+from relaydesk.errors import ConfigurationError
+
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+
+
+# --- helpers shared by the ADDRESSES command groups -----------------------------------------------------------------
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """Accept --json after the subcommand too (`relaydesk accounts create ... --json`), as scripts write it."""
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+
+
+def on_off(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("on", "true", "yes", "1"):
+        return True
+    if lowered in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, not {value!r}")
+
+
+def when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+def read_password(args: argparse.Namespace, prompt: str = "SMTP password: ") -> str:
+    """From stdin with --password-stdin (one line, newline stripped), else a hidden prompt on a terminal."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(prompt)
+    else:
+        raise ConfigurationError("no password given",
+                                 action="Pipe it with --password-stdin, or run the command in a terminal to be "
+                                        "prompted. A password is never accepted as an argument.")
+    if not password:
+        raise ConfigurationError("the password is empty", action="Give the mailbox's SMTP password.")
+    return password
+
+
+def read_ca_bundle(path: str | None) -> str | None:
+    if not path:
+        return None
+    text = Path(path).read_text(encoding="ascii")
+    if PEM_CERTIFICATE not in text:
+        raise ConfigurationError(f"{path} holds no PEM certificate", action="Pass the CA certificate(s) as PEM.")
+    return text
+
+
+def print_step(step: CheckStep) -> None:
+    mark = "ok  " if step.ok else "FAIL"
+    progress(f"  [{mark}] {step.name:<11} {step.detail} ({step.elapsed_ms:.0f} ms)")
+
+
+# --- views -------------------------------------------------------------------------------------------------------
+
+def address_row(address: SupportAddress) -> dict[str, str]:
+    connector = address.connector
+    return {
+        "email": address.email,
+        "kind": address.kind.value,
+        "connector": f"{connector.state.value} ({connector.host}:{connector.port})" if connector else "-",
+        "forwarding": address.forwarding.status.value,
+        "outbound": address.outbound.status.value,
+        "default": "yes" if address.is_default else "",
+        "name": address.name,
+    }
+
+
+def address_view(address: SupportAddress) -> dict[str, Any]:
+    """Everything an admin checks about an address; there are no credentials on the model to leak."""
+    view: dict[str, Any] = {
+        "email": address.email,
+        "account_id": address.account_id,
+        "name": address.name,
+        "kind": address.kind.value,
+        "default": address.is_default,
+        "forwarding": address.forwarding.status.value,
+        "forwarding_verified_at": when(address.forwarding.verified_at),
+        "forwarding_started_at": when(address.forwarding.started_at),
+        "forwarding_error": address.forwarding.error or "-",
+        "outbound": address.outbound.status.value,
+        "outbound_verified_at": when(address.outbound.verified_at),
+        "outbound_started_at": when(address.outbound.started_at),
+        "outbound_error": address.outbound.error or "-",
+        "last_error": address.last_error or "-",
+        "dkim": "on" if address.dkim.enabled else "off",
+        "updated_at": when(address.updated_at),
+    }
+    if address.connector is not None:
+        view.update({
+            "connector_state": address.connector.state.value,
+            "smarthost": f"{address.connector.host}:{address.connector.port}",
+            "tls": address.connector.tls_mode.value,
+            "secret": address.connector.secret_arn,
+        })
+    return view
+
+
+def emit_address(args: argparse.Namespace, address: SupportAddress) -> None:
+    if args.json:
+        emit(address.model_dump(mode="json"), as_json=True)
+    else:
+        emit(address_view(address), as_json=False)
+
+
+# --- commands ----------------------------------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    stores.directory.get_account(args.account)  # NotFoundError for a mistyped id, not an empty table
+    addresses = sorted(stores.directory.list_addresses(args.account), key=lambda a: (a.kind.value, a.email))
+    if args.json:
+        emit([a.model_dump(mode="json") for a in addresses], as_json=True)
+    else:
+        print_table([address_row(a) for a in addresses],
+                    ["email", "kind", "connector", "forwarding", "outbound", "default", "name"])
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    emit_address(args, lifecycle.get_address(stores, args.email))
+    return EXIT_OK
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    host, port, tls_mode = resolve_preset(args.preset, host=args.host, port=args.port, tls_mode=args.tls,
+                                          region=args.region)
+    credentials = SmtpCredentials(host=host, port=port, tls_mode=tls_mode, username=args.username,
+                                  password=read_password(args), ca_bundle_pem=read_ca_bundle(args.ca_bundle))
+    stores = context.load_stores(args)
+    progress(f"live check of {host}:{port} ({tls_mode.value}) as {args.username}:")
+    address, _ = lifecycle.connect_address(stores, args.account, args.email, credentials, args.name or "",
+                                           on_step=print_step)
+    progress(f"connected {address.email}: connector pending. Next: relaydesk addresses verify {address.email}")
+    emit_address(args, address)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    address = verification.verify(stores, args.email, timeout=args.timeout, poll=args.poll, on_progress=progress)
+    emit_address(args, address)
+    if verification.is_verified(address):
+        progress(f"{address.email}: forwarding and outbound verified")
+        return EXIT_OK
+    for direction, check in (("forwarding", address.forwarding), ("outbound", address.outbound)):
+        if check.status is VerificationStatus.FAILED:
+            progress(f"{direction} verification failed: {check.error}")
+    progress(f"fix the cause, then run `relaydesk addresses verify {address.email}` again")
+    return EXIT_VERIFY_TIMEOUT
+
+
+def cmd_set_default(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    emit_address(args, lifecycle.set_default(stores, args.email))
+    return EXIT_OK
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    try:
+        from relaydesk.addresses.rotation import stage_rotation  # ROTATION's module
+    except ImportError:
+        raise ConfigurationError("credential rotation is not available in this build") from None
+    stores = context.load_stores(args)
+    address = lifecycle.get_address(stores, args.email)
+    if address.connector is None:
+        raise ConfigurationError(f"{address.email} has no connector credentials to rotate")
+    current = SmtpCredentials.model_validate_json(stores.secrets.get(address.connector.secret_arn).value)
+    changes: dict[str, Any] = {"password": read_password(args, "new SMTP password: ")}
+    if args.username:
+        changes["username"] = args.username
+    if args.ca_bundle:
+        changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
+    new_credentials = SmtpCredentials.model_validate({**current.model_dump(), **changes})
+    progress(f"staging new credentials for {address.email} and starting the rotation")
+    result = stage_rotation(stores, address.email, new_credentials)
+    view = {"email": address.email, "rotation": "started"}
+    if isinstance(result, dict):
+        view.update({k: v for k, v in result.items() if "password" not in k.lower()})
+    elif isinstance(result, str):
+        view["version_id"] = result
+    elif hasattr(result, "model_dump"):
+        view.update(result.model_dump(mode="json", exclude={"password", "credentials"}))
+    emit(view, as_json=args.json)
+    progress("the rotation function tests the new credentials with a real SMTP AUTH before promoting them")
+    return EXIT_OK
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    address = lifecycle.disable(stores, args.email)
+    progress(f"{address.email}: connector disabled; notifications now leave through Relaydesk's default outbound")
+    emit_address(args, address)
+    return EXIT_OK
+
+
+def cmd_enable(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    address = lifecycle.enable(stores, args.email)
+    progress(f"{address.email}: connector pending until outbound is verified again: "
+             f"relaydesk addresses verify {address.email}")
+    emit_address(args, address)
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    address = lifecycle.delete_address(stores, args.email)
+    secret = " and its secret is scheduled for deletion" if address.connector else ""
+    progress(f"{address.email} removed{secret}")
+    emit({"email": address.email, "deleted": True}, as_json=args.json)
+    return EXIT_OK
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    parser = groups.add_parser("addresses", help="support addresses: connect, verify, rotate, disable, delete")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func: Any, help_text: str, *, email: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if email:
+            sub.add_argument("email", help="the support address")
+        add_json_flag(sub)
+        sub.set_defaults(func=func)
+        return sub
+
+    sub = command("list", cmd_list, "the account's support addresses", email=False)
+    sub.add_argument("--account", required=True, help="account id")
+    command("show", cmd_show, "one address: kind, connector state, verification, last error")
+
+    sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)")
+    sub.add_argument("--account", required=True, help="account id")
+    sub.add_argument("--preset", choices=sorted(PRESETS), default="generic", help="provider preset")
+    sub.add_argument("--host", help="smarthost (overrides the preset)")
+    sub.add_argument("--port", type=int, help="587 for STARTTLS, 465 for implicit TLS")
+    sub.add_argument("--tls", choices=[m.value for m in TlsMode], help="starttls (default) or implicit")
+    sub.add_argument("--region", help="AWS region of the amazon-ses preset")
+    sub.add_argument("--username", required=True, help="the mailbox that signs in")
+    sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    sub.add_argument("--ca-bundle", metavar="FILE", help="PEM CA bundle of a private smarthost")
+    sub.add_argument("--name", help="display name of the address")
+
+    sub = command("verify", cmd_verify, "verify forwarding, then outbound; waits with progress, can be run again")
+    sub.add_argument("--timeout", type=float, default=verification.DEFAULT_TIMEOUT_SECONDS,
+                     help="seconds to wait for each test mail (default %(default)s)")
+    sub.add_argument("--poll", type=float, default=verification.POLL_SECONDS, help=argparse.SUPPRESS)
+
+    command("set-default", cmd_set_default, "make a verified address the account's default")
+
+    sub = command("rotate", cmd_rotate, "stage new credentials as AWSPENDING and start the rotation")
+    sub.add_argument("--username", help="a new username (default: keep the current one)")
+    sub.add_argument("--password-stdin", action="store_true", help="read the new password from standard input")
+    sub.add_argument("--ca-bundle", metavar="FILE", help="a new PEM CA bundle")
+
+    command("disable", cmd_disable, "stop the connector; notifications fall back to the default outbound")
+    command("enable", cmd_enable, "turn the connector on again (outbound must be verified again)")
+    command("delete", cmd_delete, "remove one address and schedule its secret's deletion")
