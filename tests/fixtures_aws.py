@@ -1,1 +1,44 @@
-"""Fixture: every AWS resource of template.yaml, created in moto (owned by INFRA)."""
+"""Fixtures: every data resource of template.yaml, created in moto, and the environment the functions would get
+(owned by INFRA). Each test gets a fresh moto account, so no state leaks between tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+
+
+def _clear_caches() -> None:
+    from relaydesk.config import get_settings
+    from relaydesk.wiring import aws_stores
+
+    get_settings.cache_clear()
+    aws_stores.cache_clear()
+
+
+@pytest.fixture
+def aws_stack_env(monkeypatch: pytest.MonkeyPatch):
+    """moto running, template.yaml provisioned in it; yields the RELAYDESK_* (and POWERTOOLS_*) environment, set."""
+    import boto3
+    from moto import mock_aws
+
+    from local.aws_resources import provision
+
+    with mock_aws():
+        env = provision(boto3.session.Session(), template_path=TEMPLATE)
+        for name, value in env.items():
+            if name.startswith("RELAYDESK_"):  # POWERTOOLS_* stay as tests/conftest.py sets them
+                monkeypatch.setenv(name, value)
+        _clear_caches()
+        yield env
+        _clear_caches()
+
+
+@pytest.fixture
+def aws_stack(aws_stack_env):
+    """The `Stores` backed by moto resources built from template.yaml (aws_stores(), caches cleared)."""
+    from relaydesk.wiring import aws_stores
+
+    return aws_stores()

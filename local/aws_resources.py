@@ -1,0 +1,339 @@
+"""Creates template.yaml's data resources wherever a boto3 session points (moto in-process or moto server) and returns
+the RELAYDESK_* environment the functions would receive. Every name, key, index, TTL and redrive comes from the
+template itself: there is no second list of resources to keep in step."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PARAMETERS = {"MailDomain": "mail.relaydesk.test", "Environment": "sandbox"}
+_NO_VALUE = object()  # AWS::NoValue: the property or list item disappears
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !GetAtt, !Sub, !If, ...) turned into their long forms."""
+
+
+def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _short_tag)
+
+
+def load_template(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=_CloudFormationLoader)  # noqa: S506  # a SafeLoader subclass
+
+
+class _Unresolved(Exception):
+    """A reference to a resource not created yet; the resource waits for a later pass."""
+
+
+def _kebab(logical_id: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id).lower()
+
+
+class _Stack:
+    """The template with parameters, pseudo parameters and the physical ids of what has been created so far."""
+
+    def __init__(self, template: dict, parameters: dict[str, str], name: str, region: str, account: str) -> None:
+        self.template = template
+        self.name, self.region, self.account = name, region, account
+        declared = template.get("Parameters", {})
+        self.parameters = {key: str(spec["Default"]) for key, spec in declared.items() if "Default" in spec}
+        self.parameters.update({key: value for key, value in parameters.items() if key in declared})
+        self.refs: dict[str, str] = {}
+        self.stand_ins: set[str] = set()
+        self.attributes: dict[tuple[str, str], str] = {}
+        self.pseudo = {"AWS::Region": region, "AWS::AccountId": account, "AWS::StackName": name,
+                       "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": _NO_VALUE}
+
+    def physical_name(self, logical_id: str) -> str:
+        return f"{self.name}-{_kebab(logical_id)}"
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template["Conditions"][name]))
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (self.resolve(v) for v in value) if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, argument), = value.items()
+            if key == "Ref" or key.startswith("Fn::") or key == "Condition":
+                return self._intrinsic(key, argument)
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def _intrinsic(self, key: str, argument: Any) -> Any:  # one branch per intrinsic
+        if key == "Ref":
+            return self._ref(argument)
+        if key == "Fn::GetAtt":
+            logical_id, attribute = argument
+            if (logical_id, attribute) not in self.attributes:
+                raise _Unresolved(logical_id)
+            return self.attributes[(logical_id, attribute)]
+        if key == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            return self._sub(text, self.resolve(variables))
+        if key == "Fn::If":
+            name, if_true, if_false = argument
+            return self.resolve(if_true if self.condition(name) else if_false)
+        if key == "Condition":
+            return self.condition(argument)
+        if key == "Fn::Equals":
+            left, right = self.resolve(argument)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self.resolve(argument)[0]
+        if key == "Fn::And":
+            return all(self.resolve(argument))
+        if key == "Fn::Or":
+            return any(self.resolve(argument))
+        if key == "Fn::FindInMap":
+            mapping, top, second = self.resolve(argument)
+            return self.template["Mappings"][mapping][top][second]
+        if key == "Fn::Join":
+            separator, items = self.resolve(argument)
+            return separator.join(str(item) for item in items)
+        if key == "Fn::Select":
+            index, items = self.resolve(argument)
+            return items[int(index)]
+        if key == "Fn::Split":
+            separator, text = self.resolve(argument)
+            return text.split(separator)
+        raise NotImplementedError(f"intrinsic {key} is not understood by local/aws_resources.py")
+
+    def _ref(self, name: str) -> Any:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.refs:
+            return self.refs[name]
+        raise _Unresolved(name)
+
+    def _sub(self, text: str, variables: dict[str, Any]) -> str:
+        def replace(match: re.Match) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                return str(self._intrinsic("Fn::GetAtt", name.split(".", 1)))
+            return str(self._ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+
+# ---------------------------------------------------------------- one creator per resource type
+
+
+def _create_kms_key(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    kms = session.client("kms")
+    key = kms.create_key(Description=props.get("Description", logical_id),
+                         Policy=json.dumps(props["KeyPolicy"]))["KeyMetadata"]
+    stack.refs[logical_id] = key["KeyId"]
+    stack.attributes[(logical_id, "Arn")] = key["Arn"]
+    stack.attributes[(logical_id, "KeyId")] = key["KeyId"]
+
+
+def _create_kms_alias(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    session.client("kms").create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
+    stack.refs[logical_id] = props["AliasName"]
+
+
+def _create_table(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    dynamodb = session.client("dynamodb")
+    name = props.get("TableName") or stack.physical_name(logical_id)
+    kwargs: dict[str, Any] = {"TableName": name, "AttributeDefinitions": props["AttributeDefinitions"],
+                              "KeySchema": props["KeySchema"], "BillingMode": props.get("BillingMode", "PROVISIONED")}
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    sse = props.get("SSESpecification")
+    if sse:
+        kwargs["SSESpecification"] = {"Enabled": bool(sse.get("SSEEnabled")),
+                                      **({"SSEType": sse["SSEType"]} if "SSEType" in sse else {}),
+                                      **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {})}
+    table = dynamodb.create_table(**kwargs)["TableDescription"]
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+            "AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])})
+    pitr = props.get("PointInTimeRecoverySpecification", {})
+    if pitr.get("PointInTimeRecoveryEnabled"):
+        dynamodb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+            "PointInTimeRecoveryEnabled": True})
+    stack.refs[logical_id] = name
+    stack.attributes[(logical_id, "Arn")] = table["TableArn"]
+
+
+def _create_bucket(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    s3 = session.client("s3")
+    name = props.get("BucketName") or stack.physical_name(logical_id)
+    kwargs: dict[str, Any] = {"Bucket": name}
+    if stack.region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": stack.region}
+    s3.create_bucket(**kwargs)
+    if "BucketEncryption" in props:
+        # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
+        rules = [{("Apply" + key if key == "ServerSideEncryptionByDefault" else key): value
+                  for key, value in rule.items()}
+                 for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+    if "VersioningConfiguration" in props:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={
+            "Status": props["VersioningConfiguration"]["Status"]})
+    stack.refs[logical_id] = name
+    stack.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
+    stack.attributes[(logical_id, "DomainName")] = f"{name}.s3.amazonaws.com"
+
+
+_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize",
+                     "ReceiveMessageWaitTimeSeconds", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds",
+                     "SqsManagedSseEnabled", "FifoQueue", "ContentBasedDeduplication", "RedrivePolicy",
+                     "RedriveAllowPolicy")
+
+
+def _create_queue(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    sqs = session.client("sqs")
+    name = props.get("QueueName") or stack.physical_name(logical_id) + (".fifo" if props.get("FifoQueue") else "")
+    attributes = {}
+    for key in _QUEUE_ATTRIBUTES:
+        if key in props:
+            value = props[key]
+            attributes[key] = json.dumps(value) if isinstance(value, dict) else str(value).lower() if isinstance(
+                value, bool) else str(value)
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stack.refs[logical_id] = url
+    stack.attributes.update({(logical_id, "Arn"): arn, (logical_id, "QueueName"): name,
+                             (logical_id, "QueueUrl"): url})
+
+
+def _create_ses_identity(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    identity = props["EmailIdentity"]
+    ses = session.client("ses")
+    if "@" in identity:
+        ses.verify_email_identity(EmailAddress=identity)
+    else:
+        ses.verify_domain_identity(Domain=identity)  # moto verifies at once, so send_raw_email works
+    stack.refs[logical_id] = identity
+
+
+def _create_rule_set(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    name = props.get("RuleSetName") or stack.physical_name(logical_id)
+    ses = session.client("ses")
+    ses.create_receipt_rule_set(RuleSetName=name)
+    ses.set_active_receipt_rule_set(RuleSetName=name)  # the operator's manual step after deploy (docs/DEPLOY.md)
+    stack.refs[logical_id] = name
+
+
+def _create_receipt_rule(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    rule = dict(props["Rule"])
+    # No Lambda exists in moto; the local inbound MX invokes the handler itself, as SES's Lambda action would.
+    rule["Actions"] = [action for action in rule.get("Actions", []) if "LambdaAction" not in action]
+    session.client("ses").create_receipt_rule(RuleSetName=props["RuleSetName"], Rule=rule)
+    stack.refs[logical_id] = rule["Name"]
+
+
+_CREATORS: dict[str, Callable[[Any, _Stack, str, dict], None]] = {
+    "AWS::KMS::Key": _create_kms_key,
+    "AWS::KMS::Alias": _create_kms_alias,
+    "AWS::DynamoDB::Table": _create_table,
+    "AWS::S3::Bucket": _create_bucket,
+    "AWS::SQS::Queue": _create_queue,
+    "AWS::SES::EmailIdentity": _create_ses_identity,
+    "AWS::SES::ReceiptRuleSet": _create_rule_set,
+    "AWS::SES::ReceiptRule": _create_receipt_rule,
+}
+
+
+def _stand_in_for_code(stack: _Stack, logical_id: str, resource_type: str) -> None:
+    """Functions, APIs, log groups: not created locally, but their Ref/Arn must resolve where the template uses them."""
+    name = stack.physical_name(logical_id)
+    stack.stand_ins.add(logical_id)
+    stack.refs[logical_id] = name
+    service = resource_type.split("::")[1].lower().replace("serverless", "lambda")
+    kind = "function" if "Function" in resource_type else _kebab(resource_type.split("::")[-1])
+    stack.attributes[(logical_id, "Arn")] = f"arn:aws:{service}:{stack.region}:{stack.account}:{kind}:{name}"
+
+
+def _create_all(session: Any, stack: _Stack) -> None:
+    pending = {}
+    for logical_id, resource in stack.template["Resources"].items():
+        if "Condition" in resource and not stack.condition(resource["Condition"]):
+            continue
+        if resource["Type"] in _CREATORS:
+            pending[logical_id] = resource
+        else:
+            _stand_in_for_code(stack, logical_id, resource["Type"])
+    while pending:  # a resource waits until what it references exists (e.g. a queue for its dead-letter queue)
+        progressed = False
+        for logical_id, resource in list(pending.items()):
+            try:
+                props = stack.resolve(resource.get("Properties", {}))
+            except _Unresolved:
+                continue
+            _CREATORS[resource["Type"]](session, stack, logical_id, props)
+            del pending[logical_id]
+            progressed = True
+        if not progressed:
+            raise ValueError(f"template.yaml: cannot resolve the references of {sorted(pending)}")
+
+
+def _environment(stack: _Stack) -> dict[str, str]:
+    from relaydesk.cli.context import STACK_OUTPUTS
+
+    template = stack.template
+    env = {key: str(value) for key, value in stack.resolve(
+        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})).items()}
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+            env.update({key: str(value) for key, value in stack.resolve(variables).items()
+                        if key.startswith("RELAYDESK_")})
+    # Outputs the CLI reads, except those naming code that does not exist locally (e.g. the rotation function).
+    for logical_id in stack.stand_ins:
+        stack.refs.pop(logical_id, None)
+        stack.attributes = {key: value for key, value in stack.attributes.items() if key[0] != logical_id}
+    for output_name, output in template.get("Outputs", {}).items():
+        if output_name in STACK_OUTPUTS:
+            try:
+                env.setdefault(STACK_OUTPUTS[output_name], str(stack.resolve(output["Value"])))
+            except _Unresolved:
+                continue
+    return env
+
+
+def provision(session: Any, *, template_path: Path = Path("template.yaml"), name_prefix: str = "relaydesk-local",
+              parameters: dict[str, str] | None = None) -> dict[str, str]:
+    """Create the template's tables, bucket, queues, KMS key and SES identity/rules; return the functions' env.
+
+    `name_prefix` plays the stack name. `parameters` override the template's (MailDomain, Environment, ...).
+    """
+    account = session.client("sts").get_caller_identity()["Account"]
+    stack = _Stack(load_template(template_path), {**DEFAULT_PARAMETERS, **(parameters or {})}, name_prefix,
+                   session.region_name or "us-east-1", account)
+    _create_all(session, stack)
+    return _environment(stack)
