@@ -4,9 +4,11 @@ template itself: there is no second list of resources to keep in step."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,26 @@ _CloudFormationLoader.add_multi_constructor("!", _short_tag)
 
 
 def load_template(path: Path) -> dict:
+    return copy.deepcopy(_load_cached(path.resolve(), path.stat().st_mtime_ns))
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: Path, mtime_ns: int) -> dict:  # mtime in the key: an edited template is read again
     return yaml.load(path.read_text(), Loader=_CloudFormationLoader)  # noqa: S506  # a SafeLoader subclass
+
+
+class _Clients:
+    """One boto3 client per service for the whole provisioning (creating clients is the slow part)."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._clients: dict[str, Any] = {}
+        self.region_name = session.region_name
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service)
+        return self._clients[service]
 
 
 class _Unresolved(Exception):
@@ -332,6 +353,7 @@ def provision(session: Any, *, template_path: Path = Path("template.yaml"), name
 
     `name_prefix` plays the stack name. `parameters` override the template's (MailDomain, Environment, ...).
     """
+    session = _Clients(session)
     account = session.client("sts").get_caller_identity()["Account"]
     stack = _Stack(load_template(template_path), {**DEFAULT_PARAMETERS, **(parameters or {})}, name_prefix,
                    session.region_name or "us-east-1", account)
