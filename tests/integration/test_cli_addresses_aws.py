@@ -1,0 +1,94 @@
+"""The admin CLI against the template's resources in moto: the secret really lands in Secrets Manager, KMS-encrypted
+and tagged, the address in DynamoDB, and deletion schedules the secret's removal."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import boto3
+import pytest
+from relaydesk.addresses import lifecycle
+from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
+from relaydesk.cli import main
+
+PASSWORD = "moto-Secret-Pa55"
+
+
+@pytest.fixture
+def cli(aws_stack, monkeypatch, capsys):
+    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def passing_live_check(monkeypatch):
+    # The SMTP side is exercised against a real local smarthost in test_addresses_live_check.py.
+    def check(credentials, *, sender=None, on_step=None, **_):
+        steps = [CheckStep(name=n, ok=True) for n in ("dns", "tcp", "starttls", "certificate", "auth")]
+        return LiveCheckReport(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
+                               steps=steps)
+
+    monkeypatch.setattr(lifecycle, "run_live_check", check)
+
+
+def connect(cli, account_id: str, password: str = PASSWORD):
+    return cli("addresses", "connect", "support@acme.com", "--account", account_id, "--host", "smtp.acme.com",
+               "--username", "support@acme.com", "--password-stdin", "--json", stdin=password + "\n")
+
+
+def test_connect_stores_one_kms_encrypted_tagged_secret(cli, aws_stack_env, passing_live_check):
+    code, out, _ = cli("accounts", "create", "--subdomain", "acme", "--name", "Acme", "--json")
+    account_id = json.loads(out)["account_id"]
+
+    code, out, err = connect(cli, account_id)
+
+    assert code == 0, err
+    address = json.loads(out)
+    client = boto3.client("secretsmanager")
+    described = client.describe_secret(SecretId=address["connector"]["secret_arn"])
+    assert described["Name"] == f"relaydesk/connector/{account_id}/support@acme.com"
+    assert described["KmsKeyId"] == aws_stack_env["RELAYDESK_CONNECTOR_KMS_KEY_ID"]
+    tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+    assert tags == {"relaydesk:account-id": account_id, "relaydesk:address": "support@acme.com"}
+    value = json.loads(client.get_secret_value(SecretId=described["ARN"])["SecretString"])
+    assert value["password"] == PASSWORD
+    assert PASSWORD not in out + err
+
+    code, out, _ = cli("--json", "addresses", "show", "support@acme.com")
+    assert json.loads(out)["connector"]["state"] == "pending"
+
+
+def test_delete_schedules_the_secret_and_reconnect_restores_it(cli, passing_live_check):
+    _, out, _ = cli("accounts", "create", "--subdomain", "acme", "--json")
+    account_id = json.loads(out)["account_id"]
+    secret = json.loads(connect(cli, account_id)[1])["connector"]["secret_arn"]
+
+    code, _, err = cli("addresses", "delete", "support@acme.com")
+    assert code == 0, err
+    client = boto3.client("secretsmanager")
+    assert "DeletedDate" in client.describe_secret(SecretId=secret)
+
+    code, out, err = connect(cli, account_id, password="the-new-one")
+    assert code == 0, err
+    value = json.loads(client.get_secret_value(SecretId=secret)["SecretString"])
+    assert value["password"] == "the-new-one"
+    assert "DeletedDate" not in client.describe_secret(SecretId=secret)
+
+
+def test_same_address_in_sandbox_and_production_is_refused(cli, passing_live_check):
+    _, out, _ = cli("accounts", "create", "--subdomain", "acme-sandbox", "--kind", "sandbox", "--json")
+    sandbox = json.loads(out)["account_id"]
+    _, out, _ = cli("accounts", "create", "--subdomain", "acme", "--kind", "production", "--json")
+    production = json.loads(out)["account_id"]
+    assert connect(cli, sandbox)[0] == 0
+
+    code, _, err = connect(cli, production)
+
+    assert code == 4
+    assert "already a support address in the sandbox account 'acme-sandbox'" in err
