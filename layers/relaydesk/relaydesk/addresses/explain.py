@@ -43,6 +43,11 @@ def explain_reply(code: int | None, reply: str, *, host: str = "", username: str
             "The mailbox that signs in is not allowed to send as the support address (5.7.60 SendAsDenied).",
             "Sign in as the support address's own mailbox, or grant Send As: `Add-RecipientPermission -Identity "
             "<support address> -Trustee <mailbox that signs in> -AccessRights SendAs`.")
+    if status == "5.7.520" or "does not allow external forwarding" in text:
+        return Explanation(
+            "Exchange Online blocked the automatic forward to Relaydesk (5.7.520): external forwarding is off.",
+            "In Microsoft 365 Defender > Policies > Anti-spam > Outbound policy, set Automatic forwarding rules to "
+            "On for the support mailbox.")
     if status == "5.7.9" or "application-specific password required" in text:
         return Explanation(
             "Google requires an app password for this account (534 5.7.9): the account password is refused "
