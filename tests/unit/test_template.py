@@ -1,0 +1,249 @@
+"""What an operator checks in template.yaml before deploying: retries, encryption, who may write, what each function
+may touch, and that the CLI finds every output it needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from local.aws_resources import load_template
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+DATA_SERVICES = ("dynamodb:", "s3:", "sqs:", "secretsmanager:", "kms:")
+# SAM policy templates whose every statement is scoped to the one resource named by their parameter.
+SCOPED_POLICY_TEMPLATES = {"DynamoDBCrudPolicy", "DynamoDBReadPolicy", "S3ReadPolicy", "S3CrudPolicy",
+                           "SQSSendMessagePolicy", "SQSPollerPolicy"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict:
+    return template["Resources"]
+
+
+def _of_type(resources: dict, resource_type: str) -> dict:
+    return {name: res for name, res in resources.items() if res["Type"] == resource_type}
+
+
+def _statements(function: dict) -> list[dict]:
+    return [statement for policy in function["Properties"].get("Policies", []) if "Statement" in policy
+            for statement in policy["Statement"]]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _sub_text(value) -> str:
+    """The text of a !Sub (either form), with a !FindInMap variable spelled out, so a test can read an ARN."""
+    text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+    for name, variable in variables.items():
+        mapping, top, second = variable["Fn::FindInMap"]
+        text = text.replace("${" + name + "}", load_template(TEMPLATE)["Mappings"][mapping][top][second])
+    return text
+
+
+def _relay_mapping(resources: dict) -> dict:
+    return resources["RelayFunction"]["Properties"]["Events"]["Notifications"]["Properties"]
+
+
+def test_notifications_visibility_timeout_outlasts_six_relay_timeouts_and_the_batching_window(template, resources):
+    relay_timeout = resources["RelayFunction"]["Properties"].get("Timeout", template["Globals"]["Function"]["Timeout"])
+    window = _relay_mapping(resources).get("MaximumBatchingWindowInSeconds", 0)
+
+    assert resources["NotificationsQueue"]["Properties"]["VisibilityTimeout"] >= 6 * relay_timeout + window
+
+
+def test_relay_reads_batches_of_ten_and_reports_only_the_failed_records(resources):
+    mapping = _relay_mapping(resources)
+
+    assert mapping["Queue"] == {"Fn::GetAtt": ["NotificationsQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+    assert 0 < mapping["MaximumBatchingWindowInSeconds"] <= 5
+
+
+def test_the_last_delivery_attempt_is_the_last_receive_before_the_dlq(template, resources):
+    redrive = resources["NotificationsQueue"]["Properties"]["RedrivePolicy"]
+    attempts = template["Globals"]["Function"]["Environment"]["Variables"]["RELAYDESK_MAX_DELIVERY_ATTEMPTS"]
+
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["NotificationsDlq", "Arn"]}
+    assert redrive["maxReceiveCount"] == int(attempts)
+
+
+def test_every_table_has_point_in_time_recovery_encryption_and_on_demand_billing(resources):
+    tables = _of_type(resources, "AWS::DynamoDB::Table")
+
+    assert set(tables) == {"TicketsTable", "DirectoryTable", "IdempotencyTable", "CountersTable"}
+    for name, table in tables.items():
+        props = table["Properties"]
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, name
+        assert props["SSESpecification"]["SSEEnabled"] is True, name
+        assert props["BillingMode"] == "PAY_PER_REQUEST", name
+
+
+def test_tables_expire_idempotency_records_and_counters(resources):
+    assert resources["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expiration", "Enabled": True}
+    assert resources["CountersTable"]["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expires_at", "Enabled": True}
+
+
+def test_queues_and_raw_mail_bucket_are_encrypted_with_the_data_key(resources):
+    for name in _of_type(resources, "AWS::SQS::Queue"):
+        assert resources[name]["Properties"]["KmsMasterKeyId"] == {"Ref": "DataKey"}, name
+    (rule,) = resources["RawMailBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms",
+                                                     "KMSMasterKeyID": {"Fn::GetAtt": ["DataKey", "Arn"]}}
+    assert resources["DataKey"]["Properties"]["EnableKeyRotation"] is True
+    assert all(resources["RawMailBucket"]["Properties"]["PublicAccessBlockConfiguration"].values())
+
+
+def test_only_ses_of_this_account_may_write_raw_mail_and_only_under_inbound(resources):
+    statements = resources["RawMailBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allows = [statement for statement in statements if statement["Effect"] == "Allow"]
+
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert allow["Action"] == "s3:PutObject"
+    assert _sub_text(allow["Resource"]).endswith("/inbound/*")
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert ":receipt-rule-set/${InboundRuleSet}:" in _sub_text(allow["Condition"]["ArnLike"]["aws:SourceArn"])
+    (deny,) = [statement for statement in statements if statement["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_receipt_rule_stores_the_raw_mail_then_invokes_inbound_asynchronously(resources):
+    rule = resources["InboundReceiptRule"]["Properties"]["Rule"]
+    store, invoke = rule["Actions"]
+
+    assert store["S3Action"] == {"BucketName": {"Ref": "RawMailBucket"}, "ObjectKeyPrefix": "inbound/"}
+    assert invoke["LambdaAction"] == {"FunctionArn": {"Fn::GetAtt": ["InboundFunction", "Arn"]},
+                                      "InvocationType": "Event"}
+    assert {"Ref": "MailDomain"} in rule["Recipients"]
+    assert {"Fn::Sub": ".${MailDomain}"} in rule["Recipients"]  # support@<subdomain>.<MailDomain>
+    assert rule["ScanEnabled"] is True  # the inbound function reads the spam and virus verdicts
+    permission = resources["InboundSesPermission"]["Properties"]
+    assert permission["Principal"] == "ses.amazonaws.com"
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert set(resources["InboundReceiptRule"]["DependsOn"]) == {"RawMailBucketPolicy", "InboundSesPermission"}
+
+
+def test_inbound_failures_reach_the_inbound_dlq_after_two_retries(resources):
+    config = resources["InboundFunction"]["Properties"]["EventInvokeConfig"]
+
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS",
+                                                        "Destination": {"Fn::GetAtt": ["InboundDlq", "Arn"]}}
+
+
+def test_relay_reads_only_connector_and_dkim_secrets(resources):
+    secret_statements = [statement for statement in _statements(resources["RelayFunction"])
+                         if any(action.startswith("secretsmanager:") for action in _as_list(statement["Action"]))]
+
+    (statement,) = secret_statements
+    assert set(statement["Action"]) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+    arns = sorted(_sub_text(resource) for resource in statement["Resource"])
+    assert [arn.rsplit(":secret:", 1)[1] for arn in arns] == ["relaydesk/connector/*", "relaydesk/dkim/*"]
+
+
+def test_rotation_changes_only_the_staging_of_connector_secrets(resources):
+    (statement,) = [statement for statement in _statements(resources["RotationFunction"])
+                    if any(action.startswith("secretsmanager:") for action in _as_list(statement["Action"]))]
+
+    assert "secretsmanager:UpdateSecretVersionStage" in statement["Action"]
+    assert "secretsmanager:PutSecretValue" in statement["Action"]
+    assert not {"secretsmanager:DeleteSecret", "secretsmanager:CreateSecret"} & set(statement["Action"])
+    assert _sub_text(statement["Resource"]).endswith(":secret:relaydesk/connector/*")
+
+
+def test_secrets_manager_may_invoke_the_rotation_function_of_this_account_only(resources):
+    permission = resources["RotationPermission"]["Properties"]
+
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["RotationFunction", "Arn"]}
+    assert permission["Principal"] == "secretsmanager.amazonaws.com"
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_no_function_may_touch_a_data_resource_through_a_wildcard(resources):
+    for name, function in _of_type(resources, "AWS::Serverless::Function").items():
+        for statement in _statements(function):
+            data_actions = [a for a in _as_list(statement["Action"]) if a.startswith(DATA_SERVICES) or a == "*"]
+            if data_actions:
+                assert "*" not in _as_list(statement["Resource"]), (name, statement.get("Sid"))
+                assert all(isinstance(resource, dict) for resource in _as_list(statement["Resource"])), name
+        for policy in function["Properties"].get("Policies", []):
+            if "Statement" not in policy:
+                (template_name, parameters), = policy.items()
+                assert template_name in SCOPED_POLICY_TEMPLATES, (name, template_name)
+                assert all(isinstance(value, dict) for value in parameters.values()), (name, template_name)
+
+
+def test_fallback_mail_goes_only_through_our_own_ses_identities(resources):
+    (statement,) = [statement for statement in _statements(resources["RelayFunction"])
+                    if statement["Action"] == "ses:SendRawEmail"]
+
+    first = statement["Resource"][0]
+    assert _sub_text(first).endswith(":identity/${MailDomain}")
+
+
+def test_addresses_api_requires_iam_auth_on_every_route(resources):
+    auth = resources["AddressesApi"]["Properties"]["Auth"]
+    events = resources["AddressesApiFunction"]["Properties"]["Events"].values()
+
+    assert auth["DefaultAuthorizer"] == "AWS_IAM"
+    assert auth["EnableIamAuthorizer"] is True
+    assert {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events} == {
+        ("GET", "/support_addresses"), ("POST", "/support_addresses"), ("GET", "/support_addresses/{id}"),
+        ("PUT", "/support_addresses/{id}"), ("DELETE", "/support_addresses/{id}")}
+    assert all(e["Type"] == "HttpApi" and e["Properties"]["ApiId"] == {"Ref": "AddressesApi"} for e in events)
+    assert all("Auth" not in e["Properties"] for e in events)  # no route opts out of IAM
+
+
+def test_each_function_runs_its_handler_on_python_311_with_the_relaydesk_layer(template, resources):
+    function_globals = template["Globals"]["Function"]
+    functions = _of_type(resources, "AWS::Serverless::Function")
+
+    assert function_globals["Runtime"] == "python3.11"
+    assert function_globals["Handler"] == "app.handler"
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Layers"] == [{"Ref": "RelaydeskLayer"}]
+    assert {f["Properties"]["CodeUri"] for f in functions.values()} == {
+        "functions/inbound/", "functions/relay/", "functions/rotation/", "functions/addresses_api/"}
+    layer = resources["RelaydeskLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/relaydesk/"
+    assert layer["Metadata"]["BuildMethod"] == "python3.11"
+    assert (TEMPLATE.parent / "layers/relaydesk/requirements.txt").exists()
+
+
+def test_functions_receive_every_setting_the_settings_model_requires(template):
+    from relaydesk.config import Settings
+
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    required = {f"RELAYDESK_{name.upper()}" for name, field in Settings.model_fields.items() if field.is_required()}
+    known = {f"RELAYDESK_{name.upper()}" for name in Settings.model_fields}
+
+    assert required <= set(variables)
+    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(variables)
+    # Anything else RELAYDESK_* is a typo the settings model would silently ignore.
+    assert {name for name in variables if name.startswith("RELAYDESK_")} - known <= {"RELAYDESK_DKIM_SECRET_PREFIX"}
+
+
+def test_outputs_cover_everything_the_cli_reads_from_the_stack(template):
+    from relaydesk.cli.context import STACK_OUTPUTS
+
+    assert set(STACK_OUTPUTS) <= set(template["Outputs"])
+    assert "ApiUrl" in template["Outputs"]
+
+
+def test_environment_and_mail_domain_are_parameters(template):
+    parameters = template["Parameters"]
+
+    assert parameters["Environment"]["AllowedValues"] == ["sandbox", "production"]
+    assert "MailDomain" in parameters
