@@ -42,9 +42,15 @@ e2e: venv
 bench: venv
 	$(BIN)/python -m bench
 
-build: venv
-	$(BIN)/pip install --quiet -r requirements-build.txt 2>&1 | grep -v "is ignored" || true
-	$(BIN)/sam build --template-file template.yaml
+# SAM CLI gets its own virtualenv (requirements-build.txt says why); builds without a container for python3.11.
+BUILD_VENV := .venv-build
+$(BUILD_VENV)/.installed: requirements-build.txt
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/pip install --quiet -r requirements-build.txt 2>&1 | grep -v "is ignored" || true
+	touch $@
+
+build: $(BUILD_VENV)/.installed
+	SAM_CLI_TELEMETRY=0 $(BUILD_VENV)/bin/sam build --template-file template.yaml
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BUILD_VENV) .aws-sam .pytest_cache .ruff_cache

@@ -49,7 +49,9 @@ def _sub_text(value) -> str:
 
 
 def _relay_mapping(resources: dict) -> dict:
-    return resources["RelayFunction"]["Properties"]["Events"]["Notifications"]["Properties"]
+    (mapping,) = [res["Properties"] for res in _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+                  if res["Properties"]["FunctionName"] == {"Ref": "RelayFunction"}]
+    return mapping
 
 
 def test_notifications_visibility_timeout_outlasts_six_relay_timeouts_and_the_batching_window(template, resources):
@@ -62,7 +64,7 @@ def test_notifications_visibility_timeout_outlasts_six_relay_timeouts_and_the_ba
 def test_relay_reads_batches_of_ten_and_reports_only_the_failed_records(resources):
     mapping = _relay_mapping(resources)
 
-    assert mapping["Queue"] == {"Fn::GetAtt": ["NotificationsQueue", "Arn"]}
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["NotificationsQueue", "Arn"]}
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == 10
     assert 0 < mapping["MaximumBatchingWindowInSeconds"] <= 5
@@ -173,6 +175,9 @@ def test_secrets_manager_may_invoke_the_rotation_function_of_this_account_only(r
 
 def test_no_function_may_touch_a_data_resource_through_a_wildcard(resources):
     for name, function in _of_type(resources, "AWS::Serverless::Function").items():
+        # SAM's SQS/stream events attach AWS managed policies that allow reading every queue/stream ("*").
+        event_types = {event["Type"] for event in function["Properties"].get("Events", {}).values()}
+        assert not event_types & {"SQS", "DynamoDB", "Kinesis", "MSK", "MQ"}, name
         for statement in _statements(function):
             data_actions = [a for a in _as_list(statement["Action"]) if a.startswith(DATA_SERVICES) or a == "*"]
             if data_actions:
