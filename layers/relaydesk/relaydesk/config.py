@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     inbound_dlq_url: str = ""
     secret_prefix: str = "relaydesk/connector/"
     connector_kms_key_id: str = ""  # the template's KMS key for connector secrets; empty: the account default
+    rotation_function_arn: str = ""  # stack output RotationFunctionArn; empty: rotate in process (local stack)
     default_from_domain: str = ""
     ses_configuration_set: str = ""
     credentials_cache_seconds: int = Field(default=300, ge=0)

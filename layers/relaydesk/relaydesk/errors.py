@@ -44,6 +44,13 @@ class ConflictError(RelaydeskError):
     code = "conflict"
 
 
+class RotationRefusedError(RelaydeskError, ValueError):
+    """A rotation step that cannot proceed (nothing staged, a version that is not pending): nothing was changed."""
+
+    code = "rotation_refused"
+    action = "Stage the new credentials with `relaydesk addresses rotate EMAIL` (the password is read from stdin)."
+
+
 class SmtpDeliveryError(RelaydeskError):
     """A failed SMTP exchange with the server's reply: code, enhanced status and text."""
 

@@ -138,6 +138,7 @@ class MemorySecrets:
         self.stages: dict[str, dict[str, str]] = defaultdict(dict)  # secret -> stage -> version
         self.deleted: set[str] = set()
         self.reads = 0
+        self.rotations: list[tuple[str, str, str]] = []  # RotateSecret calls: secret, token, function
         self._counter = itertools.count(1)
 
     def get(self, secret_id: str, version_stage: str = CURRENT) -> SecretVersion:
@@ -182,6 +183,9 @@ class MemorySecrets:
 
     def restore(self, secret_id: str) -> None:
         self.deleted.discard(secret_id)
+
+    def start_rotation(self, secret_id: str, token: str, rotation_function_arn: str) -> None:
+        self.rotations.append((secret_id, token, rotation_function_arn))
 
     def pending_value(self, secret_id: str) -> str | None:
         version = self.stages.get(secret_id, {}).get(PENDING)

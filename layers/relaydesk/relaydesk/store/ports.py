@@ -66,6 +66,7 @@ class SecretStore(Protocol):
     def describe_stages(self, secret_id: str) -> dict[str, list[str]]: ...  # version id -> stages
     def schedule_deletion(self, secret_id: str, recovery_days: int = 7) -> None: ...
     def restore(self, secret_id: str) -> None: ...  # cancels a scheduled deletion
+    def start_rotation(self, secret_id: str, token: str, rotation_function_arn: str) -> None: ...  # RotateSecret
 
 
 class NotificationQueue(Protocol):

@@ -67,3 +67,10 @@ class SecretsManagerStore:
 
     def restore(self, secret_id: str) -> None:
         self._client.restore_secret(SecretId=secret_id)
+
+    def start_rotation(self, secret_id: str, token: str, rotation_function_arn: str) -> None:
+        """RotateSecret with the token of the staged AWSPENDING version: Secrets Manager then runs the four steps.
+
+        No rotation schedule is set: a scheduled rotation has no staged credentials and would only be refused."""
+        self._client.rotate_secret(SecretId=secret_id, ClientRequestToken=token,
+                                   RotationLambdaARN=rotation_function_arn, RotateImmediately=True)
