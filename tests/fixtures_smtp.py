@@ -1,1 +1,72 @@
-"""Fixtures: local SMTP servers with STARTTLS, AUTH and a local CA (owned by LOCAL)."""
+"""Fixtures: local SMTP servers with STARTTLS, AUTH and a local CA (owned by LOCAL).
+
+- ``local_ca`` (session): a `local.ca.LocalCA` in a temporary directory; ``local_ca.pem`` is the CA PEM text.
+- ``smarthost`` (function): a started `local.smarthost.SmtpServer` in STARTTLS mode (STARTTLS required before
+  AUTH and MAIL, AUTH required), user ``relay@acme.test`` with a random password, certificate for 127.0.0.1 and
+  localhost. Use ``host``, ``port``, ``ca_pem``, ``username``, ``password``, ``received``, ``stats``,
+  ``faults``, ``set_password(user, pw)``, ``wait_for(n)``. Stopped at teardown.
+- ``make_smarthost(**options)`` (function): a factory for special modes, e.g.
+  ``make_smarthost(mode="implicit")``, ``make_smarthost(mode="none")``,
+  ``make_smarthost(cert_names=["wrong.example.net"])``; same defaults as ``smarthost``; all stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from local.ca import LocalCA
+from local.smarthost import SmtpServer
+
+SMARTHOST_USER = "relay@acme.test"
+
+
+class Smarthost(SmtpServer):
+    """A `SmtpServer` that knows the one user the fixture created."""
+
+    username: str
+    password: str
+
+
+def _build(ca: LocalCA, **options) -> Smarthost:
+    password = options.pop("password", None) or secrets.token_urlsafe(16)
+    username = options.pop("username", SMARTHOST_USER)
+    users = options.pop("users", None) or {username: password}
+    server = Smarthost(ca, users=users, **options)
+    server.username = username
+    server.password = password
+    return server.start()
+
+
+@pytest.fixture(scope="session")
+def local_ca(tmp_path_factory) -> LocalCA:
+    """A CA generated for this test session (per xdist worker), its files in a private temporary directory."""
+    return LocalCA(tmp_path_factory.mktemp("local-ca"))
+
+
+@pytest.fixture
+def smarthost(local_ca):
+    """A started STARTTLS + AUTH submission server on 127.0.0.1 (ephemeral port); stopped at teardown."""
+    server = _build(local_ca)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_smarthost(local_ca):
+    """Factory: ``make_smarthost(mode=..., cert_names=..., users=..., auth_required=..., on_message=...)``."""
+    started: list[SmtpServer] = []
+
+    def make(**options) -> Smarthost:
+        server = _build(local_ca, **options)
+        started.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()

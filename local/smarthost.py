@@ -1,0 +1,390 @@
+"""A real SMTP server for tests and the local stack: STARTTLS or implicit TLS, AUTH, recording, scripted faults.
+
+One class, `SmtpServer`, in the modes a customer's mail server has:
+
+- ``mode="starttls"`` (port 587 style, the default): STARTTLS offered and, with ``require_tls=True``, required
+  before AUTH and MAIL; AUTH PLAIN/LOGIN required (``auth_required=True``).
+- ``mode="implicit"`` (port 465 style): TLS from the first byte.
+- ``mode="none"``: no STARTTLS offered at all (a misconfigured server). AUTH is then never offered either,
+  because AUTH is only accepted over TLS; a client that insists gets 530/538.
+
+It runs on 127.0.0.1 with an ephemeral port in its own thread (aiosmtpd's threaded controller), so sync and
+async tests use it alike::
+
+    server = SmtpServer(ca, users={"relay@acme.test": "s3cret"}).start()
+    ...  # send to (server.host, server.port), trusting server.ca_pem
+    server.received[0].data          # the exact bytes received after DATA
+    server.faults.reply("RCPT", "550 5.1.1 No such user", recipient="bob@example.test")
+    server.set_password("relay@acme.test", "new")   # rotation on the server side
+    server.stop()
+
+Every accepted message is a `Received`; counters are in `server.stats`. `on_message(received)` (optional) runs in a
+worker thread before the server replies 250, so a mail server built on this can forward or store the message;
+if it raises, the server replies 451 and the message is not counted as accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from local.ca import LocalCA, ServerCertificate
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["starttls", "implicit", "none"]
+COMMANDS = ("CONNECT", "EHLO", "MAIL", "RCPT", "DATA")
+DEFAULT_CERT_NAMES = ("127.0.0.1", "localhost")
+
+
+@dataclass
+class Received:
+    """One message that reached the end of DATA: envelope, exact bytes, who authenticated, what we answered.
+
+    `reply` is None when the connection was dropped after the final dot before any reply (fault
+    ``drop_after_data``): the server has the message, the client never learnt it.
+    """
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    auth_user: str | None
+    tls: bool
+    reply: str | None
+    peer: tuple | None = None
+    received_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Stats:
+    """Counters a test asserts on the wire (how many connections, AUTH attempts, transactions)."""
+
+    connections: int = 0
+    auth_attempts: int = 0
+    auth_failures: int = 0
+    mail_commands: int = 0
+    transactions: int = 0  # transactions that reached the end of DATA, whatever the reply
+
+
+@dataclass
+class _Fault:
+    command: str
+    reply: str | None = None
+    recipient: str | None = None
+    stall: float = 0.0
+    drop: bool = False
+    times: int | None = None
+
+
+class Faults:
+    """Scripted misbehaviour, thread-safe; each fault may be limited to its first `times` uses.
+
+    - ``reply(command, "451 4.3.0 Try later", recipient=None, times=None)``: answer MAIL, RCPT (all recipients or
+      one) or DATA with a fixed reply instead of accepting (e.g. 421, 451, 452, 550, 552, 554). A 421 also closes
+      the connection, as RFC 5321 says.
+    - ``drop_after_data(times=None)``: read the whole message, then drop the connection before replying.
+    - ``stall(command, seconds, times=None)``: say nothing for `seconds` before handling CONNECT (the greeting),
+      EHLO, MAIL, RCPT or DATA (after the final dot).
+    - ``clear()``: behave again.
+
+    A wrong password is not a fault: change the user's password with `SmtpServer.set_password` (535 follows).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+
+    def reply(self, command: str, reply: str, *, recipient: str | None = None, times: int | None = None) -> None:
+        command = command.upper()
+        if command not in ("MAIL", "RCPT", "DATA"):
+            raise ValueError(f"reply faults apply to MAIL, RCPT or DATA, not {command}")
+        if not reply[:3].isdigit():
+            raise ValueError("a reply starts with a three-digit code")
+        self._add(_Fault(command, reply=reply, recipient=recipient.lower() if recipient else None, times=times))
+
+    def drop_after_data(self, *, times: int | None = None) -> None:
+        self._add(_Fault("DATA", drop=True, times=times))
+
+    def stall(self, command: str, seconds: float, *, times: int | None = None) -> None:
+        command = command.upper()
+        if command not in COMMANDS:
+            raise ValueError(f"stall applies to one of {COMMANDS}, not {command}")
+        self._add(_Fault(command, stall=seconds, times=times))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _add(self, fault: _Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def take(self, command: str, *, recipient: str | None = None) -> list[_Fault]:
+        """The faults that apply now (consuming one use of each)."""
+        taken = []
+        with self._lock:
+            for fault in list(self._faults):
+                if fault.command != command:
+                    continue
+                if fault.recipient and fault.recipient != (recipient or "").lower():
+                    continue
+                taken.append(fault)
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+        return taken
+
+
+def _is_tls(server: SMTP) -> bool:
+    return server.transport is not None and server.transport.get_extra_info("ssl_object") is not None
+
+
+class _Protocol(SMTP):
+    """aiosmtpd's SMTP plus a connection counter, a greeting stall and AUTH over implicit TLS."""
+
+    def __init__(self, owner: SmtpServer, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        if first:
+            self._owner._count("connections")
+            # aiosmtpd only knows STARTTLS as "TLS"; on an implicit-TLS connection AUTH is already protected.
+            if transport.get_extra_info("ssl_object") is not None:
+                self._auth_require_tls = False
+
+    async def _handle_client(self) -> None:
+        for fault in self._owner.faults.take("CONNECT"):
+            await asyncio.sleep(fault.stall)
+        await super()._handle_client()
+
+
+class _Handler:
+    """aiosmtpd hooks: faults first, then record and accept."""
+
+    def __init__(self, owner: SmtpServer) -> None:
+        self.owner = owner
+
+    async def _stall(self, faults: list[_Fault]) -> None:
+        for fault in faults:
+            if fault.stall:
+                await asyncio.sleep(fault.stall)
+
+    @staticmethod
+    def _scripted(faults: list[_Fault]) -> str | None:
+        return next((f.reply for f in faults if f.reply), None)
+
+    async def _refuse(self, server: SMTP, reply: str) -> str:
+        if reply.startswith("421"):
+            # RFC 5321 3.8: after 421 the server closes the transmission channel.
+            await server.push(reply)
+            server.transport.close()
+            await asyncio.sleep(3600)  # cancelled by connection_lost
+        return reply
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        await self._stall(self.owner.faults.take("EHLO"))
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.owner._count("mail_commands")
+        faults = self.owner.faults.take("MAIL")
+        await self._stall(faults)
+        if reply := self._scripted(faults):
+            return await self._refuse(server, reply)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        faults = self.owner.faults.take("RCPT", recipient=address)
+        await self._stall(faults)
+        if reply := self._scripted(faults):
+            return await self._refuse(server, reply)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Recipient OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.owner._count("transactions")
+        faults = self.owner.faults.take("DATA")
+        await self._stall(faults)
+        login = session.login_data
+        received = Received(
+            mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(envelope.original_content),
+            auth_user=login.decode("utf-8", "replace") if isinstance(login, bytes) else login,
+            tls=_is_tls(server), reply=None, peer=session.peer)
+        if any(f.drop for f in faults):
+            # The server has the message; the client never hears so (the "did it go?" case).
+            self.owner._record(received)
+            server.transport.abort()
+            await asyncio.sleep(3600)  # cancelled by connection_lost
+        if reply := self._scripted(faults):
+            return await self._refuse(server, reply)
+        if self.owner.on_message is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.owner.on_message, received)
+            except Exception:  # a failed forward is a temporary failure for the sender, as in a real MTA
+                log.exception("on_message failed; replying 451")
+                return "451 4.3.0 Temporary local problem, try again later"
+        received.reply = f"250 2.0.0 Ok: queued as {secrets.token_hex(5).upper()}"
+        self.owner._record(received)
+        return received.reply
+
+
+class _Controller(Controller):
+    """aiosmtpd's threaded controller on a socket bound in advance, so port 0 (ephemeral) works."""
+
+    def __init__(self, owner: SmtpServer, sock: socket.socket, **kwargs) -> None:
+        self._owner = owner
+        self._sock = sock
+        super().__init__(_Handler(owner), hostname=sock.getsockname()[0], port=sock.getsockname()[1], **kwargs)
+
+    def factory(self) -> SMTP:
+        return _Protocol(self._owner, self.handler, **self.SMTP_kwargs)
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+    def _trigger_server(self) -> None:
+        # The protocol is built when the connection is accepted; no need to read (or to handshake TLS) here.
+        with socket.create_connection((self.hostname, self.port), timeout=1.0):
+            pass
+
+
+class SmtpServer:
+    """A loopback SMTP server (see the module docstring for modes and faults).
+
+    Args:
+        ca: the local CA that issues this server's certificate.
+        users: login -> password; AUTH checks it at run time (see `set_password`, `remove_user`).
+        mode: "starttls" | "implicit" | "none".
+        require_tls: with mode "starttls", refuse everything but EHLO/NOOP/QUIT before STARTTLS (RFC 3207).
+        auth_required: refuse MAIL before a successful AUTH (a submission server); False for an MX.
+        cert_names: SANs of the server certificate; give a wrong name to test host-name verification.
+        hostname: the name in the greeting and EHLO reply.
+        on_message: called (in a worker thread) with each `Received` before the 250 is sent.
+    """
+
+    def __init__(self, ca: LocalCA, *, users: dict[str, str] | None = None, mode: Mode = "starttls",
+                 require_tls: bool = True, auth_required: bool = True,
+                 cert_names: Iterable[str] = DEFAULT_CERT_NAMES, hostname: str = "smtp.acme.test",
+                 host: str = "127.0.0.1", on_message: Callable[[Received], None] | None = None,
+                 data_size_limit: int = 35 * 1024 * 1024) -> None:
+        if mode not in ("starttls", "implicit", "none"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.ca = ca
+        self.mode: Mode = mode
+        self.host = host
+        self.hostname = hostname
+        self.on_message = on_message
+        self.faults = Faults()
+        self.stats = Stats()
+        self.received: list[Received] = []
+        self._users: dict[str, str] = dict(users or {})
+        self._lock = threading.Condition()
+        self._cert: ServerCertificate | None = ca.issue(list(cert_names)) if mode != "none" else None
+        self._options = {"require_tls": require_tls, "auth_required": auth_required,
+                         "data_size_limit": data_size_limit}
+        self._controller: _Controller | None = None
+        self.port = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> SmtpServer:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((self.host, 0))
+        sock.listen(100)
+        sock.setblocking(False)
+        context = self._cert.server_context() if self._cert else None
+        kwargs = {
+            "server_hostname": self.hostname, "ident": "ESMTP Relaydesk local", "authenticator": self._authenticate,
+            "auth_required": self._options["auth_required"], "auth_require_tls": True,
+            "data_size_limit": self._options["data_size_limit"], "enable_SMTPUTF8": True, "timeout": 60,
+        }
+        if self.mode == "implicit":
+            kwargs["ssl_context"] = context
+        elif self.mode == "starttls":
+            kwargs["tls_context"] = context
+            kwargs["require_starttls"] = self._options["require_tls"]
+        self._controller = _Controller(self, sock, **kwargs)
+        self._controller.start()
+        self.port = sock.getsockname()[1]
+        with self._lock:
+            self.stats = Stats()  # the controller's own start-up probe is not a client
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SmtpServer:
+        return self.start() if self._controller is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- users -----------------------------------------------------------------------------------------------
+    @property
+    def ca_pem(self) -> str:
+        """The CA certificate (PEM) a client must trust to verify this server."""
+        return self.ca.pem
+
+    def set_password(self, user: str, password: str) -> None:
+        """Add the user or change its password; takes effect for the next AUTH."""
+        with self._lock:
+            self._users[user] = password
+
+    def remove_user(self, user: str) -> None:
+        with self._lock:
+            self._users.pop(user, None)
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        self._count("auth_attempts")
+        if isinstance(auth_data, LoginPassword):
+            login = auth_data.login.decode("utf-8", "replace")
+            password = auth_data.password.decode("utf-8", "replace")
+            with self._lock:
+                expected = self._users.get(login)
+            if expected is not None and secrets.compare_digest(expected.encode(), password.encode()):
+                return AuthResult(success=True, auth_data=auth_data)
+        self._count("auth_failures")
+        return AuthResult(success=False, handled=False)
+
+    # -- recording -------------------------------------------------------------------------------------------
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+    def _record(self, received: Received) -> None:
+        with self._lock:
+            self.received.append(received)
+            self._lock.notify_all()
+
+    def wait_for(self, count: int = 1, timeout: float = 10.0) -> list[Received]:
+        """Block until at least `count` messages were received; returns them, or raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self.received) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(self.received)} of {count} messages received after {timeout}s")
+                self._lock.wait(remaining)
+            return list(self.received)
+
+    def __repr__(self) -> str:  # never shows passwords
+        return f"<SmtpServer {self.mode} {self.host}:{self.port} users={sorted(self._users)}>"
