@@ -160,3 +160,28 @@ def test_parameters_override_the_mail_domain_and_environment():
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
     assert env["RELAYDESK_TICKETS_TABLE"].startswith("rd-prod-")
     assert "mail.example.org" in identities
+
+
+@pytest.fixture
+def moto_server(monkeypatch):
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def test_provision_builds_the_same_stack_in_a_moto_server_as_the_local_stack_runs_it(moto_server):
+    from local.aws_resources import provision
+
+    env = provision(boto3.session.Session(), template_path=TEMPLATE)
+    sqs = boto3.client("sqs")
+    redrive = json.loads(sqs.get_queue_attributes(QueueUrl=env["RELAYDESK_NOTIFICATIONS_QUEUE_URL"],
+                                                  AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+
+    assert env["RELAYDESK_NOTIFICATIONS_QUEUE_URL"].startswith(moto_server)
+    assert redrive["deadLetterTargetArn"].endswith(":relaydesk-local-notifications-dlq")
+    assert boto3.client("ses").describe_active_receipt_rule_set()["Metadata"]["Name"] == "relaydesk-local-inbound"
