@@ -171,6 +171,7 @@ def test_secrets_manager_may_invoke_the_rotation_function_of_this_account_only(r
     assert permission["FunctionName"] == {"Fn::GetAtt": ["RotationFunction", "Arn"]}
     assert permission["Principal"] == "secretsmanager.amazonaws.com"
     assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert _sub_text(permission["SourceArn"]).endswith(":secret:relaydesk/connector/*")
 
 
 def test_no_function_may_touch_a_data_resource_through_a_wildcard(resources):
