@@ -359,3 +359,31 @@ def provision(session: Any, *, template_path: Path = Path("template.yaml"), name
                    session.region_name or "us-east-1", account)
     _create_all(session, stack)
     return _environment(stack)
+
+
+def function_settings(template_path: Path = Path("template.yaml")) -> dict[str, dict[str, Any]]:
+    """What the local stack needs to run each function as Lambda would, keyed by its directory under functions/:
+    Timeout and MemorySize (Globals applied) and, for async invocations, MaximumRetryAttempts (Lambda's default 2)."""
+    template = load_template(template_path)
+    defaults = template.get("Globals", {}).get("Function", {})
+    settings = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        settings[Path(props["CodeUri"]).name] = {
+            "Timeout": props.get("Timeout", defaults.get("Timeout", 3)),
+            "MemorySize": props.get("MemorySize", defaults.get("MemorySize", 128)),
+            "MaximumRetryAttempts": props.get("EventInvokeConfig", {}).get("MaximumRetryAttempts", 2),
+        }
+    return settings
+
+
+def receipt_s3_prefix(template_path: Path = Path("template.yaml")) -> str:
+    """The key prefix SES's S3 action stores raw mail under (the object key is prefix + SES message id)."""
+    for resource in load_template(template_path)["Resources"].values():
+        if resource["Type"] == "AWS::SES::ReceiptRule":
+            for action in resource["Properties"]["Rule"]["Actions"]:
+                if "S3Action" in action:
+                    return action["S3Action"].get("ObjectKeyPrefix", "")
+    raise ValueError("template.yaml has no SES receipt rule with an S3 action")

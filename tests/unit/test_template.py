@@ -253,3 +253,15 @@ def test_environment_and_mail_domain_are_parameters(template):
 
     assert parameters["Environment"]["AllowedValues"] == ["sandbox", "production"]
     assert "MailDomain" in parameters
+
+
+def test_the_local_stack_runs_each_function_with_the_template_timeouts_and_retries(template, resources):
+    from local.aws_resources import function_settings, receipt_s3_prefix
+
+    settings = function_settings(TEMPLATE)
+
+    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api"}
+    assert settings["relay"]["Timeout"] == resources["RelayFunction"]["Properties"]["Timeout"]
+    assert settings["addresses_api"]["Timeout"] == template["Globals"]["Function"]["Timeout"]  # from Globals
+    assert settings["inbound"]["MaximumRetryAttempts"] == 2
+    assert receipt_s3_prefix(TEMPLATE) == "inbound/"
