@@ -14,14 +14,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid, parseaddr
 from enum import StrEnum
 
 from relaydesk.accounts import subdomain_of_system_address, system_address
 from relaydesk.addresses.lifecycle import get_address, release_held_notifications
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, Verification, VerificationStatus
 from relaydesk.clock import utcnow
-from relaydesk.errors import ConfigurationError, RuleViolation
+from relaydesk.errors import ConfigurationError, RelaydeskError, RuleViolation
 from relaydesk.ids import new_id
 from relaydesk.markers import VERIFICATION_HEADER, verification_marker
 from relaydesk.notification import Notification, NotificationKind
@@ -30,6 +31,7 @@ from relaydesk.wiring import Stores
 MAX_FORWARDING_HOPS = 1  # one server-level forward; chains of forwards make the requester ambiguous
 DEFAULT_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 2.0
+VERIFICATION_LOCAL_PART = "verification"
 
 ForwardingSender = Callable[[EmailMessage], None]  # sends a composed mail through the default outbound
 ProgressListener = Callable[[str], None]
@@ -63,9 +65,9 @@ def _pending(token: str) -> Verification:
 
 def forwarding_test_mail(stores: Stores, address: SupportAddress, token: str) -> EmailMessage:
     domain = stores.settings.outbound_default_domain
-    account = stores.directory.get_account(address.account_id)
     message = EmailMessage()
-    message["From"] = f"Relaydesk verification <{system_address(account.subdomain, stores.settings.mail_domain)}>"
+    # From Relaydesk's own sending domain: the default outbound may only send from its verified identity.
+    message["From"] = f"Relaydesk verification <{VERIFICATION_LOCAL_PART}@{domain}>"
     message["To"] = address.email
     message["Subject"] = f"Relaydesk forwarding verification for {address.email}"
     message["Date"] = formatdate(localtime=False)
@@ -83,16 +85,16 @@ def forwarding_test_mail(stores: Stores, address: SupportAddress, token: str) ->
 
 
 def default_forwarding_sender(stores: Stores) -> ForwardingSender:
-    """The default outbound (SES) as the relay's adapter provides it."""
-    try:
-        from relaydesk.outbound.ses import send_verification_mail  # owned by the relay; lazy so both can evolve
-    except ImportError:
+    """The default outbound (SES SendRawEmail through the relay's adapter, `Stores.mailer`)."""
+    mailer = getattr(stores, "mailer", None)
+    if mailer is None:
         raise ConfigurationError(
-            "the default outbound (SES) is not available to send the forwarding test mail",
-            action="Deploy or start the stack with the relay's SES adapter, or pass a sender.") from None
+            "the default outbound (SES) is not configured, so the forwarding test mail cannot be sent",
+            action="Run against a stack whose stores include the SES adapter, or pass a sender.")
 
     def send(message: EmailMessage) -> None:
-        send_verification_mail(stores, message)
+        source = parseaddr(str(message["From"]))[1]
+        mailer.send_raw(source, [str(message["To"])], message.as_bytes(policy=SMTP))
 
     return send
 
@@ -102,13 +104,13 @@ def start_forwarding(stores: Stores, email: str, *, sender: ForwardingSender | N
     address = get_address(stores, email)
     if address.kind is AddressKind.SYSTEM:
         return address  # Relaydesk's own address receives directly
+    send = sender or default_forwarding_sender(stores)
     token = new_token()
     address.forwarding = _pending(token)
     address = _save(stores, address)
-    send = sender or default_forwarding_sender(stores)
     try:
         send(forwarding_test_mail(stores, address, token))
-    except (OSError, ConfigurationError) as error:
+    except (OSError, RelaydeskError) as error:
         return _fail(stores, address.email, Direction.FORWARDING, f"the test mail could not be sent: {error}")
     return address
 
