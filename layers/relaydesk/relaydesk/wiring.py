@@ -7,7 +7,15 @@ from functools import lru_cache
 from typing import Any
 
 from relaydesk.config import Settings, get_settings
-from relaydesk.store.ports import BlobStore, DirectoryStore, NotificationQueue, SecretStore, TicketStore
+from relaydesk.store.ports import (
+    BlobStore,
+    DirectoryStore,
+    HeldNotifications,
+    NotificationQueue,
+    RawMailSender,
+    SecretStore,
+    TicketStore,
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,9 @@ class Stores:
     secrets: SecretStore
     queue: NotificationQueue
     settings: Settings
+    # The relay's: the default outbound (SES) and notifications held behind an auth_failed hold.
+    mailer: RawMailSender | None = None
+    held: HeldNotifications | None = None
 
 
 def _session() -> Any:
@@ -29,8 +40,10 @@ def _session() -> Any:
 @lru_cache(maxsize=1)
 def aws_stores() -> Stores:
     from relaydesk.store.dynamodb import DynamoDirectory, DynamoTickets
+    from relaydesk.store.held import DynamoHeld
     from relaydesk.store.s3 import S3Blobs
     from relaydesk.store.secrets import SecretsManagerStore
+    from relaydesk.store.ses import SesRawOutbound
     from relaydesk.store.sqs import SqsNotificationQueue
 
     settings = get_settings()
@@ -43,6 +56,8 @@ def aws_stores() -> Stores:
         secrets=SecretsManagerStore(session.client("secretsmanager"), settings.connector_kms_key_id or None),
         queue=SqsNotificationQueue(session.client("sqs"), settings.notifications_queue_url),
         settings=settings,
+        mailer=SesRawOutbound(session.client("ses"), settings.ses_configuration_set),
+        held=DynamoHeld(dynamodb.Table(settings.directory_table)),
     )
 
 

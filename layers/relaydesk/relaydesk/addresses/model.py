@@ -42,6 +42,7 @@ class Connector(BaseModel):
     state: ConnectorState = ConnectorState.PENDING
     credentials_version: str | None = None  # Secrets Manager VersionId last seen working
     held_since: datetime | None = None
+    held_version: str | None = None  # the secret VersionId the smarthost refused (auth_failed); a new one releases
 
 
 class DkimSettings(BaseModel):

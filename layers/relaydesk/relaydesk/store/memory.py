@@ -198,3 +198,28 @@ class MemoryQueue:
 
     def send(self, notification: Notification, delay_seconds: int = 0) -> None:
         self.sent.append((notification.model_copy(deep=True), delay_seconds))
+
+
+class MemoryOutbox:
+    """The default outbound as an outbox that records what would have been sent (Django's locmem backend)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[str], bytes]] = []
+
+    def send_raw(self, source: str, destinations: list[str], data: bytes) -> str:
+        self.sent.append((source, list(destinations), bytes(data)))
+        return f"memory-{len(self.sent)}"
+
+
+class MemoryHeld:
+    def __init__(self) -> None:
+        self.parked: dict[str, dict[str, Notification]] = defaultdict(dict)
+
+    def park(self, email: str, notification: Notification) -> None:
+        self.parked[email.lower()][notification.notification_id] = notification.model_copy(deep=True)
+
+    def list(self, email: str) -> list[Notification]:
+        return [n.model_copy(deep=True) for n in self.parked.get(email.lower(), {}).values()]
+
+    def remove(self, email: str, notification_id: str) -> None:
+        self.parked.get(email.lower(), {}).pop(notification_id, None)

@@ -71,3 +71,17 @@ class SecretStore(Protocol):
 
 class NotificationQueue(Protocol):
     def send(self, notification: Notification, delay_seconds: int = 0) -> None: ...
+
+
+class RawMailSender(Protocol):
+    """The default outbound (SES SendRawEmail): the bytes as composed. Returns the provider's message id."""
+
+    def send_raw(self, source: str, destinations: list[str], data: bytes) -> str: ...
+
+
+class HeldNotifications(Protocol):
+    """Notifications parked behind an address's auth_failed hold until its credentials change."""
+
+    def park(self, email: str, notification: Notification) -> None: ...  # idempotent per notification id
+    def list(self, email: str) -> list[Notification]: ...
+    def remove(self, email: str, notification_id: str) -> None: ...
