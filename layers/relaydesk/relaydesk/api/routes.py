@@ -29,10 +29,11 @@ def _responses(status: int, model: type, description: str, *errors: int) -> dict
     """The success response and the error responses of a route, for the OpenAPI document."""
     reasons = {400: "the body is not JSON", 404: "no such address, account or route",
                409: "refused by a connector rule that the address's state breaks (see `code`)",
-               422: "invalid request (see `errors`), or refused by a rule about what was asked (see `code`)"}
+               422: "invalid request (see `errors`), or refused by a rule about what was asked (see `code`)",
+               500: "failed on our side (code internal_error); safe to retry"}
     documented: dict[int, Any] = {status: {"description": description,
                                            "content": {"application/json": {"model": model}}}}
-    for error in sorted({*errors, 422}):  # 422: every route validates its input
+    for error in sorted({*errors, 422, 500}):  # every route validates its input and may fail
         documented[error] = {"description": reasons[error], "content": {"application/json": {"model": ErrorBody}}}
     return documented
 
