@@ -8,6 +8,7 @@ import copy
 import json
 import re
 from collections.abc import Callable
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -259,7 +260,30 @@ def _create_ses_identity(session: Any, stack: _Stack, logical_id: str, props: di
         ses.verify_email_identity(EmailAddress=identity)
     else:
         ses.verify_domain_identity(Domain=identity)  # moto verifies at once, so send_raw_email works
+        _teach_moto_ses_subdomains()
     stack.refs[logical_id] = identity
+
+
+def _teach_moto_ses_subdomains() -> None:
+    """SES lets every subdomain of a verified domain send (support@acme.<mail domain>, a system address) without
+    verifying it; moto matches the exact domain only. Give an in-process moto (mock_aws or a threaded server) the
+    documented rule. Idempotent; a moto server in another process is untouched."""
+    try:
+        from moto.ses.models import SESBackend
+    except ImportError:
+        return
+    exact = SESBackend._is_verified_address
+    if getattr(exact, "subdomains_inherit", False):
+        return
+
+    def is_verified(self: Any, source: str) -> bool:
+        if exact(self, source):
+            return True
+        labels = parseaddr(source)[1].rpartition("@")[2].lower().split(".")
+        return any(".".join(labels[i:]) in self.email_identities for i in range(1, len(labels) - 1))
+
+    is_verified.subdomains_inherit = True  # type: ignore[attr-defined]
+    SESBackend._is_verified_address = is_verified
 
 
 def _create_rule_set(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:

@@ -119,6 +119,18 @@ def test_ses_can_send_from_the_mail_domain_and_receives_into_the_bucket(aws_stac
     assert s3_action == {"BucketName": aws_stack_env["RELAYDESK_RAW_MAIL_BUCKET"], "ObjectKeyPrefix": "inbound/"}
 
 
+def test_system_addresses_on_subdomains_of_the_mail_domain_may_send_through_ses_as_in_aws(aws_stack_env):
+    ses = boto3.client("ses")
+    system_address = f"support@acme.{aws_stack_env['RELAYDESK_MAIL_DOMAIN']}"
+
+    ses.send_raw_email(Source=system_address, Destinations=["jane@example.net"],
+                       RawMessage={"Data": f"From: {system_address}\r\nSubject: hi\r\n\r\nhello\r\n".encode()})
+
+    with pytest.raises(ses.exceptions.MessageRejected):
+        ses.send_raw_email(Source="support@acme.test", Destinations=["jane@example.net"],
+                           RawMessage={"Data": b"From: support@acme.test\r\nSubject: hi\r\n\r\nhello\r\n"})
+
+
 def test_the_environment_is_what_the_settings_model_and_the_cli_expect(aws_stack_env):
     from relaydesk.cli.context import STACK_OUTPUTS
     from relaydesk.config import get_settings
