@@ -215,6 +215,8 @@ class _Handler:
         await self._stall(faults)
         if reply := self._scripted(faults):
             return await self._refuse(server, reply)
+        if self.owner.accept_recipient is not None and not self.owner.accept_recipient(address):
+            return "550 5.7.1 Relaying denied: this server does not accept mail for that recipient"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Recipient OK"
@@ -278,12 +280,14 @@ class SmtpServer:
         cert_names: SANs of the server certificate; give a wrong name to test host-name verification.
         hostname: the name in the greeting and EHLO reply.
         on_message: called (in a worker thread) with each `Received` before the 250 is sent.
+        accept_recipient: when given, RCPT of an address it returns False for gets 550 (an MX's "no relaying").
     """
 
     def __init__(self, ca: LocalCA, *, users: dict[str, str] | None = None, mode: Mode = "starttls",
                  require_tls: bool = True, auth_required: bool = True,
                  cert_names: Iterable[str] = DEFAULT_CERT_NAMES, hostname: str = "smtp.acme.test",
                  host: str = "127.0.0.1", on_message: Callable[[Received], None] | None = None,
+                 accept_recipient: Callable[[str], bool] | None = None,
                  data_size_limit: int = 35 * 1024 * 1024) -> None:
         if mode not in ("starttls", "implicit", "none"):
             raise ValueError(f"unknown mode {mode!r}")
@@ -292,6 +296,7 @@ class SmtpServer:
         self.host = host
         self.hostname = hostname
         self.on_message = on_message
+        self.accept_recipient = accept_recipient
         self.faults = Faults()
         self.stats = Stats()
         self.received: list[Received] = []

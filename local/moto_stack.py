@@ -1,0 +1,103 @@
+"""The AWS side on loopback: a moto server (ephemeral port) with template.yaml's resources, and the environment the
+functions and the CLI need to talk to it, set in this process and written to `<state>/env.sh` and `env.json`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+# moto accepts any credentials; these make sure nothing local can ever use a real profile.
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_DEV": "false"}  # no X-Ray daemon here
+
+
+def clear_relaydesk_caches() -> None:
+    from relaydesk.config import get_settings
+    from relaydesk.wiring import aws_stores
+
+    get_settings.cache_clear()
+    aws_stores.cache_clear()
+
+
+class MotoStack:
+    """`start()` runs the server, resets moto, provisions the template, sets the environment; `stop()` undoes all."""
+
+    def __init__(self, state_dir: Path, *, parameters: dict[str, str] | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.parameters = parameters or {}
+        self.env: dict[str, str] = {}
+        self.endpoint = ""
+        self._server = None
+        self._saved_env: dict[str, str | None] = {}
+
+    def start(self) -> MotoStack:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per AWS call is noise here
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self._reset()  # the server shares moto's in-process backends: start from nothing
+        self._set_env({**FAKE_CREDENTIALS, **LOCAL_POWERTOOLS, "AWS_ENDPOINT_URL": self.endpoint})
+        import boto3
+
+        from local.aws_resources import provision
+
+        provisioned = provision(boto3.session.Session(region_name=REGION), template_path=TEMPLATE,
+                                parameters=self.parameters)
+        self._set_env(provisioned)
+        self.env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, **provisioned, **LOCAL_POWERTOOLS}
+        self._write_env_files()
+        clear_relaydesk_caches()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            try:
+                self._reset()
+            finally:
+                self._server.stop()
+                self._server = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+        clear_relaydesk_caches()
+
+    def session(self):
+        import boto3
+
+        return boto3.session.Session(region_name=REGION)
+
+    def _reset(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310 (loopback)
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for name in CLEARED:
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ.pop(name, None)
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _write_env_files(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "env.json").write_text(json.dumps(self.env, indent=2, sort_keys=True) + "\n")
+        lines = ["# Written by the local stack: `source` it to point the relaydesk CLI and boto3 at it.",
+                 *(f"unset {name}" for name in CLEARED),
+                 *(f"export {name}={shlex.quote(value)}" for name, value in sorted(self.env.items()))]
+        (self.state_dir / "env.sh").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,148 @@
+"""The whole system on one machine, as one context manager: moto with template.yaml's resources, SES receiving
+(inbound MX -> S3 -> inbound function), the SQS event source (-> relay function), SES sending, and acme.test's own
+mail server with its server-level forward. Everything binds to 127.0.0.1 on ephemeral ports and stops on exit.
+
+    with LocalStack(state_dir) as stack:
+        stack.customer.submission.port, stack.customer.mx.port, stack.inbound_mx.port, stack.env, stack.journal
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from local import lambdas
+from local.ca import LocalCA
+from local.customer_mail import CustomerMailServer
+from local.journal import Journal
+from local.mailbox import Mailboxes
+from local.moto_stack import MotoStack
+from local.ses_receiving import InboundMx, recipient_matcher
+from local.ses_sending import SesSending
+from local.sqs_events import SqsEventSource
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STATE_DIR = ROOT / "local" / ".state"
+CUSTOMER_DOMAIN = "acme.test"
+
+
+def state_dir_from_env() -> Path:
+    return Path(os.environ.get("RELAYDESK_LOCAL_STATE") or DEFAULT_STATE_DIR)
+
+
+class LocalStack:
+    """Start with `with LocalStack(...) as stack:`; every server, thread and environment change is undone on exit."""
+
+    def __init__(self, state_dir: str | Path | None = None, *, customer_domain: str = CUSTOMER_DOMAIN,
+                 customer_users: dict[str, str] | None = None) -> None:
+        self.state_dir = Path(state_dir) if state_dir else state_dir_from_env()
+        self.customer_domain = customer_domain
+        self._customer_users = dict(customer_users or {})
+        self.journal = Journal()
+        self._started: list = []
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        for stale in ("mailboxes", "ca"):  # a fresh run shows only its own mail and trusts only its own CA
+            shutil.rmtree(self.state_dir / stale, ignore_errors=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.ca = LocalCA(self.state_dir / "ca")
+        self.mailboxes = Mailboxes(self.state_dir / "mailboxes")
+
+        self.moto = self._keep(MotoStack(self.state_dir).start())
+        self.env = self.moto.env
+        self.mail_domain = self.env["RELAYDESK_MAIL_DOMAIN"]
+        session = self.moto.session()
+        self._s3 = session.client("s3")
+        self._sqs = session.client("sqs")
+        lambdas.unload_all()  # handlers load against this stack's environment
+        self._load_handlers()
+
+        stack_name = "relaydesk-local"
+        self.inbound_mx = self._keep(InboundMx(
+            self.ca, mail_domain=self.mail_domain, put_raw=self._put_raw,
+            invoke=lambda event: lambdas.invoke("inbound", event),
+            function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{stack_name}-inbound-function",
+            on_invoked=self._inbound_done, on_failure=self._inbound_failed).start())
+        self.customer = self._keep(CustomerMailServer(
+            self.ca, self.mailboxes, domain=self.customer_domain, users=self._customer_users,
+            next_hop=self.next_hop, on_forwarded=self._forwarded).start())
+        self.ses_sending = self._keep(SesSending(
+            self.ca, self.mailboxes, self.next_hop,
+            on_delivered=lambda ses_id, rcpt, where: self.journal.record("ses", id=ses_id, rcpt=rcpt,
+                                                                          where=where)).start())
+        self.relay_source = self._keep(SqsEventSource(
+            self._sqs, self.env["RELAYDESK_NOTIFICATIONS_QUEUE_URL"],
+            invoke=lambda event: lambdas.invoke("relay", event), on_batch=self._relay_done).start())
+        self._write_endpoints()
+
+    def _keep(self, part):
+        self._started.append(part)
+        return part
+
+    def stop(self) -> None:
+        while self._started:
+            part = self._started.pop()
+            part.stop()
+        lambdas.unload_all()
+
+    # -- wiring ------------------------------------------------------------------------------------------------
+    def _load_handlers(self) -> None:
+        for name in ("inbound", "relay"):
+            try:
+                lambdas.load(name)
+            except lambdas.FunctionNotFound:
+                self.journal.record("missing_function", name=name)
+
+    def next_hop(self, domain: str) -> tuple[str, int] | None:
+        """The MX lookup of this little internet: the mail domain -> SES receiving, acme.test -> its server."""
+        if recipient_matcher(self.mail_domain)(f"x@{domain}"):
+            return (self.inbound_mx.host, self.inbound_mx.port)
+        if domain.lower() == self.customer_domain:
+            return (self.customer.mx.host, self.customer.mx.port)
+        return None
+
+    def _put_raw(self, key: str, data: bytes) -> None:
+        self._s3.put_object(Bucket=self.env["RELAYDESK_RAW_MAIL_BUCKET"], Key=key, Body=data)
+
+    def _inbound_done(self, message_id: str, result, error: BaseException | None) -> None:
+        self.journal.record("inbound", message_id=message_id, result=result,
+                            error=repr(error) if error else None)
+
+    def _inbound_failed(self, record: dict) -> None:
+        queue_url = self.env.get("RELAYDESK_INBOUND_DLQ_URL")
+        if queue_url:
+            self._sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+        self.journal.record("inbound_failed", record=record)
+
+    def _relay_done(self, event: dict, response, error: BaseException | None) -> None:
+        bodies = [json.loads(r["body"]) for r in event["Records"]]
+        self.journal.record("relay", notification_ids=[b.get("notification_id") for b in bodies],
+                            response=response, error=repr(error) if error else None)
+
+    def _forwarded(self, address: str, target: str, data: bytes) -> None:
+        self.journal.record("forwarded", address=address, target=target, size=len(data))
+
+    def _write_endpoints(self) -> None:
+        endpoints = {
+            "inbound_mx": f"{self.inbound_mx.host}:{self.inbound_mx.port}",
+            "customer_mx": f"{self.customer.mx.host}:{self.customer.mx.port}",
+            "customer_submission": f"{self.customer.submission.host}:{self.customer.submission.port}",
+            "moto": self.moto.endpoint, "ca_bundle": str(self.ca.pem_path),
+            "mailboxes": str(self.mailboxes.root), "env_file": str(self.state_dir / "env.sh"),
+        }
+        self.endpoints = endpoints
+        (self.state_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2) + "\n")
