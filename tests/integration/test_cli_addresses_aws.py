@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import boto3
 import pytest
@@ -92,3 +93,28 @@ def test_same_address_in_sandbox_and_production_is_refused(cli, passing_live_che
 
     assert code == 4
     assert "already a support address in the sandbox account 'acme-sandbox'" in err
+
+
+def test_connect_against_a_real_smarthost_with_a_private_ca(cli, smarthost, tmp_path):
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(smarthost.ca_pem)
+    _, out, _ = cli("accounts", "create", "--subdomain", "acme", "--json")
+    account_id = json.loads(out)["account_id"]
+    argv = ("addresses", "connect", "support@acme.test", "--account", account_id, "--host", smarthost.host,
+            "--port", str(smarthost.port), "--tls", "starttls", "--username", smarthost.username,
+            "--password-stdin", "--ca-bundle", str(ca_file))
+
+    code, out, err = cli(*argv, "--json", stdin="wrong-Password-1\n")
+    assert code == 7  # the smarthost refused the credentials
+    assert "[FAIL] auth" in err and '"action"' in err  # --json: the error as JSON on stderr
+    assert "wrong-Password-1" not in out + err
+
+    code, out, err = cli(*argv, stdin=smarthost.password + "\n")
+    assert code == 0, err
+    for step in ("dns", "tcp", "greeting", "starttls", "certificate", "auth", "sender"):
+        assert f"[ok  ] {step}" in err
+    assert smarthost.password not in out + err
+    assert re.search(r"connector_state +pending", out)
+    secret = json.loads(boto3.client("secretsmanager").get_secret_value(
+        SecretId=f"relaydesk/connector/{account_id}/support@acme.test")["SecretString"])
+    assert secret["ca_bundle_pem"] == smarthost.ca_pem and secret["password"] == smarthost.password

@@ -22,7 +22,7 @@ def test_exchange_online_smtp_auth_disabled_names_the_powershell_fix():
      "send as"),
     (534, "5.7.9 Application-specific password required. Learn more at https://support.google.com/mail",
      "app password"),
-    (535, "5.7.8 Username and Password not accepted.", "username and password"),
+    (535, "5.7.8 Username and Password not accepted.", "username or password"),
 ])
 def test_known_provider_replies(code, reply, expected):
     explanation = explain_reply(code, reply)

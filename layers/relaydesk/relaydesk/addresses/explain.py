@@ -56,8 +56,8 @@ def explain_reply(code: int | None, reply: str, *, host: str = "", username: str
             "passwords) and connect with it instead of the account password.")
     if status == "5.7.8" or "username and password not accepted" in text:
         return Explanation(
-            "The server did not accept the username and password (5.7.8).",
-            "Check the username (the full address) and the password; for Google, use an app password.")
+            "The server refused the username or password (5.7.8: authentication credentials invalid).",
+            "Check the username (usually the full address) and the password; for Google, use an app password.")
     if status == "5.7.3" or (code == 535 and "authentication unsuccessful" in text):
         return Explanation(
             "The server refused the credentials (535): wrong username or password, or the account requires "
