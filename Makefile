@@ -47,6 +47,7 @@ BUILD_VENV := .venv-build
 $(BUILD_VENV)/.installed: requirements-build.txt
 	$(PYTHON) -m venv $(BUILD_VENV)
 	$(BUILD_VENV)/bin/pip install --quiet -r requirements-build.txt 2>&1 | grep -v "is ignored" || true
+	$(BUILD_VENV)/bin/sam --version  # fail here, not later
 	touch $@
 
 build: $(BUILD_VENV)/.installed
