@@ -227,3 +227,25 @@ def test_enable_then_outbound_verification_again(connected):
     address = verification.verify(connected, "support@acme.com", timeout=30, sender=outbox,
                                   sleep=clock.sleep, clock=clock)
     assert address.connector.state is ConnectorState.ACTIVE
+
+
+def test_relay_refusing_the_verification_mail_ends_the_wait(connected):
+    clock, outbox = FakeClock(), Outbox()
+
+    def relay_refuses(_now: float) -> None:
+        if outbox.sent:
+            verification.on_verification_mail(connected, token=outbox.sent.pop()[VERIFICATION_HEADER],
+                                              recipient=SYSTEM, forwarding_hops=1)
+        elif connected.queue.sent:
+            connected.queue.sent.pop()
+            address = connected.directory.get_address("support@acme.com")
+            address.last_error = ("the verification mail was refused: 554 5.2.0 SendAsDeniedException; "
+                                  "MapiExceptionSendAsDenied 5.7.60")
+            connected.directory.put_address(address)
+
+    clock.hooks.append(relay_refuses)
+    address = verification.verify(connected, "support@acme.com", timeout=600, sender=outbox,
+                                  sleep=clock.sleep, clock=clock)
+    assert address.outbound.status is VerificationStatus.FAILED
+    assert "5.7.60" in address.outbound.error
+    assert clock.now < 600

@@ -14,15 +14,14 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formatdate, make_msgid
 from enum import StrEnum
 
 from relaydesk.accounts import subdomain_of_system_address, system_address
 from relaydesk.addresses.lifecycle import get_address, release_held_notifications
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, Verification, VerificationStatus
 from relaydesk.clock import utcnow
-from relaydesk.errors import ConfigurationError, RelaydeskError, RuleViolation
+from relaydesk.errors import RelaydeskError, RuleViolation
 from relaydesk.ids import new_id
 from relaydesk.markers import VERIFICATION_HEADER, verification_marker
 from relaydesk.notification import Notification, NotificationKind
@@ -32,6 +31,7 @@ MAX_FORWARDING_HOPS = 1  # one server-level forward; chains of forwards make the
 DEFAULT_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 2.0
 VERIFICATION_LOCAL_PART = "verification"
+RELAY_REFUSED = "verification mail was refused"  # what the relay writes to last_error on a permanent refusal
 
 ForwardingSender = Callable[[EmailMessage], None]  # sends a composed mail through the default outbound
 ProgressListener = Callable[[str], None]
@@ -85,16 +85,13 @@ def forwarding_test_mail(stores: Stores, address: SupportAddress, token: str) ->
 
 
 def default_forwarding_sender(stores: Stores) -> ForwardingSender:
-    """The default outbound (SES SendRawEmail through the relay's adapter, `Stores.mailer`)."""
-    mailer = getattr(stores, "mailer", None)
-    if mailer is None:
-        raise ConfigurationError(
-            "the default outbound (SES) is not configured, so the forwarding test mail cannot be sent",
-            action="Run against a stack whose stores include the SES adapter, or pass a sender.")
+    """The default outbound (SES SendRawEmail) through the relay's adapter; imported late, the relay owns it."""
+    from relaydesk.outbound.ses import mailer_of, send_verification_mail
+
+    mailer_of(stores)  # ConfigurationError now, before the address is marked pending
 
     def send(message: EmailMessage) -> None:
-        source = parseaddr(str(message["From"]))[1]
-        mailer.send_raw(source, [str(message["To"])], message.as_bytes(policy=SMTP))
+        send_verification_mail(stores, message)
 
     return send
 
@@ -128,6 +125,7 @@ def start_outbound(stores: Stores, email: str) -> SupportAddress:
                             action=f"Run `relaydesk addresses enable {address.email}` first.")
     token = new_token()
     address.outbound = _pending(token)
+    address.last_error = None  # a fresh attempt: what the relay notes from now on is about this mail
     address = _save(stores, address)
     notification = Notification(
         notification_id=new_id("N"), kind=NotificationKind.VERIFICATION, account_id=address.account_id,
@@ -229,6 +227,9 @@ def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float
                 address.connector.state is ConnectorState.AUTH_FAILED:
             return _fail(stores, email, direction, f"the smarthost refused the credentials: {address.last_error}",
                          address=address)
+        if direction is Direction.OUTBOUND and RELAY_REFUSED in (address.last_error or ""):
+            # The relay noted a permanent refusal of the verification mail: no point waiting for it.
+            return _fail(stores, email, direction, address.last_error or "", address=address)
         if clock() >= deadline:
             return _fail(stores, email, direction, timeout_hint(stores, address, direction, timeout), address=address)
         if on_progress is not None:
