@@ -160,6 +160,7 @@ def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
         verified = address.outbound.status is VerificationStatus.VERIFIED
         connector.state = ConnectorState.ACTIVE if verified else ConnectorState.PENDING
     connector.held_since = None
+    connector.held_version = None
     address.last_error = None
     _save(stores, address)
     lifecycle.release_held_notifications(stores, address.email)
@@ -211,10 +212,10 @@ def _unstage(stores: Stores, secret_id: str, token: str) -> None:
 def _reason(report: LiveCheckReport, error: SmtpDeliveryError) -> str:
     """What the address shows: the failed step, the server's reply, the fix; the live check scrubbed the password."""
     step = report.failed_step
-    parts = [f"credential rotation failed at {step.name if step else 'the live check'}"]
-    parts.append(report.summary or (step.detail if step else error.message))
-    if step is not None and step.detail and step.detail not in parts[-1]:
-        parts.append(f"server said: {step.detail}")
+    parts = [f"credential rotation failed at {step.name if step else 'the live check'}",
+             report.summary or error.message]
+    if step is not None and (step.smtp_code or step.detail):
+        parts.append(f"the server replied: {' '.join(str(p) for p in (step.smtp_code, step.detail) if p)}")
     if report.fix:
         parts.append(report.fix)
     return "; ".join(parts) + "; the previous credentials stay live"
