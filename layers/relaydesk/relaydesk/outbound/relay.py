@@ -128,7 +128,8 @@ def parse_record(record: dict) -> Notification | None:
 class Relay:
     def __init__(self, stores: Stores, *, credentials: CredentialCache, once: OnceGuard,
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
-                 on_result: Callable[[RecordResult], None] | None = None) -> None:
+                 on_result: Callable[[RecordResult], None] | None = None,
+                 submission: Callable[..., SmtpSubmission] = SmtpSubmission) -> None:
         self.stores = stores
         self.credentials = credentials
         self.once = once
@@ -137,6 +138,7 @@ class Relay:
                                              data=stores.settings.smtp_data_timeout)
         self.max_attempts = max_attempts or stores.settings.max_delivery_attempts
         self.on_result = on_result
+        self.submission = submission  # unit tests hand in a fake smarthost; no sockets
         self.ses = SesRoute(stores)
 
     # --- the batch ----------------------------------------------------------------------------------------------
@@ -364,8 +366,8 @@ class _ConnectorGroup:
         tried: set[str] = set()
         while True:
             tried.add(version.version_id)
-            session = SmtpSubmission(version.credentials, timeouts=self.relay.timeouts,
-                                     local_hostname=self.stores.settings.mail_domain)
+            session = self.relay.submission(version.credentials, timeouts=self.relay.timeouts,
+                                            local_hostname=self.stores.settings.mail_domain)
             try:
                 self.loop.run_until_complete(session.open())
             except AuthenticationFailedError as error:

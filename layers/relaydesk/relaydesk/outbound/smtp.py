@@ -48,7 +48,7 @@ class Accepted:
     refused: list[RecipientOutcome] = field(default_factory=list)
 
 
-def _error_for(code: int | None, text: str, message: str, *, recipient: str | None = None) -> SmtpDeliveryError:
+def error_for_reply(code: int | None, text: str, message: str, *, recipient: str | None = None) -> SmtpDeliveryError:
     kind: type[SmtpDeliveryError]
     if code in AUTH_REFUSED_CODES:
         kind = AuthenticationFailedError
@@ -107,7 +107,7 @@ class SmtpSubmission:
         try:
             await smtp.connect(timeout=self._timeouts.connect)
         except aiosmtplib.SMTPConnectResponseError as error:
-            raise _error_for(error.code, error.message, f"the smarthost refused the connection: {error.code}") \
+            raise error_for_reply(error.code, error.message, f"the smarthost refused the connection: {error.code}") \
                 from None
         except (aiosmtplib.SMTPException, OSError) as error:
             self._raise_if_certificate(error)
@@ -128,7 +128,7 @@ class SmtpSubmission:
                     raise TlsRequiredError(f"{self._credentials.host} did not offer STARTTLS; nothing was sent")
                 await smtp.starttls(server_hostname=self._credentials.host)
             except aiosmtplib.SMTPResponseException as error:
-                raise _error_for(error.code, error.message, f"STARTTLS failed: {error.code}") from None
+                raise error_for_reply(error.code, error.message, f"STARTTLS failed: {error.code}") from None
             except (aiosmtplib.SMTPException, OSError) as error:
                 self._raise_if_certificate(error)
                 raise TransientDeliveryError(f"TLS with {self.route} failed: {type(error).__name__}") from None
@@ -137,7 +137,7 @@ class SmtpSubmission:
         try:
             await smtp.ehlo()
         except aiosmtplib.SMTPResponseException as error:
-            raise _error_for(error.code, error.message, f"EHLO refused: {error.code}") from None
+            raise error_for_reply(error.code, error.message, f"EHLO refused: {error.code}") from None
         except (aiosmtplib.SMTPException, OSError) as error:
             raise TransientDeliveryError(f"EHLO with {self.route} failed: {type(error).__name__}") from None
 
@@ -151,7 +151,7 @@ class SmtpSubmission:
                 smtp_code=error.code, enhanced_status=enhanced_status(error.message),
                 server_reply=f"{error.code} {error.message}") from None
         except aiosmtplib.SMTPResponseException as error:
-            raise _error_for(error.code, error.message, f"AUTH failed: {error.code} {error.message}") from None
+            raise error_for_reply(error.code, error.message, f"AUTH failed: {error.code} {error.message}") from None
         except (aiosmtplib.SMTPException, OSError) as error:
             raise TransientDeliveryError(f"AUTH with {self.route} failed: {type(error).__name__}") from None
 
@@ -166,7 +166,8 @@ class SmtpSubmission:
             await smtp.mail(envelope_from, timeout=timeout)
         except aiosmtplib.SMTPResponseException as error:
             await self._reset()
-            raise _error_for(error.code, error.message, f"MAIL FROM refused: {error.code} {error.message}") from None
+            raise error_for_reply(error.code, error.message,
+                                  f"MAIL FROM refused: {error.code} {error.message}") from None
         except (aiosmtplib.SMTPException, OSError) as error:
             raise TransientDeliveryError(f"MAIL FROM to {self.route} failed: {type(error).__name__}") from None
         refused: list[RecipientOutcome] = []
@@ -185,7 +186,7 @@ class SmtpSubmission:
             await self._reset()
             # Every recipient refused: the mail's fate is the mildest refusal (a 4xx anywhere is worth a retry).
             mildest = min(refused, key=lambda r: r.smtp_code or 0)
-            error = _error_for(mildest.smtp_code, mildest.reply.partition(" ")[2],
+            error = error_for_reply(mildest.smtp_code, mildest.reply.partition(" ")[2],
                                f"every recipient was refused: {mildest.reply}", recipient=mildest.recipient)
             error.refused = refused  # type: ignore[attr-defined]  # carried to the ticket record
             raise error
@@ -193,7 +194,7 @@ class SmtpSubmission:
             reply = await smtp.data(data, timeout=self._timeouts.data)
         except aiosmtplib.SMTPResponseException as error:
             await self._reset()
-            raise _error_for(error.code, error.message, f"the message was refused: {error.code} {error.message}") \
+            raise error_for_reply(error.code, error.message, f"the message was refused: {error.code} {error.message}") \
                 from None
         except (aiosmtplib.SMTPException, OSError) as error:
             await self.close()

@@ -1,0 +1,56 @@
+"""Notifications queue -> the customer's smarthost (or the default outbound), exactly once, outcome on the ticket."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from relaydesk.outbound.batch import relay_event
+from relaydesk.outbound.credentials import CredentialCache
+from relaydesk.outbound.once import powertools_once
+from relaydesk.outbound.relay import RecordResult, Relay
+from relaydesk.store.sqs_retry import SqsRetryDelay
+from relaydesk.wiring import Stores, aws_client, aws_stores
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+_services: dict[int, tuple[Relay, SqsRetryDelay]] = {}
+
+
+def observe(result: RecordResult) -> None:
+    """One log line and the metrics per record: ids, address, outcome and the server's words; never a secret."""
+    notification = result.notification
+    outcome = result.result.outcome.value
+    logger.info("notification relayed", extra={
+        "notification_id": notification.notification_id if notification else None,
+        "ticket_id": notification.ticket_id if notification else None,
+        "address": notification.support_address if notification else None,
+        "sqs_message_id": result.message_id, "receive_count": result.receive_count,
+        "outcome": outcome, "route": result.result.route, "smtp_code": result.result.smtp_code,
+        "enhanced_status": result.result.enhanced_status, "reply": result.result.reply,
+        "duplicate": result.result.duplicate, "retry_in": result.retry_in, "last_attempt": result.last_attempt})
+    metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="latency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
+
+
+def services(stores: Stores) -> tuple[Relay, SqsRetryDelay]:
+    """Built once per warm container (and per Stores, so tests get fresh ones): the credential cache lives here."""
+    key = id(stores)
+    if key not in _services:
+        settings = stores.settings
+        relay = Relay(stores, credentials=CredentialCache(stores.secrets, settings.credentials_cache_seconds),
+                      once=powertools_once(settings.idempotency_table), on_result=observe)
+        _services.clear()
+        _services[key] = (relay, SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url))
+    return _services[key]
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    relay, retry = services(aws_stores())
+    relay.once.config.register_lambda_context(context)  # an in-progress record expires with this invocation
+    return relay_event(relay, event, retry)

@@ -1,0 +1,138 @@
+"""Test kit for the relay's unit tests: a connector address in memory stores, and a fake smarthost (no sockets)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+
+from relaydesk.accounts import Account, Brand
+from relaydesk.addresses.model import (
+    AddressKind,
+    Connector,
+    ConnectorState,
+    SupportAddress,
+    Verification,
+    VerificationStatus,
+)
+from relaydesk.credentials import SmtpCredentials
+from relaydesk.errors import AuthenticationFailedError, TransientDeliveryError
+from relaydesk.ids import new_id
+from relaydesk.notification import Notification
+from relaydesk.outbound.credentials import CredentialCache
+from relaydesk.outbound.once import MemoryOnce
+from relaydesk.outbound.relay import Relay
+from relaydesk.outbound.smtp import Accepted, error_for_reply
+from relaydesk.store.memory import MemoryHeld, MemoryOutbox
+from relaydesk.tickets.model import Ticket
+from relaydesk.wiring import Stores
+
+PASSWORD = "Tr0ub4dor&3-not-in-logs"
+SUPPORT = "support@acme.test"
+SECRET = "relaydesk/connector/support@acme.test"
+
+
+class FakeSmarthost:
+    """Records every login and transaction; `replies` scripts the answers to the end of data, in order."""
+
+    def __init__(self, password: str = PASSWORD) -> None:
+        self.password = password
+        self.logins: list[tuple[str, bool]] = []
+        self.transactions: list[tuple[str, list[str], bytes]] = []
+        self.replies: list[tuple[int, str]] = []
+        self.connections = 0
+
+    def submission(self, credentials: SmtpCredentials, *, timeouts: object = None,
+                   local_hostname: str = "") -> FakeSession:
+        return FakeSession(self, credentials)
+
+
+class FakeSession:
+    def __init__(self, host: FakeSmarthost, credentials: SmtpCredentials) -> None:
+        self.host = host
+        self.credentials = credentials
+        self.connected = False
+        self.route = f"connector:{credentials.host}:{credentials.port}"
+
+    async def open(self) -> None:
+        self.host.connections += 1
+        ok = self.credentials.password.get_secret_value() == self.host.password
+        self.host.logins.append((self.credentials.username, ok))
+        if not ok:
+            raise AuthenticationFailedError("refused", smtp_code=535, enhanced_status="5.7.8",
+                                            server_reply="535 5.7.8 Username and Password not accepted")
+        self.connected = True
+
+    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
+        if not self.connected:
+            raise TransientDeliveryError("not connected")
+        code, text = self.host.replies.pop(0) if self.host.replies else (250, "2.0.0 Ok: queued as FAKE1")
+        if code is None:  # the connection drops after the final dot
+            self.host.transactions.append((envelope_from, recipients, data))
+            self.connected = False
+            raise TransientDeliveryError("connection lost after end of data")
+        if code >= 300:
+            raise error_for_reply(code, text, f"refused: {code} {text}")
+        self.host.transactions.append((envelope_from, recipients, data))
+        return Accepted(code=code, reply=f"{code} {text}")
+
+    async def close(self) -> None:
+        self.connected = False
+
+
+@dataclass
+class World:
+    stores: Stores
+    ticket: Ticket
+    smarthost: FakeSmarthost
+    once: MemoryOnce = field(default_factory=MemoryOnce)
+
+    def relay(self, **kwargs) -> Relay:
+        credentials = kwargs.pop("credentials", None) or CredentialCache(self.stores.secrets, 300)
+        return Relay(self.stores, credentials=credentials, once=self.once, submission=self.smarthost.submission,
+                     **kwargs)
+
+    def notification(self, **overrides) -> Notification:
+        values = dict(notification_id=new_id("N"), account_id="A1", ticket_id=self.ticket.ticket_id,
+                      support_address=SUPPORT, recipients=["jane@example.net"],
+                      subject=f"Printer jammed [RD#{self.ticket.ticket_id}]", text_body="We are on it.")
+        values.update(overrides)
+        return Notification(**values)
+
+    def address(self) -> SupportAddress:
+        found = self.stores.directory.get_address(SUPPORT)
+        assert found is not None
+        return found
+
+    def record(self, notification: Notification):
+        return self.stores.tickets.get_notification(self.ticket.ticket_id, notification.notification_id)
+
+
+def sqs_record(notification: Notification, receive_count: int = 1, message_id: str | None = None) -> dict:
+    return {"messageId": message_id or f"m-{notification.notification_id}", "receiptHandle": f"rh-{receive_count}",
+            "body": json.dumps(notification.model_dump(mode="json")),
+            "attributes": {"ApproximateReceiveCount": str(receive_count)}}
+
+
+def make_world(memory_stores: Stores, *, state: ConnectorState = ConnectorState.ACTIVE, kind=AddressKind.SMTP_CONNECTOR,
+               include_attachments: bool = True, password: str = PASSWORD) -> World:
+    stores = replace(memory_stores, mailer=MemoryOutbox(), held=MemoryHeld())
+    account = Account(account_id="A1", subdomain="acme", name="Acme Inc",
+                      brands=[Brand(brand_id="B1", name="Acme Help")])
+    account.settings.include_attachments_in_email = include_attachments
+    stores.directory.create_account(account)
+    secret = stores.secrets.create(SECRET, SmtpCredentials(host="smtp.acme.test", username=SUPPORT,
+                                                           password=password).to_secret_string(), {})
+    connector = Connector(host="smtp.acme.test", secret_arn=secret, state=state) \
+        if kind is AddressKind.SMTP_CONNECTOR else None
+    stores.directory.create_address(SupportAddress(
+        email=SUPPORT, account_id="A1", brand_id="B1", kind=kind, connector=connector,
+        outbound=Verification(status=VerificationStatus.VERIFIED)))
+    ticket = Ticket(ticket_id=new_id("T"), account_id="A1", support_address=SUPPORT, subject="Printer jammed",
+                    requester="jane@example.net")
+    stores.tickets.create_ticket(ticket)
+    return World(stores=stores, ticket=ticket, smarthost=FakeSmarthost())
+
+
+def rotate_secret(stores: Stores, password: str, stage: str = "AWSCURRENT") -> str:
+    return stores.secrets.put_version(SECRET, SmtpCredentials(host="smtp.acme.test", username=SUPPORT,
+                                                              password=password).to_secret_string(), [stage])

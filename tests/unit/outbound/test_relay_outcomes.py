@@ -1,0 +1,168 @@
+"""The relay with a fake smarthost (no sockets): each answer ends where an operator expects, on the ticket and in
+the SQS batch response."""
+
+from __future__ import annotations
+
+from email import message_from_bytes
+from email.policy import default
+
+import pytest
+from relaydesk.addresses.model import AddressKind, ConnectorState
+from relaydesk.notification import AttachmentRef, NotificationKind
+from relaydesk.outbound import ses as ses_module
+from relaydesk.outbound.batch import batch_response
+from relaydesk.outbound.policy import Outcome, retry_delay
+from relaydesk.tickets.model import DeliveryStatus
+
+from tests.unit.outbound.kit import SUPPORT, make_world, sqs_record
+
+
+class Delays:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def delay(self, receipt_handle: str, seconds: int) -> bool:
+        self.calls.append((receipt_handle, seconds))
+        return True
+
+
+@pytest.fixture
+def world(memory_stores):
+    return make_world(memory_stores)
+
+
+def test_accepted_mail_is_delivered_and_the_queue_id_is_on_the_ticket(world):
+    notification = world.notification()
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+    assert result.result.outcome is Outcome.DELIVERED and not result.failed
+    [(envelope_from, recipients, data)] = world.smarthost.transactions
+    assert (envelope_from, recipients) == (SUPPORT, ["jane@example.net"])
+    assert message_from_bytes(data, policy=default)["X-Relaydesk-Email-Id"] == notification.notification_id
+    record = world.record(notification)
+    assert record.status is DeliveryStatus.DELIVERED
+    assert "queued as FAKE1" in record.attempts[-1].reply
+    assert record.attempts[-1].route == "connector:smtp.acme.test:587"
+
+
+def test_a_temporary_refusal_is_retried_with_a_growing_delay(world):
+    world.smarthost.replies = [(451, "4.3.0 try again later")]
+    notification = world.notification()
+    results = world.relay().relay_batch([sqs_record(notification, receive_count=2)])
+    delays = Delays()
+    response = batch_response(results, delays)
+    assert response == {"batchItemFailures": [{"itemIdentifier": f"m-{notification.notification_id}"}]}
+    assert delays.calls == [("rh-2", retry_delay(2))]
+    attempt = world.record(notification).attempts[-1]
+    assert (attempt.status, attempt.smtp_code, attempt.enhanced_status) == (DeliveryStatus.DEFERRED, 451, "4.3.0")
+
+
+def test_the_last_temporary_failure_goes_to_the_dlq_at_once_and_the_ticket_says_so(world):
+    world.smarthost.replies = [(421, "4.4.2 closing")]
+    notification = world.notification()
+    [result] = world.relay(max_attempts=5).relay_batch([sqs_record(notification, receive_count=5)])
+    assert result.failed and result.last_attempt and result.retry_in == 0
+    assert "dead-letter queue" in world.record(notification).attempts[-1].reply
+
+
+def test_a_permanent_refusal_is_recorded_and_never_retried(world):
+    world.smarthost.replies = [(550, "5.1.1 <jane@example.net>: mailbox unavailable")]
+    notification = world.notification()
+    relay = world.relay()
+    [result] = relay.relay_batch([sqs_record(notification)])
+    assert result.result.outcome is Outcome.FAILED and not result.failed
+    attempt = world.record(notification).attempts[-1]
+    assert (attempt.status, attempt.smtp_code, attempt.enhanced_status) == (DeliveryStatus.FAILED, 550, "5.1.1")
+    relay.relay_batch([sqs_record(notification, receive_count=2)])  # SQS delivers it again
+    assert len(world.smarthost.transactions) == 0 and len(world.record(notification).attempts) == 1
+
+
+def test_a_duplicate_sqs_delivery_makes_no_second_smtp_transaction(world):
+    notification = world.notification()
+    relay = world.relay()
+    relay.relay_batch([sqs_record(notification)])
+    [again] = relay.relay_batch([sqs_record(notification, message_id="another-sqs-id")])
+    assert again.result.outcome is Outcome.DELIVERED and again.result.duplicate
+    assert len(world.smarthost.transactions) == 1
+    assert len(world.record(notification).attempts) == 1
+
+
+def test_a_connection_lost_after_the_final_dot_is_retried_with_the_same_message_id(world):
+    world.smarthost.replies = [(None, "")]
+    notification = world.notification()
+    relay = world.relay()
+    [first] = relay.relay_batch([sqs_record(notification)])
+    assert first.failed
+    [second] = relay.relay_batch([sqs_record(notification, receive_count=2)])
+    assert second.result.outcome is Outcome.DELIVERED
+    ids = {message_from_bytes(data, policy=default)["Message-ID"] for _, _, data in world.smarthost.transactions}
+    assert len(world.smarthost.transactions) == 2 and len(ids) == 1
+    assert [a.status for a in world.record(notification).attempts] == [DeliveryStatus.DEFERRED,
+                                                                       DeliveryStatus.DELIVERED]
+
+
+def test_one_connection_serves_every_notification_of_one_address_in_a_batch(world):
+    notifications = [world.notification() for _ in range(3)]
+    results = world.relay().relay_batch([sqs_record(n) for n in notifications])
+    assert [r.result.outcome for r in results] == [Outcome.DELIVERED] * 3
+    assert world.smarthost.connections == 1 and len(world.smarthost.transactions) == 3
+
+
+def test_an_unreadable_sqs_message_is_kept_for_the_dlq_not_dropped(world):
+    [result] = world.relay().relay_batch([{"messageId": "bad", "receiptHandle": "rh", "body": "{not json"}])
+    assert result.failed and result.notification is None
+
+
+@pytest.mark.parametrize("state", [ConnectorState.DISABLED, ConnectorState.PENDING])
+def test_a_connector_that_is_not_active_falls_back_to_the_default_outbound(memory_stores, state):
+    world = make_world(memory_stores, state=state)
+    notification = world.notification()
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+    assert result.result.outcome is Outcome.DELIVERED and result.result.route == "ses"
+    assert world.smarthost.transactions == []
+    [(source, _destinations, data)] = world.stores.mailer.sent
+    parsed = message_from_bytes(data, policy=default)
+    assert source == "support@acme.mail.relaydesk.test" == parsed["From"].addresses[0].addr_spec
+    assert parsed["Reply-To"].addresses[0].addr_spec == SUPPORT
+    assert parsed["Auto-Submitted"] == "auto-generated"
+
+
+def test_an_address_without_a_connector_sends_through_the_default_outbound(memory_stores):
+    world = make_world(memory_stores, kind=AddressKind.FORWARDING)
+    [result] = world.relay().relay_batch([sqs_record(world.notification())])
+    assert result.result.route == "ses" and world.smarthost.transactions == []
+
+
+def test_the_system_address_never_goes_through_a_connector(world):
+    notification = world.notification(support_address="support@acme.mail.relaydesk.test")
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+    assert result.result.route == "ses" and world.smarthost.transactions == []
+
+
+def test_a_pending_connectors_verification_mail_goes_through_the_connector(memory_stores):
+    world = make_world(memory_stores, state=ConnectorState.PENDING)
+    notification = world.notification(kind=NotificationKind.VERIFICATION, ticket_id=None, recipients=[SUPPORT],
+                                       verification_token="VTOKEN12345")
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+    assert result.result.route.startswith("connector:") and len(world.smarthost.transactions) == 1
+
+
+def test_over_the_ses_limit_attachments_become_links(memory_stores, monkeypatch):
+    monkeypatch.setattr(ses_module, "SES_RAW_MESSAGE_LIMIT", 4000)
+    world = make_world(memory_stores, kind=AddressKind.FORWARDING)
+    world.stores.blobs.put("att/big", b"x" * 5000)
+    ref = AttachmentRef(filename="big.bin", size=5000, s3_key="att/big")
+    [result] = world.relay().relay_batch([sqs_record(world.notification(attachments=[ref]))])
+    assert result.result.outcome is Outcome.DELIVERED
+    parsed = message_from_bytes(world.stores.mailer.sent[0][2], policy=default)
+    assert list(parsed.iter_attachments()) == [] and "big.bin: https://" in parsed.get_body(("plain",)).get_content()
+
+
+def test_a_message_too_big_even_with_links_is_a_recorded_failure(memory_stores, monkeypatch):
+    monkeypatch.setattr(ses_module, "SES_RAW_MESSAGE_LIMIT", 4000)
+    world = make_world(memory_stores, kind=AddressKind.FORWARDING)
+    notification = world.notification(text_body="y" * 6000)
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+    assert result.result.outcome is Outcome.FAILED and not result.failed
+    assert world.stores.mailer.sent == []
+    record = world.record(notification)
+    assert record.status is DeliveryStatus.FAILED and "limit" in record.attempts[-1].reply
