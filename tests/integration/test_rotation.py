@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+import boto3
 import pytest
 from relaydesk.addresses import lifecycle, rotation
 from relaydesk.addresses.model import ConnectorState, VerificationStatus
@@ -170,3 +171,29 @@ def test_notifications_keep_flowing_through_a_rotation_with_none_lost(aws_stack,
     address = aws_stack.directory.get_address(EMAIL)
     assert address.connector.state is ConnectorState.ACTIVE
     assert address.connector.credentials_version == token
+
+
+def test_notifications_held_for_a_refused_password_go_out_after_the_rotation(aws_stack, smarthost, connected):
+    relay_module = pytest.importorskip("relaydesk.outbound.relay")
+    from relaydesk.outbound.credentials import CredentialCache
+    from relaydesk.outbound.once import MemoryOnce
+
+    relay = relay_module.Relay(aws_stack, credentials=CredentialCache(aws_stack.secrets, 300), once=MemoryOnce())
+    held = [notification(connected.account_id, n) for n in range(2)]
+    smarthost.set_password(smarthost.username, NEW_PASSWORD)  # changed on the server, not in Relaydesk yet
+
+    outcomes = [relay_one(relay, note).outcome.value for note in held]
+    assert aws_stack.directory.get_address(EMAIL).connector.state is ConnectorState.AUTH_FAILED
+    rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, NEW_PASSWORD), start=in_process(aws_stack))
+    # finishSecret released the parked notifications: they are back on the queue, and the relay sends them.
+    messages = boto3.client("sqs").receive_message(
+        QueueUrl=aws_stack.settings.notifications_queue_url, MaxNumberOfMessages=10,
+        AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+    results = relay.relay_batch([{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                                  "attributes": m.get("Attributes", {})} for m in messages])
+
+    assert set(outcomes) <= {"auth_failed", "held"}
+    assert len(messages) == len(held)
+    assert [r.result.outcome.value for r in results] == ["delivered"] * len(held)
+    assert aws_stack.directory.get_address(EMAIL).connector.state is ConnectorState.ACTIVE
+    assert len(smarthost.wait_for(len(held))) == len(held)
