@@ -118,3 +118,37 @@ def test_connect_against_a_real_smarthost_with_a_private_ca(cli, smarthost, tmp_
     secret = json.loads(boto3.client("secretsmanager").get_secret_value(
         SecretId=f"relaydesk/connector/{account_id}/support@acme.test")["SecretString"])
     assert secret["ca_bundle_pem"] == smarthost.ca_pem and secret["password"] == smarthost.password
+
+
+def test_rotate_promotes_new_credentials_and_a_bad_password_keeps_the_current(cli, smarthost, tmp_path):
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(smarthost.ca_pem)
+    _, out, _ = cli("accounts", "create", "--subdomain", "acme", "--json")
+    account_id = json.loads(out)["account_id"]
+    old_password = smarthost.password
+    code, _, err = cli("addresses", "connect", "support@acme.test", "--account", account_id, "--host", smarthost.host,
+                       "--port", str(smarthost.port), "--username", smarthost.username, "--password-stdin",
+                       "--ca-bundle", str(ca_file), stdin=old_password + "\n")
+    assert code == 0, err
+    secret_id = f"relaydesk/connector/{account_id}/support@acme.test"
+    client = boto3.client("secretsmanager")
+
+    code, out, err = cli("addresses", "rotate", "support@acme.test", "--password-stdin", "--json",
+                         stdin="not-the-new-one\n")
+    assert code == 7
+    assert "current credentials stay live" in err
+    assert json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])["password"] == old_password
+    assert "not-the-new-one" not in out + err
+
+    new_password = "Rotated-Pa55word"
+    smarthost.set_password(smarthost.username, new_password)  # the admin changed it on the server first
+    code, out, err = cli("addresses", "rotate", "support@acme.test", "--password-stdin", "--json",
+                         stdin=new_password + "\n")
+    assert code == 0, err
+    assert json.loads(out)["rotation"] == "promoted"
+    # VersionStage given: moto's get_secret_value without it still returns the version created first.
+    current = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
+    assert json.loads(current)["password"] == new_password
+    previous = client.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS")["SecretString"]
+    assert json.loads(previous)["password"] == old_password
+    assert new_password not in out + err and old_password not in out + err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from relaydesk.addresses.model import SupportAddress, VerificationStatus
 from relaydesk.addresses.presets import PRESETS
 from relaydesk.addresses.presets import resolve as resolve_preset
 from relaydesk.cli import context
-from relaydesk.cli.output import EXIT_OK, EXIT_VERIFY_TIMEOUT, emit, print_table, progress
+from relaydesk.cli.output import EXIT_AUTH, EXIT_OK, EXIT_VERIFY_TIMEOUT, emit, print_table, progress
 from relaydesk.credentials import SmtpCredentials, TlsMode
 from relaydesk.errors import ConfigurationError
+from relaydesk.store.ports import CURRENT, PENDING
 
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 
@@ -189,25 +191,45 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     address = lifecycle.get_address(stores, args.email)
     if address.connector is None:
         raise ConfigurationError(f"{address.email} has no connector credentials to rotate")
-    current = SmtpCredentials.model_validate_json(stores.secrets.get(address.connector.secret_arn).value)
+    secret_id = address.connector.secret_arn
+    current = SmtpCredentials.model_validate_json(stores.secrets.get(secret_id).value)
     changes: dict[str, Any] = {"password": read_password(args, "new SMTP password: ")}
     if args.username:
         changes["username"] = args.username
     if args.ca_bundle:
         changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
     new_credentials = SmtpCredentials.model_validate({**current.model_dump(), **changes})
-    progress(f"staging new credentials for {address.email} and starting the rotation")
-    result = stage_rotation(stores, address.email, new_credentials)
-    view = {"email": address.email, "rotation": "started"}
-    if isinstance(result, dict):
-        view.update({k: v for k, v in result.items() if "password" not in k.lower()})
-    elif isinstance(result, str):
-        view["version_id"] = result
-    elif hasattr(result, "model_dump"):
-        view.update(result.model_dump(mode="json", exclude={"password", "credentials"}))
+    progress(f"staging new credentials for {address.email} as AWSPENDING and starting the rotation")
+    token = stage_rotation(stores, address.email, new_credentials)
+    outcome = _wait_for_rotation(stores, secret_id, token, timeout=args.timeout, poll=args.poll)
+    view = {"email": address.email, "version_id": token, "rotation": outcome}
+    if outcome == "failed":
+        fresh = lifecycle.get_address(stores, address.email)
+        view["error"] = fresh.last_error or "the rotation function refused the new credentials"
     emit(view, as_json=args.json)
-    progress("the rotation function tests the new credentials with a real SMTP AUTH before promoting them")
+    if outcome == "promoted":
+        progress("the smarthost accepted the new credentials; they are now AWSCURRENT (the old ones AWSPREVIOUS)")
+        return EXIT_OK
+    if outcome == "failed":
+        progress(f"rotation failed; the current credentials stay live: {view['error']}")
+        return EXIT_AUTH
+    progress("the rotation is still running: check later with `relaydesk addresses show " + address.email + "`")
     return EXIT_OK
+
+
+def _wait_for_rotation(stores: Any, secret_id: str, token: str, *, timeout: float, poll: float) -> str:
+    """promoted | failed | running: the rotation function runs asynchronously in a deployed stack."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stages = stores.secrets.describe_stages(secret_id).get(token, [])
+        if CURRENT in stages:
+            return "promoted"
+        if PENDING not in stages:
+            return "failed"
+        if time.monotonic() >= deadline:
+            return "running"
+        progress("waiting for the rotation function to test the new credentials ...")
+        time.sleep(poll)
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
@@ -275,6 +297,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--username", help="a new username (default: keep the current one)")
     sub.add_argument("--password-stdin", action="store_true", help="read the new password from standard input")
     sub.add_argument("--ca-bundle", metavar="FILE", help="a new PEM CA bundle")
+    sub.add_argument("--timeout", type=float, default=120.0,
+                     help="seconds to wait for the rotation's outcome (default %(default)s)")
+    sub.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
 
     command("disable", cmd_disable, "stop the connector; notifications fall back to the default outbound")
     command("enable", cmd_enable, "turn the connector on again (outbound must be verified again)")
