@@ -163,6 +163,9 @@ def test_rotation_changes_only_the_staging_of_connector_secrets(resources):
     assert "secretsmanager:PutSecretValue" in statement["Action"]
     assert not {"secretsmanager:DeleteSecret", "secretsmanager:CreateSecret"} & set(statement["Action"])
     assert _sub_text(statement["Resource"]).endswith(":secret:relaydesk/connector/*")
+    # finishSecret releases the notifications held behind an auth_failed hold back to the queue.
+    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["NotificationsQueue", "QueueName"]}}} in resources[
+        "RotationFunction"]["Properties"]["Policies"]
 
 
 def test_secrets_manager_may_invoke_the_rotation_function_of_this_account_only(resources):
