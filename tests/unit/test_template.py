@@ -198,8 +198,10 @@ def test_fallback_mail_goes_only_through_our_own_ses_identities(resources):
     (statement,) = [statement for statement in _statements(resources["RelayFunction"])
                     if statement["Action"] == "ses:SendRawEmail"]
 
-    first = statement["Resource"][0]
-    assert _sub_text(first).endswith(":identity/${MailDomain}")
+    identities = [resource for resource in statement["Resource"] if "Fn::Sub" in resource]
+    assert [_sub_text(arn).rsplit(":identity/", 1)[1] for arn in identities] == ["${MailDomain}", "*.${MailDomain}"]
+    (optional,) = [resource for resource in statement["Resource"] if "Fn::If" in resource]
+    assert optional["Fn::If"][0] == "HasDefaultFromDomain"
 
 
 def test_addresses_api_requires_iam_auth_on_every_route(resources):
