@@ -30,6 +30,7 @@ from relaydesk.wiring import Stores
 MAX_FORWARDING_HOPS = 1  # one server-level forward; chains of forwards make the requester ambiguous
 DEFAULT_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 2.0
+PROGRESS_EVERY_SECONDS = 10.0  # a progress line while waiting, not one per poll
 VERIFICATION_LOCAL_PART = "verification"
 RELAY_REFUSED = "verification mail was refused"  # what the relay writes to last_error on a permanent refusal
 
@@ -218,6 +219,7 @@ def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float
     """Poll until the verification is no longer pending; on timeout mark it failed with hints."""
     deadline = clock() + timeout
     started = clock()
+    next_report = 0.0
     while True:
         address = get_address(stores, email)
         check = _verification(address, direction)
@@ -232,8 +234,10 @@ def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float
             return _fail(stores, email, direction, address.last_error or "", address=address)
         if clock() >= deadline:
             return _fail(stores, email, direction, timeout_hint(stores, address, direction, timeout), address=address)
-        if on_progress is not None:
-            on_progress(f"waiting for the {direction.value} test mail to come back ({clock() - started:.0f} s)")
+        waited = clock() - started
+        if on_progress is not None and waited >= next_report:
+            on_progress(f"waiting for the {direction.value} test mail to come back ({waited:.0f} s of {timeout:.0f} s)")
+            next_report = waited + PROGRESS_EVERY_SECONDS
         sleep(min(poll, max(0.0, deadline - clock())))
 
 
