@@ -1,0 +1,169 @@
+"""Cold start: import time of each Lambda handler module, each in a fresh interpreter, against `import boto3` alone.
+
+What is timed is the import statement only (`perf_counter` around it, inside the child), not the interpreter's own
+start-up, which Lambda pays whatever the code. Each child gets the environment a deployed function has (function
+name, region, X-Ray on), so powertools' Tracer builds its X-Ray recorder as it does in Lambda. Rounds interleave the
+baseline and the handlers so that drift on a noisy machine hits them alike; the first round only warms the
+bytecode cache. Target (issue 7): each handler's import at most 1.5x `import boto3`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLERS = ("inbound", "relay", "rotation", "addresses_api")
+TARGET_RATIO = 1.5
+BASELINE = "import boto3"
+
+_CHILD = """
+import importlib, json, sys, time
+sys.path.insert(0, {path!r})
+started = time.perf_counter()
+importlib.import_module({module!r})
+print(json.dumps(time.perf_counter() - started))
+"""
+
+
+def lambda_env(function: str) -> dict[str, str]:
+    """The environment a deployed handler imports under (no credentials are needed to import; fake ones here)."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("AWS_", "POWERTOOLS_", "RELAYDESK_", "LAMBDA_", "PYTHON"))}
+    env.update({
+        "AWS_LAMBDA_FUNCTION_NAME": f"relaydesk-{function}", "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR", "POWERTOOLS_SERVICE_NAME": f"relaydesk-{function}",
+        # LAMBDA_TASK_ROOT makes the X-Ray SDK behave as in Lambda (local sampler, no X-Ray client built at
+        # import; it touches /tmp/.aws-xray/initialized as it does there).
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions" / function) if function in HANDLERS else str(ROOT),
+    })
+    env["PYTHONPATH"] = str(ROOT / "layers" / "relaydesk")
+    return env
+
+
+def _child(path: str, module: str, env: dict[str, str], *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *flags, "-c", _CHILD.format(path=path, module=module)],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def import_seconds(function: str | None) -> float:
+    """One fresh interpreter: seconds to import the handler module (`None` = boto3 alone)."""
+    if function is None:
+        completed = _child(str(ROOT), "boto3", lambda_env("baseline"))
+    else:
+        completed = _child(str(ROOT / "functions" / function), "app", lambda_env(function))
+    if completed.returncode != 0:
+        raise RuntimeError(f"importing {function or 'boto3'} failed:\n{completed.stderr[-2000:]}")
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+_IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)")
+
+
+def _self_times(function: str | None) -> dict[str, float]:
+    """`-X importtime` once: every module imported and its own (self) milliseconds."""
+    if function is None:
+        completed = _child(str(ROOT), "boto3", lambda_env("baseline"), "-X", "importtime")
+    else:
+        completed = _child(str(ROOT / "functions" / function), "app", lambda_env(function), "-X", "importtime")
+    return {match.group(3): int(match.group(1)) / 1000
+            for match in map(_IMPORTTIME.match, completed.stderr.splitlines()) if match}
+
+
+def heaviest_imports(function: str, top: int = 8) -> list[tuple[str, float]]:
+    """What the handler imports beyond boto3, by top-level package, in self milliseconds (module bodies included:
+    a package that builds clients or models at import time shows it here)."""
+    baseline = _self_times(None)
+    packages: dict[str, float] = {}
+    for module, ms in _self_times(function).items():
+        if module not in baseline:
+            package = module.split(".")[0]
+            packages[package] = packages.get(package, 0.0) + ms
+    return sorted(packages.items(), key=lambda row: row[1], reverse=True)[:top]
+
+
+@dataclass
+class Series:
+    name: str
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+@dataclass
+class ColdStartResult:
+    runs: int
+    baseline: Series
+    handlers: dict[str, Series]
+    missing: list[str]
+    profiles: dict[str, list[tuple[str, float]]]
+
+    def ratio(self, function: str) -> float:
+        return self.handlers[function].median / self.baseline.median
+
+
+def measure(runs: int = 7, warmup: int = 1, handlers: tuple[str, ...] = HANDLERS,
+            profile_misses: bool = True) -> ColdStartResult:
+    present = [name for name in handlers if (ROOT / "functions" / name / "app.py").is_file()]
+    missing = [name for name in handlers if name not in present]
+    baseline = Series(BASELINE)
+    series = {name: Series(f"functions/{name}/app.py") for name in present}
+    for round_number in range(warmup + runs):
+        timings = [(baseline, import_seconds(None))]
+        timings += [(series[name], import_seconds(name)) for name in present]
+        if round_number >= warmup:
+            for target, seconds in timings:
+                target.seconds.append(seconds)
+    result = ColdStartResult(runs, baseline, series, missing, {})
+    if profile_misses:
+        result.profiles = {name: heaviest_imports(name) for name in present if result.ratio(name) > TARGET_RATIO}
+    return result
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}"
+
+
+def render(result: ColdStartResult) -> str:
+    lines = [
+        f"Import of each handler module in a fresh interpreter with a deployed function's environment (X-Ray on), "
+        f"{result.runs} runs after a warm-up, against `{BASELINE}` alone in the same rounds. "
+        f"Target: at most {TARGET_RATIO}x the baseline.",
+        "",
+        "| module | median ms | min ms | max ms | ratio to boto3 | target met |",
+        "|---|---:|---:|---:|---:|---|",
+        f"| `{BASELINE}` (baseline) | {_ms(result.baseline.median)} | {_ms(min(result.baseline.seconds))} "
+        f"| {_ms(max(result.baseline.seconds))} | 1.00 | |",
+    ]
+    for name, series in result.handlers.items():
+        ratio = result.ratio(name)
+        lines.append(f"| `{series.name}` | {_ms(series.median)} | {_ms(min(series.seconds))} "
+                     f"| {_ms(max(series.seconds))} | {ratio:.2f} | {'yes' if ratio <= TARGET_RATIO else 'NO'} |")
+    for name in result.missing:
+        lines.append(f"| `functions/{name}/app.py` | not present in this tree | | | | |")
+    for name, rows in result.profiles.items():
+        lines += ["", f"What `functions/{name}/app.py` imports beyond boto3, by package "
+                      "(`-X importtime` self ms, one run):", ""]
+        lines += [f"- `{module}`: {ms:.0f}" for module, ms in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    quick = "--quick" in (argv if argv is not None else sys.argv[1:])
+    result = measure(runs=2 if quick else 7)
+    print(render(result))
+    print(json.dumps({name: round(result.ratio(name), 2) for name in result.handlers}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
