@@ -109,3 +109,18 @@ class CertificateVerificationError(SmtpDeliveryError):
 
     code = "certificate_invalid"
     action = "Use the host name on the server's certificate, or configure the CA bundle that issued it."
+
+
+class DkimNotSetUpError(NotFoundError):
+    """Signing is on for a domain that has no DKIM keys (or its secret cannot be read)."""
+
+    code = "dkim_not_set_up"
+    action = ("Create the domain's keys with `relaydesk dkim setup DOMAIN`, publish the records it prints, then "
+              "`relaydesk dkim enable DOMAIN`.")
+
+
+class DkimSigningError(RelaydeskError, ValueError):
+    """The message cannot be DKIM-signed as it is (no From header, a malformed header)."""
+
+    code = "dkim_signing_failed"
+    action = "The composed message is malformed: report it with the notification id."
