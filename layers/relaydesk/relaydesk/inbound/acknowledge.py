@@ -1,0 +1,50 @@
+"""The notifications inbound sends: an acknowledgement of a new request, and the news of a comment."""
+
+from __future__ import annotations
+
+from relaydesk import markers
+from relaydesk.inbound.outcome import Decision
+from relaydesk.notification import Notification, NotificationKind
+
+QUOTED_LINES = 30  # enough of the request to recognise it, not the whole thread
+
+
+def _quote(text: str) -> str:
+    lines = (text or "").strip().splitlines()
+    quoted = [f"> {line}".rstrip() for line in lines[:QUOTED_LINES]]
+    if len(lines) > QUOTED_LINES:
+        quoted.append("> [...]")
+    return "\n".join(quoted) or "> (no text)"
+
+
+def subject_for(ticket_id: str, subject: str) -> str:
+    token = markers.subject_token(ticket_id)
+    clean = " ".join((subject or "").split())[:200] or "(no subject)"
+    return clean if token in clean else f"{token} {clean}"
+
+
+def ticket_created(decision: Decision, subject: str, body: str, account_name: str,
+                   in_reply_to: str | None) -> Notification:
+    greeting = f"Hello {decision.requester_name}," if decision.requester_name else "Hello,"
+    text = (f"{greeting}\n\nWe received your request and opened ticket {decision.ticket_id}. "
+            "Reply to this email to add to it.\n\nYour request:\n"
+            f"{_quote(body)}\n\n-- \n{account_name} support\n")
+    return _notification(decision, NotificationKind.TICKET_CREATED, subject, text, in_reply_to)
+
+
+def comment_added(decision: Decision, subject: str, body: str, author: str, account_name: str,
+                  in_reply_to: str | None) -> Notification:
+    text = (f"{author} added to ticket {decision.ticket_id}:\n\n{_quote(body)}\n\n"
+            f"Reply to this email to answer.\n\n-- \n{account_name} support\n")
+    return _notification(decision, NotificationKind.COMMENT_ADDED, subject, text, in_reply_to)
+
+
+def _notification(decision: Decision, kind: NotificationKind, subject: str, text: str,
+                  in_reply_to: str | None) -> Notification:
+    assert decision.notification_id and decision.ticket_id and decision.account_id and decision.support_address
+    return Notification(notification_id=decision.notification_id, kind=kind, account_id=decision.account_id,
+                        ticket_id=decision.ticket_id, support_address=decision.support_address,
+                        recipients=decision.notify_to, cc=decision.notify_cc,
+                        subject=subject_for(decision.ticket_id, subject), text_body=text,
+                        in_reply_to=in_reply_to, references=[in_reply_to] if in_reply_to else [],
+                        created_at=decision.received_at)

@@ -1,0 +1,36 @@
+"""Attachments of an inbound mail, stored in S3 under the ticket, one at a time (their metadata goes on the comment)."""
+
+from __future__ import annotations
+
+import re
+
+from relaydesk.inbound.parse import Attachment
+from relaydesk.notification import AttachmentRef
+from relaydesk.store.ports import BlobStore
+
+PREFIX = "attachments/"
+MAX_FILENAME = 120
+
+
+def safe_filename(name: str) -> str:
+    cleaned = re.sub(r"[^\w.\-]+", "_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._") or "attachment"
+    return cleaned[-MAX_FILENAME:]
+
+
+def attachment_key(ticket_id: str, comment_id: str, index: int, filename: str) -> str:
+    return f"{PREFIX}{ticket_id}/{comment_id}/{index:02d}-{safe_filename(filename)}"
+
+
+def store_attachments(blobs: BlobStore, attachments: list[Attachment], ticket_id: str,
+                      comment_id: str) -> list[AttachmentRef]:
+    """Keys are derived from the decision's ids, so a retry overwrites the same objects instead of adding more."""
+    refs: list[AttachmentRef] = []
+    for index, attachment in enumerate(attachments, start=1):
+        key = attachment_key(ticket_id, comment_id, index, attachment.filename)
+        data = attachment.payload()
+        size = len(data)
+        blobs.put(key, data, attachment.content_type)
+        del data  # one decoded attachment in memory at a time
+        refs.append(AttachmentRef(filename=attachment.filename[:255], content_type=attachment.content_type,
+                                  size=size, s3_key=key))
+    return refs

@@ -1,0 +1,306 @@
+"""Raw mail bytes -> ParsedMail: headers decoded, a text body, attachments and report parts; best effort, never raises.
+
+Memory: the bytes are fed to the parser in chunks (no second full decoded copy up front); attachment payloads stay
+encoded inside the parsed tree and are decoded one at a time when stored (`Attachment.payload()`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.errors import HeaderParseError, MessageError
+from email.feedparser import BytesFeedParser
+from email.header import decode_header
+from email.message import Message
+from email.policy import compat32
+from email.utils import collapse_rfc2231_value, getaddresses
+
+from relaydesk.inbound.charset import decode_bytes, unescape_surrogates
+from relaydesk.inbound.html_text import html_to_text
+
+FEED_CHUNK = 1 << 16  # bytes per parser feed: bounded extra memory while parsing
+MAX_HEADER_ADDRESSES = 200  # a header naming more is junk; the rest is ignored
+MAX_DEPTH = 20  # nesting of multiparts we follow
+_MSGID = re.compile(r"<[^<>\s]{1,250}>")
+# What the stdlib raises on malformed input it does not just record as a defect.
+PARSE_ERRORS = (MessageError, HeaderParseError, ValueError, LookupError, TypeError, AttributeError, IndexError,
+                UnicodeError, AssertionError)
+
+
+@dataclass
+class Attachment:
+    filename: str
+    content_type: str
+    inline: bool = False
+    content_id: str | None = None
+    payload: Callable[[], bytes] = field(default=lambda: b"", repr=False)  # decoded on demand, one at a time
+
+
+@dataclass
+class ReportPart:
+    """Parts of a multipart/report: the machine-readable status and the returned message or its headers."""
+
+    delivery_status: str = ""
+    returned_headers: str = ""
+    human_text: str = ""
+
+
+@dataclass
+class ParsedMail:
+    headers: list[tuple[str, str]] = field(default_factory=list)  # decoded, in order
+    content_type: str = "text/plain"
+    text: str = ""
+    html: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    report: ReportPart | None = None
+    report_type: str | None = None
+    size: int = 0
+    defects: list[str] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((v for n, v in self.headers if n.lower() == wanted), None)
+
+    def header_all(self, name: str) -> list[str]:
+        wanted = name.lower()
+        return [v for n, v in self.headers if n.lower() == wanted]
+
+    def addresses(self, *names: str) -> list[str]:
+        """Lower-cased addr-specs from the named headers, in order, without duplicates."""
+        found: list[str] = []
+        for name in names:
+            found.extend(parse_addresses(self.header_all(name)))
+        return list(dict.fromkeys(found))
+
+    def named_addresses(self, name: str) -> list[tuple[str, str]]:
+        return parse_named_addresses(self.header_all(name))
+
+    @property
+    def subject(self) -> str:
+        return (self.header("Subject") or "").strip()
+
+    @property
+    def message_id(self) -> str | None:
+        ids = _MSGID.findall(self.header("Message-ID") or "")
+        return ids[0] if ids else None
+
+    @property
+    def in_reply_to(self) -> list[str]:
+        return _MSGID.findall(" ".join(self.header_all("In-Reply-To")))
+
+    @property
+    def references(self) -> list[str]:
+        return _MSGID.findall(" ".join(self.header_all("References")))
+
+
+def decode_header_value(raw: str) -> str:
+    """RFC 2047 encoded words and raw 8-bit bytes decoded; folding removed."""
+    text = re.sub(r"\r?\n[ \t]+", " ", unescape_surrogates(str(raw)))
+    if "=?" not in text:
+        return text.strip()
+    try:
+        pieces = decode_header(text)
+    except PARSE_ERRORS:
+        return text.strip()
+    out = [decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk for chunk, charset in pieces]
+    return "".join(out).strip()
+
+
+def parse_named_addresses(values: list[str]) -> list[tuple[str, str]]:
+    try:
+        pairs = getaddresses(values)
+    except PARSE_ERRORS:
+        pairs = []
+    result = []
+    for name, addr in pairs[:MAX_HEADER_ADDRESSES]:
+        addr = addr.strip().strip("<>").lower()
+        if addr.count("@") == 1 and all(addr.split("@")) and not any(c.isspace() for c in addr):
+            result.append((name, addr))
+    return result
+
+
+def parse_addresses(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(addr for _, addr in parse_named_addresses(values)))
+
+
+def parse(raw: bytes) -> ParsedMail:
+    """Never raises: whatever cannot be read becomes a defect and the rest is kept."""
+    mail = ParsedMail(size=len(raw))
+    try:
+        message = _feed(raw)
+    except PARSE_ERRORS as error:
+        mail.defects.append(f"unparseable: {type(error).__name__}")
+        mail.text = decode_bytes(bytes(raw[:1 << 20]))
+        return mail
+    try:
+        mail.headers = [(str(name), decode_header_value(value)) for name, value in message.raw_items()]
+    except PARSE_ERRORS as error:
+        mail.defects.append(f"headers: {type(error).__name__}")
+    mail.content_type = _content_type(message)
+    mail.defects.extend(type(d).__name__ for d in getattr(message, "defects", []))
+    texts: list[str] = []
+    htmls: list[str] = []
+    _walk(message, mail, texts, htmls, depth=0)
+    mail.text = "\n\n".join(t for t in texts if t.strip()).strip()
+    mail.html = "\n".join(htmls) if htmls else None
+    if not mail.text and mail.html:
+        mail.text = html_to_text(mail.html)
+    return mail
+
+
+def _feed(raw: bytes) -> Message:
+    parser = BytesFeedParser(policy=compat32)
+    view = memoryview(raw)
+    for start in range(0, len(view), FEED_CHUNK):
+        parser.feed(view[start:start + FEED_CHUNK].tobytes())
+    return parser.close()
+
+
+def _content_type(part: Message) -> str:
+    try:
+        return part.get_content_type()
+    except PARSE_ERRORS:
+        return "application/octet-stream"
+
+
+def _param(part: Message, name: str, header: str = "content-type") -> str | None:
+    try:
+        value = part.get_param(name, header=header)
+    except PARSE_ERRORS:
+        return None
+    if value is None:
+        return None
+    try:
+        return decode_header_value(collapse_rfc2231_value(value))
+    except PARSE_ERRORS:
+        return None
+
+
+def _disposition(part: Message) -> str:
+    try:
+        return (part.get_content_disposition() or "").lower()
+    except PARSE_ERRORS:
+        return ""
+
+
+def _filename(part: Message) -> str | None:
+    return _param(part, "filename", "content-disposition") or _param(part, "name")
+
+
+def _decoded_payload(part: Message) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except PARSE_ERRORS:
+        payload = None
+    if isinstance(payload, bytes):
+        return payload
+    raw = part.get_payload()
+    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _text_of(part: Message) -> str:
+    return decode_bytes(_decoded_payload(part), _param(part, "charset"))
+
+
+def _serialized(part: Message) -> bytes:
+    """An attached message as bytes (message/rfc822 keeps its inner message as a parsed object)."""
+    inner = part.get_payload()
+    target = inner[0] if isinstance(inner, list) and inner else part
+    try:
+        return target.as_bytes(policy=compat32) if isinstance(target, Message) else b""
+    except PARSE_ERRORS:
+        return str(target).encode("utf-8", "surrogateescape")
+
+
+def _walk(part: Message, mail: ParsedMail, texts: list[str], htmls: list[str], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        mail.defects.append("nesting too deep")
+        return
+    ctype = _content_type(part)
+    if ctype == "multipart/report":
+        mail.report_type = (_param(part, "report-type") or "").lower() or None
+        _walk_report(part, mail, texts, htmls, depth)
+        return
+    if part.is_multipart():
+        children = [c for c in (part.get_payload() or []) if isinstance(c, Message)]
+        if ctype == "multipart/alternative":
+            _walk_alternative(children, mail, texts, htmls, depth)
+        else:
+            for child in children:
+                _walk(child, mail, texts, htmls, depth + 1)
+        return
+    disposition = _disposition(part)
+    filename = _filename(part)
+    if ctype == "message/rfc822":
+        _add_attachment(mail, part, filename or "forwarded-message.eml", "message/rfc822", payload=_serialized)
+        return
+    is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
+    if is_body_text:
+        (texts if ctype == "text/plain" else htmls).append(_text_of(part))
+        return
+    if ctype == "application/ms-tnef" and not filename:
+        filename = "winmail.dat"
+    _add_attachment(mail, part, filename or _default_name(ctype, len(mail.attachments) + 1), ctype)
+
+
+def _walk_alternative(children: list[Message], mail: ParsedMail, texts: list[str], htmls: list[str],
+                      depth: int) -> None:
+    plain = [c for c in children if _content_type(c) == "text/plain"]
+    rich = [c for c in children if _content_type(c) != "text/plain"]
+    if plain:
+        texts.append(_text_of(plain[0]))
+    for child in rich:  # html, or multipart/related around html with its inline images
+        if _content_type(child) == "text/html":
+            htmls.append(_text_of(child))
+        elif child.is_multipart():
+            _walk(child, mail, [] if plain else texts, htmls, depth + 1)
+        break  # the first rich alternative is enough
+
+
+def _walk_report(part: Message, mail: ParsedMail, texts: list[str], htmls: list[str], depth: int) -> None:
+    report = mail.report or ReportPart()
+    mail.report = report
+    for child in [c for c in (part.get_payload() or []) if isinstance(c, Message)]:
+        ctype = _content_type(child)
+        if ctype in ("message/delivery-status", "message/global-delivery-status"):
+            report.delivery_status += _status_text(child)
+        elif ctype in ("text/rfc822-headers", "message/rfc822", "message/rfc822-headers", "message/global",
+                       "message/global-headers"):
+            report.returned_headers += decode_bytes(_serialized(child) if ctype.startswith("message/")
+                                                    else _decoded_payload(child)) + "\n"
+        else:
+            before = len(texts)
+            _walk(child, mail, texts, htmls, depth + 1)
+            report.human_text += "\n".join(texts[before:])
+
+
+def _status_text(part: Message) -> str:
+    """message/delivery-status is parsed by the stdlib into header blocks; put them back as text."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        blocks = []
+        for block in payload:
+            if isinstance(block, Message):
+                blocks.append("\n".join(f"{n}: {decode_header_value(v)}" for n, v in block.raw_items()))
+        return "\n\n".join(blocks) + "\n"
+    return decode_bytes(_decoded_payload(part))
+
+
+def _default_name(ctype: str, index: int) -> str:
+    extension = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "application/pdf": "pdf",
+                 "text/plain": "txt", "text/html": "html", "text/calendar": "ics"}.get(ctype, "bin")
+    return f"attachment-{index}.{extension}"
+
+
+def _add_attachment(mail: ParsedMail, part: Message, filename: str, ctype: str,
+                    payload: Callable[[Message], bytes] = _decoded_payload) -> None:
+    content_id = None
+    try:
+        raw_cid = part.get("Content-ID")
+        content_id = decode_header_value(raw_cid).strip("<> ") if raw_cid else None
+    except PARSE_ERRORS:
+        content_id = None
+    inline = _disposition(part) == "inline" or (content_id is not None and _disposition(part) != "attachment")
+    mail.attachments.append(Attachment(filename=filename, content_type=ctype, inline=inline,
+                                       content_id=content_id, payload=lambda: payload(part)))
