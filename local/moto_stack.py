@@ -67,6 +67,8 @@ class MotoStack:
                 self._reset()
             finally:
                 self._server.stop()
+                # werkzeug serves each request in a thread; wait for the last ones (e.g. an SQS long poll)
+                self._server._server.server_close()
                 self._server = None
         for name, value in self._saved_env.items():
             if value is None:

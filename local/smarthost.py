@@ -160,7 +160,7 @@ class _Protocol(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
         super().connection_made(transport)
-        if first:
+        if first and transport.get_extra_info("peername") != self._owner._probe_peer:
             self._owner._count("connections")
             # aiosmtpd only knows STARTTLS as "TLS"; on an implicit-TLS connection AUTH is already protected.
             if transport.get_extra_info("ssl_object") is not None:
@@ -225,7 +225,7 @@ class _Handler:
         self.owner._count("transactions")
         faults = self.owner.faults.take("DATA")
         await self._stall(faults)
-        login = session.login_data
+        login = getattr(session.auth_data, "login", None)
         received = Received(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(envelope.original_content),
             auth_user=login.decode("utf-8", "replace") if isinstance(login, bytes) else login,
@@ -264,8 +264,8 @@ class _Controller(Controller):
 
     def _trigger_server(self) -> None:
         # The protocol is built when the connection is accepted; no need to read (or to handshake TLS) here.
-        with socket.create_connection((self.hostname, self.port), timeout=1.0):
-            pass
+        with socket.create_connection((self.hostname, self.port), timeout=1.0) as probe:
+            self._owner._probe_peer = probe.getsockname()  # not a client: not counted
 
 
 class SmtpServer:
@@ -306,6 +306,7 @@ class SmtpServer:
         self._options = {"require_tls": require_tls, "auth_required": auth_required,
                          "data_size_limit": data_size_limit}
         self._controller: _Controller | None = None
+        self._probe_peer: tuple | None = None
         self.port = 0
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -328,8 +329,6 @@ class SmtpServer:
         self._controller = _Controller(self, sock, **kwargs)
         self._controller.start()
         self.port = sock.getsockname()[1]
-        with self._lock:
-            self.stats = Stats()  # the controller's own start-up probe is not a client
         return self
 
     def stop(self) -> None:

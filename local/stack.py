@@ -107,6 +107,12 @@ class LocalStack:
             except lambdas.FunctionNotFound:
                 self.journal.record("missing_function", name=name)
 
+    def client_tls(self):
+        """A verified client TLS context trusting this stack's CA (what a sender to our MXs uses)."""
+        from relaydesk.outbound.tls import client_tls_context
+
+        return client_tls_context(self.ca.pem)
+
     def next_hop(self, domain: str) -> tuple[str, int] | None:
         """The MX lookup of this little internet: the mail domain -> SES receiving, acme.test -> its server."""
         if recipient_matcher(self.mail_domain)(f"x@{domain}"):

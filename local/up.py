@@ -1,0 +1,65 @@
+"""`make up`: the local stack, kept running until Ctrl-C, with how to send mail to it and where it lands."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import sys
+import threading
+
+from local.demo import SUPPORT, function_output_to
+from local.stack import LocalStack, state_dir_from_env
+
+
+def main() -> int:
+    state_dir = state_dir_from_env()
+    out = sys.stdout
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    password = secrets.token_urlsafe(18)
+    with function_output_to(state_dir / "logs" / "functions.log"), LocalStack(state_dir) as stack:
+        stack.customer.set_password(SUPPORT, password)
+        (state_dir / "smtp-password").touch(mode=0o600)
+        (state_dir / "smtp-password").write_text(password + "\n")  # for `--password-stdin <file`, never printed
+        e = stack.endpoints
+        mx_host, mx_port = e["customer_mx"].split(":")
+        sub_host, sub_port = e["customer_submission"].split(":")
+        inbound_host, inbound_port = e["inbound_mx"].split(":")
+        print(f"""Relaydesk local stack is up (Ctrl-C stops it).
+
+  AWS (moto, template.yaml's resources)  {e['moto']}
+  SES receiving (inbound MX)             {e['inbound_mx']}   mail for *@<sub>.{stack.mail_domain}
+  acme.test MX                           {e['customer_mx']}   mail for *@acme.test
+  acme.test submission (smarthost)       {e['customer_submission']}   STARTTLS + AUTH, user {SUPPORT}
+  local CA (trust it, never skip it)     {e['ca_bundle']}
+
+Point the CLI at it:
+  source {e['env_file']}
+  relaydesk accounts create --subdomain acme --name Acme --json
+  relaydesk addresses connect {SUPPORT} --account <id> --host {sub_host} --port {sub_port} --tls starttls \\
+      --username {SUPPORT} --ca-bundle {e['ca_bundle']} --password-stdin < {state_dir / 'smtp-password'}
+  (mail.acme.test forwards {SUPPORT} once you tell it where: the demo does stack.customer.forward(...);
+   here, send to the system address directly, as below)
+
+Send mail to it:
+  swaks --server {mx_host}:{mx_port} --tls --tls-ca-path {e['ca_bundle']} \\
+      --from jane@example.net --to {SUPPORT} --header 'Subject: Printer jammed'
+  swaks --server {inbound_host}:{inbound_port} --from jane@example.net --to support@acme.{stack.mail_domain}
+  python -c "import smtplib; s=smtplib.SMTP('{inbound_host}', {inbound_port}); \\
+s.sendmail('jane@example.net', ['support@acme.{stack.mail_domain}'], \\
+b'From: jane@example.net\\r\\nTo: support@acme.test\\r\\nSubject: Hello\\r\\n\\r\\nHi\\r\\n'); s.quit()"
+
+Delivered mail lands in {e['mailboxes']}/<address>/*.eml
+Function logs: {state_dir / 'logs' / 'functions.log'}""", file=out, flush=True)
+        try:
+            while not stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        print("\nstopping...", file=out, flush=True)
+    print("stopped.", file=out, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
