@@ -260,6 +260,8 @@ class _Checker:
 
 def _system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # IPv4 first: Lambda has no IPv6 egress outside a dual-stack VPC, and a black-holed address costs a timeout.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
     seen: list[str] = []
     for info in infos:
         address = str(info[4][0])
