@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from relaydesk.store.secrets import SecretsManagerStore
 
@@ -22,3 +24,24 @@ def test_start_rotation_calls_rotate_secret_with_the_staged_token_and_no_schedul
         store.start_rotation(SECRET, TOKEN, FUNCTION)
 
         stub.assert_no_pending_responses()
+
+
+def test_a_rotation_already_pending_for_the_staged_version_counts_as_started():
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    store = SecretsManagerStore(client)
+    with Stubber(client) as stub:
+        stub.add_client_error("rotate_secret", service_error_code="InvalidRequestException",
+                              service_message="A previous rotation isn't complete. That rotation will be reattempted.")
+
+        store.start_rotation(SECRET, TOKEN, FUNCTION)  # no error: Secrets Manager re-runs the staged rotation
+
+
+def test_other_rotate_secret_errors_reach_the_caller():
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    store = SecretsManagerStore(client)
+    with Stubber(client) as stub:
+        stub.add_client_error("rotate_secret", service_error_code="AccessDeniedException",
+                              service_message="not authorized to perform secretsmanager:RotateSecret")
+
+        with pytest.raises(ClientError):
+            store.start_rotation(SECRET, TOKEN, FUNCTION)

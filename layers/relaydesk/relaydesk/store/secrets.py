@@ -72,5 +72,15 @@ class SecretsManagerStore:
         """RotateSecret with the token of the staged AWSPENDING version: Secrets Manager then runs the four steps.
 
         No rotation schedule is set: a scheduled rotation has no staged credentials and would only be refused."""
-        self._client.rotate_secret(SecretId=secret_id, ClientRequestToken=token,
-                                   RotationLambdaARN=rotation_function_arn, RotateImmediately=True)
+        try:
+            self._client.rotate_secret(SecretId=secret_id, ClientRequestToken=token,
+                                       RotationLambdaARN=rotation_function_arn, RotateImmediately=True)
+        except ClientError as error:
+            # With AWSPENDING on a version other than AWSCURRENT, Secrets Manager answers "A previous rotation
+            # isn't complete. That rotation will be reattempted." and re-runs the rotation of that pending
+            # version: the one just staged, which is the rotation asked for.
+            reply = error.response.get("Error", {})
+            message = reply.get("Message", "").lower()
+            if reply.get("Code") == "InvalidRequestException" and "previous rotation" in message:
+                return
+            raise
