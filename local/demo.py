@@ -137,7 +137,9 @@ class Demo:
             "inbound", after=self.mark, timeout=WAIT_SECONDS), "the inbound function")
         if inbound.data["error"]:
             raise DemoFailure(f"the inbound function failed: {inbound.data['error']}")
-        self.detail(f"SES stored it at s3://.../inbound/{inbound.data['message_id']} and invoked the inbound function")
+        bucket = self.stack.env["RELAYDESK_RAW_MAIL_BUCKET"]
+        self.detail(f"SES receiving stored it at s3://{bucket}/inbound/{inbound.data['message_id']} and invoked "
+                    "the inbound function")
 
     def ticket_created(self) -> None:
         self.step("Ticket created")
@@ -167,7 +169,7 @@ class Demo:
         attempt = record["attempts"][-1] if record.get("attempts") else {}
         self.notification_id = record["notification_id"]
         self.detail(f"delivery record on the ticket: notification {self.notification_id} {record['status']} via "
-                    f"{attempt.get('route', '-')}: {attempt.get('smtp_code', '')} {attempt.get('reply', '')}")
+                    f"{attempt.get('route', '-')}, the server said: {attempt.get('reply', '-')}")
         self.result.update(notification_id=self.notification_id, delivery=record,
                            smarthost={"tls": received.tls, "auth_user": received.auth_user,
                                       "reply": received.reply, "rcpt_tos": received.rcpt_tos})

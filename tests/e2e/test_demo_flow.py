@@ -1,0 +1,108 @@
+"""`make demo`, driven as a user runs it: the end user's mail becomes a ticket, its notification leaves through
+acme.test's smarthost (TLS + AUTH) and lands in the end user's mailbox with the header contract; a manual forward is
+suspended; and the SMTP password the admin typed appears nowhere."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    state = tmp_path_factory.mktemp("demo")
+    password = "Pw-" + secrets.token_urlsafe(18)
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env["RELAYDESK_DEMO_SMTP_PASSWORD"] = password
+    completed = subprocess.run(
+        [sys.executable, "-m", "local.demo", "--state-dir", str(state), "--result-json", str(state / "result.json")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=110, check=False)
+    result = json.loads((state / "result.json").read_text())
+    return completed, result, state, password
+
+
+def test_demo_succeeds_and_tells_each_step(demo_run):
+    completed, result, _, _ = demo_run
+
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert result["ok"] is True
+    for step in ("Create the Acme account", "Connect support@acme.test", "Verify forwarding and outbound",
+                 "forwarded at server level to support@acme.", "Ticket created", "requester jane@example.net",
+                 "Notification submitted through acme.test's smarthost", "delivered via connector:",
+                 "Delivered to jane@example.net's mailbox", "suspended: manual_forward", "Demo complete"):
+        assert step in completed.stdout
+
+
+def test_ticket_has_the_end_user_as_requester(demo_run):
+    _, result, _, _ = demo_run
+
+    assert result["requester"] == "jane@example.net"
+    assert result["ticket_status"] != "suspended"
+
+
+def test_delivery_record_is_delivered_with_the_smarthosts_reply(demo_run):
+    _, result, _, _ = demo_run
+
+    record = result["delivery"]
+    assert record["status"] == "delivered"
+    assert record["recipients"] == ["jane@example.net"]
+    last = record["attempts"][-1]
+    assert last["smtp_code"] == 250
+    assert last["reply"] == result["smarthost"]["reply"]  # the queue id the customer's server gave
+    assert last["route"].startswith("connector:")
+
+
+def test_notification_was_authenticated_by_the_smarthost_over_tls(demo_run):
+    _, result, _, _ = demo_run
+
+    assert result["smarthost"]["tls"] is True
+    assert result["smarthost"]["auth_user"] == "support@acme.test"
+    assert result["smarthost"]["rcpt_tos"] == ["jane@example.net"]
+
+
+def test_end_users_mailbox_holds_the_notification_with_every_header_of_the_contract(demo_run):
+    _, result, _, _ = demo_run
+
+    message = email.message_from_bytes(Path(result["mailbox_file"]).read_bytes(), policy=email.policy.default)
+
+    assert message["Delivered-To"] == "jane@example.net"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["X-Auto-Response-Suppress"] == "All"
+    assert message["X-Mailer"] == "Relaydesk Mailer"
+    assert message["X-Relaydesk-From-Account-Id"] == result["account_id"]
+    assert message["X-Relaydesk-Email-Id"] == result["notification_id"]
+    assert message["From"].addresses[0].addr_spec == "support@acme.test"
+    assert message["Message-ID"] == result["delivery"]["message_id"]
+    assert message["In-Reply-To"].endswith("@mail.example.net>")
+    assert message["In-Reply-To"] in message["References"]
+    assert f"[RD#{result['ticket_id']}]" in message["Subject"]
+    assert "ESMTPSA" in message["Received"] and "authenticated as support@acme.test" in message["Received"]
+
+
+def test_manual_forward_is_suspended_beside_the_normal_ticket(demo_run):
+    _, result, _, _ = demo_run
+
+    assert result["suspension_reason"] == "manual_forward"
+    assert result["suspended_ticket_id"] != result["ticket_id"]
+
+
+def test_the_configured_password_appears_in_no_output_log_or_file(demo_run):
+    completed, _, state, password = demo_run
+
+    assert password not in completed.stdout
+    assert password not in completed.stderr
+    files = [p for p in state.rglob("*") if p.is_file()]
+    assert any(p.name == "functions.log" for p in files) and any(p.name == "cli.log" for p in files)
+    leaked = [str(p) for p in files if password.encode() in p.read_bytes()]
+    assert leaked == []
