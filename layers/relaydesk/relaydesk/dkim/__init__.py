@@ -1,0 +1,1 @@
+"""DKIM for customer domains: keys, the per-domain keyring and its rotation, DNS records and their check."""
