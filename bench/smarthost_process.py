@@ -1,0 +1,94 @@
+"""The project's local smarthost (STARTTLS + AUTH, local CA) in a process of its own, for benchmarks.
+
+A benchmark's client and the server must not share one interpreter's GIL: a real smarthost is another machine.
+The parent talks to it over a pipe: how many messages arrived, the messages themselves, stop.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import secrets
+import tempfile
+from dataclasses import dataclass
+
+USER = "relay@acme.test"
+
+
+def _serve(connection, password: str) -> None:
+    import warnings
+
+    # aiosmtpd 1.4.6 warns about its own deprecated Session.login_data on every AUTH: noise in a benchmark.
+    warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
+    from local.ca import LocalCA
+    from local.smarthost import SmtpServer
+
+    with tempfile.TemporaryDirectory(prefix="relaydesk-bench-ca-") as directory:
+        ca = LocalCA(directory)
+        server = SmtpServer(ca, users={USER: password}).start()
+        try:
+            connection.send((server.port, ca.pem))
+            while True:
+                command, argument = connection.recv()
+                if command == "wait":  # block until `argument` messages arrived; forget them, reply the count
+                    server.wait_for(argument, timeout=120)
+                    taken, server.received = server.received, []
+                    connection.send(len(taken))
+                elif command == "take":  # the messages themselves: (envelope from, recipients, exact bytes)
+                    taken, server.received = server.received, []
+                    connection.send([(r.mail_from, list(r.rcpt_tos), r.data) for r in taken])
+                elif command == "stats":
+                    connection.send((server.stats.connections, server.stats.auth_attempts))
+                elif command == "stop":
+                    break
+        finally:
+            server.stop()
+            connection.send("stopped")
+
+
+@dataclass
+class SmarthostProcess:
+    """Start with `with SmarthostProcess() as host:`; `host.port`, `host.ca_pem`, `host.username`, `host.password`."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    ca_pem: str = ""
+    username: str = USER
+    password: str = ""
+
+    def __enter__(self) -> SmarthostProcess:
+        self.password = secrets.token_urlsafe(16)
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, self.password), daemon=True,
+                                        name="relaydesk-bench-smarthost")
+        self._process.start()
+        if not self._pipe.poll(60):
+            self._process.kill()
+            raise RuntimeError("the benchmark smarthost did not start")
+        self.port, self.ca_pem = self._pipe.recv()
+        return self
+
+    def _ask(self, command: str, argument=None):
+        self._pipe.send((command, argument))
+        return self._pipe.recv()
+
+    def wait(self, count: int) -> int:
+        """Block until `count` messages arrived since the last call; returns how many (and forgets them)."""
+        return self._ask("wait", count)
+
+    def take(self) -> list[tuple[str, list[str], bytes]]:
+        return self._ask("take")
+
+    def stats(self) -> tuple[int, int]:
+        """(connections, AUTH attempts) since start."""
+        return self._ask("stats")
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._ask("stop")
+        except (OSError, EOFError):
+            pass
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
