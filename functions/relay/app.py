@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relaydesk.outbound.batch import relay_event
 from relaydesk.outbound.credentials import CredentialCache
-from relaydesk.outbound.once import powertools_once
+from relaydesk.outbound.once import PowertoolsOnce, powertools_once
 from relaydesk.outbound.relay import RecordResult, Relay
 from relaydesk.store.sqs_retry import SqsRetryDelay
 from relaydesk.wiring import Stores, aws_client, aws_stores
@@ -16,7 +16,7 @@ logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 
-_services: dict[int, tuple[Relay, SqsRetryDelay]] = {}
+_built: list[tuple[Stores, Relay, PowertoolsOnce, SqsRetryDelay]] = []
 
 
 def observe(result: RecordResult) -> None:
@@ -35,22 +35,21 @@ def observe(result: RecordResult) -> None:
     metrics.add_metric(name="latency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
 
 
-def services(stores: Stores) -> tuple[Relay, SqsRetryDelay]:
-    """Built once per warm container (and per Stores, so tests get fresh ones): the credential cache lives here."""
-    key = id(stores)
-    if key not in _services:
+def services(stores: Stores) -> tuple[Relay, PowertoolsOnce, SqsRetryDelay]:
+    """Built once per warm container (and again for other Stores, as tests make): the credential cache lives here."""
+    if not _built or _built[0][0] is not stores:
         settings = stores.settings
+        once = powertools_once(settings.idempotency_table)
         relay = Relay(stores, credentials=CredentialCache(stores.secrets, settings.credentials_cache_seconds),
-                      once=powertools_once(settings.idempotency_table), on_result=observe)
-        _services.clear()
-        _services[key] = (relay, SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url))
-    return _services[key]
+                      once=once, on_result=observe)
+        _built[:] = [(stores, relay, once, SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url))]
+    return _built[0][1:]
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
-    relay, retry = services(aws_stores())
-    relay.once.config.register_lambda_context(context)  # an in-progress record expires with this invocation
+    relay, once, retry = services(aws_stores())
+    once.config.register_lambda_context(context)  # an in-progress record expires with this invocation
     return relay_event(relay, event, retry)

@@ -1,0 +1,414 @@
+"""The relay function against real local smarthosts (STARTTLS/TLS + AUTH, local CA) and moto built from
+template.yaml: what each server answer does on the wire, on the ticket and in the queue."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.policy import default
+
+import pytest
+from pydantic import SecretStr
+from relaydesk.accounts import Account, Brand
+from relaydesk.addresses.model import (
+    AddressKind,
+    Connector,
+    ConnectorState,
+    SupportAddress,
+    Verification,
+    VerificationStatus,
+)
+from relaydesk.credentials import SmtpCredentials, TlsMode
+from relaydesk.ids import new_id
+from relaydesk.notification import Notification
+from relaydesk.tickets.model import DeliveryStatus, Ticket
+
+from local.lambdas import LambdaContext, load, unload_all
+from local.sqs_events import SqsEventSource
+
+ACCOUNT = "A01RELAYTEST000001"
+FAST_SMTP = {"RELAYDESK_SMTP_CONNECT_TIMEOUT": "3", "RELAYDESK_SMTP_COMMAND_TIMEOUT": "3",
+             "RELAYDESK_SMTP_DATA_TIMEOUT": "2"}
+
+
+@dataclass
+class Relay:
+    """The deployed shape in one process: moto resources, the relay handler, an SQS event source."""
+
+    stores: object
+    sqs: object
+    handler: object
+    responses: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    ticket: Ticket | None = None
+
+    # --- set-up -----------------------------------------------------------------------------------------------
+    def connect(self, email: str, server, *, tls: TlsMode = TlsMode.STARTTLS,
+                state: ConnectorState = ConnectorState.ACTIVE) -> str:
+        settings = self.stores.settings
+        credentials = SmtpCredentials(host="127.0.0.1", port=server.port, tls_mode=tls, username=server.username,
+                                      password=server.password, ca_bundle_pem=server.ca_pem)
+        secret = self.stores.secrets.create(settings.secret_prefix + email, credentials.to_secret_string(), {})
+        self.stores.directory.create_address(SupportAddress(
+            email=email, account_id=ACCOUNT, brand_id="B1", kind=AddressKind.SMTP_CONNECTOR,
+            connector=Connector(host="127.0.0.1", port=server.port, tls_mode=tls, secret_arn=secret, state=state),
+            outbound=Verification(status=VerificationStatus.VERIFIED)))
+        return secret
+
+    def rotate(self, email: str, server, password: str) -> None:
+        """The admin's new password: on the server and in the secret."""
+        server.set_password(server.username, password)
+        address = self.stores.directory.get_address(email)
+        current = SmtpCredentials.model_validate_json(self.stores.secrets.get(address.connector.secret_arn).value)
+        changed = current.model_copy(update={"password": SecretStr(password)})
+        self.stores.secrets.put_version(address.connector.secret_arn, changed.to_secret_string(), ["AWSCURRENT"])
+
+    def notification(self, address: str, **overrides) -> Notification:
+        values = dict(notification_id=new_id("N"), account_id=ACCOUNT, ticket_id=self.ticket.ticket_id,
+                      support_address=address, recipients=["jane@example.net"],
+                      subject=f"Printer jammed [RD#{self.ticket.ticket_id}]", text_body="We are on it.",
+                      html_body="<p>We are on it.</p>")
+        values.update(overrides)
+        return Notification(**values)
+
+    # --- running ----------------------------------------------------------------------------------------------
+    def enqueue(self, *notifications: Notification) -> None:
+        for notification in notifications:
+            self.stores.queue.send(notification)
+
+    def invoke(self, event: dict) -> dict:
+        self.events.append(event)
+        response = self.handler(event, LambdaContext(function_name="relaydesk-test-relay", timeout_seconds=60))
+        self.responses.append(response)
+        return response
+
+    def poll(self) -> int:
+        """One batch, as the event source mapping does (deletes what is not in batchItemFailures)."""
+        source = SqsEventSource(self.sqs, self.stores.settings.notifications_queue_url, self.invoke)
+        return source.poll_once()
+
+    def time_passes(self) -> None:
+        """Every deferred message becomes visible again now, instead of after its delay."""
+        url = self.stores.settings.notifications_queue_url
+        failed = {item["itemIdentifier"] for item in self.responses[-1]["batchItemFailures"]}
+        for record in self.events[-1]["Records"]:
+            if record["messageId"] in failed:
+                self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=record["receiptHandle"],
+                                                   VisibilityTimeout=0)
+
+    def queued(self, url: str | None = None) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.stores.settings.notifications_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def record(self, notification: Notification):
+        return self.stores.tickets.get_notification(self.ticket.ticket_id, notification.notification_id)
+
+    def failures(self) -> list[str]:
+        return [item["itemIdentifier"] for item in self.responses[-1]["batchItemFailures"]]
+
+
+@pytest.fixture
+def relay(aws_stack_env, monkeypatch):
+    import boto3
+    from relaydesk.config import get_settings
+    from relaydesk.wiring import aws_stores
+
+    for name, value in FAST_SMTP.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    aws_stores.cache_clear()
+    stores = aws_stores()
+    stores.directory.create_account(Account(account_id=ACCOUNT, subdomain="acme", name="Acme",
+                                            brands=[Brand(brand_id="B1", name="Acme Help")]))
+    ticket = Ticket(ticket_id=new_id("T"), account_id=ACCOUNT, support_address="support@acme.test",
+                    subject="Printer jammed", requester="jane@example.net")
+    stores.tickets.create_ticket(ticket)
+    unload_all()
+    harness = Relay(stores=stores, sqs=boto3.client("sqs"), handler=load("relay").handler, ticket=ticket)
+    yield harness
+    unload_all()
+
+
+def _parsed(received):
+    return message_from_bytes(received.data, policy=default)
+
+
+# --- delivered --------------------------------------------------------------------------------------------------
+
+def test_accepted_mail_goes_over_starttls_with_auth_and_the_queue_id_is_on_the_ticket(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    [received] = smarthost.received
+    assert received.tls and received.auth_user == smarthost.username
+    assert (received.mail_from, received.rcpt_tos) == ("support@acme.test", ["jane@example.net"])
+    parsed = _parsed(received)
+    for header, value in {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All",
+                          "X-Mailer": "Relaydesk Mailer", "X-Relaydesk-From-Account-Id": ACCOUNT,
+                          "X-Relaydesk-Email-Id": notification.notification_id}.items():
+        assert parsed[header] == value
+    assert parsed["Message-ID"] == f"<{notification.notification_id}@acme.test>"
+    record = relay.record(notification)
+    assert record.status is DeliveryStatus.DELIVERED
+    assert received.reply in record.attempts[-1].reply  # "250 2.0.0 Ok: queued as <id>"
+    assert relay.failures() == [] and relay.queued() == 0
+
+
+def test_port_465_uses_implicit_tls(relay, make_smarthost):
+    server = make_smarthost(mode="implicit")
+    relay.connect("support@acme.test", server, tls=TlsMode.IMPLICIT)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    assert len(server.received) == 1 and server.received[0].tls
+    assert relay.record(notification).status is DeliveryStatus.DELIVERED
+
+
+def test_the_wire_carries_exactly_the_signed_bytes(relay, smarthost, monkeypatch):
+    from relaydesk.outbound import dkim
+
+    signed: list[bytes] = []
+
+    class Signer:
+        def sign(self, message: bytes) -> bytes:
+            signed.append(b"DKIM-Signature: v=1; a=rsa-sha256; d=acme.test; s=test; b=fake\r\n" + message)
+            return signed[-1]
+
+    monkeypatch.setattr(dkim, "signer_for", lambda address, secrets: Signer())
+    relay.connect("support@acme.test", smarthost)
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    assert [r.data for r in smarthost.received] == signed
+
+
+def test_one_connection_per_smarthost_and_different_smarthosts_at_once(relay, make_smarthost):
+    first, second = make_smarthost(), make_smarthost()
+    relay.connect("support@acme.test", first)
+    relay.connect("help@globex.test", second)
+    for server in (first, second):
+        server.faults.stall("EHLO", 2.0, times=1)
+    relay.enqueue(*[relay.notification("support@acme.test") for _ in range(3)],
+                  *[relay.notification("help@globex.test") for _ in range(3)])
+    started = time.monotonic()
+    assert relay.poll() == 6  # one batch
+    elapsed = time.monotonic() - started
+    assert len(first.received) == 3 and len(second.received) == 3
+    assert (first.stats.auth_attempts, second.stats.auth_attempts) == (1, 1)  # one connection, three messages
+    assert elapsed < 3.8  # the two 2 s stalls overlapped: the smarthosts were served concurrently
+
+
+def test_partial_recipient_refusals_are_recorded_per_recipient(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    smarthost.faults.reply("RCPT", "550 5.1.1 <bob@example.net>: no such user", recipient="bob@example.net")
+    notification = relay.notification("support@acme.test", cc=["bob@example.net"])
+    relay.enqueue(notification)
+    relay.poll()
+    assert smarthost.received[0].rcpt_tos == ["jane@example.net"]
+    attempt = relay.record(notification).attempts[-1]
+    assert attempt.status is DeliveryStatus.DELIVERED
+    assert [(r.recipient, r.smtp_code, r.enhanced_status) for r in attempt.refused] == [
+        ("bob@example.net", 550, "5.1.1")]
+
+
+# --- transient ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("command", "reply"), [("MAIL", "421 4.3.2 Service shutting down"),
+                                                ("DATA", "451 4.3.0 Temporary failure"),
+                                                ("RCPT", "452 4.5.3 Too many recipients")])
+def test_temporary_refusals_are_retried_later_and_then_delivered(relay, smarthost, command, reply):
+    relay.connect("support@acme.test", smarthost)
+    smarthost.faults.reply(command, reply, times=1)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    assert len(relay.failures()) == 1 and smarthost.received == []
+    attempt = relay.record(notification).attempts[-1]
+    assert (attempt.status, attempt.smtp_code) == (DeliveryStatus.DEFERRED, int(reply[:3]))
+    assert attempt.enhanced_status == reply.split()[1]
+    assert relay.poll() == 0  # not visible again yet: the delay holds it back
+    relay.time_passes()
+    relay.poll()
+    assert len(smarthost.received) == 1
+    assert relay.record(notification).status is DeliveryStatus.DELIVERED and relay.queued() == 0
+
+
+def test_a_connection_dropped_after_the_final_dot_is_sent_again_with_the_same_message_id(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    smarthost.faults.drop_after_data(times=1)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    assert len(relay.failures()) == 1 and len(smarthost.received) == 1  # the server may have it: it does here
+    relay.time_passes()
+    relay.poll()
+    assert len(smarthost.received) == 2
+    assert {_parsed(r)["Message-ID"] for r in smarthost.received} == {f"<{notification.notification_id}@acme.test>"}
+    assert [a.status for a in relay.record(notification).attempts] == [DeliveryStatus.DEFERRED,
+                                                                       DeliveryStatus.DELIVERED]
+    assert "may have accepted" in relay.record(notification).attempts[0].reply
+
+
+def test_a_stalled_server_times_out_and_the_notification_is_deferred(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    smarthost.faults.stall("DATA", 6.0, times=1)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    started = time.monotonic()
+    relay.poll()
+    assert time.monotonic() - started < 5.5  # the data timeout (2 s here), not the server's stall
+    assert len(relay.failures()) == 1
+    assert relay.record(notification).status is DeliveryStatus.DEFERRED
+
+
+def test_after_the_last_attempt_the_notification_waits_in_the_dlq_with_everything_to_resend(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    smarthost.faults.reply("DATA", "451 4.3.0 Temporary failure")
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    for _ in range(relay.stores.settings.max_delivery_attempts):
+        relay.poll()
+        relay.time_passes()
+    assert relay.poll() == 0  # SQS's redrive took it on its next receive
+    dlq = relay.stores.settings.notifications_dlq_url
+    [message] = relay.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    assert Notification.model_validate_json(message["Body"]) == notification
+    record = relay.record(notification)
+    assert len(record.attempts) == relay.stores.settings.max_delivery_attempts
+    assert "dead-letter queue" in record.attempts[-1].reply
+
+
+# --- permanent ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("command", "reply"), [("RCPT", "550 5.1.1 No such user"),
+                                                ("DATA", "552 5.3.4 Message too big for system"),
+                                                ("DATA", "554 5.7.1 Message rejected as spam")])
+def test_permanent_refusals_are_recorded_and_never_retried(relay, smarthost, command, reply):
+    relay.connect("support@acme.test", smarthost)
+    smarthost.faults.reply(command, reply)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    assert relay.failures() == [] and relay.queued() == 0
+    transactions = smarthost.stats.transactions
+    attempt = relay.record(notification).attempts[-1]
+    assert (attempt.status, attempt.smtp_code, attempt.enhanced_status) == (
+        DeliveryStatus.FAILED, int(reply[:3]), reply.split()[1])
+    relay.enqueue(notification)  # even a duplicate delivery does not try again
+    relay.poll()
+    assert smarthost.stats.transactions == transactions and smarthost.received == []
+
+
+# --- TLS ------------------------------------------------------------------------------------------------------
+
+def test_no_starttls_means_nothing_is_sent_and_no_credentials_leave(relay, make_smarthost):
+    server = make_smarthost(mode="none")
+    relay.connect("support@acme.test", server)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    assert (server.stats.auth_attempts, server.stats.mail_commands, server.received) == (0, 0, [])
+    assert len(relay.failures()) == 1
+    assert relay.record(notification).status is DeliveryStatus.DEFERRED
+    assert "STARTTLS" in relay.stores.directory.get_address("support@acme.test").last_error
+
+
+def test_a_certificate_for_another_host_is_refused_before_auth(relay, make_smarthost):
+    server = make_smarthost(cert_names=["wrong.example.net"])
+    relay.connect("support@acme.test", server)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    assert (server.stats.auth_attempts, server.received) == (0, [])
+    assert relay.record(notification).status is DeliveryStatus.DEFERRED
+    assert "certificate" in relay.stores.directory.get_address("support@acme.test").last_error
+
+
+# --- exactly once -----------------------------------------------------------------------------------------------
+
+def test_duplicate_sqs_deliveries_make_one_smtp_transaction(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification, notification, notification)
+    while relay.poll():
+        pass
+    assert smarthost.stats.transactions == 1 and len(smarthost.received) == 1
+    assert len(relay.record(notification).attempts) == 1 and relay.queued() == 0
+
+
+# --- credentials ------------------------------------------------------------------------------------------------
+
+def test_credentials_changed_mid_stream_hold_then_everything_goes_once_the_secret_is_updated(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    assert len(smarthost.received) == 1
+
+    smarthost.set_password(smarthost.username, "changed-on-the-server-1")  # someone changed it on the server
+    waiting = [relay.notification("support@acme.test") for _ in range(3)]
+    relay.enqueue(*waiting)
+    relay.poll()
+    address = relay.stores.directory.get_address("support@acme.test")
+    assert address.connector.state is ConnectorState.AUTH_FAILED and "535" in address.last_error
+    assert relay.failures() == [] and relay.queued() == 0  # parked, not retried hot
+    assert {relay.record(n).status for n in waiting} == {DeliveryStatus.AUTH_FAILED}
+    auth_attempts = smarthost.stats.auth_attempts
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    assert smarthost.stats.auth_attempts == auth_attempts  # same secret, same refusal: not tried again
+
+    relay.rotate("support@acme.test", smarthost, "changed-on-the-server-1")  # the admin updates the secret
+    last = relay.notification("support@acme.test")
+    relay.enqueue(last)
+    while relay.poll():
+        pass
+    assert len(smarthost.received) == 1 + 3 + 1 + 1  # none lost
+    assert relay.stores.directory.get_address("support@acme.test").connector.state is ConnectorState.ACTIVE
+    assert {relay.record(n).status for n in [*waiting, last]} == {DeliveryStatus.DELIVERED}
+
+
+def test_no_password_in_logs_responses_or_ticket(relay, smarthost, capsys):
+    import io
+    import logging
+
+    from local.lambdas import load
+
+    logger = load("relay").logger
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    try:
+        relay.connect("support@acme.test", smarthost)
+        relay.enqueue(relay.notification("support@acme.test"))
+        relay.poll()
+        old_password = smarthost.password
+        smarthost.set_password(smarthost.username, "Server-Side-New-Pw-9")
+        notification = relay.notification("support@acme.test")
+        relay.enqueue(notification)
+        relay.poll()
+    finally:
+        logger.removeHandler(handler)
+    captured = capsys.readouterr()
+    everything = lines.getvalue() + captured.out + captured.err + json.dumps(relay.responses)
+    everything += relay.record(notification).model_dump_json()
+    everything += relay.stores.directory.get_address("support@acme.test").model_dump_json()
+    assert '"outcome":"delivered"' in lines.getvalue() and '"outcome":"held"' in lines.getvalue()
+    assert old_password not in everything and "Server-Side-New-Pw-9" not in everything
+
+
+# --- fallback -------------------------------------------------------------------------------------------------
+
+def test_a_disabled_connector_falls_back_to_ses_never_to_the_smarthost(relay, smarthost):
+    relay.connect("support@acme.test", smarthost, state=ConnectorState.DISABLED)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    assert (smarthost.stats.auth_attempts, smarthost.received) == (0, [])
+    attempt = relay.record(notification).attempts[-1]
+    assert (attempt.status, attempt.route) == (DeliveryStatus.DELIVERED, "ses")
+    assert attempt.reply.startswith("SES message id ")
