@@ -15,10 +15,13 @@ def main() -> int:
     state_dir = state_dir_from_env()
     out = sys.stdout
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background (SIGINT ignored there)
+        signal.signal(signum, lambda *_: stopped.set())
     password = secrets.token_urlsafe(18)
     with function_output_to(state_dir / "logs" / "functions.log"), LocalStack(state_dir) as stack:
         stack.customer.set_password(SUPPORT, password)
+        system_address = f"support@acme.{stack.mail_domain}"  # the account `accounts create --subdomain acme` makes
+        stack.customer.forward(SUPPORT, system_address)
         (state_dir / "smtp-password").touch(mode=0o600)
         (state_dir / "smtp-password").write_text(password + "\n")  # for `--password-stdin <file`, never printed
         e = stack.endpoints
@@ -44,17 +47,14 @@ Point the CLI at it:
 Send mail to it:
   swaks --server {mx_host}:{mx_port} --tls --tls-ca-path {e['ca_bundle']} \\
       --from jane@example.net --to {SUPPORT} --header 'Subject: Printer jammed'
-  swaks --server {inbound_host}:{inbound_port} --from jane@example.net --to support@acme.{stack.mail_domain}
-  python -c "import smtplib; s=smtplib.SMTP('{inbound_host}', {inbound_port}); \\
-s.sendmail('jane@example.net', ['support@acme.{stack.mail_domain}'], \\
-b'From: jane@example.net\\r\\nTo: support@acme.test\\r\\nSubject: Hello\\r\\n\\r\\nHi\\r\\n'); s.quit()"
+  python -c "import smtplib; s=smtplib.SMTP('{mx_host}', {mx_port}); \\
+s.sendmail('jane@example.net', ['{SUPPORT}'], \\
+b'From: jane@example.net\\r\\nTo: {SUPPORT}\\r\\nSubject: Hello\\r\\n\\r\\nHi\\r\\n'); s.quit()"
+  (or straight to SES receiving, as a forward would: swaks --server {inbound_host}:{inbound_port} --to {system_address})
 
 Delivered mail lands in {e['mailboxes']}/<address>/*.eml
 Function logs: {state_dir / 'logs' / 'functions.log'}""", file=out, flush=True)
-        try:
-            while not stopped.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stopped.wait(0.5):
             pass
         print("\nstopping...", file=out, flush=True)
     print("stopped.", file=out, flush=True)
