@@ -110,3 +110,18 @@ def test_the_sample_events_work_against_the_handler(aws_stack, handler, smarthos
     event = json.loads((EVENTS / "addresses_api_delete.json").read_text())
     response = handler(event, CONTEXT)
     assert (response["statusCode"], json.loads(response["body"])["code"]) == (409, "default_required")
+
+
+def test_a_password_sent_to_the_api_by_mistake_is_in_no_response_or_log(aws_stack, api, capsys, caplog):
+    account, _ = lifecycle.create_account(aws_stack, "acme", "Acme", "sandbox")
+    password = "Sent-By-Mistake-Pa55!"
+
+    replies = [api.post("/support_addresses", {"account_id": account.account_id, "email": "help@acme.test",
+                                               "password": password}),
+               api.post("/support_addresses", {"account_id": account.account_id, "email": password}),
+               api.put(address_path("help@acme.test"), {"smtp_password": password})]
+
+    out = capsys.readouterr()
+    assert [r.status for r in replies] == [422, 422, 422]  # refused before any lookup
+    for text in [r.raw for r in replies] + [out.out, out.err, caplog.text]:
+        assert password not in text
