@@ -22,6 +22,7 @@ from relaydesk.inbound.html_text import html_to_text
 FEED_CHUNK = 1 << 16  # bytes per parser feed: bounded extra memory while parsing
 MAX_HEADER_ADDRESSES = 200  # a header naming more is junk; the rest is ignored
 MAX_DEPTH = 20  # nesting of multiparts we follow
+_BARE_ADDRESS = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+\.[^\s<>\"',;:()\[\]]+")
 _MSGID = re.compile(r"<[^<>\s]{1,250}>")
 # What the stdlib raises on malformed input it does not just record as a defect.
 PARSE_ERRORS = (MessageError, HeaderParseError, ValueError, LookupError, TypeError, AttributeError, IndexError,
@@ -78,7 +79,7 @@ class ParsedMail:
 
     @property
     def subject(self) -> str:
-        return (self.header("Subject") or "").strip()
+        return " ".join((self.header("Subject") or "").split())
 
     @property
     def message_id(self) -> str | None:
@@ -107,17 +108,21 @@ def decode_header_value(raw: str) -> str:
     return "".join(out).strip()
 
 
+def _valid_addr(addr: str) -> bool:
+    return addr.count("@") == 1 and all(addr.split("@")) and not any(c.isspace() or c in "<>\"" for c in addr)
+
+
 def parse_named_addresses(values: list[str]) -> list[tuple[str, str]]:
-    try:
-        pairs = getaddresses(values)
-    except PARSE_ERRORS:
-        pairs = []
-    result = []
-    for name, addr in pairs[:MAX_HEADER_ADDRESSES]:
-        addr = addr.strip().strip("<>").lower()
-        if addr.count("@") == 1 and all(addr.split("@")) and not any(c.isspace() for c in addr):
-            result.append((name, addr))
-    return result
+    result: list[tuple[str, str]] = []
+    for value in values:
+        try:
+            found = [(name, addr.strip().lower()) for name, addr in getaddresses([value])]
+        except PARSE_ERRORS:
+            found = []
+        found = [(name, addr) for name, addr in found if _valid_addr(addr)]
+        # An unbalanced quote or bracket defeats the RFC 5322 parser; the addr-spec is usually still plain to see.
+        result.extend(found or [("", m.lower()) for m in _BARE_ADDRESS.findall(value)])
+    return result[:MAX_HEADER_ADDRESSES]
 
 
 def parse_addresses(values: list[str]) -> list[str]:
@@ -222,6 +227,9 @@ def _walk(part: Message, mail: ParsedMail, texts: list[str], htmls: list[str], d
         mail.report_type = (_param(part, "report-type") or "").lower() or None
         _walk_report(part, mail, texts, htmls, depth)
         return
+    if ctype == "message/rfc822":  # kept whole as an attachment; the forwarded mail is not our comment
+        _add_attachment(mail, part, _filename(part) or "forwarded-message.eml", ctype, payload=_serialized)
+        return
     if part.is_multipart():
         children = [c for c in (part.get_payload() or []) if isinstance(c, Message)]
         if ctype == "multipart/alternative":
@@ -232,9 +240,6 @@ def _walk(part: Message, mail: ParsedMail, texts: list[str], htmls: list[str], d
         return
     disposition = _disposition(part)
     filename = _filename(part)
-    if ctype == "message/rfc822":
-        _add_attachment(mail, part, filename or "forwarded-message.eml", "message/rfc822", payload=_serialized)
-        return
     is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
     if is_body_text:
         (texts if ctype == "text/plain" else htmls).append(_text_of(part))
