@@ -280,6 +280,41 @@ def test_after_the_last_attempt_the_notification_waits_in_the_dlq_with_everythin
     record = relay.record(notification)
     assert len(record.attempts) == relay.stores.settings.max_delivery_attempts
     assert "dead-letter queue" in record.attempts[-1].reply
+    assert relay.queued(dlq) == 1  # still there after a look
+
+
+def test_dlq_list_shows_what_waits_and_redrive_sends_it_again(relay, smarthost, capsys):
+    from relaydesk.cli import main
+
+    relay.connect("support@acme.test", smarthost)
+    smarthost.faults.reply("DATA", "451 4.3.0 Temporary failure")
+    stuck, other = relay.notification("support@acme.test"), relay.notification("support@acme.test")
+    relay.enqueue(stuck, other)
+    for _ in range(relay.stores.settings.max_delivery_attempts):
+        relay.poll()
+        relay.time_passes()
+    relay.poll()
+    capsys.readouterr()
+
+    assert main(["dlq", "list", "--json"]) == 0
+    rows = {row["notification"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {stuck.notification_id, other.notification_id}
+    row = rows[stuck.notification_id]
+    assert (row["ticket"], row["address"], row["recipients"]) == (
+        relay.ticket.ticket_id, "support@acme.test", "jane@example.net")
+    assert "451 4.3.0" in row["last_error"]
+
+    smarthost.faults.clear()  # the operator fixed the smarthost
+    assert main(["dlq", "redrive", "--notification-id", stuck.notification_id]) == 0
+    assert relay.queued(relay.stores.settings.notifications_dlq_url) == 1  # the other one stays
+    relay.poll()
+    assert [_parsed(r)["X-Relaydesk-Email-Id"] for r in smarthost.received] == [stuck.notification_id]
+    assert relay.record(stuck).status is DeliveryStatus.DELIVERED
+
+    assert main(["dlq", "redrive", "--notification-id", "N0000000000NOTTHERE"]) != 0
+    assert main(["dlq", "redrive", "--all"]) == 0
+    relay.poll()
+    assert relay.record(other).status is DeliveryStatus.DELIVERED
 
 
 # --- permanent ------------------------------------------------------------------------------------------------

@@ -56,7 +56,8 @@ def error_for_reply(code: int | None, text: str, message: str, *, recipient: str
         kind = PermanentDeliveryError
     else:
         kind = TransientDeliveryError
-    return kind(message, smtp_code=code, enhanced_status=enhanced_status(text), server_reply=text,
+    reply = f"{code} {text}" if code is not None else text
+    return kind(message, smtp_code=code, enhanced_status=enhanced_status(text), server_reply=reply,
                 recipient=recipient)
 
 
