@@ -70,9 +70,25 @@ class InboundWorld:
         return found
 
 
+def memory_stores_for_inbound(**settings_overrides) -> Stores:
+    from relaydesk.config import Settings
+    from relaydesk.store.memory import MemoryBlobs, MemoryDirectory, MemoryQueue, MemorySecrets, MemoryTickets
+
+    settings = Settings(mail_domain="mail.relaydesk.test", tickets_table="t", directory_table="d",
+                        idempotency_table="i", counters_table="c", raw_mail_bucket="b",
+                        notifications_queue_url="https://sqs.invalid/q", **settings_overrides)
+    return Stores(directory=MemoryDirectory(), tickets=MemoryTickets(), blobs=MemoryBlobs(),
+                  secrets=MemorySecrets(), queue=MemoryQueue(), settings=settings)
+
+
 @pytest.fixture
-def world(memory_stores: Stores) -> InboundWorld:
-    stores = memory_stores
+def world() -> InboundWorld:
+    return make_world()
+
+
+def make_world(stores: Stores | None = None) -> InboundWorld:
+    """Also called directly by hypothesis tests, which need a fresh world per example."""
+    stores = stores or memory_stores_for_inbound()
     account = Account(account_id="A01M8000000000000AC", subdomain="acme", name="Acme")
     stores.directory.create_account(account)
     stores.directory.create_address(SupportAddress(email="support@acme.test", account_id=account.account_id,

@@ -69,10 +69,10 @@ def decide(stores: Stores, ports: InboundPorts, mail: ParsedMail, receipt: SesRe
     if requester in route.own_addresses or routing.is_system_domain(requester, route.mail_domain):
         return _suspend(SuspensionReason.FROM_SUPPORT_ADDRESS, FROM_SUPPORT_EXPLANATION, base)
 
+    duplicate_of = _already_made_a_comment(stores, mail, account.account_id)
+    if duplicate_of:
+        return Decision(outcome=Outcome.DROPPED, reason=DropReason.DUPLICATE_MESSAGE, ticket_id=duplicate_of, **base)
     thread = find_thread(stores.tickets, mail, account.account_id)
-    if thread and mail.message_id and any(c.source_message_id == mail.message_id for c in thread.ticket.comments):
-        return Decision(outcome=Outcome.DROPPED, reason=DropReason.DUPLICATE_MESSAGE, ticket_id=thread.ticket.ticket_id,
-                        **base)
     replies_to_us = thread is not None and thread.by in ("in-reply-to", "references")
     if fwd.manual and not replies_to_us:
         return _suspend(SuspensionReason.MANUAL_FORWARD, forwarding.MANUAL_FORWARD_EXPLANATION, base)
@@ -101,6 +101,17 @@ def decide(stores: Stores, ports: InboundPorts, mail: ParsedMail, receipt: SesRe
                     public=participant, thread_by=thread.by, new_ccs=new_ccs,
                     notification_id=new_id("N") if recipients else None,
                     notify_to=recipients[:1], notify_cc=recipients[1:], **base)
+
+
+def _already_made_a_comment(stores: Stores, mail: ParsedMail, account_id: str) -> str | None:
+    """The same mail delivered again under another SES id (sent to two forwarding addresses, or re-sent)."""
+    if not mail.message_id:
+        return None
+    ticket_id = stores.tickets.find_ticket_by_message_id(mail.message_id)
+    ticket = stores.tickets.get_ticket(ticket_id) if ticket_id else None
+    if ticket is None or ticket.account_id != account_id:
+        return None
+    return ticket_id if any(c.source_message_id == mail.message_id for c in ticket.comments) else None
 
 
 def _suspend(reason: SuspensionReason, explanation: str, base: dict) -> Decision:

@@ -6,6 +6,7 @@ encoded inside the parsed tree and are decoded one at a time when stored (`Attac
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from email.utils import collapse_rfc2231_value, getaddresses
 from relaydesk.inbound.charset import decode_bytes, unescape_surrogates
 from relaydesk.inbound.html_text import html_to_text
 
+DECODE_CHUNK = 1 << 20  # characters of base64 decoded at a time (a multiple of 4)
+_NOT_BASE64 = bytes(c for c in range(256) if chr(c) not in
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 FEED_CHUNK = 1 << 16  # bytes per parser feed: bounded extra memory while parsing
 MAX_HEADER_ADDRESSES = 200  # a header naming more is junk; the rest is ignored
 MAX_DEPTH = 20  # nesting of multiparts we follow
@@ -193,7 +197,33 @@ def _filename(part: Message) -> str | None:
     return _param(part, "filename", "content-disposition") or _param(part, "name")
 
 
+def _base64_chunked(text: str) -> bytes:
+    """Base64 decoded a slice at a time: the stdlib splits the whole payload into lines first (about 5x its size)."""
+    pieces: list[bytes] = []
+    carry = b""
+    for start in range(0, len(text), DECODE_CHUNK):
+        clean = carry + text[start:start + DECODE_CHUNK].encode("ascii", "ignore").translate(None, _NOT_BASE64)
+        usable = len(clean) - len(clean) % 4
+        carry = clean[usable:]
+        try:
+            pieces.append(binascii.a2b_base64(clean[:usable]))
+        except binascii.Error:
+            return b""
+    if carry:
+        try:
+            pieces.append(binascii.a2b_base64(carry + b"=" * (-len(carry) % 4)))
+        except binascii.Error:
+            pass
+    return b"".join(pieces)
+
+
 def _decoded_payload(part: Message) -> bytes:
+    raw = part.get_payload()
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding == "base64" and isinstance(raw, str) and len(raw) > DECODE_CHUNK:
+        decoded = _base64_chunked(raw)
+        if decoded:
+            return decoded
     try:
         payload = part.get_payload(decode=True)
     except PARSE_ERRORS:

@@ -129,6 +129,8 @@ def _comment(stores: Stores, decision: Decision, mail: ParsedMail, ses_message_i
     comment = _comment_of(stores, decision, mail, ses_message_id)
     if not any(c.comment_id == comment.comment_id for c in ticket.comments):
         stores.tickets.add_comment(decision.ticket_id, comment)
+    if mail.message_id:
+        stores.tickets.link_message_id(mail.message_id, decision.ticket_id)
     changed = False
     for cc in decision.new_ccs:
         if cc not in ticket.ccs:
