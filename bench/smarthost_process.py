@@ -6,15 +6,29 @@ The parent talks to it over a pipe: how many messages arrived, the messages them
 
 from __future__ import annotations
 
-import multiprocessing
+import os
 import secrets
+import socket
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_CHILD = "import sys; from bench.smarthost_process import serve_fd; serve_fd(int(sys.argv[1]))"
 
 USER = "relay@acme.test"
 
 
-def _serve(connection, password: str) -> None:
+def serve_fd(fd: int) -> None:
+    """The child's entry point: the parent's end of a socket pair is `fd`; the first thing sent is the password."""
+    connection = Connection(fd)
+    _serve(connection, connection.recv())
+
+
+def _serve(connection: Connection, password: str) -> None:
     import warnings
 
     # aiosmtpd 1.4.6 warns about its own deprecated Session.login_data on every AUTH: noise in a benchmark.
@@ -57,11 +71,13 @@ class SmarthostProcess:
 
     def __enter__(self) -> SmarthostProcess:
         self.password = secrets.token_urlsafe(16)
-        context = multiprocessing.get_context("spawn")
-        self._pipe, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, self.password), daemon=True,
-                                        name="relaydesk-bench-smarthost")
-        self._process.start()
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self._process = subprocess.Popen([sys.executable, "-c", _CHILD, str(theirs.fileno())],
+                                         pass_fds=[theirs.fileno()], cwd=ROOT, env=env)
+        theirs.close()
+        self._pipe = Connection(ours.detach())
+        self._pipe.send(self.password)  # over the socket pair, never on a command line
         if not self._pipe.poll(60):
             self._process.kill()
             raise RuntimeError("the benchmark smarthost did not start")
@@ -88,7 +104,9 @@ class SmarthostProcess:
             self._ask("stop")
         except (OSError, EOFError):
             pass
-        self._process.join(10)
-        if self._process.is_alive():
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.join(5)
+            self._process.wait(5)
+        self._pipe.close()
