@@ -53,6 +53,7 @@ class Demo:
         self.logs = stack.state_dir / "logs"
         self.result: dict[str, Any] = {}
         self._step = 0
+        self.current = "start"
 
     # -- output --------------------------------------------------------------------------------------------------
     def say(self, text: str = "") -> None:
@@ -60,7 +61,8 @@ class Demo:
 
     def step(self, title: str) -> None:
         self._step += 1
-        self.say(f"\n[{self._step}] {title}")
+        self.current = f"[{self._step}] {title}"
+        self.say(f"\n{self.current}")
 
     def detail(self, text: str) -> None:
         self.say(f"    {text}")
@@ -70,8 +72,7 @@ class Demo:
         result = run_cli(list(args), env=self.stack.env, stdin=stdin, log_path=self.logs / "cli.log",
                          on_progress=(lambda line: self.detail(f"  | {line}")) if show_progress else None)
         if result.code != 0:
-            raise DemoFailure(f"`relaydesk {' '.join(args)}` exited {result.code}: "
-                              f"{(result.stderr or result.stdout).strip()[-800:]}")
+            raise DemoFailure(f"`relaydesk {' '.join(args[:2])}` exited {result.code}: {cli_error(result)}")
         return result
 
     # -- steps ---------------------------------------------------------------------------------------------------
@@ -252,6 +253,13 @@ class Demo:
         return self.result
 
 
+def cli_error(result: CliResult) -> str:
+    """The CLI's own error and advice (from its `error:` line on), else the end of what it printed."""
+    text = (result.stderr or result.stdout).strip()
+    start = text.rfind("error:")
+    return text[start:] if start >= 0 else text[-800:]
+
+
 def manual_forward_message(system_address: str) -> EmailMessage:
     """What Outlook sends when an agent forwards a customer's mail by hand: FW:, quoted block, no forward headers."""
     message = EmailMessage()
@@ -307,6 +315,11 @@ def function_output_to(path: Path):
             handler.close()
 
 
+def step_of(scope: dict) -> str:
+    demo = scope.get("demo")
+    return demo.current if demo is not None else "start-up of the local stack"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", type=Path, default=None, help="where env, mailboxes and logs go")
@@ -331,10 +344,11 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 result = demo.result
     except DemoFailure as failure:
-        print(f"\nDEMO FAILED: {failure}\n(logs: {logs})", file=out, flush=True)
+        print(f"\nDEMO FAILED at {step_of(locals())}: {failure}\n(logs: {logs})", file=out, flush=True)
         code = 1
     except Exception as error:  # noqa: BLE001  # any other error is a failed step too, said plainly
-        print(f"\nDEMO FAILED: {type(error).__name__}: {error}\n(logs: {logs})", file=out, flush=True)
+        print(f"\nDEMO FAILED at {step_of(locals())}: {type(error).__name__}: {error}\n(logs: {logs})",
+              file=out, flush=True)
         code = 1
     else:
         print(f"\nDemo complete. Mail and logs: {state_dir}", file=out, flush=True)
