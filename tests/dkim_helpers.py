@@ -9,7 +9,6 @@ from email.utils import format_datetime
 from functools import lru_cache
 
 import dkim
-
 from relaydesk.dkim.keyring import Keyring, new_keyring
 from relaydesk.dkim.records import key_record
 

@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench` (`python -m bench`): each `bench_*.py` owns one section of docs/BENCHMARKS.md."""
