@@ -1,0 +1,161 @@
+"""The inbound function against moto resources built from template.yaml: SES event in, ticket in DynamoDB,
+notification on the queue, raw mail kept; failures raise for Lambda's retry; `relaydesk inbound replay` recovers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from relaydesk.accounts import Account
+from relaydesk.addresses.model import SupportAddress
+from relaydesk.errors import NotFoundError
+from relaydesk.notification import Notification
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "data" / "inbound"
+SYSTEM_ADDRESS = "support@acme.mail.relaydesk.test"
+
+
+@dataclass
+class Context:
+    function_name: str = "relaydesk-inbound"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:relaydesk-inbound"
+    aws_request_id: str = "3d1f8c2e-0000-4000-8000-000000000001"
+
+
+def load_handler():
+    spec = importlib.util.spec_from_file_location("relaydesk_inbound_app_under_test",
+                                                  ROOT / "functions" / "inbound" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+def ses_event(message_id: str, **verdicts: str) -> dict:
+    event = json.loads((ROOT / "events" / "inbound_ses.json").read_text())
+    record = event["Records"][0]["ses"]
+    record["mail"]["messageId"] = message_id
+    record["receipt"]["recipients"] = [SYSTEM_ADDRESS]
+    for name, status in verdicts.items():
+        record["receipt"][f"{name}Verdict"] = {"status": status}
+    return event
+
+
+@pytest.fixture
+def stack(aws_stack):
+    aws_stack.directory.create_account(Account(account_id="A01M8000000000000AC", subdomain="acme", name="Acme"))
+    aws_stack.directory.create_address(SupportAddress(email="support@acme.test", account_id="A01M8000000000000AC",
+                                                      is_default=True))
+    return aws_stack
+
+
+def deliver(stack, name: str, message_id: str) -> None:
+    stack.blobs.put(f"inbound/{message_id}", (CORPUS / name).read_bytes())
+
+
+def queued(stack) -> list[Notification]:
+    import boto3
+
+    sqs = boto3.client("sqs")
+    messages = sqs.receive_message(QueueUrl=stack.settings.notifications_queue_url, MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=0).get("Messages", [])
+    return [Notification.model_validate_json(m["Body"]) for m in messages]
+
+
+def test_a_forwarded_request_becomes_a_ticket_and_one_queued_acknowledgement(stack):
+    handler = load_handler()
+    deliver(stack, "outlook_new_request_m365_forward.eml", "ses0000000000000001")
+
+    response = handler(ses_event("ses0000000000000001"), Context())
+    again = handler(ses_event("ses0000000000000001"), Context())  # SES/Lambda may invoke twice
+
+    [result] = response["results"]
+    assert result["outcome"] == "new_ticket"
+    assert again["results"][0]["ticket_id"] == result["ticket_id"]
+    ticket = stack.tickets.get_ticket(result["ticket_id"])
+    assert (ticket.requester, ticket.support_address, ticket.ccs) == (
+        "jane@example.net", "support@acme.test", ["max@example.net"])
+    assert len(stack.tickets.list_tickets("A01M8000000000000AC")) == 1
+    [note] = queued(stack)
+    assert note.ticket_id == ticket.ticket_id and note.recipients == ["jane@example.net"]
+    assert ticket.notifications[0].notification_id == note.notification_id
+    assert stack.blobs.exists("inbound/ses0000000000000001")
+
+
+def test_manual_forward_is_suspended_beside_the_normal_ticket(stack):
+    handler = load_handler()
+    deliver(stack, "outlook_new_request_m365_forward.eml", "ses0000000000000002")
+    deliver(stack, "manual_forward_outlook.eml", "ses0000000000000003")
+    handler(ses_event("ses0000000000000002"), Context())
+    handler(ses_event("ses0000000000000003"), Context())
+    tickets = {t.status.value: t for t in stack.tickets.list_tickets("A01M8000000000000AC")}
+    assert set(tickets) == {"new", "suspended"}
+    assert tickets["suspended"].suspension_reason.value == "manual_forward"
+
+
+def test_attachments_land_in_s3_under_the_ticket(stack):
+    handler = load_handler()
+    deliver(stack, "apple_mail_pdf_postfix_forward.eml", "ses0000000000000004")
+    [result] = handler(ses_event("ses0000000000000004"), Context())["results"]
+    [attachment] = stack.tickets.get_ticket(result["ticket_id"]).comments[0].attachments
+    assert attachment.s3_key.startswith(f"attachments/{result['ticket_id']}/")
+    assert stack.blobs.get(attachment.s3_key).startswith(b"%PDF-1.4")
+
+
+def test_the_flood_counter_is_shared_in_dynamodb(stack):
+    from relaydesk.store.inbound_dynamodb import aws_inbound_ports
+
+    counters = aws_inbound_ports().counters
+    assert [counters.increment("inbound-sender#A#x@example.net#2026112409", 1_790_000_000) for _ in range(3)] == [
+        1, 2, 3]
+
+
+def test_a_missing_raw_mail_raises_so_lambda_retries_and_the_dlq_replay_recovers_it(stack, capsys):
+    import boto3
+
+    from relaydesk.cli import main
+
+    handler = load_handler()
+    event = ses_event("ses0000000000000005")
+    with pytest.raises(NotFoundError):  # raised, not swallowed: Lambda retries, then the on-failure destination
+        handler(event, Context())
+    # Lambda's on-failure destination puts its record (with the event) on the inbound DLQ
+    boto3.client("sqs").send_message(QueueUrl=stack.settings.inbound_dlq_url, MessageBody=json.dumps(
+        {"version": "1.0", "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+         "requestPayload": event, "responseContext": {"functionError": "Unhandled"}}))
+    deliver(stack, "outlook_new_request_m365_forward.eml", "ses0000000000000005")  # S3 caught up
+    capsys.readouterr()  # the handler's own log lines
+
+    code = main(["--json", "inbound", "replay", "--all"])
+
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [(r["ses_message_id"], r["outcome"]) for r in rows] == [("ses0000000000000005", "new_ticket")]
+    assert len(stack.tickets.list_tickets("A01M8000000000000AC")) == 1
+    left = boto3.client("sqs").receive_message(QueueUrl=stack.settings.inbound_dlq_url, WaitTimeSeconds=0)
+    assert not left.get("Messages")
+
+
+def test_replay_by_ses_message_id_reads_the_raw_mail_when_the_dlq_does_not_hold_it(stack, capsys):
+    from relaydesk.cli import main
+
+    raw = (CORPUS / "gmail_inline_image_google_forward.eml").read_bytes()
+    stored = (b"Return-Path: <sam.lee@gmail.com>\r\nReceived: from mail-sor-f41.google.com by "
+              b"inbound-smtp.us-east-1.amazonaws.com with SMTP id ses0000000000000006 for "
+              b"support@acme.mail.relaydesk.test; Tue, 24 Nov 2026 10:03:12 +0000\r\n"
+              b"X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n") + raw
+    stack.blobs.put("inbound/ses0000000000000006", stored)
+
+    code = main(["--json", "inbound", "replay", "--ses-message-id", "ses0000000000000006"])
+
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0 and rows[0]["outcome"] == "new_ticket"
+    ticket = stack.tickets.get_ticket(rows[0]["ticket"])
+    assert ticket.requester == "sam.lee@gmail.com"
