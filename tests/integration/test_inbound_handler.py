@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import NotFoundError
@@ -119,7 +118,6 @@ def test_the_flood_counter_is_shared_in_dynamodb(stack):
 
 def test_a_missing_raw_mail_raises_so_lambda_retries_and_the_dlq_replay_recovers_it(stack, capsys):
     import boto3
-
     from relaydesk.cli import main
 
     handler = load_handler()

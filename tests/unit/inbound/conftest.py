@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.inbound.classify import email_id_alias

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from relaydesk.tickets.model import DeliveryStatus
 
 from .conftest import CORPUS, SEEDED_TICKET, corpus

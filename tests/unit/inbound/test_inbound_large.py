@@ -12,13 +12,13 @@ ATTACHMENT_BYTES = 22 * 1024 * 1024  # about 30 MB once base64-encoded in the me
 
 
 def big_message(payload: bytes) -> bytes:
-    head = ("X-MS-Exchange-Organization-AutoForwarded: true\r\nX-MS-Exchange-ForwardingLoop: support@acme.test\r\n"
-            "From: Designer <design@example.net>\r\nTo: support@acme.test\r\nSubject: Print files for the fair\r\n"
-            "Message-ID: <print-files-1@example.net>\r\nMIME-Version: 1.0\r\n"
-            "Content-Type: multipart/mixed; boundary=\"==big==\"\r\n\r\n--==big==\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n\r\nThe print files are attached.\r\n--==big==\r\n"
-            "Content-Type: application/zip; name=\"print-files.zip\"\r\nContent-Transfer-Encoding: base64\r\n"
-            "Content-Disposition: attachment; filename=\"print-files.zip\"\r\n\r\n").encode()
+    head = (b"X-MS-Exchange-Organization-AutoForwarded: true\r\nX-MS-Exchange-ForwardingLoop: support@acme.test\r\n"
+            b"From: Designer <design@example.net>\r\nTo: support@acme.test\r\nSubject: Print files for the fair\r\n"
+            b"Message-ID: <print-files-1@example.net>\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=\"==big==\"\r\n\r\n--==big==\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe print files are attached.\r\n--==big==\r\n"
+            b"Content-Type: application/zip; name=\"print-files.zip\"\r\nContent-Transfer-Encoding: base64\r\n"
+            b"Content-Disposition: attachment; filename=\"print-files.zip\"\r\n\r\n")
     return head + base64.encodebytes(payload).replace(b"\n", b"\r\n") + b"--==big==--\r\n"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from relaydesk.inbound.outcome import Outcome
 from relaydesk.inbound.parse import parse
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from relaydesk import markers
 from relaydesk.accounts import AccountSettings
 from relaydesk.inbound.outcome import Decision, Outcome

@@ -65,7 +65,7 @@ def replay_dead_letters(stores: Stores, ports: InboundPorts, dead_letters: DeadL
                 continue
             try:
                 result = process_inbound(stores, record, ports=ports, on_verification=on_verification)
-            except Exception as error:  # reported per message; the dead letter stays for the next replay
+            except Exception as error:  # noqa: BLE001  # reported per message; the dead letter stays for the next replay
                 done.append(Replayed(message_id, error=f"{type(error).__name__}: {error}"))
                 continue
             dead_letters.delete(handle)
