@@ -182,8 +182,8 @@ FIXES = {
 def run(config):
     from bench.harness import Ratio, Result, Row
 
-    result = measure(runs=config.timed_runs, warmup=config.warmup_runs,
-                     profile_misses=not config.quick)
+    runs, warmup = (1, 0) if config.quick else (config.timed_runs, config.warmup_runs)
+    result = measure(runs=runs, warmup=warmup, profile_misses=not config.quick)
     rows = [Row(f"`{BASELINE}` (baseline)", *(s * 1000 for s in _stats(result.baseline)), "ms")]
     ratios = []
     for series in result.handlers.values():
@@ -203,7 +203,7 @@ def run(config):
             if package in FIXES:
                 notes.append(f"{name}, {package}: {FIXES[package]}")
     return Result(name=NAME, title=TITLE, rows=rows, ratios=ratios, notes=notes,
-                  parameters={"runs": config.timed_runs, "warm-up rounds": config.warmup_runs})
+                  parameters={"runs": runs, "warm-up rounds": warmup})
 
 
 def _stats(series: Series) -> tuple[float, float, float]:
