@@ -1,0 +1,99 @@
+"""What an admin does to a domain's DKIM: set up, rotate, enable, disable — over the directory and the secret store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from relaydesk.addresses.model import SupportAddress
+from relaydesk.clock import utcnow
+from relaydesk.dkim.dnscheck import Status, check_dkim
+from relaydesk.dkim.keyring import Generation, Keyring, new_keyring
+from relaydesk.dkim.resolver import Resolver
+from relaydesk.dkim.storage import create_keyring, load_keyring, save_keyring, secret_name
+from relaydesk.errors import NotFoundError, RuleViolation
+from relaydesk.wiring import Stores
+
+Clock = Callable[[], datetime]
+
+
+def normalize(domain: str) -> str:
+    return domain.strip().lower().rstrip(".")
+
+
+def addresses_of(stores: Stores, domain: str) -> list[SupportAddress]:
+    """Every support address at the domain, in any account (an address is unique across all of them)."""
+    return [address for account in stores.directory.list_accounts()
+            for address in stores.directory.list_addresses(account.account_id) if address.domain == domain]
+
+
+def smarthosts_of(stores: Stores, domain: str) -> list[str]:
+    return [a.connector.host for a in addresses_of(stores, domain) if a.connector is not None]
+
+
+def load(stores: Stores, domain: str) -> Keyring:
+    return load_keyring(stores.secrets, secret_name(normalize(domain)))[0]
+
+
+def setup(stores: Stores, domain: str, *, now: Clock = utcnow) -> tuple[Keyring, str]:
+    """New keys for the domain, stored in its secret, recorded (signing still off) on its addresses."""
+    domain = normalize(domain)
+    mail_domain = stores.settings.mail_domain.lower()
+    if domain == mail_domain or domain.endswith("." + mail_domain):
+        raise RuleViolation(f"{domain} is Relaydesk's own mail domain", rule="system_address",
+                            action="System addresses are signed by Relaydesk's own outbound; set up your domain.")
+    keyring = new_keyring(domain, now())
+    arn = create_keyring(stores.secrets, keyring)
+    _record(stores, domain, keyring, arn, now(), enabled=None)
+    return keyring, arn
+
+
+def rotate(stores: Stores, domain: str, *, overlap: timedelta, now: Clock = utcnow) -> tuple[Keyring, Generation]:
+    domain = normalize(domain)
+    keyring = load(stores, domain)
+    generation = keyring.add_generation(now(), overlap=overlap)
+    save_keyring(stores.secrets, secret_name(domain), keyring)
+    _record(stores, domain, keyring, secret_name(domain), now(), enabled=None)
+    return keyring, generation
+
+
+def set_signing(stores: Stores, domain: str, enabled: bool, *, resolver: Resolver | None = None,
+                now: Clock = utcnow) -> list[SupportAddress]:
+    """Signing on or off for every address at the domain. Turning it on first checks, with `resolver`, that the
+    records of the keys that sign now are published: a signature nobody can verify helps no one."""
+    domain = normalize(domain)
+    if not addresses_of(stores, domain):
+        raise NotFoundError(f"no support address at {domain}",
+                            action="Connect an address at the domain first (`relaydesk addresses connect`).")
+    keyring = load(stores, domain) if enabled else None
+    if keyring is not None and resolver is not None:
+        _require_published(domain, keyring, resolver, now())
+    return _record(stores, domain, keyring, secret_name(domain), now(), enabled=enabled)
+
+
+def _require_published(domain: str, keyring: Keyring, resolver: Resolver, at: datetime) -> None:
+    signing = keyring.signing_generation(at)
+    current = Keyring(domain=domain, generations=[signing] if signing else [])
+    problems = [f for f in check_dkim(domain, resolver, current, at) if f.status is Status.FAIL]
+    if problems:
+        raise RuleViolation("; ".join(f.message for f in problems), rule="dkim_not_published",
+                            action=" ".join(f.fix for f in problems) + " Then run the command again (or pass "
+                                   "--skip-dns-check if the records were just published and DNS is still catching "
+                                   "up).")
+
+
+def _record(stores: Stores, domain: str, keyring: Keyring | None, secret_arn: str, at: datetime, *,
+            enabled: bool | None) -> list[SupportAddress]:
+    selectors = [s for g, _ in keyring.published(at) for s in g.selectors] if keyring else None
+    changed = []
+    for address in addresses_of(stores, domain):
+        address.dkim.domain = domain
+        address.dkim.secret_arn = secret_arn
+        if selectors is not None:
+            address.dkim.selectors = selectors
+        if enabled is not None:
+            address.dkim.enabled = enabled
+        address.updated_at = at
+        stores.directory.put_address(address)
+        changed.append(address)
+    return changed
