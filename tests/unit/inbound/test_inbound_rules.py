@@ -166,3 +166,21 @@ def test_a_verification_mail_with_an_unknown_token_makes_no_ticket(world):
     result = world.deliver(corpus("verification_test_mail.eml"))
     assert (result.outcome, result.verified) == (Outcome.VERIFICATION, False)
     assert len(world.stores.tickets.list_tickets(world.account.account_id)) == 1
+
+
+def test_a_verification_mail_reaches_address_verification_through_the_default_hook():
+    from relaydesk.addresses.model import Verification, VerificationStatus
+    from relaydesk.inbound.service import process_inbound
+
+    from .conftest import ses_record
+
+    world = make_world()
+    address = world.stores.directory.get_address("support@acme.test")
+    address.forwarding = Verification(status=VerificationStatus.PENDING, token="VERIFYTOKEN0001")
+    world.stores.directory.put_address(address)
+    world.stores.blobs.put("inbound/verify01", corpus("verification_test_mail.eml"))
+
+    result = process_inbound(world.stores, ses_record("verify01"), ports=world.ports)  # the real hook
+
+    assert (result.outcome, result.verified) == (Outcome.VERIFICATION, True)
+    assert world.stores.directory.get_address("support@acme.test").forwarding.status is VerificationStatus.VERIFIED

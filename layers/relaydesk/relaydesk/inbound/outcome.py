@@ -24,7 +24,6 @@ class DropReason(StrEnum):
     DSN_UNMATCHED = "dsn_unmatched"  # a delivery report about nothing we sent
     DUPLICATE_MESSAGE = "duplicate_message"  # the same Message-ID already made this ticket's comment
     NO_SENDER = "no_sender"  # neither Reply-To nor From names an address
-    UNKNOWN_VERIFICATION = "unknown_verification_token"
 
 
 class Decision(BaseModel):
