@@ -52,4 +52,4 @@ def services(stores: Stores) -> tuple[Relay, PowertoolsOnce, SqsRetryDelay]:
 def handler(event: dict, context: LambdaContext) -> dict:
     relay, once, retry = services(aws_stores())
     once.config.register_lambda_context(context)  # an in-progress record expires with this invocation
-    return relay_event(relay, event, retry)
+    return relay_event(relay, event, retry, context.get_remaining_time_in_millis)

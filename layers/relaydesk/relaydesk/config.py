@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     credentials_cache_seconds: int = Field(default=300, ge=0)
     max_delivery_attempts: int = Field(default=5, ge=1)
     smtp_connect_timeout: float = Field(default=10.0, gt=0)  # the relay's SMTP timeouts, seconds
-    smtp_command_timeout: float = Field(default=20.0, gt=0)
-    smtp_data_timeout: float = Field(default=30.0, gt=0)
+    smtp_command_timeout: float = Field(default=15.0, gt=0)
+    smtp_data_timeout: float = Field(default=20.0, gt=0)
     sender_flood_threshold_per_hour: int = Field(default=20, ge=1)
 
     @property

@@ -166,3 +166,10 @@ def test_a_message_too_big_even_with_links_is_a_recorded_failure(memory_stores, 
     assert world.stores.mailer.sent == []
     record = world.record(notification)
     assert record.status is DeliveryStatus.FAILED and "limit" in record.attempts[-1].reply
+
+
+def test_nothing_starts_when_the_invocation_is_about_to_time_out(world):
+    notification = world.notification()
+    [result] = world.relay().relay_batch([sqs_record(notification)], remaining_ms=lambda: 2000)
+    assert result.failed and "time out" in result.result.reply
+    assert world.smarthost.transactions == [] and world.smarthost.connections == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from relaydesk.outbound.relay import RecordResult, Relay
@@ -25,6 +25,7 @@ def batch_response(results: Iterable[RecordResult], retry: RetryDelay | None) ->
     return {"batchItemFailures": failures}
 
 
-def relay_event(relay: Relay, event: dict, retry: RetryDelay | None) -> dict:
+def relay_event(relay: Relay, event: dict, retry: RetryDelay | None,
+                remaining_ms: Callable[[], int] | None = None) -> dict:
     """One SQS event in, the partial batch response out."""
-    return batch_response(relay.relay_batch(event.get("Records", [])), retry)
+    return batch_response(relay.relay_batch(event.get("Records", []), remaining_ms), retry)

@@ -42,7 +42,7 @@ from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, Notificatio
 from relaydesk.wiring import Stores
 
 MAX_PARALLEL_SMARTHOSTS = 8
-IN_PROGRESS_DELAY_SECONDS = 30  # another invocation is sending it; look again soon
+TIME_MARGIN_MS = 3000  # for recording outcomes and answering SQS after the last transaction
 
 _STATUS = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.DEFERRED: DeliveryStatus.DEFERRED,
            Outcome.FAILED: DeliveryStatus.FAILED, Outcome.AUTH_FAILED: DeliveryStatus.AUTH_FAILED,
@@ -140,10 +140,14 @@ class Relay:
         self.on_result = on_result
         self.submission = submission  # unit tests hand in a fake smarthost; no sockets
         self.ses = SesRoute(stores)
+        self._remaining_ms: Callable[[], int] | None = None
 
     # --- the batch ----------------------------------------------------------------------------------------------
 
-    def relay_batch(self, records: Iterable[dict]) -> list[RecordResult]:
+    def relay_batch(self, records: Iterable[dict], remaining_ms: Callable[[], int] | None = None,
+                    ) -> list[RecordResult]:
+        """`remaining_ms` is the invocation's time left: no transaction starts that could outlive it."""
+        self._remaining_ms = remaining_ms
         items = [_Item(record, parse_record(record)) for record in records]
         groups: dict[tuple, list[_Item]] = {}
         for item in items:
@@ -250,9 +254,21 @@ class Relay:
 
     # --- the default outbound -----------------------------------------------------------------------------------
 
+    def out_of_time(self, item: _Item) -> bool:
+        """True (and the item deferred, untouched) when a slow server could outlive the invocation now."""
+        if self._remaining_ms is None:
+            return False
+        worst = (self.timeouts.command + self.timeouts.data) * 1000  # a stall at MAIL or after the final dot
+        if self._remaining_ms() > worst + TIME_MARGIN_MS:
+            return False
+        item.result = Result(Outcome.DEFERRED, reply="not attempted: the invocation was about to time out")
+        return True
+
     def _ses_group(self, items: list[_Item]) -> None:
         for item in items:
             assert item.notification is not None
+            if self.out_of_time(item):
+                continue
             notification = item.notification
             self._once(item, lambda n=notification: self.ses.send(n))
 
@@ -283,6 +299,8 @@ class _ConnectorGroup:
         try:
             for item in items:
                 assert item.notification is not None
+                if self.relay.out_of_time(item):
+                    continue
                 notification = item.notification
                 self.relay._once(item, lambda n=notification: self.deliver(n))
         finally:

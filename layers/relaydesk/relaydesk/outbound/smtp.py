@@ -35,8 +35,8 @@ class Timeouts:
     """Seconds. Kept under the relay's Lambda timeout (60 s): a stalled server must not eat a whole batch."""
 
     connect: float = 10.0
-    command: float = 20.0
-    data: float = 30.0  # end of data: the server may scan the message before it answers
+    command: float = 15.0
+    data: float = 20.0  # end of data: the server may scan the message before it answers
 
 
 @dataclass(frozen=True)
