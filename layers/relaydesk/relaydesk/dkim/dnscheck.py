@@ -92,11 +92,11 @@ def _spf_walk(name: str, resolver: Resolver, seen: set[str]) -> tuple[set[str], 
 def check_spf(domain: str, resolver: Resolver, providers: Sequence[Provider]) -> list[Finding]:
     includes = [p.spf_include for p in providers if p.spf_include]
     suggested = " ".join(f"include:{i}" for i in includes) or "mx"
-    publish = f'publish TXT at {domain}: "v=spf1 {suggested} ~all"'
+    publish = f'Publish TXT at {domain}: "v=spf1 {suggested} ~all"'
     records = _spf_records(domain, resolver)
     if not records:
         return [Finding("spf", Status.FAIL, f"{domain} has no SPF record: receivers cannot tell which servers may "
-                        "send as it", publish.capitalize())]
+                        "send as it", publish)]
     if len(records) > 1:
         return [Finding("spf", Status.FAIL, f"{domain} has {len(records)} SPF records: receivers treat that as an "
                         "error (RFC 7208 §4.5)", "Merge them into one TXT record starting with v=spf1.")]
