@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from relaydesk.dkim.keyring import KeyState, Keyring
+from relaydesk.dkim.keyring import Keyring, KeyState
 from relaydesk.dkim.keys import Algorithm, load_private_key
 from relaydesk.dkim.records import TXT_STRING_LIMIT, key_record
 from relaydesk.dkim.storage import create_keyring, load_keyring, save_keyring, secret_name
