@@ -43,7 +43,12 @@ def _delivered_ends_in_an_outcome(raw: bytes, **receipt) -> None:
     assert result.outcome in set(Outcome)
     assert world.stores.blobs.get(f"inbound/{result.ses_message_id}") == raw  # the raw mail is kept, unchanged
     if result.outcome in (Outcome.NEW_TICKET, Outcome.SUSPENDED, Outcome.COMMENT):
-        assert world.stores.tickets.get_ticket(result.ticket_id) is not None
+        ticket = world.stores.tickets.get_ticket(result.ticket_id)
+        # what the DynamoDB adapter stores: every item serializes and fits DynamoDB's 400 KB
+        for item in [ticket.model_copy(update={"comments": [], "notifications": []}), *ticket.comments]:
+            assert len(item.model_dump_json().encode()) < 400_000
+    for notification, _ in world.stores.queue.sent:
+        assert len(notification.model_dump_json().encode()) < 256 * 1024  # SQS's message size limit
     # a second delivery of the same SES message changes nothing
     tickets_before = world.stores.tickets.list_tickets(world.account.account_id)
     again = world.deliver(raw, ses_message_id=result.ses_message_id, **receipt)

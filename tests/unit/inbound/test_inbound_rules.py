@@ -184,3 +184,16 @@ def test_a_verification_mail_reaches_address_verification_through_the_default_ho
 
     assert (result.outcome, result.verified) == (Outcome.VERIFICATION, True)
     assert world.stores.directory.get_address("support@acme.test").forwarding.status is VerificationStatus.VERIFIED
+
+
+def test_a_huge_text_body_is_cut_on_the_comment_and_kept_whole_as_an_attachment(world):
+    long_text = "A very long log line that the customer pasted. " * 20000  # about 1 MB
+    raw = mail_from("kim@example.net").replace(b"Please help.", long_text.encode())
+    result = world.deliver(raw)
+    comment = world.ticket(result.ticket_id).comments[0]
+    assert len(comment.model_dump_json().encode()) < 400_000
+    assert "full text is attached as message.txt" in comment.body
+    [attachment] = comment.attachments
+    assert attachment.filename == "message.txt"
+    assert world.stores.blobs.get(attachment.s3_key).decode().strip() == long_text.strip()
+    assert len(world.sent[0].model_dump_json()) < 10_000

@@ -7,12 +7,13 @@ from relaydesk.inbound.outcome import Decision
 from relaydesk.notification import Notification, NotificationKind
 
 QUOTED_LINES = 30  # enough of the request to recognise it, not the whole thread
+QUOTED_CHARS = 4000  # SQS messages are at most 256 KB; one long line must not get near it
 
 
 def _quote(text: str) -> str:
-    lines = (text or "").strip().splitlines()
+    lines = (text or "")[:QUOTED_CHARS].strip().splitlines()
     quoted = [f"> {line}".rstrip() for line in lines[:QUOTED_LINES]]
-    if len(lines) > QUOTED_LINES:
+    if len(lines) > QUOTED_LINES or len(text or "") > QUOTED_CHARS:
         quoted.append("> [...]")
     return "\n".join(quoted) or "> (no text)"
 

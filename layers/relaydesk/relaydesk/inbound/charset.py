@@ -53,10 +53,19 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     candidates.extend(FALLBACKS)
     for candidate in dict.fromkeys(candidates):
         try:
-            return data.decode(candidate)
+            return _without_lone_surrogates(data.decode(candidate))
         except (UnicodeDecodeError, LookupError, ValueError):
             continue
     return data.decode("latin-1")
+
+
+def _without_lone_surrogates(text: str) -> str:
+    """Some codecs (UTF-7, UTF-16) can yield lone surrogates, which no JSON or DynamoDB write accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def unescape_surrogates(text: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from relaydesk import markers
 from relaydesk.errors import ConflictError, NotFoundError
-from relaydesk.inbound import acknowledge
+from relaydesk.inbound import acknowledge, bodies
 from relaydesk.inbound.attachments import store_attachments
 from relaydesk.inbound.classify import decide, email_id_alias
 from relaydesk.inbound.dsn import read_report, record_reports
@@ -89,8 +89,9 @@ def _apply(stores: Stores, decision: Decision, mail: ParsedMail, receipt: SesRec
 
 def _comment_of(stores: Stores, decision: Decision, mail: ParsedMail, ses_message_id: str) -> Comment:
     assert decision.ticket_id and decision.comment_id and decision.requester
-    refs = store_attachments(stores.blobs, mail.attachments, decision.ticket_id, decision.comment_id)
-    return Comment(comment_id=decision.comment_id, author=decision.requester, body=mail.text, html_body=mail.html,
+    text, html, attachments = bodies.fit(mail.text, mail.html, mail.attachments)
+    refs = store_attachments(stores.blobs, attachments, decision.ticket_id, decision.comment_id)
+    return Comment(comment_id=decision.comment_id, author=decision.requester, body=text, html_body=html,
                    public=decision.public, source_message_id=mail.message_id, ses_message_id=ses_message_id,
                    attachments=refs, created_at=decision.received_at)
 
