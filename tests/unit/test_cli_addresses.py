@@ -253,3 +253,16 @@ def test_tickets_list_and_show_status_suspension_and_deliveries(cli, account_id)
     assert json.loads(out)["notifications"][0]["attempts"][1]["smtp_code"] == 250
     code, _, _ = cli("tickets", "show", "T404")
     assert code == EXIT_NOT_FOUND
+
+
+def test_the_commands_the_team_contract_names_exist():
+    from relaydesk.cli import build_parser
+
+    groups = build_parser()._subparsers._group_actions[0].choices
+    def commands(group):
+        return set(groups[group]._subparsers._group_actions[0].choices)
+
+    assert commands("accounts") == {"create", "show", "settings"}
+    assert commands("addresses") == {"list", "show", "connect", "verify", "set-default", "rotate", "disable",
+                                     "enable", "delete"}
+    assert commands("tickets") == {"list", "show"}
