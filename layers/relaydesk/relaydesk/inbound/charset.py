@@ -24,6 +24,7 @@ CHARSET_ALIASES = {
 # Declared single-byte charsets that are often a mislabel of UTF-8: valid UTF-8 wins over them.
 _OFTEN_MISLABELLED = {"cp1252", "iso8859-15", "iso8859-2", "mac-roman", "ascii", "latin-1"}
 FALLBACKS = ("utf-8", "cp1252")
+_SEVEN_BIT_ENCODINGS = ("iso2022", "utf-7", "hz")  # encodings of non-ASCII text that use only ASCII bytes
 
 
 def python_codec(label: str | None) -> str | None:
@@ -42,9 +43,9 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     """Text from bytes: the declared charset if it fits, UTF-8, windows-1252, and finally Latin-1 (never fails)."""
     if not data:
         return ""
-    if data.isascii():
-        return data.decode("ascii")
     codec = python_codec(declared)
+    if data.isascii() and not (codec or "").startswith(_SEVEN_BIT_ENCODINGS):
+        return data.decode("ascii")
     candidates: list[str] = []
     if codec in _OFTEN_MISLABELLED or codec is None:
         candidates.extend(FALLBACKS)

@@ -126,8 +126,9 @@ def _delivery_report(stores: Stores, mail: ParsedMail, base: dict) -> Decision:
         ticket_id = stores.tickets.find_ticket_by_message_id(report.message_id)
     if ticket_id is None and report.notification_id:
         ticket_id = stores.tickets.find_ticket_by_message_id(email_id_alias(report.notification_id))
-    if ticket_id and report.notification_id \
-            and stores.tickets.get_notification(ticket_id, report.notification_id) is not None:
+    ticket = stores.tickets.get_ticket(ticket_id) if ticket_id else None
+    if ticket is not None and ticket.account_id == base["account_id"] and report.notification_id \
+            and stores.tickets.get_notification(ticket.ticket_id, report.notification_id) is not None:
         return Decision(outcome=Outcome.DSN_RECORDED, dsn_ticket_id=ticket_id,
                         dsn_notification_id=report.notification_id, **base)
     return Decision(outcome=Outcome.DROPPED, reason=DropReason.DSN_UNMATCHED, **base)

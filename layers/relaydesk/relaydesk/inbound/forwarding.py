@@ -41,12 +41,15 @@ class Forwarding:
 
 
 def analyse(mail: ParsedMail, own_final: set[str]) -> Forwarding:
-    """`own_final`: the system addresses the chain ends at; they are the destination, not a hop."""
+    """`own_final`: the system addresses the chain ends at; they are the destination, not a hop. The sender's own
+    addresses are not hops either: their mailbox's rule wrote the mail (an out-of-office reply), it forwarded
+    nothing."""
     result = Forwarding()
     forwarders: list[str] = []
+    not_hops = set(own_final) | set(mail.addresses("From", "Sender", "Reply-To"))
 
     def add(kind: str, addresses: list[str]) -> None:
-        fresh = [a for a in addresses if a not in own_final]
+        fresh = [a for a in addresses if a not in not_hops]
         if fresh or kind == "exchange":
             if kind not in result.kinds:
                 result.kinds.append(kind)
@@ -55,6 +58,9 @@ def analyse(mail: ParsedMail, own_final: set[str]) -> Forwarding:
     # Microsoft 365 / Exchange: each forwarding mailbox or rule leaves its address in these loop-detection headers.
     exchange = mail.header_all("X-MS-Exchange-ForwardingLoop") + mail.header_all("X-MS-Exchange-Inbox-Rules-Loop")
     auto = (mail.header("X-MS-Exchange-Organization-AutoForwarded") or "").strip().lower() == "true"
+    # A mail flow (transport) rule that redirects leaves only a loop counter, no address.
+    auto = auto or mail.header("X-MS-Exchange-Transport-Rules-Loop") is not None \
+        or mail.header("X-MS-Exchange-Organization-Transport-Rules-Loop") is not None
     if exchange or auto:
         add("exchange", parse_addresses([v.split(";")[0] for v in exchange]))
     # Google Workspace / Gmail: X-Forwarded-For "<original recipient> <forward target>", X-Forwarded-To the target.
@@ -63,7 +69,7 @@ def analyse(mail: ParsedMail, own_final: set[str]) -> Forwarding:
         add("google", [v.split()[0].lower().strip("<>") for v in google if v.split()])
     # Postfix, sieve, procmail: every local delivery on the way leaves a Delivered-To (or X-Original-To).
     delivered = parse_addresses(mail.header_all("Delivered-To") + mail.header_all("X-Original-To"))
-    if [a for a in delivered if a not in own_final]:
+    if [a for a in delivered if a not in not_hops]:
         add("delivered-to", delivered)
     # Resent-* (RFC 5322 3.6.6): a redirect/bounce re-sends with a block naming who re-sent it.
     resent = mail.header_all("Resent-From") + mail.header_all("Resent-Sender")
