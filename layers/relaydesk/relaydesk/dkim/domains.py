@@ -53,7 +53,7 @@ def rotate(stores: Stores, domain: str, *, overlap: timedelta, now: Clock = utcn
     keyring = load(stores, domain)
     generation = keyring.add_generation(now(), overlap=overlap)
     save_keyring(stores.secrets, secret_name(domain), keyring)
-    _record(stores, domain, keyring, secret_name(domain), now(), enabled=None)
+    _record(stores, domain, keyring, None, now(), enabled=None)
     return keyring, generation
 
 
@@ -68,7 +68,7 @@ def set_signing(stores: Stores, domain: str, enabled: bool, *, resolver: Resolve
     keyring = load(stores, domain) if enabled else None
     if keyring is not None and resolver is not None:
         _require_published(domain, keyring, resolver, now())
-    return _record(stores, domain, keyring, secret_name(domain), now(), enabled=enabled)
+    return _record(stores, domain, keyring, None, now(), enabled=enabled)
 
 
 def _require_published(domain: str, keyring: Keyring, resolver: Resolver, at: datetime) -> None:
@@ -82,13 +82,14 @@ def _require_published(domain: str, keyring: Keyring, resolver: Resolver, at: da
                                    "up).")
 
 
-def _record(stores: Stores, domain: str, keyring: Keyring | None, secret_arn: str, at: datetime, *,
+def _record(stores: Stores, domain: str, keyring: Keyring | None, secret_arn: str | None, at: datetime, *,
             enabled: bool | None) -> list[SupportAddress]:
+    """The domain's DKIM settings on each of its addresses (an address connected after setup gets them here)."""
     selectors = [s for g, _ in keyring.published(at) for s in g.selectors] if keyring else None
     changed = []
     for address in addresses_of(stores, domain):
         address.dkim.domain = domain
-        address.dkim.secret_arn = secret_arn
+        address.dkim.secret_arn = secret_arn or address.dkim.secret_arn or secret_name(domain)
         if selectors is not None:
             address.dkim.selectors = selectors
         if enabled is not None:
