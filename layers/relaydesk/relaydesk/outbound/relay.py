@@ -35,6 +35,7 @@ from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, co
 from relaydesk.outbound.credentials import CredentialCache, VersionedCredentials
 from relaydesk.outbound.once import AlreadyInProgress, OnceGuard
 from relaydesk.outbound.policy import Outcome, classify_error, retry_delay
+from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
 from relaydesk.store.ports import CURRENT
@@ -130,7 +131,7 @@ class Relay:
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
                  on_result: Callable[[RecordResult], None] | None = None,
                  submission: Callable[..., SmtpSubmission] = SmtpSubmission) -> None:
-        self.stores = stores
+        self.stores = serialized(stores)  # smarthost threads share them
         self.credentials = credentials
         self.once = once
         self.timeouts = timeouts or Timeouts(connect=stores.settings.smtp_connect_timeout,
@@ -293,6 +294,7 @@ class _ConnectorGroup:
         self.session: SmtpSubmission | None = None
         self.version: VersionedCredentials | None = None
         self.broken: Result | None = None  # a connection-level failure: the rest of the group shares it
+        self.changed: bool | None = None  # for a held address: does the secret have a version not refused yet?
         self.reconnects = 0
 
     def run(self, items: list[_Item]) -> None:
@@ -362,10 +364,13 @@ class _ConnectorGroup:
         return signer.sign(data) if signer is not None else data
 
     def _credentials_changed(self, address: SupportAddress) -> bool:
-        """A held address whose secret has a new current version (or a staged one) is worth one more try."""
+        """A held address whose secret has a new current version (or a staged one) is worth one more try;
+        asked once per batch, so a held address costs two secret reads per batch and no AUTH."""
         assert address.connector is not None
-        tried = {address.connector.held_version} if address.connector.held_version else set()
-        return bool(self.relay.credentials.alternatives(self.secret_id, tried))
+        if self.changed is None:
+            tried = {address.connector.held_version} if address.connector.held_version else set()
+            self.changed = bool(self.relay.credentials.alternatives(self.secret_id, tried))
+        return self.changed
 
     def _ensure_open(self, address: SupportAddress) -> None:
         if self.session is not None and self.session.connected:
