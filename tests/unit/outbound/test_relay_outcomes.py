@@ -173,3 +173,23 @@ def test_nothing_starts_when_the_invocation_is_about_to_time_out(world):
     [result] = world.relay().relay_batch([sqs_record(notification)], remaining_ms=lambda: 2000)
     assert result.failed and "time out" in result.result.reply
     assert world.smarthost.transactions == [] and world.smarthost.connections == 0
+
+
+def test_an_unexpected_error_defers_its_own_record_and_spares_the_rest(world, monkeypatch):
+    broken, fine = world.notification(), world.notification()
+    calls = {"n": 0}
+
+    def flaky_compose(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("surprise")
+        return real_compose(*args, **kwargs)
+
+    from relaydesk.outbound import relay as relay_module
+
+    real_compose = relay_module.compose
+    monkeypatch.setattr(relay_module, "compose", flaky_compose)
+    results = world.relay().relay_batch([sqs_record(broken), sqs_record(fine)])
+    assert [r.failed for r in results] == [True, False]
+    assert "RuntimeError" in results[0].result.reply
+    assert len(world.smarthost.transactions) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, Notificatio
 from relaydesk.wiring import Stores
 
 MAX_PARALLEL_SMARTHOSTS = 8
+log = logging.getLogger(__name__)
 TIME_MARGIN_MS = 3000  # for recording outcomes and answering SQS after the last transaction
 
 _STATUS = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.DEFERRED: DeliveryStatus.DEFERRED,
@@ -140,7 +142,7 @@ class Relay:
         self.max_attempts = max_attempts or stores.settings.max_delivery_attempts
         self.on_result = on_result
         self.submission = submission  # unit tests hand in a fake smarthost; no sockets
-        self.ses = SesRoute(stores)
+        self.ses = SesRoute(self.stores)
         self._remaining_ms: Callable[[], int] | None = None
 
     # --- the batch ----------------------------------------------------------------------------------------------
@@ -225,6 +227,10 @@ class Relay:
             item.result = not_final.result
         except AlreadyInProgress:
             item.result = Result(Outcome.DEFERRED, reply="another invocation is delivering this notification")
+            return
+        except Exception as error:  # one record's surprise must not fail its batch-mates
+            log.exception("relaying %s failed unexpectedly", notification.notification_id)
+            item.result = Result(Outcome.DEFERRED, reply=f"unexpected {type(error).__name__}; retried later")
             return
         if not item.result.duplicate:
             self._record(notification, item.result, last=item.receive_count >= self.max_attempts)
