@@ -257,3 +257,21 @@ def test_forwarding_address_cannot_be_disabled(memory_stores, acme):
 def test_update_address_renames(memory_stores, acme):
     connect(memory_stores, acme.account_id)
     assert lifecycle.update_address(memory_stores, "support@acme.com", name="Acme Help").name == "Acme Help"
+
+
+def test_address_in_the_other_environments_stack_is_refused(memory_stores, acme):
+    from relaydesk.addresses.model import SupportAddress
+    from relaydesk.store.memory import MemoryDirectory
+
+    production = MemoryDirectory()
+    production.put_address(SupportAddress(email="support@acme.com", account_id="A-PROD"))
+
+    with pytest.raises(RuleViolation) as caught:
+        lifecycle.connect_address(memory_stores, acme.account_id, "support@acme.com", creds(),
+                                  checker=passing_checker(), peers=[("production", production)])
+    assert caught.value.code == "address_in_use"
+    assert "production environment" in caught.value.message
+    with pytest.raises(RuleViolation):
+        lifecycle.add_forwarding_address(memory_stores, acme.account_id, "support@acme.com",
+                                         peers=[("production", production)])
+    assert memory_stores.directory.get_address("support@acme.com") is None

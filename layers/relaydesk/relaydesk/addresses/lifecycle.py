@@ -2,7 +2,8 @@
 
 Rules (each a `RuleViolation` whose `code` names it):
 - `system_address`: the account's system address (or any address in the mail domain) cannot be connected or removed.
-- `address_in_use`: an address is unique across every account, sandbox and production alike.
+- `address_in_use`: an address is unique across every account, sandbox and production alike (also across the
+  separately deployed sandbox and production stacks, through `peers`).
 - `ccs_and_followers_required`: the connector needs the account's CCs and followers enabled.
 - `default_requires_verification`: only an address whose forwarding and outbound are verified can be the default.
 - `connector_requires_admin_path`: connector addresses are created only by `connect_address`, which carries
@@ -12,7 +13,7 @@ Rules (each a `RuleViolation` whose `code` names it):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from relaydesk.accounts import Account, AccountKind, AccountSettings, subdomain_of_system_address, system_address
@@ -29,6 +30,7 @@ from relaydesk.clock import utcnow
 from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import ConflictError, NotFoundError, RuleViolation
 from relaydesk.ids import new_id
+from relaydesk.store.ports import DirectoryStore
 from relaydesk.wiring import Stores
 
 Checker = Callable[..., LiveCheckReport]  # run_live_check's signature: (credentials, *, sender=..., on_step=...)
@@ -103,6 +105,17 @@ def _refuse_system_address(stores: Stores, email: str, account: Account) -> None
                             rule="system_address", action="Use an address in your own domain.")
 
 
+def _refuse_in_peers(email: str, peers: Sequence[tuple[str, DirectoryStore]]) -> None:
+    """The other environment's deployment (sandbox <-> production) must not hold the address either."""
+    for label, directory in peers:
+        if directory.get_address(email) is not None:
+            raise RuleViolation(
+                f"{email} is already a support address in the {label} environment; an address can belong to one "
+                "account only, never to a sandbox and a production account",
+                rule="address_in_use",
+                action=f"Delete it in {label} first (`relaydesk --env {label} addresses delete {email}`).")
+
+
 def _refuse_existing(stores: Stores, email: str, account: Account, *, connecting: bool) -> None:
     existing = stores.directory.get_address(email)
     if existing is None:
@@ -133,7 +146,8 @@ def _account_or_none(stores: Stores, account_id: str) -> Account | None:
 
 
 def add_forwarding_address(stores: Stores, account_id: str, email: str, name: str = "", *,
-                           kind: AddressKind | str = AddressKind.FORWARDING) -> SupportAddress:
+                           kind: AddressKind | str = AddressKind.FORWARDING,
+                           peers: Sequence[tuple[str, DirectoryStore]] = ()) -> SupportAddress:
     """Add an address reached by standard forwarding: the only creation path the HTTP API may use."""
     if AddressKind(kind) is not AddressKind.FORWARDING:
         raise RuleViolation(
@@ -145,6 +159,7 @@ def add_forwarding_address(stores: Stores, account_id: str, email: str, name: st
     email = _normalise(email)
     _refuse_system_address(stores, email, account)
     _refuse_existing(stores, email, account, connecting=False)
+    _refuse_in_peers(email, peers)
     address = SupportAddress(email=email, account_id=account_id, name=name or account.display_name,
                              kind=AddressKind.FORWARDING)
     _create(stores, address)
@@ -162,12 +177,14 @@ def _create(stores: Stores, address: SupportAddress) -> None:
 
 def connect_address(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials, name: str = "", *,
                     checker: Checker | None = None, on_step: Callable[..., None] | None = None,
+                    peers: Sequence[tuple[str, DirectoryStore]] = (),
                     ) -> tuple[SupportAddress, LiveCheckReport]:
     """Rules, then a live check, then the secret, then the address in state `pending`. Nothing is saved on failure."""
     account = stores.directory.get_account(account_id)
     email = _normalise(email)
     _refuse_system_address(stores, email, account)
     _refuse_existing(stores, email, account, connecting=True)
+    _refuse_in_peers(email, peers)
     if not account.settings.ccs_and_followers_enabled:
         raise RuleViolation(
             "the SMTP connector requires the account's CCs and followers to be enabled",

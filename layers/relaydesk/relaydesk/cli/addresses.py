@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,18 @@ def read_ca_bundle(path: str | None) -> str | None:
 def print_step(step: CheckStep) -> None:
     mark = "ok  " if step.ok else "FAIL"
     progress(f"  [{mark}] {step.name:<11} {step.detail} ({step.elapsed_ms:.0f} ms)")
+
+
+def peer_directories(args: argparse.Namespace, environment: str) -> list[tuple[str, Any]]:
+    """The other environment's directory, so an address is never in sandbox and production; a note if unreadable."""
+    current = getattr(args, "stack", None) or context.stack_name_from_samconfig(getattr(args, "env", None))
+    label, directory, reason = context.peer_directory(current, environment)
+    if directory is None:
+        if "samconfig" not in reason:
+            progress(f"note: the {label} environment could not be checked for this address ({reason}); make sure "
+                     "the address is not a support address there")
+        return []
+    return [(label, directory)]
 
 
 # --- views -------------------------------------------------------------------------------------------------------
@@ -153,10 +166,12 @@ def cmd_connect(args: argparse.Namespace) -> int:
                                           region=args.region)
     credentials = SmtpCredentials(host=host, port=port, tls_mode=tls_mode, username=args.username,
                                   password=read_password(args), ca_bundle_pem=read_ca_bundle(args.ca_bundle))
+    local_stack = bool(os.environ.get("RELAYDESK_TICKETS_TABLE"))  # the environment names the stack already
     stores = context.load_stores(args)
+    peers = [] if local_stack else peer_directories(args, stores.settings.environment)
     progress(f"live check of {host}:{port} ({tls_mode.value}) as {args.username}:")
     address, _ = lifecycle.connect_address(stores, args.account, args.email, credentials, args.name or "",
-                                           on_step=print_step)
+                                           on_step=print_step, peers=peers)
     progress(f"connected {address.email}: connector pending. Next: relaydesk addresses verify {address.email}")
     emit_address(args, address)
     return EXIT_OK

@@ -64,3 +64,29 @@ def load_stores(args: Namespace):
     get_settings.cache_clear()
     aws_stores.cache_clear()
     return aws_stores()
+
+
+def peer_directory(current_stack: str | None, current_environment: str):
+    """The directory of the OTHER environment's stack (sandbox <-> production) named in samconfig.toml, so that an
+    address is never in both. Returns (label, DirectoryStore) or (label, None, reason) when it cannot be read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from relaydesk.store.dynamodb import DynamoDirectory
+    from relaydesk.wiring import aws_client
+
+    other = "production" if current_environment == "sandbox" else "sandbox"
+    stack = stack_name_from_samconfig(other)
+    if not stack or stack == current_stack:
+        return other, None, "no other environment in samconfig.toml"
+    try:
+        outputs = aws_client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+        table = next((o["OutputValue"] for o in outputs if o["OutputKey"] == "DirectoryTableName"), None)
+        if not table:
+            return other, None, f"stack {stack} has no DirectoryTableName output"
+        import boto3  # cli/context.py may build adapters, like wiring.py
+
+        directory = DynamoDirectory(boto3.session.Session().resource("dynamodb").Table(table))
+        directory.get_address("probe@relaydesk.invalid")  # fails now (access denied) rather than mid-rule
+    except (ClientError, BotoCoreError) as error:
+        return other, None, f"stack {stack} could not be read: {error}"
+    return other, directory, ""
