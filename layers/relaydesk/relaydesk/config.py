@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     notifications_dlq_url: str = ""
     inbound_dlq_url: str = ""
     secret_prefix: str = "relaydesk/connector/"
+    dkim_secret_prefix: str = "relaydesk/dkim/"  # one secret per customer domain: its DKIM keyring
     connector_kms_key_id: str = ""  # the template's KMS key for connector secrets; empty: the account default
     rotation_function_arn: str = ""  # stack output RotationFunctionArn; empty: rotate in process (local stack)
     default_from_domain: str = ""
