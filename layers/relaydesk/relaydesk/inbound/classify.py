@@ -44,7 +44,7 @@ def decide(stores: Stores, ports: InboundPorts, mail: ParsedMail, receipt: SesRe
     token = verification_token(mail)
     if token:
         return Decision(outcome=Outcome.VERIFICATION, verification_token=token, **base)
-    if dsn.is_delivery_report(mail):
+    if dsn.is_delivery_report(mail) or dsn.is_legacy_bounce(mail):
         return _delivery_report(stores, mail, base)
     our_domains = {a.domain for a in route.addresses} | {route.system_address.rpartition("@")[2],
                                                          stores.settings.outbound_default_domain.lower()}

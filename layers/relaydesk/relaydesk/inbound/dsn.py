@@ -6,13 +6,18 @@ import re
 from dataclasses import dataclass, field
 
 from relaydesk import markers
-from relaydesk.inbound.loops import EMAIL_ID_HEADER
+from relaydesk.inbound.loops import DAEMON_LOCAL_PARTS, EMAIL_ID_HEADER
 from relaydesk.inbound.parse import ParsedMail
 from relaydesk.tickets.model import DeliveryStatus, NotificationRecord
 
 _FIELD = re.compile(r"^([A-Za-z-]+):[ \t]*(.*(?:\n[ \t].*)*)", re.MULTILINE)
 _OUR_ID = re.compile(r"<?(N[0-9A-Z]{18})@([A-Za-z0-9.-]+)>?")
 _EMAIL_ID = re.compile(rf"^{EMAIL_ID_HEADER}:\s*(N[0-9A-Z]{{18}})\s*$", re.IGNORECASE | re.MULTILINE)
+_LEGACY_STATUS = re.compile(r"\b([45]\.\d{1,3}\.\d{1,3})\b")
+_LEGACY_RECIPIENT = re.compile(r"<([^<>\s@]+@[^<>\s]+)>:")
+_BOUNCE_SUBJECT = re.compile(r"undeliver|returned|failure|delivery status|not delivered|failed|bounce",
+                             re.IGNORECASE)
+_RETURNED_BYTES = 64 * 1024  # enough of a returned message for its headers
 _MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -37,11 +42,18 @@ def is_delivery_report(mail: ParsedMail) -> bool:
         and mail.report is not None and bool(mail.report.delivery_status.strip())
 
 
+def is_legacy_bounce(mail: ParsedMail) -> bool:
+    """A bounce without RFC 3464 structure (qmail, old Exim, some appliances): from the mailer daemon, says so."""
+    senders = mail.addresses("From")
+    return mail.report is None and bool(senders) and bool(DAEMON_LOCAL_PARTS.match(senders[0].partition("@")[0])) \
+        and bool(_BOUNCE_SUBJECT.search(mail.subject))
+
+
 def read_report(mail: ParsedMail) -> DeliveryReport:
     report = mail.report
-    result = DeliveryReport()
     if report is None:
-        return result
+        return _read_legacy_bounce(mail)
+    result = DeliveryReport()
     blocks = [b for b in re.split(r"\n\s*\n", report.delivery_status.replace("\r\n", "\n")) if b.strip()]
     reporting_mta = ""
     for block in blocks:
@@ -56,7 +68,26 @@ def read_report(mail: ParsedMail) -> DeliveryReport:
                 diagnostic_code=fields.get("diagnostic-code", "").split(";", 1)[-1].strip(),
                 reporting_mta=reporting_mta))
     # Our ids in the returned headers; some servers return only the body, so the human part is searched last.
-    for text in (report.returned_headers, report.human_text, mail.text):
+    _find_our_ids(result, [report.returned_headers, report.human_text, mail.text])
+    return result
+
+
+def _read_legacy_bounce(mail: ParsedMail) -> DeliveryReport:
+    result = DeliveryReport()
+    returned = [a.payload()[:_RETURNED_BYTES].decode("utf-8", "replace") for a in mail.attachments
+                if a.content_type in ("message/rfc822", "text/rfc822-headers")]
+    _find_our_ids(result, [*returned, mail.text])
+    head = mail.text[:_RETURNED_BYTES]
+    status = _LEGACY_STATUS.search(head)
+    diagnostic = next((line.strip() for line in head.splitlines() if status and status.group(1) in line), "")
+    recipients = _LEGACY_RECIPIENT.findall(head) or [""]
+    result.reports = [RecipientReport(recipient=r.lower(), action="failed", status=status.group(1) if status else "",
+                                      diagnostic_code=diagnostic[:500]) for r in dict.fromkeys(recipients)]
+    return result
+
+
+def _find_our_ids(result: DeliveryReport, texts: list[str]) -> None:
+    for text in texts:
         email_id = _EMAIL_ID.search(text or "")
         message_id = _MESSAGE_ID.search(text or "")
         if message_id and _OUR_ID.fullmatch(message_id.group(1)):
@@ -66,7 +97,6 @@ def read_report(mail: ParsedMail) -> DeliveryReport:
             result.notification_id = email_id.group(1)
         if result.notification_id:
             break
-    return result
 
 
 def status_after(record: NotificationRecord, reports: list[RecipientReport]) -> DeliveryStatus:
