@@ -68,7 +68,7 @@ def queued(stack) -> list[Notification]:
     return [Notification.model_validate_json(m["Body"]) for m in messages]
 
 
-def test_a_forwarded_request_becomes_a_ticket_and_one_queued_acknowledgement(stack):
+def test_a_forwarded_request_becomes_a_ticket_and_one_queued_acknowledgement(stack, capsys):
     handler = load_handler()
     deliver(stack, "outlook_new_request_m365_forward.eml", "ses0000000000000001")
 
@@ -86,6 +86,9 @@ def test_a_forwarded_request_becomes_a_ticket_and_one_queued_acknowledgement(sta
     assert note.ticket_id == ticket.ticket_id and note.recipients == ["jane@example.net"]
     assert ticket.notifications[0].notification_id == note.notification_id
     assert stack.blobs.exists("inbound/ses0000000000000001")
+    logs = capsys.readouterr()
+    assert "new_ticket" in logs.out  # the outcome is logged ...
+    assert "paper jam" not in logs.out + logs.err  # ... the customer's words are not
 
 
 def test_manual_forward_is_suspended_beside_the_normal_ticket(stack):
