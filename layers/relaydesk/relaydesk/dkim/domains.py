@@ -31,8 +31,12 @@ def smarthosts_of(stores: Stores, domain: str) -> list[str]:
     return [a.connector.host for a in addresses_of(stores, domain) if a.connector is not None]
 
 
+def secret_of(stores: Stores, domain: str) -> str:
+    return secret_name(normalize(domain), stores.settings.dkim_secret_prefix)
+
+
 def load(stores: Stores, domain: str) -> Keyring:
-    return load_keyring(stores.secrets, secret_name(normalize(domain)))[0]
+    return load_keyring(stores.secrets, secret_of(stores, domain))[0]
 
 
 def setup(stores: Stores, domain: str, *, now: Clock = utcnow) -> tuple[Keyring, str]:
@@ -43,7 +47,7 @@ def setup(stores: Stores, domain: str, *, now: Clock = utcnow) -> tuple[Keyring,
         raise RuleViolation(f"{domain} is Relaydesk's own mail domain", rule="system_address",
                             action="System addresses are signed by Relaydesk's own outbound; set up your domain.")
     keyring = new_keyring(domain, now())
-    arn = create_keyring(stores.secrets, keyring)
+    arn = create_keyring(stores.secrets, keyring, stores.settings.dkim_secret_prefix)
     _record(stores, domain, keyring, arn, now(), enabled=None)
     return keyring, arn
 
@@ -52,7 +56,7 @@ def rotate(stores: Stores, domain: str, *, overlap: timedelta, now: Clock = utcn
     domain = normalize(domain)
     keyring = load(stores, domain)
     generation = keyring.add_generation(now(), overlap=overlap)
-    save_keyring(stores.secrets, secret_name(domain), keyring)
+    save_keyring(stores.secrets, secret_of(stores, domain), keyring)
     _record(stores, domain, keyring, None, now(), enabled=None)
     return keyring, generation
 
@@ -89,7 +93,7 @@ def _record(stores: Stores, domain: str, keyring: Keyring | None, secret_arn: st
     changed = []
     for address in addresses_of(stores, domain):
         address.dkim.domain = domain
-        address.dkim.secret_arn = secret_arn or address.dkim.secret_arn or secret_name(domain)
+        address.dkim.secret_arn = secret_arn or address.dkim.secret_arn or secret_of(stores, domain)
         if selectors is not None:
             address.dkim.selectors = selectors
         if enabled is not None:

@@ -6,11 +6,11 @@ from relaydesk.dkim.keyring import Keyring
 from relaydesk.errors import ConflictError, DkimNotSetUpError, NotFoundError
 from relaydesk.store.ports import CURRENT, SecretStore
 
-SECRET_PREFIX = "relaydesk/dkim/"
+SECRET_PREFIX = "relaydesk/dkim/"  # Settings.dkim_secret_prefix, which template.yaml sets to the same
 
 
-def secret_name(domain: str) -> str:
-    return f"{SECRET_PREFIX}{domain.strip().lower()}"
+def secret_name(domain: str, prefix: str = SECRET_PREFIX) -> str:
+    return f"{prefix}{domain.strip().lower()}"
 
 
 def load_keyring(secrets: SecretStore, secret_id: str) -> tuple[Keyring, str]:
@@ -22,10 +22,10 @@ def load_keyring(secrets: SecretStore, secret_id: str) -> tuple[Keyring, str]:
     return Keyring.from_secret(version.value), version.version_id
 
 
-def create_keyring(secrets: SecretStore, keyring: Keyring) -> str:
+def create_keyring(secrets: SecretStore, keyring: Keyring, prefix: str = SECRET_PREFIX) -> str:
     """Stores a new domain's keyring; returns the secret's ARN. ConflictError when the domain has keys already."""
     try:
-        return secrets.create(secret_name(keyring.domain), keyring.to_secret(),
+        return secrets.create(secret_name(keyring.domain, prefix), keyring.to_secret(),
                               tags={"relaydesk:kind": "dkim", "relaydesk:domain": keyring.domain})
     except ConflictError:
         raise ConflictError(f"{keyring.domain} has DKIM keys already",
