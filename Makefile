@@ -52,6 +52,11 @@ $(BUILD_VENV)/.installed: requirements-build.txt
 
 build: $(BUILD_VENV)/.installed
 	SAM_CLI_TELEMETRY=0 $(BUILD_VENV)/bin/sam build --template-file template.yaml
+	@# Each built handler must import with the built layer alone on the path (-S: no site-packages), as in Lambda.
+	@for fn in .aws-sam/build/*Function; do \
+	  PYTHONPATH=.aws-sam/build/RelaydeskLayer/python:$$fn POWERTOOLS_TRACE_DISABLED=true \
+	    $(PYTHON) -S -c "import app" || { echo "$$fn: handler does not import from the build"; exit 1; }; \
+	done; echo "every handler imports from .aws-sam/build"
 
 clean:
 	rm -rf $(VENV) $(BUILD_VENV) .aws-sam .pytest_cache .ruff_cache
