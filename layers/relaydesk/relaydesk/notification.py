@@ -24,6 +24,8 @@ class AttachmentRef(BaseModel):
     size: int = 0
     s3_key: str
     url: str | None = None
+    inline: bool = False  # shown in the HTML body (multipart/related), found there by its Content-ID
+    content_id: str | None = None
 
 
 class Notification(BaseModel):

@@ -66,6 +66,8 @@ def test_corpus_message_ends_in_its_expected_outcome(world, case):
     if case["outcome"] in ("new_ticket", "suspended", "comment"):
         names = [a.filename for a in comment.attachments]
         assert names == case.get("attachments", names)
+        if "inline" in case:
+            assert [a.filename for a in comment.attachments if a.inline and a.content_id] == case["inline"]
         for attachment in comment.attachments:
             assert world.stores.blobs.exists(attachment.s3_key)
             assert attachment.s3_key.startswith(f"attachments/{result.ticket_id}/")

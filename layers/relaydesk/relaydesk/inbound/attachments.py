@@ -32,5 +32,6 @@ def store_attachments(blobs: BlobStore, attachments: list[Attachment], ticket_id
         blobs.put(key, data, attachment.content_type)
         del data  # one decoded attachment in memory at a time
         refs.append(AttachmentRef(filename=attachment.filename[:255], content_type=attachment.content_type,
-                                  size=size, s3_key=key))
+                                  size=size, s3_key=key, inline=attachment.inline,
+                                  content_id=attachment.content_id))
     return refs
