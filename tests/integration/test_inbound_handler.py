@@ -160,3 +160,14 @@ def test_replay_by_ses_message_id_reads_the_raw_mail_when_the_dlq_does_not_hold_
     assert code == 0 and rows[0]["outcome"] == "new_ticket"
     ticket = stack.tickets.get_ticket(rows[0]["ticket"])
     assert ticket.requester == "sam.lee@gmail.com"
+
+
+def test_the_ledger_keeps_the_first_decision_of_an_ses_message(stack):
+    from relaydesk.store.inbound_dynamodb import aws_inbound_ports
+
+    ledger = aws_inbound_ports().ledger
+    assert ledger.get("ses0000000000000007") is None
+    assert ledger.claim("ses0000000000000007", '{"first": true}') == '{"first": true}'
+    assert ledger.claim("ses0000000000000007", '{"second": true}') == '{"first": true}'
+    ledger.complete("ses0000000000000007")
+    assert ledger.get("ses0000000000000007") == ('{"first": true}', True)
