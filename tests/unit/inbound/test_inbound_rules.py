@@ -197,3 +197,12 @@ def test_a_huge_text_body_is_cut_on_the_comment_and_kept_whole_as_an_attachment(
     assert attachment.filename == "message.txt"
     assert world.stores.blobs.get(attachment.s3_key).decode().strip() == long_text.strip()
     assert len(world.sent[0].model_dump_json()) < 10_000
+
+
+def test_a_reply_to_a_suspended_ticket_is_added_but_notifies_nobody(world):
+    suspended = world.deliver(corpus("manual_forward_gmail.eml"))
+    reply = mail_from("Bob Agent <bob.agent@gmail.com>", subject="Re: Fwd: Refund request",
+                      extra="In-Reply-To: <CAJm3nXw8Pq2=hY4@mail.gmail.com>\r\nCc: carol@example.org\r\n")
+    result = world.deliver(reply)
+    assert (result.outcome, result.ticket_id) == (Outcome.COMMENT, suspended.ticket_id)
+    assert world.sent == []

@@ -9,8 +9,8 @@ from relaydesk.inbound.outcome import Decision, DropReason, Outcome
 from relaydesk.inbound.parse import ParsedMail
 from relaydesk.inbound.ports import InboundPorts
 from relaydesk.inbound.receipt import SesReceipt
-from relaydesk.inbound.threading import find_thread, is_participant
-from relaydesk.tickets.model import SuspensionReason
+from relaydesk.inbound.threading import ThreadMatch, find_thread, is_participant
+from relaydesk.tickets.model import SuspensionReason, TicketStatus
 from relaydesk.wiring import Stores
 
 DMARC_ENFORCING_POLICIES = {"reject", "quarantine"}
@@ -88,13 +88,19 @@ def decide(stores: Stores, ports: InboundPorts, mail: ParsedMail, receipt: SesRe
         return Decision(outcome=Outcome.NEW_TICKET, ticket_id=new_id("T"), comment_id=new_id("C"),
                         notification_id=new_id("N") if notify else None, notify_to=notify,
                         notify_cc=[] if auto else base["ccs"], **base)
+    return _comment(thread, requester, auto, route, base)
+
+
+def _comment(thread: ThreadMatch, requester: str, auto: str | None, route: routing.Route, base: dict) -> Decision:
+    """A participant's reply is public and tells the others; anyone else's is a private note that tells nobody."""
     ticket = thread.ticket
     participant = is_participant(ticket, requester)
     new_ccs = [c for c in base["ccs"] if c not in ticket.ccs and c != ticket.requester] if participant else []
     if not participant:
-        base["flags"] = [*flags, "reply_from_non_participant"]
+        base["flags"] = [*base["flags"], "reply_from_non_participant"]
     everyone = [ticket.requester, *ticket.ccs, *new_ccs]
-    recipients = [] if (auto or not participant) else \
+    silent = auto or not participant or ticket.status is TicketStatus.SUSPENDED
+    recipients = [] if silent else \
         [a for a in dict.fromkeys(everyone) if a != requester and a not in route.own_addresses]
     base["support_address"] = ticket.support_address
     return Decision(outcome=Outcome.COMMENT, ticket_id=ticket.ticket_id, comment_id=new_id("C"),
