@@ -54,6 +54,7 @@ def test_replay_of_one_message_leaves_the_others_in_the_queue(world):
 
     assert [(d.ses_message_id, d.result.outcome) for d in done] == [("dead0005", Outcome.NEW_TICKET)]
     assert list(dead.messages.values()) == [on_failure_record("dead0006")]
+    assert dead.released == ["h1"]  # visible again at once for the next replay
 
 
 def test_the_raw_ses_event_is_accepted_as_a_dead_letter_too():

@@ -23,6 +23,7 @@ class DeadLetters(Protocol):
 
     def receive(self, max_messages: int = 10) -> list[tuple[str, str]]: ...  # (receipt handle, body)
     def delete(self, receipt_handle: str) -> None: ...
+    def release(self, receipt_handle: str) -> None: ...  # visible again at once, for the next reader
 
 
 @dataclass(frozen=True)

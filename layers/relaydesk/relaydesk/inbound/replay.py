@@ -49,6 +49,18 @@ def replay_dead_letters(stores: Stores, ports: InboundPorts, dead_letters: DeadL
     """Processes dead letters (all, or the one for `ses_message_id`); each is deleted only once it succeeded."""
     done: list[Replayed] = []
     seen: set[str] = set()
+    skipped: list[str] = []
+    try:
+        _drain(stores, ports, dead_letters, ses_message_id, on_verification, done, seen, skipped)
+    finally:
+        for handle in skipped:  # the others are for another replay: visible again now, not after the timeout
+            dead_letters.release(handle)
+    return done
+
+
+def _drain(stores: Stores, ports: InboundPorts, dead_letters: DeadLetters, ses_message_id: str | None,
+           on_verification: VerificationHook | None, done: list[Replayed], seen: set[str],
+           skipped: list[str]) -> None:
     for _ in range(MAX_BATCHES):
         batch = dead_letters.receive(10)
         fresh = [(h, b) for h, b in batch if h not in seen]
@@ -59,20 +71,22 @@ def replay_dead_letters(stores: Stores, ports: InboundPorts, dead_letters: DeadL
             record = ses_record_of(body)
             if record is None:
                 done.append(Replayed("", error="not an SES event; left in the queue"))
+                skipped.append(handle)
                 continue
             message_id = _message_id(record)
             if ses_message_id and message_id != ses_message_id:
+                skipped.append(handle)
                 continue
             try:
                 result = process_inbound(stores, record, ports=ports, on_verification=on_verification)
             except Exception as error:  # noqa: BLE001  # reported per message; the dead letter stays for the next replay
                 done.append(Replayed(message_id, error=f"{type(error).__name__}: {error}"))
+                skipped.append(handle)
                 continue
             dead_letters.delete(handle)
             done.append(Replayed(message_id, result=result))
             if ses_message_id:
-                return done
-    return done
+                return
 
 
 def replay_from_s3(stores: Stores, ports: InboundPorts, ses_message_id: str, *,

@@ -70,6 +70,10 @@ class SqsDeadLetters:
     def delete(self, receipt_handle: str) -> None:
         self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt_handle)
 
+    def release(self, receipt_handle: str) -> None:
+        self._client.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=receipt_handle,
+                                               VisibilityTimeout=0)
+
 
 def aws_inbound_ports() -> InboundPorts:
     """Built once per container, and again whenever the settings or the endpoint change (the local stack)."""

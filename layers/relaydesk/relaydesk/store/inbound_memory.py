@@ -38,6 +38,7 @@ class MemoryDeadLetters:
     def __init__(self, bodies: list[str] | None = None) -> None:
         self._ids = itertools.count(1)
         self.messages: dict[str, str] = {f"h{next(self._ids)}": b for b in bodies or []}
+        self.released: list[str] = []
 
     def add(self, body: str) -> None:
         self.messages[f"h{next(self._ids)}"] = body
@@ -47,3 +48,6 @@ class MemoryDeadLetters:
 
     def delete(self, receipt_handle: str) -> None:
         self.messages.pop(receipt_handle, None)
+
+    def release(self, receipt_handle: str) -> None:
+        self.released.append(receipt_handle)
