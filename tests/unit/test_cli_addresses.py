@@ -266,3 +266,10 @@ def test_the_commands_the_team_contract_names_exist():
     assert commands("addresses") == {"list", "show", "connect", "verify", "set-default", "rotate", "disable",
                                      "enable", "delete"}
     assert commands("tickets") == {"list", "show"}
+
+
+def test_bad_subdomain_and_bad_address_are_plain_errors(cli, account_id, live_check):
+    code, _, err = cli("accounts", "create", "--subdomain", "Not A Label")
+    assert code == EXIT_ERROR and "not a valid subdomain" in err and "validation error" not in err
+    code, _, err = connect(cli, account_id, email="not-an-address")
+    assert code == EXIT_ERROR and "not an email address" in err

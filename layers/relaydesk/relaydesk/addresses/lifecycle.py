@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from relaydesk.accounts import Account, AccountKind, AccountSettings, subdomain_of_system_address, system_address
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
 from relaydesk.addresses.model import (
@@ -28,7 +30,7 @@ from relaydesk.addresses.model import (
 )
 from relaydesk.clock import utcnow
 from relaydesk.credentials import SmtpCredentials
-from relaydesk.errors import ConflictError, NotFoundError, RuleViolation
+from relaydesk.errors import ConfigurationError, ConflictError, NotFoundError, RuleViolation
 from relaydesk.ids import new_id
 from relaydesk.store.ports import DirectoryStore
 from relaydesk.wiring import Stores
@@ -45,7 +47,11 @@ TAG_ADDRESS = "relaydesk:address"
 def create_account(stores: Stores, subdomain: str, name: str = "", kind: AccountKind | str = AccountKind.SANDBOX,
                    ) -> tuple[Account, SupportAddress]:
     """A new account and its system address (verified by construction, the default until another is verified)."""
-    account = Account(account_id=new_id("A"), subdomain=subdomain, name=name, kind=AccountKind(kind))
+    try:
+        account = Account(account_id=new_id("A"), subdomain=subdomain, name=name, kind=AccountKind(kind))
+    except ValidationError:
+        raise ConfigurationError(f"{subdomain!r} is not a valid subdomain",
+                                 action="Use one DNS label: lower-case letters, digits and hyphens.") from None
     email = system_address(account.subdomain, stores.settings.mail_domain)
     if stores.directory.get_address(email) is not None:
         raise ConflictError(f"{email} already exists", action="Pick another subdomain.")
@@ -90,7 +96,11 @@ def secret_name(stores: Stores, account_id: str, email: str) -> str:
 
 
 def _normalise(email: str) -> str:
-    return SupportAddress.model_validate({"email": email, "account_id": "-"}).email
+    try:
+        return SupportAddress.model_validate({"email": email, "account_id": "-"}).email
+    except ValidationError:
+        raise ConfigurationError(f"{email!r} is not an email address",
+                                 action="Give the support address as name@domain.") from None
 
 
 def _refuse_system_address(stores: Stores, email: str, account: Account) -> None:
