@@ -281,16 +281,25 @@ def _walk(part: Message, mail: ParsedMail, texts: list[str], htmls: list[str], d
 
 def _walk_alternative(children: list[Message], mail: ParsedMail, texts: list[str], htmls: list[str],
                       depth: int) -> None:
+    """text/plain for the text, the first HTML rendering (or the related part around it) for the HTML; anything
+    else offered as an alternative (an Outlook invitation's text/calendar) is kept as an attachment."""
     plain = [c for c in children if _content_type(c) == "text/plain"]
-    rich = [c for c in children if _content_type(c) != "text/plain"]
     if plain:
         texts.append(_text_of(plain[0]))
-    for child in rich:  # html, or multipart/related around html with its inline images
-        if _content_type(child) == "text/html":
-            htmls.append(_text_of(child))
-        elif child.is_multipart():
-            _walk(child, mail, [] if plain else texts, htmls, depth + 1)
-        break  # the first rich alternative is enough
+    html_seen = False
+    for child in children:
+        ctype = _content_type(child)
+        if ctype == "text/plain":
+            continue
+        if ctype == "text/html" or child.is_multipart():
+            if not html_seen:
+                html_seen = True
+                if ctype == "text/html":
+                    htmls.append(_text_of(child))
+                else:
+                    _walk(child, mail, [] if plain else texts, htmls, depth + 1)
+            continue
+        _walk(child, mail, texts, htmls, depth + 1)
 
 
 def _walk_report(part: Message, mail: ParsedMail, texts: list[str], htmls: list[str], depth: int) -> None:
