@@ -150,7 +150,10 @@ def parse(raw: bytes) -> ParsedMail:
     mail.defects.extend(type(d).__name__ for d in getattr(message, "defects", []))
     texts: list[str] = []
     htmls: list[str] = []
-    _walk(message, mail, texts, htmls, depth=0)
+    try:
+        _walk(message, mail, texts, htmls, depth=0)
+    except (*PARSE_ERRORS, RecursionError) as error:  # keep the parts read so far
+        mail.defects.append(f"structure: {type(error).__name__}")
     mail.text = "\n\n".join(t for t in texts if t.strip()).strip()
     mail.html = "\n".join(htmls) if htmls else None
     if not mail.text and mail.html:
