@@ -8,13 +8,14 @@ from email.policy import default
 
 import pytest
 from relaydesk.addresses.model import AddressKind, ConnectorState
+from relaydesk.errors import TransientDeliveryError
 from relaydesk.notification import AttachmentRef, NotificationKind
 from relaydesk.outbound import ses as ses_module
 from relaydesk.outbound.batch import batch_response
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.tickets.model import DeliveryStatus
 
-from tests.unit.outbound.kit import SUPPORT, make_world, sqs_record
+from tests.unit.outbound.kit import SUPPORT, FakeSession, make_world, sqs_record
 
 
 class Delays:
@@ -193,3 +194,15 @@ def test_an_unexpected_error_defers_its_own_record_and_spares_the_rest(world, mo
     assert [r.failed for r in results] == [True, False]
     assert "RuntimeError" in results[0].result.reply
     assert len(world.smarthost.transactions) == 1
+
+
+def test_a_smarthost_that_cannot_be_reached_is_tried_once_per_batch_and_the_address_says_why(world, monkeypatch):
+    async def unreachable(session):
+        session.host.connections += 1
+        raise TransientDeliveryError("could not connect to connector:smtp.acme.test:587: ConnectionRefusedError")
+
+    monkeypatch.setattr(FakeSession, "open", unreachable)
+    results = world.relay().relay_batch([sqs_record(world.notification()) for _ in range(3)])
+    assert [r.failed for r in results] == [True, True, True]
+    assert world.smarthost.connections == 1
+    assert "could not connect" in world.address().last_error

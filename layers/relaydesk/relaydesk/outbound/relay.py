@@ -22,12 +22,10 @@ from relaydesk.accounts import Account, subdomain_of_system_address, system_addr
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress
 from relaydesk.errors import (
     AuthenticationFailedError,
-    CertificateVerificationError,
     NotFoundError,
     PermanentDeliveryError,
     RelaydeskError,
     SmtpDeliveryError,
-    TlsRequiredError,
     TransientDeliveryError,
 )
 from relaydesk.notification import Notification, NotificationKind
@@ -331,19 +329,22 @@ class _ConnectorGroup:
             return Result(Outcome.FAILED, route=self._route(address), reply=str(error))
         try:
             self._ensure_open(address)
-            assert self.session is not None
+        except AuthenticationFailedError as error:
+            return self._hold(address, notification, error)
+        except SmtpDeliveryError as error:
+            # No connection (down, no STARTTLS, bad certificate): the rest of this smarthost's batch shares it.
+            self.broken = Result.of_error(error, self._route(address))
+            fix = "" if isinstance(error, TransientDeliveryError) else f" What to do: {error.action}"
+            self._note_error(address, f"{error.message}.{fix}")
+            return self.broken
+        assert self.session is not None
+        try:
             accepted = self.loop.run_until_complete(
                 self.session.send(composed.envelope_from, list(composed.recipients), data))
         except AuthenticationFailedError as error:
             return self._hold(address, notification, error)
-        except (TlsRequiredError, CertificateVerificationError) as error:
-            self.broken = Result.of_error(error, self._route(address))
-            self._note_error(address, f"{error.message}. What to do: {error.action}")
-            return self.broken
         except SmtpDeliveryError as error:
             result = Result.of_error(error, self._route(address))
-            if self.session is None or not self.session.connected:
-                self._after_lost_connection(result)
             if notification.kind is NotificationKind.VERIFICATION:
                 self._note_error(address, f"the verification mail was refused: {result.reply}")
             return result
@@ -428,10 +429,6 @@ class _ConnectorGroup:
             return Result(Outcome.HELD, route=broken.route, smtp_code=broken.smtp_code,
                           enhanced_status=broken.enhanced_status, reply=broken.reply)
         return broken
-
-    def _after_lost_connection(self, result: Result) -> None:
-        if result.outcome is Outcome.DEFERRED and self.reconnects >= 1:
-            self.broken = result
 
     def _remember_working(self, address: SupportAddress) -> None:
         """The credentials work: lift a hold (and release what it parked) and remember the version."""
