@@ -52,16 +52,21 @@ class Timing:
     number: int  # operations per run
 
 
-def measure(cases: dict[str, tuple[Callable[[], object], int]], config: Config) -> dict[str, Timing]:
+def measure(cases: dict[str, tuple[Callable[[], object], int]], config: Config, *,
+            clock: Callable[[], float] = time.perf_counter, runs: int | None = None) -> dict[str, Timing]:
     """Seconds per operation of each case: `number` calls per run, runs interleaved across cases (case A run 1,
-    case B run 1, A run 2, ...) after `warmup_runs` untimed rounds, so the cases share the machine's noise."""
+    case B run 1, A run 2, ...) after `warmup_runs` untimed rounds, so the cases share the machine's noise.
+
+    `clock` is wall time by default; a CPU-bound case may pass `time.thread_time` so that other processes on a
+    busy machine do not count (on an idle machine both read the same). `runs` overrides the config's count."""
     samples: dict[str, list[float]] = {label: [] for label in cases}
-    for round_index in range(config.warmup_runs + config.timed_runs):
+    timed_runs = 2 if config.quick else (runs or config.timed_runs)
+    for round_index in range(config.warmup_runs + timed_runs):
         for label, (operation, number) in cases.items():
-            started = time.perf_counter()
+            started = clock()
             for _ in range(number):
                 operation()
-            elapsed = (time.perf_counter() - started) / number
+            elapsed = (clock() - started) / number
             if round_index >= config.warmup_runs:
                 samples[label].append(elapsed)
     return {label: Timing(statistics.median(values), min(values), max(values), len(values), cases[label][1])

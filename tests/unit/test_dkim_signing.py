@@ -183,9 +183,12 @@ def test_after_a_rotation_the_new_selector_signs_once_the_overlap_has_passed(sec
     assert verify_all(after, dns) == [True, True]
 
 
-def test_a_message_without_from_cannot_be_signed(secrets):
+@pytest.mark.parametrize("message", [b"To: bob@example.net\r\nSubject: no sender\r\n\r\nbody\r\n",
+                                     b" folded first\r\nFrom: a@acme.test\r\n\r\nbody\r\n",
+                                     b"From: a@acme.test\r\nnot a header\r\n\r\nbody\r\n"])
+def test_a_message_without_from_or_with_a_broken_header_block_cannot_be_signed(secrets, message):
     with pytest.raises(DkimSigningError):
-        sign(secrets, b"To: bob@example.net\r\nSubject: no sender\r\n\r\nbody\r\n")
+        sign(secrets, message)
 
 
 def test_lf_only_messages_are_signed_with_lf_and_still_verify(secrets, keyring):

@@ -7,20 +7,63 @@ about 0.5 ms for a 5 KB notification, as much as the RSA signature itself. These
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 
 from dkim import rfc822_parse
 
-HEADER_END = re.compile(rb"\r?\n\r?\n")
+FIELD_NAME_CHARS = bytes(range(0x21, 0x7F))  # RFC 5322 §3.6.8 ftext, as dkimpy's parser accepts it
+
+
+def parse_headers(block: bytes) -> list[list[bytes]]:
+    """dkimpy's `rfc822_parse` of a header block (no blank line in it), without a regular expression per line.
+    Anything unusual (a continuation first, a line that is no header) goes to dkimpy's parser, which says why."""
+    headers: list[list[bytes]] = []
+    for line in block.split(b"\n"):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line[:1] in (b" ", b"\t") and headers:
+            headers[-1][1] += line + b"\r\n"
+            continue
+        colon = line.find(b":")
+        name = line[:colon]
+        if colon < 1 or name.translate(None, FIELD_NAME_CHARS):  # something left: not a field name
+            return rfc822_parse(block + b"\r\n\r\n")[0]
+        headers.append([name, line[colon + 1:] + b"\r\n"])
+    return headers
+
+
+def header_end(message: bytes) -> tuple[int, int]:
+    """Where `\r?\n\r?\n` first matches (start, end), or (-1, -1): two C-speed finds instead of a regex scan."""
+    found = [(i, 3) for i in (message.find(b"\n\r\n"),) if i >= 0] + \
+        [(i, 2) for i in (message.find(b"\n\n"),) if i >= 0]
+    if not found:
+        return -1, -1
+    newline, length = min(found)
+    start = newline - 1 if newline > 0 and message[newline - 1:newline] == b"\r" else newline
+    return start, newline + length
+
+
+def select_signed(headers: list[tuple[bytes, bytes]], include: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+    """dkimpy's `select_headers` with an index per name: for each name in `include`, the next instance up from
+    the bottom not taken yet; a name with no instance left signs its absence (RFC 6376 §5.4.2)."""
+    positions: dict[bytes, list[int]] = {}
+    for index, (name, _) in enumerate(headers):
+        positions.setdefault(name.lower(), []).append(index)
+    selected = []
+    for name in include:
+        stack = positions.get(name)
+        if stack:
+            selected.append(headers[stack.pop()])
+    return selected
 
 
 def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
     """Headers as dkimpy's `rfc822_parse` returns them, and the body with every line ending made CRLF."""
-    end = HEADER_END.search(message)
-    if end is None or end.start() == 0:  # no header/body separator, or no headers at all: dkimpy's own path
+    start, stop = header_end(message)
+    if start <= 0:  # no header/body separator, or no headers at all: dkimpy's own path
         return rfc822_parse(message)
-    headers, _ = rfc822_parse(message[:end.start()] + b"\r\n\r\n")
-    body = message[end.end():]
+    headers = parse_headers(message[:start])
+    body = message[stop:]
     if body.count(b"\n") != body.count(b"\r\n"):
         body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     return headers, body

@@ -17,9 +17,9 @@ from functools import lru_cache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from dkim import DKIMException, select_headers
+from dkim import DKIMException
 
-from relaydesk.dkim.canonical import relaxed_body, relaxed_header, relaxed_headers, split_message
+from relaydesk.dkim.canonical import relaxed_body, relaxed_header, relaxed_headers, select_signed, split_message
 from relaydesk.dkim.keys import Algorithm
 from relaydesk.errors import DkimSigningError
 
@@ -93,13 +93,13 @@ class DkimSigner:
     def sign(self, message: bytes) -> bytes:
         try:
             headers, body = split_message(message)
-        except DKIMException as error:
-            raise DkimSigningError(f"the message cannot be signed: {error}") from None
+        except (DKIMException, IndexError) as error:  # IndexError: dkimpy's parser on a continuation line first
+            raise DkimSigningError(f"the message cannot be signed: {error or 'malformed header block'}") from None
         if not any(name.lower() == b"from" for name, _ in headers):
             raise DkimSigningError("the message has no From header; DKIM signs From (RFC 6376 §5.4)")
         include = signed_header_names(headers)
         # dkimpy's selection (bottom-up, one instance per listed name), hashed once for every signature.
-        signed = b"".join(name + b":" + value for name, value in select_headers(relaxed_headers(headers), include))
+        signed = b"".join(name + b":" + value for name, value in select_signed(relaxed_headers(headers), include))
         body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         timestamp = str(int(self._clock())).encode("ascii")
         linesep = b"\r\n" if b"\r\n" in message[:2048] or b"\n" not in message[:2048] else b"\n"
