@@ -29,6 +29,9 @@ def mail(headers: str, body: str = "Hello") -> bytes:
      "X-MS-Exchange-ForwardingLoop: support@acme.test;abc", ["exchange", "google"], 2),
     ("X-MS-Exchange-Inbox-Rules-Loop: jane@example.net\nX-MS-Exchange-ForwardingLoop: support@acme.test;x",
      ["exchange"], 1),  # jane's own out-of-office rule is not a forwarding hop
+    ("Return-Path: <SRS0=k3Jd=QX=example.net=jane@acme.test>", ["srs"], 1),
+    ("Return-Path: <SRS1=a1b2=acme.test==k3Jd=QX=example.net=jane@group.test>", ["srs"], 2),
+    ("Return-Path: <support+caf_=support=acme.mail.relaydesk.test@acme.test>", ["srs"], 1),
     ("Subject: hello", [], 0),
 ])
 def test_server_level_forwards_are_recognised_and_their_hops_counted(headers, kinds, hops):

@@ -49,11 +49,9 @@ def analyse(mail: ParsedMail, own_final: set[str]) -> Forwarding:
     not_hops = set(own_final) | set(mail.addresses("From", "Sender", "Reply-To"))
 
     def add(kind: str, addresses: list[str]) -> None:
-        fresh = [a for a in addresses if a not in not_hops]
-        if fresh or kind == "exchange":
-            if kind not in result.kinds:
-                result.kinds.append(kind)
-        forwarders.extend(fresh)
+        if kind not in result.kinds:
+            result.kinds.append(kind)
+        forwarders.extend(a for a in addresses if a not in not_hops)
 
     # Microsoft 365 / Exchange: each forwarding mailbox or rule leaves its address in these loop-detection headers.
     exchange = mail.header_all("X-MS-Exchange-ForwardingLoop") + mail.header_all("X-MS-Exchange-Inbox-Rules-Loop")
@@ -75,8 +73,14 @@ def analyse(mail: ParsedMail, own_final: set[str]) -> Forwarding:
     resent = mail.header_all("Resent-From") + mail.header_all("Resent-Sender")
     if resent:
         add("resent", parse_addresses(resent))
+    # Sender Rewriting Scheme (postsrsd, Exchange Online, Gmail's "+caf_="): the envelope sender was rewritten by
+    # a forwarding server; SRS1 means a forward of a forward.
+    return_path = (mail.header("Return-Path") or "").lower()
+    srs_hops = 2 if "srs1=" in return_path else 1 if ("srs0=" in return_path or "+caf_=" in return_path) else 0
+    if srs_hops:
+        add("srs", [])
     result.forwarders = list(dict.fromkeys(forwarders))
-    result.hops = len(result.forwarders) or (1 if result.kinds else 0)
+    result.hops = max(len(result.forwarders), srs_hops, 1 if result.kinds else 0)
     result.manual = not result.kinds and looks_manually_forwarded(mail)
     return result
 
