@@ -103,6 +103,7 @@ def test_connect_prints_each_step_and_saves_a_pending_address(cli, account_id, l
     assert code == 0
     assert "[ok  ] dns" in err and "[ok  ] auth" in err
     assert "addresses verify support@acme.com" in err
+    assert "--include-attachments off" in err  # Microsoft 365 with attachments on: the article's advice
     data = json.loads(out)
     assert data["connector"]["state"] == "pending"
     assert data["connector"]["host"] == "smtp.office365.com" and data["connector"]["port"] == 587

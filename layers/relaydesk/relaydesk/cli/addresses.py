@@ -26,6 +26,7 @@ from relaydesk.errors import ConfigurationError
 from relaydesk.store.ports import CURRENT, PENDING
 
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+MICROSOFT_SMARTHOST = "office365.com"
 
 
 # --- helpers shared by the ADDRESSES command groups -----------------------------------------------------------------
@@ -173,6 +174,10 @@ def cmd_connect(args: argparse.Namespace) -> int:
     address, _ = lifecycle.connect_address(stores, args.account, args.email, credentials, args.name or "",
                                            on_step=print_step, peers=peers)
     progress(f"connected {address.email}: connector pending. Next: relaydesk addresses verify {address.email}")
+    account = stores.directory.get_account(address.account_id)
+    if host.endswith(MICROSOFT_SMARTHOST) and account.settings.include_attachments_in_email:
+        progress("note: Microsoft rejects some mails with real attachments; consider `relaydesk accounts settings "
+                 f"{account.account_id} --include-attachments off` (recipients then get links)")
     emit_address(args, address)
     return EXIT_OK
 
