@@ -44,11 +44,12 @@ def header_end(message: bytes) -> tuple[int, int]:
 
 
 def select_signed(headers: list[tuple[bytes, bytes]], include: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
-    """dkimpy's `select_headers` with an index per name: for each name in `include`, the next instance up from
-    the bottom not taken yet; a name with no instance left signs its absence (RFC 6376 §5.4.2)."""
+    """dkimpy's `select_headers` over relaxed headers (lower-case names), with an index per name: for each name in
+    `include`, the next instance up from the bottom not taken yet; a name with none left signs its absence
+    (RFC 6376 §5.4.2)."""
     positions: dict[bytes, list[int]] = {}
-    for index, (name, _) in enumerate(headers):
-        positions.setdefault(name.lower(), []).append(index)
+    for index, (name, _) in enumerate(headers):  # names already canonical (relaxed: lower-case)
+        positions.setdefault(name, []).append(index)
     selected = []
     for name in include:
         stack = positions.get(name)
@@ -79,6 +80,8 @@ def compress_wsp(data: bytes) -> bytes:
 
 
 def relaxed_header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    if value.count(b"\n") == 1 and value.endswith(b"\n") and b"\t" not in value and b"  " not in value:
+        return name.lower().rstrip(), value.strip() + b"\r\n"  # one line, nothing to compress: only strip
     unfolded = value.replace(b"\r\n", b"").replace(b"\n", b"")
     return name.lower().rstrip(), compress_wsp(unfolded).strip() + b"\r\n"
 

@@ -55,10 +55,10 @@ class SigningKey:
         return self.key.sign(digest)  # RFC 8463 §3: PureEdDSA over the SHA-256 hash of the header data
 
 
-def signed_header_names(headers: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
-    """The h= list: each signed header once per copy present, then each oversigned name once more."""
-    present = [name.lower() for name, _ in headers if name.lower() in SIGNED]
-    return present + list(OVERSIGNED)
+def signed_header_names(names: Sequence[bytes]) -> list[bytes]:
+    """The h= list from the message's lower-case header names: each signed header once per copy present, then
+    each oversigned name once more."""
+    return [name for name in names if name in SIGNED] + list(OVERSIGNED)
 
 
 @lru_cache(maxsize=64)  # notifications share a handful of header layouts
@@ -95,11 +95,13 @@ class DkimSigner:
             headers, body = split_message(message)
         except (DKIMException, IndexError) as error:  # IndexError: dkimpy's parser on a continuation line first
             raise DkimSigningError(f"the message cannot be signed: {error or 'malformed header block'}") from None
-        if not any(name.lower() == b"from" for name, _ in headers):
+        canonical = relaxed_headers(headers)
+        names = [name for name, _ in canonical]
+        if b"from" not in names:
             raise DkimSigningError("the message has no From header; DKIM signs From (RFC 6376 §5.4)")
-        include = signed_header_names(headers)
+        include = signed_header_names(names)
         # dkimpy's selection (bottom-up, one instance per listed name), hashed once for every signature.
-        signed = b"".join(name + b":" + value for name, value in select_signed(relaxed_headers(headers), include))
+        signed = b"".join(name + b":" + value for name, value in select_signed(canonical, include))
         body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         timestamp = str(int(self._clock())).encode("ascii")
         linesep = b"\r\n" if b"\r\n" in message[:2048] or b"\n" not in message[:2048] else b"\n"
