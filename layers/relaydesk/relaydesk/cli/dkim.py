@@ -87,6 +87,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
         emit({**keyring_view(keyring), "secret": secret}, as_json=True)
         return EXIT_OK
     progress(f"DKIM keys for {keyring.domain} created (private keys in Secrets Manager: {secret}).")
+    if not domains.addresses_of(stores, keyring.domain):
+        progress(f"No support address at {keyring.domain} yet: `relaydesk dkim enable` once one is connected.")
     print(f"Publish these TXT records in the DNS of {keyring.domain}, then run "
           f"`relaydesk dns check {keyring.domain}` and `relaydesk dkim enable {keyring.domain}`:\n")
     print_records(publishable(keyring))
