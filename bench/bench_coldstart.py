@@ -105,6 +105,7 @@ class ColdStartResult:
     handlers: dict[str, Series]
     missing: list[str]
     profiles: dict[str, list[tuple[str, float]]]
+    failed: dict[str, str] = field(default_factory=dict)  # handler -> why its import failed
 
     def ratio(self, function: str) -> float:
         return self.handlers[function].median / self.baseline.median
@@ -116,44 +117,23 @@ def measure(runs: int = 7, warmup: int = 1, handlers: tuple[str, ...] = HANDLERS
     missing = [name for name in handlers if name not in present]
     baseline = Series(BASELINE)
     series = {name: Series(f"functions/{name}/app.py") for name in present}
+    failed: dict[str, str] = {}
     for round_number in range(warmup + runs):
         timings = [(baseline, import_seconds(None))]
-        timings += [(series[name], import_seconds(name)) for name in present]
+        for name in [n for n in present if n not in failed]:
+            try:
+                timings.append((series[name], import_seconds(name)))
+            except RuntimeError as error:  # a handler mid-edit must not sink the other figures
+                failed[name] = str(error).strip().splitlines()[-1]
         if round_number >= warmup:
             for target, seconds in timings:
                 target.seconds.append(seconds)
-    result = ColdStartResult(runs, baseline, series, missing, {})
+    for name in failed:
+        del series[name]
+    result = ColdStartResult(runs, baseline, series, missing, {}, failed)
     if profile_misses:
         result.profiles = {name: heaviest_imports(name) for name in present if result.ratio(name) > TARGET_RATIO}
     return result
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}"
-
-
-def render(result: ColdStartResult) -> str:
-    lines = [
-        f"Import of each handler module in a fresh interpreter with a deployed function's environment (X-Ray on), "
-        f"{result.runs} runs after a warm-up, against `{BASELINE}` alone in the same rounds. "
-        f"Target: at most {TARGET_RATIO}x the baseline.",
-        "",
-        "| module | median ms | min ms | max ms | ratio to boto3 | target met |",
-        "|---|---:|---:|---:|---:|---|",
-        f"| `{BASELINE}` (baseline) | {_ms(result.baseline.median)} | {_ms(min(result.baseline.seconds))} "
-        f"| {_ms(max(result.baseline.seconds))} | 1.00 | |",
-    ]
-    for name, series in result.handlers.items():
-        ratio = result.ratio(name)
-        lines.append(f"| `{series.name}` | {_ms(series.median)} | {_ms(min(series.seconds))} "
-                     f"| {_ms(max(series.seconds))} | {ratio:.2f} | {'yes' if ratio <= TARGET_RATIO else 'NO'} |")
-    for name in result.missing:
-        lines.append(f"| `functions/{name}/app.py` | not present in this tree | | | | |")
-    for name, rows in result.profiles.items():
-        lines += ["", f"What `functions/{name}/app.py` imports beyond boto3, by package "
-                      "(`-X importtime` self ms, one run):", ""]
-        lines += [f"- `{module}`: {ms:.0f}" for module, ms in rows]
-    return "\n".join(lines)
 
 
 NAME = "coldstart"
@@ -168,6 +148,9 @@ FIXES = {
                     "invocation.",
     "requests": "imported only by X-Ray's `patch_all` (see aws_xray_sdk).",
     "charset_normalizer": "imported only by requests, itself only by X-Ray's `patch_all` (see aws_xray_sdk).",
+    "http": "http.cookiejar/cookies come with requests, imported only by X-Ray's `patch_all` (see aws_xray_sdk).",
+    "wrapt": "X-Ray's patching machinery (see aws_xray_sdk).",
+    "sqlite3": "imported only so that X-Ray's `patch_all` can patch it (see aws_xray_sdk).",
     "pydantic": "pydantic (and pydantic_core, pydantic_settings) is the models' contract; its import is a floor "
                 "every handler pays.",
     "relaydesk": "pydantic builds each model's validator when the class is defined (accounts, tickets.model, "
@@ -195,6 +178,8 @@ def run(config):
         "its Lambda path), region, `POWERTOOLS_SERVICE_NAME`. Baseline and handlers alternate in every round.",
     ]
     notes += [f"`functions/{name}/app.py` is not in this tree yet: not measured." for name in result.missing]
+    notes += [f"`functions/{name}/app.py` failed to import in this run ({why}): not measured."
+              for name, why in result.failed.items()]
     for name, packages in result.profiles.items():
         listed = ", ".join(f"{package} {ms:.0f} ms" for package, ms in packages)
         notes.append(f"`functions/{name}/app.py` misses the target; what it imports beyond boto3 (`-X importtime` "
@@ -211,12 +196,10 @@ def _stats(series: Series) -> tuple[float, float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.harness import Config, print_summary, render
+    from bench.harness import Config, print_summary
 
     quick = "--quick" in (argv if argv is not None else sys.argv[1:])
-    result = run(Config(quick=quick))
-    print_summary(result)
-    print(render(result, {"cores": "?", "cpu": "?", "python": sys.version.split()[0], "os": "?"}, command="-"))
+    print_summary(run(Config(quick=quick)))
     return 0
 
 
