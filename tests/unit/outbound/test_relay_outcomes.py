@@ -186,7 +186,7 @@ def test_an_unexpected_error_defers_its_own_record_and_spares_the_rest(world, mo
             raise RuntimeError("surprise")
         return real_compose(*args, **kwargs)
 
-    from relaydesk.outbound import relay as relay_module
+    from relaydesk.outbound import connector as relay_module
 
     real_compose = relay_module.compose
     monkeypatch.setattr(relay_module, "compose", flaky_compose)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from relaydesk.outbound.relay import RecordResult, Relay
+from relaydesk.outbound.relay import Relay
+from relaydesk.outbound.result import RecordResult
 
 
 class RetryDelay(Protocol):

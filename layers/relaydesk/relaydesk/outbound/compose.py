@@ -16,6 +16,8 @@ from email.policy import SMTP
 from email.utils import format_datetime
 
 from relaydesk import markers
+from relaydesk.accounts import Account
+from relaydesk.addresses.model import SupportAddress
 from relaydesk.notification import AttachmentRef, Notification
 
 MAILER = "Relaydesk Mailer"
@@ -65,6 +67,14 @@ def mailbox(addr_spec: str, display_name: str = "") -> Address:
     if not address.username or not address.domain:
         raise InvalidAddressError("not a single plain email address")
     return address
+
+
+def display_name(account: Account, address: SupportAddress) -> str:
+    """The address's own name, else its brand's, else the account's."""
+    if address.name:
+        return address.name
+    brand = next((b for b in account.brands if b.brand_id == address.brand_id), None)
+    return brand.name if brand else account.display_name
 
 
 def subject_with_token(notification: Notification) -> str:

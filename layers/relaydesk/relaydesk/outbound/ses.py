@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import TYPE_CHECKING
 
 from relaydesk.accounts import system_address
 from relaydesk.errors import ConfigurationError, NotFoundError, PermanentDeliveryError, SmtpDeliveryError
 from relaydesk.notification import Notification
-from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose
+from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
 from relaydesk.outbound.policy import Outcome
+from relaydesk.outbound.result import Result
 from relaydesk.store.ports import RawMailSender
 from relaydesk.wiring import Stores
-
-if TYPE_CHECKING:
-    from relaydesk.outbound.relay import Result
 
 SES_RAW_MESSAGE_LIMIT = 10 * 1024 * 1024  # SES v1 SendRawEmail: 10 MB per message, after encoding
 ROUTE = "ses"
@@ -38,8 +35,6 @@ class SesRoute:
         self.stores = stores
 
     def _compose(self, notification: Notification, *, inline: bool) -> Composed:
-        from relaydesk.outbound.relay import display_name
-
         directory = self.stores.directory
         account = directory.get_account(notification.account_id)
         address = directory.get_address(notification.support_address)
@@ -53,8 +48,6 @@ class SesRoute:
                        fetch=blobs.get, link=lambda ref: blobs.url_for(ref.s3_key))
 
     def send(self, notification: Notification) -> Result:
-        from relaydesk.outbound.relay import Result
-
         try:
             account = self.stores.directory.get_account(notification.account_id)
             composed = self._compose(notification, inline=account.settings.include_attachments_in_email)

@@ -1,0 +1,181 @@
+"""One smarthost and credential within one batch: one connection, opened lazily (TLS, then AUTH, rotation-aware),
+reused message after message, in a thread with its own event loop; the auth_failed hold when nothing works."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from relaydesk.addresses.model import SupportAddress
+from relaydesk.errors import AuthenticationFailedError, SmtpDeliveryError, TransientDeliveryError
+from relaydesk.notification import Notification, NotificationKind
+from relaydesk.outbound import dkim, hold
+from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
+from relaydesk.outbound.credentials import VersionedCredentials
+from relaydesk.outbound.policy import Outcome
+from relaydesk.outbound.result import BatchItem, Result
+from relaydesk.outbound.smtp import SmtpSubmission
+from relaydesk.store.ports import CURRENT
+
+if TYPE_CHECKING:
+    from relaydesk.outbound.relay import Relay
+
+
+class ConnectorGroup:
+    """One smarthost and credential within one batch: at most one open connection, reused message after message."""
+
+    def __init__(self, relay: Relay, secret_id: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.relay = relay
+        self.stores = relay.stores
+        self.secret_id = secret_id
+        self.loop = loop
+        self.session: SmtpSubmission | None = None
+        self.version: VersionedCredentials | None = None
+        self.broken: Result | None = None  # a connection-level failure: the rest of the group shares it
+        self.changed: bool | None = None  # for a held address: does the secret have a version not refused yet?
+        self.reconnects = 0
+
+    def run(self, items: list[BatchItem]) -> None:
+        try:
+            for item in items:
+                assert item.notification is not None
+                if self.relay.out_of_time(item):
+                    continue
+                notification = item.notification
+                self.relay.run_once(item, lambda n=notification: self.deliver(n))
+        finally:
+            if self.session is not None:
+                self.loop.run_until_complete(self.session.close())
+
+    def deliver(self, notification: Notification) -> Result:
+        address = self.stores.directory.get_address(notification.support_address)
+        if address is None or address.connector is None:
+            return self.relay.ses.send(notification)
+        if self.broken is not None:
+            return self._park_if_held(notification, self.broken)
+        if hold.is_held(address) and not self._credentials_changed(address):
+            hold.park(self.stores, notification)
+            return Result(Outcome.HELD, route=self._route(address), reply=address.last_error or "held: auth_failed")
+        try:
+            composed = self._compose(notification, address)
+            data = self._sign(address, composed.to_bytes())
+        except InvalidAddressError as error:
+            return Result(Outcome.FAILED, route=self._route(address), reply=str(error))
+        try:
+            self._ensure_open(address)
+        except AuthenticationFailedError as error:
+            return self._hold(address, notification, error)
+        except SmtpDeliveryError as error:
+            # No connection (down, no STARTTLS, bad certificate): the rest of this smarthost's batch shares it.
+            self.broken = Result.of_error(error, self._route(address))
+            fix = "" if isinstance(error, TransientDeliveryError) else f" What to do: {error.action}"
+            self._note_error(address, f"{error.message}.{fix}")
+            return self.broken
+        assert self.session is not None
+        try:
+            accepted = self.loop.run_until_complete(
+                self.session.send(composed.envelope_from, list(composed.recipients), data))
+        except AuthenticationFailedError as error:
+            return self._hold(address, notification, error)
+        except SmtpDeliveryError as error:
+            result = Result.of_error(error, self._route(address))
+            if notification.kind is NotificationKind.VERIFICATION:
+                self._note_error(address, f"the verification mail was refused: {result.reply}")
+            return result
+        self._remember_working(address)
+        return Result(Outcome.DELIVERED, route=self.session.route, smtp_code=accepted.code,
+                      reply=accepted.reply, refused=accepted.refused)
+
+    # --- helpers ------------------------------------------------------------------------------------------------
+
+    def _route(self, address: SupportAddress) -> str:
+        assert address.connector is not None
+        return f"connector:{address.connector.host}:{address.connector.port}"
+
+    def _compose(self, notification: Notification, address: SupportAddress) -> Composed:
+        account = self.stores.directory.get_account(notification.account_id)
+        sender = Sender(address=address.email, display_name=display_name(account, address),
+                        reply_to=address.email, message_id_domain=address.domain)
+        blobs = self.stores.blobs
+        return compose(notification, sender, inline_attachments=account.settings.include_attachments_in_email,
+                       fetch=blobs.get, link=lambda ref: blobs.url_for(ref.s3_key))
+
+    def _sign(self, address: SupportAddress, data: bytes) -> bytes:
+        signer = dkim.signer_for(address, self.stores.secrets)
+        return signer.sign(data) if signer is not None else data
+
+    def _credentials_changed(self, address: SupportAddress) -> bool:
+        """A held address whose secret has a new current version (or a staged one) is worth one more try;
+        asked once per batch, so a held address costs two secret reads per batch and no AUTH."""
+        assert address.connector is not None
+        if self.changed is None:
+            tried = {address.connector.held_version} if address.connector.held_version else set()
+            self.changed = bool(self.relay.credentials.alternatives(self.secret_id, tried))
+        return self.changed
+
+    def _ensure_open(self, address: SupportAddress) -> None:
+        if self.session is not None and self.session.connected:
+            return
+        if self.session is not None:  # lost since the last message: one reconnect per group and batch
+            if self.reconnects >= 1:
+                raise TransientDeliveryError("the connection was lost again; the rest waits for the next attempt")
+            self.reconnects += 1
+        version = self.version or self.relay.credentials.get(self.secret_id, CURRENT)
+        if hold.is_held(address):
+            version = self.relay.credentials.alternatives(
+                self.secret_id, {address.connector.held_version} if address.connector else set())[0]
+        self._open(version, address)
+
+    def _open(self, version: VersionedCredentials, address: SupportAddress) -> None:
+        tried: set[str] = set()
+        while True:
+            tried.add(version.version_id)
+            session = self.relay.submission(version.credentials, timeouts=self.relay.timeouts,
+                                            local_hostname=self.stores.settings.mail_domain)
+            try:
+                self.loop.run_until_complete(session.open())
+            except AuthenticationFailedError as error:
+                # Rotation-aware: the secret read again past the cache, then a staged AWSPENDING version.
+                alternatives = self.relay.credentials.alternatives(self.secret_id, tried)
+                if not alternatives:
+                    error.version_id = version.version_id  # type: ignore[attr-defined]
+                    raise
+                version = alternatives[0]
+                continue
+            self.session, self.version = session, version
+            return
+
+    def _hold(self, address: SupportAddress, notification: Notification, error: AuthenticationFailedError) -> Result:
+        if notification.kind is NotificationKind.VERIFICATION:
+            hold.hold_address(self.stores, address.email, error, version_id=getattr(error, "version_id", None))
+            return Result.of_error(error, self._route(address))  # a test mail is not parked: `verify` reports it
+        hold.hold_address(self.stores, address.email, error, version_id=getattr(error, "version_id", None))
+        hold.park(self.stores, notification)
+        self.broken = Result.of_error(error, self._route(address))
+        return Result(Outcome.HELD, route=self._route(address), smtp_code=error.smtp_code,
+                      enhanced_status=error.enhanced_status, reply=error.server_reply or error.message)
+
+    def _park_if_held(self, notification: Notification, broken: Result) -> Result:
+        if broken.outcome is Outcome.AUTH_FAILED:
+            if notification.kind is NotificationKind.VERIFICATION:
+                return broken
+            hold.park(self.stores, notification)
+            return Result(Outcome.HELD, route=broken.route, smtp_code=broken.smtp_code,
+                          enhanced_status=broken.enhanced_status, reply=broken.reply)
+        return broken
+
+    def _remember_working(self, address: SupportAddress) -> None:
+        """The credentials work: lift a hold (and release what it parked) and remember the version."""
+        assert self.version is not None and address.connector is not None
+        if hold.is_held(address):
+            hold.release_held(self.stores, address.email)
+            address = self.stores.directory.get_address(address.email) or address
+        if address.connector is not None and address.connector.credentials_version != self.version.version_id:
+            address.connector.credentials_version = self.version.version_id
+            self.stores.directory.put_address(address)
+
+    def _note_error(self, address: SupportAddress, text: str) -> None:
+        fresh = self.stores.directory.get_address(address.email)
+        if fresh is not None:
+            fresh.last_error = text
+            self.stores.directory.put_address(fresh)

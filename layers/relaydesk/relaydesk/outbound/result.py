@@ -1,0 +1,74 @@
+"""What happened to one notification (`Result`) and to its SQS record (`RecordResult`, `BatchItem`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from relaydesk.errors import SmtpDeliveryError
+from relaydesk.notification import Notification
+from relaydesk.outbound.policy import Outcome, classify_error
+from relaydesk.tickets.model import RecipientOutcome
+
+
+@dataclass
+class Result:
+    """What happened to one notification: the outcome, where it went, and the server's words."""
+
+    outcome: Outcome
+    route: str = ""
+    smtp_code: int | None = None
+    enhanced_status: str | None = None
+    reply: str = ""
+    refused: list[RecipientOutcome] = field(default_factory=list)
+    duplicate: bool = False  # a completed outcome replayed by the idempotency guard: nothing was sent
+
+    def to_dict(self) -> dict:
+        return {"outcome": self.outcome.value, "route": self.route, "smtp_code": self.smtp_code,
+                "enhanced_status": self.enhanced_status, "reply": self.reply,
+                "refused": [r.model_dump(mode="json") for r in self.refused]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Result:
+        return cls(outcome=Outcome(data["outcome"]), route=data.get("route", ""), smtp_code=data.get("smtp_code"),
+                   enhanced_status=data.get("enhanced_status"), reply=data.get("reply", ""),
+                   refused=[RecipientOutcome.model_validate(r) for r in data.get("refused", [])])
+
+    @classmethod
+    def of_error(cls, error: SmtpDeliveryError, route: str) -> Result:
+        return cls(outcome=classify_error(error), route=route, smtp_code=error.smtp_code,
+                   enhanced_status=error.enhanced_status, reply=error.server_reply or error.message,
+                   refused=list(getattr(error, "refused", [])))
+
+
+@dataclass
+class RecordResult:
+    """One SQS record's fate. `retry_in` is set for a deferral: the visibility delay before the next attempt."""
+
+    message_id: str
+    receipt_handle: str
+    receive_count: int
+    notification: Notification | None
+    result: Result
+    retry_in: int | None = None
+    last_attempt: bool = False
+    latency_ms: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        """Reported in batchItemFailures: SQS keeps it (and after the last attempt, moves it to the DLQ)."""
+        return self.result.outcome is Outcome.DEFERRED
+
+
+@dataclass
+class BatchItem:
+    """One SQS record on its way through a batch."""
+
+    record: dict
+    notification: Notification | None
+    started: float = field(default_factory=time.perf_counter)
+    result: Result | None = None
+
+    @property
+    def receive_count(self) -> int:
+        return int(self.record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
