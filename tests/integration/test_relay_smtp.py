@@ -224,6 +224,21 @@ def test_partial_recipient_refusals_are_recorded_per_recipient(relay, smarthost)
         ("bob@example.net", 550, "5.1.1")]
 
 
+def test_a_recipient_refused_for_now_is_retried_alone_and_the_accepted_one_is_not_sent_twice(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    smarthost.faults.reply("RCPT", "452 4.2.2 Mailbox full", recipient="bob@example.net", times=1)
+    notification = relay.notification("support@acme.test", cc=["bob@example.net"])
+    relay.enqueue(notification)
+    relay.poll()
+    assert [r.rcpt_tos for r in smarthost.received] == [["jane@example.net"]]
+    ticket = relay.stores.tickets.get_ticket(relay.ticket.ticket_id)
+    [follow_up] = [n for n in ticket.notifications if n.notification_id != notification.notification_id]
+    assert follow_up.recipients == ["bob@example.net"] and follow_up.status is DeliveryStatus.QUEUED
+    delayed = relay.sqs.get_queue_attributes(QueueUrl=relay.stores.settings.notifications_queue_url,
+                                             AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    assert delayed["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"  # waits its retry delay
+
+
 # --- transient ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("command", "reply"), [("MAIL", "421 4.3.2 Service shutting down"),

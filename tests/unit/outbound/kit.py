@@ -23,7 +23,7 @@ from relaydesk.outbound.once import MemoryOnce
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.smtp import Accepted, error_for_reply
 from relaydesk.store.memory import MemoryHeld, MemoryOutbox
-from relaydesk.tickets.model import Ticket
+from relaydesk.tickets.model import RecipientOutcome, Ticket
 from relaydesk.wiring import Stores
 
 PASSWORD = "Tr0ub4dor&3-not-in-logs"
@@ -39,6 +39,7 @@ class FakeSmarthost:
         self.logins: list[tuple[str, bool]] = []
         self.transactions: list[tuple[str, list[str], bytes]] = []
         self.replies: list[tuple[int, str]] = []
+        self.refuse: dict[str, str] = {}  # recipient -> RCPT reply, e.g. "452 4.2.2 Mailbox full"
         self.connections = 0
 
     def submission(self, credentials: SmtpCredentials, *, timeouts: object = None,
@@ -72,8 +73,12 @@ class FakeSession:
             raise TransientDeliveryError("connection lost after end of data")
         if code >= 300:
             raise error_for_reply(code, text, f"refused: {code} {text}")
-        self.host.transactions.append((envelope_from, recipients, data))
-        return Accepted(code=code, reply=f"{code} {text}")
+        refused = [RecipientOutcome(recipient=r, smtp_code=int(self.host.refuse[r][:3]),
+                                    enhanced_status=self.host.refuse[r].split()[1], reply=self.host.refuse[r])
+                   for r in recipients if r in self.host.refuse]
+        accepted = [r for r in recipients if r not in self.host.refuse]
+        self.host.transactions.append((envelope_from, accepted, data))
+        return Accepted(code=code, reply=f"{code} {text}", refused=refused)
 
     async def close(self) -> None:
         self.connected = False

@@ -206,3 +206,31 @@ def test_a_smarthost_that_cannot_be_reached_is_tried_once_per_batch_and_the_addr
     assert [r.failed for r in results] == [True, True, True]
     assert world.smarthost.connections == 1
     assert "could not connect" in world.address().last_error
+
+
+def test_a_recipient_refused_for_now_gets_its_own_copy_later_and_the_others_are_not_sent_twice(world):
+    world.smarthost.refuse = {"bob@example.net": "452 4.2.2 Mailbox full"}
+    notification = world.notification(cc=["bob@example.net"])
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+    assert result.result.outcome is Outcome.DELIVERED and not result.failed
+    [(_, accepted, _)] = world.smarthost.transactions
+    assert accepted == ["jane@example.net"]
+    [(follow_up, delay)] = world.stores.queue.sent
+    assert (follow_up.recipients, follow_up.cc, delay) == (["bob@example.net"], [], retry_delay(1))
+    assert follow_up.notification_id != notification.notification_id and follow_up.subject == notification.subject
+    assert world.record(follow_up).status is DeliveryStatus.QUEUED
+    assert follow_up.notification_id in world.record(notification).attempts[-1].reply
+
+    world.smarthost.refuse = {}
+    world.relay().relay_batch([sqs_record(follow_up)])
+    assert world.smarthost.transactions[-1][1] == ["bob@example.net"]
+    assert world.record(follow_up).status is DeliveryStatus.DELIVERED
+
+
+def test_a_recipient_refused_for_good_is_recorded_and_not_retried(world):
+    world.smarthost.refuse = {"bob@example.net": "550 5.1.1 No such user"}
+    notification = world.notification(cc=["bob@example.net"])
+    world.relay().relay_batch([sqs_record(notification)])
+    assert world.stores.queue.sent == []
+    [refused] = world.record(notification).attempts[-1].refused
+    assert (refused.recipient, refused.smtp_code, refused.enhanced_status) == ("bob@example.net", 550, "5.1.1")

@@ -83,8 +83,10 @@ class ConnectorGroup:
                 self._note_error(address, f"the verification mail was refused: {result.reply}")
             return result
         self._remember_working(address)
+        follow_up = self.relay.retry_deferred_recipients(notification, accepted.refused)
+        reply = accepted.reply + (f"; temporarily refused recipients retried as {follow_up}" if follow_up else "")
         return Result(Outcome.DELIVERED, route=self.session.route, smtp_code=accepted.code,
-                      reply=accepted.reply, refused=accepted.refused)
+                      reply=reply, refused=accepted.refused)
 
     # --- helpers ------------------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from relaydesk.accounts import subdomain_of_system_address
 from relaydesk.addresses.model import AddressKind, ConnectorState
 from relaydesk.errors import NotFoundError, RelaydeskError
+from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound.connector import ConnectorGroup
@@ -30,7 +31,7 @@ from relaydesk.outbound.result import BatchItem, RecordResult, Result
 from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
-from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord
+from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, RecipientOutcome
 from relaydesk.wiring import Stores
 
 MAX_PARALLEL_SMARTHOSTS = 8
@@ -181,12 +182,38 @@ class Relay:
                                         recipients=[*notification.recipients, *notification.cc])
         record.attempts.append(attempt)
         record.status = attempt.status
+        self._put_record(notification, record)
+
+    def _put_record(self, notification: Notification, record: NotificationRecord) -> None:
+        assert notification.ticket_id is not None
         try:
-            tickets.put_notification(notification.ticket_id, record)
+            self.stores.tickets.put_notification(notification.ticket_id, record)
         except NotFoundError:
             pass  # the ticket is gone; the outcome still reaches the logs and metrics
 
     # --- the default outbound -----------------------------------------------------------------------------------
+
+    def retry_deferred_recipients(self, notification: Notification, refused: list[RecipientOutcome]) -> str | None:
+        """Recipients refused with a 4xx while others took the mail get a copy of their own, queued with the
+        first retry delay (as Postfix retries only the deferred recipients); returns its notification id."""
+        deferred = {r.recipient.lower() for r in refused if r.smtp_code is not None and 400 <= r.smtp_code < 500}
+        if not deferred:
+            return None
+        follow_up = notification.model_copy(update={
+            "notification_id": new_id("N"),
+            "recipients": [r for r in notification.recipients if r.lower() in deferred],
+            "cc": [r for r in notification.cc if r.lower() in deferred]})
+        if not follow_up.recipients:  # only CCs were deferred: they become the recipients of the copy
+            follow_up = follow_up.model_copy(update={"recipients": follow_up.cc, "cc": []})
+        if notification.ticket_id:
+            domain = notification.support_address.rpartition("@")[2]
+            message_id = message_id_for(follow_up.notification_id, domain)
+            self.stores.tickets.link_message_id(message_id, notification.ticket_id)
+            self._put_record(follow_up, NotificationRecord(
+                notification_id=follow_up.notification_id, message_id=message_id,
+                recipients=[*follow_up.recipients, *follow_up.cc]))
+        self.stores.queue.send(follow_up, delay_seconds=retry_delay(1))
+        return follow_up.notification_id
 
     def out_of_time(self, item: BatchItem) -> bool:
         """True (and the item deferred, untouched) when a slow server could outlive the invocation now."""
