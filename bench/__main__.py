@@ -20,11 +20,13 @@ from bench.harness import REPORT, Config, machine, machine_line, print_summary, 
 PACKAGE = Path(__file__).resolve().parent
 
 
-def discover() -> dict[str, ModuleType]:
-    """The registry: every module `bench/bench_<name>.py`, by its NAME, in file name order."""
+def discover(only: Sequence[str] = ()) -> dict[str, ModuleType]:
+    """The registry: every module `bench/bench_<name>.py` (NAME is the file's suffix), in file name order; with
+    `only`, just those modules are imported, so one benchmark runs even while another is being edited."""
     found: dict[str, ModuleType] = {}
+    wanted = {f"bench_{name}" for name in only}
     for info in sorted(pkgutil.iter_modules([str(PACKAGE)]), key=lambda i: i.name):
-        if info.name.startswith("bench_"):
+        if info.name.startswith("bench_") and (not wanted or info.name in wanted):
             module = importlib.import_module(f"bench.{info.name}")
             if not (hasattr(module, "NAME") and callable(getattr(module, "run", None))):
                 print(f"bench: {info.name} defines no NAME and run(config): skipped", file=sys.stderr)
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=REPORT, help="the report to write (default docs/BENCHMARKS.md)")
     args = parser.parse_args(argv)
 
-    registry = discover()
+    registry = discover(args.only)
     unknown = [name for name in args.only if name not in registry]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(registry)}")

@@ -171,7 +171,7 @@ def print_summary(result: Result, out=None) -> None:
     out = out or sys.stdout  # looked up at call time: a caller may have replaced sys.stdout
     print(f"{result.title}", file=out)
     for row in result.rows:
-        print(f"  {row.label:<48} {row.median:10.3f} {row.unit}  (min {row.minimum:.3f}, max {row.maximum:.3f})",
+        print(f"  {row.label:<60} {row.median:10.3f} {row.unit}  (min {row.minimum:.3f}, max {row.maximum:.3f})",
               file=out)
     for ratio, value in result.ratio_values():
-        print(f"  {ratio.label:<48} {value:10.2f}x  {ratio.verdict(value)}", file=out)
+        print(f"  {ratio.label:<60} {value:10.2f}x  {ratio.verdict(value)}", file=out)

@@ -34,6 +34,7 @@ def test_quick_mode_from_the_command_line_writes_no_report(tmp_path, capsys):
 
 def test_the_registry_finds_the_dkim_benchmark():
     assert "dkim" in discover()
+    assert list(discover(["dkim"])) == ["dkim"]
 
 
 def test_writing_one_section_leaves_the_others_as_they_were(tmp_path):
