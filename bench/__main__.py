@@ -46,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry = discover(args.only)
     unknown = [name for name in args.only if name not in registry]
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(registry)}")
+        known = [i.name.removeprefix("bench_") for i in pkgutil.iter_modules([str(PACKAGE)])
+                 if i.name.startswith("bench_")]
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     config = Config(quick=args.quick)
     host = machine()
     for name, module in registry.items():
