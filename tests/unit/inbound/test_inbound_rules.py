@@ -206,3 +206,13 @@ def test_a_reply_to_a_suspended_ticket_is_added_but_notifies_nobody(world):
     result = world.deliver(reply)
     assert (result.outcome, result.ticket_id) == (Outcome.COMMENT, suspended.ticket_id)
     assert world.sent == []
+
+
+def test_another_accounts_notification_forwarded_here_is_not_taken_for_a_loop(world):
+    raw = corpus("own_notification_came_back.eml").replace(
+        b"X-Relaydesk-From-Account-Id: A01M8000000000000AC", b"X-Relaydesk-From-Account-Id: A01M8000000000000ZZ")
+    raw = raw.replace(b"From: Acme Support <support@acme.test>", b"From: Globex Support <help@globex.example>")
+    raw = raw.replace(b"@acme.test>\n", b"@globex.example>\n").replace(b"T01M8000000000000TK", b"T01M8000000000000GX")
+    result = world.deliver(raw)
+    assert result.outcome is Outcome.NEW_TICKET
+    assert world.sent == []  # it is auto-generated: never answered

@@ -48,7 +48,7 @@ def decide(stores: Stores, ports: InboundPorts, mail: ParsedMail, receipt: SesRe
         return _delivery_report(stores, mail, base)
     our_domains = {a.domain for a in route.addresses} | {route.system_address.rpartition("@")[2],
                                                          stores.settings.outbound_default_domain.lower()}
-    if loops.is_our_own_mail(mail, our_domains):
+    if loops.is_our_own_mail(mail, our_domains, account.account_id):
         return Decision(outcome=Outcome.DROPPED, reason=DropReason.OWN_MAIL_LOOP, **base)
 
     requester = routing.requester_of(mail)

@@ -11,6 +11,7 @@ from relaydesk.inbound.parse import ParsedMail
 from relaydesk.inbound.ports import Counters
 
 EMAIL_ID_HEADER = "X-Relaydesk-Email-Id"
+ACCOUNT_ID_HEADER = "X-Relaydesk-From-Account-Id"
 BULK_PRECEDENCE = {"bulk", "junk", "list"}  # RFC 3834 5 and common practice
 DAEMON_LOCAL_PARTS = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|maildaemon)$", re.IGNORECASE)
 WINDOW_SECONDS = 3600  # the flood threshold is per hour
@@ -35,9 +36,11 @@ def auto_generated_reason(mail: ParsedMail, sender: str | None) -> str | None:
     return None
 
 
-def is_our_own_mail(mail: ParsedMail, our_domains: set[str]) -> bool:
-    """One of our notifications came back (our Email-Id header, or our Message-ID as its own)."""
-    if (mail.header(EMAIL_ID_HEADER) or "").strip():
+def is_our_own_mail(mail: ParsedMail, our_domains: set[str], account_id: str) -> bool:
+    """One of this account's notifications came back (our Email-Id header, or our Message-ID as its own). Another
+    Relaydesk account's notification forwarded here is someone else's mail, not a loop."""
+    sender_account = (mail.header(ACCOUNT_ID_HEADER) or "").strip()
+    if (mail.header(EMAIL_ID_HEADER) or "").strip() and sender_account in ("", account_id):
         return True
     message_id = mail.message_id
     return bool(message_id and markers.notification_id_from_message_id(message_id, our_domains))
