@@ -429,23 +429,45 @@ def measure(messages: int = 100, runs: int = 5, warmup: bool = True,
 
 # --- where a relayed message's time goes ---------------------------------------------------------------------
 
-PHASES = {  # (module, attribute) of the relay's code -> label; wrapped for one extra, untimed run
-    ("relaydesk.outbound.smtp", "client_tls_context"): "TLS context built (per connection)",
-    ("relaydesk.outbound.relay._ConnectorGroup", "_ensure_open"): "connect + STARTTLS + AUTH (per batch)",
-    ("relaydesk.outbound.relay._ConnectorGroup", "_compose"): "compose",
-    ("relaydesk.outbound.relay._ConnectorGroup", "_sign"): "DKIM sign",
-    ("relaydesk.outbound.smtp.SmtpSubmission", "send"): "SMTP transaction (MAIL, RCPT, DATA)",
-    ("relaydesk.outbound.relay.Relay", "_record"): "outcome on the ticket",
+# label -> where the relay's code does it ("module:Owner.attribute" or "module:attribute"), first found wins: the
+# relay's modules move while it is being written, the breakdown follows them and skips what it cannot find.
+PHASES = {
+    "TLS context built (per connection)": ["relaydesk.outbound.smtp:client_tls_context"],
+    "connect + STARTTLS + AUTH (per batch)": ["relaydesk.outbound.connector:ConnectorGroup._ensure_open",
+                                              "relaydesk.outbound.relay:_ConnectorGroup._ensure_open"],
+    "compose": ["relaydesk.outbound.connector:ConnectorGroup._compose",
+                "relaydesk.outbound.relay:_ConnectorGroup._compose"],
+    "DKIM sign": ["relaydesk.outbound.connector:ConnectorGroup._sign",
+                  "relaydesk.outbound.relay:_ConnectorGroup._sign"],
+    "SMTP transaction (MAIL, RCPT, DATA)": ["relaydesk.outbound.smtp:SmtpSubmission.send"],
+    "outcome on the ticket": ["relaydesk.outbound.relay:Relay._record"],
 }
+INSIDE_CONNECT = "TLS context built (per connection)"  # timed within "connect + STARTTLS + AUTH"
+
+
+def _locate(spec: str):
+    """(owner object, attribute name) for "module:Owner.attribute", or None when it is not there."""
+    import importlib
+
+    module_name, _, dotted = spec.partition(":")
+    try:
+        owner = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    *owners, attribute = dotted.split(".")
+    for name in owners:
+        owner = getattr(owner, name, None)
+        if owner is None:
+            return None
+    return (owner, attribute) if hasattr(owner, attribute) else None
 
 
 def phase_breakdown(relay, payload: Payload, count: int, smarthost: SmarthostProcess) -> dict[str, float]:
     """Milliseconds per message in each phase of the relay's code (one run with the phases wrapped by timers);
-    empty if the relay's code no longer has these names."""
-    import importlib
+    a phase whose code cannot be found is left out."""
     import inspect
 
-    spent = dict.fromkeys(PHASES.values(), 0.0)
+    spent: dict[str, float] = {}
     originals = []
 
     def timer(label: str, function):
@@ -467,21 +489,21 @@ def phase_breakdown(relay, payload: Payload, count: int, smarthost: SmarthostPro
         return timed
 
     try:
-        for (path, attribute), label in PHASES.items():
-            module_name, _, owner_name = path.rpartition(".") if path.count(".") > 2 else (path, "", "")
-            owner = importlib.import_module(module_name) if not owner_name else \
-                getattr(importlib.import_module(module_name), owner_name)
+        for label, candidates in PHASES.items():
+            found = next((place for place in map(_locate, candidates) if place is not None), None)
+            if found is None:
+                continue
+            owner, attribute = found
             original = getattr(owner, attribute)
             originals.append((owner, attribute, original))
+            spent[label] = 0.0
             setattr(owner, attribute, timer(label, original))
         total, _ = _relay_run(relay, payload, count, smarthost)
-    except (AttributeError, ImportError):
-        return {}
     finally:
-        for owner, attribute, original in originals:
+        for owner, attribute, original in reversed(originals):
             setattr(owner, attribute, original)
     spent["everything else (routing, records, idempotency, batch)"] = total - sum(
-        v for k, v in spent.items() if k != PHASES[("relaydesk.outbound.smtp", "client_tls_context")])
+        seconds for label, seconds in spent.items() if label != INSIDE_CONNECT)
     return {label: seconds * 1000 / count for label, seconds in spent.items()}
 
 

@@ -60,7 +60,8 @@ def test_the_relay_phase_breakdown_accounts_for_the_whole_run():
     with SmarthostProcess() as host, bench_relay.MemoryRelay(host) as relay:
         phases = bench_relay.phase_breakdown(relay, bench_relay.PAYLOADS[0], 2, host)
 
-    assert set(bench_relay.PHASES.values()) <= set(phases)
+    # Every phase is still found in the relay's code (a rename there shows up here, not as a silent gap)
+    assert set(bench_relay.PHASES) <= set(phases)
     assert phases["DKIM sign"] > 0 and phases["SMTP transaction (MAIL, RCPT, DATA)"] > 0
 
 
@@ -82,9 +83,10 @@ def test_coldstart_benchmark_times_every_handler_present_against_boto3():
     assert labels[0] == "`import boto3` (baseline)"
     present = [name for name in bench_coldstart.HANDLERS
                if (bench_coldstart.ROOT / "functions" / name / "app.py").is_file()]
-    assert [f"`functions/{name}/app.py`" for name in present] == labels[1:]
+    measured = [label for label in labels[1:] if "what-if" not in label]
+    assert measured == [f"`functions/{name}/app.py`" for name in present]
     assert all(row.median > 0 for row in result.rows)
-    assert len(result.ratios) == len(present)
+    assert len(result.ratios) == len(labels) - 1  # every handler and what-if against the baseline
 
 
 def test_a_handler_that_misses_the_target_is_profiled_by_package():
