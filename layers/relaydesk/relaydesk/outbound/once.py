@@ -62,6 +62,10 @@ class PowertoolsOnce:
             return work()
 
         self._deliver_once = deliver_once
+        # Configure now, once: the first calls come from several smarthost threads at the same time, and the
+        # layer marks itself configured before it has finished configuring.
+        persistence_store.configure(config=config, function_name=f"{deliver_once.__module__}."
+                                    f"{getattr(deliver_once, '__wrapped__', deliver_once).__qualname__}")
 
     def run(self, notification: Notification, work: Callable[[], dict]) -> dict:
         try:
