@@ -111,3 +111,15 @@ def test_a_refused_verification_mail_holds_the_address_but_is_not_parked(world):
     assert result.result.outcome is Outcome.AUTH_FAILED and not result.failed
     assert world.address().connector.state is ConnectorState.AUTH_FAILED
     assert world.stores.held.list(SUPPORT) == []
+
+
+def test_an_address_refused_before_it_was_ever_verified_keeps_sending_through_the_default_outbound(world):
+    from relaydesk.addresses.model import Verification
+
+    address = world.address()
+    address.connector.state = ConnectorState.AUTH_FAILED
+    address.outbound = Verification()
+    world.stores.directory.put_address(address)
+    [result] = world.relay().relay_batch([sqs_record(world.notification())])
+    assert (result.result.outcome, result.result.route) == (Outcome.DELIVERED, "ses")
+    assert world.smarthost.logins == [] and world.stores.held.list(SUPPORT) == []

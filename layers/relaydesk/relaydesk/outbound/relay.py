@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
-from relaydesk.addresses.model import AddressKind, ConnectorState
+from relaydesk.addresses.model import AddressKind, ConnectorState, VerificationStatus
 from relaydesk.errors import NotFoundError, RelaydeskError
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
@@ -113,10 +113,13 @@ class Relay:
         connector = address.connector
         if address.kind is not AddressKind.SMTP_CONNECTOR or connector is None:
             return ("ses",)
-        if connector.state in (ConnectorState.ACTIVE, ConnectorState.AUTH_FAILED):
+        if connector.state is ConnectorState.ACTIVE:
             return ("connector", connector.secret_arn)
-        if connector.state is ConnectorState.PENDING and notification.kind is NotificationKind.VERIFICATION:
+        if connector.state is ConnectorState.AUTH_FAILED and address.outbound.status is VerificationStatus.VERIFIED:
+            return ("connector", connector.secret_arn)  # held; parked until the credentials change
+        if notification.kind is NotificationKind.VERIFICATION and connector.state is not ConnectorState.DISABLED:
             return ("connector", connector.secret_arn)  # the outbound test itself goes through the connector
+        # Pending, or refused before it was ever verified: the default outbound, as before it was connected.
         return ("ses",)
 
     def _finish(self, item: BatchItem) -> RecordResult:
