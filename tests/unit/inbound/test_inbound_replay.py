@@ -60,3 +60,18 @@ def test_replay_of_one_message_leaves_the_others_in_the_queue(world):
 def test_the_raw_ses_event_is_accepted_as_a_dead_letter_too():
     assert ses_record_of(json.dumps({"Records": [ses_record("x1")]}))["ses"]["mail"]["messageId"] == "x1"
     assert ses_record_of("[]") is None
+
+
+def test_a_replay_from_s3_alone_takes_recipient_and_verdicts_from_what_ses_wrote_into_the_mail(world):
+    from relaydesk.inbound.replay import replay_from_s3
+
+    ses_headers = (b"Return-Path: <jane@example.net>\r\n"
+                   b"Received: from mx.acme.test by inbound-smtp.us-east-1.amazonaws.com with SMTP id s3only01 "
+                   b"for support@acme.mail.relaydesk.test; Tue, 24 Nov 2026 09:15:02 +0000\r\n"
+                   b"X-SES-Spam-Verdict: FAIL\r\nX-SES-Virus-Verdict: PASS\r\n"
+                   b"Authentication-Results: amazonses.com; spf=pass; dkim=pass; dmarc=pass\r\n")
+    world.stores.blobs.put("inbound/s3only01", ses_headers + corpus("outlook_new_request_m365_forward.eml"))
+
+    result = replay_from_s3(world.stores, world.ports, "s3only01", on_verification=world.verify)
+
+    assert (result.outcome, result.reason) == (Outcome.SUSPENDED, "spam")
