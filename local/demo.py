@@ -313,6 +313,11 @@ def function_output_to(path: Path):
             sys.stdout, sys.stderr = saved
             logging.getLogger().removeHandler(handler)
             handler.close()
+            # powertools binds its handler to sys.stdout once per logger name: hand those back to the real stdout
+            for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+                for stream_handler in getattr(logger, "handlers", []):
+                    if isinstance(stream_handler, logging.StreamHandler) and stream_handler.stream is log_file:
+                        stream_handler.setStream(saved[0])
 
 
 def step_of(scope: dict) -> str:

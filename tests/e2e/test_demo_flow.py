@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.e2e
+# One demo run (one stack) serves every test here: keep them on one xdist worker (`--dist loadgroup`).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo"), pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def demo_run(tmp_path_factory):
     env["RELAYDESK_DEMO_SMTP_PASSWORD"] = password
     completed = subprocess.run(
         [sys.executable, "-m", "local.demo", "--state-dir", str(state), "--result-json", str(state / "result.json")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=110, check=False)
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False)
     result = json.loads((state / "result.json").read_text())
     return completed, result, state, password
 
