@@ -28,7 +28,7 @@ lint: venv
 	$(BIN)/cfn-lint template.yaml
 
 test: lint
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup tests  # loadgroup: one e2e stack/demo per module, not one per worker
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit
