@@ -10,7 +10,7 @@ from relaydesk.outbound.hold import release_held
 from relaydesk.outbound.policy import Outcome
 from relaydesk.tickets.model import DeliveryStatus
 
-from tests.unit.outbound.kit import SUPPORT, make_world, rotate_secret, sqs_record
+from tests.unit.outbound.kit import PASSWORD, SUPPORT, make_world, rotate_secret, sqs_record
 
 
 @pytest.fixture
@@ -123,3 +123,18 @@ def test_an_address_refused_before_it_was_ever_verified_keeps_sending_through_th
     [result] = world.relay().relay_batch([sqs_record(world.notification())])
     assert (result.result.outcome, result.result.route) == (Outcome.DELIVERED, "ses")
     assert world.smarthost.logins == [] and world.stores.held.list(SUPPORT) == []
+
+
+def test_a_verification_mail_is_tried_on_a_held_address_and_success_releases_the_rest(world):
+    from relaydesk.notification import NotificationKind
+
+    world.smarthost.password = "server-side-pw"
+    parked = world.notification()
+    world.relay().relay_batch([sqs_record(parked)])
+    world.smarthost.password = PASSWORD  # the admin fixed the mailbox on the server; the secret is unchanged
+    verification = world.notification(kind=NotificationKind.VERIFICATION, ticket_id=None, recipients=[SUPPORT],
+                                      verification_token="VTOKEN12345")
+    [result] = world.relay().relay_batch([sqs_record(verification)])
+    assert result.result.outcome is Outcome.DELIVERED
+    assert world.address().connector.state is ConnectorState.ACTIVE
+    assert [n.notification_id for n, _ in world.stores.queue.sent] == [parked.notification_id]

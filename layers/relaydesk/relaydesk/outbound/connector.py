@@ -53,7 +53,9 @@ class ConnectorGroup:
             return self.relay.ses.send(notification)
         if self.broken is not None:
             return self._park_if_held(notification, self.broken)
-        if hold.is_held(address) and not self._credentials_changed(address):
+        # A held address is not retried hot; its verification mail is the admin's deliberate test, so it is tried.
+        if hold.is_held(address) and notification.kind is not NotificationKind.VERIFICATION \
+                and not self._credentials_changed(address):
             hold.park(self.stores, notification)
             return Result(Outcome.HELD, route=self._route(address), reply=address.last_error or "held: auth_failed")
         try:
@@ -123,9 +125,9 @@ class ConnectorGroup:
                 raise TransientDeliveryError("the connection was lost again; the rest waits for the next attempt")
             self.reconnects += 1
         version = self.version or self.relay.credentials.get(self.secret_id, CURRENT)
-        if hold.is_held(address):
-            version = self.relay.credentials.alternatives(
-                self.secret_id, {address.connector.held_version} if address.connector else set())[0]
+        if hold.is_held(address) and address.connector is not None:
+            fresh = self.relay.credentials.alternatives(self.secret_id, {address.connector.held_version or ""})
+            version = fresh[0] if fresh else self.relay.credentials.get(self.secret_id, CURRENT, fresh=True)
         self._open(version, address)
 
     def _open(self, version: VersionedCredentials, address: SupportAddress) -> None:
