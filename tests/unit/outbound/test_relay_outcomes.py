@@ -234,3 +234,23 @@ def test_a_recipient_refused_for_good_is_recorded_and_not_retried(world):
     assert world.stores.queue.sent == []
     [refused] = world.record(notification).attempts[-1].refused
     assert (refused.recipient, refused.smtp_code, refused.enhanced_status) == ("bob@example.net", 550, "5.1.1")
+
+
+def test_a_mail_too_big_with_attachments_goes_again_with_links(world):
+    world.stores.blobs.put("att/big", b"x" * 3000)
+    ref = AttachmentRef(filename="big.bin", size=3000, s3_key="att/big")
+    world.smarthost.replies = [(552, "5.3.4 Message size exceeds fixed maximum message size")]
+    notification = world.notification(attachments=[ref])
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+    assert result.result.outcome is Outcome.DELIVERED
+    [(_, _, data)] = world.smarthost.transactions
+    parsed = message_from_bytes(data, policy=default)
+    assert list(parsed.iter_attachments()) == [] and "big.bin: https://" in parsed.get_body(("plain",)).get_content()
+    assert "links instead of attachments" in world.record(notification).attempts[-1].reply
+
+
+def test_a_mail_too_big_without_attachments_is_a_recorded_failure(world):
+    world.smarthost.replies = [(552, "5.3.4 Message size exceeds fixed maximum message size")]
+    notification = world.notification()
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+    assert result.result.outcome is Outcome.FAILED and world.smarthost.transactions == []

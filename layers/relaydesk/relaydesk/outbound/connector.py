@@ -20,6 +20,8 @@ from relaydesk.store.ports import CURRENT
 if TYPE_CHECKING:
     from relaydesk.outbound.relay import Relay
 
+MESSAGE_TOO_BIG = 552  # RFC 5321 4.2.2: exceeded storage allocation; submission servers use it for size limits
+
 
 class ConnectorGroup:
     """One smarthost and credential within one batch: at most one open connection, reused message after message."""
@@ -63,6 +65,17 @@ class ConnectorGroup:
             data = self._sign(address, composed.to_bytes())
         except InvalidAddressError as error:
             return Result(Outcome.FAILED, route=self._route(address), reply=str(error))
+        result = self._submit(notification, address, composed, data)
+        if result.smtp_code == MESSAGE_TOO_BIG and next(composed.message.iter_attachments(), None) is not None:
+            # Too big with real attachments: once more with links instead, as with SES's size limit.
+            composed = self._compose(notification, address, inline=False)
+            retried = self._submit(notification, address, composed, self._sign(address, composed.to_bytes()))
+            retried.reply = f"{retried.reply} (sent with links instead of attachments after: {result.reply})"
+            return retried
+        return result
+
+    def _submit(self, notification: Notification, address: SupportAddress, composed: Composed,
+                data: bytes) -> Result:
         try:
             self._ensure_open(address)
         except AuthenticationFailedError as error:
@@ -96,12 +109,13 @@ class ConnectorGroup:
         assert address.connector is not None
         return f"connector:{address.connector.host}:{address.connector.port}"
 
-    def _compose(self, notification: Notification, address: SupportAddress) -> Composed:
+    def _compose(self, notification: Notification, address: SupportAddress, *, inline: bool = True) -> Composed:
         account = self.stores.directory.get_account(notification.account_id)
         sender = Sender(address=address.email, display_name=display_name(account, address),
                         reply_to=address.email, message_id_domain=address.domain)
         blobs = self.stores.blobs
-        return compose(notification, sender, inline_attachments=account.settings.include_attachments_in_email,
+        return compose(notification, sender,
+                       inline_attachments=inline and account.settings.include_attachments_in_email,
                        fetch=blobs.get, link=lambda ref: blobs.url_for(ref.s3_key))
 
     def _sign(self, address: SupportAddress, data: bytes) -> bytes:
