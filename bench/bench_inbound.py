@@ -104,11 +104,30 @@ class Memory:
         return self.peak_bytes / self.message_bytes
 
 
+class _CopyingBlobs:
+    """The memory bucket, but `get` hands out a fresh copy as S3's GetObject does (the fake returns the object it
+    holds, which would hide the copy every Lambda pays)."""
+
+    def __init__(self, blobs) -> None:
+        self._blobs = blobs
+
+    def get(self, key: str) -> bytes:
+        return bytes(memoryview(self._blobs.get(key)))
+
+    def __getattr__(self, name: str):
+        return getattr(self._blobs, name)
+
+
 def large_message_memory(size: int) -> Memory:
-    """Peak of what processing allocates (tracemalloc), the raw message already in the bucket not counted."""
+    """Peak of what processing allocates (tracemalloc), the S3 read's copy included; the message held by the
+    bucket before the invocation is not counted."""
+    import dataclasses
+
     world = _world()
+    world.stores = dataclasses.replace(world.stores, blobs=_CopyingBlobs(world.stores.blobs))
     raw = large_message(size)
     world.stores.blobs.put("inbound/benchlarge", raw)
+    del raw
     gc.collect()
     tracemalloc.start()
     try:
@@ -118,7 +137,7 @@ def large_message_memory(size: int) -> Memory:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    return Memory(len(raw), peak, seconds, result.outcome.value)
+    return Memory(len(world.stores.blobs.get("inbound/benchlarge")), peak, seconds, result.outcome.value)
 
 
 def run(config):
@@ -148,10 +167,11 @@ def run(config):
         "queue) over every message of tests/data/inbound with the SES verdicts of expected.json, the world of the "
         "corpus tests (`tests/unit/inbound/conftest.py`), every store an in-memory fake; the raw mail is put in the "
         "bucket before the clock starts. Mixed sizes: the corpus is mostly small, real-world-shaped mail.",
-        "Peak memory: tracemalloc's peak of what processing allocates, the raw message already held by the bucket "
-        "not counted. In Lambda the S3 read is itself one more copy of the message (+1x), and the memory fake "
-        "keeps what is written (the decoded attachment) where S3 would not; the Lambda's own RSS also includes the "
-        "interpreter and libraries (see the cold start section).",
+        "Peak memory: tracemalloc's peak of what processing allocates, including the copy the S3 read makes (the "
+        "bucket fake is made to hand out a copy, as GetObject does); the message the bucket held before the "
+        "invocation is not counted. The attachment written to the bucket fake stays allocated, as the body of a "
+        "PutObject does while it uploads. The Lambda's RSS adds the interpreter and libraries on top (see the "
+        "cold start section).",
         f"Peak memory runs: {len(memory_runs)}; processing the large message took "
         f"{sorted(m.seconds for m in memory_runs)[len(memory_runs) // 2]:.2f} s (under tracemalloc, which slows "
         "allocation-heavy code).",
