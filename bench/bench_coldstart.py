@@ -94,12 +94,17 @@ def _self_times(function: str | None) -> dict[str, float]:
             for match in map(_IMPORTTIME.match, completed.stderr.splitlines()) if match}
 
 
-def heaviest_imports(function: str, top: int = 8) -> list[tuple[str, float]]:
+def heaviest_imports(function: str, top: int = 8, *, within: str | None = None) -> list[tuple[str, float]]:
     """What the handler imports beyond boto3, by top-level package, in self milliseconds (module bodies included:
-    a package that builds clients or models at import time shows it here)."""
+    a package that builds clients or models at import time shows it here); with `within`, that package's own
+    modules one by one instead."""
     baseline = _self_times(None)
     packages: dict[str, float] = {}
     for module, ms in _self_times(function).items():
+        if within is not None:
+            if module.split(".")[0] == within:
+                packages[module] = ms
+            continue
         if module not in baseline:
             package = module.split(".")[0]
             packages[package] = packages.get(package, 0.0) + ms
@@ -191,10 +196,11 @@ FIXES = {
     "nacl": "pynacl, imported by dkimpy's package init for Ed25519 (we sign Ed25519 with cryptography): see dns.",
     "aiodns": "imported by dkimpy's package init: see dns.",
     "dotenv": "python-dotenv, imported by pydantic_settings for `.env` files the functions never read.",
-    "relaydesk": "pydantic builds each model's validator when the class is defined (accounts, tickets.model, "
-                 "addresses.model, notification): importing only what the handler calls (lazy imports inside "
-                 "functions for the rarely used paths: hold, verification, SES fallback) trims it; "
-                 "`model_config = ConfigDict(defer_build=True)` moves the cost into the first call instead.",
+    "relaydesk": "pydantic builds each model's validator when its class is defined, so every model module the "
+                 "handler imports costs its share (see the modules listed next). Owners of those modules: import "
+                 "the rarely used paths inside the function that needs them (lazy imports); "
+                 "`model_config = ConfigDict(defer_build=True)` only moves the cost into the first call, which a "
+                 "cold start pays all the same.",
     "aws_lambda_powertools": "the event handler (`APIGatewayHttpResolver`) builds its OpenAPI/validation machinery "
                              "at import; `enable_validation=False` where the routes validate with our own models.",
 }
@@ -235,6 +241,9 @@ def run(config):
         for package, _ in packages:
             if package in FIXES:
                 notes.append(f"{name}, {package}: {FIXES[package]}")
+            if package == "relaydesk":
+                ours = ", ".join(f"{module} {ms:.0f} ms" for module, ms in heaviest_imports(name, 6, within=package))
+                notes.append(f"{name}, relaydesk's heaviest modules (self time, one run): {ours}.")
     return Result(name=NAME, title=TITLE, rows=rows, ratios=ratios, notes=notes,
                   parameters={"runs": runs, "warm-up rounds": warmup})
 
