@@ -13,8 +13,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ROOT / "functions"
-# template.yaml's timeouts; the context's remaining time counts down from them as Lambda's does.
-TIMEOUTS_SECONDS = {"inbound": 120, "relay": 60, "rotation": 60, "addresses_api": 30}
 
 
 @dataclass
@@ -76,9 +74,13 @@ def unload_all() -> None:
         del sys.modules[module_name]
 
 
-def invoke(name: str, event: dict, *, stack_name: str = "relaydesk-local") -> Any:
-    """Call `handler(event, context)` of functions/<name>/app.py with a fresh context, as one invocation."""
+def invoke(name: str, event: dict, *, stack_name: str = "relaydesk-local", timeout_seconds: float = 30,
+           memory_mb: int = 512) -> Any:
+    """Call `handler(event, context)` of functions/<name>/app.py with a fresh context, as one invocation.
+
+    The stack passes template.yaml's Timeout and MemorySize; the remaining time counts down as Lambda's does.
+    """
     handler = load(name).handler
     context = LambdaContext(function_name=f"{stack_name}-{name.replace('_', '-')}-function",
-                            timeout_seconds=TIMEOUTS_SECONDS.get(name, 30))
+                            timeout_seconds=timeout_seconds, memory_limit_in_mb=memory_mb)
     return handler(event, context)

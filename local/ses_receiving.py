@@ -1,5 +1,6 @@
 """What SES receiving does for the mail domain: accept mail for <anything>@<sub>.<mail domain>, store the raw message
-in S3 at `inbound/<ses message id>`, then invoke the inbound function asynchronously with a real-shaped SES event.
+in S3 at `<prefix><ses message id>` (template.yaml's prefix: `inbound/`), then invoke the inbound function
+asynchronously with a real-shaped SES event.
 
 The event follows SES's "Lambda action" notification: `Records[0].ses.mail` (source, destination, headers,
 commonHeaders, messageId, timestamp) and `Records[0].ses.receipt` (recipients, spam/virus/SPF/DKIM/DMARC verdicts,
@@ -27,8 +28,6 @@ from local.smarthost import Received, SmtpServer
 log = logging.getLogger(__name__)
 
 SES_HOST = "inbound-smtp.us-east-1.amazonaws.com"
-KEY_PREFIX = "inbound/"  # template.yaml's S3Action ObjectKeyPrefix
-ASYNC_ATTEMPTS = 3  # Lambda's default for asynchronous invocations: the first try and two retries
 RETRY_DELAY_SECONDS = 1.0  # Lambda waits about a minute, then two; locally a second keeps the demo short
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -113,7 +112,8 @@ class InboundMx:
     def __init__(self, ca: LocalCA, *, mail_domain: str, put_raw: Callable[[str, bytes], None],
                  invoke: Callable[[dict], object], function_arn: str,
                  on_invoked: Callable[[str, object, BaseException | None], None] | None = None,
-                 on_failure: Callable[[dict], None] | None = None) -> None:
+                 on_failure: Callable[[dict], None] | None = None, key_prefix: str = "inbound/",
+                 max_retry_attempts: int = 2) -> None:
         self.mail_domain = mail_domain
         self.verdicts: dict[str, str] = {}
         self._put_raw = put_raw
@@ -121,6 +121,8 @@ class InboundMx:
         self._function_arn = function_arn
         self._on_invoked = on_invoked
         self._on_failure = on_failure
+        self.key_prefix = key_prefix  # template.yaml's S3Action ObjectKeyPrefix
+        self.attempts = 1 + max_retry_attempts  # the function's EventInvokeConfig (Lambda's default: 2 retries)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ses-inbound")
         self._lock = threading.Lock()
         self.message_ids: list[str] = []
@@ -149,7 +151,7 @@ class InboundMx:
         message_id = ses_message_id()
         now = datetime.now(UTC)
         raw = ses_headers(received, message_id, now, self.verdicts) + received.data
-        self._put_raw(KEY_PREFIX + message_id, raw)  # S3 action first: the function reads the object it is told
+        self._put_raw(self.key_prefix + message_id, raw)  # S3 action first: the function reads the object it is told
         event = ses_event(raw=raw, mail_from=received.mail_from, recipients=list(received.rcpt_tos),
                           message_id=message_id, now=now, verdicts=dict(self.verdicts),
                           function_arn=self._function_arn)
@@ -159,7 +161,7 @@ class InboundMx:
 
     def _run(self, message_id: str, event: dict) -> None:
         error: BaseException | None = None
-        for attempt in range(1, ASYNC_ATTEMPTS + 1):  # Lambda retries a failed async invocation twice
+        for attempt in range(1, self.attempts + 1):  # Lambda retries a failed async invocation
             try:
                 result = self._invoke(event)
             except Exception as failure:
@@ -171,17 +173,17 @@ class InboundMx:
                 self._on_invoked(message_id, result, None)
             return
         if self._on_failure:
-            self._on_failure(failure_record(event, self._function_arn, error))
+            self._on_failure(failure_record(event, self._function_arn, error, self.attempts))
         if self._on_invoked:
             self._on_invoked(message_id, None, error)
 
 
-def failure_record(event: dict, function_arn: str, error: BaseException | None) -> dict:
+def failure_record(event: dict, function_arn: str, error: BaseException | None, attempts: int) -> dict:
     """What Lambda's on-failure destination receives after the retries of an async invocation ran out."""
     return {
         "version": "1.0", "timestamp": _iso(datetime.now(UTC)),
         "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"{function_arn}:$LATEST",
-                           "condition": "RetriesExhausted", "approximateInvokeCount": ASYNC_ATTEMPTS},
+                           "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
         "requestPayload": event,
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "responsePayload": {"errorType": type(error).__name__ if error else "Unknown",

@@ -14,7 +14,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 10  # template.yaml's BatchSize
+RECEIVE_LIMIT = 10  # SQS ReceiveMessage returns at most 10 messages per call
 WAIT_SECONDS = 1  # long poll; short enough that stop() returns quickly
 
 
@@ -47,12 +47,14 @@ class SqsEventSource:
     """A thread polling `queue_url` and invoking `invoke(event) -> {"batchItemFailures": [...]}` per batch."""
 
     def __init__(self, sqs: Any, queue_url: str, invoke: Callable[[dict], Any], *, region: str = "us-east-1",
+                 batch_size: int = RECEIVE_LIMIT,
                  on_batch: Callable[[dict, Any, BaseException | None], None] | None = None) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.invoke = invoke
         self.region = region
         self.on_batch = on_batch
+        self.batch_size = min(batch_size, RECEIVE_LIMIT)  # the mapping's BatchSize (template.yaml: 10)
         self.queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
         self.batches = 0
@@ -81,7 +83,7 @@ class SqsEventSource:
     def poll_once(self) -> int:
         """Receive one batch, invoke, delete the successes; returns how many records were in the batch."""
         messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=BATCH_SIZE, WaitTimeSeconds=WAIT_SECONDS,
+            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=WAIT_SECONDS,
             AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
         if not messages:
             return 0

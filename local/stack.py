@@ -14,11 +14,12 @@ import shutil
 from pathlib import Path
 
 from local import lambdas
+from local.aws_resources import function_settings, load_template, receipt_s3_prefix
 from local.ca import LocalCA
 from local.customer_mail import CustomerMailServer
 from local.journal import Journal
 from local.mailbox import Mailboxes
-from local.moto_stack import MotoStack
+from local.moto_stack import TEMPLATE, MotoStack
 from local.ses_receiving import InboundMx, recipient_matcher
 from local.ses_sending import SesSending
 from local.sqs_events import SqsEventSource
@@ -26,6 +27,16 @@ from local.sqs_events import SqsEventSource
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = ROOT / "local" / ".state"
 CUSTOMER_DOMAIN = "acme.test"
+
+
+def relay_batch_size(template_path: Path) -> int:
+    """BatchSize of the event source mapping on the notifications queue (template.yaml)."""
+    for resource in load_template(template_path)["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping" and "RelayFunction" in json.dumps(
+                props.get("FunctionName")):
+            return int(props.get("BatchSize", 10))
+    return 10
 
 
 def state_dir_from_env() -> Path:
@@ -70,13 +81,16 @@ class LocalStack:
         self._sqs = session.client("sqs")
         lambdas.unload_all()  # handlers load against this stack's environment
         self._load_handlers()
+        functions = function_settings(TEMPLATE)
 
         stack_name = "relaydesk-local"
         self.inbound_mx = self._keep(InboundMx(
             self.ca, mail_domain=self.mail_domain, put_raw=self._put_raw,
-            invoke=lambda event: lambdas.invoke("inbound", event),
+            invoke=lambda event: self._invoke("inbound", event, functions),
             function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{stack_name}-inbound-function",
-            on_invoked=self._inbound_done, on_failure=self._inbound_failed).start())
+            on_invoked=self._inbound_done, on_failure=self._inbound_failed,
+            key_prefix=receipt_s3_prefix(TEMPLATE),
+            max_retry_attempts=functions.get("inbound", {}).get("MaximumRetryAttempts", 2)).start())
         self.customer = self._keep(CustomerMailServer(
             self.ca, self.mailboxes, domain=self.customer_domain, users=self._customer_users,
             next_hop=self.next_hop, on_forwarded=self._forwarded).start())
@@ -86,7 +100,8 @@ class LocalStack:
                                                                           where=where)).start())
         self.relay_source = self._keep(SqsEventSource(
             self._sqs, self.env["RELAYDESK_NOTIFICATIONS_QUEUE_URL"],
-            invoke=lambda event: lambdas.invoke("relay", event), on_batch=self._relay_done).start())
+            invoke=lambda event: self._invoke("relay", event, functions), on_batch=self._relay_done,
+            batch_size=relay_batch_size(TEMPLATE)).start())
         self._write_endpoints()
 
     def _keep(self, part):
@@ -100,6 +115,12 @@ class LocalStack:
         lambdas.unload_all()
 
     # -- wiring ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _invoke(name: str, event: dict, functions: dict) -> object:
+        settings = functions.get(name, {})
+        return lambdas.invoke(name, event, timeout_seconds=settings.get("Timeout", 30),
+                              memory_mb=settings.get("MemorySize", 512))
+
     def _load_handlers(self) -> None:
         for name in ("inbound", "relay"):
             try:
