@@ -123,7 +123,9 @@ class InboundMx:
         self._on_failure = on_failure
         self.key_prefix = key_prefix  # template.yaml's S3Action ObjectKeyPrefix
         self.attempts = 1 + max_retry_attempts  # the function's EventInvokeConfig (Lambda's default: 2 retries)
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ses-inbound")
+        # One worker: a Lambda container runs one invocation at a time, and the handler's module state (powertools'
+        # logger keys, caches) assumes so. Lambda would scale out with more containers; one is plenty here.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ses-inbound")
         self._lock = threading.Lock()
         self.message_ids: list[str] = []
         self.server = SmtpServer(ca, mode="starttls", require_tls=False, auth_required=False,
