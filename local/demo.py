@@ -1,7 +1,7 @@
 """`make demo`: the whole connector on one machine, step by step, as an admin and an end user see it.
 
 Starts the local stack, creates the account and connects support@acme.test through acme.test's own mail server with
-the `relaydesk` CLI (password from Secrets Manager's point of view: given once on stdin), verifies forwarding and
+the `relaydesk` CLI (the password is given once, on stdin, and kept in Secrets Manager), verifies forwarding and
 outbound, then follows one end user's mail: forwarded -> ticket -> notification submitted through the smarthost ->
 delivered with the header contract. Then a manual forward from Outlook, suspended beside the normal ticket.
 Exits 1 at the first step that fails, saying which and why. Never prints the password.
@@ -185,6 +185,10 @@ class Demo:
         for name in CONTRACT:
             self.detail(f"{name}: {message.get(name, '(missing)')}")
         self.detail(f"Subject: {message.get('Subject')}")
+        signature = message.get("DKIM-Signature")
+        self.detail(f"DKIM-Signature: {' '.join(str(signature).split())[:100]}..." if signature else
+                    "DKIM-Signature: none (acme.test has no DKIM key in this demo: `relaydesk dkim setup acme.test`)")
+        self.detail(f"Received: {' '.join(str(message.get('Received', '')).split())}")
         problems = contract_problems(message, account_id=self.account_id, notification_id=self.notification_id,
                                      support=SUPPORT, original_message_id=self.original_message_id)
         if problems:
