@@ -254,3 +254,35 @@ def test_a_mail_too_big_without_attachments_is_a_recorded_failure(world):
     notification = world.notification()
     [result] = world.relay().relay_batch([sqs_record(notification)])
     assert result.result.outcome is Outcome.FAILED and world.smarthost.transactions == []
+
+
+def test_signing_on_without_keys_defers_the_notification_and_tells_the_admin_what_to_do(world):
+    address = world.stores.directory.get_address(SUPPORT)
+    address.dkim.enabled, address.dkim.domain = True, "acme.test"
+    world.stores.directory.put_address(address)
+    notification = world.notification()
+
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+
+    assert result.failed and result.result.outcome is Outcome.DEFERRED
+    assert world.smarthost.transactions == []  # never sent unsigned
+    assert "relaydesk dkim setup" in world.stores.directory.get_address(SUPPORT).last_error
+    assert world.record(notification).attempts[-1].status is DeliveryStatus.DEFERRED
+
+
+def test_a_message_that_cannot_be_signed_fails_for_good_instead_of_looping(world, monkeypatch):
+    from relaydesk.errors import DkimSigningError
+    from relaydesk.outbound import connector as relay_module
+
+    class Refusing:
+        def sign(self, message: bytes) -> bytes:
+            raise DkimSigningError("the message has no From header")
+
+    monkeypatch.setattr(relay_module.dkim, "signer_for", lambda address, secrets: Refusing())
+    notification = world.notification()
+
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+
+    assert result.result.outcome is Outcome.FAILED and not result.failed
+    assert world.smarthost.transactions == []
+    assert world.record(notification).status is DeliveryStatus.FAILED

@@ -7,7 +7,13 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from relaydesk.addresses.model import SupportAddress
-from relaydesk.errors import AuthenticationFailedError, SmtpDeliveryError, TransientDeliveryError
+from relaydesk.errors import (
+    AuthenticationFailedError,
+    DkimNotSetUpError,
+    DkimSigningError,
+    SmtpDeliveryError,
+    TransientDeliveryError,
+)
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound import dkim, hold
 from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
@@ -65,6 +71,13 @@ class ConnectorGroup:
             data = self._sign(address, composed.to_bytes())
         except InvalidAddressError as error:
             return Result(Outcome.FAILED, route=self._route(address), reply=str(error))
+        except DkimSigningError as error:  # the same bytes would fail again: never retried
+            return Result(Outcome.FAILED, route=self._route(address), reply=f"{error.message}. {error.action}")
+        except DkimNotSetUpError as error:
+            # Signing is on but the keys cannot be read: sending unsigned would break the customer's DMARC, so the
+            # notification waits (retried, then the DLQ) while the address tells the admin what to do.
+            self._note_error(address, f"{error.message}. What to do: {error.action}")
+            return Result(Outcome.DEFERRED, route=self._route(address), reply=f"{error.message}. {error.action}")
         result = self._submit(notification, address, composed, data)
         if result.smtp_code == MESSAGE_TOO_BIG and next(composed.message.iter_attachments(), None) is not None:
             # Too big with real attachments: once more with links instead, as with SES's size limit.
