@@ -270,3 +270,32 @@ def test_the_local_stack_runs_each_function_with_the_template_timeouts_and_retri
     assert settings["addresses_api"]["Timeout"] == template["Globals"]["Function"]["Timeout"]  # from Globals
     assert settings["inbound"]["MaximumRetryAttempts"] == 2
     assert receipt_s3_prefix(TEMPLATE) == "inbound/"
+
+
+def test_inbound_reads_raw_mail_and_writes_only_attachments_so_raw_mail_is_never_deleted(resources):
+    function = resources["InboundFunction"]["Properties"]
+    templates = {name for policy in function["Policies"] if "Statement" not in policy for name in policy}
+    assert "S3CrudPolicy" not in templates and "S3ReadPolicy" in templates
+    s3_actions = {action for statement in _statements(resources["InboundFunction"])
+                  for action in _as_list(statement["Action"]) if action.startswith("s3:")}
+    assert s3_actions == {"s3:PutObject"}
+    (put,) = [s for s in _statements(resources["InboundFunction"]) if s["Action"] == "s3:PutObject"]
+    assert put["Resource"]["Fn::Sub"].endswith("/attachments/*")
+
+
+def _snake_to_api(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def test_the_admin_policy_allows_every_secrets_manager_call_the_cli_makes_and_nothing_unscoped(resources):
+    import re
+
+    adapter = (TEMPLATE.parent / "layers/relaydesk/relaydesk/store/secrets.py").read_text()
+    calls = {f"secretsmanager:{_snake_to_api(m)}" for m in re.findall(r"self\._client\.(\w+)\(", adapter)}
+    statements = resources["AdminPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allowed = {action for statement in statements for action in _as_list(statement["Action"])}
+    assert calls and calls <= allowed, calls - allowed
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert "*" not in _as_list(statement["Resource"]), statement["Sid"]
+        assert all(isinstance(resource, dict) for resource in _as_list(statement["Resource"])), statement["Sid"]
