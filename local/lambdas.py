@@ -74,13 +74,22 @@ def unload_all() -> None:
         del sys.modules[module_name]
 
 
-def invoke(name: str, event: dict, *, stack_name: str = "relaydesk-local", timeout_seconds: float = 30,
-           memory_mb: int = 512) -> Any:
+def template_settings(name: str) -> dict[str, Any]:
+    """Timeout, MemorySize and MaximumRetryAttempts of functions/<name> as template.yaml declares them."""
+    from local.aws_resources import function_settings
+
+    return function_settings(ROOT / "template.yaml").get(name, {})
+
+
+def invoke(name: str, event: dict, *, stack_name: str = "relaydesk-local", timeout_seconds: float | None = None,
+           memory_mb: int | None = None) -> Any:
     """Call `handler(event, context)` of functions/<name>/app.py with a fresh context, as one invocation.
 
-    The stack passes template.yaml's Timeout and MemorySize; the remaining time counts down as Lambda's does.
+    Timeout and memory default to template.yaml's; the remaining time counts down as Lambda's does.
     """
     handler = load(name).handler
+    settings = template_settings(name) if timeout_seconds is None or memory_mb is None else {}
     context = LambdaContext(function_name=f"{stack_name}-{name.replace('_', '-')}-function",
-                            timeout_seconds=timeout_seconds, memory_limit_in_mb=memory_mb)
+                            timeout_seconds=timeout_seconds or settings.get("Timeout", 3),
+                            memory_limit_in_mb=memory_mb or settings.get("MemorySize", 128))
     return handler(event, context)

@@ -86,7 +86,7 @@ class LocalStack:
         stack_name = "relaydesk-local"
         self.inbound_mx = self._keep(InboundMx(
             self.ca, mail_domain=self.mail_domain, put_raw=self._put_raw,
-            invoke=lambda event: self._invoke("inbound", event, functions),
+            invoke=lambda event: lambdas.invoke("inbound", event),  # Timeout, MemorySize: template.yaml's
             function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{stack_name}-inbound-function",
             on_invoked=self._inbound_done, on_failure=self._inbound_failed,
             key_prefix=receipt_s3_prefix(TEMPLATE),
@@ -100,7 +100,7 @@ class LocalStack:
                                                                           where=where)).start())
         self.relay_source = self._keep(SqsEventSource(
             self._sqs, self.env["RELAYDESK_NOTIFICATIONS_QUEUE_URL"],
-            invoke=lambda event: self._invoke("relay", event, functions), on_batch=self._relay_done,
+            invoke=lambda event: lambdas.invoke("relay", event), on_batch=self._relay_done,
             batch_size=relay_batch_size(TEMPLATE)).start())
         self._write_endpoints()
 
@@ -115,12 +115,6 @@ class LocalStack:
         lambdas.unload_all()
 
     # -- wiring ------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _invoke(name: str, event: dict, functions: dict) -> object:
-        settings = functions.get(name, {})
-        return lambdas.invoke(name, event, timeout_seconds=settings.get("Timeout", 30),
-                              memory_mb=settings.get("MemorySize", 512))
-
     def _load_handlers(self) -> None:
         for name in ("inbound", "relay"):
             try:
