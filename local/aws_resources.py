@@ -302,7 +302,23 @@ def _create_receipt_rule(session: Any, stack: _Stack, logical_id: str, props: di
     stack.refs[logical_id] = rule["Name"]
 
 
+def _create_secret(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    """A stack-owned secret (the link signing key): its value generated as GenerateSecretString asks."""
+    secrets = session.client("secretsmanager")
+    generate = props.get("GenerateSecretString", {})
+    value = props.get("SecretString") or secrets.get_random_password(
+        PasswordLength=int(generate.get("PasswordLength", 32)),
+        ExcludePunctuation=bool(generate.get("ExcludePunctuation", False)))["RandomPassword"]
+    kwargs = {"Name": props.get("Name") or stack.physical_name(logical_id), "SecretString": value}
+    if "KmsKeyId" in props:
+        kwargs["KmsKeyId"] = props["KmsKeyId"]
+    arn = secrets.create_secret(**kwargs)["ARN"]
+    stack.refs[logical_id] = arn  # Ref of AWS::SecretsManager::Secret is its ARN
+    stack.attributes[(logical_id, "Id")] = arn
+
+
 _CREATORS: dict[str, Callable[[Any, _Stack, str, dict], None]] = {
+    "AWS::SecretsManager::Secret": _create_secret,
     "AWS::KMS::Key": _create_kms_key,
     "AWS::KMS::Alias": _create_kms_alias,
     "AWS::DynamoDB::Table": _create_table,
@@ -356,8 +372,13 @@ def _environment(stack: _Stack) -> dict[str, str]:
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
-            env.update({key: str(value) for key, value in stack.resolve(variables).items()
-                        if key.startswith("RELAYDESK_")})
+            for key, value in variables.items():
+                if not key.startswith("RELAYDESK_"):
+                    continue
+                try:
+                    env[key] = str(stack.resolve(value))
+                except _Unresolved:  # names code that is not created locally (the attachments function's URL)
+                    continue
     # Outputs the CLI reads, except those naming code that does not exist locally (e.g. the rotation function).
     for logical_id in stack.stand_ins:
         stack.refs.pop(logical_id, None)

@@ -145,11 +145,13 @@ def test_inbound_failures_reach_the_inbound_dlq_after_two_retries(resources):
                                                         "Destination": {"Fn::GetAtt": ["InboundDlq", "Arn"]}}
 
 
-def test_relay_reads_only_connector_and_dkim_secrets(resources):
+def test_relay_reads_only_connector_and_dkim_secrets_and_the_link_signing_key(resources):
     secret_statements = [statement for statement in _statements(resources["RelayFunction"])
                          if any(action.startswith("secretsmanager:") for action in _as_list(statement["Action"]))]
 
-    (statement,) = secret_statements
+    (statement, signing) = secret_statements
+    assert signing == {"Sid": "SignAttachmentLinks", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                       "Resource": {"Ref": "LinkSigningSecret"}}
     assert set(statement["Action"]) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
     arns = sorted(_sub_text(resource) for resource in statement["Resource"])
     assert [arn.rsplit(":secret:", 1)[1] for arn in arns] == ["relaydesk/connector/*", "relaydesk/dkim/*"]
@@ -226,7 +228,8 @@ def test_each_function_runs_its_handler_on_python_311_with_the_relaydesk_layer(t
     assert function_globals["Tracing"] == "Active"
     assert function_globals["Layers"] == [{"Ref": "RelaydeskLayer"}]
     assert {f["Properties"]["CodeUri"] for f in functions.values()} == {
-        "functions/inbound/", "functions/relay/", "functions/rotation/", "functions/addresses_api/"}
+        "functions/inbound/", "functions/relay/", "functions/rotation/", "functions/addresses_api/",
+        "functions/attachments/"}
     layer = resources["RelaydeskLayer"]
     assert layer["Properties"]["ContentUri"] == "layers/relaydesk/"
     assert layer["Metadata"]["BuildMethod"] == "python3.11"
@@ -265,7 +268,7 @@ def test_the_local_stack_runs_each_function_with_the_template_timeouts_and_retri
 
     settings = function_settings(TEMPLATE)
 
-    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api"}
+    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments"}
     assert settings["relay"]["Timeout"] == resources["RelayFunction"]["Properties"]["Timeout"]
     assert settings["addresses_api"]["Timeout"] == template["Globals"]["Function"]["Timeout"]  # from Globals
     assert settings["inbound"]["MaximumRetryAttempts"] == 2
@@ -299,3 +302,55 @@ def test_the_admin_policy_allows_every_secrets_manager_call_the_cli_makes_and_no
         assert statement["Effect"] == "Allow"
         assert "*" not in _as_list(statement["Resource"]), statement["Sid"]
         assert all(isinstance(resource, dict) for resource in _as_list(statement["Resource"])), statement["Sid"]
+
+
+def test_the_attachments_function_url_is_the_only_entry_without_authentication(resources):
+    functions = _of_type(resources, "AWS::Serverless::Function")
+    urls = {name: f["Properties"]["FunctionUrlConfig"] for name, f in functions.items()
+            if "FunctionUrlConfig" in f["Properties"]}
+
+    assert urls == {"AttachmentsFunction": {"AuthType": "NONE"}}  # the signed token is the authorization
+    assert not _of_type(resources, "AWS::Lambda::Url")
+    assert not _of_type(resources, "AWS::Serverless::Api")
+    for name, api in _of_type(resources, "AWS::Serverless::HttpApi").items():
+        assert api["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM", name
+    public = [res for res in _of_type(resources, "AWS::Lambda::Permission").values()
+              if res["Properties"]["Principal"] == "*"]
+    assert not public  # SAM adds the URL's own public permissions; nothing else is invocable by anyone
+
+
+def test_the_attachments_function_reads_only_attachments_and_the_link_signing_key(resources):
+    function = resources["AttachmentsFunction"]["Properties"]
+    statements = _statements(resources["AttachmentsFunction"])
+    actions = {action for statement in statements for action in _as_list(statement["Action"])}
+
+    assert all("Statement" in policy for policy in function["Policies"])  # no broad SAM policy template
+    assert actions == {"s3:GetObject", "secretsmanager:GetSecretValue", "kms:Decrypt"}
+    (s3,) = [s for s in statements if s["Action"] == "s3:GetObject"]
+    assert s3["Resource"] == {"Fn::Sub": "${RawMailBucket.Arn}/attachments/*"}  # never raw mail under inbound/
+    (secret,) = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert secret["Resource"] == {"Ref": "LinkSigningSecret"}
+    (kms,) = [s for s in statements if s["Action"] == "kms:Decrypt"]
+    assert kms["Resource"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "AttachmentsLogGroup"}}
+    assert function["Environment"]["Variables"]["RELAYDESK_LINK_SIGNING_SECRET_ID"] == {"Ref": "LinkSigningSecret"}
+
+
+def test_the_link_signing_key_is_generated_per_stack_under_its_prefix_and_encrypted(template, resources):
+    secret = resources["LinkSigningSecret"]["Properties"]
+
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 32  # an HMAC-SHA256 key at least as long as a hash
+    assert "SecretString" not in secret  # never a value written in the template
+    assert _sub_text(secret["Name"]).startswith(template["Mappings"]["Secrets"]["Prefix"]["Links"])
+    assert "${AWS::StackName}" in _sub_text(secret["Name"])
+    assert secret["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+
+
+def test_the_relay_links_attachments_to_the_attachments_function_and_the_operator_sees_its_url(template, resources):
+    variables = resources["RelayFunction"]["Properties"]["Environment"]["Variables"]
+
+    assert variables["RELAYDESK_ATTACHMENTS_BASE_URL"] == {"Fn::GetAtt": ["AttachmentsFunctionUrl", "FunctionUrl"]}
+    assert variables["RELAYDESK_LINK_SIGNING_SECRET_ID"] == {"Ref": "LinkSigningSecret"}
+    assert template["Outputs"]["AttachmentsBaseUrl"]["Value"] == {
+        "Fn::GetAtt": ["AttachmentsFunctionUrl", "FunctionUrl"]}
+    assert int(template["Globals"]["Function"]["Environment"]["Variables"]["RELAYDESK_ATTACHMENT_LINK_DAYS"]) >= 7

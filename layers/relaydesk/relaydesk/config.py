@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     smtp_command_timeout: float = Field(default=15.0, gt=0)
     smtp_data_timeout: float = Field(default=20.0, gt=0)
     sender_flood_threshold_per_hour: int = Field(default=20, ge=1)
+    # Attachment links (relaydesk/attachments): the attachments function's URL; empty: S3 pre-signed URLs instead.
+    attachments_base_url: str = ""
+    attachment_link_days: int = Field(default=30, ge=1, le=365)
+    link_signing_secret_id: str = ""  # the stack's LinkSigningSecret (HMAC key of the attachment links)
 
     @property
     def outbound_default_domain(self) -> str:

@@ -124,3 +124,17 @@ class DkimSigningError(RelaydeskError, ValueError):
 
     code = "dkim_signing_failed"
     action = "The composed message is malformed: report it with the notification id."
+
+
+class LinkInvalidError(RelaydeskError, ValueError):
+    """An attachment link that this stack did not sign as it is (tampered, malformed, not an attachment)."""
+
+    code = "link_invalid"
+    action = "Open the link from the notification mail as it was sent, or ask the help desk for the attachment."
+
+
+class LinkExpiredError(RelaydeskError, ValueError):
+    """A genuine attachment link past its lifetime (RELAYDESK_ATTACHMENT_LINK_DAYS)."""
+
+    code = "link_expired"
+    action = "Ask the help desk to send the attachment again."

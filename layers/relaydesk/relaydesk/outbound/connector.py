@@ -7,6 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.attachments.linker import link_builder
 from relaydesk.errors import (
     AuthenticationFailedError,
     DkimNotSetUpError,
@@ -126,10 +127,9 @@ class ConnectorGroup:
         account = self.stores.directory.get_account(notification.account_id)
         sender = Sender(address=address.email, display_name=display_name(account, address),
                         reply_to=address.email, message_id_domain=address.domain)
-        blobs = self.stores.blobs
         return compose(notification, sender,
                        inline_attachments=inline and account.settings.include_attachments_in_email,
-                       fetch=blobs.get, link=lambda ref: blobs.url_for(ref.s3_key))
+                       fetch=self.stores.blobs.get, link=link_builder(self.stores, notification.account_id))
 
     def _sign(self, address: SupportAddress, data: bytes) -> bytes:
         signer = dkim.signer_for(address, self.stores.secrets)

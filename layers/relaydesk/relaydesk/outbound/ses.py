@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 
 from relaydesk.accounts import system_address
+from relaydesk.attachments.linker import link_builder
 from relaydesk.errors import ConfigurationError, NotFoundError, PermanentDeliveryError, SmtpDeliveryError
 from relaydesk.notification import Notification
 from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
@@ -43,9 +44,8 @@ class SesRoute:
         support_domain = notification.support_address.rpartition("@")[2]
         sender = Sender(address=sender_address, display_name=name, reply_to=notification.support_address,
                         message_id_domain=support_domain)
-        blobs = self.stores.blobs
         return compose(notification, sender, inline_attachments=inline and bool(notification.attachments),
-                       fetch=blobs.get, link=lambda ref: blobs.url_for(ref.s3_key))
+                       fetch=self.stores.blobs.get, link=link_builder(self.stores, notification.account_id))
 
     def send(self, notification: Notification) -> Result:
         try:

@@ -1,0 +1,35 @@
+"""Attachment links (Lambda Function URL, no IAM auth: the signed token is the authorization) -> 302 to S3."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from relaydesk.attachments.download import answer
+from relaydesk.attachments.keys import SigningKeys
+from relaydesk.store.s3_downloads import S3Downloads
+from relaydesk.wiring import aws_client, aws_stores
+
+logger = Logger()
+tracer = Tracer()
+
+
+@lru_cache(maxsize=1)
+def services() -> tuple[SigningKeys, S3Downloads]:
+    """Built once per warm container: the signing key is read once and kept for a bounded age."""
+    stores = aws_stores()
+    settings = stores.settings
+    keys = SigningKeys(stores.secrets, settings.link_signing_secret_id, max_age=settings.credentials_cache_seconds)
+    return keys, S3Downloads(aws_client("s3"), settings.raw_mail_bucket)
+
+
+def log(message: str, **extra: str) -> None:
+    logger.info(message, extra=extra)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    keys, objects = services()
+    return answer(event, signing_key=keys.current, objects=objects, log=log)
