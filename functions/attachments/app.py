@@ -8,8 +8,8 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relaydesk.attachments.download import answer
 from relaydesk.attachments.keys import SigningKeys
-from relaydesk.store.s3_downloads import S3Downloads
-from relaydesk.wiring import aws_client, aws_stores
+from relaydesk.store.s3_downloads import S3Downloads, s3_downloads
+from relaydesk.wiring import aws_stores
 
 logger = Logger()
 tracer = Tracer()
@@ -21,7 +21,7 @@ def services() -> tuple[SigningKeys, S3Downloads]:
     stores = aws_stores()
     settings = stores.settings
     keys = SigningKeys(stores.secrets, settings.link_signing_secret_id, max_age=settings.credentials_cache_seconds)
-    return keys, S3Downloads(aws_client("s3"), settings.raw_mail_bucket)
+    return keys, s3_downloads(settings.raw_mail_bucket)
 
 
 def log(message: str, **extra: str) -> None:

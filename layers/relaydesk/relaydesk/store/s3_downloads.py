@@ -11,6 +11,14 @@ from botocore.exceptions import ClientError
 _MISSING = {"NoSuchKey", "404", "NotFound", "403", "Forbidden", "AccessDenied"}
 
 
+def s3_downloads(bucket: str) -> S3Downloads:
+    """SigV4 pre-signing: objects encrypted with SSE-KMS (the bucket's default) refuse any other signature."""
+    import boto3
+    from botocore.config import Config
+
+    return S3Downloads(boto3.session.Session().client("s3", config=Config(signature_version="s3v4")), bucket)
+
+
 class S3Downloads:
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
