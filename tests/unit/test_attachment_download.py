@@ -67,3 +67,18 @@ def test_the_sample_event_is_a_function_url_request_whose_unsigned_token_is_refu
     response = answer(event, signing_key=lambda: SIGNING_KEY, objects=Bucket(), now=NOW)
 
     assert response["statusCode"] == 403
+
+
+def test_an_unreadable_signing_key_is_a_503_that_tells_the_user_nothing_internal():
+    from relaydesk.attachments.keys import SigningKeys
+    from relaydesk.store.memory import MemorySecrets
+
+    logged: list[tuple[str, dict]] = []
+    keys = SigningKeys(MemorySecrets(), "relaydesk/links/missing")
+
+    response = answer(_event("a.b"), signing_key=keys.current, objects=Bucket(),
+                      log=lambda message, **extra: logged.append((message, extra)), now=NOW)
+
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["code"] == "unavailable" and "secret" not in response["body"]
+    assert "LinkSigningSecret" in logged[0][1]["error"]  # the operator reads what to do in the log

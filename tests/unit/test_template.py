@@ -354,3 +354,11 @@ def test_the_relay_links_attachments_to_the_attachments_function_and_the_operato
     assert template["Outputs"]["AttachmentsBaseUrl"]["Value"] == {
         "Fn::GetAtt": ["AttachmentsFunctionUrl", "FunctionUrl"]}
     assert int(template["Globals"]["Function"]["Environment"]["Variables"]["RELAYDESK_ATTACHMENT_LINK_DAYS"]) >= 7
+
+
+def test_the_admin_may_revoke_every_attachment_link_by_putting_a_new_signing_key_and_nothing_more(resources):
+    statements = resources["AdminPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+    on_signing_key = [s for s in statements if {"Ref": "LinkSigningSecret"} in _as_list(s["Resource"])]
+    assert [(s["Action"], s["Resource"]) for s in on_signing_key] == [
+        ("secretsmanager:PutSecretValue", {"Ref": "LinkSigningSecret"})]  # never read: a reader could forge links

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from relaydesk.attachments.links import verify_link
 from relaydesk.clock import utcnow
-from relaydesk.errors import LinkExpiredError, LinkInvalidError
+from relaydesk.errors import ConfigurationError, LinkExpiredError, LinkInvalidError
 
 PRESIGNED_SECONDS = 300  # the redirect target only has to last until the browser follows it
 _KEY_INDEX = re.compile(r"^\d{2}-")  # inbound/attachments.py names objects "<NN>-<safe filename>"
@@ -50,6 +50,9 @@ def answer(event: dict[str, Any], *, signing_key: Callable[[], bytes], objects: 
         return _error(405, "method_not_allowed", "only GET is supported")
     try:
         key, account_id = verify_link(token_of(event), signing_key(), now or utcnow())
+    except ConfigurationError as error:  # the signing key cannot be read: the operator's to fix, not the user's
+        log("attachment links are not configured", error=f"{error.message}. {error.action}")
+        return _error(503, "unavailable", "attachment links are unavailable right now; try again later")
     except LinkExpiredError as error:
         log("attachment link expired")
         return _error(410, error.code, f"{error.message}. {error.action}")
