@@ -12,7 +12,7 @@ from relaydesk.store.s3_downloads import S3Downloads, s3_downloads
 from relaydesk.wiring import aws_stores
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # patch_all would import requests & co. at cold start
 
 
 @lru_cache(maxsize=1)

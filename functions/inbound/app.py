@@ -12,7 +12,7 @@ from relaydesk.wiring import aws_stores
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # patch_all would import requests & co. at cold start
 
 
 @logger.inject_lambda_context

@@ -15,7 +15,7 @@ from relaydesk.wiring import Stores, aws_client, aws_stores
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # patch_all would import requests & co. at cold start
 
 _built: list[tuple[Stores, Relay, PowertoolsOnce, SqsRetryDelay]] = []
 

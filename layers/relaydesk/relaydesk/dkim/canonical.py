@@ -9,9 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dkim import rfc822_parse
-
 FIELD_NAME_CHARS = bytes(range(0x21, 0x7F))  # RFC 5322 §3.6.8 ftext, as dkimpy's parser accepts it
+
+
+class MalformedMessageError(ValueError):
+    """dkimpy's parser refused the header block (it says why)."""
+
+
+def rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
+    """dkimpy's parser, for the unusual header blocks the fast path hands over. Imported here, not at module level:
+    `import dkim` loads dnspython, which a cold start should not pay for a parser it rarely needs."""
+    from dkim import DKIMException
+    from dkim import rfc822_parse as dkimpy_parse
+
+    try:
+        return dkimpy_parse(message)
+    except (DKIMException, IndexError) as error:  # IndexError: dkimpy's parser on a continuation line first
+        raise MalformedMessageError(str(error) or "malformed header block") from None
 
 
 def parse_headers(block: bytes) -> list[list[bytes]]:

@@ -17,9 +17,15 @@ from functools import lru_cache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from dkim import DKIMException
 
-from relaydesk.dkim.canonical import relaxed_body, relaxed_header, relaxed_headers, select_signed, split_message
+from relaydesk.dkim.canonical import (
+    MalformedMessageError,
+    relaxed_body,
+    relaxed_header,
+    relaxed_headers,
+    select_signed,
+    split_message,
+)
 from relaydesk.dkim.keys import Algorithm
 from relaydesk.errors import DkimSigningError
 
@@ -93,8 +99,8 @@ class DkimSigner:
     def sign(self, message: bytes) -> bytes:
         try:
             headers, body = split_message(message)
-        except (DKIMException, IndexError) as error:  # IndexError: dkimpy's parser on a continuation line first
-            raise DkimSigningError(f"the message cannot be signed: {error or 'malformed header block'}") from None
+        except MalformedMessageError as error:
+            raise DkimSigningError(f"the message cannot be signed: {error}") from None
         canonical = relaxed_headers(headers)
         names = [name for name, _ in canonical]
         if b"from" not in names:
