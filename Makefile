@@ -28,7 +28,7 @@ lint: venv
 	$(BIN)/cfn-lint template.yaml
 
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests  # loadgroup: one e2e stack/demo per module, not one per worker
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests  # loadfile: a module sharing one local stack or demo run stays on one worker
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit

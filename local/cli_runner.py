@@ -44,22 +44,37 @@ def run_cli(args: list[str], *, env: dict[str, str], stdin: str | None = None, t
     process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, text=True,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     err_lines: list[str] = []
+    out_chunks: list[str] = []
 
-    def pump() -> None:
+    def pump_progress() -> None:
         assert process.stderr is not None
         for line in process.stderr:
             err_lines.append(line)
             if on_progress:
                 on_progress(line.rstrip("\n"))
 
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
+    def pump_output() -> None:
+        assert process.stdout is not None
+        out_chunks.append(process.stdout.read())
+
+    # One reader per pipe: `communicate()` would read stderr too, racing the progress reader and splitting lines.
+    readers = [threading.Thread(target=pump, daemon=True) for pump in (pump_progress, pump_output)]
+    for reader in readers:
+        reader.start()
+    assert process.stdin is not None
     try:
-        stdout, _ = process.communicate(input=stdin or "", timeout=timeout)
+        process.stdin.write(stdin or "")
+        process.stdin.close()
+    except BrokenPipeError:
+        pass  # the CLI exited before reading its input; its exit code and stderr say why
+    try:
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        stdout, _ = process.communicate()
-    reader.join(timeout=5)
+        process.wait()
+    for reader in readers:
+        reader.join(timeout=5)
+    stdout = "".join(out_chunks)
     result = CliResult(argv=["relaydesk", *args], code=process.returncode, stdout=stdout, stderr="".join(err_lines))
     if log_path is not None:
         with log_path.open("a") as log:

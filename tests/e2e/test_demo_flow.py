@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# One demo run (one stack) serves every test here: keep them on one xdist worker (`--dist loadgroup`).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo"), pytest.mark.timeout(300)]
+# One demo run (one stack) serves every test here: `make test` keeps a module on one xdist worker (`--dist loadfile`).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")

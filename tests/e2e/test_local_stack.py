@@ -14,8 +14,8 @@ import pytest
 from local import lambdas
 from local.stack import LocalStack
 
-# One demo run (one stack) serves every test here: keep them on one xdist worker (`--dist loadgroup`).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]
+# One demo run (one stack) serves every test here: `make test` keeps a module on one xdist worker (`--dist loadfile`).
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from email.message import EmailMessage
 import pytest
 from relaydesk.cli.output import EXIT_VERIFY_TIMEOUT
 
+# One stack per module, its tests in order on one worker (`make test` runs xdist with --dist loadfile).
 pytestmark = pytest.mark.slow
 
 SUPPORT = "support@acme.test"
