@@ -665,10 +665,9 @@ def limits(result: RelayResult) -> list[str]:
         "the attachment part's bytes directly (`base64.encodebytes` with CRLF, under headers made by "
         "`EmailMessage`) would skip the second walk; DKIM signing itself is the DKIM section's figure plus the "
         "keyring lookup.",
-        "Bench set-up: the smarthost process sets TCP_NODELAY on accepted connections. Without it aiosmtpd's "
-        "multi-line EHLO reply waits for the client's delayed ACK: ~40 ms per EHLO, ~85 ms per STARTTLS "
-        "connection on loopback, a cost no production MTA has. Owner LOCAL: set it in `local/smarthost.py` "
-        "(`_Protocol.connection_made`), which also speeds up every test that connects.",
+        "Set-up: the local smarthost sets TCP_NODELAY on accepted connections (`local/smarthost.py`). Without it "
+        "aiosmtpd's multi-line EHLO reply waits for the client's delayed ACK: ~40 ms per EHLO, ~85 ms per STARTTLS "
+        "connection on loopback, a cost no production MTA has.",
     ]
 
 

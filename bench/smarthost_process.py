@@ -28,30 +28,6 @@ def serve_fd(fd: int) -> None:
     _serve(connection, connection.recv())
 
 
-def _reply_without_nagle() -> None:
-    """TCP_NODELAY on every accepted connection of this process's smarthost.
-
-    aiosmtpd writes a multi-line reply (EHLO) one line per write; with Nagle's algorithm on, the second line waits
-    for the ACK of the first, which the client delays by up to 40 ms (Linux delayed ACK). Every EHLO then costs
-    ~40 ms on loopback, twice per STARTTLS connection: a cost no production MTA has (they answer in one segment),
-    which would make every new connection look ten times dearer than it is.
-    """
-    from local import smarthost
-
-    original = smarthost._Protocol.connection_made
-    if getattr(original, "nodelay", False):
-        return
-
-    def connection_made(self, transport) -> None:
-        raw = transport.get_extra_info("socket")
-        if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        original(self, transport)
-
-    connection_made.nodelay = True  # type: ignore[attr-defined]
-    smarthost._Protocol.connection_made = connection_made
-
-
 def _serve(connection: Connection, password: str) -> None:
     import warnings
 
@@ -59,8 +35,6 @@ def _serve(connection: Connection, password: str) -> None:
     warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
     from local.ca import LocalCA
     from local.smarthost import SmtpServer
-
-    _reply_without_nagle()
 
     with tempfile.TemporaryDirectory(prefix="relaydesk-bench-ca-") as directory:
         ca = LocalCA(directory)

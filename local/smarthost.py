@@ -159,6 +159,11 @@ class _Protocol(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
+        raw = transport.get_extra_info("socket")
+        if first and raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
+            # aiosmtpd writes a multi-line reply (EHLO) a line per write; with Nagle on, the second line waits for
+            # the client's delayed ACK (~40 ms on Linux), a cost no production MTA has. Measured by the relay bench.
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
         if first and transport.get_extra_info("peername") != self._owner._probe_peer:
             self._owner._count("connections")
