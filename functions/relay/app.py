@@ -37,8 +37,11 @@ def observe(result: RecordResult) -> None:
 
 
 def services(stores: Stores) -> tuple[Relay, PowertoolsOnce, SqsRetryDelay]:
-    """Built once per warm container (and again for other Stores, as tests make): the credential cache lives here."""
+    """Built once per warm container (and again for other Stores, as tests make): the credential cache and the
+    pool of authenticated smarthost connections live here."""
     if not _built or _built[0][0] is not stores:
+        if _built:
+            _built[0][1].close()  # the pooled connections belong to the old stores' relay
         settings = stores.settings
         once = powertools_once(settings.idempotency_table)
         relay = Relay(stores, credentials=CredentialCache(stores.secrets, settings.credentials_cache_seconds),

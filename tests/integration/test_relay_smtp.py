@@ -99,6 +99,11 @@ class Relay:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
 
+    def connections_idle_out(self) -> None:
+        """The warm container's pooled connections pass their idle age (pool.MAX_IDLE_SECONDS): the next
+        invocation connects and authenticates again."""
+        load("relay").services(self.stores)[0].pool.close()
+
     def time_passes(self) -> None:
         """Every deferred message becomes visible again now, instead of after its delay."""
         url = self.stores.settings.notifications_queue_url
@@ -140,6 +145,8 @@ def relay(aws_stack_env, monkeypatch):
     unload_all()
     harness = Relay(stores=stores, sqs=boto3.client("sqs"), handler=load("relay").handler, ticket=ticket)
     yield harness
+    for built in load("relay")._built:  # the warm container ends: its pooled connections are closed
+        built[1].close()
     unload_all()
 
 
@@ -408,6 +415,7 @@ def test_credentials_changed_mid_stream_hold_then_everything_goes_once_the_secre
     assert len(smarthost.received) == 1
 
     smarthost.set_password(smarthost.username, "changed-on-the-server-1")  # someone changed it on the server
+    relay.connections_idle_out()  # the warm connection authenticated before the change would still deliver
     waiting = [relay.notification("support@acme.test") for _ in range(3)]
     relay.enqueue(*waiting)
     relay.poll()
@@ -447,6 +455,7 @@ def test_no_password_in_logs_responses_or_ticket(relay, smarthost, capsys):
         relay.poll()
         old_password = smarthost.password
         smarthost.set_password(smarthost.username, "Server-Side-New-Pw-9")
+        relay.connections_idle_out()
         notification = relay.notification("support@acme.test")
         relay.enqueue(notification)
         relay.poll()
@@ -458,6 +467,99 @@ def test_no_password_in_logs_responses_or_ticket(relay, smarthost, capsys):
     everything += relay.stores.directory.get_address("support@acme.test").model_dump_json()
     assert '"outcome":"delivered"' in lines.getvalue() and '"outcome":"held"' in lines.getvalue()
     assert old_password not in everything and "Server-Side-New-Pw-9" not in everything
+
+
+# --- warm connection reuse ---------------------------------------------------------------------------------------
+
+def _pool(relay):
+    return load("relay").services(relay.stores)[0].pool
+
+
+def test_two_invocations_of_a_warm_container_share_one_connection_and_one_auth(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    first, second = relay.notification("support@acme.test"), relay.notification("support@acme.test")
+    relay.enqueue(first)
+    relay.poll()
+    relay.enqueue(second)
+    relay.poll()
+    assert len(smarthost.received) == 2
+    assert smarthost.stats.auth_attempts == 1  # one login: every new connection authenticates (stats.connections
+    # may also count the kit's own start-up probe, so the logins are what is counted)
+    assert {relay.record(n).status for n in (first, second)} == {DeliveryStatus.DELIVERED}
+
+
+def test_a_connection_idle_past_its_age_is_not_reused(relay, smarthost):
+    from relaydesk.outbound.pool import MAX_IDLE_SECONDS
+
+    relay.connect("support@acme.test", smarthost)
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    pool = _pool(relay)
+    pool.clock = lambda: time.monotonic() + MAX_IDLE_SECONDS + 1
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    assert len(smarthost.received) == 2
+    assert smarthost.stats.auth_attempts == 2
+
+
+def test_a_pooled_connection_found_closed_is_replaced_and_the_mail_goes_once(relay, smarthost):
+    import socket
+
+    relay.connect("support@acme.test", smarthost)
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    [(_, _, session)] = _pool(relay)._idle
+    session._smtp.transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)  # the connection dies idle
+    deadline = time.monotonic() + 5
+    while session.connected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    assert relay.failures() == [] and len(smarthost.received) == 2
+    assert smarthost.stats.auth_attempts == 2
+    assert [a.status for a in relay.record(notification).attempts] == [DeliveryStatus.DELIVERED]
+
+
+def test_a_server_closing_a_pooled_connection_at_mail_from_is_retried_at_once_on_a_new_one(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    smarthost.faults.reply("MAIL", "421 4.4.2 Idle timeout, closing connection", times=1)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    # Nothing of the transaction was accepted (refused at MAIL FROM): sent once, on a new connection, no deferral.
+    assert relay.failures() == [] and len(smarthost.received) == 2
+    assert smarthost.stats.auth_attempts == 2
+    assert [a.status for a in relay.record(notification).attempts] == [DeliveryStatus.DELIVERED]
+
+
+def test_a_pooled_connection_lost_after_the_final_dot_is_not_sent_again_at_once(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    smarthost.faults.drop_after_data(times=1)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    # The server may have it (it does here): deferred with its Message-ID, never re-sent in the same breath.
+    assert len(relay.failures()) == 1 and len(smarthost.received) == 2
+    assert relay.record(notification).status is DeliveryStatus.DEFERRED
+
+
+def test_a_new_password_on_the_server_and_in_the_secret_never_reuses_the_old_login(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    assert len(_pool(relay)) == 1
+    relay.rotate("support@acme.test", smarthost, "rotated-by-the-admin-2")  # server first, then the secret
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    relay.poll()
+    assert len(smarthost.received) == 2 and relay.record(notification).status is DeliveryStatus.DELIVERED
+    assert (smarthost.stats.auth_attempts, smarthost.stats.auth_failures) == (2, 0)
+    assert smarthost.received[-1].auth_user == smarthost.username
 
 
 # --- fallback -------------------------------------------------------------------------------------------------

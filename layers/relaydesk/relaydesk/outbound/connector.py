@@ -1,9 +1,9 @@
-"""One smarthost and credential within one batch: one connection, opened lazily (TLS, then AUTH, rotation-aware),
-reused message after message, in a thread with its own event loop; the auth_failed hold when nothing works."""
+"""One smarthost and credential within one batch: one connection, taken from the warm pool or opened lazily (TLS,
+then AUTH, rotation-aware), reused message after message and given back to the pool; the auth_failed hold when
+nothing works."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from relaydesk.addresses.model import SupportAddress
@@ -16,13 +16,14 @@ from relaydesk.errors import (
     TransientDeliveryError,
 )
 from relaydesk.notification import Notification, NotificationKind
-from relaydesk.outbound import dkim, hold
+from relaydesk.outbound import dkim, hold, pool
 from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
 from relaydesk.outbound.credentials import VersionedCredentials
 from relaydesk.outbound.policy import Outcome
+from relaydesk.outbound.pool import PoolKey
 from relaydesk.outbound.result import BatchItem, Result
-from relaydesk.outbound.smtp import SmtpSubmission
-from relaydesk.store.ports import CURRENT
+from relaydesk.outbound.smtp import NothingAcceptedError, SmtpSubmission
+from relaydesk.store.ports import CURRENT, PENDING
 
 if TYPE_CHECKING:
     from relaydesk.outbound.relay import Relay
@@ -33,12 +34,13 @@ MESSAGE_TOO_BIG = 552  # RFC 5321 4.2.2: exceeded storage allocation; submission
 class ConnectorGroup:
     """One smarthost and credential within one batch: at most one open connection, reused message after message."""
 
-    def __init__(self, relay: Relay, secret_id: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, relay: Relay, secret_id: str) -> None:
         self.relay = relay
         self.stores = relay.stores
         self.secret_id = secret_id
-        self.loop = loop
         self.session: SmtpSubmission | None = None
+        self.from_pool = False  # the session came from the pool and has not carried a transaction yet
+        self.reusable = True  # false once the credentials were refused: never given back to the pool
         self.version: VersionedCredentials | None = None
         self.broken: Result | None = None  # a connection-level failure: the rest of the group shares it
         self.changed: bool | None = None  # for a held address: does the secret have a version not refused yet?
@@ -53,8 +55,11 @@ class ConnectorGroup:
                 notification = item.notification
                 self.relay.run_once(item, lambda n=notification: self.deliver(n))
         finally:
-            if self.session is not None:
-                self.loop.run_until_complete(self.session.close())
+            session, self.session = self.session, None
+            if session is not None and self.version is not None and self.reusable:
+                self.relay.pool.give(self._key(self.version), session)
+            elif session is not None:
+                pool.run(session.close())
 
     def deliver(self, notification: Notification) -> Result:
         address = self.stores.directory.get_address(notification.support_address)
@@ -90,27 +95,35 @@ class ConnectorGroup:
 
     def _submit(self, notification: Notification, address: SupportAddress, composed: Composed,
                 data: bytes) -> Result:
-        try:
-            self._ensure_open(address)
-        except AuthenticationFailedError as error:
-            return self._hold(address, notification, error)
-        except SmtpDeliveryError as error:
-            # No connection (down, no STARTTLS, bad certificate): the rest of this smarthost's batch shares it.
-            self.broken = Result.of_error(error, self._route(address))
-            fix = "" if isinstance(error, TransientDeliveryError) else f" What to do: {error.action}"
-            self._note_error(address, f"{error.message}.{fix}")
-            return self.broken
-        assert self.session is not None
-        try:
-            accepted = self.loop.run_until_complete(
-                self.session.send(composed.envelope_from, list(composed.recipients), data))
-        except AuthenticationFailedError as error:
-            return self._hold(address, notification, error)
-        except SmtpDeliveryError as error:
-            result = Result.of_error(error, self._route(address))
-            if notification.kind is NotificationKind.VERIFICATION:
-                self._note_error(address, f"the verification mail was refused: {result.reply}")
-            return result
+        pooled_ok = True
+        while True:
+            try:
+                self._ensure_open(address, pooled_ok=pooled_ok)
+            except AuthenticationFailedError as error:
+                return self._hold(address, notification, error)
+            except SmtpDeliveryError as error:
+                # No connection (down, no STARTTLS, bad certificate): the rest of this smarthost's batch shares it.
+                self.broken = Result.of_error(error, self._route(address))
+                fix = "" if isinstance(error, TransientDeliveryError) else f" What to do: {error.action}"
+                self._note_error(address, f"{error.message}.{fix}")
+                return self.broken
+            assert self.session is not None
+            reused, self.from_pool = self.from_pool, False
+            try:
+                accepted = pool.run(self.session.send(composed.envelope_from, list(composed.recipients), data))
+            except AuthenticationFailedError as error:
+                return self._hold(address, notification, error)
+            except NothingAcceptedError as error:
+                if reused and pooled_ok:
+                    # A pooled connection the server had closed: nothing of this transaction was accepted, so it
+                    # is sent once more on a new connection. Never after DATA: that could be a duplicate.
+                    self._drop_session()
+                    pooled_ok = False
+                    continue
+                return self._refused(notification, address, error)
+            except SmtpDeliveryError as error:
+                return self._refused(notification, address, error)
+            break
         self._remember_working(address)
         follow_up = self.relay.retry_deferred_recipients(notification, accepted.refused)
         reply = accepted.reply + (f"; temporarily refused recipients retried as {follow_up}" if follow_up else "")
@@ -118,6 +131,21 @@ class ConnectorGroup:
                       reply=reply, refused=accepted.refused)
 
     # --- helpers ------------------------------------------------------------------------------------------------
+
+    def _refused(self, notification: Notification, address: SupportAddress, error: SmtpDeliveryError) -> Result:
+        result = Result.of_error(error, self._route(address))
+        if notification.kind is NotificationKind.VERIFICATION:
+            self._note_error(address, f"the verification mail was refused: {result.reply}")
+        return result
+
+    def _key(self, version: VersionedCredentials) -> PoolKey:
+        creds = version.credentials
+        return PoolKey(self.secret_id, creds.host, creds.port, creds.username, version.version_id)
+
+    def _drop_session(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            pool.discard(session)
 
     def _route(self, address: SupportAddress) -> str:
         assert address.connector is not None
@@ -144,7 +172,7 @@ class ConnectorGroup:
             self.changed = bool(self.relay.credentials.alternatives(self.secret_id, tried))
         return self.changed
 
-    def _ensure_open(self, address: SupportAddress) -> None:
+    def _ensure_open(self, address: SupportAddress, *, pooled_ok: bool = True) -> None:
         if self.session is not None and self.session.connected:
             return
         if self.session is not None:  # lost since the last message: one reconnect per group and batch
@@ -155,7 +183,24 @@ class ConnectorGroup:
         if hold.is_held(address) and address.connector is not None:
             fresh = self.relay.credentials.alternatives(self.secret_id, {address.connector.held_version or ""})
             version = fresh[0] if fresh else self.relay.credentials.get(self.secret_id, CURRENT, fresh=True)
+        elif pooled_ok and self.relay.pool.has(self._key(version)):
+            if self._still_current(version):
+                warm = self.relay.pool.take(self._key(version))
+                if warm is not None:
+                    self.session, self.version, self.from_pool = warm, version, True  # type: ignore[assignment]
+                    return
+            else:  # the secret changed since it was cached: nothing authenticated with the old one is reused
+                self.relay.pool.forget(self.secret_id)
+                self.relay.credentials.forget(self.secret_id)
+                version = self.relay.credentials.get(self.secret_id, CURRENT, fresh=True)
         self._open(version, address)
+
+    def _still_current(self, version: VersionedCredentials) -> bool:
+        """One DescribeSecret (no secret value) instead of a new TLS handshake and AUTH: the pooled connection's
+        version must still be AWSCURRENT, with no rotation under way (no other version staged AWSPENDING)."""
+        stages = self.stores.secrets.describe_stages(self.secret_id)
+        return CURRENT in stages.get(version.version_id, []) and \
+            not any(PENDING in staged for other, staged in stages.items() if other != version.version_id)
 
     def _open(self, version: VersionedCredentials, address: SupportAddress) -> None:
         tried: set[str] = set()
@@ -164,8 +209,9 @@ class ConnectorGroup:
             session = self.relay.submission(version.credentials, timeouts=self.relay.timeouts,
                                             local_hostname=self.stores.settings.mail_domain)
             try:
-                self.loop.run_until_complete(session.open())
+                pool.run(session.open())
             except AuthenticationFailedError as error:
+                self.relay.pool.forget(self.secret_id)  # refused: no connection of this secret is reused
                 # Rotation-aware: the secret read again past the cache, then a staged AWSPENDING version.
                 alternatives = self.relay.credentials.alternatives(self.secret_id, tried)
                 if not alternatives:
@@ -177,6 +223,8 @@ class ConnectorGroup:
             return
 
     def _hold(self, address: SupportAddress, notification: Notification, error: AuthenticationFailedError) -> Result:
+        self.reusable = False
+        self.relay.pool.forget(self.secret_id)
         if notification.kind is NotificationKind.VERIFICATION:
             hold.hold_address(self.stores, address.email, error, version_id=getattr(error, "version_id", None))
             return Result.of_error(error, self._route(address))  # a test mail is not parked: `verify` reports it

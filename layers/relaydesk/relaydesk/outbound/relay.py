@@ -8,7 +8,6 @@ through the default outbound (SES). Returns one `RecordResult` per SQS record; t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from relaydesk.outbound.connector import ConnectorGroup
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.once import AlreadyInProgress, OnceGuard
 from relaydesk.outbound.policy import Outcome, retry_delay
+from relaydesk.outbound.pool import ConnectionPool
 from relaydesk.outbound.result import BatchItem, RecordResult, Result
 from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
@@ -62,7 +62,8 @@ class Relay:
     def __init__(self, stores: Stores, *, credentials: CredentialCache, once: OnceGuard,
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
                  on_result: Callable[[RecordResult], None] | None = None,
-                 submission: Callable[..., SmtpSubmission] = SmtpSubmission) -> None:
+                 submission: Callable[..., SmtpSubmission] = SmtpSubmission,
+                 pool: ConnectionPool | None = None) -> None:
         self.stores = serialized(stores)  # smarthost threads share them
         self.credentials = credentials
         self.once = once
@@ -73,6 +74,7 @@ class Relay:
         self.on_result = on_result
         self.submission = submission  # unit tests hand in a fake smarthost; no sockets
         self.ses = SesRoute(self.stores)
+        self.pool = pool or ConnectionPool()  # authenticated connections kept for the next invocation
         self._remaining_ms: Callable[[], int] | None = None
 
     # --- the batch ----------------------------------------------------------------------------------------------
@@ -239,8 +241,8 @@ class Relay:
     # --- a connector group --------------------------------------------------------------------------------------
 
     def _connector_group(self, secret_id: str, items: list[BatchItem]) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            ConnectorGroup(self, secret_id, loop).run(items)
-        finally:
-            loop.close()
+        ConnectorGroup(self, secret_id).run(items)
+
+    def close(self) -> None:
+        """Close the pooled connections (a container's relay is replaced, or a test ends)."""
+        self.pool.close()

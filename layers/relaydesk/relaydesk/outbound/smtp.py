@@ -30,6 +30,14 @@ LOST_AFTER_DATA = ("the connection was lost while the message was being sent or 
                    "of data: the server may have accepted it; it is retried with the same Message-ID")
 
 
+class NothingAcceptedError(TransientDeliveryError):
+    """The connection failed before DATA: nothing of this transaction was accepted, so another connection may
+    send it without any risk of a duplicate."""
+
+
+SERVER_CLOSING = 421  # RFC 5321 3.8: the server is closing the transmission channel (e.g. an idle timeout)
+
+
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds. Kept under the relay's Lambda timeout (60 s): a stalled server must not eat a whole batch."""
@@ -161,16 +169,21 @@ class SmtpSubmission:
         recipient refusals come back in `Accepted.refused`."""
         smtp = self._smtp
         if smtp is None or not smtp.is_connected:
-            raise TransientDeliveryError(f"not connected to {self.route}")
+            raise NothingAcceptedError(f"not connected to {self.route}")
         timeout = self._timeouts.command
         try:
             await smtp.mail(envelope_from, timeout=timeout)
         except aiosmtplib.SMTPResponseException as error:
+            if error.code == SERVER_CLOSING:
+                await self.close()
+                raise NothingAcceptedError(f"MAIL FROM refused: {error.code} {error.message}", smtp_code=error.code,
+                                           enhanced_status=enhanced_status(error.message),
+                                           server_reply=f"{error.code} {error.message}") from None
             await self._reset()
             raise error_for_reply(error.code, error.message,
                                   f"MAIL FROM refused: {error.code} {error.message}") from None
         except (aiosmtplib.SMTPException, OSError) as error:
-            raise TransientDeliveryError(f"MAIL FROM to {self.route} failed: {type(error).__name__}") from None
+            raise NothingAcceptedError(f"MAIL FROM to {self.route} failed: {type(error).__name__}") from None
         refused: list[RecipientOutcome] = []
         accepted: list[str] = []
         for recipient in recipients:
@@ -182,7 +195,7 @@ class SmtpSubmission:
                                                 enhanced_status=enhanced_status(error.message),
                                                 reply=f"{error.code} {error.message}"))
             except (aiosmtplib.SMTPException, OSError) as error:
-                raise TransientDeliveryError(f"RCPT TO to {self.route} failed: {type(error).__name__}") from None
+                raise NothingAcceptedError(f"RCPT TO to {self.route} failed: {type(error).__name__}") from None
         if not accepted:
             await self._reset()
             # Every recipient refused: the mail's fate is the mildest refusal (a 4xx anywhere is worth a retry).
