@@ -107,3 +107,24 @@ def test_the_configured_password_appears_in_no_output_log_or_file(demo_run):
     assert any(p.name == "functions.log" for p in files) and any(p.name == "cli.log" for p in files)
     leaked = [str(p) for p in files if password.encode() in p.read_bytes()]
     assert leaked == []
+
+
+def test_the_delivered_notification_is_signed_with_the_customers_domain_and_verifies_after_its_server(demo_run):
+    import dkim
+
+    _, result, _, _ = demo_run
+    raw = Path(result["mailbox_file"]).read_bytes()  # as the end user got it: after acme.test's server (Received)
+    published = result["dkim_records"]
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        value = published.get(name.decode().rstrip("."))
+        return value.encode() if value is not None else None
+
+    signatures = email.message_from_bytes(raw, policy=email.policy.default).get_all("DKIM-Signature")
+    algorithms = {" ".join(str(s).split()).split(" a=")[1].split(";")[0] for s in signatures}
+    assert algorithms == {"rsa-sha256", "ed25519-sha256"}
+    assert all(" d=acme.test;" in " ".join(str(s).split()) for s in signatures)
+    for index in range(len(signatures)):
+        assert dkim.DKIM(raw).verify(idx=index, dnsfunc=dns)
+        tampered = raw.replace(b"Printer on floor 3", b"Printer on floor 4", 1)
+        assert not dkim.DKIM(tampered).verify(idx=index, dnsfunc=dns)
