@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLERS = ("inbound", "relay", "rotation", "addresses_api")
+HANDLERS = ("inbound", "relay", "rotation", "addresses_api", "attachments")
 TARGET_RATIO = 1.5
 BASELINE = "import boto3"
 
@@ -48,16 +48,6 @@ def lambda_env(function: str) -> dict[str, str]:
     return env
 
 
-# The fix proposed for the X-Ray cost, measured without touching the handler: every Tracer patches botocore only.
-TRACER_BOTOCORE_ONLY = """
-import aws_lambda_powertools.tracing.tracer as _tracer
-_init = _tracer.Tracer.__init__
-def _botocore_only(self, *args, **kwargs):
-    kwargs.setdefault("patch_modules", ["botocore"])
-    _init(self, *args, **kwargs)
-_tracer.Tracer.__init__ = _botocore_only
-"""
-WHAT_IF = "with `Tracer(patch_modules=[\"botocore\"])` (what-if)"
 NO_TRACER = "without X-Ray tracing (what-if)"
 
 
@@ -129,7 +119,6 @@ class ColdStartResult:
     missing: list[str]
     profiles: dict[str, list[tuple[str, float]]]
     failed: dict[str, str] = field(default_factory=dict)  # handler -> why its import failed
-    what_if: dict[str, Series] = field(default_factory=dict)  # handler -> the same import with the X-Ray fix
     no_tracer: dict[str, Series] = field(default_factory=dict)  # handler -> the same import, tracing disabled
 
     def ratio(self, function: str) -> float:
@@ -143,7 +132,6 @@ def measure(runs: int = 7, warmup: int = 1, handlers: tuple[str, ...] = HANDLERS
     baseline = Series(BASELINE)
     series = {name: Series(f"functions/{name}/app.py") for name in present}
     traced = [name for name in present if "Tracer(" in (ROOT / "functions" / name / "app.py").read_text()]
-    what_if = {name: Series(f"functions/{name}/app.py {WHAT_IF}") for name in traced}
     no_tracer = {name: Series(f"functions/{name}/app.py {NO_TRACER}") for name in traced}
     failed: dict[str, str] = {}
     for round_number in range(warmup + runs):
@@ -151,8 +139,7 @@ def measure(runs: int = 7, warmup: int = 1, handlers: tuple[str, ...] = HANDLERS
         for name in [n for n in present if n not in failed]:
             try:
                 timings.append((series[name], import_seconds(name)))
-                if name in what_if:
-                    timings.append((what_if[name], import_seconds(name, TRACER_BOTOCORE_ONLY)))
+                if name in no_tracer:
                     timings.append((no_tracer[name], import_seconds(name, tracing=False)))
             except RuntimeError as error:  # a handler mid-edit must not sink the other figures
                 failed[name] = str(error).strip().splitlines()[-1]
@@ -161,9 +148,8 @@ def measure(runs: int = 7, warmup: int = 1, handlers: tuple[str, ...] = HANDLERS
                 target.seconds.append(seconds)
     for name in failed:
         del series[name]
-        what_if.pop(name, None)
         no_tracer.pop(name, None)
-    result = ColdStartResult(runs, baseline, series, missing, {}, failed, what_if, no_tracer)
+    result = ColdStartResult(runs, baseline, series, missing, {}, failed, no_tracer)
     if profile_misses:
         result.profiles = {name: heaviest_imports(name) for name in series if result.ratio(name) > TARGET_RATIO}
     return result
@@ -174,12 +160,11 @@ TITLE = "Cold start: handler module import against `import boto3` alone"
 
 # What the profile showed and what would fix it, per package the handler adds beyond boto3.
 FIXES = {
-    "aws_xray_sdk": "powertools' `Tracer()` imports the X-Ray SDK and patches every library it supports "
-                    "(`patch_all` imports requests, httplib, sqlite3, pymysql, psycopg ... when installed). The "
-                    "what-if rows above measure the two fixes: `Tracer(patch_modules=[\"botocore\"])` saves the "
-                    "patching, the SDK's own import stays; no Tracer at all (Lambda's active tracing still records "
-                    "each invocation, without subsegments) saves both. Owner of the handler (RELAY, INBOUND): "
-                    "drop `Tracer` unless its subsegments are read, else patch botocore only.",
+    "aws_xray_sdk": "powertools' `Tracer` imports the X-Ray SDK. The handlers already make it patch botocore only "
+                    "(`Tracer(patch_modules=[\"botocore\"])`: X-Ray's `patch_all` would also import requests, "
+                    "sqlite3 and more); what stays is the SDK's own import. The what-if row without tracing "
+                    "measures dropping the Tracer (Lambda's active tracing still records each invocation, without "
+                    "subsegments).",
     "requests": "imported only by X-Ray's `patch_all` (see aws_xray_sdk).",
     "charset_normalizer": "imported only by requests, itself only by X-Ray's `patch_all` (see aws_xray_sdk).",
     "http": "http.cookiejar/cookies come with requests, imported only by X-Ray's `patch_all` (see aws_xray_sdk).",
@@ -187,12 +172,9 @@ FIXES = {
     "sqlite3": "imported only so that X-Ray's `patch_all` can patch it (see aws_xray_sdk).",
     "pydantic": "pydantic (and pydantic_core, pydantic_settings) is the models' contract; its import is a floor "
                 "every handler pays.",
-    "dns": "dnspython, imported by dkimpy's package init (`dkim/__init__` -> `dkim.dnsplug` -> `dns.resolver`) "
-           "although signing never resolves anything. Owner DKIM: `relaydesk.outbound.dkim` imports "
-           "`relaydesk.dkim.signer` (and with it dkimpy) at module level; import it inside `signer_for` (moves the "
-           "cost to the first signed message, still in a cold start), or, to drop it for good, give the signer "
-           "its own header parser and relaxed canonicalization (about 60 lines, checked against dkimpy in the "
-           "tests) so that the Lambda never imports dkimpy, which stays the verifier in tests.",
+    "dns": "dnspython, imported by dkimpy's package init. The signer imports dkimpy only on its rare fallback "
+           "path (`relaydesk/dkim/canonical.py`), so a handler that still shows it imports `dkim` at module level "
+           "somewhere: find it with `python -X importtime`.",
     "nacl": "pynacl, imported by dkimpy's package init for Ed25519 (we sign Ed25519 with cryptography): see dns.",
     "aiodns": "imported by dkimpy's package init: see dns.",
     "dotenv": "python-dotenv, imported by pydantic_settings for `.env` files the functions never read.",
@@ -216,8 +198,7 @@ def run(config):
     for name, series in result.handlers.items():
         rows.append(Row(f"`{series.name}`", *(s * 1000 for s in _stats(series)), "ms"))
         ratios.append(Ratio(f"{series.name} / boto3", f"`{series.name}`", rows[0].label, TARGET_RATIO, "<="))
-        for variant, label, note in ((result.what_if, WHAT_IF, "bench-side patch, not the shipped code"),
-                                     (result.no_tracer, NO_TRACER, "POWERTOOLS_TRACE_DISABLED=true")):
+        for variant, label, note in ((result.no_tracer, NO_TRACER, "POWERTOOLS_TRACE_DISABLED=true"),):
             if name in variant:
                 rows.append(Row(f"`functions/{name}/app.py` {label}", *(s * 1000 for s in _stats(variant[name])),
                                 "ms", note))
@@ -227,9 +208,8 @@ def run(config):
         "Each figure is one `import` in a fresh interpreter (timed inside it, interpreter start-up excluded) with a "
         "deployed function's environment: `AWS_LAMBDA_FUNCTION_NAME`, `LAMBDA_TASK_ROOT` (so X-Ray's SDK takes "
         "its Lambda path), region, `POWERTOOLS_SERVICE_NAME`. Baseline and handlers alternate in every round.",
-        "The what-if rows import the same handler with powertools' `Tracer` made to patch botocore only (a "
-        "patch applied in the child before the import, timed with it): what the proposed fix would give; and "
-        "with tracing disabled (no X-Ray SDK imported at all): what the Tracer costs in all.",
+        "The what-if rows import the same handler with tracing disabled (no X-Ray SDK imported at all): what "
+        "the Tracer, which already patches botocore only, still costs.",
     ]
     notes += [f"`functions/{name}/app.py` is not in this tree yet: not measured." for name in result.missing]
     notes += [f"`functions/{name}/app.py` failed to import in this run ({why}): not measured."
