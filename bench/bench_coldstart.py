@@ -230,15 +230,3 @@ def run(config):
 
 def _stats(series: Series) -> tuple[float, float, float]:
     return series.median, min(series.seconds), max(series.seconds)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from bench.harness import Config, print_summary
-
-    quick = "--quick" in (argv if argv is not None else sys.argv[1:])
-    print_summary(run(Config(quick=quick)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

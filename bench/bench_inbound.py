@@ -240,15 +240,3 @@ def _steps_note(memory: Memory) -> str:
                  "stream (`GetObject` `Body.iter_chunks()`, a `BlobStore.open(key)` port) instead of reading the "
                  "whole object into bytes first: the raw copy (1x) is never held.")
     return note
-
-
-def main(argv: list[str] | None = None) -> int:
-    from bench.harness import Config, print_summary
-
-    quick = "--quick" in (argv if argv is not None else sys.argv[1:])
-    print_summary(run(Config(quick=quick)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

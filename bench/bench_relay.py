@@ -669,15 +669,3 @@ def limits(result: RelayResult) -> list[str]:
         "aiosmtpd's multi-line EHLO reply waits for the client's delayed ACK: ~40 ms per EHLO, ~85 ms per STARTTLS "
         "connection on loopback, a cost no production MTA has.",
     ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    from bench.harness import Config, print_summary
-
-    quick = "--quick" in (argv if argv is not None else sys.argv[1:])
-    print_summary(run(Config(quick=quick)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
