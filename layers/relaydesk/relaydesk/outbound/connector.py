@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.attachments.linker import link_builder
 from relaydesk.errors import (
@@ -34,8 +35,13 @@ MESSAGE_TOO_BIG = 552  # RFC 5321 4.2.2: exceeded storage allocation; submission
 class ConnectorGroup:
     """One smarthost and credential within one batch: at most one open connection, reused message after message."""
 
-    def __init__(self, relay: Relay, secret_id: str) -> None:
+    def __init__(self, relay: Relay, secret_id: str,
+                 addresses: dict[str, SupportAddress | None] | None = None) -> None:
         self.relay = relay
+        # Read once per group (the relay's plan already read them), not once per message; dropped whenever this
+        # group writes an address (hold, release, error, working version), so it never acts on a stale copy.
+        self.addresses: dict[str, SupportAddress | None] = dict(addresses or {})
+        self.accounts: dict[str, Account] = {}
         self.stores = relay.stores
         self.secret_id = secret_id
         self.session: SmtpSubmission | None = None
@@ -62,7 +68,7 @@ class ConnectorGroup:
                 pool.run(session.close())
 
     def deliver(self, notification: Notification) -> Result:
-        address = self.stores.directory.get_address(notification.support_address)
+        address = self._address(notification.support_address)
         if address is None or address.connector is None:
             return self.relay.ses.send(notification)
         if self.broken is not None:
@@ -132,6 +138,11 @@ class ConnectorGroup:
 
     # --- helpers ------------------------------------------------------------------------------------------------
 
+    def _address(self, email: str) -> SupportAddress | None:
+        if email not in self.addresses:
+            self.addresses[email] = self.stores.directory.get_address(email)
+        return self.addresses[email]
+
     def _refused(self, notification: Notification, address: SupportAddress, error: SmtpDeliveryError) -> Result:
         result = Result.of_error(error, self._route(address))
         if notification.kind is NotificationKind.VERIFICATION:
@@ -152,7 +163,10 @@ class ConnectorGroup:
         return f"connector:{address.connector.host}:{address.connector.port}"
 
     def _compose(self, notification: Notification, address: SupportAddress, *, inline: bool = True) -> Composed:
-        account = self.stores.directory.get_account(notification.account_id)
+        account = self.accounts.get(notification.account_id)
+        if account is None:
+            account = self.accounts[notification.account_id] = self.stores.directory.get_account(
+                notification.account_id)
         sender = Sender(address=address.email, display_name=display_name(account, address),
                         reply_to=address.email, message_id_domain=address.domain)
         return compose(notification, sender,
@@ -223,6 +237,7 @@ class ConnectorGroup:
             return
 
     def _hold(self, address: SupportAddress, notification: Notification, error: AuthenticationFailedError) -> Result:
+        self.addresses.clear()
         self.reusable = False
         self.relay.pool.forget(self.secret_id)
         if notification.kind is NotificationKind.VERIFICATION:
@@ -247,13 +262,16 @@ class ConnectorGroup:
         """The credentials work: lift a hold (and release what it parked) and remember the version."""
         assert self.version is not None and address.connector is not None
         if hold.is_held(address):
+            self.addresses.clear()
             hold.release_held(self.stores, address.email)
             address = self.stores.directory.get_address(address.email) or address
         if address.connector is not None and address.connector.credentials_version != self.version.version_id:
             address.connector.credentials_version = self.version.version_id
             self.stores.directory.put_address(address)
+            self.addresses = {address.email: address}  # what was just written is what the next message sees
 
     def _note_error(self, address: SupportAddress, text: str) -> None:
+        self.addresses.clear()
         fresh = self.stores.directory.get_address(address.email)
         if fresh is not None:
             fresh.last_error = text

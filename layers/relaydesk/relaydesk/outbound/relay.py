@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
-from relaydesk.addresses.model import AddressKind, ConnectorState, VerificationStatus
+from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
 from relaydesk.errors import NotFoundError, RelaydeskError
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
@@ -85,13 +85,14 @@ class Relay:
         self._remaining_ms = remaining_ms
         items = [BatchItem(record, parse_record(record)) for record in records]
         groups: dict[tuple, list[BatchItem]] = {}
+        addresses: dict[str, SupportAddress | None] = {}  # each address read once per batch, handed to its group
         for item in items:
             if item.notification is None:
                 # Unreadable: kept in the queue, so after the last attempt it waits in the DLQ for a human.
                 item.result = Result(Outcome.DEFERRED, reply="the SQS message is not a Notification")
                 continue
             try:
-                plan = self._plan(item.notification)
+                plan = self._plan(item.notification, addresses)
             except RelaydeskError as error:
                 item.result = Result(Outcome.FAILED, reply=error.message)
                 self._record(item.notification, item.result)
@@ -99,15 +100,17 @@ class Relay:
             groups.setdefault(plan, []).append(item)
         ses_items = groups.pop(("ses",), [])
         with ThreadPoolExecutor(max_workers=MAX_PARALLEL_SMARTHOSTS) as pool:
-            futures = [pool.submit(self._connector_group, key[1], group) for key, group in groups.items()]
+            futures = [pool.submit(self._connector_group, key[1], group, addresses) for key, group in groups.items()]
             self._ses_group(ses_items)
             for future in futures:
                 future.result()
         return [self._finish(item) for item in items]
 
-    def _plan(self, notification: Notification) -> tuple:
+    def _plan(self, notification: Notification, addresses: dict[str, SupportAddress | None]) -> tuple:
         """("ses",) or ("connector", secret id): the route, and the group that shares one connection."""
-        address = self.stores.directory.get_address(notification.support_address)
+        if notification.support_address not in addresses:
+            addresses[notification.support_address] = self.stores.directory.get_address(notification.support_address)
+        address = addresses[notification.support_address]
         settings = self.stores.settings
         if address is None or address.kind is AddressKind.SYSTEM or \
                 subdomain_of_system_address(notification.support_address, settings.mail_domain):
@@ -240,8 +243,10 @@ class Relay:
 
     # --- a connector group --------------------------------------------------------------------------------------
 
-    def _connector_group(self, secret_id: str, items: list[BatchItem]) -> None:
-        ConnectorGroup(self, secret_id).run(items)
+    def _connector_group(self, secret_id: str, items: list[BatchItem],
+                         addresses: dict[str, SupportAddress | None]) -> None:
+        mine = {item.notification.support_address for item in items if item.notification is not None}
+        ConnectorGroup(self, secret_id, {email: addresses[email] for email in mine if email in addresses}).run(items)
 
     def close(self) -> None:
         """Close the pooled connections (a container's relay is replaced, or a test ends)."""
