@@ -548,6 +548,24 @@ def test_a_pooled_connection_lost_after_the_final_dot_is_not_sent_again_at_once(
     assert relay.record(notification).status is DeliveryStatus.DEFERRED
 
 
+def test_a_pooled_connection_that_stalls_at_mail_from_is_deferred_not_resent_and_not_kept(relay, smarthost):
+    relay.connect("support@acme.test", smarthost)
+    relay.enqueue(relay.notification("support@acme.test"))
+    relay.poll()
+    smarthost.faults.stall("MAIL", 5.0, times=1)
+    notification = relay.notification("support@acme.test")
+    relay.enqueue(notification)
+    started = time.monotonic()
+    relay.poll()
+    # A stall is not a closed connection: one command timeout (3 s here), not a second try on a new connection.
+    assert time.monotonic() - started < 4.5 and len(relay.failures()) == 1
+    assert smarthost.stats.auth_attempts == 1 and len(_pool(relay)) == 0  # its state is doubtful: not pooled
+    relay.time_passes()
+    relay.poll()
+    assert relay.record(notification).status is DeliveryStatus.DELIVERED and len(smarthost.received) == 2
+    assert smarthost.stats.auth_attempts == 2
+
+
 def test_a_new_password_on_the_server_and_in_the_secret_never_reuses_the_old_login(relay, smarthost):
     relay.connect("support@acme.test", smarthost)
     relay.enqueue(relay.notification("support@acme.test"))

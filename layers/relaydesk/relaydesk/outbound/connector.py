@@ -144,6 +144,8 @@ class ConnectorGroup:
         return self.addresses[email]
 
     def _refused(self, notification: Notification, address: SupportAddress, error: SmtpDeliveryError) -> Result:
+        if error.smtp_code is None:  # timed out or dropped, not a reply: its state is doubtful, so it is not pooled
+            self.reusable = False
         result = Result.of_error(error, self._route(address))
         if notification.kind is NotificationKind.VERIFICATION:
             self._note_error(address, f"the verification mail was refused: {result.reply}")

@@ -182,6 +182,9 @@ class SmtpSubmission:
             await self._reset()
             raise error_for_reply(error.code, error.message,
                                   f"MAIL FROM refused: {error.code} {error.message}") from None
+        except aiosmtplib.SMTPTimeoutError:
+            # A stalled server is not a closed one: not sent again at once (that would double the wait).
+            raise TransientDeliveryError(f"MAIL FROM to {self.route} timed out") from None
         except (aiosmtplib.SMTPException, OSError) as error:
             raise NothingAcceptedError(f"MAIL FROM to {self.route} failed: {type(error).__name__}") from None
         refused: list[RecipientOutcome] = []
@@ -194,6 +197,8 @@ class SmtpSubmission:
                 refused.append(RecipientOutcome(recipient=recipient, smtp_code=error.code,
                                                 enhanced_status=enhanced_status(error.message),
                                                 reply=f"{error.code} {error.message}"))
+            except aiosmtplib.SMTPTimeoutError:
+                raise TransientDeliveryError(f"RCPT TO to {self.route} timed out") from None
             except (aiosmtplib.SMTPException, OSError) as error:
                 raise NothingAcceptedError(f"RCPT TO to {self.route} failed: {type(error).__name__}") from None
         if not accepted:
