@@ -383,23 +383,7 @@ class RelayResult:
 
 
 RELAY_MOTO, RELAY_MEMORY, LIMIT, NAIVE = "relay handler, moto stores", "relay, memory stores", "limit", "naive"
-RELAY_TLS_CACHED = "relay, memory stores, TLS context cached (what-if)"
-SENDERS = (RELAY_MOTO, RELAY_MEMORY, RELAY_TLS_CACHED, LIMIT, NAIVE)
-
-
-@contextlib.contextmanager
-def tls_context_cached():
-    """What-if for fix (1): the relay's `client_tls_context` cached per CA bundle, patched here for one run."""
-    import functools
-
-    from relaydesk.outbound import smtp
-
-    original = smtp.client_tls_context
-    smtp.client_tls_context = functools.lru_cache(maxsize=64)(original)
-    try:
-        yield
-    finally:
-        smtp.client_tls_context = original
+SENDERS = (RELAY_MOTO, RELAY_MEMORY, LIMIT, NAIVE)
 
 
 def _timed(run: Callable[[], object]) -> tuple[float, object]:
@@ -444,8 +428,6 @@ def measure(messages: int = 100, runs: int = 5, warmup: bool = True,
                 batches = -(-messages // BATCH)
                 connections = (smarthost.stats()[0] - before) / batches
                 memory_seconds, _ = _relay_run(memory, payload, messages, smarthost)
-                with tls_context_cached():
-                    cached_seconds, _ = _relay_run(memory, payload, messages, smarthost)
                 limit_seconds = push_limit(smarthost, wire)
                 smarthost.wait(messages)
                 naive_seconds = send_naive(smarthost, plain, moto.world.rsa_selector, moto.world.rsa_private_pem)
@@ -453,8 +435,7 @@ def measure(messages: int = 100, runs: int = 5, warmup: bool = True,
                 if round_number < int(warmup):
                     continue
                 for name, seconds in ((RELAY_MOTO, moto_seconds), (RELAY_MEMORY, memory_seconds),
-                                      (RELAY_TLS_CACHED, cached_seconds), (LIMIT, limit_seconds),
-                                      (NAIVE, naive_seconds)):
+                                      (LIMIT, limit_seconds), (NAIVE, naive_seconds)):
                     result.series[name].rates.append(messages / seconds)
             result.phases = phase_breakdown(memory, payload, messages, smarthost)
             result.calls = api_calls(moto, payload, messages, smarthost)
@@ -582,7 +563,7 @@ def run(config):
         tag = payload_result.payload.name
         for name, series in payload_result.series.items():
             rows.append(Row(f"{name}, {tag}", series.median, min(series.rates), max(series.rates), "msg/s"))
-        for name in (RELAY_MOTO, RELAY_MEMORY, RELAY_TLS_CACHED):
+        for name in (RELAY_MOTO, RELAY_MEMORY):
             ratios.append(Ratio(f"{name} / limit, {tag}", f"{name}, {tag}", f"{LIMIT}, {tag}", TARGET_LIMIT_RATIO,
                                 ">="))
             ratios.append(Ratio(f"{name} / naive, {tag}", f"{name}, {tag}", f"{NAIVE}, {tag}", TARGET_NAIVE_RATIO,
@@ -596,8 +577,6 @@ def run(config):
         "code path costs here, not what it costs in AWS.",
         "relay, memory stores: the same `Relay` / `relay_event` with the in-memory stores and `MemoryOnce`, no "
         "powertools decorators: the relay's own cost (compose, DKIM, SMTP, records) without storage latency.",
-        "relay, memory stores, TLS context cached (what-if): the row above with `client_tls_context` wrapped in "
-        "`functools.lru_cache` by the bench for that run: what fix (1) below gives; not the shipped code.",
         "All senders run in one process, which also holds moto and the bench's set-up; those objects are frozen "
         "(`gc.freeze()`) after set-up so the garbage collector does not rescan them during the runs.",
         "limit: the exact signed bytes the relay sent, pushed by aiosmtplib over one connection secured and "
@@ -630,32 +609,21 @@ def run(config):
 # What the profile shows and who can change it (kept next to the code that measures it; see docs/BENCHMARKS.md).
 def limits(result: RelayResult) -> list[str]:
     spreads = ", ".join(f"{p.ratio(LIMIT, NAIVE):.1f}x ({p.payload.name})" for p in result.payloads)
-    per_connection = [p.phases.get("TLS context built (per connection)", 0.0) * min(BATCH, result.messages)
-                      for p in result.payloads]
-    context_ms = f"~{statistics.median(per_connection):.0f} ms per connection in this run" if any(per_connection) \
-        else "tens of ms"
     return [
         "Why the targets are missed, from the phase timers above and cProfile of both relay rows. The limit pays "
-        "only the SMTP transaction; the relay also composes, signs, opens a connection per batch and keeps its "
-        "books, in series on one connection, so on loopback (a server that answers in about a millisecond) those "
+        "only the SMTP transaction; the relay also composes, signs and keeps its books, in series on one "
+        "connection, so on loopback (a server that answers in about a millisecond) those "
         f"costs are most of its time. Here the limit itself is {spreads} naive: '10x naive' can only be met at "
         "the limit, and for large messages (where the transfer dominates) not even there.",
-        "(1) Owner RELAY, `relaydesk/outbound/tls.py`: `client_tls_context` builds a new `SSLContext` and loads "
-        f"the system trust store (`set_default_verify_paths`, {context_ms}) for every connection, i.e. once per "
-        "batch: cache it per CA bundle (`functools.lru_cache(maxsize=64)` on the function; an SSLContext is safe "
-        "to share and nobody mutates it after creation).",
-        "(2) Owner RELAY, `relaydesk/outbound/connector.py`: a connection (connect, STARTTLS, AUTH) per batch of "
-        f"{BATCH}. Keep authenticated `SmtpSubmission`s open across invocations of a warm container (keyed by "
-        "secret id and credential version; NOOP before reuse; closed after an idle time under the server's "
-        "timeout and when the credentials change).",
-        "(3) Owner RELAY: the handler path makes 7-8 AWS calls per message (see the counts above): "
-        "`Relay._plan` and `ConnectorGroup.deliver` both read the address, `ConnectorGroup._compose` reads the "
-        "account per message, and `Relay._record` reads the notification record before writing it. Read the "
-        "address and account once per batch group (the same for every message of a group) and append the "
-        "attempt with one `UpdateItem` (`list_append`) instead of GetItem + PutItem: 3 calls gone. The two "
-        "idempotency writes (in progress, completed) are the price of exactly-once. With moto each call costs "
-        "several ms of CPU in this process; in AWS each is a network round trip of a few ms: either way they are "
-        "paid in series, message after message.",
+        "Done, from this profile: the TLS client context is built once per CA bundle (`outbound/tls.py`); "
+        "authenticated connections are kept across invocations of a warm container (`outbound/pool.py`, "
+        "docs/DELIVERY.md 'Connection reuse'); the address and the account are read once per smarthost group, "
+        "not per message.",
+        "(3) Left, owner RELAY: `Relay._record` reads the notification record before writing it. Appending the "
+        "attempt with one `UpdateItem` (`list_append`) needs the record out of its single JSON `doc` attribute, a "
+        "layout change of the tickets table that inbound and the CLI share. The two idempotency writes (in "
+        "progress, completed) are the price of exactly-once. With moto each call costs several ms of CPU in this "
+        "process; in AWS each is a network round trip of a few ms, paid in series.",
         "(4) Owner RELAY: compose + sign are CPU work done while the connection idles, and the next message waits "
         "for the previous 250. Preparing message n+1 (compose, sign) while message n's DATA is in flight would "
         "overlap the two; the relay runs each message with its own `run_until_complete`.",
