@@ -41,8 +41,8 @@ Point the CLI at it:
   relaydesk accounts create --subdomain acme --name Acme --json
   relaydesk addresses connect {SUPPORT} --account <id> --host {sub_host} --port {sub_port} --tls starttls \\
       --username {SUPPORT} --ca-bundle {e['ca_bundle']} --password-stdin < {state_dir / 'smtp-password'}
-  (mail.acme.test forwards {SUPPORT} once you tell it where: the demo does stack.customer.forward(...);
-   here, send to the system address directly, as below)
+  (mail.acme.test already forwards {SUPPORT} at server level to {system_address}, the system address of
+   the account that `accounts create --subdomain acme` makes)
 
 Send mail to it:
   swaks --server {mx_host}:{mx_port} --tls --tls-ca-path {e['ca_bundle']} \\
