@@ -219,3 +219,13 @@ def test_server_stops_and_releases_its_port(make_smarthost):
 
     with pytest.raises(OSError):
         asyncio.run(asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2))
+
+
+def test_a_started_server_has_counted_no_connection_until_a_client_connects(make_smarthost):
+    # aiosmtpd's own start-up probe used to be counted now and then, so "one client, one connection" flaked.
+    for _ in range(20):
+        server = make_smarthost()
+        time.sleep(0.01)
+        assert server.stats.connections == 0
+        submit(server)
+        assert server.stats.connections == 1
