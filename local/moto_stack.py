@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import shlex
+import socket
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -37,6 +39,7 @@ class MotoStack:
         self.env: dict[str, str] = {}
         self.endpoint = ""
         self._server = None
+        self._connections: _Connections | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def start(self) -> MotoStack:
@@ -45,6 +48,7 @@ class MotoStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per AWS call is noise here
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
+        self._connections = _track_connections(self._server._server)
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         self._reset()  # the server shares moto's in-process backends: start from nothing
@@ -67,8 +71,8 @@ class MotoStack:
                 self._reset()
             finally:
                 self._server.stop()
-                # werkzeug serves each request in a thread; wait for the last ones (e.g. an SQS long poll)
                 self._server._server.server_close()
+                self._connections.close_all()
                 self._server = None
         for name, value in self._saved_env.items():
             if value is None:
@@ -103,3 +107,48 @@ class MotoStack:
                  *(f"unset {name}" for name in CLEARED),
                  *(f"export {name}={shlex.quote(value)}" for name, value in sorted(self.env.items()))]
         (self.state_dir / "env.sh").write_text("\n".join(lines) + "\n")
+
+
+class _Connections:
+    """The moto server's open client connections and the threads serving them."""
+
+    def __init__(self, serve_one) -> None:
+        self._serve_one = serve_one
+        self._lock = threading.Lock()
+        self._open: dict[threading.Thread, socket.socket] = {}
+
+    def accept(self, request: socket.socket, client_address) -> None:
+        # Registered here, in the accept loop, not in the new thread: once the server has stopped accepting,
+        # every connection it ever took is in `_open` or already finished.
+        thread = threading.Thread(target=self._serve, args=(request, client_address), daemon=True)
+        with self._lock:
+            self._open[thread] = request
+        thread.start()
+
+    def _serve(self, request: socket.socket, client_address) -> None:
+        try:
+            self._serve_one(request, client_address)
+        finally:
+            with self._lock:
+                self._open.pop(threading.current_thread(), None)
+
+    def close_all(self, timeout: float = 10.0) -> None:
+        # werkzeug serves each connection in a daemon thread that server_close() does not wait for, and a boto3
+        # client keeps its connection alive, so the thread would idle in readline() after the stack stopped.
+        # Shutting the socket ends that read; joining makes "stopped" mean no thread is left.
+        with self._lock:
+            open_now = list(self._open.items())
+        for _thread, request in open_now:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the client closed it first
+        for thread, _request in open_now:
+            thread.join(timeout)
+
+
+def _track_connections(server) -> _Connections:
+    """Serve each connection in a thread this module knows about (werkzeug's ThreadingMixIn forgets them)."""
+    connections = _Connections(server.process_request_thread)
+    server.process_request = connections.accept
+    return connections
