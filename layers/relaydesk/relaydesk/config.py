@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     attachments_base_url: str = ""
     attachment_link_days: int = Field(default=30, ge=1, le=365)
     link_signing_secret_id: str = ""  # the stack's LinkSigningSecret (HMAC key of the attachment links)
+    # The other environment's (sandbox <-> production) directory table, name or ARN: the API reads it so that an
+    # address is never in both. Empty: not checked by the API (docs/ADMIN.md).
+    other_environment_directory_table: str = ""
 
     @property
     def outbound_default_domain(self) -> str:

@@ -44,6 +44,15 @@ class ConflictError(RelaydeskError):
     code = "conflict"
 
 
+class OtherEnvironmentUnreadable(RelaydeskError):
+    """The other environment's directory (sandbox <-> production) could not be read: uniqueness across the two
+    stacks was not checked. Callers decide whether to go on (the CLI and the API do, with a note)."""
+
+    code = "other_environment_unreadable"
+    action = ("Check the OtherEnvironmentDirectoryTableArn parameter of this stack and that the other stack's table "
+              "allows this function to read it (docs/DEPLOY.md).")
+
+
 class RotationRefusedError(RelaydeskError, ValueError):
     """A rotation step that cannot proceed (nothing staged, a version that is not pending): nothing was changed."""
 

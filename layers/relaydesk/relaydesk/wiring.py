@@ -29,6 +29,26 @@ class Stores:
     # The relay's: the default outbound (SES) and notifications held behind an auth_failed hold.
     mailer: RawMailSender | None = None
     held: HeldNotifications | None = None
+    # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
+    peers: tuple[tuple[str, DirectoryStore], ...] = ()
+
+
+def other_environment(environment: str) -> str:
+    return "production" if environment == "sandbox" else "sandbox"
+
+
+def _peers(session: Any, dynamodb: Any, settings: Settings) -> tuple[tuple[str, DirectoryStore], ...]:
+    """The other stack's directory table by name, or by ARN when it is in another account or region."""
+    from relaydesk.store.peer_directory import PeerDirectory
+
+    table = settings.other_environment_directory_table
+    if not table:
+        return ()
+    region = table.split(":")[3] if table.startswith("arn:") else session.region_name  # DynamoDB is regional
+    if region != session.region_name:
+        dynamodb = session.resource("dynamodb", region_name=region)
+    label = other_environment(settings.environment)
+    return ((label, PeerDirectory(dynamodb.Table(table), label)),)
 
 
 def _session() -> Any:
@@ -58,6 +78,7 @@ def aws_stores() -> Stores:
         settings=settings,
         mailer=SesRawOutbound(session.client("ses"), settings.ses_configuration_set),
         held=DynamoHeld(dynamodb.Table(settings.directory_table)),
+        peers=_peers(session, dynamodb, settings),
     )
 
 

@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import ValidationError
 
 from relaydesk.addresses import lifecycle
-from relaydesk.api import errors
+from relaydesk.api import errors, uniqueness
 from relaydesk.api.schemas import AddressList, AddressOut, CreateAddress, DeletedAddress, ErrorBody, UpdateAddress
 from relaydesk.errors import RelaydeskError
 from relaydesk.wiring import Stores
@@ -23,16 +23,24 @@ from relaydesk.wiring import Stores
 logger = Logger(child=True)
 
 ID_DESCRIPTION = "the support address, URL-encoded (support%40acme.com); the address is its stable id"
+CREATE_DESCRIPTION = (
+    "An address is unique across every account, and across the sandbox and production environments (separate "
+    "stacks): one already in the other environment is refused with 409 `address_in_use`. When the other environment "
+    f"cannot be read, the address is added and the `{uniqueness.NOTE_HEADER}` header says it was not checked there.")
+NOTE = {uniqueness.NOTE_HEADER: {"description": "present when the other environment (sandbox or production) could "
+                                                "not be checked for this address", "schema": {"type": "string"}}}
 
 
-def _responses(status: int, model: type, description: str, *errors: int) -> dict[int, Any]:
-    """The success response and the error responses of a route, for the OpenAPI document."""
+def _responses(status: int, model: type, description: str, *errors: int,
+               headers: dict[str, Any] | None = None) -> dict[int, Any]:
+    """The success response (and its headers) and the error responses of a route, for the OpenAPI document."""
     reasons = {400: "the body is not JSON", 404: "no such address, account or route",
                409: "refused by a connector rule that the address's state breaks (see `code`)",
                422: "invalid request (see `errors`), or refused by a rule about what was asked (see `code`)",
                500: "failed on our side (code internal_error); safe to retry"}
     documented: dict[int, Any] = {status: {"description": description,
-                                           "content": {"application/json": {"model": model}}}}
+                                           "content": {"application/json": {"model": model}},
+                                           **({"headers": headers} if headers else {})}}
     for error in sorted({*errors, 422, 500}):  # every route validates its input and may fail
         documented[error] = {"description": reasons[error], "content": {"application/json": {"model": ErrorBody}}}
     return documented
@@ -54,11 +62,13 @@ def build_resolver(get_stores: Callable[[], Stores]) -> APIGatewayHttpResolver:
 
     @app.post("/support_addresses", status_code=HTTPStatus.CREATED, tags=["support addresses"],
               summary="Add a forwarding address (connector addresses only through `relaydesk addresses connect`)",
-              responses=_responses(201, AddressOut, "the new forwarding address", 400, 404, 409))
+              description=CREATE_DESCRIPTION,
+              responses=_responses(201, AddressOut, "the new forwarding address", 400, 404, 409, headers=NOTE))
     def create_address(body: CreateAddress) -> AddressOut:
-        address = lifecycle.add_forwarding_address(get_stores(), body.account_id, body.email, body.name,
-                                                   kind=body.kind)
-        return AddressOut.of(address)
+        address, note = uniqueness.add_forwarding_address(get_stores(), body.account_id, body.email, body.name,
+                                                          body.kind)
+        return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, AddressOut.of(address),  # type: ignore[return-value]
+                        headers={uniqueness.NOTE_HEADER: note} if note else None)
 
     @app.get("/support_addresses/<id>", summary="Show one support address", tags=["support addresses"],
              responses=_responses(200, AddressOut, "the address", 404))
