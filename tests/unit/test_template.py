@@ -30,8 +30,19 @@ def _of_type(resources: dict, resource_type: str) -> dict:
     return {name: res for name, res in resources.items() if res["Type"] == resource_type}
 
 
+def _policies(function: dict) -> list[dict]:
+    """The function's policies, a conditional one (`!If [condition, policy, !Ref AWS::NoValue]`) as if it held."""
+    policies = []
+    for policy in function["Properties"].get("Policies", []):
+        if "Fn::If" in policy:
+            _, policy, otherwise = policy["Fn::If"]
+            assert otherwise == {"Ref": "AWS::NoValue"}
+        policies.append(policy)
+    return policies
+
+
 def _statements(function: dict) -> list[dict]:
-    return [statement for policy in function["Properties"].get("Policies", []) if "Statement" in policy
+    return [statement for policy in _policies(function) if "Statement" in policy
             for statement in policy["Statement"]]
 
 
@@ -189,7 +200,7 @@ def test_no_function_may_touch_a_data_resource_through_a_wildcard(resources):
             if data_actions:
                 assert "*" not in _as_list(statement["Resource"]), (name, statement.get("Sid"))
                 assert all(isinstance(resource, dict) for resource in _as_list(statement["Resource"])), name
-        for policy in function["Properties"].get("Policies", []):
+        for policy in _policies(function):
             if "Statement" not in policy:
                 (template_name, parameters), = policy.items()
                 assert template_name in SCOPED_POLICY_TEMPLATES, (name, template_name)
@@ -362,3 +373,67 @@ def test_the_admin_may_revoke_every_attachment_link_by_putting_a_new_signing_key
     on_signing_key = [s for s in statements if {"Ref": "LinkSigningSecret"} in _as_list(s["Resource"])]
     assert [(s["Action"], s["Resource"]) for s in on_signing_key] == [
         ("secretsmanager:PutSecretValue", {"Ref": "LinkSigningSecret"})]  # never read: a reader could forge links
+
+
+# --- the other environment's directory (sandbox <-> production uniqueness, read by the API) ----------------------
+
+OTHER_DIRECTORY = "OtherEnvironmentDirectoryTableArn"
+READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:Query"}
+
+
+def _mentions(value, name: str) -> bool:
+    """Whether `value` refers to the parameter `name` anywhere (Ref, or ${name} in a !Sub)."""
+    if isinstance(value, dict):
+        return any(_mentions(item, name) for item in value.values()) or value.get("Ref") == name
+    if isinstance(value, list):
+        return any(_mentions(item, name) for item in value)
+    return isinstance(value, str) and "${" + name + "}" in value
+
+
+def test_the_other_environments_directory_is_an_optional_arn_parameter_the_other_stack_outputs(template):
+    import re
+
+    parameter = template["Parameters"][OTHER_DIRECTORY]
+    pattern = re.compile(parameter["AllowedPattern"])
+
+    assert parameter["Default"] == ""
+    assert template["Conditions"]["HasOtherEnvironmentDirectory"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": OTHER_DIRECTORY}, ""]}]}
+    assert pattern.fullmatch("") and pattern.fullmatch(
+        "arn:aws:dynamodb:eu-west-1:123456789012:table/relaydesk-production-DirectoryTable-1AB2C3")
+    assert not pattern.fullmatch("relaydesk-production-DirectoryTable-1AB2C3")  # a name: the account is unknown
+    assert not pattern.fullmatch("arn:aws:dynamodb:eu-west-1:123456789012:table/*")
+    assert template["Outputs"]["DirectoryTableArn"]["Value"] == {"Fn::GetAtt": ["DirectoryTable", "Arn"]}
+
+
+def test_the_api_may_read_the_other_environments_directory_and_its_index_only_when_it_is_named(resources):
+    function = resources["AddressesApiFunction"]["Properties"]
+    (conditional,) = [policy for policy in function["Policies"] if "Fn::If" in policy]
+    condition, policy, otherwise = conditional["Fn::If"]
+    (statement,) = policy["Statement"]
+
+    assert condition == "HasOtherEnvironmentDirectory" and otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Effect"] == "Allow"
+    assert set(_as_list(statement["Action"])) == READ_ACTIONS
+    assert statement["Resource"] == [{"Ref": OTHER_DIRECTORY},
+                                     {"Fn::Sub": "${" + OTHER_DIRECTORY + "}/index/gsi1"}]
+    assert function["Environment"]["Variables"]["RELAYDESK_OTHER_ENVIRONMENT_DIRECTORY_TABLE"] == {
+        "Ref": OTHER_DIRECTORY}
+
+
+def test_the_api_may_not_write_the_other_environments_directory(resources):
+    statements = [statement for statement in _statements(resources["AddressesApiFunction"])
+                  if _mentions(statement["Resource"], OTHER_DIRECTORY)]
+
+    assert statements
+    for statement in statements:
+        assert set(_as_list(statement["Action"])) <= READ_ACTIONS, statement.get("Sid")
+    templates = [policy for policy in _policies(resources["AddressesApiFunction"]) if "Statement" not in policy]
+    assert not _mentions(templates, OTHER_DIRECTORY)  # no CRUD policy template names it
+
+
+def test_nothing_but_the_api_gains_access_to_the_other_environments_directory(resources):
+    for name, resource in resources.items():
+        if name == "AddressesApiFunction":
+            continue
+        assert not _mentions(resource, OTHER_DIRECTORY), name  # other functions, the admin policy, the tables
