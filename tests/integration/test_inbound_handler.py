@@ -86,6 +86,7 @@ def test_a_forwarded_request_becomes_a_ticket_and_one_queued_acknowledgement(sta
     assert note.ticket_id == ticket.ticket_id and note.recipients == ["jane@example.net"]
     assert ticket.notifications[0].notification_id == note.notification_id
     assert stack.blobs.exists("inbound/ses0000000000000001")
+    assert flood_count(stack, "jane@example.net") == 1  # the second invocation counted nothing
     logs = capsys.readouterr()
     assert "new_ticket" in logs.out  # the outcome is logged ...
     assert "paper jam" not in logs.out + logs.err  # ... the customer's words are not
@@ -111,12 +112,24 @@ def test_attachments_land_in_s3_under_the_ticket(stack):
     assert stack.blobs.get(attachment.s3_key).startswith(b"%PDF-1.4")
 
 
-def test_the_flood_counter_is_shared_in_dynamodb(stack):
-    from relaydesk.store.inbound_dynamodb import aws_inbound_ports
+def flood_count(stack, sender: str) -> int:
+    import boto3
 
-    counters = aws_inbound_ports().counters
-    assert [counters.increment("inbound-sender#A#x@example.net#2026112409", 1_790_000_000) for _ in range(3)] == [
-        1, 2, 3]
+    key = "inbound-sender#A01M8000000000000AC#" + sender + "#2026112409"  # events/inbound_ses.json's hour
+    item = boto3.resource("dynamodb").Table(stack.settings.counters_table).get_item(
+        Key={"pk": key}, ConsistentRead=True).get("Item")
+    return int(item["count"]) if item else 0
+
+
+def test_the_flood_counter_is_shared_in_dynamodb(stack):
+    import boto3
+    from relaydesk.store.inbound_dynamodb import DynamoCounters
+
+    key = "inbound-sender#A#x@example.net#2026112409"
+    one, other = (DynamoCounters(boto3.session.Session().resource("dynamodb").Table(stack.settings.counters_table))
+                  for _ in range(2))  # two Lambda containers
+    assert [one.count_once(key, "m1", 1_790_000_000), other.count_once(key, "m2", 1_790_000_000),
+            one.count_once(key, "m3", 1_790_000_000)] == [1, 2, 3]
 
 
 def test_a_missing_raw_mail_raises_so_lambda_retries_and_the_dlq_replay_recovers_it(stack, capsys):

@@ -77,7 +77,8 @@ def decide(stores: Stores, ports: InboundPorts, mail: ParsedMail, receipt: SesRe
     if fwd.manual and not replies_to_us:
         return _suspend(SuspensionReason.MANUAL_FORWARD, forwarding.MANUAL_FORWARD_EXPLANATION, base)
 
-    count = loops.count_sender(ports.counters, account.account_id, requester, receipt.received_at)
+    count = loops.count_sender(ports.counters, account.account_id, requester, receipt.received_at,
+                               receipt.message_id)
     limit = stores.settings.sender_flood_threshold_per_hour
     if count > limit:
         return _suspend(SuspensionReason.RATE_LIMITED,

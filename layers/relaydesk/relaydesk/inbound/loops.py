@@ -50,7 +50,9 @@ def flood_key(account_id: str, sender: str, at: datetime) -> str:
     return f"inbound-sender#{account_id}#{sender.lower()}#{at.strftime('%Y%m%d%H')}"
 
 
-def count_sender(counters: Counters, account_id: str, sender: str, at: datetime) -> int:
-    """This sender's messages to this account in the current hour, this one included."""
+def count_sender(counters: Counters, account_id: str, sender: str, at: datetime, ses_message_id: str) -> int:
+    """This sender's messages to this account in the current hour, this one included. Counted once per SES message:
+    a retry (or a race) on the same message gets the count it got the first time, so it reaches the same decision."""
     window_end = int(at.timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS + WINDOW_SECONDS
-    return counters.increment(flood_key(account_id, sender, at), expires_at=window_end + WINDOW_SECONDS)
+    return counters.count_once(flood_key(account_id, sender, at), ses_message_id,
+                               expires_at=window_end + WINDOW_SECONDS)

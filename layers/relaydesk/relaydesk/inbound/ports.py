@@ -15,7 +15,12 @@ class InboundLedger(Protocol):
 
 
 class Counters(Protocol):
-    def increment(self, key: str, expires_at: int) -> int: ...  # atomic; returns the new value
+    """Shared counters that count each event once: a retried invocation must not count its message again."""
+
+    def count_once(self, key: str, event_id: str, expires_at: int) -> int:
+        """Adds one to `key` for `event_id` and returns the new value, atomically; for an `event_id` already counted
+        under `key`, adds nothing and returns the value that event got then. Both expire at `expires_at`."""
+        ...
 
 
 class DeadLetters(Protocol):

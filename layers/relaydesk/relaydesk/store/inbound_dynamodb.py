@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
+import time
 from functools import lru_cache
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from relaydesk.errors import ConflictError
 from relaydesk.inbound.ports import InboundPorts
 
 
@@ -44,17 +47,57 @@ class DynamoLedger:
 
 
 class DynamoCounters:
-    """The counters table: key `pk`, TTL attribute `expires_at`; ADD is atomic across invocations."""
+    """The counters table: key `pk`, TTL attribute `expires_at`, shared by every invocation. Each event counts once:
+    one transaction puts the event's marker item (`counted#<key>#<event id>`, holding the value the event got) only
+    if it is missing, and moves the counter from the value just read to the next only if nobody moved it meanwhile.
+    A marker that exists means the event was counted: its value is returned, nothing is added. A counter that moved
+    (another event, counted concurrently) is read again and the transaction retried."""
+
+    MAX_ATTEMPTS = 8  # each lost race means another event was counted: progress is never stalled, only shared
+    BACKOFF_SECONDS = 0.01
 
     def __init__(self, table: Any) -> None:
         self._table = table
+        self._client = table.meta.client  # the resource's own client: it takes plain Python values, as the table does
 
-    def increment(self, key: str, expires_at: int) -> int:
-        response = self._table.update_item(
-            Key={"pk": key}, UpdateExpression="ADD #c :one SET expires_at = :exp",
-            ExpressionAttributeNames={"#c": "count"}, ExpressionAttributeValues={":one": 1, ":exp": expires_at},
-            ReturnValues="UPDATED_NEW")
-        return int(response["Attributes"]["count"])
+    @staticmethod
+    def marker_key(key: str, event_id: str) -> str:
+        return f"counted#{key}#{event_id}"
+
+    def count_once(self, key: str, event_id: str, expires_at: int) -> int:
+        marker = self.marker_key(key, event_id)
+        for attempt in range(self.MAX_ATTEMPTS):
+            seen = self._read(key)
+            try:
+                self._client.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": self._table.name, "ConditionExpression": "attribute_not_exists(pk)",
+                             "Item": {"pk": marker, "count": seen + 1, "expires_at": expires_at}}},
+                    {"Update": {"TableName": self._table.name, "Key": {"pk": key},
+                                "UpdateExpression": "SET #c = :next, expires_at = :exp",
+                                "ConditionExpression": "#c = :seen" if seen else "attribute_not_exists(#c)",
+                                "ExpressionAttributeNames": {"#c": "count"},
+                                "ExpressionAttributeValues": {":next": seen + 1, ":exp": expires_at,
+                                                              **({":seen": seen} if seen else {})}}}])
+                return seen + 1
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+                if reasons[:1] == ["ConditionalCheckFailed"]:  # the marker exists: this event was counted
+                    return self._counted(marker, error)
+            time.sleep(random.uniform(0, self.BACKOFF_SECONDS * 2 ** attempt))  # jitter: racers spread out
+        raise ConflictError(f"counter {key} kept moving for {self.MAX_ATTEMPTS} attempts",
+                            action="Nothing to do: the invocation fails and Lambda retries it.")
+
+    def _read(self, key: str) -> int:
+        item = self._table.get_item(Key={"pk": key}, ConsistentRead=True).get("Item")
+        return int(item["count"]) if item and "count" in item else 0
+
+    def _counted(self, marker: str, error: ClientError) -> int:
+        item = self._table.get_item(Key={"pk": marker}, ConsistentRead=True).get("Item")
+        if item is None:  # the marker's condition failed, so it existed: only its TTL can have removed it since
+            raise error
+        return int(item["count"])
 
 
 class SqsDeadLetters:

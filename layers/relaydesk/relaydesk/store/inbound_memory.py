@@ -24,14 +24,22 @@ class MemoryLedger:
 
 
 class MemoryCounters:
+    """The same semantics as the DynamoDB counters: one count per (key, event id), the value it got remembered."""
+
     def __init__(self) -> None:
         self.values: dict[str, int] = {}
         self.expiry: dict[str, int] = {}
+        self.counted: dict[tuple[str, str], int] = {}  # (key, event id) -> the value that event got
+        self._lock = threading.Lock()
 
-    def increment(self, key: str, expires_at: int) -> int:
-        self.values[key] = self.values.get(key, 0) + 1
-        self.expiry[key] = expires_at
-        return self.values[key]
+    def count_once(self, key: str, event_id: str, expires_at: int) -> int:
+        with self._lock:  # the transaction: marker and counter change together or not at all
+            if (key, event_id) in self.counted:
+                return self.counted[key, event_id]
+            self.values[key] = self.values.get(key, 0) + 1
+            self.expiry[key] = expires_at
+            self.counted[key, event_id] = self.values[key]
+            return self.values[key]
 
 
 class MemoryDeadLetters:
