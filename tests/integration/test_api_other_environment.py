@@ -188,3 +188,25 @@ def test_without_the_parameter_the_api_does_not_read_another_table(monkeypatch, 
     assert reply.status == 201  # as before this check existed: docs/ADMIN.md says to deploy with the parameter
     assert NOTE_HEADER not in responses[-1]["headers"]
     assert aws_stores().peers == ()
+
+
+def test_the_other_environment_may_be_in_another_region(monkeypatch, production_directory):
+    """docs/DEPLOY.md advises separate accounts or regions: the ARN says where the table is."""
+    dynamodb = boto3.resource("dynamodb", region_name="eu-west-1")
+    table = dynamodb.create_table(
+        TableName="relaydesk-production-eu-directory", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    DynamoDirectory(table).put_address(SupportAddress(email="support@acme.test", account_id="A-PROD-EU"))
+    _deploy_sandbox(monkeypatch, table.table_arn)
+    from relaydesk.wiring import aws_stores
+
+    account, _ = lifecycle.create_account(aws_stores(), "acme", "Acme", "sandbox")
+    api, _ = _api()
+
+    reply = api.post("/support_addresses", {"account_id": account.account_id, "email": "support@acme.test"})
+
+    assert table.table_arn.startswith("arn:aws:dynamodb:eu-west-1:")
+    assert (reply.status, reply.body["code"]) == (409, "address_in_use")
+    assert aws_stores().directory.get_address("support@acme.test") is None
