@@ -13,10 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from typing import TYPE_CHECKING, Any
 
 from relaydesk.dkim.canonical import (
     MalformedMessageError,
@@ -28,6 +25,9 @@ from relaydesk.dkim.canonical import (
 )
 from relaydesk.dkim.keys import Algorithm
 from relaydesk.errors import DkimSigningError
+
+if TYPE_CHECKING:  # cryptography is imported with the first key loaded (relaydesk.dkim.keys), not at cold start
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 SIGNATURE_HEADER = b"DKIM-Signature"
 B64_LINE = 72  # the b= value is folded onto lines of this many characters; relaxed canonicalization ignores it
@@ -43,22 +43,33 @@ SIGNED = frozenset((
     b"list-unsubscribe", b"list-subscribe", b"list-post", b"list-owner", b"list-archive", b"auto-submitted",
     b"x-auto-response-suppress", b"x-relaydesk-email-id", b"x-relaydesk-from-account-id"))
 
-PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-
 
 @dataclass(frozen=True)
 class SigningKey:
     selector: str
     algorithm: Algorithm
-    key: PrivateKey  # parsed once per container: parsing an RSA key costs as much as a signature
+    # Parsed once per container: parsing an RSA key costs as much as a signature.
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
     def __repr__(self) -> str:  # the dataclass default would print the key object; keep it to the public part
         return f"SigningKey(selector={self.selector!r}, algorithm={self.algorithm.value!r})"
 
     def sign_digest(self, digest: bytes) -> bytes:
-        if isinstance(self.key, rsa.RSAPrivateKey):
-            return self.key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        rsa_key_type, rsa_arguments = _rsa_signing()
+        if isinstance(self.key, rsa_key_type):
+            return self.key.sign(digest, *rsa_arguments)
         return self.key.sign(digest)  # RFC 8463 §3: PureEdDSA over the SHA-256 hash of the header data
+
+
+@lru_cache(maxsize=1)
+def _rsa_signing() -> tuple[type, tuple[Any, ...]]:
+    """cryptography's RSA key type and the arguments of an RSA-SHA256 signature over a digest (PKCS#1 v1.5),
+    imported by the first signature rather than at cold start."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    return rsa.RSAPrivateKey, (padding.PKCS1v15(), Prehashed(hashes.SHA256()))
 
 
 def signed_header_names(names: Sequence[bytes]) -> list[bytes]:

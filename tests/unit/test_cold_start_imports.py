@@ -1,0 +1,63 @@
+"""What each Lambda handler imports at cold start: the heavy libraries of rare paths stay out until the path runs,
+and the path still works once it does (issue 7's cold-start target; figures in bench/bench_coldstart.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.bench_coldstart import ROOT, lambda_env
+
+# Imported by no handler at cold start: the modules here cost milliseconds each and serve a rare path only.
+NEVER_AT_IMPORT = {"pydantic_settings", "dotenv", "argparse", "dkim", "dns", "nacl"}
+ALSO_NOT = {
+    "relay": {"cryptography"},  # imported with the first DKIM key loaded (relaydesk.dkim.keys)
+    "inbound": {"cryptography", "aiosmtplib"},
+    "attachments": {"cryptography", "aiosmtplib"},
+    "rotation": {"cryptography", "aiosmtplib"},  # the SMTP probe is imported by the testSecret step only
+    "addresses_api": {"cryptography", "aiosmtplib"},  # ... and by the live-check operations only
+}
+
+_PROBE = """
+import json, sys
+sys.path.insert(0, {path!r})
+import app
+{after}
+print(json.dumps(sorted({{name.split('.')[0] for name in sys.modules}})))
+"""
+
+
+def imported_by(function: str, after: str = "") -> set[str]:
+    """Top-level packages in sys.modules after importing the handler as Lambda does (then running `after`)."""
+    code = _PROBE.format(path=str(ROOT / "functions" / function), after=after)
+    completed = subprocess.run([sys.executable, "-c", code], env=lambda_env(function), cwd=ROOT,
+                               capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return set(json.loads(completed.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("function", sorted(ALSO_NOT))
+def test_handler_cold_start_leaves_rare_path_libraries_unimported(function):
+    modules = imported_by(function)
+
+    assert "app" in modules
+    assert modules & (NEVER_AT_IMPORT | ALSO_NOT[function]) == set()
+
+
+def test_relay_signs_with_dkim_after_a_cold_start_that_did_not_import_cryptography():
+    # The relay's own path to a signer (relaydesk.outbound.dkim), in the process that imported the handler.
+    sign = """
+from relaydesk.dkim.keys import Algorithm, generate_private_key, load_private_key
+from relaydesk.dkim.signer import DkimSigner, SigningKey
+assert 'cryptography' not in sys.modules
+keys = [SigningKey(f"s{i}", algorithm, load_private_key(algorithm, generate_private_key(algorithm)))
+        for i, algorithm in enumerate(Algorithm)]
+signed = DkimSigner("acme.test", keys).sign(b"From: a@acme.test\\r\\nSubject: hi\\r\\n\\r\\nbody\\r\\n")
+assert signed.count(b"DKIM-Signature:") == 2, signed
+"""
+    modules = imported_by("relay", after=sign)
+
+    assert "cryptography" in modules
