@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from relaydesk.accounts import Account
 from relaydesk.addresses import lifecycle
-from relaydesk.addresses.model import SupportAddress
+from relaydesk.addresses.model import AddressKind, Connector, SupportAddress
 from relaydesk.api.routes import build_resolver
 from relaydesk.api.uniqueness import NOTE_HEADER
 from relaydesk.errors import OtherEnvironmentUnreadable
@@ -17,6 +17,7 @@ from relaydesk.store.memory import MemoryDirectory
 from tests.unit.api_client import ApiClient, address_path
 
 PRODUCTION_ACCOUNT = Account(account_id="A-PROD-GLOBEX-7", subdomain="globex-prod", name="Globex Corp Production")
+PRODUCTION_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:210987654321:secret:relaydesk/connector/A-PROD/x-AbCdEf"
 
 
 class UnreadableDirectory(MemoryDirectory):
@@ -33,6 +34,9 @@ def production() -> MemoryDirectory:
     directory.create_account(PRODUCTION_ACCOUNT)
     directory.create_address(SupportAddress(email="help@globex.com", account_id=PRODUCTION_ACCOUNT.account_id,
                                             name="Globex Help"))
+    directory.create_address(SupportAddress(
+        email="support@globex.com", account_id=PRODUCTION_ACCOUNT.account_id, kind=AddressKind.SMTP_CONNECTOR,
+        connector=Connector(host="smtp.globex-internal.example", secret_arn=PRODUCTION_SECRET_ARN)))
     return directory
 
 
@@ -56,6 +60,12 @@ def client(stores) -> tuple[ApiClient, list[dict]]:
 def sandbox_account(memory_stores) -> Account:
     account, _ = lifecycle.create_account(memory_stores, "globex", "Globex", "sandbox")
     return account
+
+
+@pytest.fixture
+def api(memory_stores):
+    resolver = build_resolver(lambda: memory_stores)
+    return ApiClient(lambda event: resolver.resolve(event, None))
 
 
 def test_address_in_production_is_refused_in_sandbox_with_409_address_in_use(memory_stores, sandbox_account,
@@ -157,7 +167,13 @@ def test_put_cannot_change_an_address_into_one_of_the_other_environment(memory_s
     assert stores.directory.get_address("help@globex.com") is None
 
 
-@pytest.fixture
-def api(memory_stores):
-    resolver = build_resolver(lambda: memory_stores)
-    return ApiClient(lambda event: resolver.resolve(event, None))
+def test_refusing_a_production_connector_address_leaks_neither_its_secret_nor_its_smarthost(
+        memory_stores, sandbox_account, production):
+    api, _ = client(sandbox_with(memory_stores, (("production", production),)))
+
+    reply = api.post("/support_addresses", {"account_id": sandbox_account.account_id, "email": "support@globex.com"})
+
+    assert (reply.status, reply.body["code"]) == (409, "address_in_use")
+    for detail in (PRODUCTION_SECRET_ARN, "relaydesk/connector", "smtp.globex-internal.example",
+                   PRODUCTION_ACCOUNT.account_id):
+        assert detail not in reply.raw
