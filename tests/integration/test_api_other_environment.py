@@ -210,3 +210,29 @@ def test_the_other_environment_may_be_in_another_region(monkeypatch, production_
     assert table.table_arn.startswith("arn:aws:dynamodb:eu-west-1:")
     assert (reply.status, reply.body["code"]) == (409, "address_in_use")
     assert aws_stores().directory.get_address("support@acme.test") is None
+
+
+def test_access_denied_on_the_other_table_adds_the_address_with_a_note_not_a_500(sandbox, production_directory):
+    """The other account's table without a resource policy for us: AWS answers AccessDeniedException."""
+    import dataclasses
+
+    from botocore.stub import Stubber
+    from relaydesk.api.routes import build_resolver
+    from relaydesk.store.peer_directory import PeerDirectory
+
+    table = boto3.session.Session().resource("dynamodb").Table(_arn_of(production_directory))
+    stubber = Stubber(table.meta.client)
+    stubber.add_client_error("get_item", service_error_code="AccessDeniedException", http_status_code=400,
+                             service_message="User: arn:aws:sts::123456789012:assumed-role/api is not authorized")
+    stores = dataclasses.replace(sandbox, peers=(("production", PeerDirectory(table, "production")),))
+    account, _ = lifecycle.create_account(stores, "acme", "Acme", "sandbox")
+    resolver, responses = build_resolver(lambda: stores), []
+    api = ApiClient(lambda event: responses.append(resolver.resolve(event, CONTEXT)) or responses[-1])
+
+    with stubber:
+        reply = api.post("/support_addresses", {"account_id": account.account_id, "email": "help@acme.test"})
+
+    assert reply.status == 201
+    assert responses[-1]["headers"][NOTE_HEADER].startswith("the production environment could not be checked")
+    assert "not authorized" not in reply.raw and "assumed-role" not in responses[-1]["headers"][NOTE_HEADER]
+    assert sandbox.directory.get_address("help@acme.test") is not None
