@@ -32,10 +32,20 @@ print(json.dumps(time.perf_counter() - started))
 """
 
 
+_TEMPLATE_SWITCH = re.compile(r'^ +(PYDANTIC_[A-Z_]+): *"?([^"\s#]+)"? *$', re.MULTILINE)
+
+
+def template_switches() -> dict[str, str]:
+    """The variables template.yaml gives every function that change what an import does (pydantic's), so that the
+    figures are those of the deployed functions."""
+    return dict(_TEMPLATE_SWITCH.findall((ROOT / "template.yaml").read_text()))
+
+
 def lambda_env(function: str) -> dict[str, str]:
     """The environment a deployed handler imports under (no credentials are needed to import; fake ones here)."""
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("AWS_", "POWERTOOLS_", "RELAYDESK_", "LAMBDA_", "PYTHON"))}
+           if not key.startswith(("AWS_", "POWERTOOLS_", "RELAYDESK_", "LAMBDA_", "PYTHON", "PYDANTIC_"))}
+    env.update(template_switches())
     env.update({
         "AWS_LAMBDA_FUNCTION_NAME": f"relaydesk-{function}", "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

@@ -15,9 +15,10 @@ from bench.bench_coldstart import ROOT, lambda_env
 NEVER_AT_IMPORT = {"pydantic_settings", "dotenv", "argparse", "dkim", "dns", "nacl"}
 ALSO_NOT = {
     "relay": {"cryptography"},  # imported with the first DKIM key loaded (relaydesk.dkim.keys)
-    "inbound": {"cryptography", "aiosmtplib"},
-    "attachments": {"cryptography", "aiosmtplib"},
-    "rotation": {"cryptography", "aiosmtplib"},  # the SMTP probe is imported by the testSecret step only
+    # asyncio: nothing these need imports it (wrapt 1.17, pinned, does not: layers/relaydesk/requirements.txt).
+    "inbound": {"cryptography", "aiosmtplib", "asyncio"},
+    "attachments": {"cryptography", "aiosmtplib", "asyncio"},
+    "rotation": {"cryptography", "aiosmtplib", "asyncio"},  # the SMTP probe is imported by the testSecret step only
     "addresses_api": {"cryptography", "aiosmtplib"},  # ... and by the live-check operations only
 }
 
