@@ -1,14 +1,15 @@
 """Raw mail bytes -> ParsedMail: headers decoded, a text body, attachments and report parts; best effort, never raises.
 
-Memory: the bytes are fed to the parser in chunks (no second full decoded copy up front); attachment payloads stay
-encoded inside the parsed tree and are decoded one at a time when stored (`Attachment.payload()`).
+Memory: the mail is fed to the parser in chunks, straight from the S3 stream (`BlobStore.chunks`), so the raw bytes
+are never held whole; attachment payloads stay encoded inside the parsed tree and are decoded one at a time when
+stored (`Attachment.payload()`).
 """
 
 from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError, MessageError
 from email.feedparser import BytesFeedParser
@@ -24,6 +25,7 @@ DECODE_CHUNK = 1 << 20  # characters of base64 decoded at a time (a multiple of 
 _NOT_BASE64 = bytes(c for c in range(256) if chr(c) not in
                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 FEED_CHUNK = 1 << 16  # bytes per parser feed: bounded extra memory while parsing
+FALLBACK_TEXT_BYTES = 1 << 20  # of a mail the parser gave up on, this much of its start becomes the text
 MAX_HEADER_ADDRESSES = 200  # a header naming more is junk; the rest is ignored
 MAX_DEPTH = 20  # nesting of multiparts we follow
 _BARE_ADDRESS = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+\.[^\s<>\"',;:()\[\]]+")
@@ -133,14 +135,15 @@ def parse_addresses(values: list[str]) -> list[str]:
     return list(dict.fromkeys(addr for _, addr in parse_named_addresses(values)))
 
 
-def parse(raw: bytes) -> ParsedMail:
-    """Never raises: whatever cannot be read becomes a defect and the rest is kept."""
-    mail = ParsedMail(size=len(raw))
-    try:
-        message = _feed(raw)
-    except PARSE_ERRORS as error:
+def parse(raw: bytes | Iterable[bytes]) -> ParsedMail:
+    """The mail as bytes, or as chunks of bytes in order (a stream, read once). Malformed mail never raises: whatever
+    cannot be read becomes a defect and the rest is kept. An error of the stream itself (S3) is not the mail's: it
+    propagates, so the invocation fails and is retried."""
+    message, size, head, error = _feed(_chunked(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw)
+    mail = ParsedMail(size=size)
+    if message is None:
         mail.defects.append(f"unparseable: {type(error).__name__}")
-        mail.text = decode_bytes(bytes(raw[:1 << 20]))
+        mail.text = decode_bytes(bytes(head))
         return mail
     try:
         mail.headers = [(str(name), decode_header_value(value)) for name, value in message.raw_items()]
@@ -161,12 +164,32 @@ def parse(raw: bytes) -> ParsedMail:
     return mail
 
 
-def _feed(raw: bytes) -> Message:
-    parser = BytesFeedParser(policy=compat32)
+def _chunked(raw: bytes | bytearray | memoryview) -> Iterable[bytes]:
     view = memoryview(raw)
-    for start in range(0, len(view), FEED_CHUNK):
-        parser.feed(view[start:start + FEED_CHUNK].tobytes())
-    return parser.close()
+    return (view[start:start + FEED_CHUNK].tobytes() for start in range(0, len(view), FEED_CHUNK))
+
+
+def _feed(chunks: Iterable[bytes]) -> tuple[Message | None, int, bytearray, Exception | None]:
+    """(the message or None, size in bytes, the start of the mail, the parser's error). Only the parser's errors are
+    caught: the loop reading `chunks` is outside the guard. The stream is read to its end even after the parser gave
+    up, so the size is the mail's."""
+    parser = BytesFeedParser(policy=compat32)
+    size, head, error = 0, bytearray(), None
+    for chunk in chunks:
+        size += len(chunk)
+        if len(head) < FALLBACK_TEXT_BYTES:
+            head += chunk[:FALLBACK_TEXT_BYTES - len(head)]
+        if error is None:
+            try:
+                parser.feed(chunk)
+            except PARSE_ERRORS as failed:
+                error = failed
+    if error is None:
+        try:
+            return parser.close(), size, head, None
+        except PARSE_ERRORS as failed:
+            error = failed
+    return None, size, head, error
 
 
 def _content_type(part: Message) -> str:

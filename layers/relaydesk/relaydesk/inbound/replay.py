@@ -96,6 +96,6 @@ def replay_from_s3(stores: Stores, ports: InboundPorts, ses_message_id: str, *,
     if not stores.blobs.exists(key):
         raise NotFoundError(f"no raw mail at s3 key {key}",
                             action="Check the SES message id (the object name under inbound/ in the raw mail bucket).")
-    headers = parse(stores.blobs.get(key)).headers
+    headers = parse(stores.blobs.chunks(key)).headers
     receipt = SesReceipt.from_stored_mail(ses_message_id, headers, stores.settings.mail_domain)
     return process_receipt(stores, receipt, ports=ports, on_verification=on_verification)

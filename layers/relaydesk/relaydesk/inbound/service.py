@@ -49,9 +49,7 @@ def process_receipt(stores: Stores, receipt: SesReceipt, *, ports: InboundPorts,
     stored = ports.ledger.get(receipt.message_id)
     if stored is not None and stored[1]:
         return _result(receipt.message_id, Decision.model_validate_json(stored[0]), replayed=True)
-    raw = stores.blobs.get(receipt.raw_key)
-    mail = parse(raw)
-    del raw  # the parsed tree holds what is needed; the bytes stay in S3
+    mail = parse(stores.blobs.chunks(receipt.raw_key))  # streamed: the raw bytes are never held whole
     if stored is not None:
         decision, replayed = Decision.model_validate_json(stored[0]), True
     else:

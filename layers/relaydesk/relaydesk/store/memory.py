@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Iterator
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
@@ -119,6 +120,10 @@ class MemoryBlobs:
             return self.objects[key][0]
         except KeyError:
             raise NotFoundError(f"no object {key!r}") from None
+
+    def chunks(self, key: str, size: int = 1 << 16) -> Iterator[bytes]:
+        data = self.get(key)  # NotFoundError now, as S3's GetObject; each chunk a copy, as a stream's reads are
+        return (data[start:start + size] for start in range(0, len(data), size))
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.objects[key] = (bytes(data), content_type)

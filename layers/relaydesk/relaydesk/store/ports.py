@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
 from relaydesk.accounts import Account
@@ -45,6 +46,8 @@ class BlobStore(Protocol):
     """Raw mail and attachments (S3)."""
 
     def get(self, key: str) -> bytes: ...  # NotFoundError
+    # The object as a stream, `size` bytes at a time, never held whole; NotFoundError at the call, not mid-stream.
+    def chunks(self, key: str, size: int = 1 << 16) -> Iterator[bytes]: ...
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
     def exists(self, key: str) -> bool: ...
     def url_for(self, key: str, expires_in: int = 7 * 24 * 3600) -> str: ...

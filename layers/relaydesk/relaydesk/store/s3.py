@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,8 +16,15 @@ class S3Blobs:
         self._bucket = bucket
 
     def get(self, key: str) -> bytes:
+        return self._body(key).read()
+
+    def chunks(self, key: str, size: int = 1 << 16) -> Iterator[bytes]:
+        """GetObject now (NotFoundError here), its body read `size` bytes at a time as the caller iterates."""
+        return _streamed(self._body(key), size)
+
+    def _body(self, key: str) -> Any:
         try:
-            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
                 raise NotFoundError(f"no object {key!r} in the raw mail bucket") from None
@@ -37,3 +45,10 @@ class S3Blobs:
     def url_for(self, key: str, expires_in: int = 7 * 24 * 3600) -> str:
         return self._client.generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in)
+
+
+def _streamed(body: Any, size: int) -> Iterator[bytes]:
+    try:
+        yield from body.iter_chunks(size)
+    finally:
+        body.close()  # also when the reader stops early: the connection is released, not left half-read
