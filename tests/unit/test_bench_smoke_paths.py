@@ -83,10 +83,13 @@ def test_coldstart_benchmark_times_every_handler_present_against_boto3():
     assert labels[0] == "`import boto3` (baseline)"
     present = [name for name in bench_coldstart.HANDLERS
                if (bench_coldstart.ROOT / "functions" / name / "app.py").is_file()]
-    measured = [label for label in labels[1:] if "what-if" not in label]
+    variants = (bench_coldstart.NO_TRACER, bench_coldstart.WITH_SDK)
+    measured = [label for label in labels[1:] if not label.endswith(variants)]
     assert measured == [f"`functions/{name}/app.py`" for name in present]
+    assert [label for label in labels if label.endswith(bench_coldstart.WITH_SDK)] == [
+        f"`functions/{name}/app.py` {bench_coldstart.WITH_SDK}" for name in present]
     assert all(row.median > 0 for row in result.rows)
-    assert len(result.ratios) == len(labels) - 1  # every handler and what-if against the baseline
+    assert len(result.ratios) == len(labels) - 1  # every handler and variant against the baseline
 
 
 def test_a_handler_that_misses_the_target_is_profiled_by_package():
