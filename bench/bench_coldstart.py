@@ -213,7 +213,8 @@ FIXES = {
                  "Owners of those modules: import the rarely used paths inside the function that needs them "
                  "(lazy imports); `model_config = ConfigDict(defer_build=True)` only moves the cost into the first "
                  "call, which a cold start pays all the same.",
-    "aws_lambda_powertools": "the event handler package imports every resolver (AppSync's brings asyncio), and "
+    "aws_lambda_powertools": "Logger, Metrics and Tracer (issue 3) are a few ms in every handler. In addresses_api "
+                             "the event handler package also imports every resolver (AppSync's brings asyncio), and "
                              "`relaydesk.api.routes` imports `openapi.params` (Path, Query) and enables validation, "
                              "which builds the OpenAPI/validation machinery at import; validating with our own "
                              "models instead would drop it.",
