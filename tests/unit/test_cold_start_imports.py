@@ -14,7 +14,8 @@ from bench.bench_coldstart import ROOT, lambda_env
 # Imported by no handler at cold start: the modules here cost milliseconds each and serve a rare path only.
 NEVER_AT_IMPORT = {"pydantic_settings", "dotenv", "argparse", "dkim", "dns", "nacl"}
 ALSO_NOT = {
-    "relay": {"cryptography"},  # imported with the first DKIM key loaded (relaydesk.dkim.keys)
+    # Imported by the first address that signs (relaydesk.outbound.dkim), cryptography with its first key.
+    "relay": {"cryptography", "relaydesk.dkim"},
     # asyncio: nothing these need imports it (wrapt 1.17, pinned, does not: layers/relaydesk/requirements.txt).
     "inbound": {"cryptography", "aiosmtplib", "asyncio"},
     "attachments": {"cryptography", "aiosmtplib", "asyncio"},
@@ -27,12 +28,12 @@ import json, sys
 sys.path.insert(0, {path!r})
 import app
 {after}
-print(json.dumps(sorted({{name.split('.')[0] for name in sys.modules}})))
+print(json.dumps(sorted(sys.modules)))
 """
 
 
 def imported_by(function: str, after: str = "") -> set[str]:
-    """Top-level packages in sys.modules after importing the handler as Lambda does (then running `after`)."""
+    """The modules in sys.modules after importing the handler as Lambda does (then running `after`)."""
     code = _PROBE.format(path=str(ROOT / "functions" / function), after=after)
     completed = subprocess.run([sys.executable, "-c", code], env=lambda_env(function), cwd=ROOT,
                                capture_output=True, text=True, timeout=60, check=False)

@@ -2,7 +2,8 @@
 
 The domain's keyring (one secret per domain) is read once and its keys parsed once per container, then reused for
 KEYRING_CACHE_SECONDS; which generation signs is decided by the clock at every message, so a rotation takes effect
-at its `active_from` even from a cached keyring.
+at its `active_from` even from a cached keyring. The keyring, key and signer modules (with cryptography) are imported
+by the first address that signs: a relay whose addresses do not sign never imports them (bench/bench_coldstart.py).
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import time
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from relaydesk.addresses.model import SupportAddress
-from relaydesk.dkim.keyring import Generation, Keyring
-from relaydesk.dkim.keys import load_private_key
-from relaydesk.dkim.signer import DkimSigner, SigningKey
-from relaydesk.dkim.storage import load_keyring, secret_name
 from relaydesk.errors import DkimNotSetUpError
 from relaydesk.store.ports import SecretStore
+
+if TYPE_CHECKING:
+    from relaydesk.dkim.keyring import Generation, Keyring
+    from relaydesk.dkim.signer import DkimSigner
 
 KEYRING_CACHE_SECONDS = 300.0  # a rotation's overlap is hours: five minutes of staleness is harmless
 
@@ -50,6 +51,8 @@ def signer_for(address: SupportAddress, secrets: SecretStore, *,
     Raises DkimNotSetUpError when signing is on but the domain has no keys, or none that may sign yet."""
     if not address.dkim.enabled:
         return None
+    from relaydesk.dkim.storage import secret_name
+
     domain = (address.dkim.domain or address.domain).lower()
     secret_id = address.dkim.secret_arn or secret_name(domain)
     cached = _cached_keyring(secrets, secret_id, monotonic())
@@ -73,6 +76,8 @@ def _cached_keyring(secrets: SecretStore, secret_id: str, at: float) -> _Cached:
         entry = _cache.get(secrets, {}).get(secret_id)
     if entry is not None and entry.expires > at:
         return entry
+    from relaydesk.dkim.storage import load_keyring
+
     keyring, _ = load_keyring(secrets, secret_id)
     entry = _Cached(keyring, at + KEYRING_CACHE_SECONDS)
     with _lock:
@@ -81,6 +86,9 @@ def _cached_keyring(secrets: SecretStore, secret_id: str, at: float) -> _Cached:
 
 
 def _signer(domain: str, generation: Generation) -> DkimSigner:
+    from relaydesk.dkim.keys import load_private_key
+    from relaydesk.dkim.signer import DkimSigner, SigningKey
+
     keys = [SigningKey(k.selector, k.algorithm, load_private_key(k.algorithm, k.private_text()))
             for k in generation.keys if k.private_key is not None]
     if not keys:
