@@ -91,7 +91,7 @@ class ConnectorGroup:
             self._note_error(address, f"{error.message}. What to do: {error.action}")
             return Result(Outcome.DEFERRED, route=self._route(address), reply=f"{error.message}. {error.action}")
         result = self._submit(notification, address, composed, data)
-        if result.smtp_code == MESSAGE_TOO_BIG and next(composed.message.iter_attachments(), None) is not None:
+        if result.smtp_code == MESSAGE_TOO_BIG and composed.has_attachments:
             # Too big with real attachments: once more with links instead, as with SES's size limit.
             composed = self._compose(notification, address, inline=False)
             retried = self._submit(notification, address, composed, self._sign(address, composed.to_bytes()))
