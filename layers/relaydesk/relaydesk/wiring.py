@@ -82,5 +82,13 @@ def aws_stores() -> Stores:
     )
 
 
+def aws_secrets() -> SecretStore:
+    """Secrets Manager alone, for a function that needs nothing else (attachments): one client, not seven, at its
+    first call. Not cached here: the caller keeps it for the container's life."""
+    from relaydesk.store.secrets import SecretsManagerStore
+
+    return SecretsManagerStore(_session().client("secretsmanager"), get_settings().connector_kms_key_id or None)
+
+
 def aws_client(service: str) -> Any:
     return _session().client(service)
