@@ -1,6 +1,7 @@
 """The composer writes the wire format itself; what a mail client sees must be what the stdlib `email` package
 made before (kept here as the reference): random notifications composed both ways, parsed, compared field by field,
-part by part. Plus the wire rules: CRLF lines, at most 998 octets, no header that was not composed."""
+part by part; where the stdlib got a field wrong, the notification's own value is the judge. Plus the wire rules:
+CRLF lines, at most 998 octets, folded at 78 where a word allows, no header that was not composed."""
 
 from __future__ import annotations
 
@@ -108,6 +109,13 @@ def rfc2047_phrase(data: bytes, name: str) -> str | None:
     if phrase.startswith('"'):
         return re.sub(r"\\(.)", r"\1", phrase[1:-1])
     return str(make_header(decode_header(phrase))) if "=?" in phrase else phrase
+
+
+def rfc2047_text(data: bytes, name: str) -> str:
+    """An unstructured field as the legacy RFC 2047 decoder (`email.header`) reads it."""
+    from email.header import decode_header, make_header
+
+    return str(make_header(decode_header("".join(str(message_from_bytes(data)[name]).splitlines()))))
 
 
 def seen(data: bytes) -> dict:
@@ -246,6 +254,7 @@ def test_a_client_sees_what_the_stdlib_composer_made_and_the_wire_keeps_the_rule
 
     want = intended(notification, sender)
     assert {key: new[key] for key in want} == want
+    assert rfc2047_text(composed.to_bytes(), "Subject") == want["Subject"]  # a second, RFC 2047-only reader
     assert new["Message-ID"] == composed.message_id
     single = not notification.html_body and not composed.has_attachments
     fields = expected_fields(notification, sender, single_part=single)
