@@ -35,10 +35,15 @@ def _clear_caches() -> None:
 
 def _deploy_sandbox(monkeypatch: pytest.MonkeyPatch, other_directory_arn: str) -> dict[str, str]:
     """The sandbox stack, its functions' environment set as Lambda would set it."""
+    return _deploy(monkeypatch, "relaydesk-sandbox", "sandbox", "mail.sandbox.relaydesk.test", other_directory_arn)
+
+
+def _deploy(monkeypatch: pytest.MonkeyPatch, name_prefix: str, environment: str, mail_domain: str,
+            other_directory_arn: str) -> dict[str, str]:
     from local.aws_resources import provision
 
-    env = provision(boto3.session.Session(), template_path=TEMPLATE, name_prefix="relaydesk-sandbox",
-                    parameters={"Environment": "sandbox", "MailDomain": "mail.sandbox.relaydesk.test",
+    env = provision(boto3.session.Session(), template_path=TEMPLATE, name_prefix=name_prefix,
+                    parameters={"Environment": environment, "MailDomain": mail_domain,
                                 "OtherEnvironmentDirectoryTableArn": other_directory_arn})
     for name, value in env.items():
         if name.startswith("RELAYDESK_"):
@@ -129,7 +134,6 @@ def test_the_production_stack_refuses_an_address_the_sandbox_holds_once_both_are
     """The second half of the deploy order: production is updated with sandbox's table ARN in turn."""
     from relaydesk.wiring import aws_stores
 
-    from local.aws_resources import provision
 
     sandbox_env = _deploy_sandbox(monkeypatch, _arn_of(production_directory))
     sandbox_stores = aws_stores()
@@ -137,13 +141,7 @@ def test_the_production_stack_refuses_an_address_the_sandbox_holds_once_both_are
     lifecycle.add_forwarding_address(sandbox_stores, sandbox_account.account_id, "support@acme.test")
     sandbox_arn = boto3.client("dynamodb").describe_table(
         TableName=sandbox_env["RELAYDESK_DIRECTORY_TABLE"])["Table"]["TableArn"]
-    production_env = provision(boto3.session.Session(), template_path=TEMPLATE, name_prefix="relaydesk-production-2",
-                               parameters={"Environment": "production", "MailDomain": "mail.relaydesk.test",
-                                           "OtherEnvironmentDirectoryTableArn": sandbox_arn})
-    for name, value in production_env.items():
-        if name.startswith("RELAYDESK_"):
-            monkeypatch.setenv(name, value)
-    _clear_caches()
+    _deploy(monkeypatch, "relaydesk-production-2", "production", "mail.relaydesk.test", sandbox_arn)
     production_account, _ = lifecycle.create_account(aws_stores(), "acme", "Acme", "production")
     api, _ = _api()
 
