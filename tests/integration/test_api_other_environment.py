@@ -134,7 +134,6 @@ def test_the_production_stack_refuses_an_address_the_sandbox_holds_once_both_are
     """The second half of the deploy order: production is updated with sandbox's table ARN in turn."""
     from relaydesk.wiring import aws_stores
 
-
     sandbox_env = _deploy_sandbox(monkeypatch, _arn_of(production_directory))
     sandbox_stores = aws_stores()
     sandbox_account, _ = lifecycle.create_account(sandbox_stores, "acme", "Acme", "sandbox")
