@@ -182,15 +182,14 @@ class Relay:
             reply += " — last attempt: the notification moves to the dead-letter queue (`relaydesk dlq redrive`)"
         attempt = DeliveryAttempt(status=_STATUS[result.outcome], route=result.route, smtp_code=result.smtp_code,
                                   enhanced_status=result.enhanced_status, reply=reply, refused=result.refused)
-        record = tickets.get_notification(notification.ticket_id, notification.notification_id)
-        if record is None:
-            domain = notification.support_address.rpartition("@")[2]
-            record = NotificationRecord(notification_id=notification.notification_id,
+        domain = notification.support_address.rpartition("@")[2]
+        new_record = NotificationRecord(notification_id=notification.notification_id,
                                         message_id=message_id_for(notification.notification_id, domain),
                                         recipients=[*notification.recipients, *notification.cc])
-        record.attempts.append(attempt)
-        record.status = attempt.status
-        self._put_record(notification, record)
+        try:
+            tickets.append_attempt(notification.ticket_id, new_record, attempt)
+        except NotFoundError:
+            pass  # the ticket is gone; the outcome still reaches the logs and metrics
 
     def _put_record(self, notification: Notification, record: NotificationRecord) -> None:
         assert notification.ticket_id is not None

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
-from relaydesk.tickets.model import Comment, NotificationRecord, Ticket
+from relaydesk.tickets.model import Comment, DeliveryAttempt, DeliveryStatus, NotificationRecord, Ticket
 
 GSI = "gsi1"
 
@@ -132,8 +132,7 @@ class DynamoTickets:
             return None
         ticket = Ticket.model_validate_json(meta["doc"])
         ticket.comments = [Comment.model_validate_json(i["doc"]) for i in items if i["sk"].startswith("COMMENT#")]
-        ticket.notifications = [NotificationRecord.model_validate_json(i["doc"])
-                                for i in items if i["sk"].startswith("NOTIF#")]
+        ticket.notifications = [_notification_record(i) for i in items if i["sk"].startswith("NOTIF#")]
         return ticket
 
     def list_tickets(self, account_id: str) -> list[Ticket]:
@@ -147,12 +146,24 @@ class DynamoTickets:
         self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": sort_key, "doc": comment.model_dump_json()})
 
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
+        # The whole record in `doc`: replacing the item also folds in the attempts `append_attempt` kept beside it.
         self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{record.notification_id}",
                                    "doc": record.model_dump_json()})
 
+    def append_attempt(self, ticket_id: str, new_record: NotificationRecord, attempt: DeliveryAttempt) -> None:
+        # Attempts after the record was written go to their own list attribute, so recording one is a single
+        # UpdateItem instead of a read and a write of the whole JSON document.
+        self._table.update_item(
+            Key={"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{new_record.notification_id}"},
+            UpdateExpression="SET doc = if_not_exists(doc, :doc), "
+                             "attempts = list_append(if_not_exists(attempts, :none), :attempt), #status = :status",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":doc": new_record.model_dump_json(), ":none": [],
+                                       ":attempt": [attempt.model_dump_json()], ":status": attempt.status.value})
+
     def get_notification(self, ticket_id: str, notification_id: str) -> NotificationRecord | None:
         item = self._table.get_item(Key={"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{notification_id}"}).get("Item")
-        return NotificationRecord.model_validate_json(item["doc"]) if item else None
+        return _notification_record(item) if item else None
 
     def link_message_id(self, message_id: str, ticket_id: str) -> None:
         self._table.put_item(Item={"pk": f"MSGID#{message_id.strip().lower()}", "sk": "LINK",
@@ -167,3 +178,13 @@ class DynamoTickets:
         meta = ticket.model_copy(update={"comments": [], "notifications": []})
         return {"pk": f"TICKET#{ticket.ticket_id}", "sk": "META", "gsi1pk": f"ACCOUNT#{ticket.account_id}",
                 "gsi1sk": f"TICKET#{ticket.created_at.isoformat()}", "doc": meta.model_dump_json()}
+
+
+def _notification_record(item: dict) -> NotificationRecord:
+    """The record in `doc`, then the attempts `append_attempt` added since, and their latest status."""
+    record = NotificationRecord.model_validate_json(item["doc"])
+    appended = item.get("attempts") or []
+    if appended:
+        record.attempts.extend(DeliveryAttempt.model_validate_json(a) for a in appended)
+        record.status = DeliveryStatus(item["status"])
+    return record

@@ -11,7 +11,7 @@ from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
 from relaydesk.notification import Notification
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion
-from relaydesk.tickets.model import Comment, NotificationRecord, Ticket
+from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
 
 
 class MemoryDirectory:
@@ -92,6 +92,15 @@ class MemoryTickets:
                 records[index] = record.model_copy(deep=True)
                 return
         records.append(record.model_copy(deep=True))
+
+    def append_attempt(self, ticket_id: str, new_record: NotificationRecord, attempt: DeliveryAttempt) -> None:
+        records = self._get(ticket_id).notifications
+        record = next((r for r in records if r.notification_id == new_record.notification_id), None)
+        if record is None:
+            record = new_record.model_copy(deep=True)
+            records.append(record)
+        record.attempts.append(attempt.model_copy(deep=True))
+        record.status = attempt.status
 
     def get_notification(self, ticket_id: str, notification_id: str) -> NotificationRecord | None:
         records = self.tickets[ticket_id].notifications if ticket_id in self.tickets else []

@@ -8,7 +8,7 @@ from typing import NamedTuple, Protocol
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.notification import Notification
-from relaydesk.tickets.model import Comment, NotificationRecord, Ticket
+from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -38,6 +38,9 @@ class TicketStore(Protocol):
     def add_comment(self, ticket_id: str, comment: Comment) -> None: ...
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None: ...  # upsert
     def get_notification(self, ticket_id: str, notification_id: str) -> NotificationRecord | None: ...
+    # One write, no read: the attempt goes last on the record (made from `new_record` if there is none yet), and the
+    # record's status becomes the attempt's. The relay's per-message bookkeeping.
+    def append_attempt(self, ticket_id: str, new_record: NotificationRecord, attempt: DeliveryAttempt) -> None: ...
     def link_message_id(self, message_id: str, ticket_id: str) -> None: ...
     def find_ticket_by_message_id(self, message_id: str) -> str | None: ...
 
