@@ -629,7 +629,10 @@ def limits(result: RelayResult) -> list[str]:
         "(3) Done, `store/dynamodb.py` `append_attempt`: `Relay._record` read the notification record before "
         "writing it whole (a GetItem and a PutItem per message, 4.3 AWS calls per ~5 KB message in the run "
         "before). Attempts now go to a list attribute beside the record's JSON `doc` with one `UpdateItem` "
-        "(`list_append`); readers fold them in. Left: the two idempotency writes (in progress, completed) are "
+        "(`list_append`); readers fold them in. It is one round trip instead of two in AWS, but not here: moto "
+        "parses an update expression in Python, about 4.0 ms per UpdateItem against 2.1 ms for the GetItem + "
+        "PutItem pair it replaces (measured in-process, 300 calls), so the moto-stores row does not show the "
+        "gain. Left: the two idempotency writes (in progress, completed) are "
         "the price of exactly-once. With moto each call costs several ms of CPU in this process; in AWS each is "
         "a network round trip of a few ms, paid in series.",
         "(4) Left, owner RELAY: compose + sign are CPU work done while the connection idles, and the next message "
