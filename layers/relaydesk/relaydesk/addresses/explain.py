@@ -8,6 +8,19 @@ from typing import NamedTuple
 ENHANCED_STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")  # RFC 3463 class.subject.detail
 
 SET_CAS_MAILBOX = "Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false"
+AADSTS = re.compile(r"\bAADSTS(\d{4,9})\b")  # Entra ID's error codes in an OAuth error_description
+# Exchange Online PowerShell (`Connect-ExchangeOnline`): register the app's service principal, then let it use the
+# mailbox. The object id is the Enterprise application's (Entra ID > Enterprise applications > the app > Overview),
+# not the App registration's: the two differ and the wrong one is the most common mistake.
+NEW_SERVICE_PRINCIPAL = "New-ServicePrincipal -AppId <client id> -ObjectId <Enterprise application's object id>"
+ADD_MAILBOX_PERMISSION = ("Add-MailboxPermission -Identity <mailbox> -User <service principal id from "
+                          "Get-ServicePrincipal> -AccessRights FullAccess")
+OAUTH_SETUP_STEPS = (
+    "1) Entra ID > App registrations > New registration; 2) Certificates & secrets > New client secret (copy its "
+    "Value); 3) API permissions > Add a permission > APIs my organization uses > Office 365 Exchange Online > "
+    "Application permissions > SMTP.SendAsApp, then Grant admin consent; 4) in Exchange Online PowerShell "
+    f"(`Connect-ExchangeOnline`): `{NEW_SERVICE_PRINCIPAL}` and `{ADD_MAILBOX_PERMISSION}`; 5) keep SMTP AUTH "
+    f"enabled on the mailbox (`{SET_CAS_MAILBOX}`). See docs/providers/microsoft365.md.")
 
 
 class Explanation(NamedTuple):
@@ -20,10 +33,37 @@ def enhanced_status_of(reply: str) -> str | None:
     return match.group(1) if match else None
 
 
-def explain_reply(code: int | None, reply: str, *, host: str = "", username: str = "") -> Explanation | None:
-    """A known provider reply (Exchange Online, Gmail, ...), or None when the reply is not one we know."""
+def aadsts_of(text: str) -> str | None:
+    """The Entra ID error code (`AADSTS7000215`) in a token endpoint's error, if there is one."""
+    match = AADSTS.search(text or "")
+    return f"AADSTS{match.group(1)}" if match else None
+
+
+def explain_reply(code: int | None, reply: str, *, host: str = "", username: str = "",
+                  oauth: bool = False) -> Explanation | None:
+    """A known provider reply (Exchange Online, Gmail, ...), or None when the reply is not one we know.
+
+    `oauth`: the address signs in with XOAUTH2, where the same reply (535 5.7.3) means something else."""
     text = (reply or "").lower()
     status = enhanced_status_of(reply)
+    if status == "5.7.30" or "basic authentication is not supported" in text:
+        return Explanation(
+            "Exchange Online no longer accepts a password for SMTP AUTH (550 5.7.30: Basic authentication is not "
+            "supported for Client Submission). Microsoft has announced that basic authentication for SMTP AUTH is "
+            "off by default for existing tenants at the end of December 2026; this tenant already refuses it.",
+            "Switch the address to OAuth 2.0: register an Entra ID app for it, then "
+            f"{_switch_command(username)}. Steps: {OAUTH_SETUP_STEPS}")
+    if oauth and (status == "5.7.3" or (code == 535 and "authentication unsuccessful" in text)):
+        mailbox = username or "<mailbox>"
+        return Explanation(
+            "Exchange Online refused the app's access token for this mailbox (535 5.7.3): the app's service "
+            "principal is not registered in Exchange Online, or it has no permission on the mailbox "
+            f"{mailbox}, or SMTP.SendAsApp was not granted admin consent.",
+            "In Exchange Online PowerShell (`Connect-ExchangeOnline`): "
+            f"`{NEW_SERVICE_PRINCIPAL}` then `{ADD_MAILBOX_PERMISSION.replace('<mailbox>', mailbox)}`. Use the "
+            "object id shown under Entra ID > Enterprise applications > the app (not the one under App "
+            "registrations). Check that Office 365 Exchange Online > SMTP.SendAsApp has admin consent. Changes can "
+            "take up to an hour to apply.")
     if status == "5.7.139" or "smtpclientauthentication is disabled" in text:
         return Explanation(
             "Exchange Online refused SMTP AUTH (535 5.7.139): SMTP AUTH is disabled for the tenant or for this "
@@ -77,10 +117,64 @@ def explain_reply(code: int | None, reply: str, *, host: str = "", username: str
     return None
 
 
+def explain_token_error(error: str, description: str = "", *, aadsts: str | None = None,
+                        tenant_id: str = "", client_id: str = "") -> Explanation:
+    """A refused client-credentials token request (OAuth `error`, Entra's `AADSTS<n>`), in plain words with the fix."""
+    code = aadsts or aadsts_of(description) or aadsts_of(error)
+    error = (error or "").strip()
+    tenant = f" {tenant_id}" if tenant_id else ""
+    client = f" {client_id}" if client_id else ""
+    rotate = "`relaydesk addresses rotate EMAIL --client-secret-stdin`"
+    if code == "AADSTS7000215":
+        return Explanation(
+            "Entra ID refused the client secret (AADSTS7000215: invalid client secret).",
+            "Give the secret's Value, not its Secret ID: in Entra ID > App registrations > the app > Certificates & "
+            "secrets, the Value is shown only once, right after the secret is created; if it is lost, create a new "
+            f"secret. For a connected address, stage it with {rotate}.")
+    if code == "AADSTS7000222":
+        return Explanation(
+            "The app's client secret has expired (AADSTS7000222).",
+            "Create a new client secret (Entra ID > App registrations > the app > Certificates & secrets > New "
+            f"client secret), then stage its Value with {rotate}; the current secret stays in use until the new "
+            "one passes the test. Set a reminder before the new one expires.")
+    if code == "AADSTS700016":
+        return Explanation(
+            f"Entra ID found no application with the client id{client} in the tenant{tenant} (AADSTS700016).",
+            "Check --client-id (the Application (client) ID on the app registration's Overview page) and "
+            "--tenant-id (the Directory (tenant) ID on the same page): the app must be registered in that tenant.")
+    if code in ("AADSTS90002", "AADSTS900023"):
+        return Explanation(
+            f"Entra ID does not know the tenant{tenant} ({code}: tenant not found).",
+            "Use the Directory (tenant) ID from the app registration's Overview page (a GUID), or the tenant's "
+            "domain such as acme.onmicrosoft.com.")
+    if code == "AADSTS70011" or error == "invalid_scope":
+        return Explanation(
+            f"Entra ID refused the requested scope ({code or 'invalid_scope'}).",
+            "Client credentials need the `.default` scope of the resource: https://outlook.office365.com/.default "
+            "for Exchange Online (the default; do not pass a custom --scope).")
+    if code == "AADSTS7000218" or error == "invalid_client":
+        return Explanation(
+            f"Entra ID refused the client credentials ({code or error}).",
+            "Check the client id and the client secret's Value; for a connected address stage a new one with "
+            f"{rotate}.")
+    detail = (description or error or "no details").strip()
+    return Explanation(
+        f"The token endpoint refused the request ({code or error or 'no error code'}): {detail}",
+        f"Look the code up in Microsoft's list of Entra ID errors (search \"{code or error}\"); check the tenant id, "
+        "the client id and the client secret's Value, and that the app has SMTP.SendAsApp with admin consent.")
+
+
+def _switch_command(username: str) -> str:
+    email = username or "EMAIL"
+    return (f"`relaydesk addresses rotate {email} --auth oauth2 --tenant-id <tenant id> --client-id <client id> "
+            "--client-secret-stdin` (a new address: `relaydesk addresses connect ... --preset microsoft365 --auth "
+            "oauth2 ...`)")
+
+
 def explain_step(step: str, *, code: int | None = None, reply: str = "", error: str = "", host: str = "",
-                 port: int | None = None, username: str = "") -> Explanation:
+                 port: int | None = None, username: str = "", oauth: bool = False) -> Explanation:
     """The explanation for a failed live-check step."""
-    known = explain_reply(code, reply, host=host, username=username)
+    known = explain_reply(code, reply, host=host, username=username, oauth=oauth)
     if known is not None:
         return known
     detail = (reply or error).strip()
@@ -124,7 +218,13 @@ def explain_step(step: str, *, code: int | None = None, reply: str = "", error: 
                 "from a public CA. Relaydesk never skips certificate verification.")
         return Explanation(f"The server's certificate did not verify: {detail}",
                            "Fix the certificate, or pass the issuing CA with --ca-bundle FILE.")
+    if step == "token":
+        return explain_token_error("", detail)
     if step == "auth":
+        if "xoauth2" in lowered and "not supported" in lowered:
+            return Explanation(f"{host} does not offer AUTH XOAUTH2 after TLS.",
+                               "OAuth 2.0 sign-in needs a server that offers XOAUTH2 (smtp.office365.com does); "
+                               "use --auth password for other servers.")
         if "auth" in lowered and "not supported" in lowered:
             return Explanation(f"{host} does not offer SMTP AUTH after TLS.",
                                "Enable SMTP AUTH (PLAIN or LOGIN) on the submission port.")
