@@ -207,7 +207,9 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
     address = SupportAddress(
         email=email, account_id=account_id, name=name or account.display_name, kind=AddressKind.SMTP_CONNECTOR,
         connector=Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
-                            auth_kind=credentials.auth_kind, secret_arn=secret_arn, state=ConnectorState.PENDING))
+                            auth_kind=credentials.auth_kind, oauth_tenant_id=credentials.oauth_tenant_id,
+                            oauth_client_id=credentials.oauth_client_id, secret_arn=secret_arn,
+                            state=ConnectorState.PENDING))
     try:
         _create(stores, address)
     except RuleViolation:

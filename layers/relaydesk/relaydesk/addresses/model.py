@@ -38,6 +38,9 @@ class Connector(BaseModel):
     port: int = SUBMISSION_PORT
     tls_mode: TlsMode = TlsMode.STARTTLS
     auth_kind: AuthKind = AuthKind.PASSWORD
+    # oauth2 only: which Entra ID tenant and app sign in (identifiers, not secrets; the client secret is in the secret)
+    oauth_tenant_id: str | None = None
+    oauth_client_id: str | None = None
     secret_arn: str
     state: ConnectorState = ConnectorState.PENDING
     credentials_version: str | None = None  # Secrets Manager VersionId last seen working

@@ -1,18 +1,22 @@
 """`relaydesk addresses ...`: connect, verify, set the default, rotate, disable, enable and delete support addresses.
 
-Passwords are read from standard input (--password-stdin) or a hidden prompt, never from the command line, and are
-never printed. Live-check steps and verification progress go to stderr as they happen.
+Passwords and OAuth client secrets are read from standard input (--password-stdin, --client-secret-stdin) or a hidden
+prompt, never from the command line, and are never printed. Live-check steps and verification progress go to stderr
+as they happen.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from relaydesk.addresses import lifecycle, verification
 from relaydesk.addresses.live_check import CheckStep
@@ -21,12 +25,31 @@ from relaydesk.addresses.presets import PRESETS
 from relaydesk.addresses.presets import resolve as resolve_preset
 from relaydesk.cli import context
 from relaydesk.cli.output import EXIT_AUTH, EXIT_OK, EXIT_VERIFY_TIMEOUT, emit, print_table, progress
-from relaydesk.credentials import SmtpCredentials, TlsMode
+from relaydesk.credentials import AuthKind, SmtpCredentials, TlsMode
 from relaydesk.errors import ConfigurationError
 from relaydesk.store.ports import CURRENT, PENDING
 
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 MICROSOFT_SMARTHOST = "office365.com"
+BASIC_AUTH_NOTE = (
+    "note: Microsoft has announced that Exchange Online turns basic authentication for SMTP AUTH off by default for "
+    "existing tenants at the end of December 2026 (the server then answers 550 5.7.30); connect with --auth oauth2 "
+    "--tenant-id T --client-id C --client-secret-stdin to sign in with an Entra ID app instead "
+    "(docs/providers/microsoft365.md)")
+
+
+class RefuseSecretArgument(argparse.Action):
+    """`--password VALUE` / `--client-secret VALUE`: refused without echoing the value (argparse would otherwise
+    take it for an abbreviation of the -stdin flag and print VALUE as an unrecognised argument)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs="?", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.error(f"{option_string} is never accepted as an argument (it would stay in the shell history and "
+                     f"the process list): pipe it with {option_string}-stdin, or leave it out to be prompted")
 
 
 # --- helpers shared by the ADDRESSES command groups -----------------------------------------------------------------
@@ -51,17 +74,61 @@ def when(value: Any) -> str:
 
 def read_password(args: argparse.Namespace, prompt: str = "SMTP password: ") -> str:
     """From stdin with --password-stdin (one line, newline stripped), else a hidden prompt on a terminal."""
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+    return _read_secret(args.password_stdin, prompt, "password", "--password-stdin", "the mailbox's SMTP password")
+
+
+def read_client_secret(args: argparse.Namespace, prompt: str = "Entra ID client secret (its Value): ") -> str:
+    """The OAuth client secret, read like the password: --client-secret-stdin or a hidden prompt."""
+    return _read_secret(args.client_secret_stdin, prompt, "client secret", "--client-secret-stdin",
+                        "the client secret's Value (Entra ID > App registrations > the app > Certificates & secrets)")
+
+
+def _read_secret(from_stdin: bool, prompt: str, what: str, flag: str, description: str) -> str:
+    if from_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
     elif sys.stdin.isatty():
-        password = getpass.getpass(prompt)
+        secret = getpass.getpass(prompt)
     else:
-        raise ConfigurationError("no password given",
-                                 action="Pipe it with --password-stdin, or run the command in a terminal to be "
-                                        "prompted. A password is never accepted as an argument.")
-    if not password:
-        raise ConfigurationError("the password is empty", action="Give the mailbox's SMTP password.")
-    return password
+        raise ConfigurationError(f"no {what} given",
+                                 action=f"Pipe it with {flag}, or run the command in a terminal to be "
+                                        f"prompted. A {what} is never accepted as an argument.")
+    if not secret:
+        raise ConfigurationError(f"the {what} is empty", action=f"Give {description}.")
+    return secret
+
+
+def auth_kind_of(args: argparse.Namespace) -> AuthKind:
+    return AuthKind(args.auth or AuthKind.PASSWORD)
+
+
+def oauth_fields(args: argparse.Namespace, current: SmtpCredentials | None = None) -> dict[str, Any]:
+    """--tenant-id, --client-id, --token-url and the client secret (stdin or prompt) as SmtpCredentials fields;
+    a field not given keeps `current`'s value (rotation)."""
+    if args.password_stdin:
+        raise ConfigurationError("--password-stdin does not apply to --auth oauth2",
+                                 action="Give the app's client secret with --client-secret-stdin (or at the prompt).")
+    tenant = args.tenant_id or (current.oauth_tenant_id if current else None)
+    client = args.client_id or (current.oauth_client_id if current else None)
+    missing = [flag for flag, value in (("--tenant-id", tenant), ("--client-id", client)) if not value]
+    if missing:
+        raise ConfigurationError(f"--auth oauth2 needs {' and '.join(missing)}",
+                                 action="Give the Directory (tenant) ID and the Application (client) ID from the "
+                                        "app registration's Overview page in Entra ID.")
+    fields: dict[str, Any] = {"auth_kind": AuthKind.OAUTH2, "oauth_tenant_id": tenant.strip(),
+                              "oauth_client_id": client.strip(), "oauth_client_secret": read_client_secret(args),
+                              "password": ""}
+    if args.token_url:
+        fields["oauth_token_url"] = args.token_url
+    return fields
+
+
+def build_credentials(fields: dict[str, Any]) -> SmtpCredentials:
+    try:
+        return SmtpCredentials.model_validate(fields)
+    except ValidationError as error:
+        # pydantic's message quotes the input, which may be a secret: name the fields only.
+        names = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
+        raise ConfigurationError(f"invalid connector settings: {names}") from None
 
 
 def read_ca_bundle(path: str | None) -> str | None:
@@ -126,12 +193,17 @@ def address_view(address: SupportAddress) -> dict[str, Any]:
         "updated_at": when(address.updated_at),
     }
     if address.connector is not None:
+        connector = address.connector
         view.update({
-            "connector_state": address.connector.state.value,
-            "smarthost": f"{address.connector.host}:{address.connector.port}",
-            "tls": address.connector.tls_mode.value,
-            "secret": address.connector.secret_arn,
+            "connector_state": connector.state.value,
+            "smarthost": f"{connector.host}:{connector.port}",
+            "tls": connector.tls_mode.value,
+            "auth": connector.auth_kind.value,
         })
+        if connector.auth_kind is AuthKind.OAUTH2:
+            # Identifiers an admin matches against Entra ID; the client secret is only in Secrets Manager.
+            view.update({"tenant_id": connector.oauth_tenant_id or "-", "client_id": connector.oauth_client_id or "-"})
+        view["secret"] = connector.secret_arn
     return view
 
 
@@ -165,12 +237,26 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_connect(args: argparse.Namespace) -> int:
     host, port, tls_mode = resolve_preset(args.preset, host=args.host, port=args.port, tls_mode=args.tls,
                                           region=args.region)
-    credentials = SmtpCredentials(host=host, port=port, tls_mode=tls_mode, username=args.username,
-                                  password=read_password(args), ca_bundle_pem=read_ca_bundle(args.ca_bundle))
+    kind = auth_kind_of(args)
+    username = args.username or (args.email if kind is AuthKind.OAUTH2 else None)
+    if not username:
+        raise ConfigurationError("--username is required", action="Give the mailbox that signs in (usually the "
+                                                                  "support address itself).")
+    fields: dict[str, Any] = {"host": host, "port": port, "tls_mode": tls_mode, "username": username,
+                              "ca_bundle_pem": read_ca_bundle(args.ca_bundle)}
+    if kind is AuthKind.OAUTH2:
+        fields.update(oauth_fields(args))
+    else:
+        _refuse_oauth_flags(args)
+        fields["password"] = read_password(args)
+    credentials = build_credentials(fields)
     local_stack = bool(os.environ.get("RELAYDESK_TICKETS_TABLE"))  # the environment names the stack already
     stores = context.load_stores(args)
     peers = [] if local_stack else peer_directories(args, stores.settings.environment)
-    progress(f"live check of {host}:{port} ({tls_mode.value}) as {args.username}:")
+    if args.preset == "microsoft365" and args.auth is None:
+        progress(BASIC_AUTH_NOTE)
+    how = f"OAuth 2.0 app {credentials.oauth_client_id}" if kind is AuthKind.OAUTH2 else "password"
+    progress(f"live check of {host}:{port} ({tls_mode.value}) as {username} ({how}):")
     address, _ = lifecycle.connect_address(stores, args.account, args.email, credentials, args.name or "",
                                            on_step=print_step, peers=peers)
     progress(f"connected {address.email}: connector pending. Next: relaydesk addresses verify {address.email}")
@@ -213,13 +299,25 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"{address.email} has no connector credentials to rotate")
     secret_id = address.connector.secret_arn
     current = SmtpCredentials.model_validate_json(stores.secrets.get(secret_id).value)
-    changes: dict[str, Any] = {"password": read_password(args, "new SMTP password: ")}
+    kind = AuthKind(args.auth) if args.auth else current.auth_kind
+    changes: dict[str, Any] = {}
+    if kind is AuthKind.OAUTH2:
+        # Also the switch of a password address to OAuth 2.0: the new fields go through testSecret like any
+        # rotation, so the password stays live until the app's token is accepted by the smarthost.
+        changes.update(oauth_fields(args, current if current.auth_kind is AuthKind.OAUTH2 else None))
+    else:
+        _refuse_oauth_flags(args)
+        changes.update({"auth_kind": AuthKind.PASSWORD, "password": read_password(args, "new SMTP password: "),
+                        "oauth_client_secret": None, "oauth_tenant_id": None, "oauth_client_id": None})
     if args.username:
         changes["username"] = args.username
     if args.ca_bundle:
         changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
-    new_credentials = SmtpCredentials.model_validate({**current.model_dump(), **changes})
-    progress(f"staging new credentials for {address.email} as AWSPENDING and starting the rotation")
+    new_credentials = build_credentials({**_secret_fields(current), **changes})
+    what = "OAuth 2.0 client secret" if kind is AuthKind.OAUTH2 else "credentials"
+    if kind is not current.auth_kind:
+        what = f"{kind.value} credentials (switching from {current.auth_kind.value})"
+    progress(f"staging the new {what} for {address.email} as AWSPENDING and starting the rotation")
     token = stage_rotation(stores, address.email, new_credentials)
     outcome = _wait_for_rotation(stores, secret_id, token, timeout=args.timeout, poll=args.poll)
     view = {"email": address.email, "version_id": token, "rotation": outcome}
@@ -235,6 +333,20 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         return EXIT_AUTH
     progress("the rotation is still running: check later with `relaydesk addresses show " + address.email + "`")
     return EXIT_OK
+
+
+def _secret_fields(credentials: SmtpCredentials) -> dict[str, Any]:
+    """The current secret's fields with their real values (model_dump keeps SecretStr masked objects)."""
+    return json.loads(credentials.to_secret_string())
+
+
+def _refuse_oauth_flags(args: argparse.Namespace) -> None:
+    given = [flag for flag, value in (("--tenant-id", args.tenant_id), ("--client-id", args.client_id),
+                                      ("--client-secret-stdin", args.client_secret_stdin),
+                                      ("--token-url", args.token_url)) if value]
+    if given:
+        raise ConfigurationError(f"{', '.join(given)} only apply to --auth oauth2",
+                                 action="Add --auth oauth2 to sign in with an Entra ID app.")
 
 
 def _wait_for_rotation(stores: Any, secret_id: str, token: str, *, timeout: float, poll: float) -> str:
@@ -278,6 +390,22 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_oauth_arguments(sub: argparse.ArgumentParser, *, rotating: bool = False) -> None:
+    keep = " (default: keep the current one)" if rotating else ""
+    sub.add_argument("--auth", choices=[k.value for k in AuthKind],
+                     help=("password or oauth2 (default: the address's current kind; oauth2 switches a password "
+                           "address, tested before it goes live)" if rotating else
+                           "password (default: AUTH PLAIN/LOGIN) or oauth2 (XOAUTH2 with an Entra ID app, "
+                           "client-credentials grant)"))
+    sub.add_argument("--tenant-id", help=f"oauth2: the Directory (tenant) ID{keep}")
+    sub.add_argument("--client-id", help=f"oauth2: the Application (client) ID{keep}")
+    sub.add_argument("--client-secret-stdin", action="store_true",
+                     help="oauth2: read the client secret's Value from standard input (else a hidden prompt)")
+    sub.add_argument("--token-url", help="oauth2: the token endpoint (default: Microsoft's for the tenant)")
+    sub.add_argument("--client-secret", action=RefuseSecretArgument)
+    sub.add_argument("--password", action=RefuseSecretArgument)
+
+
 def register(groups: argparse._SubParsersAction) -> None:
     parser = groups.add_parser("addresses", help="support addresses: connect, verify, rotate, disable, delete")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -301,8 +429,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--port", type=int, help="587 for STARTTLS, 465 for implicit TLS")
     sub.add_argument("--tls", choices=[m.value for m in TlsMode], help="starttls (default) or implicit")
     sub.add_argument("--region", help="AWS region of the amazon-ses preset")
-    sub.add_argument("--username", required=True, help="the mailbox that signs in")
+    sub.add_argument("--username", help="the mailbox that signs in (oauth2: default the address itself)")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add_oauth_arguments(sub)
     sub.add_argument("--ca-bundle", metavar="FILE", help="PEM CA bundle of a private smarthost")
     sub.add_argument("--name", help="display name of the address")
 
@@ -316,6 +445,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub = command("rotate", cmd_rotate, "stage new credentials as AWSPENDING and start the rotation")
     sub.add_argument("--username", help="a new username (default: keep the current one)")
     sub.add_argument("--password-stdin", action="store_true", help="read the new password from standard input")
+    add_oauth_arguments(sub, rotating=True)
     sub.add_argument("--ca-bundle", metavar="FILE", help="a new PEM CA bundle")
     sub.add_argument("--timeout", type=float, default=120.0,
                      help="seconds to wait for the rotation's outcome (default %(default)s)")
