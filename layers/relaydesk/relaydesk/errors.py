@@ -147,3 +147,40 @@ class LinkExpiredError(RelaydeskError, ValueError):
 
     code = "link_expired"
     action = "Ask the help desk to send the attachment again."
+
+
+class OAuthTokenError(RelaydeskError):
+    """The OAuth 2.0 token endpoint issued no access token. Carries the OAuth `error` (RFC 6749 5.2) and Entra ID's
+    `AADSTS<number>` code, never the client secret or a token. `transient` (5xx, 429, a timeout, no connection): try
+    again later; otherwise the app's credentials or settings are wrong (treated like a refused AUTH)."""
+
+    code = "oauth_token_error"
+    action = ("Check the tenant id, client id and client secret of the address's Entra ID app, then store them again "
+              "with `relaydesk addresses rotate`.")
+
+    def __init__(self, message: str, *, oauth_error: str | None = None, aadsts: str | None = None,
+                 http_status: int | None = None, transient: bool = False, action: str | None = None) -> None:
+        super().__init__(message, action=action)
+        self.oauth_error = oauth_error
+        self.aadsts = aadsts
+        self.http_status = http_status
+        self.transient = transient
+
+
+class OAuthTokenRefusedError(AuthenticationFailedError):
+    """The token endpoint refused the app's client credentials: the same auth_failed hold as a 535. `token_error`
+    has the OAuth error and the AADSTS code."""
+
+    def __init__(self, token_error: OAuthTokenError) -> None:
+        said = " ".join(part for part in (token_error.oauth_error, token_error.aadsts) if part)
+        super().__init__(token_error.message, server_reply=f"token endpoint: {said or token_error.message}",
+                         action=token_error.action)
+        self.token_error = token_error
+
+
+class OAuthTokenUnavailableError(TransientDeliveryError):
+    """The token endpoint could not be reached or failed (5xx, 429, a timeout): retried like a 4xx."""
+
+    def __init__(self, token_error: OAuthTokenError) -> None:
+        super().__init__(token_error.message, action=token_error.action)
+        self.token_error = token_error

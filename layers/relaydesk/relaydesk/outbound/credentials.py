@@ -31,7 +31,9 @@ def parse_secret(value: str) -> SmtpCredentials:
     try:
         return SmtpCredentials.model_validate_json(value)
     except ValidationError as error:
-        fields = sorted({".".join(str(p) for p in e["loc"]) or "(the whole value)" for e in error.errors()})
+        # A field's location, or the model check's own message (it names fields, never values).
+        fields = sorted({".".join(str(p) for p in e["loc"]) or e["msg"].removeprefix("Value error, ")
+                         for e in error.errors()})
         raise ConfigurationError(
             f"the connector secret is not valid: check {', '.join(fields)}",
             action="Store the credentials again with `relaydesk addresses rotate`.") from None

@@ -1,8 +1,9 @@
 """SMTP submission to a customer's smarthost with aiosmtplib: TLS first (587 STARTTLS required, 465 implicit),
-certificate verified, then AUTH, then any number of mail transactions on the one connection.
+certificate verified, then AUTH (password or XOAUTH2, `outbound/auth.py`), then any number of mail transactions on
+the one connection.
 
 Every failure leaves as a typed error of `relaydesk.errors` with the server's code, enhanced status and text. The
-password is only ever handed to `login` over TLS and never appears in an error.
+password or access token is only ever sent over TLS and never appears in an error.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from relaydesk.errors import (
     TlsRequiredError,
     TransientDeliveryError,
 )
+from relaydesk.oauth import AccessTokens, shared_tokens
+from relaydesk.outbound.auth import authenticate
 from relaydesk.outbound.policy import AUTH_REFUSED_CODES, enhanced_status
 from relaydesk.outbound.tls import client_tls_context
 from relaydesk.tickets.model import RecipientOutcome
@@ -82,8 +85,9 @@ class SmtpSubmission:
     """One authenticated connection to one smarthost with one login. Not thread-safe: one batch group uses it."""
 
     def __init__(self, credentials: SmtpCredentials, *, timeouts: Timeouts | None = None,
-                 local_hostname: str = "relaydesk.invalid") -> None:
+                 local_hostname: str = "relaydesk.invalid", tokens: AccessTokens | None = None) -> None:
         self._credentials = credentials
+        self._tokens = tokens  # None: the warm container's shared token cache
         self._timeouts = timeouts or Timeouts()
         self._local_hostname = local_hostname
         self._smtp: aiosmtplib.SMTP | None = None
@@ -96,8 +100,9 @@ class SmtpSubmission:
     def connected(self) -> bool:
         return self._smtp is not None and self._smtp.is_connected
 
-    async def open(self) -> None:
-        """Connect, secure, authenticate. Raises a typed error; on any failure the connection is closed."""
+    async def open(self, *, fresh_token: bool = False) -> None:
+        """Connect, secure, authenticate. Raises a typed error; on any failure the connection is closed.
+        `fresh_token` (oauth2): a new access token rather than the cached one (the smarthost refused it)."""
         creds = self._credentials
         implicit = creds.tls_mode is TlsMode.IMPLICIT
         smtp = aiosmtplib.SMTP(hostname=creds.host, port=creds.port, use_tls=implicit, start_tls=False,
@@ -107,7 +112,7 @@ class SmtpSubmission:
         try:
             await self._connect(smtp)
             await self._secure(smtp, implicit)
-            await self._login(smtp)
+            await self._login(smtp, fresh_token=fresh_token)
         except BaseException:
             await self.close()
             raise
@@ -150,19 +155,8 @@ class SmtpSubmission:
         except (aiosmtplib.SMTPException, OSError) as error:
             raise TransientDeliveryError(f"EHLO with {self.route} failed: {type(error).__name__}") from None
 
-    async def _login(self, smtp: aiosmtplib.SMTP) -> None:
-        creds = self._credentials
-        try:
-            await smtp.login(creds.username, creds.password.get_secret_value())
-        except aiosmtplib.SMTPAuthenticationError as error:
-            raise AuthenticationFailedError(
-                f"{creds.host} refused the credentials of {creds.username}: {error.code} {error.message}",
-                smtp_code=error.code, enhanced_status=enhanced_status(error.message),
-                server_reply=f"{error.code} {error.message}") from None
-        except aiosmtplib.SMTPResponseException as error:
-            raise error_for_reply(error.code, error.message, f"AUTH failed: {error.code} {error.message}") from None
-        except (aiosmtplib.SMTPException, OSError) as error:
-            raise TransientDeliveryError(f"AUTH with {self.route} failed: {type(error).__name__}") from None
+    async def _login(self, smtp: aiosmtplib.SMTP, *, fresh_token: bool = False) -> None:
+        await authenticate(smtp, self._credentials, self._tokens or shared_tokens(), fresh_token=fresh_token)
 
     async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
         """One mail transaction with exactly `data` (already CRLF, signed). Raises a typed error; partial
