@@ -1,10 +1,12 @@
-"""The live check before credentials are saved: DNS, TCP, STARTTLS or implicit TLS, certificate, AUTH, step by step.
+"""The live check before credentials are saved: DNS, TCP, STARTTLS or implicit TLS, certificate, AUTH, step by step
+(an OAuth 2.0 address also has a `token` step before AUTH: the app's access token is fetched, and AUTH is XOAUTH2).
 
 Each step is reported as it finishes (name, ok, detail, elapsed) and a failure carries a plain-words explanation
 with the fix. TLS is verified with the one client context and never downgraded; AUTH is only tried over TLS. The
-password never appears in a step, the report or an error. The SMTP conversation itself is in `live_check_smtp`,
-imported when a check runs: rotation checks in one step of four and the addresses API in a few operations, so
-their cold start skips aiosmtplib (about 6 ms; 20 ms with asyncio for rotation: bench/bench_coldstart.py).
+password, the client secret and the access token never appear in a step, the report or an error. The SMTP
+conversation itself is in `live_check_smtp`, imported when a check runs: rotation checks in one step of four and
+the addresses API in a few operations, so their cold start skips aiosmtplib (about 6 ms; 20 ms with asyncio for
+rotation: bench/bench_coldstart.py).
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ StepListener = Callable[["CheckStep"], None]
 
 
 class CheckStep(BaseModel):
-    name: str  # dns, tcp, starttls | tls, certificate, auth, sender
+    name: str  # dns, tcp, starttls | tls, certificate, token (oauth2), auth, sender
     ok: bool
     detail: str = ""
     elapsed_ms: float = 0.0
     smtp_code: int | None = None
     enhanced_status: str | None = None
+    oauth_error: str | None = None  # token: the token endpoint refused the app (RFC 6749 5.2 `error`)
+    aadsts: str | None = None  # token: Entra ID's error code, e.g. AADSTS7000215
 
 
 class LiveCheckReport(BaseModel):
@@ -58,8 +62,8 @@ class LiveCheckReport(BaseModel):
         if step is None:
             raise ValueError("the live check passed; there is no error")
         kind: type[SmtpDeliveryError] = SmtpDeliveryError
-        if step.name == "auth" and step.smtp_code is not None:
-            kind = AuthenticationFailedError
+        if (step.name == "auth" and step.smtp_code is not None) or (step.name == "token" and step.oauth_error):
+            kind = AuthenticationFailedError  # a refused token is refused credentials, as a 535 is
         elif step.name == "certificate":
             kind = CertificateVerificationError
         elif step.name == "starttls" and "STARTTLS" in (self.summary or ""):

@@ -1,10 +1,11 @@
-"""The live check's SMTP conversation (DNS, TCP, TLS, certificate, AUTH, sender), recorded step by step into a
-`LiveCheckReport`; imported by `relaydesk.addresses.live_check` when a check runs (see its docstring)."""
+"""The live check's SMTP conversation (DNS, TCP, TLS, certificate, OAuth token, AUTH, sender), recorded step by step
+into a `LiveCheckReport`; imported by `relaydesk.addresses.live_check` when a check runs (see its docstring)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import ssl
 import time
@@ -12,9 +13,13 @@ from typing import Any
 
 import aiosmtplib
 
-from relaydesk.addresses.explain import enhanced_status_of, explain_step
+from relaydesk import oauth
+from relaydesk.addresses.explain import Explanation, enhanced_status_of, explain_step, explain_token_error
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport, Resolver, StepListener
-from relaydesk.credentials import SmtpCredentials, TlsMode
+from relaydesk.credentials import AuthKind, SmtpCredentials, TlsMode
+from relaydesk.errors import AuthenticationFailedError, OAuthTokenError, RelaydeskError, SmtpDeliveryError
+from relaydesk.oauth import AccessTokens, Response
+from relaydesk.outbound.auth import authenticate
 from relaydesk.outbound.tls import client_tls_context
 
 EHLO_NAME = "relaydesk-connector"
@@ -34,22 +39,32 @@ class Checker:
         self.on_step = on_step
         self.report = LiveCheckReport(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode)
         self._password = credentials.password.get_secret_value()
+        self._oauth = credentials.auth_kind is AuthKind.OAUTH2
+        client_secret = credentials.oauth_client_secret
+        self._secrets = [s for s in (self._password, client_secret.get_secret_value() if client_secret else "") if s]
+        # A token cache of this check only: the token step always asks the endpoint (a real fetch), and the auth
+        # step reuses that token rather than a cached one that could hide a changed client secret.
+        self._expires_in: int | None = None
+        self._tokens = AccessTokens(fetch=self._fetch_recording_expiry)
 
     def _scrub(self, text: str) -> str:
-        # A server never should echo the password; if one does, it still never reaches a report.
-        return text.replace(self._password, "********") if self._password else text
+        # A server never should echo the password, the client secret or the token; if one does, it still never
+        # reaches a report.
+        for secret in self._secrets:
+            text = text.replace(secret, "********")
+        return text
 
     def record(self, name: str, ok: bool, detail: str, started: float, *, code: int | None = None,
-               reply: str = "") -> None:
+               reply: str = "", explanation: Explanation | None = None, **fields: str | None) -> None:
         detail = self._scrub(detail)
         step = CheckStep(name=name, ok=ok, detail=detail, elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
-                         smtp_code=code, enhanced_status=enhanced_status_of(reply) if reply else None)
+                         smtp_code=code, enhanced_status=enhanced_status_of(reply) if reply else None, **fields)
         self.report.steps.append(step)
         if not ok:
-            explanation = explain_step(name, code=code, reply=self._scrub(reply), error=detail,
-                                       host=self.credentials.host, port=self.credentials.port,
-                                       username=self.credentials.username)
-            self.report.summary, self.report.fix = explanation
+            explanation = explanation or explain_step(
+                name, code=code, reply=self._scrub(reply), error=detail, host=self.credentials.host,
+                port=self.credentials.port, username=self.credentials.username, oauth=self._oauth)
+            self.report.summary, self.report.fix = (self._scrub(part) for part in explanation)
         if self.on_step is not None:
             self.on_step(step)
         if not ok:
@@ -70,7 +85,11 @@ class Checker:
             else:
                 await self._starttls(smtp)
             self._certificate(smtp)
-            await self._auth(smtp)
+            if self._oauth:
+                await self._token()
+                await self._xoauth2(smtp)
+            else:
+                await self._auth(smtp)
             if self.sender:
                 await self._sender(smtp)
         except _StepFailed:
@@ -185,6 +204,63 @@ class Checker:
         except (aiosmtplib.SMTPException, OSError) as error:
             self.record("auth", False, _describe(error), started)
         self.record("auth", True, f"{reply.code} {reply.message} (as {self.credentials.username})", started)
+
+    async def _token(self) -> None:
+        """The client-credentials grant at the token endpoint; reports when the token expires, never the token."""
+        started = time.perf_counter()
+        creds = self.credentials
+        try:
+            token = await asyncio.wait_for(asyncio.to_thread(self._tokens.token, creds, fresh=True), self.timeout)
+        except OAuthTokenError as error:
+            refused = not error.transient
+            explanation = explain_token_error(error.oauth_error or "", error.message, aadsts=error.aadsts,
+                                              tenant_id=creds.oauth_tenant_id or "",
+                                              client_id=creds.oauth_client_id or "") if refused else None
+            if explanation is None:
+                explanation = Explanation(f"The token endpoint could not be used: {error.message}",
+                                          error.action or "Try again in a few minutes.")
+            self.record("token", False, error.message, started, explanation=explanation,
+                        oauth_error=(error.oauth_error or "refused") if refused else None, aadsts=error.aadsts)
+        except TimeoutError:
+            self.record("token", False, f"the token endpoint {creds.token_url} did not answer in time", started,
+                        explanation=Explanation("The token endpoint did not answer in time.",
+                                                "Try again; check that Relaydesk can reach it over HTTPS."))
+        self._secrets.append(token)
+        lifetime = self._expires_in
+        expiry = f"expires in {lifetime // 60} min" if lifetime else "no expiry given"
+        self.record("token", True, f"access token for app {creds.oauth_client_id} from {creds.token_url} "
+                                   f"({expiry})", started)
+
+    def _fetch_recording_expiry(self, url: str, body: bytes, creds: SmtpCredentials, timeout: float) -> Response:
+        """oauth's own HTTPS POST, keeping `expires_in` of a granted token for the report (AccessTokens.token
+        returns the token only)."""
+        response = oauth._post(url, body, creds, timeout)
+        if response.status == 200:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                self._expires_in = int(json.loads(response.body).get("expires_in"))
+        return response
+
+    async def _xoauth2(self, smtp: aiosmtplib.SMTP) -> None:
+        """AUTH XOAUTH2 as the mailbox with the token the token step fetched, through the relay's own `authenticate`."""
+        started = time.perf_counter()
+        try:
+            await smtp.ehlo()
+            if "xoauth2" not in smtp.server_auth_methods:
+                self.record("auth", False, "AUTH XOAUTH2 is not supported by this server", started)
+            await authenticate(smtp, self.credentials, self._tokens)
+        except aiosmtplib.SMTPResponseException as error:
+            self.record("auth", False, error.message, started, code=error.code, reply=error.message)
+        except AuthenticationFailedError as error:
+            reply = error.server_reply or error.message
+            self.record("auth", False, reply, started, code=error.smtp_code, reply=reply)
+        except SmtpDeliveryError as error:
+            self.record("auth", False, error.server_reply or error.message, started, code=error.smtp_code,
+                        reply=error.server_reply)
+        except RelaydeskError as error:
+            self.record("auth", False, error.message, started)
+        except (aiosmtplib.SMTPException, OSError) as error:
+            self.record("auth", False, _describe(error), started)
+        self.record("auth", True, f"XOAUTH2 accepted (as {self.credentials.username})", started)
 
     async def _sender(self, smtp: aiosmtplib.SMTP) -> None:
         started = time.perf_counter()
