@@ -7,6 +7,9 @@ One class, `SmtpServer`, in the modes a customer's mail server has:
 - ``mode="implicit"`` (port 465 style): TLS from the first byte.
 - ``mode="none"``: no STARTTLS offered at all (a misconfigured server). AUTH is then never offered either,
   because AUTH is only accepted over TLS; a client that insists gets 530/538.
+- ``oauth=TokenServer(...)`` (any mode with TLS): AUTH XOAUTH2 is offered too, as Exchange Online does; a token
+  that `oauth` validates for a client allowed to send as the mailbox (``oauth_mailboxes``: client id -> mailboxes)
+  gets 235 and ``auth_user`` is the mailbox; anything else gets ``535 5.7.3 Authentication unsuccessful``.
 
 It runs on 127.0.0.1 with an ephemeral port in its own thread (aiosmtpd's threaded controller), so sync and
 async tests use it alike::
@@ -26,6 +29,8 @@ if it raises, the server replies 451 and the message is not counted as accepted.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import secrets
 import socket
@@ -33,12 +38,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from local.ca import LocalCA, ServerCertificate
+
+if TYPE_CHECKING:
+    from local.oauth_server import TokenServer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,7 @@ logging.getLogger("mail.log").addFilter(_not_aiosmtpd_own_deprecation)
 
 Mode = Literal["starttls", "implicit", "none"]
 COMMANDS = ("CONNECT", "EHLO", "MAIL", "RCPT", "DATA")
+XOAUTH2_REFUSED = "535 5.7.3 Authentication unsuccessful"  # Exchange Online's reply to a token it does not accept
 DEFAULT_CERT_NAMES = ("127.0.0.1", "localhost")
 
 
@@ -209,6 +218,25 @@ class _Handler:
             await asyncio.sleep(3600)  # cancelled by connection_lost
         return reply
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH XOAUTH2 (offered only with `oauth`, only after TLS: aiosmtpd's auth_require_tls). The initial
+        response is base64 of ``user=<mailbox>^Aauth=Bearer <token>^A^A``; never logged."""
+        if len(args) == 2:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            answer = await server.challenge_auth("")
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=True)
+            blob = answer
+        mailbox = self.owner._check_xoauth2(blob)
+        if mailbox is None:
+            return AuthResult(success=False, handled=False, message=XOAUTH2_REFUSED)
+        return AuthResult(success=True, auth_data=LoginPassword(mailbox.encode(), b""))
+
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         await self._stall(self.owner.faults.take("EHLO"))
         session.host_name = hostname
@@ -296,6 +324,8 @@ class SmtpServer:
         hostname: the name in the greeting and EHLO reply.
         on_message: called (in a worker thread) with each `Received` before the 250 is sent.
         accept_recipient: when given, RCPT of an address it returns False for gets 550 (an MX's "no relaying").
+        oauth: a `local.oauth_server.TokenServer` whose tokens AUTH XOAUTH2 accepts; XOAUTH2 is offered only then.
+        oauth_mailboxes: client id -> the mailboxes its tokens may send as (`allow_mailbox` adds one).
     """
 
     def __init__(self, ca: LocalCA, *, users: dict[str, str] | None = None, mode: Mode = "starttls",
@@ -303,7 +333,8 @@ class SmtpServer:
                  cert_names: Iterable[str] = DEFAULT_CERT_NAMES, hostname: str = "smtp.acme.test",
                  host: str = "127.0.0.1", on_message: Callable[[Received], None] | None = None,
                  accept_recipient: Callable[[str], bool] | None = None,
-                 data_size_limit: int = 35 * 1024 * 1024) -> None:
+                 data_size_limit: int = 35 * 1024 * 1024, oauth: TokenServer | None = None,
+                 oauth_mailboxes: dict[str, set[str]] | None = None) -> None:
         if mode not in ("starttls", "implicit", "none"):
             raise ValueError(f"unknown mode {mode!r}")
         self.ca = ca
@@ -316,6 +347,9 @@ class SmtpServer:
         self.stats = Stats()
         self.received: list[Received] = []
         self._users: dict[str, str] = dict(users or {})
+        self.oauth = oauth
+        self._oauth_mailboxes = {client: {box.lower() for box in boxes}
+                                 for client, boxes in (oauth_mailboxes or {}).items()}
         self._lock = threading.Condition()
         self._cert: ServerCertificate | None = ca.issue(list(cert_names)) if mode != "none" else None
         self._options = {"require_tls": require_tls, "auth_required": auth_required,
@@ -334,6 +368,7 @@ class SmtpServer:
             "server_hostname": self.hostname, "ident": "ESMTP Relaydesk local", "authenticator": self._authenticate,
             "auth_required": self._options["auth_required"], "auth_require_tls": True,
             "data_size_limit": self._options["data_size_limit"], "enable_SMTPUTF8": True, "timeout": 60,
+            "auth_exclude_mechanism": [] if self.oauth is not None else ["XOAUTH2"],
         }
         if self.mode == "implicit":
             kwargs["ssl_context"] = context
@@ -370,6 +405,25 @@ class SmtpServer:
     def remove_user(self, user: str) -> None:
         with self._lock:
             self._users.pop(user, None)
+
+    def allow_mailbox(self, client_id: str, mailbox: str) -> None:
+        """Let the app `client_id` send as `mailbox` (Exchange's Add-MailboxPermission)."""
+        with self._lock:
+            self._oauth_mailboxes.setdefault(client_id, set()).add(mailbox.lower())
+
+    def _check_xoauth2(self, blob: bytes) -> str | None:
+        """The mailbox an XOAUTH2 initial response may send as, or None; counted like a password AUTH."""
+        self._count("auth_attempts")
+        fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
+        mailbox = fields.get("user", "").lower()
+        scheme, _, token = fields.get("auth", "").partition(" ")
+        client = self.oauth.validate(token) if self.oauth is not None and scheme.lower() == "bearer" else None
+        with self._lock:
+            allowed = client is not None and mailbox in self._oauth_mailboxes.get(client, set())
+        if allowed:
+            return mailbox
+        self._count("auth_failures")
+        return None
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         self._count("auth_attempts")

@@ -8,6 +8,13 @@
 - ``make_smarthost(**options)`` (function): a factory for special modes, e.g.
   ``make_smarthost(mode="implicit")``, ``make_smarthost(mode="none")``,
   ``make_smarthost(cert_names=["wrong.example.net"])``; same defaults as ``smarthost``; all stopped at teardown.
+  With ``make_smarthost(oauth=token_server, oauth_mailboxes={token_server.client_id: {"support@acme.test"}})``
+  the server also offers AUTH XOAUTH2 (after TLS) and accepts that endpoint's tokens for those mailboxes
+  (``535 5.7.3 Authentication unsuccessful`` otherwise, as Exchange Online answers).
+- ``token_server`` (function): a started `local.oauth_server.TokenServer`, Entra ID's client-credentials token
+  endpoint over HTTPS on 127.0.0.1 (certificate from ``local_ca``), tenant ``acme-tenant``, one client
+  (``client_id``, ``client_secret``, random). Use ``token_url``, ``ca_pem``, ``tokens_issued``, ``requests``,
+  ``set_secret(client_id, secret)``, ``expire_all()``, ``validate(token)``. Stopped at teardown.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import secrets
 import pytest
 
 from local.ca import LocalCA
+from local.oauth_server import TokenServer
 from local.smarthost import SmtpServer
 
 SMARTHOST_USER = "relay@acme.test"
@@ -70,3 +78,13 @@ def make_smarthost(local_ca):
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture
+def token_server(local_ca):
+    """A started OAuth 2.0 token endpoint (client credentials, Entra ID's answers) on 127.0.0.1; stopped at teardown."""
+    server = TokenServer(local_ca).start()
+    try:
+        yield server
+    finally:
+        server.stop()
