@@ -1,5 +1,7 @@
 """Credential rotation of a connector secret: the admin stages the new credentials, Secrets Manager's four steps test
-them with a real SMTP AUTH and promote them; the current credentials stay live until then.
+them with a real SMTP AUTH and promote them; the current credentials stay live until then. The same for an OAuth 2.0
+address's client secret (and for switching a password address to OAuth 2.0): the test is then a real token request
+and AUTH XOAUTH2 (the live check's token and auth steps).
 
 No one can invent a password on a customer's server, so `createSecret` never generates one: it keeps the version
 `stage_rotation` put under the rotation's token, and refuses when nothing was staged. `setSecret` has nothing to do
@@ -118,12 +120,14 @@ def create_secret(stores: Stores, secret_id: str, token: str) -> str:
 
 
 def set_secret(stores: Stores, secret_id: str, token: str) -> str:
-    """Nothing to do: the customer's server owns the password, and the admin already changed it there."""
+    """Nothing to do: the customer's server owns the password (its Entra ID app the client secret), and the admin
+    already changed it there."""
     return "nothing to set: the customer's mail server owns the password"
 
 
 def test_secret(stores: Stores, secret_id: str, token: str, *, checker: Checker = run_live_check) -> str:
-    """A real SMTP AUTH (and MAIL FROM as the address) against the smarthost with the pending credentials."""
+    """A real SMTP AUTH (and MAIL FROM as the address) against the smarthost with the pending credentials; for
+    oauth2, a new access token from the pending client secret first (the live check never reuses a cached one)."""
     address = address_for_secret(stores, secret_id)
     staged = stores.secrets.get(secret_id, PENDING)
     if staged.version_id != token:
