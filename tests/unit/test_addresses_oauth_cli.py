@@ -168,3 +168,29 @@ def test_password_connect_still_needs_a_username(cli, account_id, seen):
     code, _, err = cli("addresses", "connect", "support@acme.com", "--account", account_id, "--host", "smtp.acme.com",
                        "--password-stdin", stdin="pw\n")
     assert code == EXIT_ERROR and "--username is required" in err
+
+
+@pytest.mark.parametrize(("preset", "advice"), [("google", "app password"), ("amazon-ses", "SES SMTP credentials")])
+def test_oauth2_is_refused_for_providers_whose_smtp_does_not_take_client_credentials(cli, account_id, seen, preset,
+                                                                                     advice):
+    code, _, err = cli("addresses", "connect", "support@acme.com", "--account", account_id, "--preset", preset,
+                       "--auth", "oauth2", "--tenant-id", TENANT, "--client-id", CLIENT, "--client-secret-stdin",
+                       stdin=CLIENT_SECRET + "\n")
+    assert code == EXIT_ERROR and "--auth oauth2 is not available" in err and advice in err
+    assert not seen
+
+
+def test_a_refused_token_step_is_a_credentials_failure_and_an_unreachable_endpoint_is_not():
+    from relaydesk.errors import AuthenticationFailedError
+
+    def report(**token_fields):
+        steps = [CheckStep(name="tcp", ok=True), CheckStep(name="token", ok=False, detail="refused", **token_fields)]
+        return LiveCheckReport(host="smtp.office365.com", port=587, tls_mode="starttls", steps=steps,
+                               summary="s", fix="f")
+
+    refused = report(oauth_error="invalid_client", aadsts="AADSTS7000215").to_error()
+    unreachable = report().to_error()
+
+    assert isinstance(refused, AuthenticationFailedError)
+    assert not isinstance(unreachable, AuthenticationFailedError)
+    assert "live check failed at token" in unreachable.message

@@ -245,6 +245,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
     fields: dict[str, Any] = {"host": host, "port": port, "tls_mode": tls_mode, "username": username,
                               "ca_bundle_pem": read_ca_bundle(args.ca_bundle)}
     if kind is AuthKind.OAUTH2:
+        _refuse_oauth_for_preset(args.preset)
         fields.update(oauth_fields(args))
     else:
         _refuse_oauth_flags(args)
@@ -338,6 +339,19 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 def _secret_fields(credentials: SmtpCredentials) -> dict[str, Any]:
     """The current secret's fields with their real values (model_dump keeps SecretStr masked objects)."""
     return json.loads(credentials.to_secret_string())
+
+
+def _refuse_oauth_for_preset(preset: str | None) -> None:
+    """--auth oauth2 is Entra ID's client-credentials grant: these providers' SMTP services do not take it."""
+    if preset == "google":
+        raise ConfigurationError(
+            "--auth oauth2 is not available for Google Workspace: Google's XOAUTH2 for a server needs a service "
+            "account with domain-wide delegation, which Relaydesk does not implement",
+            action="Connect with an app password (--password-stdin), or through Google's SMTP relay service "
+                   "(--preset generic --host smtp-relay.gmail.com); see docs/providers/google.md.")
+    if preset == "amazon-ses":
+        raise ConfigurationError("--auth oauth2 is not available for Amazon SES",
+                                 action="Use the SES SMTP credentials with --password-stdin.")
 
 
 def _refuse_oauth_flags(args: argparse.Namespace) -> None:
