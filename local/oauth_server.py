@@ -54,6 +54,7 @@ class TokenServer:
             clients = {f"app-{uuid.uuid4()}": secrets.token_urlsafe(24)}
         self._clients = dict(clients)
         self._tokens: dict[str, tuple[str, float]] = {}  # access token -> (client id, valid until)
+        self._issued: list[str] = []  # every token ever issued, for tests that prove none leaks
         self._lock = threading.Lock()
         self._cert = ca.issue(["127.0.0.1", "localhost"])
         self._server: http.server.ThreadingHTTPServer | None = None
@@ -127,6 +128,11 @@ class TokenServer:
         with self._lock:
             self._tokens.clear()
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued so far, expired ones included (a test looks for them in logs and records)."""
+        with self._lock:
+            return list(self._issued)
+
     def validate(self, token: str) -> str | None:
         """The client id `token` was issued to while it is valid, else None."""
         with self._lock:
@@ -168,6 +174,7 @@ class TokenServer:
         token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(48)  # opaque here; Entra's are JWTs
         with self._lock:
             self._tokens[token] = (client_id, time.time() + self.lifetime)
+            self._issued.append(token)
             self.tokens_issued += 1
         return 200, {"token_type": "Bearer", "expires_in": self.lifetime, "ext_expires_in": self.lifetime,
                      "access_token": token}

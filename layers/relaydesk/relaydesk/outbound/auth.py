@@ -39,11 +39,11 @@ async def authenticate(smtp: aiosmtplib.SMTP, creds: SmtpCredentials, tokens: Ac
     if smtp.get_transport_info("sslcontext") is None:
         # RFC 4954 4: credentials only over an encrypted channel, whatever the server offers.
         raise TlsRequiredError(f"the connection to {creds.host} is not encrypted; no credentials were sent")
-    action: str | None = None
+    oauth = creds.auth_kind is AuthKind.OAUTH2
+    # The token first, outside the SMTP error mapping below: its errors are typed already.
+    token = await _token(creds, tokens, fresh=fresh_token) if oauth else ""
     try:
-        if creds.auth_kind is AuthKind.OAUTH2:
-            token = await _token(creds, tokens, fresh=fresh_token)
-            action = XOAUTH2_REFUSED_ACTION
+        if oauth:
             await smtp.auth_xoauth2(creds.username, token)
         else:
             await smtp.login(creds.username, creds.password.get_secret_value())
@@ -51,7 +51,7 @@ async def authenticate(smtp: aiosmtplib.SMTP, creds: SmtpCredentials, tokens: Ac
         raise AuthenticationFailedError(
             f"{creds.host} refused the credentials of {creds.username}: {error.code} {error.message}",
             smtp_code=error.code, enhanced_status=enhanced_status(error.message),
-            server_reply=f"{error.code} {error.message}", action=action) from None
+            server_reply=f"{error.code} {error.message}", action=XOAUTH2_REFUSED_ACTION if oauth else None) from None
     except aiosmtplib.SMTPResponseException as error:
         from relaydesk.outbound.smtp import error_for_reply
 
