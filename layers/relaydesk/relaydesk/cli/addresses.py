@@ -126,9 +126,11 @@ def build_credentials(fields: dict[str, Any]) -> SmtpCredentials:
     try:
         return SmtpCredentials.model_validate(fields)
     except ValidationError as error:
-        # pydantic's message quotes the input, which may be a secret: name the fields only.
-        names = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
-        raise ConfigurationError(f"invalid connector settings: {names}") from None
+        # Never str(error): it could quote the input, which may be a secret. A field's name and pydantic's
+        # message (SmtpCredentials' own messages name fields, never values) are enough.
+        problems = "; ".join(": ".join(part for part in (".".join(str(p) for p in e["loc"]), e["msg"]) if part)
+                             for e in error.errors(include_input=False))
+        raise ConfigurationError(f"invalid connector settings: {problems}") from None
 
 
 def read_ca_bundle(path: str | None) -> str | None:
@@ -309,7 +311,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     else:
         _refuse_oauth_flags(args)
         changes.update({"auth_kind": AuthKind.PASSWORD, "password": read_password(args, "new SMTP password: "),
-                        "oauth_client_secret": None, "oauth_tenant_id": None, "oauth_client_id": None})
+                        "oauth_client_secret": None, "oauth_tenant_id": None, "oauth_client_id": None,
+                        "oauth_token_url": None})
     if args.username:
         changes["username"] = args.username
     if args.ca_bundle:
