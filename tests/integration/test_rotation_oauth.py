@@ -8,7 +8,9 @@ import io
 import json
 import logging
 
+import boto3
 import pytest
+from aiosmtpd.smtp import AuthResult
 from pydantic import SecretStr
 from relaydesk.addresses import lifecycle, rotation
 from relaydesk.addresses.model import ConnectorState, VerificationStatus
@@ -19,6 +21,8 @@ from relaydesk.errors import AuthenticationFailedError
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS
+
+from local.smarthost import SmtpServer
 
 EMAIL = "support@acme.test"
 NEW_SECRET = "n3w~Client.Secret-Value_0123456789"
@@ -218,3 +222,64 @@ def test_rotate_client_secret_stdin_promotes_the_new_secret(aws_stack, cli, toke
     assert "OAuth 2.0 client secret" in err
     assert client_secret(aws_stack, password_address, CURRENT) == NEW_SECRET
     assert NEW_SECRET not in out + err
+
+
+# --- Exchange Online turns basic authentication off ---------------------------------------------------------------
+
+class ExchangeOnline(SmtpServer):
+    """Takes the mailbox's password until `basic_auth_off`, then answers every password AUTH with 550 5.7.30."""
+
+    basic_auth_off = False
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        if not self.basic_auth_off:
+            return super()._authenticate(server, session, envelope, mechanism, auth_data)
+        self._count("auth_attempts")
+        self._count("auth_failures")
+        return AuthResult(success=False, handled=False,
+                          message="550 5.7.30 Basic authentication is not supported for Client Submission.")
+
+
+@pytest.fixture
+def exchange(local_ca, token_server):
+    server = ExchangeOnline(local_ca, users={EMAIL: PASSWORD}, oauth=token_server,
+                            oauth_mailboxes={token_server.client_id: {EMAIL}}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_basic_auth_turned_off_holds_the_notifications_and_the_switch_to_oauth2_releases_them(
+        aws_stack, exchange, token_server):
+    relay_module = pytest.importorskip("relaydesk.outbound.relay")
+    from relaydesk.outbound.credentials import CredentialCache
+    from relaydesk.outbound.once import MemoryOnce
+
+    account, _ = lifecycle.create_account(aws_stack, "acme", "Acme", "sandbox")
+    password = SmtpCredentials(host="127.0.0.1", port=exchange.port, username=EMAIL, password=PASSWORD,
+                               ca_bundle_pem=exchange.ca_pem)
+    address, _ = lifecycle.connect_address(aws_stack, account.account_id, EMAIL, password)
+    activate(aws_stack, address)
+    relay = relay_module.Relay(aws_stack, credentials=CredentialCache(aws_stack.secrets, 300), once=MemoryOnce())
+    exchange.basic_auth_off = True  # the end of December 2026 for this tenant
+
+    held = [relay_one(relay, account.account_id, n).outcome.value for n in range(2)]
+
+    address = aws_stack.directory.get_address(EMAIL)
+    assert set(held) <= {"auth_failed", "held"} and address.connector.state is ConnectorState.AUTH_FAILED
+    assert "5.7.30" in address.last_error and "--auth oauth2" in address.last_error
+
+    switched = oauth_credentials(exchange, token_server, token_server.client_secret)
+    rotation.stage_rotation(aws_stack, EMAIL, switched, start=in_process(aws_stack))
+    messages = boto3.client("sqs").receive_message(
+        QueueUrl=aws_stack.settings.notifications_queue_url, MaxNumberOfMessages=10,
+        AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+    results = relay.relay_batch([{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
+                                  "body": m["Body"], "attributes": m.get("Attributes", {})} for m in messages])
+
+    assert len(messages) == len(held)
+    assert [r.result.outcome.value for r in results] == ["delivered"] * len(held)
+    assert {r.auth_user for r in exchange.wait_for(len(held))} == {EMAIL}
+    address = aws_stack.directory.get_address(EMAIL)
+    assert address.connector.state is ConnectorState.ACTIVE and address.connector.auth_kind is AuthKind.OAUTH2
