@@ -36,7 +36,7 @@ def explanation(error: AuthenticationFailedError, *, host: str, username: str, o
         # Entra ID's codes have a known fix; anything else (an http:// token URL, ...) carries its own action.
         fix = explain_token_error(token.oauth_error or "", token.message, aadsts=token.aadsts).fix \
             if token.aadsts else token.action
-        return (f"auth_failed: {token.message}. Notifications are held until the credentials change. "
+        return (f"auth_failed: {token.message.rstrip('.')}. Notifications are held until the credentials change. "
                 f"What to do: {fix}")
     known = explain_reply(error.smtp_code, error.server_reply, host=host, username=username, oauth=oauth)
     what_to_do = known.fix if known else error.action
