@@ -85,7 +85,7 @@ class AccessTokens:
         self._timeout = timeout
         self._max_size = max_size
         self._clock = clock
-        self._fetch = fetch or _post
+        self._fetch = fetch or post_form
         self._tokens: OrderedDict[TokenKey, CachedToken] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -171,10 +171,10 @@ def _form(creds: SmtpCredentials) -> bytes:
                       "client_secret": secret, "scope": creds.oauth_scope}).encode("ascii")
 
 
-def _post(url: str, body: bytes, creds: SmtpCredentials, timeout: float) -> Response:
-    """POST the form over HTTPS verified against the system store plus the address's CA bundle; no redirect is
-    followed (it could carry the request elsewhere). HTTP errors come back as a Response; a network failure raises
-    a transient OAuthTokenError."""
+def post_form(url: str, body: bytes, creds: SmtpCredentials, timeout: float) -> Response:
+    """The token request (public: the live check also reads a grant's `expires_in`). POSTs the form over HTTPS
+    verified against the system store plus the address's CA bundle; no redirect is followed (it could carry the
+    request elsewhere). HTTP errors come back as a Response; a network failure raises a transient OAuthTokenError."""
     import urllib.error
     import urllib.request
 

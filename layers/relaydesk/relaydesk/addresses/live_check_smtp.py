@@ -234,7 +234,7 @@ class Checker:
     def _fetch_recording_expiry(self, url: str, body: bytes, creds: SmtpCredentials, timeout: float) -> Response:
         """oauth's own HTTPS POST, keeping `expires_in` of a granted token for the report (AccessTokens.token
         returns the token only)."""
-        response = oauth._post(url, body, creds, timeout)
+        response = oauth.post_form(url, body, creds, timeout)
         if response.status == 200:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 self._expires_in = int(json.loads(response.body).get("expires_in"))
