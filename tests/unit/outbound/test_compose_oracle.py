@@ -118,12 +118,18 @@ def rfc2047_text(data: bytes, name: str) -> str:
     return str(make_header(decode_header("".join(str(message_from_bytes(data)[name]).splitlines()))))
 
 
+def a_label(addr_spec: str) -> str:
+    """The address with its domain as the IDNA A-label: compose writes xn--..., the reference wrote the U-label."""
+    local, _, domain = addr_spec.rpartition("@")
+    return f"{local}@{domain.encode('idna').decode('ascii')}" if not domain.isascii() else addr_spec
+
+
 def seen(data: bytes) -> dict:
     """Every header's decoded value and every part (type, charset, filename, decoded content) as a client sees it."""
     parsed = message_from_bytes(data, policy=default)
     view: dict = {}
     for name in ADDRESS_FIELDS:
-        view[name] = [a.addr_spec for a in parsed[name].addresses] if parsed[name] else None
+        view[name] = [a_label(a.addr_spec) for a in parsed[name].addresses] if parsed[name] else None
     for name in ("From", "Reply-To"):
         view[f"{name} name"] = rfc2047_phrase(data, name)
     for name in TEXT_FIELDS:
@@ -146,8 +152,9 @@ def intended(notification: Notification, sender: Sender) -> dict:
     one_line, ids = composer._one_line, composer._message_ids
     thread = ids([*notification.references, *filter(None, [notification.in_reply_to])])
     name = one_line(sender.display_name) or None
-    return {"From": [sender.address], "To": list(notification.recipients), "Cc": list(notification.cc) or None,
-            "Reply-To": [sender.reply_to] if sender.reply_to else None, "From name": name,
+    return {"From": [a_label(sender.address)], "To": [a_label(a) for a in notification.recipients],
+            "Cc": [a_label(a) for a in notification.cc] or None,
+            "Reply-To": [a_label(sender.reply_to)] if sender.reply_to else None, "From name": name,
             "Reply-To name": name if sender.reply_to else None, "Subject": subject_with_token(notification),
             "References": " ".join(thread) or None}
 
@@ -295,10 +302,22 @@ def _seen(notification: Notification, sender: Sender = SENDER, inline: bool = Tr
     return composed, message_from_bytes(composed.to_bytes(), policy=default)
 
 
-def test_an_internationalised_domain_reads_back_whole_even_past_its_first_label():
-    # The stdlib encoded only the non-ASCII label, which its own parser (and clients) could not read back.
-    _, parsed = _seen(_notification(recipients=["jane@mail.ex\u00e4mple.co.uk"]))
-    assert parsed["To"].addresses[0].addr_spec == "jane@mail.ex\u00e4mple.co.uk"
+def test_an_internationalised_domain_goes_out_as_its_a_label_in_the_header_and_the_envelope():
+    # RFC 2047 forbids encoded words in an address, and a UTF-8 envelope domain needs SMTPUTF8 from the server;
+    # the A-label works everywhere and a client shows it as the U-label again.
+    composed, parsed = _seen(_notification(recipients=["jane@mail.ex\u00e4mple.co.uk"]))
+    [to] = parsed["To"].addresses
+    assert to.addr_spec == "jane@mail.xn--exmple-cua.co.uk"
+    assert to.domain.encode("ascii").decode("idna") == "mail.ex\u00e4mple.co.uk"
+    assert composed.recipients == ("jane@mail.xn--exmple-cua.co.uk",)
+    assert _seen(_notification(), Sender(address="help@\u00fcber.test", display_name="Help"))[0].envelope_from \
+        == "help@xn--ber-goa.test"
+    assert b"=?" not in composed.to_bytes().split(b"\r\nTo:", 1)[1].split(b"\r\n", 1)[0]
+
+
+def test_a_domain_that_is_not_a_valid_idna_name_is_refused():
+    with pytest.raises(InvalidAddressError):
+        _seen(_notification(recipients=["jane@" + "\u00e4" * 70 + ".test"]))  # a label over 63 octets
 
 
 def test_a_non_ascii_local_part_is_still_refused():

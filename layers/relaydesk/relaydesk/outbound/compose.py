@@ -100,6 +100,14 @@ def mailbox(addr_spec: str, display_name: str = "") -> Address:
         raise InvalidAddressError("not a single plain email address") from error
     if not address.username or not address.domain:
         raise InvalidAddressError("not a single plain email address")
+    if not address.domain.isascii():
+        # The IDNA A-label (xn--...) is what RFC 5890 puts in a header and an envelope: an RFC 2047 word is not
+        # allowed in an address (RFC 2047 5), and a UTF-8 envelope domain needs SMTPUTF8 from the server.
+        try:
+            ascii_domain = address.domain.encode("idna").decode("ascii")
+        except UnicodeError as error:
+            raise InvalidAddressError("not a valid internationalised domain name") from error
+        address = Address(display_name=address.display_name, username=address.username, domain=ascii_domain)
     return address
 
 
@@ -210,5 +218,5 @@ def compose(notification: Notification, sender: Sender, *, inline_attachments: b
     if attached:
         body = mime.multipart("mixed", [body, *attached])
     envelope = list(dict.fromkeys([*recipients, *cc]))
-    return Composed(data=mime.message(header, body), envelope_from=sender.address, recipients=tuple(envelope),
-                    message_id=message_id, has_attachments=bool(attached))
+    return Composed(data=mime.message(header, body), envelope_from=_addr_spec(sender.address),
+                    recipients=tuple(envelope), message_id=message_id, has_attachments=bool(attached))

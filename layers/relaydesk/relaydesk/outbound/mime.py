@@ -125,7 +125,8 @@ def phrase(field: Field, name: str) -> None:
 
 def addresses(name: str, mailboxes: Sequence[tuple[str, str]]) -> str:
     """An address-list field: `(display name, addr-spec)` pairs, each addr-spec already checked to be one plain
-    address (see `compose.mailbox`). A non-ASCII domain is written as one encoded word, as `email` did."""
+    address (see `compose.mailbox`, which turns an internationalised domain into its A-label). A non-ASCII domain
+    that reaches here anyway is written as one encoded word rather than raw UTF-8."""
     field = Field(name)
     for index, (display, spec) in enumerate(mailboxes):
         comma = "," if index < len(mailboxes) - 1 else ""
