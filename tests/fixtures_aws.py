@@ -42,3 +42,20 @@ def aws_stack(aws_stack_env):
     from relaydesk.wiring import aws_stores
 
     return aws_stores()
+
+
+@pytest.fixture
+def aws_cli(aws_stack, monkeypatch, capsys):
+    """Runs `relaydesk ...` in process against `aws_stack` (stdin given per call); returns (exit code, stdout,
+    stderr)."""
+    import io
+
+    from relaydesk.cli import main
+
+    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -4,7 +4,6 @@ an app may send as. What the admin sees, what is saved, and that the client secr
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -13,7 +12,6 @@ import pytest
 from aiosmtpd.smtp import AuthResult
 from botocore.exceptions import ClientError
 from relaydesk.addresses.live_check import run_live_check
-from relaydesk.cli import main
 from relaydesk.cli.output import EXIT_AUTH, EXIT_OK
 from relaydesk.credentials import AuthKind, SmtpCredentials
 
@@ -24,14 +22,8 @@ BASIC_AUTH_OFF = "550 5.7.30 Basic authentication is not supported for Client Su
 
 
 @pytest.fixture
-def cli(aws_stack, monkeypatch, capsys):
-    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def cli(aws_cli):
+    return aws_cli
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ and tagged, the address in DynamoDB, and deletion schedules the secret's removal
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
@@ -11,20 +10,13 @@ import boto3
 import pytest
 from relaydesk.addresses import lifecycle
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
-from relaydesk.cli import main
 
 PASSWORD = "moto-Secret-Pa55"
 
 
 @pytest.fixture
-def cli(aws_stack, monkeypatch, capsys):
-    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def cli(aws_cli):
+    return aws_cli
 
 
 @pytest.fixture

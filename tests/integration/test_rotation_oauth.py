@@ -4,7 +4,6 @@ changes, a local smarthost accepting AUTH XOAUTH2, the four rotation steps, and 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -14,7 +13,6 @@ from aiosmtpd.smtp import AuthResult
 from pydantic import SecretStr
 from relaydesk.addresses import lifecycle, rotation
 from relaydesk.addresses.model import ConnectorState, VerificationStatus
-from relaydesk.cli import main
 from relaydesk.cli.output import EXIT_AUTH, EXIT_OK
 from relaydesk.credentials import AuthKind, SmtpCredentials
 from relaydesk.errors import AuthenticationFailedError
@@ -154,14 +152,8 @@ def test_notifications_keep_flowing_while_the_client_secret_is_rotated(aws_stack
 # --- through the CLI ----------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def cli(aws_stack, monkeypatch, capsys):
-    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def cli(aws_cli):
+    return aws_cli
 
 
 @pytest.fixture
