@@ -20,7 +20,7 @@ from relaydesk.notification import AttachmentRef
 from relaydesk.tickets.model import DeliveryStatus, Ticket
 
 from local.lambdas import LambdaContext, load, unload_all
-from tests.integration.test_relay_smtp import ACCOUNT, FAST_SMTP, Relay
+from tests.integration.relay_harness import ACCOUNT, FAST_SMTP, Relay
 
 BASE_URL = "https://abc123.lambda-url.us-east-1.on.aws/"  # the deployed FunctionUrl's shape; never contacted
 KEY = "attachments/T-1/C-1/01-invoice März.pdf"

@@ -22,16 +22,14 @@ from relaydesk.oauth import shared_tokens
 from relaydesk.tickets.model import DeliveryStatus
 
 from local.lambdas import load
-from tests.integration import test_relay_smtp
-from tests.integration.test_relay_smtp import ACCOUNT
+from tests.integration.relay_harness import ACCOUNT, record_signatures, relay_harness
 
 MAILBOX = "support@acme.test"
 
 
 @pytest.fixture
 def relay(aws_stack_env, monkeypatch):
-    """test_relay_smtp's harness: moto from template.yaml, the relay handler, an SQS event source."""
-    yield from test_relay_smtp.relay.__wrapped__(aws_stack_env, monkeypatch)
+    yield from relay_harness(aws_stack_env, monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -100,16 +98,7 @@ class RelayLog:
 
 def test_a_notification_leaves_through_xoauth2_as_the_mailbox_with_exactly_the_signed_bytes(
         relay, exchange, token_server, monkeypatch):
-    from relaydesk.outbound import dkim
-
-    signed: list[bytes] = []
-
-    class Signer:
-        def sign(self, message: bytes) -> bytes:
-            signed.append(b"DKIM-Signature: v=1; a=rsa-sha256; d=acme.test; s=test; b=fake\r\n" + message)
-            return signed[-1]
-
-    monkeypatch.setattr(dkim, "signer_for", lambda address, secrets: Signer())
+    signed = record_signatures(monkeypatch)
     connect_oauth(relay, exchange, token_server)
     notification = relay.notification(MAILBOX)
     relay.enqueue(notification)
