@@ -271,7 +271,9 @@ def test_a_client_sees_what_the_stdlib_composer_made_and_the_wire_keeps_the_rule
     if reference is not None and field_names(reference.partition(b"\r\n\r\n")[0]) == [f.encode() for f in fields]:
         try:
             old = seen(reference)
-        except (AttributeError, IndexError, HeaderParseError):  # the stdlib could not read back what it wrote
+        # the stdlib could not read back what it wrote (a UnicodeError: it split a UTF-8 character between two
+        # encoded words of a long display name)
+        except (AttributeError, IndexError, HeaderParseError, UnicodeError):
             old = None
     if old is not None:
         # Where the stdlib composer was wrong (a recipient dropped from a folded To, a space lost or added in a
