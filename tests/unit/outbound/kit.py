@@ -20,8 +20,9 @@ from relaydesk.ids import new_id
 from relaydesk.notification import Notification
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.once import MemoryOnce
+from relaydesk.outbound.policy import error_for_reply
 from relaydesk.outbound.relay import Relay
-from relaydesk.outbound.smtp import Accepted, error_for_reply
+from relaydesk.outbound.smtp import Accepted
 from relaydesk.store.memory import MemoryHeld, MemoryOutbox
 from relaydesk.tickets.model import RecipientOutcome, Ticket
 from relaydesk.wiring import Stores

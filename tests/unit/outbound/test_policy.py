@@ -10,8 +10,14 @@ from relaydesk.errors import (
     TlsRequiredError,
     TransientDeliveryError,
 )
-from relaydesk.outbound.policy import MAX_VISIBILITY_SECONDS, Outcome, classify_code, classify_error, retry_delay
-from relaydesk.outbound.smtp import error_for_reply
+from relaydesk.outbound.policy import (
+    MAX_VISIBILITY_SECONDS,
+    Outcome,
+    classify_code,
+    classify_error,
+    error_for_reply,
+    retry_delay,
+)
 
 
 @pytest.mark.parametrize(("code", "outcome"), [

@@ -18,7 +18,7 @@ from relaydesk.errors import (
     TransientDeliveryError,
 )
 from relaydesk.oauth import AccessTokens
-from relaydesk.outbound.policy import enhanced_status
+from relaydesk.outbound.policy import enhanced_status, error_for_reply
 
 XOAUTH2_REFUSED_ACTION = (
     "The smarthost refused the app's access token for this mailbox. For Exchange Online: the app needs the "
@@ -53,8 +53,6 @@ async def authenticate(smtp: aiosmtplib.SMTP, creds: SmtpCredentials, tokens: Ac
             smtp_code=error.code, enhanced_status=enhanced_status(error.message),
             server_reply=f"{error.code} {error.message}", action=XOAUTH2_REFUSED_ACTION if oauth else None) from None
     except aiosmtplib.SMTPResponseException as error:
-        from relaydesk.outbound.smtp import error_for_reply
-
         raise error_for_reply(error.code, error.message, f"AUTH failed: {error.code} {error.message}") from None
     except (aiosmtplib.SMTPException, OSError) as error:
         raise TransientDeliveryError(f"AUTH with {where} failed: {type(error).__name__}") from None

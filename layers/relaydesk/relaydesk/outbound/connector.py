@@ -222,26 +222,22 @@ class ConnectorGroup:
 
     def _open(self, version: VersionedCredentials, address: SupportAddress) -> None:
         tried: set[str] = set()
-        fresh_token: set[str] = set()  # oauth2 versions opened with a new access token, not the cached one
-        retry_fresh = False
+        fresh = False  # after a refusal every try (oauth2) asks for a new access token, not the cached one
         while True:
             tried.add(version.version_id)
             session = self.relay.submission(version.credentials, timeouts=self.relay.timeouts,
                                             local_hostname=self.stores.settings.mail_domain)
             oauth = version.credentials.auth_kind is AuthKind.OAUTH2
             try:
-                if oauth and retry_fresh:
-                    fresh_token.add(version.version_id)
-                    pool.run(session.open(fresh_token=True))
-                else:
-                    pool.run(session.open())
+                pool.run(session.open(fresh_token=True) if oauth and fresh else session.open())
             except AuthenticationFailedError as error:
                 self.relay.pool.forget(self.secret_id)  # refused: no connection of this secret is reused
-                retry_fresh = True  # every retry bypasses the token cache too
-                if oauth and version.version_id not in fresh_token and not isinstance(error, OAuthTokenRefusedError):
+                if oauth and not fresh and not isinstance(error, OAuthTokenRefusedError):
                     # The smarthost refused an access token the cache still thought good (revoked, or expired
                     # early): the same credentials once more with a new token.
+                    fresh = True
                     continue
+                fresh = True
                 # Rotation-aware: the secret read again past the cache, then a staged AWSPENDING version.
                 alternatives = self.relay.credentials.alternatives(self.secret_id, tried)
                 if not alternatives:

@@ -76,3 +76,17 @@ def retry_delay(receive_count: int) -> int:
     """Seconds until the next attempt after the `receive_count`-th one failed: 2, 6, 18, 54 minutes, ..."""
     attempt = max(1, receive_count)
     return min(FIRST_RETRY_SECONDS * RETRY_GROWTH ** (attempt - 1), MAX_VISIBILITY_SECONDS)
+
+
+def error_for_reply(code: int | None, text: str, message: str, *, recipient: str | None = None) -> SmtpDeliveryError:
+    """A server's reply as the typed error the relay acts on: refused credentials, permanent or transient."""
+    kind: type[SmtpDeliveryError]
+    if code in AUTH_REFUSED_CODES:
+        kind = AuthenticationFailedError
+    elif code is not None and code >= 500:
+        kind = PermanentDeliveryError
+    else:
+        kind = TransientDeliveryError
+    reply = f"{code} {text}" if code is not None else text
+    return kind(message, smtp_code=code, enhanced_status=enhanced_status(text), server_reply=reply,
+                recipient=recipient)

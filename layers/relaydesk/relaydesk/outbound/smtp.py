@@ -16,16 +16,13 @@ import aiosmtplib
 
 from relaydesk.credentials import SmtpCredentials, TlsMode
 from relaydesk.errors import (
-    AuthenticationFailedError,
     CertificateVerificationError,
-    PermanentDeliveryError,
-    SmtpDeliveryError,
     TlsRequiredError,
     TransientDeliveryError,
 )
 from relaydesk.oauth import AccessTokens, shared_tokens
 from relaydesk.outbound.auth import authenticate
-from relaydesk.outbound.policy import AUTH_REFUSED_CODES, enhanced_status
+from relaydesk.outbound.policy import enhanced_status, error_for_reply
 from relaydesk.outbound.tls import client_tls_context
 from relaydesk.tickets.model import RecipientOutcome
 
@@ -57,19 +54,6 @@ class Accepted:
     code: int
     reply: str
     refused: list[RecipientOutcome] = field(default_factory=list)
-
-
-def error_for_reply(code: int | None, text: str, message: str, *, recipient: str | None = None) -> SmtpDeliveryError:
-    kind: type[SmtpDeliveryError]
-    if code in AUTH_REFUSED_CODES:
-        kind = AuthenticationFailedError
-    elif code is not None and code >= 500:
-        kind = PermanentDeliveryError
-    else:
-        kind = TransientDeliveryError
-    reply = f"{code} {text}" if code is not None else text
-    return kind(message, smtp_code=code, enhanced_status=enhanced_status(text), server_reply=reply,
-                recipient=recipient)
 
 
 def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
