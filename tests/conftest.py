@@ -5,9 +5,16 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 # Shared fixtures: AWS resources built from template.yaml in moto, and local SMTP servers with a local CA.
 pytest_plugins = ["tests.fixtures_aws", "tests.fixtures_smtp"]
+
+# The suite is a gate: every run tries the same generated examples, so a pass on a fresh clone means the same as a
+# pass here. `HYPOTHESIS_PROFILE=explore make test` draws new examples each run, to look for new failures.
+settings.register_profile("gate", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
 
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
