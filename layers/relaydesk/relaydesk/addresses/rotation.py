@@ -47,13 +47,13 @@ class Step(StrEnum):
 
 # --- staging (the admin path: `relaydesk addresses rotate`) ---------------------------------------------------------
 
-def stage_rotation(stores: Stores, email: str, new_credentials: SmtpCredentials, *,
+def stage_rotation(stores: Stores, account_id: str, email: str, new_credentials: SmtpCredentials, *,
                    start: Starter | None = None) -> str:
     """Stage `new_credentials` as AWSPENDING under a fresh token and start the rotation; returns the token.
 
     `start` defaults to RotateSecret with the stack's rotation function, or, where none is configured (the local
     stack), to running the four steps in this process."""
-    address = _connector_address(stores, email)
+    address = _connector_address(stores, account_id, email)
     assert address.connector is not None
     token = str(uuid.uuid4())  # Secrets Manager's ClientRequestToken: 32-64 characters, becomes the VersionId
     stores.secrets.put_version(address.connector.secret_arn, new_credentials.to_secret_string(), [PENDING],
@@ -168,7 +168,7 @@ def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
     connector.held_version = None
     address.last_error = None
     _save(stores, address)
-    lifecycle.release_held_notifications(stores, address.email)
+    lifecycle.release_held_notifications(stores, address.account_id, address.email)
     return "promoted the pending version to AWSCURRENT"
 
 
@@ -185,16 +185,16 @@ def address_for_secret(stores: Stores, secret_id: str) -> SupportAddress:
     name = secret_name_of(secret_id)
     prefix = stores.settings.secret_prefix
     account_id, _, email = name[len(prefix):].partition("/") if name.startswith(prefix) else ("", "", "")
-    address = stores.directory.get_address(email) if email else None
-    if (address is None or address.account_id != account_id or address.connector is None
+    address = stores.directory.get_account_address(account_id, email) if email and account_id else None
+    if (address is None or address.connector is None
             or secret_name_of(address.connector.secret_arn) != name):
         raise NotFoundError(f"the secret {name!r} belongs to no connected support address; nothing changed",
                             action="Rotate only secrets created by `relaydesk addresses connect`.")
     return address
 
 
-def _connector_address(stores: Stores, email: str) -> SupportAddress:
-    address = lifecycle.get_address(stores, email)
+def _connector_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
+    address = lifecycle.get_address(stores, account_id, email)
     if address.kind is not AddressKind.SMTP_CONNECTOR or address.connector is None:
         raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
                             action="Only connector addresses have credentials to rotate.")

@@ -75,20 +75,25 @@ def build_resolver(get_stores: Callable[[], Stores]) -> APIGatewayHttpResolver:
     @app.get("/support_addresses/<id>", summary="Show one support address", tags=["support addresses"],
              responses=_responses(200, AddressOut, "the address", 404))
     def show_address(id: Annotated[str, Path(description=ID_DESCRIPTION)]) -> AddressOut:
-        return AddressOut.of(lifecycle.get_address(get_stores(), unquote(id)))
+        return AddressOut.of(lifecycle.locate_address(get_stores(), unquote(id)))
 
     @app.put("/support_addresses/<id>", summary="Rename an address or make it the default (only when verified)",
              tags=["support addresses"], responses=_responses(200, AddressOut, "the updated address", 400, 404, 409))
     def update_address(id: Annotated[str, Path(description=ID_DESCRIPTION)],
                        body: UpdateAddress) -> AddressOut:
-        address = lifecycle.update_address(get_stores(), unquote(id), name=body.name, is_default=body.default)
+        stores = get_stores()
+        found = lifecycle.locate_address(stores, unquote(id))
+        address = lifecycle.update_address(stores, found.account_id, found.email, name=body.name,
+                                           is_default=body.default)
         return AddressOut.of(address)
 
     @app.delete("/support_addresses/<id>", tags=["support addresses"],
                 summary="Delete one address; a connector's secret is scheduled for deletion",
                 responses=_responses(200, DeletedAddress, "the address was removed", 404, 409))
     def delete_address(id: Annotated[str, Path(description=ID_DESCRIPTION)]) -> DeletedAddress:
-        address = lifecycle.delete_address(get_stores(), unquote(id))
+        stores = get_stores()
+        found = lifecycle.locate_address(stores, unquote(id))
+        address = lifecycle.delete_address(stores, found.account_id, found.email)
         connected = address.connector is not None
         return DeletedAddress(id=address.email, email=address.email, secret_deletion_scheduled=connected,
                               recovery_window_days=lifecycle.SECRET_RECOVERY_DAYS if connected else None)

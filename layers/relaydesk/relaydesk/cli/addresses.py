@@ -144,9 +144,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def target(stores: Any, args: argparse.Namespace) -> SupportAddress:
+    """The address a per-address command acts on: in the account named by --account, or wherever the operator's
+    cross-account lookup finds it (its owner, or the one account that claimed it)."""
+    if getattr(args, "account", None):
+        return lifecycle.get_address(stores, args.account, args.email)
+    return lifecycle.locate_address(stores, args.email)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    emit_address(args, lifecycle.get_address(stores, args.email))
+    emit_address(args, target(stores, args))
     return EXIT_OK
 
 
@@ -187,7 +195,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = verification.verify(stores, args.email, timeout=args.timeout, poll=args.poll, on_progress=progress)
+    found = target(stores, args)
+    address = verification.verify(stores, found.account_id, found.email, timeout=args.timeout, poll=args.poll,
+                                  on_progress=progress)
     emit_address(args, address)
     if verification.is_verified(address):
         progress(f"{address.email}: forwarding and outbound verified")
@@ -201,7 +211,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_set_default(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    emit_address(args, lifecycle.set_default(stores, args.email))
+    found = target(stores, args)
+    emit_address(args, lifecycle.set_default(stores, found.account_id, found.email))
     return EXIT_OK
 
 
@@ -211,7 +222,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     except ImportError:
         raise ConfigurationError("credential rotation is not available in this build") from None
     stores = context.load_stores(args)
-    address = lifecycle.get_address(stores, args.email)
+    address = target(stores, args)
     if address.connector is None:
         raise ConfigurationError(f"{address.email} has no connector credentials to rotate")
     secret_id = address.connector.secret_arn
@@ -236,11 +247,11 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     if kind is not current.auth_kind:
         what = f"{kind.value} credentials (switching from {current.auth_kind.value})"
     progress(f"staging the new {what} for {address.email} as AWSPENDING and starting the rotation")
-    token = stage_rotation(stores, address.email, new_credentials)
+    token = stage_rotation(stores, address.account_id, address.email, new_credentials)
     outcome = _wait_for_rotation(stores, secret_id, token, timeout=args.timeout, poll=args.poll)
     view = {"email": address.email, "version_id": token, "rotation": outcome}
     if outcome == "failed":
-        fresh = lifecycle.get_address(stores, address.email)
+        fresh = lifecycle.get_address(stores, address.account_id, address.email)
         view["error"] = fresh.last_error or "the rotation function refused the new credentials"
     emit(view, as_json=args.json)
     if outcome == "promoted":
@@ -270,7 +281,8 @@ def _wait_for_rotation(stores: Any, secret_id: str, token: str, *, timeout: floa
 
 def cmd_disable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.disable(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.disable(stores, found.account_id, found.email)
     progress(f"{address.email}: connector disabled; notifications now leave through Relaydesk's default outbound")
     emit_address(args, address)
     return EXIT_OK
@@ -278,7 +290,8 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 def cmd_enable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.enable(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.enable(stores, found.account_id, found.email)
     progress(f"{address.email}: connector pending until outbound is verified again: "
              f"relaydesk addresses verify {address.email}")
     emit_address(args, address)
@@ -287,7 +300,8 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.delete_address(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.delete_address(stores, found.account_id, found.email)
     secret = " and its secret is scheduled for deletion" if address.connector else ""
     progress(f"{address.email} removed{secret}")
     emit({"email": address.email, "deleted": True}, as_json=args.json)
@@ -298,10 +312,14 @@ def register(groups: argparse._SubParsersAction) -> None:
     parser = groups.add_parser("addresses", help="support addresses: connect, verify, rotate, disable, delete")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func: Any, help_text: str, *, email: bool = True) -> argparse.ArgumentParser:
+    def command(name: str, func: Any, help_text: str, *, email: bool = True,
+                account_option: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if email:
             sub.add_argument("email", help="the support address")
+        if email and account_option:
+            sub.add_argument("--account", help="the account whose address it is (default: the account that verified "
+                                               "it, or the only one that added it)")
         add_json_flag(sub)
         sub.set_defaults(func=func)
         return sub
@@ -310,7 +328,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--account", required=True, help="account id")
     command("show", cmd_show, "one address: kind, connector state, verification, last error")
 
-    sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)")
+    sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)",
+                  account_option=False)
     sub.add_argument("--account", required=True, help="account id")
     sub.add_argument("--preset", choices=sorted(PRESETS), default="generic", help="provider preset")
     sub.add_argument("--host", help="smarthost (overrides the preset)")

@@ -86,7 +86,7 @@ def peer_directory(current_stack: str | None, current_environment: str):
         import boto3  # cli/context.py may build adapters, like wiring.py
 
         directory = DynamoDirectory(boto3.session.Session().resource("dynamodb").Table(table))
-        directory.get_address("probe@relaydesk.invalid")  # fails now (access denied) rather than mid-rule
+        directory.owner_of("probe@relaydesk.invalid")  # fails now (access denied) rather than mid-rule
     except (ClientError, BotoCoreError) as error:
         return other, None, f"stack {stack} could not be read: {error}"
     return other, directory, ""
