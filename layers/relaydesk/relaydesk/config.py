@@ -50,6 +50,11 @@ class Settings(BaseModel):
     # The other environment's (sandbox <-> production) directory table, name or ARN: the API reads it so that an
     # address is never in both. Empty: not checked by the API (docs/ADMIN.md).
     other_environment_directory_table: str = ""
+    # The tenant API: the role it assumes, tagged with the caller's account, to touch that account's connector
+    # secrets (empty: its own credentials, as in the local stack), and the admin console's app client, the only one
+    # allowed on console-only routes (empty: none is).
+    tenant_secrets_role_arn: str = ""
+    console_client_id: str = ""
 
     @property
     def outbound_default_domain(self) -> str:

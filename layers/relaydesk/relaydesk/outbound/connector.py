@@ -288,7 +288,8 @@ class ConnectorGroup:
         if address.connector is not None and address.connector.credentials_version != self.version.version_id:
             address.connector.credentials_version = self.version.version_id
             self.stores.directory.put_address(address)
-            self.addresses = {(address.account_id, address.email): address}  # what was just written is what the next message sees
+            # What was just written is what the next message sees.
+            self.addresses = {(address.account_id, address.email): address}
 
     def _note_error(self, address: SupportAddress, text: str) -> None:
         self.addresses.clear()
