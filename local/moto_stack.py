@@ -37,6 +37,7 @@ class MotoStack:
         self.state_dir = Path(state_dir)
         self.parameters = parameters or {}
         self.env: dict[str, str] = {}
+        self.http_api_auth: dict[str, dict] = {}  # each HTTP API's Auth, resolved (template.yaml)
         self.endpoint = ""
         self._server = None
         self._connections: _Connections | None = None
@@ -58,7 +59,7 @@ class MotoStack:
         from local.aws_resources import provision
 
         provisioned = provision(boto3.session.Session(region_name=REGION), template_path=TEMPLATE,
-                                parameters=self.parameters)
+                                parameters=self.parameters, http_api_auth=self.http_api_auth)
         self._set_env(provisioned)
         self.env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, **provisioned, **LOCAL_POWERTOOLS}
         self._write_env_files()
@@ -81,6 +82,12 @@ class MotoStack:
                 os.environ[name] = value
         self._saved_env.clear()
         clear_relaydesk_caches()
+
+    def add_env(self, values: dict[str, str]) -> None:
+        """More of the environment (what the local stand-ins add, such as the APIs' URLs), in the env files too."""
+        self._set_env(values)
+        self.env.update(values)
+        self._write_env_files()
 
     def session(self):
         import boto3

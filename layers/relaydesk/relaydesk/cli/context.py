@@ -25,6 +25,10 @@ STACK_OUTPUTS = {
     "ConnectorSecretPrefix": "RELAYDESK_SECRET_PREFIX",
     "ConnectorKmsKeyArn": "RELAYDESK_CONNECTOR_KMS_KEY_ID",
     "RotationFunctionArn": "RELAYDESK_ROTATION_FUNCTION_ARN",
+    # A tenant user's CLI: where to sign in (`relaydesk login`) and which API to call.
+    "TenantApiUrl": "RELAYDESK_TENANT_API_URL",
+    "UserPoolId": "RELAYDESK_USER_POOL_ID",
+    "CliClientId": "RELAYDESK_CLI_CLIENT_ID",
 }
 
 
