@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from typing import Any
 
 from relaydesk.addresses import lifecycle, verification
@@ -34,7 +33,6 @@ from relaydesk.cli.credentials_input import (
 from relaydesk.cli.output import EXIT_AUTH, EXIT_OK, EXIT_VERIFY_TIMEOUT, emit, print_table, progress
 from relaydesk.credentials import AuthKind, SmtpCredentials, TlsMode
 from relaydesk.errors import ConfigurationError
-from relaydesk.store.ports import CURRENT, PENDING
 
 # --- helpers shared by the ADDRESSES command groups -----------------------------------------------------------------
 
@@ -266,17 +264,10 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def _wait_for_rotation(stores: Any, secret_id: str, token: str, *, timeout: float, poll: float) -> str:
     """promoted | failed | running: the rotation function runs asynchronously in a deployed stack."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stages = stores.secrets.describe_stages(secret_id).get(token, [])
-        if CURRENT in stages:
-            return "promoted"
-        if PENDING not in stages:
-            return "failed"
-        if time.monotonic() >= deadline:
-            return "running"
-        progress("waiting for the rotation function to test the new credentials ...")
-        time.sleep(poll)
+    from relaydesk.addresses.rotation import wait_for_rotation
+
+    return wait_for_rotation(stores, secret_id, token, timeout=timeout, poll=poll, on_wait=lambda: progress(
+        "waiting for the rotation function to test the new credentials ..."))
 
 
 def cmd_disable(args: argparse.Namespace) -> int:

@@ -194,6 +194,15 @@ class DynamoTickets:
         tickets = (self.get_ticket(i["pk"].removeprefix("TICKET#")) for i in items)
         return [t for t in tickets if t is not None]
 
+    def delete_ticket(self, ticket_id: str) -> None:
+        # META first: a ticket without it is gone for every reader, even if the delete of its children stops here.
+        self._table.delete_item(Key={"pk": f"TICKET#{ticket_id}", "sk": "META"})
+        items = _query_all(self._table, KeyConditionExpression="pk = :p", ProjectionExpression="pk, sk",
+                           ExpressionAttributeValues={":p": f"TICKET#{ticket_id}"})
+        with self._table.batch_writer() as batch:
+            for item in items:
+                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+
     def add_comment(self, ticket_id: str, comment: Comment) -> None:
         sort_key = f"COMMENT#{comment.created_at.isoformat()}#{comment.comment_id}"
         self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": sort_key, "doc": comment.model_dump_json()})

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress, VerificationStatus
 from relaydesk.notification import Notification
 from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
+
+if TYPE_CHECKING:  # only the console's ports name them: no function but the tenant API's pays for their import
+    from relaydesk.jobs.model import Job, JobStatus, JobStep
+    from relaydesk.users import AccountUser, UserRole
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -58,6 +62,7 @@ class TicketStore(Protocol):
     def update_ticket(self, ticket: Ticket) -> None: ...  # the ticket's own fields, not its children
     def get_ticket(self, ticket_id: str) -> Ticket | None: ...
     def list_tickets(self, account_id: str) -> list[Ticket]: ...
+    def delete_ticket(self, ticket_id: str) -> None: ...  # the ticket and every item of it; absent: nothing
     def add_comment(self, ticket_id: str, comment: Comment) -> None: ...
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None: ...  # upsert
     def get_notification(self, ticket_id: str, notification_id: str) -> NotificationRecord | None: ...
@@ -114,3 +119,30 @@ class HeldNotifications(Protocol):
     def park(self, email: str, notification: Notification) -> None: ...  # idempotent per notification id
     def list(self, email: str) -> list[Notification]: ...
     def remove(self, email: str, notification_id: str) -> None: ...
+
+
+class JobStore(Protocol):
+    """Jobs of an account (`relaydesk.jobs`): each step and progress line is one write, so a poller sees it at once.
+    Another account's job is None, exactly like one that does not exist."""
+
+    def create(self, job: Job) -> None: ...
+    def get(self, account_id: str, job_id: str) -> Job | None: ...
+    def add_step(self, account_id: str, job_id: str, step: JobStep) -> None: ...  # dropped past MAX_STEPS
+    def add_progress(self, account_id: str, job_id: str, line: str) -> None: ...  # dropped past MAX_PROGRESS_LINES
+    def finish(self, account_id: str, job_id: str, status: JobStatus, *, summary: str | None = None,
+               fix: str | None = None) -> None: ...
+
+
+class JobLauncher(Protocol):
+    """Starts a job's runner without waiting for it (Lambda's asynchronous invocation of the jobs function)."""
+
+    def launch(self, account_id: str, job_id: str) -> None: ...
+
+
+class UserDirectory(Protocol):
+    """The user pool's users of one account (`custom:account_id`) and their role (group)."""
+
+    def list_users(self, account_id: str) -> list[AccountUser]: ...
+    # The pool sends the invitation (a temporary password to change at first sign-in). ConflictError: the email
+    # already signs in to Relaydesk (in this account or another; which one is never said).
+    def invite(self, account_id: str, email: str, role: UserRole) -> AccountUser: ...
