@@ -115,3 +115,18 @@ def _rotate(stores: Stores, job: Job) -> Outcome:
 RUNNERS: dict[JobKind, Callable[[Stores, Job], Outcome]] = {
     JobKind.CONNECT: _connect, JobKind.VERIFY: _verify, JobKind.ROTATE: _rotate,
 }
+
+
+def run_event(event: object, stores_for: Callable[[str], Stores]) -> dict:
+    """The jobs function's event `{"account_id", "job_id"}` (only the tenant API sends it); the stores act for that
+    account (its connector secrets through the account-tagged role)."""
+    from relaydesk.api.identity import ACCOUNT_ID_PATTERN
+
+    account_id = event.get("account_id") if isinstance(event, dict) else None
+    job_id = event.get("job_id") if isinstance(event, dict) else None
+    if not isinstance(account_id, str) or not ACCOUNT_ID_PATTERN.match(account_id) or not isinstance(job_id, str) \
+            or not job_id.isalnum() or len(job_id) > 40:
+        logger.warning("not a job event; nothing run")
+        return {"status": "ignored"}
+    job = run(stores_for(account_id), account_id, job_id)
+    return {"job_id": job_id, "status": job.status.value if job else "unknown"}
