@@ -87,8 +87,8 @@ export function AddressPage({ email, user }) {
       onChange=${(body) => act('POST', '/connector', body)} job=${jobKind === 'rotate' ? job : null} />`}
 
     ${data.provider && html`<${Card} title="Forwarding to Relaydesk" id="forwarding">
-      <p>Your mail server must forward every mail of ${address.email} to
-        <strong class="mono">${data.forwarding_target}</strong> <${CopyButton} text=${data.forwarding_target} /></p>
+      <p>Your mail server must forward every mail of ${address.email} to${' '}
+        <strong class="mono">${data.forwarding_target}</strong>${' '}<${CopyButton} text=${data.forwarding_target} /></p>
       <ol class="guide">${data.provider.forwarding.map((step) => html`<li>${step}</li>`)}</ol>
     <//>`}
 

@@ -12,8 +12,9 @@ const STATUSES = ['', 'queued', 'delivered', 'deferred', 'failed', 'auth_failed'
 function lastReply(row) {
   const attempt = row.attempts[row.attempts.length - 1];
   if (!attempt) return 'not tried yet';
-  const code = [attempt.smtp_code, attempt.enhanced_status].filter(Boolean).join(' ');
-  return [code, attempt.reply].filter(Boolean).join(' ') || '–';
+  const reply = attempt.reply || '';
+  const code = [attempt.smtp_code, attempt.enhanced_status].filter((part) => part && !reply.includes(String(part)));
+  return [...code, reply].filter(Boolean).join(' ') || '–';
 }
 
 function route(row) {
@@ -95,7 +96,7 @@ function HeldAndDeferred() {
 }
 
 function DeadLetters({ admin }) {
-  const letters = useApi('/dead_letters');
+  const letters = useApi('/dead_letters', { every: 10000 });
   const [result, setResult] = useState(null);
   const [error, setError] = useState(null);
   const redrive = async (ids) => {
@@ -135,7 +136,7 @@ const REASONS = {
 };
 
 function Suspended({ admin }) {
-  const list = useApi('/suspended_tickets');
+  const list = useApi('/suspended_tickets', { every: 5000 });
   const [error, setError] = useState(null);
   const [message, setMessage] = useState('');
   const act = async (method, path, done) => {

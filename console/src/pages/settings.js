@@ -1,6 +1,6 @@
 // The account's settings (include attachments in email; CCs and followers, which the connector needs) and its users:
 // who may sign in, with which role, and invitations by email.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { Badge, Card, ErrorBox, Field, Notice, PageTitle, Spinner, useApi, when } from '../components.js';
 import { html } from '../html.js';
@@ -9,18 +9,21 @@ export function SettingsPage({ user, account, reloadAccount }) {
   const admin = user.role === 'admin';
   const [error, setError] = useState(null);
   const [message, setMessage] = useState('');
+  const [settings, setSettings] = useState(account.settings); // what the boxes show: the saved value after a refusal
+  useEffect(() => setSettings(account.settings), [account]);
   const change = async (name, value) => {
     setError(null);
     setMessage('');
+    setSettings({ ...settings, [name]: value });
     try {
       await api('PUT', '/settings', { [name]: value });
       await reloadAccount();
       setMessage('Saved.');
     } catch (failure) {
+      setSettings(account.settings);
       setError(failure);
     }
   };
-  const settings = account.settings;
   return html`<div class="page">
     <${PageTitle}>Settings<//>
     <${ErrorBox} error=${error} onDismiss=${() => setError(null)} />

@@ -186,8 +186,8 @@ function ForwardAndVerify({ email, provider, account }) {
   const address = details.data && details.data.address;
   const steps = provider.forwarding.map((text) => text.replaceAll('{support}', email));
   return html`<${Card} title="4. Forward to Relaydesk, then verify" id="forward">
-    <p>Set up a <strong>server-level</strong> forward of ${email} to
-      <strong class="mono">${account.system_address}</strong> <${CopyButton} text=${account.system_address} />:</p>
+    <p>Set up a <strong>server-level</strong> forward of ${email} to${' '}
+      <strong class="mono">${account.system_address}</strong>${' '}<${CopyButton} text=${account.system_address} /></p>
     <ol class="guide">${steps.map((text) => html`<li>${text}</li>`)}</ol>
     <p>Then verify: Relaydesk sends a test mail to ${email} and waits for your server to forward it back, then sends
       one through your server and waits for it to come back too.</p>
