@@ -308,7 +308,7 @@ def test_every_page_fits_a_phone(day, route):
     try:
         day.go(route)
         expect(page.locator("main h1")).to_be_visible()
-        page.wait_for_load_state("networkidle")
+        expect(page.locator("main .spinner")).to_have_count(0)  # loaded
         assert no_horizontal_overflow(page) <= 0, route
         screenshot(page, "phone-" + re.sub(r"[^a-z0-9]+", "-", route.split("%40")[0].lower()).strip("-"))
     finally:

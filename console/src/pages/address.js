@@ -162,8 +162,8 @@ function ActionsCard({ address, act, setMessage }) {
         '/enable', {}, () => setMessage('The connector is on again; verify the address to send through it.'))}>Enable connector</button>`}
       ${!address.is_default && !confirming && html`<button type="button" class="danger" onClick=${() => setConfirming(true)}>Delete address</button>`}
     </div>
-    ${!address.is_default && !canBeDefault && html`<p class="sub">Only an address whose forwarding and outbound are
-      verified can become the default, so password-reset and sign-in mail keep working.</p>`}
+    ${!address.is_default && !canBeDefault && html`<p class="sub">Only an address that is verified and whose connector
+      works (not held, not disabled) can become the default, so password-reset and sign-in mail keep arriving.</p>`}
     ${address.is_default && html`<p class="sub">The default address cannot be deleted: make another verified address the
       default first.</p>`}
     ${confirming && html`<div class="confirm" role="alertdialog" aria-labelledby="confirm-delete">

@@ -17,8 +17,8 @@ export function DkimPage({ domain, user, account }) {
     <p class="lead">Relaydesk signs the notifications of your domain with your DKIM key (d=your domain), so
       receivers can check they are yours. You publish the public keys in your DNS.</p>
     ${addresses.error && html`<${ErrorBox} error=${addresses.error} />`}
-    ${addresses.data && html`<nav class="tabs" aria-label="Your domains">
-      ${domains.length === 0 && html`<p>No domain yet: <a href="#/connect">connect a support address</a> first.</p>`}
+    ${addresses.data && domains.length === 0 && html`<p>No domain yet: <a href="#/connect">connect a support address</a> first.</p>`}
+    ${addresses.data && domains.length > 0 && html`<nav class="tabs" aria-label="Your domains">
       ${domains.map((d) => html`<a href=${`#/dkim/${enc(d)}`} aria-current=${d === domain ? 'page' : undefined}>${d}</a>`)}
     </nav>`}
     ${domain && html`<${DomainDkim} key=${domain} domain=${domain} admin=${user.role === 'admin'} />`}
@@ -83,7 +83,7 @@ function DomainDkim({ domain, admin }) {
         <div class="record-line"><span class="label">Type</span><code>${record.type}</code></div>
         <div class="record-line"><span class="label">Value</span><code class="wrap">${record.value}</code>
           <${CopyButton} text=${record.value} label="Copy value" /></div>
-        ${record.strings.length > 1 && html`<p class="sub">Some DNS consoles want the value as ${record.strings.length}
+        ${record.strings.length > 1 && html`<p class="sub">Some DNS consoles want the value as ${record.strings.length}${' '}
           quoted strings of at most 255 characters: <code class="wrap">${record.strings.map((s) => `"${s}"`).join(' ')}</code>
           <${CopyButton} text=${record.strings.map((s) => `"${s}"`).join(' ')} label="Copy as strings" /></p>`}
       </div>`)}</div>

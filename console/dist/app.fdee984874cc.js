@@ -218,8 +218,8 @@ var bi=Object.create;var We=Object.defineProperty;var xi=Object.getOwnPropertyDe
       ${i&&i.state==="disabled"&&f`<button type="button" onClick=${()=>e("POST","/enable",{},()=>t("The connector is on again; verify the address to send through it."))}>Enable connector</button>`}
       ${!n.is_default&&!r&&f`<button type="button" class="danger" onClick=${()=>o(!0)}>Delete address</button>`}
     </div>
-    ${!n.is_default&&!s&&f`<p class="sub">Only an address whose forwarding and outbound are
-      verified can become the default, so password-reset and sign-in mail keep working.</p>`}
+    ${!n.is_default&&!s&&f`<p class="sub">Only an address that is verified and whose connector
+      works (not held, not disabled) can become the default, so password-reset and sign-in mail keep arriving.</p>`}
     ${n.is_default&&f`<p class="sub">The default address cannot be deleted: make another verified address the
       default first.</p>`}
     ${r&&f`<div class="confirm" role="alertdialog" aria-labelledby="confirm-delete">
@@ -256,8 +256,8 @@ var bi=Object.create;var We=Object.defineProperty;var xi=Object.getOwnPropertyDe
     <p class="lead">Relaydesk signs the notifications of your domain with your DKIM key (d=your domain), so
       receivers can check they are yours. You publish the public keys in your DNS.</p>
     ${r.error&&f`<${T} error=${r.error} />`}
-    ${r.data&&f`<nav class="tabs" aria-label="Your domains">
-      ${i.length===0&&f`<p>No domain yet: <a href="#/connect">connect a support address</a> first.</p>`}
+    ${r.data&&i.length===0&&f`<p>No domain yet: <a href="#/connect">connect a support address</a> first.</p>`}
+    ${r.data&&i.length>0&&f`<nav class="tabs" aria-label="Your domains">
       ${i.map(s=>f`<a href=${`#/dkim/${M(s)}`} aria-current=${s===n?"page":void 0}>${s}</a>`)}
     </nav>`}
     ${n&&f`<${xa} key=${n} domain=${n} admin=${e.role==="admin"} />`}
@@ -289,7 +289,7 @@ var bi=Object.create;var We=Object.defineProperty;var xi=Object.getOwnPropertyDe
         <div class="record-line"><span class="label">Type</span><code>${m.type}</code></div>
         <div class="record-line"><span class="label">Value</span><code class="wrap">${m.value}</code>
           <${ve} text=${m.value} label="Copy value" /></div>
-        ${m.strings.length>1&&f`<p class="sub">Some DNS consoles want the value as ${m.strings.length}
+        ${m.strings.length>1&&f`<p class="sub">Some DNS consoles want the value as ${m.strings.length}${" "}
           quoted strings of at most 255 characters: <code class="wrap">${m.strings.map(v=>`"${v}"`).join(" ")}</code>
           <${ve} text=${m.strings.map(v=>`"${v}"`).join(" ")} label="Copy as strings" /></p>`}
       </div>`)}</div>
