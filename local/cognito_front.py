@@ -162,13 +162,13 @@ def _handler_for(front: CognitoFront) -> type[http.server.BaseHTTPRequestHandler
             self.send_header("Access-Control-Allow-Methods", "POST")
             self.send_header("Access-Control-Max-Age", "600")
 
-        def do_OPTIONS(self) -> None:  # noqa: N802
+        def do_OPTIONS(self) -> None:
             self.send_response(200)
             self._cors()
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             size = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(min(size, 1 << 20))
             try:

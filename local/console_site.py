@@ -117,10 +117,10 @@ def _handler_for(site: LocalConsoleSite) -> type[http.server.BaseHTTPRequestHand
             if with_body:
                 self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._serve(True)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._serve(False)
 
     return Handler

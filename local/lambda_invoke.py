@@ -8,6 +8,7 @@ An `Event` invocation answers 202 at once and runs the handler in a worker, as L
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import logging
@@ -62,10 +63,8 @@ class LocalLambda:
             future.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for future in running:
-            try:
+            with contextlib.suppress(Exception):  # cancelled or timed out: it ran against a stack that is gone
                 future.exception(timeout=STOP_WAIT_SECONDS)
-            except Exception:  # noqa: BLE001 - cancelled or timed out: it ran against a stack that is gone
-                pass
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """True when no invocation is running any more (tests)."""
@@ -119,7 +118,7 @@ def _handler_for(api: LocalLambda) -> type[http.server.BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             match = PATH.match(self.path.split("?", 1)[0])
             payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if match is None:

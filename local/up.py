@@ -9,6 +9,7 @@ import threading
 
 from local.demo import SUPPORT, function_output_to
 from local.stack import LocalStack, state_dir_from_env
+from local.tenants import add_tenant
 
 
 def main() -> int:
@@ -20,7 +21,8 @@ def main() -> int:
     password = secrets.token_urlsafe(18)
     with function_output_to(state_dir / "logs" / "functions.log"), LocalStack(state_dir) as stack:
         stack.customer.set_password(SUPPORT, password)
-        system_address = f"support@acme.{stack.mail_domain}"  # the account `accounts create --subdomain acme` makes
+        account, admin = console_tenant(stack)
+        system_address = f"support@acme.{stack.mail_domain}"  # Acme's system address
         stack.customer.forward(SUPPORT, system_address)
         (state_dir / "smtp-password").touch(mode=0o600)
         (state_dir / "smtp-password").write_text(password + "\n")  # for `--password-stdin <file`, never printed
@@ -36,13 +38,20 @@ def main() -> int:
   acme.test submission (smarthost)       {e['customer_submission']}   STARTTLS + AUTH, user {SUPPORT}
   local CA (trust it, never skip it)     {e['ca_bundle']}
 
-Point the CLI at it:
+Admin console                          {e['console']}
+  sign in as {admin.username} with the password {admin.password}
+  (Acme's admin; the account {account.account_id} has no support address of its own yet)
+  Connect > "Postfix or another server": support address {SUPPORT}, host {sub_host}, port {sub_port},
+  STARTTLS, password in {state_dir / 'smtp-password'}, CA certificate {e['ca_bundle']}
+  The browser must trust the local CA (the console calls the API and Cognito on other loopback ports): import
+  {e['ca_bundle']} as an authority, or start Chromium with a profile of its own:
+    chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list={ca_key_hash(stack)} {e['console']}
+
+Or point the CLI at it:
   source {e['env_file']}
-  relaydesk accounts create --subdomain acme --name Acme --json
-  relaydesk addresses connect {SUPPORT} --account <id> --host {sub_host} --port {sub_port} --tls starttls \\
-      --username {SUPPORT} --ca-bundle {e['ca_bundle']} --password-stdin < {state_dir / 'smtp-password'}
-  (mail.acme.test already forwards {SUPPORT} at server level to {system_address}, the system address of
-   the account that `accounts create --subdomain acme` makes)
+  relaydesk addresses connect {SUPPORT} --account {account.account_id} --host {sub_host} --port {sub_port} \\
+      --tls starttls --username {SUPPORT} --ca-bundle {e['ca_bundle']} --password-stdin < {state_dir / 'smtp-password'}
+  (mail.acme.test already forwards {SUPPORT} at server level to {system_address}, Acme's system address)
 
 Send mail to it:
   swaks --server {mx_host}:{mx_port} --tls --tls-ca-path {e['ca_bundle']} \\
@@ -59,6 +68,28 @@ Function logs: {state_dir / 'logs' / 'functions.log'}""", file=out, flush=True)
         print("\nstopping...", file=out, flush=True)
     print("stopped.", file=out, flush=True)
     return 0
+
+
+def ca_key_hash(stack: LocalStack) -> str:
+    """What Chromium's --ignore-certificate-errors-spki-list takes: base64(SHA-256) of the CA's public key."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = x509.load_pem_x509_certificate(stack.ca.pem_path.read_bytes()).public_key()
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def console_tenant(stack: LocalStack):
+    """The Acme account and its first admin, a user of the stack's pool (moto) who signs in to the console."""
+    import boto3
+    from relaydesk.wiring import aws_stores
+
+    return add_tenant(aws_stores(), boto3.client("cognito-idp"), stack.env["RELAYDESK_USER_POOL_ID"], "acme", "Acme",
+                      domain="acme.test")
 
 
 if __name__ == "__main__":
