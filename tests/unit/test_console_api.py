@@ -475,9 +475,11 @@ def test_dkim_needs_a_verified_address_then_shows_records_and_signs_once_publish
         all(f["status"] != "fail" for f in check["findings"] if f["check"] == "dkim")
     assert signing["signing"] is True
     assert stores.directory.get_account_address(acme.account_id, "support@acme.com").dkim.enabled
-    other = as_user(api, globex, "admin").post(path(globex, "dkim", "acme.com"), {})
-    assert (other.status, other.body["code"]) == (409, "dkim_domain_not_verified")  # names no account
-    assert "Acme" not in other.raw and acme.account_id not in other.raw
+    for method, route in (("post", path(globex, "dkim", "acme.com")), ("get", path(globex, "dkim", "acme.com")),
+                          ("get", path(globex, "dkim", "acme.com", "check"))):
+        other = getattr(as_user(api, globex, "admin"), method)(*((route, {}) if method == "post" else (route,)))
+        assert (other.status, other.body["code"]) == (404, "not_found")  # like a domain nobody has
+        assert "Acme" not in other.raw and acme.account_id not in other.raw
 
 
 # --- settings and users -----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from relaydesk import console_site
 
-from local.cognito_srp import G, K, N, Challenge, claim_signature, hex_hash, pad_hex, private_x, session_key
+from local.cognito_srp import Challenge, G, K, N, claim_signature, hex_hash, pad_hex, private_x, session_key
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL_ID = "us-east-1_a1b2c3d4e5"

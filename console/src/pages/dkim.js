@@ -63,10 +63,7 @@ function DomainDkim({ domain, admin }) {
     ${message && html`<${Notice} tone="ok">${message}<//>`}
     ${busy && html`<${Spinner} label=${busy} />`}
     ${!dkim && !state.error && html`<${Spinner} label="Loading…" />`}
-    ${dkim && dkim.addresses.length === 0 && html`<div class="error-box" role="alert"><p class="error-message">
-      <strong>You have no support address at ${domain}.</strong></p>
-      <p class="error-action">DKIM is set up for the domains of your own addresses: <a href="#/connect">connect one</a> first.</p></div>`}
-    ${dkim && dkim.addresses.length > 0 && !dkim.set_up && html`<${Card} title="DKIM is off" id="dkim-off"
+    ${dkim && !dkim.set_up && html`<${Card} title="DKIM is off" id="dkim-off"
       actions=${admin && html`<button type="button" class="primary" disabled=${!!busy} onClick=${turnOn}>Turn on DKIM</button>`}>
       <p>Turning it on makes an RSA and an Ed25519 key for ${domain} and shows the two TXT records to publish. Signing
         starts once they are published.</p>

@@ -216,9 +216,18 @@ def _credentials_of(body: NewConnection) -> SmtpCredentials:
     return checked_credentials(fields)
 
 
+def _own_addresses_at(stores: Stores, account_id: str, domain: str) -> list:
+    """The account's addresses at the domain; a domain where it has none is not found, like any other account's."""
+    mine = domains.addresses_of(stores, domains.normalize(domain), account_id)
+    if not mine:
+        raise NotFoundError(f"you have no support address at {domains.normalize(domain)}",
+                            action="DKIM is set up for the domains of your own addresses: connect one first.")
+    return mine
+
+
 def _dkim_out(stores: Stores, account_id: str, domain: str) -> DkimDomainOut:
     domain = domains.normalize(domain)
-    mine = domains.addresses_of(stores, domain, account_id)
+    mine = _own_addresses_at(stores, account_id, domain)
     try:
         keyring: Keyring | None = domains.load(stores, domain)
     except DkimNotSetUpError:
@@ -238,7 +247,8 @@ def _dkim_out(stores: Stores, account_id: str, domain: str) -> DkimDomainOut:
 
 def _dkim(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable[[], Stores]) -> None:
     @routes.get("/dkim/<domain>", role=Role.AGENT, tags=[DKIM], summary="A domain's DKIM keys and records",
-                responses=documented(200, DkimDomainOut, "the domain's DKIM state", *AUTH_ERRORS))
+                responses=documented(200, DkimDomainOut, "the domain's DKIM state (404: no address of yours there)",
+                                     *AUTH_ERRORS))
     def show(account_id: AccountId, domain: Domain) -> DkimDomainOut:
         return _dkim_out(get_stores(), caller().account_id, domain)
 
@@ -247,6 +257,7 @@ def _dkim(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable
                  responses=documented(200, DkimDomainOut, "the domain's keys and records", *AUTH_ERRORS, 409))
     def set_up(account_id: AccountId, domain: Domain) -> DkimDomainOut:
         stores = get_stores()
+        _own_addresses_at(stores, caller().account_id, domain)
         domains.ensure_keys(stores, caller().account_id, domain)
         return _dkim_out(stores, caller().account_id, domain)
 
@@ -255,6 +266,7 @@ def _dkim(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable
                 responses=documented(200, DkimDomainOut, "the domain's DKIM state", *AUTH_ERRORS, 409))
     def change(account_id: AccountId, domain: Domain, body: DkimChange) -> DkimDomainOut:
         stores = get_stores()
+        _own_addresses_at(stores, caller().account_id, domain)
         domains.require_own_domain(stores, caller().account_id, domain)
         resolver = None if body.skip_dns_check or not body.signing else resolver_factory()
         domains.set_signing(stores, domain, body.signing, resolver=resolver, account_id=caller().account_id)
@@ -268,7 +280,7 @@ def _dkim(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable
         domain = domains.normalize(domain)
         shown = _dkim_out(stores, caller().account_id, domain)
         keyring = domains.load(stores, domain) if shown.set_up else None
-        mine = domains.addresses_of(stores, domain, caller().account_id)
+        mine = _own_addresses_at(stores, caller().account_id, domain)
         findings = check_domain(domain, resolver=resolver_factory(), keyring=keyring, now=utcnow(),
                                 smarthosts=[a.connector.host for a in mine if a.connector is not None])
         return DnsCheckOut(domain=domain, result=worst(findings).value,
