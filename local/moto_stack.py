@@ -61,7 +61,11 @@ class MotoStack:
         provisioned = provision(boto3.session.Session(region_name=REGION), template_path=TEMPLATE,
                                 parameters=self.parameters, http_api_auth=self.http_api_auth)
         self._set_env(provisioned)
-        self.env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, **provisioned, **LOCAL_POWERTOOLS}
+        # The CLI's `relaydesk login` session of this stack lives with its state, never in the user's home.
+        session_file = {"RELAYDESK_SESSION_FILE": str(self.state_dir / "session.json")}
+        self._set_env(session_file)
+        self.env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, **provisioned, **LOCAL_POWERTOOLS,
+                    **session_file}
         self._write_env_files()
         clear_relaydesk_caches()
         return self

@@ -27,6 +27,8 @@ os.environ.update({
     "POWERTOOLS_METRICS_NAMESPACE": "RelaydeskTests",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
+    # No test ever uses a developer's own `relaydesk login` session; a test that signs in sets its own file.
+    "RELAYDESK_SESSION_FILE": os.path.join(os.path.dirname(__file__), ".no-session", "session.json"),
 })
 
 

@@ -240,7 +240,7 @@ def test_each_function_runs_its_handler_on_python_311_with_the_relaydesk_layer(t
     assert function_globals["Layers"] == [{"Ref": "RelaydeskLayer"}]
     assert {f["Properties"]["CodeUri"] for f in functions.values()} == {
         "functions/inbound/", "functions/relay/", "functions/rotation/", "functions/addresses_api/",
-        "functions/attachments/"}
+        "functions/attachments/", "functions/tenant_api/"}
     layer = resources["RelaydeskLayer"]
     assert layer["Properties"]["ContentUri"] == "layers/relaydesk/"
     assert layer["Metadata"]["BuildMethod"] == "python3.11"
@@ -279,7 +279,7 @@ def test_the_local_stack_runs_each_function_with_the_template_timeouts_and_retri
 
     settings = function_settings(TEMPLATE)
 
-    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments"}
+    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments", "tenant_api"}
     assert settings["relay"]["Timeout"] == resources["RelayFunction"]["Properties"]["Timeout"]
     assert settings["addresses_api"]["Timeout"] == template["Globals"]["Function"]["Timeout"]  # from Globals
     assert settings["inbound"]["MaximumRetryAttempts"] == 2
@@ -323,8 +323,12 @@ def test_the_attachments_function_url_is_the_only_entry_without_authentication(r
     assert urls == {"AttachmentsFunction": {"AuthType": "NONE"}}  # the signed token is the authorization
     assert not _of_type(resources, "AWS::Lambda::Url")
     assert not _of_type(resources, "AWS::Serverless::Api")
-    for name, api in _of_type(resources, "AWS::Serverless::HttpApi").items():
-        assert api["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM", name
+    apis = _of_type(resources, "AWS::Serverless::HttpApi")
+    assert {name: api["Properties"]["Auth"]["DefaultAuthorizer"] for name, api in apis.items()} == {
+        "AddressesApi": "AWS_IAM", "TenantApi": "UserPoolIdToken"}
+    for function in _of_type(resources, "AWS::Serverless::Function").values():
+        for event in function["Properties"].get("Events", {}).values():
+            assert "Auth" not in event.get("Properties", {})  # no route opts out of its API's authorizer
     public = [res for res in _of_type(resources, "AWS::Lambda::Permission").values()
               if res["Properties"]["Principal"] == "*"]
     assert not public  # SAM adds the URL's own public permissions; nothing else is invocable by anyone
@@ -432,8 +436,8 @@ def test_the_api_may_not_write_the_other_environments_directory(resources):
     assert not _mentions(templates, OTHER_DIRECTORY)  # no CRUD policy template names it
 
 
-def test_nothing_but_the_api_gains_access_to_the_other_environments_directory(resources):
+def test_nothing_but_the_apis_gain_access_to_the_other_environments_directory(resources):
     for name, resource in resources.items():
-        if name == "AddressesApiFunction":
+        if name in ("AddressesApiFunction", "TenantApiFunction"):
             continue
         assert not _mentions(resource, OTHER_DIRECTORY), name  # other functions, the admin policy, the tables
