@@ -71,7 +71,7 @@ def test_every_change_says_who_and_where_and_goes_through_the_api(stack, cli):
     _, admin = stack.acme
     login(cli, admin)
 
-    code, out, err = cli("addresses", "add", "billing@acme.test", "--name", "Acme Billing")
+    code, _, err = cli("addresses", "add", "billing@acme.test", "--name", "Acme Billing")
 
     assert code == EXIT_OK
     assert f"relaydesk: as {admin.username} (admin of account" in err and stack.tenant_api.url in err
