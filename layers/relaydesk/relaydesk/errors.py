@@ -142,6 +142,13 @@ class DkimSigningError(RelaydeskError, ValueError):
     action = "The composed message is malformed: report it with the notification id."
 
 
+class ForeignAttachmentError(RelaydeskError, ValueError):
+    """A notification names an attachment outside its own account's prefix: the relay sends nothing of it."""
+
+    code = "foreign_attachment"
+    action = "Report it with the notification id: a notification can only carry its own account's attachments."
+
+
 class LinkInvalidError(RelaydeskError, ValueError):
     """An attachment link that this stack did not sign as it is (tampered, malformed, not an attachment)."""
 
