@@ -23,11 +23,13 @@ LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_DEV": "fals
 
 
 def clear_relaydesk_caches() -> None:
+    from relaydesk import destinations
     from relaydesk.config import get_settings
     from relaydesk.wiring import aws_stores
 
     get_settings.cache_clear()
     aws_stores.cache_clear()
+    destinations.policy.cache_clear()
 
 
 class MotoStack:
