@@ -38,7 +38,8 @@ PROVIDER_TOKEN_HOSTS = {"smtp.office365.com": ("login.microsoftonline.com",),
 
 class DestinationRefused(SmtpDeliveryError, ConfigurationError):
     """The host resolves to an address Relaydesk never connects to, or a token URL is not the provider's: nothing
-    was sent. Permanent until the settings (or the operator's allow-list) change."""
+    was sent. The relay defers it as it does a TLS policy it cannot meet (then the DLQ, for a redrive once the
+    address's settings or the operator's allow-list change); the live check fails its dns step."""
 
     code = "destination_refused"
     action = ("Use the provider's public host name. A smarthost or token endpoint on a private network needs the "
