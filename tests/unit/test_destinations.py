@@ -22,7 +22,7 @@ def no_allow_list(monkeypatch):
     "169.254.169.254", "169.254.170.2", "fe80::1", "fd00:ec2::254",  # link-local, the metadata services
     "10.0.0.5", "172.16.3.4", "192.168.1.1", "fc00::1",  # private
     "100.64.0.1",  # shared (carrier-grade NAT)
-    "0.0.0.0", "::",  # unspecified
+    "0.0.0.0", "::",  # unspecified  # noqa: S104 - an address to refuse, nothing binds to it
     "224.0.0.1", "ff02::1",  # multicast
     "::ffff:127.0.0.1", "::ffff:169.254.169.254",  # IPv4-mapped
     "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "2002:a9fe:a9fe::1",  # NAT64, 6to4 carrying the above
