@@ -144,3 +144,19 @@ def test_logout_forgets_the_session(stack, cli):
 
     assert code == EXIT_OK and "signed out" in err
     assert sessions.load() is None
+
+
+def test_the_operator_adds_an_agent_who_can_read_but_not_change(stack, cli):
+    acme, _ = stack.acme
+    password = "Agent-Passw0rd-123"
+
+    code, _, err = cli("--operator", "users", "add", "Agent2@Acme.test", "--account", acme.account_id, "--role",
+                       "agent", "--password-stdin", stdin=password + "\n")
+
+    assert code == EXIT_OK and f"agent2@acme.test is a user of account {acme.account_id} (agent)" in err
+    assert password not in err
+    code, _, err = cli("login", "--username", "agent2@acme.test", "--password-stdin", stdin=password + "\n")
+    assert code == EXIT_OK and f"agent of account {acme.account_id}" in err
+    assert cli("addresses", "list")[0] == EXIT_OK
+    code, _, err = cli("addresses", "add", "sales@acme.test")
+    assert code != EXIT_OK and "needs the admin role; your role is agent" in err

@@ -337,6 +337,19 @@ def test_the_admin_policy_allows_every_secrets_manager_call_the_cli_makes_and_no
         assert all(isinstance(resource, dict) for resource in _as_list(statement["Resource"])), statement["Sid"]
 
 
+def test_the_admin_policy_allows_every_user_pool_call_the_cli_makes_on_the_pool_only(resources):
+    import re
+
+    adapter = (TEMPLATE.parent / "layers/relaydesk/relaydesk/store/cognito.py").read_text()
+    users = adapter[adapter.index("class CognitoUsers"):]
+    calls = {f"cognito-idp:{_snake_to_api(m)}" for m in re.findall(r"self\._client\.(\w+)\(", users)}
+    statements = resources["AdminPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (pool,) = [s for s in statements if any(a.startswith("cognito-idp:") for a in _as_list(s["Action"]))]
+
+    assert calls and set(pool["Action"]) == calls
+    assert pool["Resource"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+
+
 def test_the_attachments_function_url_is_the_only_entry_without_authentication(resources):
     functions = _of_type(resources, "AWS::Serverless::Function")
     urls = {name: f["Properties"]["FunctionUrlConfig"] for name, f in functions.items()

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "relaydesk.cli.dkim",
     "relaydesk.cli.tickets",
     "relaydesk.cli.login",
+    "relaydesk.cli.users",
 )
 
 

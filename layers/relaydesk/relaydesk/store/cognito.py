@@ -40,3 +40,57 @@ def call(request: Callable[[], dict], *, expired: bool = False) -> dict:
     except BotoCoreError as error:
         raise SignInError(f"Cognito could not be reached ({type(error).__name__})",
                           action="Check the network and the user pool id.") from None
+
+
+class CognitoUsers:
+    """The operator's side of the user pool: a user of one account (custom:account_id, set once) in one role group."""
+
+    ACCOUNT_ATTRIBUTE = "custom:account_id"
+    ROLES = ("admin", "agent")
+
+    def __init__(self, client: Any, user_pool_id: str) -> None:
+        self._client = client
+        self._pool = user_pool_id
+
+    def add(self, email: str, account_id: str, role: str, *, password: str | None = None) -> None:
+        """Without `password`, Cognito emails the user an invitation with a temporary password (changed at the
+        first sign-in); with one, the password is set as the user's own (scripts, the local stack)."""
+        kwargs: dict[str, Any] = {"UserPoolId": self._pool, "Username": email, "UserAttributes": [
+            {"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"},
+            {"Name": self.ACCOUNT_ATTRIBUTE, "Value": account_id}]}
+        if password is not None:
+            kwargs["MessageAction"] = "SUPPRESS"
+        else:
+            kwargs["DesiredDeliveryMediums"] = ["EMAIL"]
+        try:
+            self._client.admin_create_user(**kwargs)
+            if password is not None:
+                self._client.admin_set_user_password(UserPoolId=self._pool, Username=email, Password=password,
+                                                     Permanent=True)
+        except ClientError as error:
+            raise _user_error(error, email) from None
+        self.set_role(email, role)
+
+    def set_role(self, email: str, role: str) -> None:
+        """Exactly one role group: the other one is left."""
+        try:
+            for other in self.ROLES:
+                if other != role:
+                    self._client.admin_remove_user_from_group(UserPoolId=self._pool, Username=email, GroupName=other)
+            self._client.admin_add_user_to_group(UserPoolId=self._pool, Username=email, GroupName=role)
+        except ClientError as error:
+            raise _user_error(error, email) from None
+
+
+def _user_error(error: ClientError, email: str) -> Exception:
+    from relaydesk.errors import ConfigurationError, ConflictError, NotFoundError
+
+    code = error.response.get("Error", {}).get("Code", "")
+    if code == "UsernameExistsException":
+        return ConflictError(f"{email} is already a user", action="Change its role with `relaydesk users role`.")
+    if code == "UserNotFoundException":
+        return NotFoundError(f"{email} is not a user")
+    if code == "InvalidPasswordException":
+        return ConfigurationError("the password does not meet the pool's policy",
+                                  action="At least 12 characters with upper and lower case letters and digits.")
+    return ConfigurationError(f"Cognito refused ({code or 'error'})")
