@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 
-DEFAULT_PARAMETERS = {"MailDomain": "mail.relaydesk.test", "Environment": "sandbox"}
+# Everything local (smarthosts, token endpoints) listens on loopback: the operator's allow-list names it.
+DEFAULT_PARAMETERS = {"MailDomain": "mail.relaydesk.test", "Environment": "sandbox",
+                      "AllowedPrivateDestinations": "127.0.0.0/8,::1/128", "AllowedTokenHosts": "127.0.0.1,localhost"}
 _NO_VALUE = object()  # AWS::NoValue: the property or list item disappears
 
 

@@ -23,11 +23,13 @@ LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_DEV": "fals
 
 
 def clear_relaydesk_caches() -> None:
+    from relaydesk import destinations
     from relaydesk.config import get_settings
     from relaydesk.wiring import aws_stores
 
     get_settings.cache_clear()
     aws_stores.cache_clear()
+    destinations.policy.cache_clear()
 
 
 class MotoStack:
@@ -61,7 +63,11 @@ class MotoStack:
         provisioned = provision(boto3.session.Session(region_name=REGION), template_path=TEMPLATE,
                                 parameters=self.parameters, http_api_auth=self.http_api_auth)
         self._set_env(provisioned)
-        self.env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, **provisioned, **LOCAL_POWERTOOLS}
+        # The CLI's `relaydesk login` session of this stack lives with its state, never in the user's home.
+        session_file = {"RELAYDESK_SESSION_FILE": str(self.state_dir / "session.json")}
+        self._set_env(session_file)
+        self.env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, **provisioned, **LOCAL_POWERTOOLS,
+                    **session_file}
         self._write_env_files()
         clear_relaydesk_caches()
         return self

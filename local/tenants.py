@@ -10,8 +10,9 @@ from typing import Any
 
 from relaydesk.accounts import Account
 from relaydesk.addresses import lifecycle
+from relaydesk.store.cognito import CognitoUsers
 
-ACCOUNT_ATTRIBUTE = "custom:account_id"
+ACCOUNT_ATTRIBUTE = CognitoUsers.ACCOUNT_ATTRIBUTE
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,15 @@ def new_password() -> str:
 
 
 def add_user(cognito: Any, pool_id: str, account_id: str, email: str, role: str | None) -> User:
-    """A confirmed user with a permanent password (no first-sign-in change), in the group named by `role`."""
-    cognito.admin_create_user(UserPoolId=pool_id, Username=email, MessageAction="SUPPRESS",
-                              UserAttributes=[{"Name": "email", "Value": email},
-                                              {"Name": "email_verified", "Value": "true"},
-                                              {"Name": ACCOUNT_ATTRIBUTE, "Value": account_id}])
+    """A confirmed user with a permanent password (`relaydesk users add --password-stdin`), in the group named by
+    `role`; with no role, a user in no group (signed in, allowed nothing)."""
     password = new_password()
-    cognito.admin_set_user_password(UserPoolId=pool_id, Username=email, Password=password, Permanent=True)
     if role:
-        cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=role)
+        CognitoUsers(cognito, pool_id).add(email, account_id, role, password=password)
+    else:
+        cognito.admin_create_user(UserPoolId=pool_id, Username=email, MessageAction="SUPPRESS", UserAttributes=[
+            {"Name": "email", "Value": email}, {"Name": ACCOUNT_ATTRIBUTE, "Value": account_id}])
+        cognito.admin_set_user_password(UserPoolId=pool_id, Username=email, Password=password, Permanent=True)
     return User(email, password, account_id, role)
 
 

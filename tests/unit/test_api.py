@@ -64,18 +64,24 @@ def test_committed_openapi_document_matches_the_code():
     assert committed == render(), "regenerate it: python -m relaydesk.api.openapi > docs/openapi.json"
 
 
-def test_openapi_document_is_valid_and_requires_sigv4():
+def test_openapi_document_is_valid_and_each_api_names_its_authorization():
     document = spec()
 
     validate_spec(document)
-    assert document["security"] == [{"sigv4": []}]
+    assert "security" not in document  # per operation: the two APIs are authorized differently
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            expected = [{"cognito": []}] if path.startswith("/accounts/{account_id}") else [{"sigv4": []}]
+            assert operation["security"] == expected, path
     assert document["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert document["components"]["securitySchemes"]["cognito"]["bearerFormat"] == "JWT"
 
 
 def test_every_route_of_the_template_is_in_the_document_and_nothing_else():
-    template = (ROOT / "template.yaml").read_text()
-    routes = {(method.lower(), path.strip('"')) for path, method in
-              re.findall(r"Path: (\"?/support_addresses[^,]*?\"?), Method: (\w+)", template)}
+    from local.aws_resources import http_api_routes
+
+    routes = {(method.lower(), path) for api in http_api_routes(ROOT / "template.yaml").values()
+              for method, path, _ in api}
 
     documented = {(method, path) for path, ops in spec()["paths"].items() for method in ops}
     assert routes == documented

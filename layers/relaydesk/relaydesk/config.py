@@ -53,6 +53,10 @@ class Settings(BaseModel):
     # The tenant API: the role it assumes, tagged with the caller's account, to touch that account's connector
     # secrets (empty: its own credentials, as in the local stack), and the admin console's app client, the only one
     # allowed on console-only routes (empty: none is).
+    # Where connections on a customer's behalf may go beyond public addresses (relaydesk.destinations reads them):
+    # comma-separated addresses or networks, and token hosts beyond the providers' own.
+    allowed_destinations: str = ""
+    allowed_token_hosts: str = ""
     tenant_secrets_role_arn: str = ""
     console_client_id: str = ""
     # The admin console: the function that runs its jobs (connect, verify, rotate; invoked asynchronously by the

@@ -16,7 +16,7 @@ from relaydesk.addresses.live_check import CheckStep
 from relaydesk.addresses.model import SupportAddress, VerificationStatus
 from relaydesk.addresses.presets import PRESETS
 from relaydesk.addresses.presets import resolve as resolve_preset
-from relaydesk.cli import context
+from relaydesk.cli import context, identity, tenant_addresses
 from relaydesk.cli.credentials_input import (
     BASIC_AUTH_NOTE,
     MICROSOFT_SMARTHOST,
@@ -131,6 +131,10 @@ def emit_address(args: argparse.Namespace, address: SupportAddress) -> None:
 # --- commands ----------------------------------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.list_addresses(args, session)
+    if not args.account:
+        raise ConfigurationError("--account is required", action="Name the account whose addresses to list.")
     stores = context.load_stores(args)
     stores.directory.get_account(args.account)  # NotFoundError for a mistyped id, not an empty table
     addresses = sorted(stores.directory.list_addresses(args.account), key=lambda a: (a.kind.value, a.email))
@@ -151,6 +155,8 @@ def target(stores: Any, args: argparse.Namespace) -> SupportAddress:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.show_address(args, session)
     stores = context.load_stores(args)
     emit_address(args, target(stores, args))
     return EXIT_OK
@@ -208,6 +214,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_set_default(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.set_default(args, session)
     stores = context.load_stores(args)
     found = target(stores, args)
     emit_address(args, lifecycle.set_default(stores, found.account_id, found.email))
@@ -290,12 +298,36 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.delete_address(args, session)
     stores = context.load_stores(args)
     found = target(stores, args)
     address = lifecycle.delete_address(stores, found.account_id, found.email)
     secret = " and its secret is scheduled for deletion" if address.connector else ""
     progress(f"{address.email} removed{secret}")
     emit({"email": address.email, "deleted": True}, as_json=args.json)
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.add_address(args, session)
+    if not args.account:
+        raise ConfigurationError("--account is required", action="Name the account the address is added to.")
+    stores = context.load_stores(args)
+    address = lifecycle.add_forwarding_address(stores, args.account, args.email, args.name or "",
+                                               peers=peer_directories(args, stores.settings.environment))
+    progress(f"added {address.email} (forwarding unverified). Next: relaydesk addresses verify {address.email}")
+    emit_address(args, address)
+    return EXIT_OK
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.rename_address(args, session)
+    stores = context.load_stores(args)
+    found = target(stores, args)
+    emit_address(args, lifecycle.update_address(stores, found.account_id, found.email, name=args.name))
     return EXIT_OK
 
 
@@ -316,8 +348,12 @@ def register(groups: argparse._SubParsersAction) -> None:
         return sub
 
     sub = command("list", cmd_list, "the account's support addresses", email=False)
-    sub.add_argument("--account", required=True, help="account id")
+    sub.add_argument("--account", help="account id (a signed-in user: always its own)")
     command("show", cmd_show, "one address: kind, connector state, verification, last error")
+    sub = command("add", cmd_add, "add a forwarding address (unverified until `verify`)")
+    sub.add_argument("--name", help="display name of the address")
+    sub = command("rename", cmd_rename, "change an address's display name")
+    sub.add_argument("name", help="the new display name")
 
     sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)",
                   account_option=False)

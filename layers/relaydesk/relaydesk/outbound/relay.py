@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
-from relaydesk.errors import NotFoundError, RelaydeskError
+from relaydesk.attachments.links import account_prefix, owned_by
+from relaydesk.errors import ForeignAttachmentError, NotFoundError, RelaydeskError
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
@@ -108,6 +109,12 @@ class Relay:
 
     def _plan(self, notification: Notification, addresses: dict[AddressKey, SupportAddress | None]) -> tuple:
         """("ses",) or ("connector", secret id): the route, and the group that shares one connection."""
+        foreign = [ref for ref in notification.attachments if not owned_by(notification.account_id, ref.s3_key)]
+        if foreign:
+            # Never fetched nor linked: only the notification's own account's attachments go out with it.
+            raise ForeignAttachmentError(
+                f"{len(foreign)} attachment(s) of this notification are not stored under its account's prefix "
+                f"({account_prefix(notification.account_id)}); nothing was sent")
         key = address_key(notification)
         if key not in addresses:
             addresses[key] = self.stores.directory.get_account_address(*key)
