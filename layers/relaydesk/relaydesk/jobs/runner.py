@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 ROTATION_WAIT_SECONDS = 240.0  # the rotation function's test is one live check (20 s per operation at most)
 ROTATION_POLL_SECONDS = 2.0
+VERIFY_WAIT_SECONDS = verification.DEFAULT_TIMEOUT_SECONDS  # per test mail; the jobs function allows 15 minutes
 
 
 def job_store(stores: Stores) -> JobStore:
@@ -80,7 +81,7 @@ def _connect(stores: Stores, job: Job) -> Outcome:
 
 def _verify(stores: Stores, job: Job) -> Outcome:
     jobs = job_store(stores)
-    address = verification.verify(stores, job.account_id, job.email,
+    address = verification.verify(stores, job.account_id, job.email, timeout=VERIFY_WAIT_SECONDS,
                                    on_progress=lambda line: jobs.add_progress(job.account_id, job.job_id, line))
     if verification.is_verified(address):
         return JobStatus.SUCCEEDED, f"{address.email}: forwarding and outbound verified", None

@@ -199,9 +199,8 @@ class DynamoTickets:
         self._table.delete_item(Key={"pk": f"TICKET#{ticket_id}", "sk": "META"})
         items = _query_all(self._table, KeyConditionExpression="pk = :p", ProjectionExpression="pk, sk",
                            ExpressionAttributeValues={":p": f"TICKET#{ticket_id}"})
-        with self._table.batch_writer() as batch:
-            for item in items:
-                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+        for item in items:  # a suspended ticket has one comment: no batch (and no BatchWriteItem grant) needed
+            self._table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
 
     def add_comment(self, ticket_id: str, comment: Comment) -> None:
         sort_key = f"COMMENT#{comment.created_at.isoformat()}#{comment.comment_id}"
