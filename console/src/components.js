@@ -4,7 +4,7 @@ import { cloneElement } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { html } from './html.js';
-import { STATUS_WORDS } from './words.js';
+import { STATUS_WORDS, inConsoleTerms } from './words.js';
 
 export function Badge({ tone = 'neutral', children, title }) {
   return html`<span class=${`badge badge-${tone}`} title=${title}>${children}</span>`;
@@ -28,7 +28,7 @@ export function ErrorBox({ error, onDismiss }) {
   if (!error) return null;
   return html`<div class="error-box" role="alert">
     <p class="error-message"><strong>${error.message}</strong></p>
-    ${error.action && html`<p class="error-action">${error.action}</p>`}
+    ${error.action && html`<p class="error-action">${inConsoleTerms(error.action)}</p>`}
     ${error.fields && error.fields.length > 0 && html`<ul class="error-fields">
       ${error.fields.map((f) => html`<li>${fieldName(f.field)}: ${f.message}</li>`)}
     </ul>`}
@@ -189,8 +189,8 @@ export function JobOutcome({ job }) {
   if (!job || job.status === 'running') return null;
   if (job.status === 'succeeded') return html`<${Notice} tone="ok">${job.summary || 'Done.'}<//>`;
   return html`<div class="error-box" role="alert">
-    <p class="error-message"><strong>${job.summary || 'It failed.'}</strong></p>
-    ${job.fix && html`<p class="error-action"><span class="label">What to do: </span>${job.fix}</p>`}
+    <p class="error-message"><strong>${inConsoleTerms(job.summary) || 'It failed.'}</strong></p>
+    ${job.fix && html`<p class="error-action"><span class="label">What to do: </span>${inConsoleTerms(job.fix)}</p>`}
   </div>`;
 }
 

@@ -34,3 +34,33 @@ export const STATUS_WORDS = {
   deferred: 'deferred (will retry)',
   bounced: 'bounced',
 };
+
+// The explanations are the CLI's own (relaydesk/addresses/explain.py and the domain's errors): where they name a
+// command or a flag, the console names its own button or field instead; the rest is kept word for word.
+const CONSOLE_NAMES = [
+  [/`relaydesk addresses rotate[^`]*`/g, 'Rotate credentials (on the address’s page)'],
+  [/`relaydesk addresses verify[^`]*`/g, 'Verify again (on the address’s page)'],
+  [/`relaydesk addresses connect[^`]*`/g, 'the Connect wizard'],
+  [/`relaydesk addresses enable[^`]*`/g, 'Enable connector (on the address’s page)'],
+  [/`relaydesk addresses delete[^`]*`/g, 'Delete address (on the address’s page)'],
+  [/`relaydesk addresses set-default[^`]*`/g, 'Make default (on the address’s page)'],
+  [/`relaydesk addresses list[^`]*`/g, 'the Addresses page'],
+  [/`relaydesk accounts settings[^`]*`/g, 'Settings'],
+  [/`relaydesk dkim enable[^`]*`/g, 'Start signing (on the DKIM page)'],
+  [/`relaydesk dns check[^`]*`/g, 'Check DNS (on the DKIM page)'],
+  [/--ca-bundle FILE/g, 'the CA certificate field'],
+  [/--tls implicit/g, 'TLS mode implicit'],
+  [/--tls starttls/g, 'TLS mode STARTTLS'],
+  [/--auth password/g, 'a password sign-in'],
+  [/--auth oauth2/g, 'Microsoft 365 (OAuth 2.0 app)'],
+  [/--skip-dns-check/g, 'Sign anyway'],
+  [/--client-secret-stdin/g, 'the client secret field'],
+  [/--client-id/g, 'the Application (client) ID'],
+  [/--tenant-id/g, 'the Directory (tenant) ID'],
+  [/--password-stdin/g, 'the password field'],
+];
+
+export function inConsoleTerms(text) {
+  if (!text) return text;
+  return CONSOLE_NAMES.reduce((result, [pattern, name]) => result.replace(pattern, name), String(text));
+}

@@ -110,12 +110,16 @@ def fill_connection(day: Day, password: str) -> None:
     page.get_by_label("Host", exact=True).fill(submission.host)
     page.get_by_label("Port", exact=True).fill(str(submission.port))
     page.get_by_label("Password", exact=True).fill(password)
-    ca_field = page.get_by_label("CA certificate of a private mail server (optional)", exact=True)
-    ca_field.set_input_files(str(day.stack.ca.pem_path))
+
+
+def upload_ca(day: Day) -> None:
+    field = day.page.get_by_label("CA certificate of a private mail server (optional)", exact=True)
+    field.set_input_files(str(day.stack.ca.pem_path))
 
 
 def step_row(page: Page, name: str):
-    return page.locator(".step", has_text=name)
+    """The live check's row of one step, by the start of its name ("AUTH: ...")."""
+    return page.locator(".step", has=page.locator(".step-name", has_text=re.compile(f"^{re.escape(name)}:")))
 
 
 def test_1_sign_in_connect_through_the_wizard_and_verify(day):
@@ -131,7 +135,17 @@ def test_1_sign_in_connect_through_the_wizard_and_verify(day):
     page.get_by_role("radio", name=re.compile("Postfix or another server")).check()
     page.get_by_role("button", name="Next").click()
     wrong = "wrong-" + day.smtp_password
-    fill_connection(day, wrong)
+    fill_connection(day, day.smtp_password)  # without the private CA's certificate first
+    page.get_by_role("button", name="Check and connect").click()
+    expect(step_row(page, "Certificate")).to_contain_text("failed")
+    outcome = page.locator(".error-box")
+    expect(outcome).to_contain_text("authority Relaydesk does not trust")
+    expect(outcome).to_contain_text("the CA certificate field")  # the console's words, not the CLI's flag
+    assert "--ca-bundle" not in outcome.inner_text()
+    expect(step_row(page, "AUTH")).to_contain_text("not run")  # no password over an unverified connection
+    page.get_by_role("button", name="Back to the form").click()
+    upload_ca(day)
+    page.get_by_label("Password", exact=True).fill(wrong)
     page.get_by_role("button", name="Check and connect").click()
     expect(step_row(page, "AUTH")).to_contain_text("failed")
     expect(step_row(page, "STARTTLS")).to_contain_text("passed")

@@ -7,6 +7,7 @@ import {
 } from '../components.js';
 import { html } from '../html.js';
 import { AddressBadges, isVerified, stateReason } from '../status.js';
+import { inConsoleTerms } from '../words.js';
 import { CaBundleField, CredentialFields } from './wizard.js';
 
 export function AddressPage({ email, user }) {
@@ -57,8 +58,8 @@ export function AddressPage({ email, user }) {
 
     ${data.explanation && html`<${Card} title="Last error" id="last-error">
       <div class="explanation" role="alert">
-        <p><strong>${data.explanation.summary}</strong></p>
-        ${data.explanation.fix && html`<p><span class="label">What to do: </span>${data.explanation.fix}</p>`}
+        <p><strong>${inConsoleTerms(data.explanation.summary)}</strong></p>
+        ${data.explanation.fix && html`<p><span class="label">What to do: </span>${inConsoleTerms(data.explanation.fix)}</p>`}
       </div><//>`}
 
     ${address.kind !== 'system' && html`<${Card} title="Verification" id="verification"
