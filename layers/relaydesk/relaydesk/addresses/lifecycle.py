@@ -204,12 +204,11 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
     if not report.ok:
         raise report.to_error()
     secret_arn = _create_secret(stores, account_id, email, credentials)
-    address = SupportAddress(
-        email=email, account_id=account_id, name=name or account.display_name, kind=AddressKind.SMTP_CONNECTOR,
-        connector=Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
-                            auth_kind=credentials.auth_kind, oauth_tenant_id=credentials.oauth_tenant_id,
-                            oauth_client_id=credentials.oauth_client_id, secret_arn=secret_arn,
-                            state=ConnectorState.PENDING))
+    connector = Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
+                          secret_arn=secret_arn, state=ConnectorState.PENDING)
+    connector.take_sign_in(credentials)
+    address = SupportAddress(email=email, account_id=account_id, name=name or account.display_name,
+                             kind=AddressKind.SMTP_CONNECTOR, connector=connector)
     try:
         _create(stores, address)
     except RuleViolation:
