@@ -5,6 +5,7 @@ certificate with its private key (what `openssl req -x509` or New-SelfSignedCert
     key = ServiceAccountKey.create("relay", project="acme-mail", token_uri=tokens.google_token_url)
     key.json              # the key file's text: type, project_id, private_key_id, private_key, client_email, ...
     key.public_key_pem    # what Google keeps (the local token endpoint registers it)
+    key.with_token_uri(tokens.google_token_url)   # the same key, its file pointing at a local endpoint
     cert = AppCertificate.create("Relaydesk SMTP")
     cert.bundle_pem       # certificate + private key, as `relaydesk addresses connect --certificate-file` takes it
     cert.certificate_pem  # what the admin uploads to the app (public)
@@ -15,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -62,6 +63,12 @@ class ServiceAccountKey:
             "universe_domain": "googleapis.com",
         }
         return cls(email, number, key_id, private_pem, public_pem, json.dumps(document, indent=2) + "\n")
+
+    def with_token_uri(self, token_uri: str) -> ServiceAccountKey:
+        """The same key with another token_uri in its file (a local token endpoint's)."""
+        document = json.loads(self.json)
+        document["token_uri"] = token_uri
+        return replace(self, json=json.dumps(document, indent=2) + "\n")
 
     def new_key(self, *, token_uri: str | None = None) -> ServiceAccountKey:
         """Another key of the same service account (Keys > Add key), e.g. for a rotation."""

@@ -38,7 +38,10 @@ CLEARED_FOR_CLIENT_SECRET = {"oauth_grant": OAuthGrant.CLIENT_SECRET, "oauth_pri
                              "oauth_certificate_pem": None, "oauth_certificate_thumbprint": None,
                              "oauth_certificate_expires_at": None, "oauth_service_account": None,
                              "oauth_key_id": None, "oauth_scope": EXCHANGE_ONLINE_SCOPE, "password": ""}
-
+# What a switch back to a password clears of any OAuth grant.
+PASSWORD_CLEARS = {"oauth_grant": OAuthGrant.CLIENT_SECRET, "oauth_private_key": None, "oauth_certificate_pem": None,
+                   "oauth_certificate_thumbprint": None, "oauth_certificate_expires_at": None,
+                   "oauth_service_account": None, "oauth_key_id": None, "oauth_scope": EXCHANGE_ONLINE_SCOPE}
 
 _KEY_FILE_HELP = ("Create a JSON key for the service account (Google Cloud console > IAM & Admin > Service accounts > "
                   "the account > Keys > Add key > Create new key > JSON) and give that file as it was downloaded.")
