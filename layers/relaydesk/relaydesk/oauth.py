@@ -33,8 +33,9 @@ CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid
                                "invalid_grant", "unsupported_grant_type"})
 TRANSIENT_STATUSES = frozenset({408, 425, 429})  # and every 5xx: the endpoint may answer later
 AADSTS = re.compile(r"\bAADSTS(\d{4,9})\b")
-# Three base64url segments, the first a JSON object ("eyJ"): a JWT (a signed assertion or a token) an endpoint echoed.
-JWT_LIKE = re.compile(r"eyJ[\w-]{6,}\.[\w-]+\.[\w-]*")
+# Base64url segments joined by dots, the first a JSON object ("eyJ"): a JWT (a signed assertion, a token) or the start
+# of one, should an endpoint echo it.
+JWT_LIKE = re.compile(r"eyJ[\w-]{6,}\.[\w.-]*")
 
 # What to do about the Entra ID codes an admin meets when setting up an app for SMTP AUTH (learn.microsoft.com,
 # "Microsoft Entra authentication and authorization error codes").
@@ -302,7 +303,7 @@ def _first_line(description: object, creds: SmtpCredentials) -> str:
     JWT (an assertion, a token) blanked should an endpoint ever echo them."""
     if not isinstance(description, str):
         return ""
-    text = description.strip().splitlines()[0][:300] if description.strip() else ""
+    text = description.strip().splitlines()[0] if description.strip() else ""
     secret = creds.oauth_client_secret.get_secret_value() if creds.oauth_client_secret else ""
     text = text.replace(secret, "***") if secret else text
-    return JWT_LIKE.sub("***", text)
+    return JWT_LIKE.sub("***", text)[:300]
