@@ -249,7 +249,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     if args.ca_bundle:
         changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
     new_credentials = build_credentials({**secret_fields(current), **changes})
-    what = f"OAuth 2.0 sign-in ({describe_sign_in(new_credentials)})" if kind is AuthKind.OAUTH2 else "credentials"
+    what = staged_material(new_credentials) if kind is AuthKind.OAUTH2 else "credentials"
     if kind is not current.auth_kind:
         what = f"{kind.value} credentials (switching from {current.auth_kind.value})"
     progress(f"staging the new {what} for {address.email} as AWSPENDING and starting the rotation")
@@ -268,6 +268,14 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         return EXIT_AUTH
     progress("the rotation is still running: check later with `relaydesk addresses show " + address.email + "`")
     return EXIT_OK
+
+
+def staged_material(credentials: SmtpCredentials) -> str:
+    if credentials.oauth_grant is OAuthGrant.SERVICE_ACCOUNT:
+        return f"service account key {credentials.oauth_key_id} of {credentials.oauth_service_account}"
+    if credentials.oauth_grant is OAuthGrant.CLIENT_CERTIFICATE:
+        return f"OAuth 2.0 certificate {credentials.oauth_certificate_thumbprint}"
+    return "OAuth 2.0 client secret"
 
 
 def _wait_for_rotation(stores: Any, secret_id: str, token: str, *, timeout: float, poll: float) -> str:
