@@ -23,6 +23,8 @@ from relaydesk.errors import ConfigurationError
 
 MAX_KEY_FILE_BYTES = 64 * 1024  # a service account key file is ~2.3 KB; a PEM bundle with a chain a few KB
 SERVICE_ACCOUNT_EMAIL = re.compile(r"^[a-z0-9-]{6,30}@[a-z0-9.-]+\.gserviceaccount\.com$")
+NUMERIC_CLIENT_ID = re.compile(r"^\d{1,32}$")  # Google's "Unique ID": 21 digits today
+KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # 40 hex digits today; it goes into the JWT header as `kid`
 PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL)
 PRIVATE_KEY_BLOCKS = ("PRIVATE KEY", "RSA PRIVATE KEY")
 MIN_RSA_BITS = 2048
@@ -68,9 +70,11 @@ def service_account_fields(key_file: str | bytes) -> dict[str, Any]:
     if not SERVICE_ACCOUNT_EMAIL.match(email):
         raise ConfigurationError(f"{email[:120]!r} is not a service account's address (NAME@PROJECT.iam."
                                  "gserviceaccount.com)", action=_KEY_FILE_HELP)
-    if not data["client_id"].strip().isdigit():
+    if not NUMERIC_CLIENT_ID.match(data["client_id"].strip()):
         raise ConfigurationError("the service account key file's client_id is not the numeric client ID",
                                  action=_KEY_FILE_HELP)
+    if not KEY_ID.match(data["private_key_id"].strip()):
+        raise ConfigurationError("the service account key file's private_key_id is not a key id", action=_KEY_FILE_HELP)
     key = _rsa_private_key(data["private_key"], "the service account's private_key")
     token_uri = data.get("token_uri") if isinstance(data.get("token_uri"), str) else ""
     return {"auth_kind": AuthKind.OAUTH2, "oauth_grant": OAuthGrant.SERVICE_ACCOUNT, "oauth_service_account": email,
