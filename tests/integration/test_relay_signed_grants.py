@@ -117,19 +117,25 @@ class RelayLog:
 
 # --- Google Workspace -----------------------------------------------------------------------------------------------
 
+def verify_outbound(relay, server) -> None:
+    """`relaydesk addresses verify`'s outbound half: the relay sends the test mail through the connector; the
+    customer's forward brings it back to the system address, where inbound hands its token to verification."""
+    verification.start_outbound(relay.stores, MAILBOX)
+    relay.poll()
+    test_mail = server.received[-1]
+    token = next(line.split(":", 1)[1].strip() for line in test_mail.data.decode().splitlines()
+                 if line.startswith(VERIFICATION_HEADER + ":"))
+    system = f"support@acme.{relay.stores.settings.mail_domain}"
+    assert verification.on_verification_mail(relay.stores, token=token, recipient=system)
+    address = relay.stores.directory.get_address(MAILBOX)
+    assert address.connector.state is ConnectorState.ACTIVE and address.outbound.status is VerificationStatus.VERIFIED
+
+
 def test_a_service_account_address_is_verified_through_gmail_then_delivers_with_the_same_token(
         relay, gmail, token_server, google):
     connect(relay, gmail, service_account_fields(google.json), state=ConnectorState.PENDING)
 
-    verification.start_outbound(relay.stores, MAILBOX)
-    relay.poll()
-    [test_mail] = gmail.received
-    token = next(line.split(":", 1)[1].strip() for line in test_mail.data.decode().splitlines()
-                 if line.startswith(VERIFICATION_HEADER + ":"))
-    system = f"support@acme.{relay.stores.settings.mail_domain}"
-    assert verification.on_verification_mail(relay.stores, token=token, recipient=system)  # back through the forward
-    address = relay.stores.directory.get_address(MAILBOX)
-    assert address.connector.state is ConnectorState.ACTIVE and address.outbound.status is VerificationStatus.VERIFIED
+    verify_outbound(relay, gmail)
 
     notification = relay.notification(MAILBOX)
     relay.enqueue(notification)
@@ -259,14 +265,16 @@ def test_no_private_key_assertion_or_token_in_logs_records_or_output(relay, gmai
 
 # --- Microsoft 365 with a certificate --------------------------------------------------------------------------------
 
-def test_a_certificate_app_delivers_and_a_certificate_entra_no_longer_has_holds_until_a_new_one_is_rotated_in(
+def test_a_certificate_app_is_verified_delivers_and_held_when_entra_drops_the_certificate_until_a_new_one_is_in(
         relay, exchange, token_server, app_certificates):
     first, second = app_certificates
-    connect(relay, exchange, certificate_app(token_server, first))
+    connect(relay, exchange, certificate_app(token_server, first), state=ConnectorState.PENDING)
+    verify_outbound(relay, exchange)
     delivered = relay.notification(MAILBOX)
     relay.enqueue(delivered)
     relay.poll()
-    assert relay.record(delivered).status is DeliveryStatus.DELIVERED and exchange.received[0].auth_user == MAILBOX
+    assert relay.record(delivered).status is DeliveryStatus.DELIVERED
+    assert [r.auth_user for r in exchange.received] == [MAILBOX, MAILBOX]
 
     token_server.remove_certificate(APP, first.certificate_pem)  # the admin deleted it in Entra ID ...
     token_server.expire_all()
@@ -283,7 +291,7 @@ def test_a_certificate_app_delivers_and_a_certificate_entra_no_longer_has_holds_
     rotate_in(relay, certificate_app(token_server, second), exchange)  # ... uploaded a new one and rotated it in
     drain(relay)
 
-    assert relay.record(held).status is DeliveryStatus.DELIVERED and len(exchange.received) == 2
+    assert relay.record(held).status is DeliveryStatus.DELIVERED and len(exchange.received) == 3
     address = relay.stores.directory.get_address(MAILBOX)
     assert address.connector.state is ConnectorState.ACTIVE
     assert address.connector.oauth_certificate_thumbprint == certificate_fields(second.bundle_pem)[
