@@ -183,3 +183,27 @@ def test_a_certificate_without_its_key_is_refused_before_the_live_check(cli, acc
 
     assert code == EXIT_ERROR and "0 private keys and 1 certificates" in err and "cat app.crt app.key" in err
     assert not seen
+
+
+@pytest.mark.parametrize(("flag", "material"), [("--certificate", "cert"), ("--service-account", "key")])
+def test_key_material_given_as_an_argument_is_refused_without_echoing_it(cli, account_id, seen, app_certificates,
+                                                                         service_account_keys, flag, material):
+    value = app_certificates[0].bundle_pem if material == "cert" else service_account_keys[0].json
+
+    for argv in ((flag, value), (f"{flag}={value}",)):
+        code, out, err = cli("addresses", "connect", EMAIL, "--account", account_id, "--preset", "microsoft365",
+                             "--auth", "oauth2", "--tenant-id", TENANT, "--client-id", CLIENT, *argv)
+        assert code == 2 and "never accepted as an argument" in err and f"{flag}-stdin" in err
+        assert not any(line in out + err for line in body_lines(app_certificates[0].private_key_pem)
+                       + body_lines(service_account_keys[0].private_key_pem))
+    assert not seen
+
+
+def test_a_certificate_piped_on_standard_input_is_taken(cli, account_id, seen, app_certificates):
+    code, _, err = cli("addresses", "connect", EMAIL, "--account", account_id, "--preset", "microsoft365", "--auth",
+                       "oauth2", "--tenant-id", TENANT, "--client-id", CLIENT, "--certificate-stdin",
+                       stdin=app_certificates[0].bundle_pem)
+
+    assert code == EXIT_OK, err
+    assert seen[0].oauth_grant is OAuthGrant.CLIENT_CERTIFICATE
+    assert seen[0].oauth_certificate_pem.strip() == app_certificates[0].certificate_pem.strip()

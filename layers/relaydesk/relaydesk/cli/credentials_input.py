@@ -36,8 +36,9 @@ BASIC_AUTH_NOTE = (
 
 
 class RefuseSecretArgument(argparse.Action):
-    """`--password VALUE` / `--client-secret VALUE`: refused without echoing the value (argparse would otherwise
-    take it for an abbreviation of the -stdin flag and print VALUE as an unrecognised argument)."""
+    """`--password VALUE` / `--client-secret VALUE` / `--certificate PEM` / `--service-account JSON`: refused without
+    echoing the value (argparse would otherwise take it for an abbreviation of the -stdin flag and print VALUE as an
+    unrecognised argument)."""
 
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
         kwargs.update(nargs="?", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
@@ -252,3 +253,6 @@ def add_oauth_arguments(sub: argparse.ArgumentParser, *, rotating: bool = False)
                                          "file's token_uri)")
     sub.add_argument("--client-secret", action=RefuseSecretArgument)
     sub.add_argument("--password", action=RefuseSecretArgument)
+    # The key material itself as a value (`--certificate "$(cat app.pem)"`): refused, as a secret would be.
+    sub.add_argument("--certificate", action=RefuseSecretArgument)
+    sub.add_argument("--service-account", action=RefuseSecretArgument)
