@@ -260,8 +260,8 @@ class DynamoTickets:
         wanted = set(addresses)
         for _ in range(2):
             try:
-                self._update(ticket_id, at, "", add=f"#set :new", names={"#set": name},
-                             condition=f"attribute_not_exists(#set) OR size(#set) <= :room",
+                self._update(ticket_id, at, "", add="#set :new", names={"#set": name},
+                             condition="attribute_not_exists(#set) OR size(#set) <= :room",
                              values={":new": wanted, ":room": limit - len(wanted)})
                 return True
             except ClientError as error:
