@@ -173,7 +173,7 @@ class DynamoTickets:
             "KeyConditionExpression": f"{pk_name} = :p AND {sk_name} BETWEEN :low AND :high",
             "ExpressionAttributeValues": {
                 ":p": partition, ":high": f"{prefix}\uffff",
-                ":low": prefix + (sort_stamp(query.updated_since) if query.updated_since else "")}}
+                ":low": prefix + (sort_stamp(query.updated_since) if query.updated_since else "0")}}
         if query.requester:
             kwargs["FilterExpression"] = "requester = :r"
             kwargs["ExpressionAttributeValues"][":r"] = query.requester
