@@ -69,8 +69,9 @@ class Demo:
     def detail(self, text: str) -> None:
         self.say(f"    {text}")
 
-    def cli(self, *args: str, stdin: str | None = None, show_progress: bool = True) -> CliResult:
-        self.detail(f"$ relaydesk {' '.join(args)}" + ("   (password on stdin)" if stdin else ""))
+    def cli(self, *args: str, stdin: str | None = None, show_progress: bool = True,
+            stdin_is: str = "password") -> CliResult:
+        self.detail(f"$ relaydesk {' '.join(args)}" + (f"   ({stdin_is} on stdin)" if stdin else ""))
         result = run_cli(list(args), env=self.stack.env, stdin=stdin, log_path=self.logs / "cli.log",
                          on_progress=(lambda line: self.detail(f"  | {line}")) if show_progress else None)
         if result.code != 0:

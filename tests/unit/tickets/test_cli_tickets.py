@@ -90,7 +90,7 @@ def test_list_refuses_an_unknown_status_and_pages_with_a_cursor(cli):
     code, _, err = cli("tickets", "list", "--account", ACCOUNT, "--status", "bogus")
     assert code == EXIT_USAGE and "invalid choice" in err
     code, out, _ = cli("--json", "tickets", "list", "--account", ACCOUNT, "--status", "new")
-    assert code == 0 and [t["ticket_id"] for t in json.loads(out)["tickets"]] == [TICKET]
+    assert code == 0 and [t["ticket_id"] for t in json.loads(out)] == [TICKET]
     assert cli("tickets", "list", "--account", ACCOUNT, "--cursor", "nonsense")[0] != 0
 
 

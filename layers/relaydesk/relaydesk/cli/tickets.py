@@ -9,7 +9,7 @@ from typing import Any
 
 from relaydesk.cli import context, ticket_actions
 from relaydesk.cli.addresses import add_json_flag, when
-from relaydesk.cli.output import EXIT_OK, emit, print_table
+from relaydesk.cli.output import EXIT_OK, emit, print_table, progress
 from relaydesk.tickets import queries
 from relaydesk.tickets.model import Comment, DeliveryAttempt, Ticket, TicketStatus
 
@@ -41,11 +41,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     tickets, cursor = queries.list_page(stores, args.account, status=args.status, requester=args.requester,
                                         updated_since=args.updated_since, limit=args.limit, cursor=args.cursor)
     if args.json:
-        emit({"tickets": [t.model_dump(mode="json") for t in tickets], "next_cursor": cursor}, as_json=True)
-        return EXIT_OK
-    print_table([ticket_row(t) for t in tickets], ["ticket", "status", "requester", "assignee", "subject", "updated"])
-    if cursor:
-        print(f"\nmore: relaydesk tickets list --account {args.account} --cursor {cursor}")
+        emit([t.model_dump(mode="json") for t in tickets], as_json=True)
+    else:
+        print_table([ticket_row(t) for t in tickets],
+                    ["ticket", "status", "requester", "assignee", "subject", "updated"])
+    if cursor:  # on stderr, so --json output stays the list it always was
+        progress(f"more: relaydesk tickets list --account {args.account} --cursor {cursor}")
     return EXIT_OK
 
 
