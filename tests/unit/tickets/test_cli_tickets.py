@@ -113,3 +113,15 @@ def test_another_accounts_ticket_is_not_found(cli):
     assert cli("tickets", "show", TICKET, "--account", "A99NOPE")[0] == EXIT_NOT_FOUND
     code, _, _ = cli("tickets", "reply", TICKET, "--account", "A99NOPE", *AGENT, stdin="hi")
     assert code == EXIT_NOT_FOUND and sent(cli.stores) == []
+
+
+def test_the_solved_notification_and_the_agents_from_name_are_account_settings(cli):
+    code, out, _ = cli("--json", "accounts", "settings", ACCOUNT, "--notify-solved", "off",
+                       "--agent-from-name", "{agent} at {support}")
+    settings = json.loads(out)["settings"]
+    assert code == 0 and settings["notify_requester_on_solved"] is False
+    assert settings["agent_from_name"] == "{agent} at {support}"
+    code, _, err = cli("accounts", "settings", ACCOUNT, "--agent-from-name", "{agent.__init__}")
+    assert code == EXIT_RULE and "placeholders" in err and "validation error" not in err
+    cli("tickets", "status", TICKET, "solved", "--account", ACCOUNT, *AGENT)
+    assert sent(cli.stores) == []
