@@ -57,8 +57,9 @@ class Loop:
     def cli(self, *args: str, stdin: str | None = None) -> dict:
         return self.desk.cli(*args, "--json", stdin=stdin, stdin_is="text", show_progress=False).json()
 
-    def reply(self, ticket_id: str, text: str) -> str:
-        posted = self.cli("tickets", "reply", ticket_id, "--account", self.account, *AGENT, stdin=text)
+    def reply(self, ticket_id: str, text: str, *attach: str) -> str:
+        files = [arg for path in attach for arg in ("--attach", path)]
+        posted = self.cli("tickets", "reply", ticket_id, "--account", self.account, *AGENT, *files, stdin=text)
         return posted["notifications"][0]
 
     def delivered(self, address: str, notification_id: str):
@@ -81,10 +82,13 @@ def loop(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def replied(loop):
-    """Jane's ticket, answered once by Bob: (ticket id, the reply as Jane's mailbox has it, as Carol's has it)."""
+def replied(loop, tmp_path_factory):
+    """Jane's ticket, answered once by Bob with a PDF attached (uploaded by the CLI through S3's presigned POST):
+    (ticket id, the reply as Jane's mailbox has it, as Carol's has it)."""
     ticket_id = loop.new_ticket("Printer on floor 3 is jammed")
-    notification_id = loop.reply(ticket_id, "Hi Jane,\n\nplease switch it off and on again.\n\nBob")
+    guide = tmp_path_factory.mktemp("files") / "reset-guide.pdf"
+    guide.write_bytes(b"%PDF-1.4 reset guide")
+    notification_id = loop.reply(ticket_id, "Hi Jane,\n\nplease switch it off and on again.\n\nBob", str(guide))
     return ticket_id, loop.delivered(JANE[1], notification_id), loop.delivered(CAROL[1], notification_id)
 
 
@@ -97,7 +101,10 @@ def test_the_agents_reply_reaches_jane_threaded_signed_and_named_after_the_agent
     assert message["From"].addresses[0].addr_spec == demo.SUPPORT
     assert f"[RD#{ticket_id}]" in message["Subject"]
     assert message["In-Reply-To"].endswith("@mail.example.net>") and message["In-Reply-To"] in message["References"]
-    assert [p.get_content_type() for p in message.walk()] == ["multipart/alternative", "text/plain", "text/html"]
+    assert [p.get_content_type() for p in message.walk()] == \
+        ["multipart/mixed", "multipart/alternative", "text/plain", "text/html", "application/pdf"]
+    [guide] = message.iter_attachments()
+    assert guide.get_filename() == "reset-guide.pdf" and guide.get_content() == b"%PDF-1.4 reset guide"
     assert f"[relaydesk-thread:{ticket_id}]" in message.get_body(("plain",)).get_content()
     assert "switch it off and on again" in message.get_body(("html",)).get_content()
     assert [c.addr_spec for c in message["Cc"].addresses] == [CAROL[1]]

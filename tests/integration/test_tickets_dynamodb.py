@@ -122,3 +122,20 @@ def test_pages_come_from_the_index_partitions_with_filters(acme):
     status.change_status(acme, ACCOUNT, "T01M900000000000001", "open", agent=BOB, now=NOW + timedelta(days=1))
     assert walk(status=TicketStatus.PENDING)[-1] == "T01M900000000000003"  # moved to the open partition
     assert walk(status=TicketStatus.OPEN)[0] == "T01M900000000000001"
+
+
+def test_the_upload_form_is_an_s3_post_policy_for_one_key_type_and_size(acme):
+    import base64
+
+    from relaydesk.tickets import uploads
+
+    form = uploads.upload_form(acme, ACCOUNT, "quote.pdf", "application/pdf", 1234)
+    policy = json.loads(base64.b64decode(form.fields["policy"]))
+
+    # moto accepts any POST; real S3 enforces these conditions itself, so they are what is checked here
+    assert {"key": form.key} in policy["conditions"]
+    assert {"Content-Type": "application/pdf"} in policy["conditions"]
+    assert ["content-length-range", 1, 1234] in policy["conditions"]
+    expires = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+    assert timedelta(0) < expires - datetime.now(UTC) <= timedelta(seconds=uploads.POST_SECONDS + 5)
+    assert form.key.startswith(f"attachments/{ACCOUNT}/uploads/")
