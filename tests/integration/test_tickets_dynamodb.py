@@ -139,3 +139,17 @@ def test_the_upload_form_is_an_s3_post_policy_for_one_key_type_and_size(acme):
     expires = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
     assert timedelta(0) < expires - datetime.now(UTC) <= timedelta(seconds=uploads.POST_SECONDS + 5)
     assert form.key.startswith(f"attachments/{ACCOUNT}/uploads/")
+
+
+def test_a_ticket_item_written_without_the_attributes_reads_from_its_document_and_takes_updates(acme):
+    table = acme.tickets._table
+    item = table.get_item(Key={"pk": f"TICKET#{TICKET}", "sk": "META"})["Item"]
+    for name in ("status", "ccs", "followers", "assignee", "requester", "updated_at"):
+        item.pop(name, None)
+    table.put_item(Item=item)  # as a writer of the whole document alone leaves it
+    assert acme.tickets.get_ticket(TICKET).ccs == ["carol@example.org"]
+
+    status.assign(acme, ACCOUNT, TICKET, BOB, now=NOW)
+
+    ticket = acme.tickets.get_ticket(TICKET)
+    assert ticket.assignee == BOB and ticket.ccs == ["carol@example.org"] and ticket.updated_at == NOW

@@ -227,3 +227,14 @@ def test_the_acknowledgement_thread_ids_are_kept_when_the_ack_was_the_last_messa
     assert ACK_MESSAGE_ID  # the ack is not a comment: a reply threads under Jane's own mail, which she has
     replies.reply(acme, ACCOUNT, TICKET, agent=BOB, body="hi", now=NOW)
     assert sent(acme)[0].in_reply_to == JANE_MESSAGE_ID
+
+
+def test_when_the_requester_gets_nothing_the_followers_copy_is_not_the_thread_she_answers(memory_stores):
+    seed(memory_stores, settings=AccountSettings(ccs_and_followers_enabled=True))
+    memory_stores.tickets.tickets[TICKET].ccs = []
+    participants.add(memory_stores, ACCOUNT, TICKET, participants.Role.FOLLOWER, ["ann@acme.test"])
+    jane_as_agent = Agent(agent_id="jane", name="Jane", email="jane@example.net")  # the requester is an agent
+    replies.reply(memory_stores, ACCOUNT, TICKET, agent=jane_as_agent, body="note to self", now=NOW)
+    replies.reply(memory_stores, ACCOUNT, TICKET, agent=BOB, body="Hi Jane", now=NOW.replace(minute=2))
+
+    assert sent(memory_stores)[-2].in_reply_to == JANE_MESSAGE_ID  # Bob's public mail: under Jane's own mail

@@ -366,15 +366,18 @@ def _status_partition(account_id: str, status: TicketStatus) -> str:
 
 
 def _ticket_of(meta: dict) -> Ticket:
-    """The ticket as created (`doc`), with the attributes written since on top."""
+    """The ticket as created (`doc`), with the attributes written since on top. An item written with its
+    attributes (it has `status`) is authoritative for them all: a set emptied by DELETE is absent, not unknown."""
     ticket = Ticket.model_validate_json(meta["doc"])
-    if "status" in meta:
+    complete = "status" in meta
+    if complete:
         ticket.status = TicketStatus(meta["status"])
     if "updated_at" in meta:
         ticket.updated_at = datetime.strptime(meta["updated_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    ticket.ccs = _ordered(ticket.ccs, meta.get("ccs")) if "status" in meta else ticket.ccs
-    ticket.followers = _ordered(ticket.followers, meta.get("followers")) if "status" in meta else ticket.followers
-    if "status" in meta:
+    for name in ("ccs", "followers"):
+        if complete or name in meta:
+            setattr(ticket, name, _ordered(getattr(ticket, name), meta.get(name)))
+    if complete or "assignee" in meta:
         ticket.assignee = Agent.model_validate_json(meta["assignee"]) if meta.get("assignee") else None
     return ticket
 

@@ -12,13 +12,16 @@ REFERENCES_KEPT = 10  # the first message and the newest: what clients need to t
 def message_ids(ticket: Ticket, before: str | None = None) -> list[str]:
     """Every Message-ID of the public conversation, oldest first, up to (not including) comment `before`: a mail's
     own Message-ID, or for an agent's reply the Message-ID of its notification to the requester."""
-    sent = {record.notification_id: record.message_id for record in ticket.notifications}
+    public = {ticket.requester.lower(), *(c.lower() for c in ticket.ccs)}
+    # the mail the requester and CCs got, not the followers' copy: theirs is the thread they answer
+    sent = {record.notification_id: record.message_id for record in ticket.notifications
+            if public & {r.lower() for r in record.recipients}}
     found: list[str] = []
     for comment in _public(ticket, before):
         if comment.source_message_id:
             found.append(comment.source_message_id)
-        elif comment.notification_ids and comment.notification_ids[0] in sent:
-            found.append(sent[comment.notification_ids[0]])
+        else:
+            found += [sent[n] for n in comment.notification_ids if n in sent][:1]
     return list(dict.fromkeys(found))
 
 
