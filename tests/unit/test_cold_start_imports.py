@@ -12,7 +12,7 @@ import pytest
 from bench.bench_coldstart import ROOT, lambda_env
 
 # Imported by no handler at cold start: the modules here cost milliseconds each and serve a rare path only.
-NEVER_AT_IMPORT = {"pydantic_settings", "dotenv", "argparse", "dkim", "dns", "nacl"}
+NEVER_AT_IMPORT = {"pydantic_settings", "dotenv", "argparse", "dkim", "dns", "nacl", "nh3"}
 ALSO_NOT = {
     # Imported by the first address that signs (relaydesk.outbound.dkim), cryptography with its first key.
     "relay": {"cryptography", "relaydesk.dkim"},
