@@ -33,6 +33,7 @@ from relaydesk.wiring import aws_stores
 from local.stack import LocalStack
 from local.tenants import User, add_tenant
 from tests.browser.harness import (
+    DESKTOP,
     PHONE,
     chromium,
     no_horizontal_overflow,
@@ -313,6 +314,32 @@ def test_6_disabling_the_connector_falls_back_to_relaydesk(day):
     screenshot(page, "6-address-disabled")
 
 
+def test_the_wizard_can_be_reached_and_driven_from_the_keyboard(day):
+    page = day.page
+    day.go("addresses")
+    expect(page.locator("main h1")).to_be_focused()  # the page's heading takes the focus: screen readers say where
+    page.keyboard.press("Shift+Tab")
+    for _ in range(20):  # Tab to the page's own "Connect an address" link
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Connect an address":
+            break
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Connect an address")).to_be_focused()
+    expect(page.get_by_role("radio").first).to_be_visible()  # the providers are loaded
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.type") == "radio":
+            break
+    focused = page.evaluate("document.activeElement.value")
+    page.keyboard.press("Space")  # the focused provider is chosen
+    expect(page.locator(f"input[type=radio][value={focused}]")).to_be_checked()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Next")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Support address", exact=True)).to_be_visible()
+    screenshot(page, "keyboard-wizard-connection-step")
+
+
 @pytest.mark.parametrize("route", ["addresses", f"addresses/{quote(SUPPORT, safe='')}", "connect", "dkim/acme.test",
                                    "log", "log?tab=suspended", "settings"])
 def test_every_page_fits_a_phone(day, route):
@@ -325,7 +352,8 @@ def test_every_page_fits_a_phone(day, route):
         assert no_horizontal_overflow(page) <= 0, route
         screenshot(page, "phone-" + re.sub(r"[^a-z0-9]+", "-", route.split("%40")[0].lower()).strip("-"))
     finally:
-        page.set_viewport_size({"width": 1280, "height": 800})
+        page.set_viewport_size(DESKTOP)
+    assert no_horizontal_overflow(page) <= 0, route  # and at 1280 x 800
 
 
 def test_7_another_tenant_sees_none_of_it(day):

@@ -103,7 +103,8 @@ function ConnectorCard({ address, admin, busy, onChange, job }) {
   const connector = address.connector;
   const [mode, setMode] = useState(null); // 'credentials' | 'connection'
   const [form, setForm] = useState({});
-  const set = (name) => (event) => setForm({ ...form, [name]: event.target.value });
+  // Functional updates: an event handler may run after a newer change (a file read finishing late).
+  const set = (name) => (event) => { const { value } = event.target; setForm((current) => ({ ...current, [name]: value })); };
   const submit = (event) => {
     event.preventDefault();
     const body = Object.fromEntries(Object.entries(form).filter(([, value]) => value !== '' && value != null));
@@ -138,7 +139,7 @@ function ConnectorCard({ address, admin, busy, onChange, job }) {
           <option value="">keep (${connector.tls_mode})</option>
           <option value="starttls">STARTTLS (587)</option>
           <option value="implicit">implicit TLS (465)</option></select><//>
-        <${CaBundleField} onLoad=${(pem) => setForm({ ...form, ca_bundle_pem: pem })} />
+        <${CaBundleField} onLoad=${(pem) => setForm((current) => ({ ...current, ca_bundle_pem: pem }))} />
       </fieldset>`}
       <div class="actions">
         <button type="submit" class="primary">Test and save</button>

@@ -88,8 +88,8 @@ function Users() {
       ${message && html`<${Notice} tone="ok">${message}<//>`}
       <div class="row">
         <${Field} label="Email address"><input type="email" required value=${form.email}
-          onInput=${(e) => setForm({ ...form, email: e.target.value })} /><//>
-        <${Field} label="Role"><select value=${form.role} onChange=${(e) => setForm({ ...form, role: e.target.value })}>
+          onInput=${(e) => { const { value } = e.target; setForm((current) => ({ ...current, email: value })); }} /><//>
+        <${Field} label="Role"><select value=${form.role} onChange=${(e) => { const { value } = e.target; setForm((current) => ({ ...current, role: value })); }}>
           <option value="admin">admin: addresses, credentials, DKIM, settings</option>
           <option value="agent">agent: reads the log, held and suspended mail</option></select><//>
       </div>

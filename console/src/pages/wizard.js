@@ -77,7 +77,8 @@ export function WizardPage({ user, account }) {
       setForm((current) => ({ ...current, password: '', oauth_client_secret: '' })); // no copy kept in the page
     }
   });
-  const set = (name) => (event) => setForm({ ...form, [name]: event.target.value });
+  // Functional updates: an event handler may run after a newer change (a file read finishing late).
+  const set = (name) => (event) => { const { value } = event.target; setForm((current) => ({ ...current, [name]: value })); };
 
   if (user.role !== 'admin') {
     return html`<div class="page"><${PageTitle}>Connect an address<//>
@@ -85,8 +86,8 @@ export function WizardPage({ user, account }) {
   }
   const choose = (chosen) => {
     setProvider(chosen);
-    setForm({ ...form, host: chosen.host || '', port: String(chosen.port), tls_mode: chosen.tls_mode,
-      auth_kind: chosen.auth_kinds[0] });
+    setForm((current) => ({ ...current, host: chosen.host || '', port: String(chosen.port),
+      tls_mode: chosen.tls_mode, auth_kind: chosen.auth_kinds[0] }));
   };
   const check = async (event) => {
     event.preventDefault();
@@ -146,7 +147,7 @@ export function WizardPage({ user, account }) {
           <option value="starttls">STARTTLS (587)</option><option value="implicit">implicit TLS (465)</option></select><//>
       </div>
       <${CredentialFields} authKind=${form.auth_kind} form=${form} set=${set} defaultUsername=${form.email} />
-      <${CaBundleField} onLoad=${(pem) => setForm({ ...form, ca_bundle_pem: pem })} />
+      <${CaBundleField} onLoad=${(pem) => setForm((current) => ({ ...current, ca_bundle_pem: pem }))} />
       <p class="sub">Relaydesk always encrypts (STARTTLS or TLS), checks the certificate, and signs in only over
         TLS. Nothing is saved if the check fails.</p>
       <div class="actions">
