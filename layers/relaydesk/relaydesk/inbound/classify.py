@@ -51,11 +51,11 @@ def decide(stores: Stores, ports: InboundPorts, mail: ParsedMail, receipt: SesRe
     if loops.is_our_own_mail(mail, our_domains, account.account_id):
         return Decision(outcome=Outcome.DROPPED, reason=DropReason.OWN_MAIL_LOOP, **base)
 
-    requester = routing.requester_of(mail)
-    if requester is None:
+    sender = routing.requester_mailbox(mail)
+    if sender is None:
         return Decision(outcome=Outcome.DROPPED, reason=DropReason.NO_SENDER, **base)
-    base |= {"requester": requester, "requester_name": routing.requester_name(mail, requester),
-             "ccs": routing.ccs_of(mail, route, requester)}
+    requester = sender.address
+    base |= {"requester": requester, "requester_name": sender.name, "ccs": routing.ccs_of(mail, route, requester)}
     flags = ["multiple_forwarding"] if fwd.multiple else []
     auto = loops.auto_generated_reason(mail, requester)
     if auto:
