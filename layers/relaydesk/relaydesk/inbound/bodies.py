@@ -33,17 +33,23 @@ def _as_attachment(name: str, content_type: str, text: str) -> Attachment:
     return Attachment(filename=name, content_type=f"{content_type}; charset=utf-8", payload=lambda: data)
 
 
-def fit(text: str, html: str | None, attachments: list[Attachment]) -> tuple[str, str | None, list[Attachment]]:
+def fit(text: str, html: str | None,
+        attachments: list[Attachment]) -> tuple[str, str | None, list[Attachment], list[str]]:
+    """(text, html, attachments, what was left off the comment). A cut text or a moved HTML body is attached whole."""
     extra: list[Attachment] = []
+    omitted: list[str] = []
     if _json_size(text) > MAX_TEXT_JSON_BYTES:
         extra.append(_as_attachment("message.txt", "text/plain", text))
         text = _cut(text, MAX_TEXT_JSON_BYTES - 200) + "\n\n[The message is longer; the full text is attached as " \
             "message.txt.]"
+        omitted.append("the text after its first 120 KB (attached whole as message.txt)")
     if html is not None and _json_size(html) > MAX_HTML_JSON_BYTES:
         extra.append(_as_attachment("message.html", "text/html", html))
         html = None
+        omitted.append("the HTML body over 120 KB (attached whole as message.html)")
     kept = attachments[:MAX_ATTACHMENTS - len(extra)]
     if len(attachments) > len(kept):
         text += (f"\n\n[{len(attachments) - len(kept)} more attachments were not stored separately; the original "
                  "message is kept whole.]")
-    return text, html, [*kept, *extra]
+        omitted.append(f"{len(attachments) - len(kept)} attachments after the first {len(kept)}")
+    return text, html, [*kept, *extra], omitted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from relaydesk import markers
 from relaydesk.ids import new_id
-from relaydesk.inbound import dsn, forwarding, loops, routing
+from relaydesk.inbound import dsn, forwarding, limits, loops, routing
 from relaydesk.inbound.outcome import Decision, DropReason, Outcome
 from relaydesk.inbound.parse import ParsedMail
 from relaydesk.inbound.ports import InboundPorts
@@ -24,7 +24,7 @@ RATE_LIMIT_EXPLANATION = ("{sender} sent {count} messages to this account within
 
 
 def verification_token(mail: ParsedMail) -> str | None:
-    token = (mail.header(markers.VERIFICATION_HEADER) or "").strip().upper()
+    token = limits.one_line(mail.header(markers.VERIFICATION_HEADER) or "", limits.MAX_TOKEN_CHARS).upper()
     return token or markers.verification_token_from_body(mail.text[:200000])
 
 

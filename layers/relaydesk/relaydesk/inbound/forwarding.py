@@ -54,7 +54,8 @@ def analyse(mail: ParsedMail, own_final: set[str]) -> Forwarding:
         forwarders.extend(a for a in addresses if a not in not_hops)
 
     # Microsoft 365 / Exchange: each forwarding mailbox or rule leaves its address in these loop-detection headers.
-    exchange = mail.raw_header_all("X-MS-Exchange-ForwardingLoop") + mail.raw_header_all("X-MS-Exchange-Inbox-Rules-Loop")
+    exchange = [*mail.raw_header_all("X-MS-Exchange-ForwardingLoop"),
+                *mail.raw_header_all("X-MS-Exchange-Inbox-Rules-Loop")]
     auto = (mail.header("X-MS-Exchange-Organization-AutoForwarded") or "").strip().lower() == "true"
     # A mail flow (transport) rule that redirects leaves only a loop counter, no address.
     auto = auto or mail.header("X-MS-Exchange-Transport-Rules-Loop") is not None \

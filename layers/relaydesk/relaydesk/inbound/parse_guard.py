@@ -20,6 +20,7 @@ MAX_SKIPPED_HEADER_LINES = 5
 MAX_PARAMETER_FIELD_CHARS = 16 * 1024  # Content-Type/-Disposition; a long RFC 2231 file name needs ~2.5 KiB
 _PARAMETER_FIELDS = {"content-type", "content-disposition"}
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # the stdlib feed parser's headerRE, in bytes
+_NOT_A_HEADER_LINE = re.compile(rb"^(?!From |[\x21-\x39\x3b-\x7e]*:|[\t ])", re.MULTILINE)
 _STANDARD_FIELD = re.compile(
     rb"(?:From|Sender|Reply-To|To|Cc|Bcc|Subject|Date|Message-ID|In-Reply-To|References|MIME-Version|Content-[\w-]+"
     rb"|Received|Return-Path|DKIM-Signature|ARC-[\w-]+|Authentication-Results|Delivered-To|Thread-[\w-]+"
@@ -85,18 +86,32 @@ class FeedGuard:
         return data[:cut + 1]
 
     def _top_headers(self, chunk: bytes) -> bytes:
-        """Line by line until the top header block ends, then the rest of the chunk as it is."""
+        """Until the top header block ends: runs of header lines pass at once (a search in C finds the next line
+        that is not one), that line is looked at alone; then the rest of the chunk as it is."""
         out: list[bytes] = []
         start = 0
         while self._in_top_headers:
-            newline = chunk.find(b"\n", start)
-            if newline < 0:
-                self._pending.append(chunk[start:])  # no rescan of what is held: linear for one huge line
+            if self._pending or self._junk is not None:
+                newline = chunk.find(b"\n", start)
+                if newline < 0:
+                    self._pending.append(chunk[start:])  # nothing held is scanned again: linear for a huge line
+                    return b"".join(out)
+                line = b"".join(self._pending) + chunk[start:newline + 1]
+                self._pending = []
+                start = newline + 1
+                out.extend(self._header_line(line))
+                continue
+            other = _NOT_A_HEADER_LINE.search(chunk, start)
+            if other is None:  # header lines to the end of the chunk; the last may be incomplete
+                last = chunk.rfind(b"\n", start)
+                cut = last + 1 if last >= 0 else start
+                out.append(chunk[start:cut])
+                if cut < len(chunk):
+                    self._pending.append(chunk[cut:])
                 return b"".join(out)
-            line = b"".join(self._pending) + chunk[start:newline + 1] if self._pending else chunk[start:newline + 1]
-            self._pending = []
-            start = newline + 1
-            out.extend(self._header_line(line))
+            out.append(chunk[start:other.start()])
+            start = other.start()
+            self._pending.append(b"")  # the next pass reads that line alone
         out.append(chunk[start:])
         return b"".join(out)
 

@@ -2,11 +2,14 @@
 
 Both tables key on (pk, sk) with one GSI `gsi1` on (gsi1pk, gsi1sk); each item holds the model as JSON in `doc`.
 A ticket's comments and notification records are items of their own, so a long thread never meets the 400 KB item
-limit.
+limit; what changes on a ticket concurrently is updated as attributes, never by rewriting the item
+(`store/ticket_items.py`). Every item goes through `item_budget` before it is sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,7 +17,16 @@ from botocore.exceptions import ClientError
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
-from relaydesk.tickets.model import Comment, DeliveryAttempt, DeliveryStatus, NotificationRecord, Ticket
+from relaydesk.store import ticket_items
+from relaydesk.store.item_budget import check_item, check_key, check_transaction
+from relaydesk.tickets.model import (
+    Comment,
+    DeliveryAttempt,
+    DeliveryStatus,
+    NotificationRecord,
+    Ticket,
+    TicketStatus,
+)
 
 GSI = "gsi1"
 
@@ -22,6 +34,15 @@ GSI = "gsi1"
 def _is_conditional_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in {"ConditionalCheckFailedException",
                                                            "TransactionCanceledException"}
+
+
+def _condition_failed(error: ClientError) -> bool:
+    """A conditional write refused because of its condition (not throttling, not a conflicting transaction)."""
+    code = error.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+    return code == "TransactionCanceledException" and reasons[:1] == ["ConditionalCheckFailed"]
 
 
 def _query_all(table: Any, **kwargs: Any) -> list[dict]:
@@ -108,21 +129,20 @@ class DynamoDirectory:
 class DynamoTickets:
     def __init__(self, table: Any) -> None:
         self._table = table
+        self._client = table.meta.client  # the resource's own client: it takes plain Python values
 
     def create_ticket(self, ticket: Ticket) -> None:
+        """The ticket with its comments and notification records in one transaction: all of them or none, so a
+        ticket never exists without its first comment. ConflictError when the ticket exists (nothing is written)."""
+        items = check_transaction(ticket_items.ticket_with_children(ticket))
+        puts = [{"Put": {"TableName": self._table.name, "Item": item}} for item in items]
+        puts[0]["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
         try:
-            self._table.put_item(Item=self._ticket_item(ticket), ConditionExpression="attribute_not_exists(pk)")
+            self._client.transact_write_items(TransactItems=puts)
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if _condition_failed(error):
                 raise ConflictError(f"ticket {ticket.ticket_id} exists") from None
             raise
-        for comment in ticket.comments:
-            self.add_comment(ticket.ticket_id, comment)
-        for record in ticket.notifications:
-            self.put_notification(ticket.ticket_id, record)
-
-    def update_ticket(self, ticket: Ticket) -> None:
-        self._table.put_item(Item=self._ticket_item(ticket))
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
         items = _query_all(self._table, KeyConditionExpression="pk = :p",
@@ -130,7 +150,7 @@ class DynamoTickets:
         meta = next((i for i in items if i["sk"] == "META"), None)
         if meta is None:
             return None
-        ticket = Ticket.model_validate_json(meta["doc"])
+        ticket = ticket_items.ticket_from_meta(meta)
         ticket.comments = [Comment.model_validate_json(i["doc"]) for i in items if i["sk"].startswith("COMMENT#")]
         ticket.notifications = [_notification_record(i) for i in items if i["sk"].startswith("NOTIF#")]
         return ticket
@@ -142,19 +162,62 @@ class DynamoTickets:
         return [t for t in tickets if t is not None]
 
     def add_comment(self, ticket_id: str, comment: Comment) -> None:
-        sort_key = f"COMMENT#{comment.created_at.isoformat()}#{comment.comment_id}"
-        self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": sort_key, "doc": comment.model_dump_json()})
+        self._table.put_item(Item=check_item(ticket_items.comment_item(ticket_id, comment)))
+
+    def add_ccs(self, ticket_id: str, addresses: Iterable[str], *, limit: int) -> list[str]:
+        return self._append_unique(ticket_id, "ccs", addresses, limit)
+
+    def add_flags(self, ticket_id: str, flags: Iterable[str], *, limit: int) -> list[str]:
+        return self._append_unique(ticket_id, "flags", flags, limit)
+
+    def change_status(self, ticket_id: str, status: TicketStatus, *, only_from: Iterable[TicketStatus]) -> bool:
+        allowed = {f":from{i}": s.value for i, s in enumerate(only_from)}
+        if not allowed:
+            raise ValueError("change_status needs the statuses it may change from")
+        return self._update_if(ticket_id, "SET #status = :to", f"#status IN ({', '.join(allowed)})",
+                               {"#status": "status"}, {":to": status.value, **allowed})
+
+    def touch(self, ticket_id: str, at: datetime) -> bool:
+        return self._update_if(ticket_id, "SET updated_at = :at",
+                               "attribute_not_exists(updated_at) OR updated_at < :at", {},
+                               {":at": ticket_items.stamp(at)})
+
+    def _append_unique(self, ticket_id: str, attribute: str, values: Iterable[str], limit: int) -> list[str]:
+        """Each value appended unless the list holds it or is full: one conditional UpdateItem per value, so two
+        writers adding at the same moment both keep theirs, and a retry adds nothing twice."""
+        added = []
+        for value in dict.fromkeys(values):
+            if self._update_if(ticket_id, "SET #list = list_append(if_not_exists(#list, :none), :one)",
+                               "attribute_not_exists(#list) OR (NOT contains(#list, :value) AND size(#list) < :limit)",
+                               {"#list": attribute}, {":none": [], ":one": [value], ":value": value, ":limit": limit}):
+                added.append(value)
+        return added
+
+    def _update_if(self, ticket_id: str, update: str, condition: str, names: dict[str, str],
+                   values: dict[str, Any]) -> bool:
+        """One UpdateItem of the ticket's META item, only while the ticket exists and `condition` holds; False when
+        it did not hold (nothing was changed)."""
+        key = check_key(ticket_items.ticket_key(ticket_id))
+        names_given = {"ExpressionAttributeNames": names} if names else {}
+        try:
+            self._table.update_item(Key=key, UpdateExpression=update,
+                                    ConditionExpression=f"attribute_exists(pk) AND ({condition})",
+                                    ExpressionAttributeValues=values, **names_given)
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
 
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
         # The whole record in `doc`: replacing the item also folds in the attempts `append_attempt` kept beside it.
-        self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{record.notification_id}",
-                                   "doc": record.model_dump_json()})
+        self._table.put_item(Item=check_item(ticket_items.notification_item(ticket_id, record)))
 
     def append_attempt(self, ticket_id: str, new_record: NotificationRecord, attempt: DeliveryAttempt) -> None:
         # Attempts after the record was written go to their own list attribute, so recording one is a single
         # UpdateItem instead of a read and a write of the whole JSON document.
         self._table.update_item(
-            Key={"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{new_record.notification_id}"},
+            Key=check_key({"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{new_record.notification_id}"}),
             UpdateExpression="SET doc = if_not_exists(doc, :doc), "
                              "attempts = list_append(if_not_exists(attempts, :none), :attempt), #status = :status",
             ExpressionAttributeNames={"#status": "status"},
@@ -166,18 +229,12 @@ class DynamoTickets:
         return _notification_record(item) if item else None
 
     def link_message_id(self, message_id: str, ticket_id: str) -> None:
-        self._table.put_item(Item={"pk": f"MSGID#{message_id.strip().lower()}", "sk": "LINK",
-                                   "ticket_id": ticket_id})
+        self._table.put_item(Item=check_item(ticket_items.message_link_item(message_id, ticket_id)))
 
     def find_ticket_by_message_id(self, message_id: str) -> str | None:
-        item = self._table.get_item(Key={"pk": f"MSGID#{message_id.strip().lower()}", "sk": "LINK"}).get("Item")
+        key = ticket_items.message_link_item(message_id, "")
+        item = self._table.get_item(Key=check_key({"pk": key["pk"], "sk": key["sk"]})).get("Item")
         return item["ticket_id"] if item else None
-
-    @staticmethod
-    def _ticket_item(ticket: Ticket) -> dict:
-        meta = ticket.model_copy(update={"comments": [], "notifications": []})
-        return {"pk": f"TICKET#{ticket.ticket_id}", "sk": "META", "gsi1pk": f"ACCOUNT#{ticket.account_id}",
-                "gsi1sk": f"TICKET#{ticket.created_at.isoformat()}", "doc": meta.model_dump_json()}
 
 
 def _notification_record(item: dict) -> NotificationRecord:

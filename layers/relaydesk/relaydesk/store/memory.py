@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
 from relaydesk.notification import Notification
+from relaydesk.store import ticket_items
+from relaydesk.store.item_budget import check_item, check_transaction
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion
-from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
+from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket, TicketStatus
 
 
 class MemoryDirectory:
@@ -60,20 +64,59 @@ class MemoryDirectory:
 
 
 class MemoryTickets:
+    """The DynamoDB adapter's semantics: every item checked against DynamoDB's limits (the same items, built by
+    `ticket_items`), the ticket with its children written all or nothing, field updates atomic (a lock)."""
+
     def __init__(self) -> None:
         self.tickets: dict[str, Ticket] = {}
         self.message_ids: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def create_ticket(self, ticket: Ticket) -> None:
-        if ticket.ticket_id in self.tickets:
-            raise ConflictError(f"ticket {ticket.ticket_id} exists")
-        self.tickets[ticket.ticket_id] = ticket.model_copy(deep=True)
+        check_transaction(ticket_items.ticket_with_children(ticket))
+        with self._lock:
+            if ticket.ticket_id in self.tickets:
+                raise ConflictError(f"ticket {ticket.ticket_id} exists")
+            self.tickets[ticket.ticket_id] = ticket.model_copy(deep=True)
 
-    def update_ticket(self, ticket: Ticket) -> None:
-        stored = self._get(ticket.ticket_id)
-        updated = ticket.model_copy(deep=True, update={"comments": stored.comments,
-                                                       "notifications": stored.notifications})
-        self.tickets[ticket.ticket_id] = updated
+    def add_ccs(self, ticket_id: str, addresses: Iterable[str], *, limit: int) -> list[str]:
+        return self._append_unique(ticket_id, "ccs", addresses, limit)
+
+    def add_flags(self, ticket_id: str, flags: Iterable[str], *, limit: int) -> list[str]:
+        return self._append_unique(ticket_id, "flags", flags, limit)
+
+    def change_status(self, ticket_id: str, status: TicketStatus, *, only_from: Iterable[TicketStatus]) -> bool:
+        allowed = set(only_from)
+        if not allowed:
+            raise ValueError("change_status needs the statuses it may change from")
+        with self._lock:
+            ticket = self.tickets.get(ticket_id)
+            if ticket is None or ticket.status not in allowed:
+                return False
+            ticket.status = status
+            return True
+
+    def touch(self, ticket_id: str, at: datetime) -> bool:
+        with self._lock:
+            ticket = self.tickets.get(ticket_id)
+            if ticket is None or ticket.updated_at >= at:
+                return False
+            ticket.updated_at = at
+            return True
+
+    def _append_unique(self, ticket_id: str, attribute: str, values: Iterable[str], limit: int) -> list[str]:
+        added = []
+        with self._lock:
+            ticket = self.tickets.get(ticket_id)
+            if ticket is None:
+                return added
+            current: list[str] = getattr(ticket, attribute)
+            for value in dict.fromkeys(values):
+                if value not in current and len(current) < limit:
+                    current.append(value)
+                    added.append(value)
+            check_item(ticket_items.meta_item(ticket))
+        return added
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
         found = self.tickets.get(ticket_id)
@@ -83,9 +126,16 @@ class MemoryTickets:
         return [t.model_copy(deep=True) for t in self.tickets.values() if t.account_id == account_id]
 
     def add_comment(self, ticket_id: str, comment: Comment) -> None:
-        self._get(ticket_id).comments.append(comment.model_copy(deep=True))
+        check_item(ticket_items.comment_item(ticket_id, comment))
+        comments = self._get(ticket_id).comments
+        for index, existing in enumerate(comments):  # the same item put again replaces it, as in DynamoDB
+            if existing.comment_id == comment.comment_id:
+                comments[index] = comment.model_copy(deep=True)
+                return
+        comments.append(comment.model_copy(deep=True))
 
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
+        check_item(ticket_items.notification_item(ticket_id, record))
         records = self._get(ticket_id).notifications
         for index, existing in enumerate(records):
             if existing.notification_id == record.notification_id:
@@ -108,6 +158,7 @@ class MemoryTickets:
         return found.model_copy(deep=True) if found else None
 
     def link_message_id(self, message_id: str, ticket_id: str) -> None:
+        check_item(ticket_items.message_link_item(message_id, ticket_id))
         self.message_ids[message_id.strip().lower()] = ticket_id
 
     def find_ticket_by_message_id(self, message_id: str) -> str | None:

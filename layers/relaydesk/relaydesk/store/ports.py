@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.notification import Notification
-from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
+from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket, TicketStatus
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -31,11 +32,21 @@ class DirectoryStore(Protocol):
 
 
 class TicketStore(Protocol):
-    def create_ticket(self, ticket: Ticket) -> None: ...  # comments and notifications included
-    def update_ticket(self, ticket: Ticket) -> None: ...  # the ticket's own fields, not its children
+    """Every write fits DynamoDB's item limits or is refused before anything is written (ItemTooLargeError)."""
+
+    # One transaction with its comments and notification records: all or nothing. ConflictError: it exists.
+    def create_ticket(self, ticket: Ticket) -> None: ...
     def get_ticket(self, ticket_id: str) -> Ticket | None: ...
     def list_tickets(self, account_id: str) -> list[Ticket]: ...
-    def add_comment(self, ticket_id: str, comment: Comment) -> None: ...
+    def add_comment(self, ticket_id: str, comment: Comment) -> None: ...  # a put of the same comment is harmless
+    # What changes on a ticket while others change it too: each an update in place of the one field, never a
+    # rewrite of the ticket, so concurrent writers keep each other's changes; each is a no-op on a missing ticket.
+    # Appended unless present or the list holds `limit` already; returns what was appended.
+    def add_ccs(self, ticket_id: str, addresses: Iterable[str], *, limit: int) -> list[str]: ...
+    def add_flags(self, ticket_id: str, flags: Iterable[str], *, limit: int) -> list[str]: ...
+    # Only from one of `only_from`; True when it changed.
+    def change_status(self, ticket_id: str, status: TicketStatus, *, only_from: Iterable[TicketStatus]) -> bool: ...
+    def touch(self, ticket_id: str, at: datetime) -> bool: ...  # updated_at = at, unless it is later already
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None: ...  # upsert
     def get_notification(self, ticket_id: str, notification_id: str) -> NotificationRecord | None: ...
     # One write, no read: the attempt goes last on the record (made from `new_record` if there is none yet), and the

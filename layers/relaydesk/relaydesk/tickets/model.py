@@ -71,6 +71,9 @@ class Comment(BaseModel):
     source_message_id: str | None = None
     ses_message_id: str | None = None
     attachments: list[AttachmentRef] = Field(default_factory=list)
+    # What of the mail is not on this comment because a bound was reached (docs/INBOUND.md, "Limits"); the raw mail
+    # in S3 (ses_message_id) holds all of it.
+    omitted: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
 
 
