@@ -138,7 +138,7 @@ def test_the_race_is_real_a_whole_ticket_rewrite_loses_one_of_the_two_ccs(stack)
         ticket.ccs.append(cc)
         table.put_item(Item=ticket_items.meta_item(ticket))
 
-    run_together(functools.partial(rewrite_whole, "ann@example.net"), functools.partial(rewrite_whole, "bob@example.net"))
+    run_together(*(functools.partial(rewrite_whole, cc) for cc in ("ann@example.net", "bob@example.net")))
 
     ccs = stack.tickets.get_ticket(ticket_id).ccs
     assert len(ccs) == 2 and ccs[0] == "max99@example.net"  # one of ann and bob is gone

@@ -28,7 +28,7 @@ def folded(text: str, width: int = 70) -> str:
 def forwarded(headers: str, body: str = "Please help.") -> bytes:
     return ("X-MS-Exchange-Organization-AutoForwarded: true\r\nX-MS-Exchange-ForwardingLoop: support@acme.test\r\n"
             f"{headers}\r\nTo: support@acme.test\r\nSubject: Help\r\nMessage-ID: <hostile-1@example.net>\r\n"
-            f"MIME-Version: 1.0\r\n\r\n{body}\r\n").encode("utf-8")
+            f"MIME-Version: 1.0\r\n\r\n{body}\r\n").encode()
 
 
 def run(stack, raw: bytes, ses_id: str = "ses0000000000000100") -> dict:

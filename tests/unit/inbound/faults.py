@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 
-class Killed(BaseException):  # noqa: N818 - what happened, not an error the code may catch
+class Killed(BaseException):
     """The invocation died here: nothing after this line runs, no `except Exception` sees it."""
 
 

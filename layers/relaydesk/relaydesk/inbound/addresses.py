@@ -217,19 +217,21 @@ def parse_mailbox_values(values: list[str], limit: int = MAX_HEADER_ADDRESSES) -
 
 def bare_address(value: str) -> str | None:
     """The first addr-spec-looking run of characters around an '@' in the value's start; linear: each '@' is looked
-    at once, each side no further than an address can reach."""
+    at once, and neither side is scanned past another '@' or further than an address can reach."""
     text = value[:FALLBACK_SCAN_CHARS]
     position = text.find("@")
     while position >= 0:
         left = position
-        while left > 0 and position - left < 254 and text[left - 1] not in _SPECIALS_IN_ADDRESS:
+        while left > 0 and position - left < 254 and text[left - 1] not in _SPECIALS_IN_ADDRESS \
+                and text[left - 1] != "@":
             left -= 1
         right = position + 1
         while right < len(text) and right - position < 254 and text[right] not in _SPECIALS_IN_ADDRESS \
                 and text[right] != "@":
             right += 1
         candidate = text[left:right].rstrip(".")
-        address = _addr_spec(candidate) if "." in candidate.partition("@")[2] else None
+        glued = (left > 0 and text[left - 1] == "@") or text[right:right + 1] == "@"  # a@b@c is nobody's address
+        address = _addr_spec(candidate) if "." in candidate.partition("@")[2] and not glued else None
         if address:
             return address
         position = text.find("@", position + 1)

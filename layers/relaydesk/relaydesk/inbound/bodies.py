@@ -8,7 +8,9 @@ import json
 from relaydesk.inbound.parse import Attachment
 
 MAX_TEXT_JSON_BYTES = 120_000  # the comment's text as stored (JSON-escaped UTF-8); DynamoDB items: 400 KB
-MAX_HTML_JSON_BYTES = 120_000
+MAX_HTML_JSON_BYTES = 100_000
+# With 100 attachment references of at most ~1.4 KB each (file name 255 bytes, content type 255, Content-ID 250, key),
+# a comment stays under ~365 KB: inside the item budget (store/item_budget.py) with room for keys and names.
 MAX_ATTACHMENTS = 100  # attachment references on one comment; the raw mail in S3 still holds every part
 
 
@@ -46,7 +48,7 @@ def fit(text: str, html: str | None,
     if html is not None and _json_size(html) > MAX_HTML_JSON_BYTES:
         extra.append(_as_attachment("message.html", "text/html", html))
         html = None
-        omitted.append("the HTML body over 120 KB (attached whole as message.html)")
+        omitted.append("the HTML body over 100 KB (attached whole as message.html)")
     kept = attachments[:MAX_ATTACHMENTS - len(extra)]
     if len(attachments) > len(kept):
         text += (f"\n\n[{len(attachments) - len(kept)} more attachments were not stored separately; the original "

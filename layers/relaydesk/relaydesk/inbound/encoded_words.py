@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 import re
 
-from relaydesk.inbound.charset import decode_bytes
+from relaydesk.inbound.charset import decode_bytes, python_codec
 from relaydesk.inbound.limits import MAX_CHARSET_CHARS
 
 # RFC 2047 2 and RFC 2231 5 (`charset*language`). The encoded text may not hold '?' (2, 4.2); spaces are tolerated
@@ -31,6 +31,14 @@ def _word_bytes(encoding: str, text: str) -> bytes | None:
         return None
 
 
+def _decoded(data: bytes, charset: str) -> str:
+    """Words declared UTF-8 whose bytes are not all UTF-8 (one broken word among many) keep the rest readable:
+    the broken bytes become U+FFFD instead of the whole run being read as windows-1252."""
+    if python_codec(charset) == "utf-8":
+        return data.decode("utf-8", "replace")
+    return decode_bytes(data, charset)
+
+
 def decode_words(text: str) -> str:
     """`text` with its encoded words decoded; text outside the words is kept as it is."""
     if "=?" not in text:
@@ -43,7 +51,7 @@ def decode_words(text: str) -> str:
     def flush() -> None:
         nonlocal run, run_charset
         if run:
-            out.append(decode_bytes(b"".join(run), run_charset))
+            out.append(_decoded(b"".join(run), run_charset))
             run, run_charset = [], ""
 
     for match in ENCODED_WORD.finditer(text):

@@ -23,7 +23,7 @@ MAX_SUBJECT_CHARS = 500
 MAX_MESSAGE_ID_CHARS = 250  # inside the angle brackets
 MAX_REFERENCES = 100  # the newest of a References header; threading looks at fewer (threading.py)
 MAX_CONTENT_ID_CHARS = 250  # a longer Content-ID is dropped: it could not match the HTML's cid: reference anyway
-MAX_FILENAME_CHARS = 255  # what file systems keep
+MAX_FILENAME_BYTES = 255  # of UTF-8: what file systems keep (ext4, APFS, NTFS in characters)
 MAX_CONTENT_TYPE_CHARS = 255  # RFC 6838 4.2: type and subtype names of up to 127 characters each
 MAX_CHARSET_CHARS = 40  # RFC 2978 2.3: charset names of up to 40 characters
 MAX_FLAG_CHARS = 100
@@ -56,15 +56,20 @@ def address_fits(address: str) -> bool:
     return len(address.encode("utf-8", "surrogatepass")) <= MAX_ADDRESS_OCTETS
 
 
+def _utf8_prefix(text: str, max_bytes: int) -> str:
+    return text.encode("utf-8", "surrogatepass")[:max_bytes].decode("utf-8", "ignore")
+
+
 def filename(name: str) -> str:
-    """A file name cut to its bound, keeping a short extension so the file still opens with the right program."""
+    """A file name cut to MAX_FILENAME_BYTES of UTF-8, keeping a short extension so the file still opens with the
+    right program."""
     name = one_line(name, len(name))
-    if len(name) <= MAX_FILENAME_CHARS:
+    if len(name.encode("utf-8", "surrogatepass")) <= MAX_FILENAME_BYTES:
         return name
     stem, dot, extension = name.rpartition(".")
     if dot and stem and 0 < len(extension) <= 16:
-        return name[:MAX_FILENAME_CHARS - len(extension) - 1] + "." + extension
-    return name[:MAX_FILENAME_CHARS]
+        return _utf8_prefix(stem, MAX_FILENAME_BYTES - len(extension.encode()) - 1) + "." + extension
+    return _utf8_prefix(name, MAX_FILENAME_BYTES)
 
 
 def content_type(value: str) -> str:
@@ -75,10 +80,10 @@ def content_type(value: str) -> str:
 
 
 def content_id(value: str | None) -> str | None:
-    if not value:
+    if not value or len(value) > 4 * MAX_CONTENT_ID_CHARS:  # folding and brackets do not make it 4 times longer
         return None
-    value = one_line(value, MAX_CONTENT_ID_CHARS + 1).strip("<> ")
-    return value if 0 < len(value) <= MAX_CONTENT_ID_CHARS else None
+    value = one_line(value, len(value)).strip("<> ")
+    return value if 0 < len(value) <= MAX_CONTENT_ID_CHARS and value.isascii() else None  # a msg-id: ASCII
 
 
 def flag(text: str) -> str:

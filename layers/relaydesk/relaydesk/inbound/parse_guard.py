@@ -19,6 +19,9 @@ from relaydesk.inbound.limits import MAX_HEADER_FIELDS, MAX_LINES, MAX_PARSE_DEP
 MAX_SKIPPED_HEADER_LINES = 5
 MAX_PARAMETER_FIELD_CHARS = 16 * 1024  # Content-Type/-Disposition; a long RFC 2231 file name needs ~2.5 KiB
 _PARAMETER_FIELDS = {"content-type", "content-disposition"}
+ESSENTIAL_FIELDS = {"from", "reply-to", "sender", "to", "cc", "subject", "message-id", "in-reply-to", "references",
+                    "mime-version", "content-type", "content-transfer-encoding", "content-disposition", "content-id",
+                    "auto-submitted", "x-relaydesk-verification", "x-relaydesk-email-id"}
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # the stdlib feed parser's headerRE, in bytes
 _NOT_A_HEADER_LINE = re.compile(rb"^(?!From |[\x21-\x39\x3b-\x7e]*:|[\t ])", re.MULTILINE)
 _STANDARD_FIELD = re.compile(
@@ -146,6 +149,7 @@ class BoundedMessage(Message):
         self._guard = guard
         self.depth = 0
         self._fields = 0
+        self._names: set[str] = set()  # lower-cased names of the fields kept
         guard.parts += 1
 
     def attach(self, payload: Message) -> None:
@@ -156,11 +160,15 @@ class BoundedMessage(Message):
         super().attach(payload)
 
     def set_raw(self, name: str, value: str) -> None:
-        if self._fields >= MAX_HEADER_FIELDS:
-            self._guard.note(f"header fields after the first {MAX_HEADER_FIELDS:,} of a part")
-            return
-        self._fields += 1
         lowered = name.lower()
+        if self._fields >= MAX_HEADER_FIELDS:
+            # Past the bound only the first of each field that decides the outcome is kept (a bounded few), so a
+            # header bomb above From does not cost the mail its sender.
+            if lowered not in ESSENTIAL_FIELDS or lowered in self._names:
+                self._guard.note(f"header fields after the first {MAX_HEADER_FIELDS:,} of a part")
+                return
+        self._fields += 1
+        self._names.add(lowered)
         if lowered in _PARAMETER_FIELDS and len(value) > MAX_PARAMETER_FIELD_CHARS:
             # The stdlib reads parameters in time quadratic in their number (email.message._parseparam).
             self._guard.note(f"{name} parameters after the first {MAX_PARAMETER_FIELD_CHARS:,} characters")

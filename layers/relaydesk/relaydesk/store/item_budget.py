@@ -1,7 +1,7 @@
 """DynamoDB's limits on what one write may hold, enforced in one place before the write is sent: an item of at most
-400 KB, a partition key of at most 2048 bytes, a sort key of at most 1024 bytes, a transaction of at most 100 items
-and 4 MB. Both the DynamoDB adapters and the in-memory fakes check every item they store here, so a unit test meets
-the same limit as production. Sizes follow DynamoDB's documented rules ("Item sizes and formats")."""
+400,000 bytes, a partition key of at most 2048 bytes, a sort key of at most 1024 bytes, a transaction of at most 100
+items and 4 MB. Both the DynamoDB adapters and the in-memory fakes check every item they store here, so a unit test
+meets the same limit as production. Sizes follow DynamoDB's documented rules ("Item sizes and formats")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from relaydesk.errors import ItemTooLargeError
 
-ITEM_BYTES = 400 * 1024
+ITEM_BYTES = 400_000  # "400 KB" read the strict way: DynamoDB has been measured to take ~409 KB, moto 405,000
 PARTITION_KEY_BYTES = 2048
 SORT_KEY_BYTES = 1024
 TRANSACTION_ITEMS = 100
