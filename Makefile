@@ -45,7 +45,7 @@ bench: venv
 # The hostile-mail suite at the size SES lets through (40 MB), with the real parser bounds and the inbound function's
 # memory budget (tracemalloc); `make test` runs the same suite small. Minutes, not seconds.
 hostile: venv
-	RELAYDESK_HOSTILE_SCALE=full $(BIN)/python -m pytest --timeout 900 -v tests/unit/inbound/test_inbound_hostile.py
+	RELAYDESK_HOSTILE_SCALE=full $(BIN)/python -m pytest --timeout 900 -v -s tests/unit/inbound/test_inbound_hostile.py
 
 # SAM CLI gets its own virtualenv (requirements-build.txt says why); builds without a container for python3.11.
 BUILD_VENV := .venv-build
