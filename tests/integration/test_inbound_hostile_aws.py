@@ -61,3 +61,55 @@ def test_long_content_ids_never_leave_a_ticket_without_its_comment(stack):
 def test_a_3_kb_address_is_refused_and_recorded_instead_of_crashing_every_retry(stack):
     result = run(stack, forwarded(f"From: Jane <{'j' * 3000}@example.net>"))
     assert (result["outcome"], result["reason"]) == ("dropped", "no_sender")
+
+
+def test_the_full_view_is_the_raw_mail_whole_even_when_the_comment_was_cut(stack, aws_cli, tmp_path):
+    raw = forwarded(f"From: {folded('Jane ' * 60_000)} <jane@example.net>", "Logs:\r\n" + "line\r\n" * 100_000)
+    result = run(stack, raw, "ses0000000000000101")
+    comment = stack.tickets.get_ticket(result["ticket_id"]).comments[0]
+    assert len(comment.body) < len(raw) and "message.txt" in [a.filename for a in comment.attachments]
+
+    code, _, err = aws_cli("inbound", "original", result["ticket_id"], "--output", str(tmp_path / "original.eml"))
+
+    assert code == 0 and "inbound/ses0000000000000101" in err
+    assert (tmp_path / "original.eml").read_bytes() == raw
+
+
+@pytest.mark.parametrize("call", ["ledger.claim", "tickets.create_ticket", "queue.send"])
+def test_a_kill_after_a_step_then_the_retry_leaves_one_ticket_one_comment_one_notification(stack, call):
+    """The fault injection of tests/unit/inbound/test_inbound_faults.py, against DynamoDB's transaction (moto)."""
+    import dataclasses
+
+    import boto3
+    from relaydesk.inbound.service import process_inbound
+    from relaydesk.store.inbound_dynamodb import aws_inbound_ports
+
+    from tests.unit.inbound.conftest import ses_record
+    from tests.unit.inbound.faults import FaultPlan, Faulty, Killed
+
+    ports = aws_inbound_ports()
+
+    def deliver(ses_id: str, plan: FaultPlan):
+        stack.blobs.put(f"inbound/{ses_id}", forwarded("From: Jane <jane@example.net>").replace(
+            b"hostile-1", ses_id.encode()))
+        stores = dataclasses.replace(stack, tickets=Faulty("tickets", stack.tickets, plan),
+                                     queue=Faulty("queue", stack.queue, plan))
+        faulty_ports = dataclasses.replace(ports, ledger=Faulty("ledger", ports.ledger, plan))
+        return process_inbound(stores, ses_record(ses_id), ports=faulty_ports)
+
+    numbered = FaultPlan()
+    deliver("ses0000000000000102", numbered)  # a clean run numbers the calls
+    with pytest.raises(Killed):
+        deliver("ses0000000000000103", FaultPlan(at=numbered.calls.index(call) + 1, after=True))
+    retried = deliver("ses0000000000000103", FaultPlan())  # Lambda's retry
+
+    ticket = stack.tickets.get_ticket(retried.ticket_id)
+    assert (len(ticket.comments), len(ticket.notifications)) == (1, 1)
+    made = [t for t in stack.tickets.list_tickets("A01M8000000000000AC")
+            if t.comments[0].ses_message_id == "ses0000000000000103"]
+    assert len(made) == 1
+    sqs = boto3.client("sqs")
+    bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=stack.settings.notifications_queue_url,
+                                                     MaxNumberOfMessages=10).get("Messages", [])]
+    queued = [b for b in bodies if retried.ticket_id in b]
+    assert queued and all(retried.notification_id in b for b in queued)  # the same notification id, however often

@@ -53,7 +53,7 @@ def deliver(raw: bytes, **receipt):
     finally:
         tracemalloc.stop()
     if hostile.FULL:  # the figures docs/INBOUND.md quotes (make hostile runs with -s)
-        print(f"\n  {len(raw) / 2**20:6.1f} MiB  {elapsed:6.1f} s  peak {peak / 2**20:6.0f} MiB  {result.outcome.value}")
+        print(f"\n  {len(raw) / 2**20:6.1f} MiB {elapsed:6.1f} s  peak {peak / 2**20:5.0f} MiB  {result.outcome.value}")
     assert elapsed < FUNCTION_TIMEOUT_SECONDS, f"{elapsed:.0f} s"
     assert peak <= MEMORY_BUDGET_BYTES, f"peak {peak / 2**20:.0f} MiB for a {len(raw) / 2**20:.1f} MiB mail"
     ends_in_exactly_one_outcome(world, result, raw)
