@@ -166,7 +166,7 @@ def parameter_bomb() -> bytes:
 # --- structure: header bombs, depth, breadth, lines ---
 
 def header_bomb() -> bytes:
-    return mail("".join(f"X-Filler-{i}: {'z' * 20}\r\n" for i in range(sized(20_000, 1_200_000))))
+    return mail("".join(f"X-Filler-{i}: {'z' * 20}\r\n" for i in range(sized(20_000, 1_000_000))))
 
 
 def header_bomb_above_from() -> bytes:

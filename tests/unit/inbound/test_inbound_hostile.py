@@ -40,24 +40,31 @@ def bounds_to_scale(monkeypatch):
 
 
 def deliver(raw: bytes, **receipt):
-    world = make_world()
-    world.stores.blobs.put("inbound/hostile0001", raw)
+    """The mail through process_inbound (a fresh world), timed; in the full run a second time under tracemalloc (it
+    slows allocation-heavy code several times, so the time is the first run's) for the memory budget."""
+    world, result, elapsed = _process(raw, receipt)
+    peak = 0
     if hostile.FULL:
         tracemalloc.start()
-    started = time.perf_counter()
-    try:
-        result = process_inbound(world.stores, ses_record("hostile0001", **receipt), ports=world.ports,
-                                 on_verification=world.verify)
-        elapsed = time.perf_counter() - started
-        peak = tracemalloc.get_traced_memory()[1] if hostile.FULL else 0
-    finally:
-        tracemalloc.stop()
-    if hostile.FULL:  # the figures docs/INBOUND.md quotes (make hostile runs with -s)
+        try:
+            _process(raw, receipt)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
         print(f"\n  {len(raw) / 2**20:6.1f} MiB {elapsed:6.1f} s  peak {peak / 2**20:5.0f} MiB  {result.outcome.value}")
     assert elapsed < FUNCTION_TIMEOUT_SECONDS, f"{elapsed:.0f} s"
     assert peak <= MEMORY_BUDGET_BYTES, f"peak {peak / 2**20:.0f} MiB for a {len(raw) / 2**20:.1f} MiB mail"
     ends_in_exactly_one_outcome(world, result, raw)
     return world, result
+
+
+def _process(raw: bytes, receipt: dict):
+    world = make_world()
+    world.stores.blobs.put("inbound/hostile0001", raw)
+    started = time.perf_counter()
+    result = process_inbound(world.stores, ses_record("hostile0001", **receipt), ports=world.ports,
+                             on_verification=world.verify)
+    return world, result, time.perf_counter() - started
 
 
 def ends_in_exactly_one_outcome(world, result, raw: bytes) -> None:
@@ -115,7 +122,7 @@ def test_a_long_folded_display_name_is_cut_and_the_ticket_made():
     ticket, _ = only_ticket(world, result)
     assert (result.outcome, ticket.requester) == (Outcome.NEW_TICKET, "jane@example.net")
     assert decision(world, result).requester_name.startswith("Jane Very-Long-Name")
-    assert len(decision(world, result).requester_name) == 200
+    assert 190 < len(decision(world, result).requester_name) <= 200
 
 
 def test_a_long_encoded_display_name_is_decoded_and_cut():

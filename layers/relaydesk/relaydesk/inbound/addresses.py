@@ -21,9 +21,10 @@ from relaydesk.inbound.limits import MAX_DISPLAY_NAME_CHARS, MAX_HEADER_ADDRESSE
 _SPECIALS_IN_ADDRESS = set(' \t\r\n<>()[],;:\\"')
 FALLBACK_SCAN_CHARS = 64 * 1024  # a value nothing parses in: its start is searched for a bare addr-spec
 _QUOTED_STOP = re.compile(r'["\\]')
-_COMMENT_STOP = re.compile(r"[()\\]")
-_WORD = re.compile(r'[^ \t\r\n"(<,;:]+')
-_SPACE = re.compile(r"[ \t\r\n]+")
+_COMMENT_TOKENS = re.compile(r"\\.|\(+|\)+", re.DOTALL)
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_RUN = re.compile(r'[^"(<,;:]+')  # words and the spaces between them, up to the next character that means something
+MAX_TOKENS = 100_000  # of one header value: 200 mailboxes need a few thousand; past it the value is junk
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,27 @@ class Mailbox:
 
 @dataclass
 class _Element:
-    words: list[str] = field(default_factory=list)  # atoms and quoted strings (quoted ones with their quotes)
-    name_words: list[str] = field(default_factory=list)  # the words before the angle bracket (quoted ones unquoted)
+    """One mailbox being read: runs of words and quoted strings, in order, as (as written, as a name reads it)."""
+
+    pieces: list[tuple[str, str]] = field(default_factory=list)
+    name_pieces: list[str] = field(default_factory=list)  # the pieces before the angle bracket, as names read
     comments: list[str] = field(default_factory=list)
     angle: str | None = None  # the first angle-bracket address
+
+    def add(self, written: str, as_name: str) -> None:
+        if self.angle is None:
+            self.name_pieces.append(as_name)
+        self.pieces.append((written, as_name))
+
+    def words(self) -> list[tuple[str, str]]:
+        """(word as written, word as a name reads it): runs of words split, a quoted string one word."""
+        found: list[tuple[str, str]] = []
+        for written, as_name in self.pieces:
+            if written.startswith('"'):
+                found.append((written, as_name))
+            else:
+                found.extend((word, word) for word in written.split())
+        return found
 
 
 def _skip_quoted(value: str, start: int) -> tuple[str, int]:
@@ -58,29 +76,19 @@ def _skip_quoted(value: str, start: int) -> tuple[str, int]:
 
 
 def _skip_comment(value: str, start: int) -> tuple[str, int]:
-    """A comment's text (nested comments included) and the index after it; an unterminated one runs to the end."""
-    depth, index = 0, start
-    out: list[str] = []
-    while True:
-        found = _COMMENT_STOP.search(value, index)
-        if found is None:
-            out.append(value[index:])
-            return "".join(out), len(value)
-        out.append(value[index:found.start()])
-        token = found.group()
-        index = found.end()
-        if token == "\\":
-            out.append(value[index:index + 1])
-            index += 1
-        elif token == "(":
-            depth += 1
-            if depth > 1:
-                out.append(token)
-        else:
-            depth -= 1
-            if depth == 0:
-                return "".join(out), index
-            out.append(token)
+    """A comment's text (nested comments included, escapes undone) and the index after it; an unterminated one runs
+    to the end. A run of parentheses is one step, so `((((...` costs what one '(' does."""
+    depth = 0
+    for token in _COMMENT_TOKENS.finditer(value, start):
+        run = token.group()
+        if run[0] == "(":
+            depth += len(run)
+        elif run[0] == ")":
+            if depth <= len(run):
+                end = token.start() + depth
+                return _UNESCAPE.sub(r"\1", value[start + 1:end - 1]), end
+            depth -= len(run)
+    return _UNESCAPE.sub(r"\1", value[start + 1:]), len(value)
 
 
 def _angle(value: str, start: int) -> tuple[str, int]:
@@ -137,17 +145,18 @@ def _mailbox(element: _Element) -> Mailbox | None:
         address = _addr_spec(element.angle)
         if address is None:
             return None
-        name = element.name_words or ([] if not element.comments else [element.comments[0]])
+        name = element.name_pieces or element.comments[:1]
         return Mailbox(_display_name(name), address)
-    if not element.words:
+    words = element.words()
+    if not words:
         return None
     # One word holding a whole addr-spec (a name written before it without brackets), else the words run together.
-    for index, word in enumerate(element.words):
+    for index, (word, _) in enumerate(words):
         address = _addr_spec(word) if "@" in word.strip("@") else None
         if address is not None:
-            others = element.name_words[:index] + element.name_words[index + 1:]
+            others = [name for _, name in words[:index] + words[index + 1:]]
             return Mailbox(_display_name(element.comments[:1] or others), address)
-    address = _addr_spec("".join(element.words))
+    address = _addr_spec("".join(word for word, _ in words))
     return Mailbox(_display_name(element.comments[:1]), address) if address else None
 
 
@@ -164,13 +173,13 @@ def parse_mailboxes(value: str, limit: int = MAX_HEADER_ADDRESSES) -> list[Mailb
             found.append(mailbox)
         element = _Element()
 
-    while index < end and len(found) < limit:
+    tokens = 0
+    while index < end and len(found) < limit and tokens < MAX_TOKENS:
+        tokens += 1
         char = value[index]
-        if char in " \t\r\n":
-            index = _SPACE.match(value, index).end()
-        elif char == '"':
+        if char == '"':
             text, index = _skip_quoted(value, index)
-            _add_word(element, '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"', text)
+            element.add('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"', text)
         elif char == "(":
             text, index = _skip_comment(value, index)
             element.comments.append(text)
@@ -186,18 +195,12 @@ def parse_mailboxes(value: str, limit: int = MAX_HEADER_ADDRESSES) -> list[Mailb
                 element = _Element()
             index += 1
         else:
-            word = _WORD.match(value, index)
-            _add_word(element, word.group(), word.group())
-            index = word.end()
-    if len(found) < limit:
+            run = _RUN.match(value, index)
+            element.add(run.group(), run.group())
+            index = run.end()
+    if len(found) < limit and tokens < MAX_TOKENS:
         close()
     return found
-
-
-def _add_word(element: _Element, word: str, as_name: str) -> None:
-    if element.angle is None:
-        element.name_words.append(as_name)
-    element.words.append(word)
 
 
 def parse_mailbox_values(values: list[str], limit: int = MAX_HEADER_ADDRESSES) -> list[Mailbox]:

@@ -49,7 +49,7 @@ def safe_text(text: str) -> str:
 def one_line(text: str, max_chars: int) -> str:
     """A header-like value (a name, a subject): safe, whitespace (CR and LF included) collapsed to single spaces,
     cut to `max_chars`. Collapsing first and cutting after keeps it linear and the cut exact."""
-    return _SPACE.sub(" ", safe_text(text)).strip()[:max_chars]
+    return _SPACE.sub(" ", safe_text(text)).strip()[:max_chars].rstrip()
 
 
 def address_fits(address: str) -> bool:

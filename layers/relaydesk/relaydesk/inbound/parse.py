@@ -68,6 +68,7 @@ class ParsedMail:
     size: int = 0
     defects: list[str] = field(default_factory=list)
     raw_headers: list[tuple[str, str]] = field(default_factory=list)  # unfolded, encoded words left as written
+    _mailboxes: dict[str, list[Mailbox]] = field(default_factory=dict, repr=False, compare=False)  # parsed once
     omitted: list[str] = field(default_factory=list)  # what the bounds left out (the raw mail in S3 has it)
 
     def header(self, name: str) -> str | None:
@@ -87,7 +88,10 @@ class ParsedMail:
         decoded in display names only, after the list was split), at most MAX_HEADER_ADDRESSES per header."""
         found: list[Mailbox] = []
         for name in names:
-            found.extend(parse_mailbox_values(self.raw_header_all(name)))
+            key = name.lower()
+            if key not in self._mailboxes:
+                self._mailboxes[key] = parse_mailbox_values(self.raw_header_all(name))
+            found.extend(self._mailboxes[key])
         return found
 
     def addresses(self, *names: str) -> list[str]:
