@@ -1,15 +1,15 @@
 """The tickets store in DynamoDB (moto, built from template.yaml): a ticket and its first comment are written
-together or not at all, DynamoDB's limits are enforced before anything is sent, and what changes on a ticket
-concurrently (CCs, flags, status, updated_at) changes in place."""
+together or not at all, DynamoDB's limits are enforced before anything is sent, and flags are a set added to in
+place (CCs, status and the rest: tests/integration/test_tickets_dynamodb.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from relaydesk.errors import ConflictError, ItemTooLargeError
 from relaydesk.store import item_budget, ticket_items
-from relaydesk.tickets.model import Comment, Ticket, TicketStatus
+from relaydesk.tickets.model import Comment, Ticket
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -52,51 +52,24 @@ def test_creating_an_existing_ticket_is_a_conflict_that_changes_nothing(aws_stac
     assert [c.body for c in aws_stack.tickets.get_ticket("T01STORE0000000001").comments] == ["Printer jammed"]
 
 
-def test_ccs_are_appended_once_each_up_to_the_limit(aws_stack):
-    aws_stack.tickets.create_ticket(ticket(ccs=["max@example.net"]))
+def test_flags_are_a_set_that_concurrent_writers_each_add_to_and_old_flags_are_kept(aws_stack, table):
+    aws_stack.tickets.create_ticket(ticket(flags=["multiple_forwarding"]))
     tickets = aws_stack.tickets
-    assert tickets.add_ccs("T01STORE0000000001", ["ann@example.net", "max@example.net"], limit=3) == [
-        "ann@example.net"]
-    assert tickets.add_ccs("T01STORE0000000001", ["bob@example.net", "cy@example.net"], limit=3) == [
-        "bob@example.net"]
-    assert tickets.get_ticket("T01STORE0000000001").ccs == ["max@example.net", "ann@example.net", "bob@example.net"]
+    assert tickets.add_flags("T01STORE0000000001", ["auto_generated:x_autoreply"], T0, limit=20) is True
+    assert tickets.add_flags("T01STORE0000000001", ["reply_from_non_participant", "multiple_forwarding"], T0,
+                             limit=20) is True
+    assert tickets.get_ticket("T01STORE0000000001").flags == [
+        "multiple_forwarding", "auto_generated:x_autoreply", "reply_from_non_participant"]
+    assert tickets.add_flags("T01STORE0000000001", [f"f{i}" for i in range(20)], T0, limit=20) is False
 
 
-def test_field_updates_of_a_missing_ticket_create_nothing(aws_stack, table):
-    tickets = aws_stack.tickets
-    assert tickets.add_ccs("T01NOSUCHTICKET000", ["ann@example.net"], limit=48) == []
-    assert tickets.add_flags("T01NOSUCHTICKET000", ["x"], limit=20) == []
-    assert tickets.change_status("T01NOSUCHTICKET000", TicketStatus.OPEN, only_from=[TicketStatus.PENDING]) is False
-    assert tickets.touch("T01NOSUCHTICKET000", T0) is False
-    assert items_of(table, "T01NOSUCHTICKET000") == []
-
-
-def test_status_changes_only_from_the_statuses_named(aws_stack):
-    aws_stack.tickets.create_ticket(ticket(status=TicketStatus.SUSPENDED))
-    tickets = aws_stack.tickets
-    reopen = {"only_from": [TicketStatus.PENDING, TicketStatus.SOLVED]}
-    assert tickets.change_status("T01STORE0000000001", TicketStatus.OPEN, **reopen) is False
-    assert tickets.get_ticket("T01STORE0000000001").status is TicketStatus.SUSPENDED
-    assert tickets.change_status("T01STORE0000000001", TicketStatus.PENDING,
-                                 only_from=[TicketStatus.SUSPENDED]) is True
-    assert tickets.change_status("T01STORE0000000001", TicketStatus.OPEN, **reopen) is True
-    assert tickets.get_ticket("T01STORE0000000001").status is TicketStatus.OPEN
-
-
-def test_updated_at_only_moves_forward(aws_stack):
-    aws_stack.tickets.create_ticket(ticket())
-    tickets = aws_stack.tickets
-    assert tickets.touch("T01STORE0000000001", T0 + timedelta(minutes=5)) is True
-    assert tickets.touch("T01STORE0000000001", T0 + timedelta(minutes=1)) is False  # a late, older mail
-    assert tickets.get_ticket("T01STORE0000000001").updated_at == T0 + timedelta(minutes=5)
-
-
-def test_a_ticket_written_before_its_fields_were_attributes_still_reads(aws_stack, table):
-    old = ticket(ccs=["max@example.net"], status=TicketStatus.PENDING)
-    table.put_item(Item={**ticket_items.ticket_key(old.ticket_id), "gsi1pk": "ACCOUNT#A01", "gsi1sk": "TICKET#x",
-                         "doc": old.model_copy(update={"comments": []}).model_dump_json()})
-    read = aws_stack.tickets.get_ticket(old.ticket_id)
-    assert (read.ccs, read.status) == (["max@example.net"], TicketStatus.PENDING)
+def test_a_ticket_whose_flags_were_only_in_its_document_keeps_them(aws_stack, table):
+    old = ticket(flags=["multiple_forwarding"])
+    item = ticket_items.meta_item(old)
+    del item["flags"]  # written before flags were a set
+    table.put_item(Item=item)
+    aws_stack.tickets.add_flags(old.ticket_id, ["auto_generated:x_autoreply"], T0, limit=20)
+    assert aws_stack.tickets.get_ticket(old.ticket_id).flags == ["multiple_forwarding", "auto_generated:x_autoreply"]
 
 
 @pytest.mark.parametrize(("doc_bytes", "fits"), [(item_budget.ITEM_BYTES - 100, True),

@@ -114,7 +114,7 @@ def _new_ticket(stores: Stores, decision: Decision, mail: ParsedMail, ses_messag
     if decision.notification_id:
         account = stores.directory.get_account(decision.account_id)
         note = acknowledge.ticket_created(decision, ticket.subject, mail.text, account.display_name,
-                                          mail.message_id)
+                                          mail.message_id, html=mail.html)
         _notify(stores, decision, note)
 
 
@@ -124,22 +124,23 @@ def _comment(stores: Stores, decision: Decision, mail: ParsedMail, ses_message_i
     if ticket is None:
         raise NotFoundError(f"ticket {decision.ticket_id} vanished while a comment was added")
     comment = _comment_of(stores, decision, mail, ses_message_id)
-    if not any(c.comment_id == comment.comment_id for c in ticket.comments):
-        stores.tickets.add_comment(decision.ticket_id, comment)
+    stores.tickets.add_comment(decision.ticket_id, comment)  # the same item again on a retry; moves updated_at
     if mail.message_id:
         stores.tickets.link_message_id(mail.message_id, decision.ticket_id)
-    # Field by field, in place: another reply to this ticket may be adding its own CCs at this very moment.
-    stores.tickets.add_ccs(decision.ticket_id, decision.new_ccs, limit=limits.MAX_CCS)
-    stores.tickets.add_flags(decision.ticket_id, decision.flags, limit=limits.MAX_FLAGS)
+    # Attribute by attribute, in place: another reply (or an agent) may be changing this ticket at this very moment.
+    at = decision.received_at
+    for cc in decision.new_ccs:  # one at a time: as many as fit under the limit land
+        stores.tickets.add_ccs(decision.ticket_id, [cc], at, limit=limits.MAX_CCS)
+    if decision.flags:
+        stores.tickets.add_flags(decision.ticket_id, decision.flags, at, limit=limits.MAX_FLAGS)
     if decision.public:
-        stores.tickets.change_status(decision.ticket_id, TicketStatus.OPEN,
-                                     only_from=(TicketStatus.PENDING, TicketStatus.SOLVED))
-    stores.tickets.touch(decision.ticket_id, decision.received_at)
+        stores.tickets.change_status(decision.ticket_id, TicketStatus.OPEN, at,
+                                     from_statuses=frozenset({TicketStatus.PENDING, TicketStatus.SOLVED}))
     if decision.notification_id:
         account = stores.directory.get_account(decision.account_id)
         author = decision.requester_name or decision.requester or "Someone"
         note = acknowledge.comment_added(decision, ticket.subject, mail.text, author, account.display_name,
-                                         mail.message_id)
+                                         mail.message_id, html=mail.html)
         _notify(stores, decision, note)
 
 

@@ -1,45 +1,37 @@
 """The items of the tickets table, as DynamoDB stores them: built here for the DynamoDB adapter and for the in-memory
 fake alike, so both check the same items against DynamoDB's limits (`item_budget`).
 
-A ticket's META item keeps what never changes in `doc` (JSON) and what changes concurrently as attributes of their
-own, updated in place (`UpdateExpression`) and never by rewriting the item: `ccs` and `flags` (lists), `status`,
-`updated_at` (ISO 8601 UTC, so that strings compare as times). Its comments and notification records are items of
+A ticket's META item keeps the ticket as created in `doc`, and what changes as attributes of their own beside it
+(`status`, `assignee`, `ccs`, `followers` and `flags` as string sets, `updated_at`), each changed in place by an
+UpdateItem (`store/dynamodb.py`), never by rewriting the item. Its comments and notification records are items of
 their own (`COMMENT#...`, `NOTIF#...`), so a long thread never meets the item limit.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
-from relaydesk.tickets.model import Comment, NotificationRecord, Ticket
-
-MUTABLE_FIELDS = ("ccs", "flags", "status", "updated_at")
+from relaydesk.tickets.model import Comment, NotificationRecord, Ticket, TicketStatus, sort_stamp
 
 
-def ticket_key(ticket_id: str) -> dict[str, str]:
-    return {"pk": f"TICKET#{ticket_id}", "sk": "META"}
-
-
-def stamp(at: datetime) -> str:
-    """A time as the table keeps it: UTC, microseconds, so that comparing two strings compares two times."""
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+def status_partition(account_id: str, status: TicketStatus) -> str:
+    return f"ACCOUNT#{account_id}#STATUS#{status.value}"
 
 
 def meta_item(ticket: Ticket) -> dict[str, Any]:
-    doc = ticket.model_dump_json(exclude={"comments", "notifications", *MUTABLE_FIELDS})
-    return {**ticket_key(ticket.ticket_id), "gsi1pk": f"ACCOUNT#{ticket.account_id}",
-            "gsi1sk": f"TICKET#{ticket.created_at.isoformat()}", "doc": doc, "ccs": list(ticket.ccs),
-            "flags": list(ticket.flags), "status": ticket.status.value, "updated_at": stamp(ticket.updated_at)}
-
-
-def ticket_from_meta(item: dict[str, Any]) -> Ticket:
-    """The ticket of a META item: `doc`, with the attributes updated since laid over it (an item written before
-    the attributes existed keeps its values in `doc`)."""
-    fields = json.loads(item["doc"])
-    fields.update({name: item[name] for name in MUTABLE_FIELDS if name in item})
-    return Ticket.model_validate(fields)
+    meta = ticket.model_copy(update={"comments": [], "notifications": []})
+    stamp = sort_stamp(ticket.updated_at)
+    item: dict[str, Any] = {
+        "pk": f"TICKET#{ticket.ticket_id}", "sk": "META", "doc": meta.model_dump_json(),
+        "gsi1pk": f"ACCOUNT#{ticket.account_id}", "gsi1sk": f"TICKET#{stamp}#{ticket.ticket_id}",
+        "gsi2pk": status_partition(ticket.account_id, ticket.status), "gsi2sk": f"{stamp}#{ticket.ticket_id}",
+        "status": ticket.status.value, "requester": ticket.requester, "updated_at": stamp}
+    for name in ("ccs", "followers", "flags"):  # DynamoDB has no empty set: an absent one is empty
+        if getattr(ticket, name):
+            item[name] = set(getattr(ticket, name))
+    if ticket.assignee is not None:
+        item["assignee"] = ticket.assignee.model_dump_json()
+    return item
 
 
 def ticket_with_children(ticket: Ticket) -> list[dict[str, Any]]:
