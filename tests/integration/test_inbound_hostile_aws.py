@@ -113,3 +113,41 @@ def test_a_kill_after_a_step_then_the_retry_leaves_one_ticket_one_comment_one_no
                                                      MaxNumberOfMessages=10).get("Messages", [])]
     queued = [b for b in bodies if retried.ticket_id in b]
     assert queued and all(retried.notification_id in b for b in queued)  # the same notification id, however often
+
+
+def test_the_inbound_policy_allows_every_tickets_table_call_inbound_makes(stack):
+    """A new ticket (one transaction) and a reply (attribute updates) through the adapter: every DynamoDB action
+    they need on the tickets table, transaction items counted by their own action, is granted to the function."""
+    import boto3
+    from local.aws_resources import load_template
+
+    from .test_inbound_flood_counter import SAM_DYNAMODB_CRUD_ACTIONS, TRANSACT_ITEM_ACTIONS
+    from .test_inbound_handler import ROOT
+
+    called: set[str] = set()
+    table = stack.settings.tickets_table
+
+    def record(params, model, **_):
+        if model.name == "TransactWriteItems":
+            called.update(TRANSACT_ITEM_ACTIONS[op] for item in params["TransactItems"] for op, body in item.items()
+                          if body.get("TableName") == table)
+        elif params.get("TableName") == table:
+            called.add(f"dynamodb:{model.name}")
+
+    client = boto3.resource("dynamodb").meta.client  # the session's clients share the event system of their kind
+    clients = {stack.tickets._client, client}
+    for each in clients:
+        each.meta.events.register("provide-client-params.dynamodb.*", record)
+    try:
+        first = run(stack, forwarded("From: Jane <jane@example.net>\r\nCc: max@example.net"), "ses0000000000000104")
+        reply = forwarded("From: Max <max@example.net>\r\nCc: ann@example.net\r\nIn-Reply-To: <hostile-1@example.net>")
+        run(stack, reply.replace(b"Message-ID: <hostile-1@", b"Message-ID: <hostile-2@"), "ses0000000000000105")
+    finally:
+        for each in clients:
+            each.meta.events.unregister("provide-client-params.dynamodb.*", record)
+
+    assert stack.tickets.get_ticket(first["ticket_id"]).ccs == ["max@example.net", "ann@example.net"]
+    policies = load_template(ROOT / "template.yaml")["Resources"]["InboundFunction"]["Properties"]["Policies"]
+    granted = {action for policy in policies if policy.get("DynamoDBCrudPolicy") == {"TableName": {
+        "Ref": "TicketsTable"}} for action in SAM_DYNAMODB_CRUD_ACTIONS}
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= called <= granted
