@@ -119,6 +119,7 @@ def test_the_inbound_policy_allows_every_tickets_table_call_inbound_makes(stack)
     """A new ticket (one transaction) and a reply (attribute updates) through the adapter: every DynamoDB action
     they need on the tickets table, transaction items counted by their own action, is granted to the function."""
     import boto3
+
     from local.aws_resources import load_template
 
     from .test_inbound_flood_counter import SAM_DYNAMODB_CRUD_ACTIONS, TRANSACT_ITEM_ACTIONS
