@@ -195,6 +195,9 @@ def _create_table(session: Any, stack: _Stack, logical_id: str, props: dict) -> 
         kwargs["SSESpecification"] = {"Enabled": bool(sse.get("SSEEnabled")),
                                       **({"SSEType": sse["SSEType"]} if "SSEType" in sse else {}),
                                       **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {})}
+    stream = props.get("StreamSpecification")
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     table = dynamodb.create_table(**kwargs)["TableDescription"]
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
@@ -206,6 +209,8 @@ def _create_table(session: Any, stack: _Stack, logical_id: str, props: dict) -> 
             "PointInTimeRecoveryEnabled": True})
     stack.refs[logical_id] = name
     stack.attributes[(logical_id, "Arn")] = table["TableArn"]
+    if "LatestStreamArn" in table:
+        stack.attributes[(logical_id, "StreamArn")] = table["LatestStreamArn"]
 
 
 def _create_bucket(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
@@ -286,6 +291,12 @@ def _teach_moto_ses_subdomains() -> None:
     SESBackend._is_verified_address = is_verified
 
 
+def _create_configuration_set(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    name = props.get("Name") or stack.physical_name(logical_id)
+    session.client("ses").create_configuration_set(ConfigurationSet={"Name": name})
+    stack.refs[logical_id] = name
+
+
 def _create_rule_set(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
     name = props.get("RuleSetName") or stack.physical_name(logical_id)
     ses = session.client("ses")
@@ -327,6 +338,7 @@ _CREATORS: dict[str, Callable[[Any, _Stack, str, dict], None]] = {
     "AWS::SES::EmailIdentity": _create_ses_identity,
     "AWS::SES::ReceiptRuleSet": _create_rule_set,
     "AWS::SES::ReceiptRule": _create_receipt_rule,
+    "AWS::SES::ConfigurationSet": _create_configuration_set,
 }
 
 
