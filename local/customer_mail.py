@@ -77,8 +77,11 @@ class CustomerMailServer:
         with self._lock:
             self.forwards[address.lower()] = to.lower()
 
-    def set_password(self, user: str, password: str) -> None:
+    def set_password(self, user: str, password: str, *, end_sessions: bool = False) -> None:
+        """`end_sessions`: also close the user's open submission sessions, as after an admin's password reset."""
         self.submission.set_password(user, password)
+        if end_sessions:
+            self.submission.end_sessions(user)
 
     # -- delivery ----------------------------------------------------------------------------------------------
     def _submitted(self, received: Received) -> None:

@@ -35,6 +35,7 @@ def alert_changed_address(record: DynamoDBRecord) -> None:
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     if "Records" in event:
+        metrics.add_metric(name="address_changes", unit=MetricUnit.Count, value=len(event["Records"]))
         return process_partial_response(event=event, record_handler=alert_changed_address, processor=processor,
                                         context=context)
     stores = aws_stores()

@@ -263,7 +263,8 @@ def test_the_commands_the_team_contract_names_exist():
     def commands(group):
         return set(groups[group]._subparsers._group_actions[0].choices)
 
-    assert commands("accounts") == {"create", "show", "settings"}
+    assert commands("accounts") == {"create", "list", "show", "admins", "settings"}
+    assert commands("suppressions") == {"list", "remove"}
     assert commands("addresses") == {"list", "show", "connect", "verify", "set-default", "rotate", "disable",
                                      "enable", "delete"}
     assert commands("tickets") == {"list", "show"}

@@ -36,13 +36,14 @@ def world(memory_stores):
 
 def hold(world) -> None:
     """The smarthost stops taking the password: the relay holds the address, as in production."""
-    world.smarthost.password = "changed-on-the-server"  # noqa: S105
+    world.smarthost.password = "changed-on-the-server"
     world.relay().relay_batch([sqs_record(world.notification())])
     assert world.address().connector.state.value == "auth_failed"
 
 
 def sent_mail(world) -> list[tuple[str, list[str], email.message.EmailMessage]]:
-    return [(source, to, email.message_from_bytes(data, policy=default)) for source, to, data in world.stores.mailer.sent]
+    return [(source, to, email.message_from_bytes(data, policy=default))
+            for source, to, data in world.stores.mailer.sent]
 
 
 def test_a_hold_sends_one_alert_to_the_account_admins_naming_the_address_the_reason_and_the_fix(world):

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "relaydesk.cli.dns",
     "relaydesk.cli.dkim",
     "relaydesk.cli.tickets",
+    "relaydesk.cli.suppressions",
 )
 
 

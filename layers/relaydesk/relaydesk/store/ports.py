@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
 from relaydesk.accounts import Account
-from relaydesk.alerts.model import HoldAlert
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.alerts.model import HoldAlert
 from relaydesk.notification import Notification
 from relaydesk.outbound.suppression import Suppression
 from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
