@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from relaydesk.accounts import Account, AccountKind, contact_address, system_address
+from relaydesk.accounts import SUBDOMAIN_PATTERN, Account, AccountKind, contact_address, system_address
 from relaydesk.addresses import lifecycle
 from relaydesk.alerts.contacts import change_admin_contacts
 from relaydesk.cli import context
@@ -81,6 +81,13 @@ def cmd_admins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def subdomain_argument(value: str) -> str:
+    if not SUBDOMAIN_PATTERN.match(value.lower()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a valid subdomain: one DNS label (letters, digits and "
+                                         "hyphens, at most 63, not starting or ending with a hyphen)")
+    return value.lower()
+
+
 def contact_argument(value: str) -> str:
     try:
         return contact_address(value)
@@ -109,7 +116,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
 
     sub = commands.add_parser("create", help="create an account and its system address")
-    sub.add_argument("--subdomain", required=True, help="one DNS label: the system address is support@<it>.<domain>")
+    sub.add_argument("--subdomain", required=True, type=subdomain_argument,
+                     help="one DNS label: the system address is support@<it>.<domain>")
     sub.add_argument("--name", help="display name")
     sub.add_argument("--kind", choices=[k.value for k in AccountKind], default=AccountKind.SANDBOX.value,
                      help="test the connector in a sandbox account first (default %(default)s)")
