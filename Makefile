@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo up test lint unit integration e2e bench build checkov deploy-sandbox deploy-production clean
+.PHONY: venv demo up test lint unit integration e2e bench build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
 
 $(STAMP): requirements-dev.txt layers/relaydesk/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,8 @@ bench: venv
 	$(BIN)/python -m bench
 
 # SAM CLI gets its own virtualenv (requirements-build.txt says why). It builds without a container: for the arm64
-# functions it installs each dependency's manylinux aarch64 wheel (every one ships one; a package without would stop
-# the build here, naming it).
+# functions it installs each compiled dependency's manylinux aarch64 wheel (pydantic-core, cryptography, cffi and
+# wrapt ship one; dkimpy is pure Python); a compiled package without one would stop the build here, naming it.
 BUILD_VENV := .venv-build
 $(BUILD_VENV)/.installed: requirements-build.txt
 	$(PYTHON) -m venv $(BUILD_VENV)
@@ -59,7 +59,16 @@ build: $(BUILD_VENV)/.installed venv
 	@# this machine has it, else from an x86_64 build of the same layer (bench/build_check.py says which it did).
 	$(BIN)/python -m bench.build_check .aws-sam/build
 
-# Lambda runs the same wheel on either architecture; checkov scans template.yaml in a virtualenv of its own (its
+# An arm64 Python 3.11 from Debian's packages, run under qemu-user: `make build` imports the arm64 build with it,
+# `make bench-arch` times imports on both architectures (docs/BENCHMARKS.md). Needs root (apt's multiarch index).
+arm64-root: .arm64-root/usr/bin/python3.11
+.arm64-root/usr/bin/python3.11:
+	bench/arm64_root.sh .arm64-root
+
+bench-arch: build
+	$(BIN)/python -m bench.bench_arch .aws-sam/build
+
+# checkov scans template.yaml in a virtualenv of its own (its
 # pinned dependencies clash with the project's), every kept finding is skipped beside its resource with a reason.
 CHECKOV_VENV := .venv-checkov
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -69,7 +78,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	touch $@
 
 checkov: $(CHECKOV_VENV)/.installed
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation --file template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
 # Each deploy names its environment (samconfig.toml has no default one). Production shows the change set first.
 deploy-sandbox: build
@@ -78,4 +87,4 @@ deploy-production: build
 	SAM_CLI_TELEMETRY=0 $(BUILD_VENV)/bin/sam deploy --config-env production
 
 clean:
-	rm -rf $(VENV) $(BUILD_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BUILD_VENV) $(CHECKOV_VENV) .arm64-root .aws-sam .pytest_cache .ruff_cache
