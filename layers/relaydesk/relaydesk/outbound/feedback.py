@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relaydesk.accounts import contact_address
+from relaydesk.errors import NotFoundError
 from relaydesk.inbound.classify import email_id_alias
 from relaydesk.inbound.dsn import RecipientReport, record_reports
 from relaydesk.outbound.suppression import DETAIL_LIMIT, Suppression, SuppressionReason
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 ACCOUNT_HEADER = "x-relaydesk-from-account-id"
 EMAIL_ID_HEADER = "x-relaydesk-email-id"
-_OUR_ID = re.compile(r"^[AN][0-9A-Z]{18}$")  # relaydesk.ids.new_id: a prefix and 18 base32 characters
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # an id as our headers carry it (relaydesk.ids.new_id)
 MAX_RECIPIENTS = 50  # SES allows 50 recipients per message
 MAX_HEADERS = 200
 FIELD_LIMIT = 256
@@ -46,9 +47,9 @@ def _text(value: Any, limit: int = FIELD_LIMIT) -> str:
     return " ".join(str(value or "").split())[:limit]
 
 
-def _our_id(value: str, prefix: str) -> str | None:
+def _our_id(value: str) -> str | None:
     value = value.strip()
-    return value if _OUR_ID.match(value) and value.startswith(prefix) else None
+    return value if _ID.match(value) else None
 
 
 def read(message: dict[str, Any]) -> tuple[Feedback, list[RecipientReport]]:
@@ -58,8 +59,8 @@ def read(message: dict[str, Any]) -> tuple[Feedback, list[RecipientReport]]:
     headers = {_text(h.get("name")).lower(): _text(h.get("value")) for h in (mail.get("headers") or [])[:MAX_HEADERS]
                if isinstance(h, dict)}
     feedback = Feedback(kind=kind if kind in ("bounce", "complaint") else "other",
-                        account_id=_our_id(headers.get(ACCOUNT_HEADER, ""), "A"),
-                        notification_id=_our_id(headers.get(EMAIL_ID_HEADER, ""), "N"))
+                        account_id=_our_id(headers.get(ACCOUNT_HEADER, "")),
+                        notification_id=_our_id(headers.get(EMAIL_ID_HEADER, "")))
     reports: list[RecipientReport] = []
     if feedback.kind == "bounce":
         bounce = message.get("bounce") if isinstance(message.get("bounce"), dict) else {}
@@ -93,9 +94,10 @@ def apply(stores: Stores, message: dict[str, Any], *, ses_message_id: str = "") 
     feedback, reports = read(message)
     if feedback.kind == "other" or not reports:
         return feedback
-    if feedback.account_id is None:
+    if feedback.account_id is None or not _is_account(stores, feedback.account_id):
         log.warning("SES %s for %d recipient(s) names no account of ours; nothing suppressed", feedback.kind,
                     len(reports))
+        feedback.account_id = None
         return feedback
     if stores.suppressions is not None and (feedback.kind == "complaint" or feedback.permanent):
         reason = SuppressionReason.COMPLAINT if feedback.kind == "complaint" else SuppressionReason.BOUNCE
@@ -107,6 +109,14 @@ def apply(stores: Stores, message: dict[str, Any], *, ses_message_id: str = "") 
     feedback.recorded = _record(stores, feedback, reports, ses_message_id or _text(
         (message.get("mail") or {}).get("messageId"), 128))
     return feedback
+
+
+def _is_account(stores: Stores, account_id: str) -> bool:
+    try:
+        stores.directory.get_account(account_id)
+    except NotFoundError:
+        return False
+    return True
 
 
 def _record(stores: Stores, feedback: Feedback, reports: list[RecipientReport], ses_message_id: str) -> bool:
