@@ -5,7 +5,8 @@
 - arm64: the SAM build itself (aarch64 wheels), run by Debian's arm64 Python 3.11 under qemu-user (`make
   arm64-root`).
 
-Both import with `-S` and nothing but those paths, as Lambda does. qemu-user translates every aarch64 instruction
+Both import with `-S` and nothing but those paths, as Lambda does; the figure is the CPU time of the importing
+process (median of interleaved runs). qemu-user translates every aarch64 instruction
 in software, so the arm64 column is an emulation figure: it proves the arm64 layer imports and shows where the time
 goes, not how fast Graviton is (docs/BENCHMARKS.md says what that means for the choice).
 
@@ -23,8 +24,9 @@ from pathlib import Path
 
 from bench.build_check import IMPORT_ENV, emulator, host_dependencies
 
-_CHILD = ("import sys, time, json; sys.path[:0] = {paths!r}; started = time.perf_counter(); import app; "
-          "print(json.dumps(time.perf_counter() - started))")
+# CPU time of the importing process (time.process_time): other work on a shared machine does not count.
+_CHILD = ("import sys, time, json; sys.path[:0] = {paths!r}; started = time.process_time(); import app; "
+          "print(json.dumps(time.process_time() - started))")
 
 
 def import_seconds(python: list[str], paths: list[Path]) -> float:
@@ -46,8 +48,10 @@ def measure(build: Path, runs: int) -> list[dict]:
     for function in sorted(p for p in build.iterdir() if p.name.endswith("Function")):
         import_seconds([sys.executable], [function, host_layer, layer])  # warm the bytecode caches of both
         import_seconds(arm, [function, layer])
-        x86 = [import_seconds([sys.executable], [function, host_layer, layer]) for _ in range(runs)]
-        arm64 = [import_seconds(arm, [function, layer]) for _ in range(runs)]
+        x86, arm64 = [], []
+        for _ in range(runs):  # interleaved, so drift on a busy machine hits both columns alike
+            x86.append(import_seconds([sys.executable], [function, host_layer, layer]))
+            arm64.append(import_seconds(arm, [function, layer]))
         rows.append({"function": function.name, "x86_64_ms": round(statistics.median(x86) * 1000),
                      "arm64_qemu_ms": round(statistics.median(arm64) * 1000)})
     return rows
