@@ -9,7 +9,7 @@ events/inbound_ses.json: the message is resent unchanged except for new headers 
 loop header for that address is not forwarded again (Exchange's loop protection).
 
 Mail for other acme.test users lands in their mailbox; authenticated submissions for outside recipients are
-"sent to the internet": they land in that recipient's mailbox (`local/.state/mailboxes/<address>/`).
+"sent to the internet": they land in that recipient's mailbox (`<state folder>/mailboxes/<address>/`).
 """
 
 from __future__ import annotations
