@@ -232,3 +232,22 @@ def test_a_hostile_server_reply_is_bounded_and_stays_in_the_body(world):
 ])
 def test_reason_and_fix_come_out_of_the_last_error(last_error, reason, fix):
     assert mail.reason_and_fix(last_error) == (reason, fix)
+
+
+def test_the_alert_code_has_no_route_to_a_smarthost():
+    """Not through the held connector, by construction: nothing under relaydesk/alerts/ imports the SMTP side."""
+    import ast
+    from pathlib import Path
+
+    import relaydesk.alerts
+
+    smtp_side = {"relaydesk.outbound.connector", "relaydesk.outbound.smtp", "relaydesk.outbound.pool",
+                 "relaydesk.outbound.auth", "relaydesk.outbound.relay", "aiosmtplib", "smtplib"}
+    imported = set()
+    for path in Path(relaydesk.alerts.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+    assert imported & smtp_side == set()
