@@ -68,6 +68,8 @@ logging.getLogger("mail.log").addFilter(_not_aiosmtpd_own_deprecation)
 Mode = Literal["starttls", "implicit", "none"]
 COMMANDS = ("CONNECT", "EHLO", "MAIL", "RCPT", "DATA")
 DATA_COMMAND = "DATA-COMMAND"  # faults on the DATA command itself; "DATA" ones apply after the final dot
+DATA_WITHOUT_RECIPIENTS = "DATA-WITHOUT-RECIPIENTS"
+DATA_WITHOUT_RECIPIENTS_REPLY = "554 5.5.1 Error: no valid recipients"
 XOAUTH2_REFUSED = "535 5.7.3 Authentication unsuccessful"  # Exchange Online's reply to a token it does not accept
 DEFAULT_CERT_NAMES = ("127.0.0.1", "localhost")
 
@@ -120,6 +122,9 @@ class Faults:
       the connection, as RFC 5321 says.
     - ``refuse_data(reply, times=None)``: answer the DATA command itself with `reply` instead of 354 (the refused
       DATA of RFC 2920 3.1; with no valid recipient aiosmtpd answers 503 by itself).
+    - ``data_without_recipients(times=None)``: answer DATA with 354 even when no recipient was accepted (a server
+      that ignores RFC 2920 3.1's advice); whatever the client sends up to the final dot is refused with 554 and
+      kept in ``server.unaddressed`` (a client that follows RFC 2920 sends a lone dot).
     - ``drop_after_data(times=None)``: read the whole message, then drop the connection before replying.
     - ``drop_at(command, recipient=None, times=None)``: drop the connection instead of answering MAIL, RCPT (all
       recipients or one) or the DATA command: a connection lost in the middle of a pipelined group.
@@ -146,6 +151,9 @@ class Faults:
         if not reply[:3].isdigit():
             raise ValueError("a reply starts with a three-digit code")
         self._add(_Fault(DATA_COMMAND, reply=reply, times=times))
+
+    def data_without_recipients(self, *, times: int | None = None) -> None:
+        self._add(_Fault(DATA_WITHOUT_RECIPIENTS, reply=DATA_WITHOUT_RECIPIENTS_REPLY, times=times))
 
     def drop_after_data(self, *, times: int | None = None) -> None:
         self._add(_Fault("DATA", drop=True, times=times))
@@ -224,6 +232,10 @@ class _Protocol(SMTP):
         await super()._handle_client()
 
     async def smtp_DATA(self, arg: str) -> None:
+        if self.envelope is not None and self.envelope.mail_from and not self.envelope.rcpt_tos \
+                and self._owner.faults.take(DATA_WITHOUT_RECIPIENTS):
+            await self._take_unaddressed()
+            return
         # Only where aiosmtpd itself would answer 354: a fault does not hide a missing EHLO, AUTH or recipient.
         ready = self.session is not None and self.session.host_name and self.envelope is not None \
             and self.envelope.rcpt_tos and not arg and (self.session.authenticated or not self._auth_required)
@@ -236,6 +248,15 @@ class _Protocol(SMTP):
             await self.push(reply)
             return
         await super().smtp_DATA(arg)
+
+
+    async def _take_unaddressed(self) -> None:
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        lines = []
+        while (line := await self._reader.readuntil(b"\r\n")) != b".\r\n":
+            lines.append(line)
+        self._owner.unaddressed.append(b"".join(lines))
+        await self.push(DATA_WITHOUT_RECIPIENTS_REPLY)
 
 
 class _Handler:
@@ -412,6 +433,7 @@ class SmtpServer:
         self.end_of_data_wait = end_of_data_wait
         self.record_reads = record_reads
         self.reads: list[tuple[int, bytes]] = []
+        self.unaddressed: list[bytes] = []  # bodies sent after DATA with no recipient (fault data_without_recipients)
         self._oauth_mailboxes = {client: {box.lower() for box in boxes}
                                  for client, boxes in (oauth_mailboxes or {}).items()}
         self._lock = threading.Condition()

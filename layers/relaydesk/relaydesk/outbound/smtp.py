@@ -68,6 +68,8 @@ def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | N
 class SmtpSubmission:
     """One authenticated connection to one smarthost with one login. Not thread-safe: one batch group uses it."""
 
+    client_class: type[aiosmtplib.SMTP] = aiosmtplib.SMTP  # a subclass may speak through another protocol
+
     def __init__(self, credentials: SmtpCredentials, *, timeouts: Timeouts | None = None,
                  local_hostname: str = "relaydesk.invalid", tokens: AccessTokens | None = None) -> None:
         self._credentials = credentials
@@ -89,9 +91,9 @@ class SmtpSubmission:
         `fresh_token` (oauth2): a new access token rather than the cached one (the smarthost refused it)."""
         creds = self._credentials
         implicit = creds.tls_mode is TlsMode.IMPLICIT
-        smtp = aiosmtplib.SMTP(hostname=creds.host, port=creds.port, use_tls=implicit, start_tls=False,
-                               tls_context=client_tls_context(creds.ca_bundle_pem), timeout=self._timeouts.command,
-                               local_hostname=self._local_hostname)
+        smtp = self.client_class(hostname=creds.host, port=creds.port, use_tls=implicit, start_tls=False,
+                                 tls_context=client_tls_context(creds.ca_bundle_pem),
+                                 timeout=self._timeouts.command, local_hostname=self._local_hostname)
         self._smtp = smtp
         try:
             await self._connect(smtp)
