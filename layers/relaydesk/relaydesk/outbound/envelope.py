@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from aiosmtplib.email import quote_address
 from aiosmtplib.response import SMTPResponse
 
 from relaydesk.errors import PermanentDeliveryError, SmtpDeliveryError
@@ -17,8 +16,10 @@ from relaydesk.tickets.model import RecipientOutcome
 OK = 250  # RFC 5321 4.2.2
 WILL_FORWARD = 251
 START_MAIL_INPUT = 354
-COMMAND_LINE_LIMIT = 512  # RFC 5321 4.5.3.1.4, CRLF included
-CONTROL_CHARACTERS = re.compile(rb"[\x00-\x1f\x7f]")
+PATH_LIMIT = 254  # RFC 5321 4.5.3.1.3: a path is at most 256 octets, angle brackets included
+# Printable ASCII without space, angle brackets or quotes: what compose puts in an envelope (an internationalised
+# domain goes out as its A-label); an empty address is the null sender of RFC 5321 4.5.5.
+SENDABLE_ADDRESS = re.compile(r'(?:[!#-;=?-~]+@[!#-;=?-~]+)?', re.ASCII)
 LEADING_DOT = re.compile(rb"(?m)^\.")
 END_OF_DATA = b".\r\n"  # RFC 5321 4.1.1.4
 RESET = b"RSET\r\n"
@@ -36,16 +37,14 @@ class Outgoing:
 
 
 def _address_line(verb: bytes, address: str) -> bytes:
-    """`MAIL FROM:<a>` or `RCPT TO:<a>` with CRLF; an address that cannot go on a command line as it is (not
-    ASCII, a control character, spaces or angle brackets that would smuggle parameters in) is refused whole."""
-    try:
-        line = verb + quote_address(address).encode("ascii") + b"\r\n"
-    except (ValueError, UnicodeEncodeError):
-        line = b""
-    if not line or CONTROL_CHARACTERS.search(line[:-2]) or len(line) > COMMAND_LINE_LIMIT:
+    """`MAIL FROM:<a>` or `RCPT TO:<a>` with CRLF, the address exactly as given. One that cannot go on a command
+    line as it is (not ASCII, a control character, a space or an angle bracket that would smuggle a parameter or a
+    command in, too long) is refused whole: aiosmtplib's `quote_address` would parse a shorter address out of it
+    and send the mail there instead."""
+    if len(address) > PATH_LIMIT or not SENDABLE_ADDRESS.fullmatch(address):
         raise PermanentDeliveryError(f"the address {address[:80]!r} cannot be sent in an SMTP command",
-                                     recipient=address[:320])
-    return line
+                                     recipient=address[:PATH_LIMIT])
+    return verb + b"<" + address.encode("ascii") + b">\r\n"
 
 
 def envelope_lines(message: Outgoing) -> list[bytes]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib.response import SMTPResponse
 
 from relaydesk.errors import SmtpDeliveryError, TransientDeliveryError
 from relaydesk.outbound.envelope import (
@@ -29,7 +30,7 @@ from relaydesk.outbound.envelope import (
     judge,
 )
 from relaydesk.outbound.pipelining import GroupReplies, PipeliningSMTP
-from relaydesk.outbound.policy import error_for_reply
+from relaydesk.outbound.policy import enhanced_status, error_for_reply
 from relaydesk.outbound.smtp import (
     LOST_AFTER_DATA,
     SERVER_CLOSING,
@@ -158,17 +159,17 @@ class PipelinedSubmission(SmtpSubmission):
         else:
             replies, group = await self._one_at_a_time(message, lines)
         if group.failure is not None and len(replies) < len(lines):
-            report(message, self._before_data(group.failure))
+            report(message, self._before_data(group.failure, replies))
             return None
         verdict = judge(message, replies)
         if verdict.error is not None:
             report(message, verdict.error)
         return verdict
 
-    async def _one_at_a_time(self, message: Outgoing, lines: list[bytes]) -> tuple[list, GroupReplies]:
+    async def _one_at_a_time(self, message: Outgoing, lines: list[bytes]) -> tuple[list[SMTPResponse], GroupReplies]:
         """Without PIPELINING: each command waits for its reply; no RCPT after a refused MAIL, no DATA when every
         recipient was refused."""
-        replies = []
+        replies: list[SMTPResponse] = []
         for index, line in enumerate(lines):
             group = await self._exchange(line, [self._timeouts.command])
             replies += group.replies
@@ -190,7 +191,7 @@ class PipelinedSubmission(SmtpSubmission):
         first = self._timeouts.data if carried.message is not None else self._timeouts.command
         return [first] + [self._timeouts.command] * (carried.replies - 1) if carried.replies else []
 
-    def _settle(self, carried: _Carried, group: GroupReplies, report: Report) -> list:
+    def _settle(self, carried: _Carried, group: GroupReplies, report: Report) -> list[SMTPResponse]:
         """Report the carried message's end of data; returns the replies that follow the carried ones."""
         if carried.message is not None:
             if group.replies:
@@ -200,18 +201,23 @@ class PipelinedSubmission(SmtpSubmission):
                 report(carried.message, TransientDeliveryError(f"{LOST_AFTER_DATA} ({name})"))
         return group.replies[carried.replies:]
 
-    def _end_of_data(self, carried: _Carried, reply) -> Sent:
+    def _end_of_data(self, carried: _Carried, reply: SMTPResponse) -> Sent:
         if reply.code // 100 == 2:
             return Accepted(code=reply.code, reply=f"{reply.code} {reply.message}", refused=carried.refused)
         error = error_for_reply(reply.code, reply.message, f"the message was refused: {reply.code} {reply.message}")
         error.refused = carried.refused  # type: ignore[attr-defined]
         return error
 
-    def _before_data(self, failure: aiosmtplib.SMTPException) -> SmtpDeliveryError:
+    def _before_data(self, failure: aiosmtplib.SMTPException, replies: list[SMTPResponse]) -> SmtpDeliveryError:
         """The connection failed before the server saw any of the body: nothing of this message was accepted.
         A stalled server is not a closed one: a timeout is not sent again at once (that would double the wait)."""
         if isinstance(failure, aiosmtplib.SMTPTimeoutError):
             return TransientDeliveryError(f"the envelope to {self.route} timed out")
+        closing = next((reply for reply in replies if reply.code == SERVER_CLOSING), None)
+        if closing is not None:  # RFC 5321 3.8: it said why before it closed
+            said = f"{closing.code} {closing.message}"
+            return NothingAcceptedError(f"the smarthost closed the connection: {said}", smtp_code=closing.code,
+                                        enhanced_status=enhanced_status(closing.message), server_reply=said)
         return NothingAcceptedError(f"the envelope to {self.route} failed: {type(failure).__name__}")
 
     async def _exchange(self, group: bytes, timeouts: list[float]) -> GroupReplies:
