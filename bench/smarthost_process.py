@@ -50,6 +50,9 @@ def _serve(connection: Connection, password: str) -> None:
                 elif command == "take":  # the messages themselves: (envelope from, recipients, exact bytes)
                     taken, server.received = server.received, []
                     connection.send([(r.mail_from, list(r.rcpt_tos), r.data) for r in taken])
+                elif command == "end_of_data_wait":  # seconds before answering the end of DATA
+                    server.end_of_data_wait = argument
+                    connection.send(argument)
                 elif command == "stats":
                     connection.send((server.stats.connections, server.stats.auth_attempts))
                 elif command == "stop":
@@ -94,6 +97,10 @@ class SmarthostProcess:
 
     def take(self) -> list[tuple[str, list[str], bytes]]:
         return self._ask("take")
+
+    def set_end_of_data_wait(self, seconds: float) -> None:
+        """Wait that long before answering each end of DATA (a server that scans what it receives)."""
+        self._ask("end_of_data_wait", seconds)
 
     def stats(self) -> tuple[int, int]:
         """(connections, AUTH attempts) since start."""
