@@ -176,23 +176,30 @@ def measure(*, messages: int = MESSAGES, runs: int = RUNS, warmup: int = 1, dela
         if not skipped:
             result.postfix_version = _postfix_version()
         stack.enter_context(_set_up_objects_frozen())
-        for delay in delays_ms:
-            for wait in waits_ms:
-                net.set_delay(delay / 1000)
-                set_wait(wait / 1000)
-                for round_number in range(warmup + runs):
-                    for sender in senders:
-                        expected = sender.prepare(messages)
-                        net.busy_connections()
-                        seconds = sender.send()
-                        if sender is senders[0]:
-                            result.relay_connections = max(result.relay_connections, net.busy_connections())
-                        result.signatures_verified += check_arrivals(sender.name, target.collect(messages),
-                                                                     expected, dnsfunc)
-                        result.messages_checked += messages
-                        if round_number >= warmup:
-                            result.cells.setdefault((delay, wait, sender.name), Cell()).rates.append(
-                                messages / seconds)
+
+        def one_run(sender) -> float:
+            expected = sender.prepare(messages)
+            net.busy_connections()
+            seconds = sender.send()
+            if sender is senders[0]:
+                result.relay_connections = max(result.relay_connections, net.busy_connections())
+            result.signatures_verified += check_arrivals(sender.name, target.collect(messages), expected, dnsfunc)
+            result.messages_checked += messages
+            return seconds
+
+        rows = [(delay, wait) for delay in delays_ms for wait in waits_ms]
+        for _ in range(warmup):  # connections opened, pools and caches warm, code paths loaded
+            net.set_delay(rows[0][0] / 1000)
+            set_wait(rows[0][1] / 1000)
+            for sender in senders:
+                one_run(sender)
+        for delay, wait in rows:
+            net.set_delay(delay / 1000)
+            set_wait(wait / 1000)
+            for _ in range(runs):
+                for sender in senders:
+                    rate = messages / one_run(sender)
+                    result.cells.setdefault((delay, wait, sender.name), Cell()).rates.append(rate)
         return result
 
 
@@ -212,7 +219,7 @@ def render(result: Measured, *, messages: int, runs: int, delays_ms, waits_ms) -
     postfix = next((c for c in result.columns if c.startswith("Postfix")), None)
     raw_one = next(c for c in result.columns if c == "raw, 1 connection")
     lines = [f"## {TITLE}", "",
-             f"Parameters: messages per cell and run = {messages}, runs = {runs} (medians, after a warm-up round), "
+             f"Parameters: messages per cell and run = {messages}, runs = {runs} (medians; one warm-up round first), "
              f"connections of the N senders = {CONNECTIONS}, smarthost = {result.smarthost}, proxy = "
              "`bench/network_process.py` (the delay in each direction).", "",
              "| one-way delay | " + " | ".join(result.columns) + " |",

@@ -33,6 +33,7 @@ pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+tlsproxy  unix  -       -       n       -       0       tlsproxy
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
 defer     unix  -       -       n       -       0       bounce
@@ -209,7 +210,9 @@ class PostfixRelayClient:
             "smtp_tls_session_cache_database": "btree:${data_directory}/smtp_scache",
             "smtp_destination_concurrency_limit": str(connections),
             "initial_destination_concurrency": str(connections),
-            # Connections kept for the next run, as the relay keeps its pool for a minute.
+            # Several deliveries per TLS connection (through tlsproxy; without it Postfix makes a new TLS
+            # connection per message), kept for the next run as the relay keeps its pool for a minute.
+            "smtp_tls_connection_reuse": "yes",
             "smtp_connection_cache_destinations": nexthop, "smtp_connection_cache_time_limit": "60s",
             "queue_run_delay": "1s", "minimal_backoff_time": "1s", "maximal_backoff_time": "10s",
         })
