@@ -23,9 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.latency_report import render
 from bench.latency_senders import Endpoint, PostfixSender, RawSender, RelaydeskSender
 from bench.network_process import NetworkProcess
-from bench.postfix_instances import PostfixRelayClient, PostfixSmarthost, unavailable
+from bench.postfix_instances import PostfixRelayClient, PostfixSmarthost, running, unavailable
 from bench.smarthost_process import SmarthostProcess
 
 NAME = "latency"
@@ -37,8 +38,6 @@ DELAYS_MS = (0, 10, 25)
 WAITS_MS = (0, 200)
 RUNS = 3
 USERNAME = "relay@acme.test"
-TARGET_POSTFIX = 1.0  # Relaydesk >= the Postfix relay client, every row
-TARGET_RAW = 0.8  # Relaydesk >= 0.8 x the best raw sender with as many connections as it used
 EMAIL_ID = re.compile(rb"^X-Relaydesk-Email-Id:\s*(\S+)", re.M | re.I)
 FORCE_LOCAL = "RELAYDESK_BENCH_LOCAL_SMARTHOST"  # set to 1: the project's smarthost even when Postfix can run
 
@@ -151,8 +150,7 @@ def measure(*, messages: int = MESSAGES, runs: int = RUNS, warmup: int = 1, dela
             certificate = ca.issue(["127.0.0.1", "localhost"])
             smarthost = PostfixSmarthost(root / "smarthost", cert_path=certificate.cert_path,
                                          key_path=certificate.key_path, ca_pem=ca.pem, username=USERNAME,
-                                         password=secrets.token_urlsafe(16), policy_port=net.policy_port).start()
-            stack.callback(smarthost.stop)
+                                         password=secrets.token_urlsafe(16), policy_port=net.policy_port)
             target = smarthost
             set_wait = net.set_wait
         else:
@@ -160,13 +158,14 @@ def measure(*, messages: int = MESSAGES, runs: int = RUNS, warmup: int = 1, dela
             target, set_wait = local, local.set_wait
         proxy_port = net.proxy(target.port)
         endpoint = Endpoint("127.0.0.1", proxy_port, target.username, target.password, target.ca_pem)
-        relay = stack.enter_context(MemoryRelay(endpoint))
-        senders = [RelaydeskSender(relay)]
         if not skipped:
             client = PostfixRelayClient(root / "relayclient", relay_port=proxy_port, ca_path=root / "ca" / "ca.pem",
                                         username=target.username, password=target.password,
-                                        connections=connections).start()
-            stack.callback(client.stop)
+                                        connections=connections)
+            stack.enter_context(running(smarthost, client))
+        relay = stack.enter_context(MemoryRelay(endpoint))
+        senders = [RelaydeskSender(relay)]
+        if not skipped:
             senders.append(PostfixSender(relay, client))
         senders += [RawSender(relay, endpoint, 1, pipelined=False),
                     RawSender(relay, endpoint, connections, pipelined=False),
@@ -208,86 +207,12 @@ def _postfix_version() -> str:
     return done.stdout.strip()
 
 
-# --- the report ---------------------------------------------------------------------------------------------
-
-def _row_label(delay: int, wait: int) -> str:
-    return f"{delay} ms" + (f", server waits {wait} ms at end of DATA" if wait else "")
-
-
-def render(result: Measured, *, messages: int, runs: int, delays_ms, waits_ms) -> str:
-    relay, *others = result.columns
-    postfix = next((c for c in result.columns if c.startswith("Postfix")), None)
-    raw_one = next(c for c in result.columns if c == "raw, 1 connection")
-    lines = [f"## {TITLE}", "",
-             f"Parameters: messages per cell and run = {messages}, runs = {runs} (medians; one warm-up round first), "
-             f"connections of the N senders = {CONNECTIONS}, smarthost = {result.smarthost}, proxy = "
-             "`bench/network_process.py` (the delay in each direction).", "",
-             "| one-way delay | " + " | ".join(result.columns) + " |",
-             "|---|" + "---:|" * len(result.columns)]
-    rows = [(delay, wait) for delay in delays_ms for wait in waits_ms]
-    for delay, wait in rows:
-        cells = [result.cells.get((delay, wait, column), Cell()).median for column in result.columns]
-        lines.append(f"| {_row_label(delay, wait)} | " + " | ".join(f"{value:.1f}" for value in cells) + " |")
-    lines += ["", "msg/s, medians; min-max per cell:", "",
-              "| one-way delay | " + " | ".join(result.columns) + " |", "|---|" + "---:|" * len(result.columns)]
-    for delay, wait in rows:
-        spans = []
-        for column in result.columns:
-            rates = result.cells.get((delay, wait, column), Cell()).rates
-            spans.append(f"{min(rates):.1f}-{max(rates):.1f}" if rates else "")
-        lines.append(f"| {_row_label(delay, wait)} | " + " | ".join(spans) + " |")
-    equal = raw_one if result.relay_connections <= 1 else None
-    lines += ["", "| row | Relaydesk / Postfix relay client | target | Relaydesk / best raw at equal connections "
-              "| target |", "|---|---:|---|---:|---|"]
-    for delay, wait in rows:
-        mine = result.cells.get((delay, wait, relay), Cell()).median
-        versus_postfix = mine / result.cells[(delay, wait, postfix)].median if postfix else None
-        raw_columns = [equal] if equal else [c for c in others if c.startswith("raw") and c != raw_one]
-        best = max(result.cells[(delay, wait, c)].median for c in raw_columns)
-        versus_raw = mine / best if best else 0.0
-        lines.append(f"| {_row_label(delay, wait)} | "
-                     + (f"{versus_postfix:.2f}x | {_verdict(versus_postfix, TARGET_POSTFIX)}" if postfix else
-                        "(skipped) | ")
-                     + f" | {versus_raw:.2f}x | {_verdict(versus_raw, TARGET_RAW)} |")
-    notes = [
-        f"Every run of every cell read the smarthost's mail back: {result.messages_checked} messages arrived "
-        f"exactly once each (by their X-Relaydesk-Email-Id), and all {result.signatures_verified} DKIM signatures "
-        "on them (RSA and Ed25519) verified with dkimpy after delivery.",
-        f"The relay used {result.relay_connections} connection(s) at a time (counted at the proxy: connections "
-        "that carried its bytes during a run); 'best raw at equal connections' compares it with raw senders "
-        "using as many.",
-        "Relaydesk relay: `Relay` + `relay_event` with the in-memory stores (bench/bench_relay.py's "
-        "`MemoryRelay`), SQS batches of 10, its warm connection pool; it composes, DKIM-signs, sends and records "
-        "inside the clock.",
-        "raw senders: the same kind of messages composed and signed before the clock, over connections opened "
-        "(STARTTLS, AUTH) before it; `raw` is stock aiosmtplib (one reply waited for at a time), `raw pipelined` "
-        "is `relaydesk.outbound.pipelined` over `relaydesk.outbound.fanout` (RFC 2920; the next envelope rides "
-        "with the previous body).",
-    ]
-    if postfix:
-        notes.append(
-            f"Postfix relay client (Postfix {result.postfix_version}): `relayhost` through the proxy with SASL "
-            "(PLAIN) and `smtp_tls_security_level = secure`, at most "
-            f"{CONNECTIONS} connections, connections cached for 60 s as the relay pools them for 60 s. The "
-            "messages are handed to it before the clock and held; the clock runs from `postsuper -H` + "
-            "`postqueue -f` to the last `status=sent` in its log (so it includes its queue manager picking "
-            "them up).")
-        notes.append("Postfix smarthost: `smtpd_tls_security_level = encrypt`, Cyrus SASL (sasldb), virtual "
-                     "delivery to a Maildir; its end of DATA always asks a policy service, which answers after "
-                     "the row's wait (0 or 200 ms).")
-    else:
-        notes.append(f"**The Postfix columns were skipped**: {result.skipped}.")
-    return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
-
-
-def _verdict(value: float, target: float) -> str:
-    return f">= {target:g}: {'met' if value >= target else 'MISSED'}"
-
-
 def run(config):
     quick = config.quick
     messages = 3 if quick else MESSAGES
     runs = 1 if quick else RUNS
     delays, waits = ((5,), (50,)) if quick else (DELAYS_MS, WAITS_MS)
-    result = measure(messages=messages, runs=runs, warmup=0 if quick else 1, delays_ms=delays, waits_ms=waits)
-    return render(result, messages=messages, runs=runs, delays_ms=delays, waits_ms=waits)
+    warmup = 0 if quick else 1
+    result = measure(messages=messages, runs=runs, warmup=warmup, delays_ms=delays, waits_ms=waits)
+    return render(result, title=TITLE, messages=messages, runs=runs, warmup=warmup, connections=CONNECTIONS,
+                  rows=[(delay, wait) for delay in delays for wait in waits])

@@ -14,12 +14,14 @@ starts and stops it. Its daemons run as Debian's `postfix` user, so the bench ne
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
@@ -66,6 +68,29 @@ def unavailable() -> str:
     except KeyError:
         return "the postfix user does not exist (the postfix package was not set up)"
     return ""
+
+
+@contextlib.contextmanager
+def running(*instances):
+    """Start the instances at once (a first `postfix start` sets up its queue: seconds) and stop them at once."""
+    with ThreadPoolExecutor(max_workers=len(instances)) as pool:
+        started = list(pool.map(lambda instance: _attempt(instance.start), instances))
+    try:
+        failure = next((error for error in started if error is not None), None)
+        if failure is not None:
+            raise failure
+        yield instances
+    finally:
+        with ThreadPoolExecutor(max_workers=len(instances)) as pool:
+            list(pool.map(lambda instance: instance.stop(), instances))
+
+
+def _attempt(start) -> Exception | None:
+    try:
+        start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        return error
+    return None
 
 
 def free_port() -> int:
