@@ -292,3 +292,31 @@ def test_messages_spread_over_n_connections_each_arrive_once(make_smarthost):
     assert server.stats.connections == 3
     carried_by = {number for number, chunk in server.reads if b"Printer jammed" in chunk}
     assert carried_by == {1, 2, 3}  # every connection carried messages while the others waited for replies
+
+
+def test_an_oauth_mailbox_signs_in_with_xoauth2_after_tls_then_pipelines(make_smarthost, token_server):
+    from relaydesk.credentials import AuthKind
+    from relaydesk.oauth import AccessTokens
+
+    server = make_smarthost(pipelining=True, record_reads=True, oauth=token_server,
+                            oauth_mailboxes={token_server.client_id: {SENDER}})
+    credentials = SmtpCredentials(host="127.0.0.1", port=server.port, username=SENDER, auth_kind=AuthKind.OAUTH2,
+                                  oauth_client_id=token_server.client_id,
+                                  oauth_client_secret=token_server.client_secret,
+                                  oauth_token_url=token_server.token_url, ca_bundle_pem=server.ca_pem)
+    session = PipelinedSubmission(credentials, timeouts=Timeouts(connect=5, command=5, data=5), tokens=AccessTokens())
+
+    async def run():
+        await session.open()
+        try:
+            return await session.send_all([_message(), _message()])
+        finally:
+            await session.close()
+
+    results = asyncio.run(run())
+
+    assert all(isinstance(r, Accepted) for r in results) and session.round_trips == 3
+    assert [r.auth_user for r in server.received] == [SENDER, SENDER]
+    auth = [chunk for _, chunk in server.reads if chunk.startswith(b"AUTH ")]
+    assert len(auth) == 1 and auth[0].startswith(b"AUTH XOAUTH2 ")  # one mechanism, one attempt
+    assert token_server.client_secret.encode() not in b"".join(chunk for _, chunk in server.reads)
