@@ -156,20 +156,24 @@ def measure(*, messages: int = MESSAGES, runs: int = RUNS, warmup: int = 1, dela
         else:
             local = LocalSmarthost(stack.enter_context(SmarthostProcess()))
             target, set_wait = local, local.set_wait
-        proxy_port = net.proxy(target.port)
-        endpoint = Endpoint("127.0.0.1", proxy_port, target.username, target.password, target.ca_pem)
+        # A proxy per sender (same delay, same smarthost): the connections counted on one are that sender's own.
+        def endpoint() -> Endpoint:
+            return Endpoint("127.0.0.1", net.proxy(target.port), target.username, target.password, target.ca_pem)
+
+        relay_endpoint = endpoint()
         if not skipped:
-            client = PostfixRelayClient(root / "relayclient", relay_port=proxy_port, ca_path=root / "ca" / "ca.pem",
+            client = PostfixRelayClient(root / "relayclient", relay_port=endpoint().port,
+                                        ca_path=root / "ca" / "ca.pem",
                                         username=target.username, password=target.password,
                                         connections=connections)
             stack.enter_context(running(smarthost, client))
-        relay = stack.enter_context(MemoryRelay(endpoint))
+        relay = stack.enter_context(MemoryRelay(relay_endpoint))
         senders = [RelaydeskSender(relay)]
         if not skipped:
             senders.append(PostfixSender(relay, client))
-        senders += [RawSender(relay, endpoint, 1, pipelined=False),
-                    RawSender(relay, endpoint, connections, pipelined=False),
-                    RawSender(relay, endpoint, connections, pipelined=True)]
+        senders += [RawSender(relay, endpoint(), 1, pipelined=False),
+                    RawSender(relay, endpoint(), connections, pipelined=False),
+                    RawSender(relay, endpoint(), connections, pipelined=True)]
         dnsfunc = offline_dns(relay)
         result = Measured([s.name for s in senders], {}, smarthost=target.label, skipped=skipped)
         if not skipped:
@@ -178,10 +182,10 @@ def measure(*, messages: int = MESSAGES, runs: int = RUNS, warmup: int = 1, dela
 
         def one_run(sender) -> float:
             expected = sender.prepare(messages)
-            net.busy_connections()
+            net.busy_connections(relay_endpoint.port)
             seconds = sender.send()
             if sender is senders[0]:
-                result.relay_connections = max(result.relay_connections, net.busy_connections())
+                result.relay_connections = max(result.relay_connections, net.busy_connections(relay_endpoint.port))
             result.signatures_verified += check_arrivals(sender.name, target.collect(messages), expected, dnsfunc)
             result.messages_checked += messages
             return seconds

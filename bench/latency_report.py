@@ -65,11 +65,11 @@ def render(result, *, title: str, messages: int, runs: int, warmup: int, connect
     if (0, 0) in rows:
         at_zero = _median(result, 0, 0, RELAY) / _median(result, 0, 0, raw_n)
         lines += ["", f"Relaydesk / {raw_n} at 0 ms: {at_zero:.2f}x ({_verdict(at_zero, TARGET_RAW_N_AT_0)})."]
-    lines += ["", *(f"- {note}" for note in _notes(result, connections, rows, raw_n, pipelined_n))]
+    lines += ["", *(f"- {note}" for note in _notes(result, connections, rows, raw_n, pipelined_n, messages))]
     return "\n".join(lines) + "\n"
 
 
-def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str) -> list[str]:
+def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str, messages: int) -> list[str]:
     delay = max(d for d, _ in rows)
     wait = max(w for _, w in rows)
     timing = []
@@ -90,7 +90,8 @@ def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str) -> list
     if (0, 0) in rows and _median(result, 0, 0, RELAY) and _median(result, 0, 0, RAW_ONE):
         own = 1000 / _median(result, 0, 0, RELAY) - 1000 / _median(result, 0, 0, RAW_ONE)
         timing.append(f"At 0 ms the relay's own work (compose, sign, record; bench/bench_relay.py breaks it down) "
-                      f"adds {own:.1f} ms a message to raw 1's transaction.")
+                      f"adds {own:.1f} ms a message to raw 1's transaction. The 0 ms cells are CPU-bound on a "
+                      "2-core machine shared with other work: their spread is wide, unlike the rows with a delay.")
     notes = [
         f"Checked after every run of every cell (warm-up included): {result.messages_checked} messages arrived "
         f"exactly once each (by their X-Relaydesk-Email-Id), and all {result.signatures_verified} DKIM signatures "
@@ -112,7 +113,10 @@ def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str) -> list
             "(`smtp_tls_connection_reuse`, through tlsproxy) and cached for 60 s as the relay pools its own for "
             "60 s. The messages are handed to it before the clock and held; the clock runs from `postsuper -H` and "
             "`postqueue -f` to the last `status=sent` in its log, so it includes its queue manager's scheduling "
-            "(what makes it slower than the raw senders at 0 ms).",
+            "(what makes it slower than the raw senders at 0 ms)."
+            + (f" At 0 ms a run of {messages} takes it {messages * 1000 / _median(result, 0, 0, POSTFIX):.0f} ms: "
+               "at most that is fixed cost per run, which every row carries; with more messages per run its rates "
+               "would be higher." if (0, 0) in rows and _median(result, 0, 0, POSTFIX) else ""),
             "Postfix smarthost: `smtpd_tls_security_level = encrypt`, Cyrus SASL (sasldb, PLAIN and LOGIN), "
             "virtual delivery to a Maildir the bench reads back; its end of DATA asks a policy service "
             "(`check_policy_service` in `smtpd_end_of_data_restrictions`) that answers after the row's wait.",

@@ -188,14 +188,15 @@ async def _serve(pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     settings = Settings()
     policy = await EndOfDataPolicy(settings).start()
-    proxies: list[DelayProxy] = []
+    proxies: dict[int, DelayProxy] = {}  # by the port it listens on
     pipe.send(policy.port)
     while True:
         command, argument = await loop.run_in_executor(None, pipe.recv)
         if command == "proxy":  # a new proxy to `argument` (an upstream port); replies its port
-            proxies.append(await DelayProxy(argument, settings).start())
-            pipe.send(proxies[-1].port)
-        elif command == "busy":  # connections of proxy `argument` that carried client bytes since last asked
+            proxy = await DelayProxy(argument, settings).start()
+            proxies[proxy.port] = proxy
+            pipe.send(proxy.port)
+        elif command == "busy":  # connections of the proxy on port `argument` that carried client bytes lately
             pipe.send(proxies[argument].count_busy())
         elif command == "delay":
             settings.delay = argument
@@ -232,9 +233,9 @@ class NetworkProcess:
     def proxy(self, upstream_port: int) -> int:
         return self._ask("proxy", upstream_port)
 
-    def busy_connections(self, proxy_index: int = 0) -> int:
-        """Connections of the `proxy_index`-th proxy that carried a client's bytes since the last call."""
-        return self._ask("busy", proxy_index)
+    def busy_connections(self, proxy_port: int) -> int:
+        """Connections of the proxy on `proxy_port` that carried a client's bytes since the last call for it."""
+        return self._ask("busy", proxy_port)
 
     def set_delay(self, seconds: float) -> None:
         self._ask("delay", seconds)
