@@ -15,16 +15,13 @@ proxies run in their own interpreter so that neither the senders nor the smartho
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import subprocess
-import sys
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.child_process import ChildProcess
+
 _CHILD = "import sys; from bench.network_process import serve_fd; serve_fd(int(sys.argv[1]))"
 BUFFER_LIMIT = 4 * 1024 * 1024  # bytes held in one direction before the proxy stops reading that side
 
@@ -214,21 +211,12 @@ class NetworkProcess:
     `net.set_delay(seconds)`, `net.set_wait(seconds)`; `net.policy_port` for Postfix's end of DATA."""
 
     def __enter__(self) -> NetworkProcess:
-        ours, theirs = socket.socketpair()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        self._process = subprocess.Popen([sys.executable, "-c", _CHILD, str(theirs.fileno())],
-                                         pass_fds=[theirs.fileno()], cwd=ROOT, env=env)
-        theirs.close()
-        self._pipe = Connection(ours.detach())
-        if not self._pipe.poll(30):
-            self._process.kill()
-            raise RuntimeError("the benchmark's network process did not start")
-        self.policy_port: int = self._pipe.recv()
+        self._child = ChildProcess(_CHILD, "the benchmark's network process")
+        self.policy_port: int = self._child.start()
         return self
 
     def _ask(self, command: str, argument=None):
-        self._pipe.send((command, argument))
-        return self._pipe.recv()
+        return self._child.ask(command, argument)
 
     def proxy(self, upstream_port: int) -> int:
         return self._ask("proxy", upstream_port)
@@ -244,13 +232,4 @@ class NetworkProcess:
         self._ask("wait", seconds)
 
     def __exit__(self, *exc) -> None:
-        try:
-            self._ask("stop")
-        except (OSError, EOFError):
-            pass
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(5)
-        self._pipe.close()
+        self._child.stop()
