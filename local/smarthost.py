@@ -7,9 +7,12 @@ One class, `SmtpServer`, in the modes a customer's mail server has:
 - ``mode="implicit"`` (port 465 style): TLS from the first byte.
 - ``mode="none"``: no STARTTLS offered at all (a misconfigured server). AUTH is then never offered either,
   because AUTH is only accepted over TLS; a client that insists gets 530/538.
-- ``oauth=TokenServer(...)`` (any mode with TLS): AUTH XOAUTH2 is offered too, as Exchange Online does; a token
-  that `oauth` validates for a client allowed to send as the mailbox (``oauth_mailboxes``: client id -> mailboxes)
-  gets 235 and ``auth_user`` is the mailbox; anything else gets ``535 5.7.3 Authentication unsuccessful``.
+- ``oauth=TokenServer(...)`` (any mode with TLS): AUTH XOAUTH2 is offered too, as Exchange Online and Gmail do; a
+  token that `oauth` issued gets 235 (``auth_user`` is the mailbox) when it may send as the mailbox: an app's token
+  if the app may (``oauth_mailboxes``: client id -> mailboxes), a service account's token if it was issued for that
+  very mailbox (its `sub`) with Gmail's scope. Anything else gets ``535 5.7.3 Authentication unsuccessful`` as
+  Exchange Online answers, or with ``xoauth2_replies="gmail"`` Gmail's error challenge (334 and a base64 JSON
+  status), then ``535-5.7.8 Username and Password not accepted``.
 - ``pipelining=True`` (the default, as Postfix, Exchange Online and Gmail do) advertises PIPELINING (RFC 2920) in
   the EHLO reply; aiosmtpd reads commands line by line and answers each in order, so a pipelined group works.
 - ``end_of_data_wait=0.2`` waits that long before answering the end of DATA, as Exchange Online does while it scans
@@ -71,6 +74,12 @@ DATA_COMMAND = "DATA-COMMAND"  # faults on the DATA command itself; "DATA" ones 
 DATA_WITHOUT_RECIPIENTS = "DATA-WITHOUT-RECIPIENTS"
 DATA_WITHOUT_RECIPIENTS_REPLY = "554 5.5.1 Error: no valid recipients"
 XOAUTH2_REFUSED = "535 5.7.3 Authentication unsuccessful"  # Exchange Online's reply to a token it does not accept
+# Gmail's: an error challenge (developers.google.com/gmail/imap/xoauth2-protocol), then 535 5.7.8 once the client
+# sends an empty line.
+GMAIL_XOAUTH2_CHALLENGE = '{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}'
+GMAIL_XOAUTH2_REFUSED = ("535-5.7.8 Username and Password not accepted. For more information, go to\r\n"
+                         "535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp")
+GMAIL_SCOPE = "https://mail.google.com/"
 DEFAULT_CERT_NAMES = ("127.0.0.1", "localhost")
 
 
@@ -298,6 +307,9 @@ class _Handler:
             blob = answer
         mailbox = self.owner._check_xoauth2(blob)
         if mailbox is None:
+            if self.owner.xoauth2_replies == "gmail":
+                await server.challenge_auth(GMAIL_XOAUTH2_CHALLENGE)  # the client answers with an empty line
+                return AuthResult(success=False, handled=False, message=GMAIL_XOAUTH2_REFUSED)
             return AuthResult(success=False, handled=False, message=XOAUTH2_REFUSED)
         return AuthResult(success=True, auth_data=LoginPassword(mailbox.encode(), b""))
 
@@ -403,6 +415,7 @@ class SmtpServer:
         accept_recipient: when given, RCPT of an address it returns False for gets 550 (an MX's "no relaying").
         oauth: a `local.oauth_server.TokenServer` whose tokens AUTH XOAUTH2 accepts; XOAUTH2 is offered only then.
         oauth_mailboxes: client id -> the mailboxes its tokens may send as (`allow_mailbox` adds one).
+        xoauth2_replies: "exchange" (535 5.7.3) or "gmail" (error challenge, then 535 5.7.8) for a refused token.
         pipelining: advertise PIPELINING (RFC 2920) in the EHLO reply.
         end_of_data_wait: seconds to wait before answering the end of DATA (a server scanning the message).
         record_reads: keep every chunk read from clients in `reads` (connection number, bytes).
@@ -414,7 +427,8 @@ class SmtpServer:
                  host: str = "127.0.0.1", on_message: Callable[[Received], None] | None = None,
                  accept_recipient: Callable[[str], bool] | None = None,
                  data_size_limit: int = 35 * 1024 * 1024, oauth: TokenServer | None = None,
-                 oauth_mailboxes: dict[str, set[str]] | None = None, pipelining: bool = True,
+                 oauth_mailboxes: dict[str, set[str]] | None = None,
+                 xoauth2_replies: Literal["exchange", "gmail"] = "exchange", pipelining: bool = True,
                  end_of_data_wait: float = 0.0, record_reads: bool = False) -> None:
         if mode not in ("starttls", "implicit", "none"):
             raise ValueError(f"unknown mode {mode!r}")
@@ -429,6 +443,7 @@ class SmtpServer:
         self.received: list[Received] = []
         self._users: dict[str, str] = dict(users or {})
         self.oauth = oauth
+        self.xoauth2_replies = xoauth2_replies
         self.pipelining = pipelining
         self.end_of_data_wait = end_of_data_wait
         self.record_reads = record_reads
@@ -503,9 +518,14 @@ class SmtpServer:
         fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
         mailbox = fields.get("user", "").lower()
         scheme, _, token = fields.get("auth", "").partition(" ")
-        client = self.oauth.validate(token) if self.oauth is not None and scheme.lower() == "bearer" else None
+        grant = self.oauth.grant_of(token) if self.oauth is not None and scheme.lower() == "bearer" else None
         with self._lock:
-            allowed = client is not None and mailbox in self._oauth_mailboxes.get(client, set())
+            if grant is None:
+                allowed = False
+            elif grant.subject is not None:  # a service account's token acts as its `sub` only, with Gmail's scope
+                allowed = grant.subject == mailbox and GMAIL_SCOPE in grant.scope.split()
+            else:
+                allowed = mailbox in self._oauth_mailboxes.get(grant.client_id, set())
         if allowed:
             return mailbox
         self._count("auth_failures")

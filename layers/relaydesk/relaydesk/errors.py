@@ -159,9 +159,11 @@ class OAuthTokenError(RelaydeskError):
               "with `relaydesk addresses rotate`.")
 
     def __init__(self, message: str, *, oauth_error: str | None = None, aadsts: str | None = None,
-                 http_status: int | None = None, transient: bool = False, action: str | None = None) -> None:
+                 http_status: int | None = None, transient: bool = False, action: str | None = None,
+                 description: str | None = None) -> None:
         super().__init__(message, action=action)
         self.oauth_error = oauth_error
+        self.description = description  # the endpoint's error_description (first line, bounded, scrubbed)
         self.aadsts = aadsts
         self.http_status = http_status
         self.transient = transient

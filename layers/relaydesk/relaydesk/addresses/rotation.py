@@ -158,8 +158,7 @@ def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
     credentials = _credentials(stores.secrets.get(secret_id, CURRENT).value)
     connector = address.connector
     connector.host, connector.port, connector.tls_mode = credentials.host, credentials.port, credentials.tls_mode
-    connector.auth_kind = credentials.auth_kind
-    connector.oauth_tenant_id, connector.oauth_client_id = credentials.oauth_tenant_id, credentials.oauth_client_id
+    connector.take_sign_in(credentials)
     connector.credentials_version = token
     if connector.state is ConnectorState.AUTH_FAILED:
         verified = address.outbound.status is VerificationStatus.VERIFIED

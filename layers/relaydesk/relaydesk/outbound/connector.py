@@ -20,7 +20,7 @@ from relaydesk.errors import (
 )
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound import dkim, hold, pool
-from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
+from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, sender_name
 from relaydesk.outbound.credentials import VersionedCredentials
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.pool import PoolKey
@@ -171,7 +171,7 @@ class ConnectorGroup:
         if account is None:
             account = self.accounts[notification.account_id] = self.stores.directory.get_account(
                 notification.account_id)
-        sender = Sender(address=address.email, display_name=display_name(account, address),
+        sender = Sender(address=address.email, display_name=sender_name(account, address, notification),
                         reply_to=address.email, message_id_domain=address.domain)
         return compose(notification, sender,
                        inline_attachments=inline and account.settings.include_attachments_in_email,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from relaydesk.addresses.explain import explain_reply, explain_token_error
 from relaydesk.addresses.model import ConnectorState, SupportAddress, VerificationStatus
 from relaydesk.clock import utcnow
-from relaydesk.credentials import AuthKind
+from relaydesk.credentials import AuthKind, OAuthGrant
 from relaydesk.errors import AuthenticationFailedError, ConfigurationError, OAuthTokenRefusedError
 from relaydesk.notification import Notification
 from relaydesk.store.ports import HeldNotifications
@@ -28,9 +28,11 @@ def is_held(address: SupportAddress | None) -> bool:
     return bool(address and address.connector and address.connector.state is ConnectorState.AUTH_FAILED)
 
 
-def explanation(error: AuthenticationFailedError, *, host: str, username: str, oauth: bool = False) -> str:
+def explanation(error: AuthenticationFailedError, *, host: str, username: str, oauth: bool = False,
+                google: bool = False) -> str:
     """The server's reply and what to do about it, for the address's last error (no secret in it). `oauth`: the
-    address signs in with XOAUTH2 (a 535 then means the app's rights on the mailbox, not a password)."""
+    address signs in with XOAUTH2 (a 535 then means the app's rights on the mailbox, not a password); `google`:
+    with a Google service account."""
     if isinstance(error, OAuthTokenRefusedError):
         token = error.token_error
         # Entra ID's codes have a known fix; anything else (an http:// token URL, ...) carries its own action.
@@ -38,7 +40,8 @@ def explanation(error: AuthenticationFailedError, *, host: str, username: str, o
             if token.aadsts else token.action
         return (f"auth_failed: {token.message.rstrip('.')}. Notifications are held until the credentials change. "
                 f"What to do: {fix}")
-    known = explain_reply(error.smtp_code, error.server_reply, host=host, username=username, oauth=oauth)
+    known = explain_reply(error.smtp_code, error.server_reply, host=host, username=username, oauth=oauth,
+                          google=google)
     what_to_do = known.fix if known else error.action
     said = error.server_reply or error.message
     return (f"auth_failed: {host} refused the credentials ({said}). Notifications are held until the credentials "
@@ -57,7 +60,8 @@ def hold_address(stores: Stores, email: str, error: AuthenticationFailedError, *
     connector.held_since = connector.held_since or utcnow()
     connector.held_version = version_id
     address.last_error = explanation(error, host=connector.host, username=address.email,
-                                     oauth=connector.auth_kind is AuthKind.OAUTH2)
+                                     oauth=connector.auth_kind is AuthKind.OAUTH2,
+                                     google=connector.oauth_grant is OAuthGrant.SERVICE_ACCOUNT)
     address.updated_at = utcnow()
     stores.directory.put_address(address)
 
