@@ -1,6 +1,7 @@
-"""Relay speed at network latency: the Relaydesk relay against a Postfix relay client and raw senders, all through
-one loopback proxy that delays each direction, into one smarthost (a real Postfix with STARTTLS and SASL when it
-can run here, else the project's aiosmtpd smarthost), in the same run, rows interleaved run by run.
+"""Relay speed at network latency: the Relaydesk relay against a Postfix relay client and raw senders, each through
+a loopback proxy that delays each direction (one proxy a sender, all with the same delay), into one smarthost (a
+real Postfix with STARTTLS and SASL when it can run here, else the project's aiosmtpd smarthost), in the same run,
+the senders taking turns run by run.
 
 Rows: one-way delay x the smarthost's wait before it answers the end of DATA. Columns: the relay (today's path,
 as bench/bench_relay.py drives it), a Postfix relay client with as many connections as the raw N senders, and
@@ -32,7 +33,9 @@ from bench.smarthost_process import SmarthostProcess
 NAME = "latency"
 TITLE = "Relay speed at network latency: against a Postfix relay client and raw senders"
 
-CONNECTIONS = 4  # the raw N senders and the Postfix relay client; Microsoft 365 allows 3 per mailbox
+# The raw N senders and the Postfix relay client: the connections per smarthost the relay is to use (Microsoft 365
+# allows 3 per mailbox, Postfix's own default is 20); today's relay uses one, which the report counts and says.
+CONNECTIONS = 4
 MESSAGES = 20  # per cell and run: two SQS batches for the relay, five per connection for the N senders
 DELAYS_MS = (0, 10, 25)
 WAITS_MS = (0, 200)
