@@ -41,7 +41,6 @@ class PipeliningProtocol(SMTPProtocol):
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, connection_lost_callback=None) -> None:
         self._owed = 0  # replies to commands already written that have not been parsed yet
         self._replies: deque[SMTPResponse] = deque()
-        self.writes = 0  # groups (and aiosmtplib's single commands) handed to the transport: one flush each
         super().__init__(loop=loop, connection_lost_callback=connection_lost_callback)
 
     # aiosmtplib sets `_response_pending = True` before it writes one command (and at the greeting); it reads the
@@ -61,10 +60,6 @@ class PipeliningProtocol(SMTPProtocol):
             del self._buffer[:]
             self._replies.clear()
         self._owed += count
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        self.writes += 1
 
     def data_received(self, data: bytes) -> None:
         waiter = self._response_waiter
@@ -136,11 +131,6 @@ class PipeliningSMTP(aiosmtplib.SMTP):
     def pipelining(self) -> bool:
         """The server advertised PIPELINING in its last EHLO reply (after TLS, the only one that counts)."""
         return self.supports_extension("pipelining")
-
-    @property
-    def writes(self) -> int:
-        protocol = self.protocol
-        return protocol.writes if isinstance(protocol, PipeliningProtocol) else 0
 
     async def exchange(self, group: bytes, timeouts: Sequence[float]) -> GroupReplies:
         """One group in one write, its replies in order (see `PipeliningProtocol.exchange`). A timeout or a lost
