@@ -227,6 +227,7 @@ class _Protocol(SMTP):
         super().connection_made(transport)
         if first:
             self._number = self._owner._count("connections")
+            self._owner._sessions.add(self)
             # aiosmtpd only knows STARTTLS as "TLS"; on an implicit-TLS connection AUTH is already protected.
             if transport.get_extra_info("ssl_object") is not None:
                 self._auth_require_tls = False
@@ -234,6 +235,10 @@ class _Protocol(SMTP):
     def data_received(self, data: bytes) -> None:
         self._owner._read(self._number, data)
         super().data_received(data)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._owner._sessions.discard(self)
+        super().connection_lost(error)
 
     async def _handle_client(self) -> None:
         for fault in self._owner.faults.take("CONNECT"):
@@ -452,6 +457,7 @@ class SmtpServer:
         self._oauth_mailboxes = {client: {box.lower() for box in boxes}
                                  for client, boxes in (oauth_mailboxes or {}).items()}
         self._lock = threading.Condition()
+        self._sessions: set[_Protocol] = set()  # open connections, so a password change can end a user's sessions
         self._cert: ServerCertificate | None = ca.issue(list(cert_names)) if mode != "none" else None
         self._options = {"require_tls": require_tls, "auth_required": auth_required,
                          "data_size_limit": data_size_limit}
@@ -502,6 +508,18 @@ class SmtpServer:
         """Add the user or change its password; takes effect for the next AUTH."""
         with self._lock:
             self._users[user] = password
+
+    def end_sessions(self, user: str) -> int:
+        """Close every open connection authenticated as `user` (what a server does when an admin resets the
+        password); its client signs in again on its next connection. Returns how many were closed."""
+        ended = 0
+        for session in list(self._sessions):
+            login = getattr(getattr(session.session, "auth_data", None), "login", None) if session.session else None
+            login = login.decode("utf-8", "replace") if isinstance(login, bytes) else login
+            if login == user and session.transport is not None and self._controller is not None:
+                self._controller.loop.call_soon_threadsafe(session.transport.close)
+                ended += 1
+        return ended
 
     def remove_user(self, user: str) -> None:
         with self._lock:

@@ -11,9 +11,11 @@ from relaydesk.store.ports import (
     BlobStore,
     DirectoryStore,
     HeldNotifications,
+    HoldAlertLedger,
     NotificationQueue,
     RawMailSender,
     SecretStore,
+    SuppressionList,
     TicketStore,
 )
 
@@ -31,6 +33,9 @@ class Stores:
     held: HeldNotifications | None = None
     # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
     peers: tuple[tuple[str, DirectoryStore], ...] = ()
+    # Operations: alerts to an account's admins about a held address, and recipients SES reported as undeliverable.
+    hold_alerts: HoldAlertLedger | None = None
+    suppressions: SuppressionList | None = None
 
 
 def other_environment(environment: str) -> str:
@@ -61,10 +66,12 @@ def _session() -> Any:
 def aws_stores() -> Stores:
     from relaydesk.store.dynamodb import DynamoDirectory, DynamoTickets
     from relaydesk.store.held import DynamoHeld
+    from relaydesk.store.hold_alerts import DynamoHoldAlerts
     from relaydesk.store.s3 import S3Blobs
     from relaydesk.store.secrets import SecretsManagerStore
     from relaydesk.store.ses import SesRawOutbound
     from relaydesk.store.sqs import SqsNotificationQueue
+    from relaydesk.store.suppressions import DynamoSuppressions
 
     settings = get_settings()
     session = _session()
@@ -79,6 +86,8 @@ def aws_stores() -> Stores:
         mailer=SesRawOutbound(session.client("ses"), settings.ses_configuration_set),
         held=DynamoHeld(dynamodb.Table(settings.directory_table)),
         peers=_peers(session, dynamodb, settings),
+        hold_alerts=DynamoHoldAlerts(dynamodb.Table(settings.directory_table)),
+        suppressions=DynamoSuppressions(dynamodb.Table(settings.directory_table)),
     )
 
 

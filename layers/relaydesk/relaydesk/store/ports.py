@@ -8,7 +8,9 @@ from typing import NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.alerts.model import HoldAlert
 from relaydesk.notification import Notification
+from relaydesk.outbound.suppression import Suppression
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -119,3 +121,22 @@ class HeldNotifications(Protocol):
     def park(self, email: str, notification: Notification) -> None: ...  # idempotent per notification id
     def list(self, email: str) -> list[Notification]: ...
     def remove(self, email: str, notification_id: str) -> None: ...
+
+
+class HoldAlertLedger(Protocol):
+    """Per held address, the alerts its account's admins were sent. Every write is a compare-and-set on `version`
+    (None: the entry must not exist), so two runs never send the same alert; False means another run got there."""
+
+    def get(self, email: str) -> HoldAlert | None: ...
+    def list(self) -> list[HoldAlert]: ...  # every address with an open alert
+    def put_if(self, alert: HoldAlert, expected_version: int | None) -> bool: ...  # stores alert.version + 1
+    def delete_if(self, email: str, expected_version: int) -> bool: ...
+
+
+class SuppressionList(Protocol):
+    """Recipients an account no longer sends to (SES bounces and complaints), keyed by account and address."""
+
+    def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]: ...  # lower-cased keys
+    def add(self, suppression: Suppression) -> None: ...  # keeps the first reason and time of an existing entry
+    def list(self, account_id: str) -> list[Suppression]: ...
+    def remove(self, account_id: str, recipient: str) -> bool: ...  # False: it was not suppressed
