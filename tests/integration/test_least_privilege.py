@@ -51,10 +51,10 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-FUNCTIONS = {"InboundFunction": "inbound", "RelayFunction": "relay", "RotationFunction": "rotation",
-             "AttachmentsFunction": "attachments", "AddressesApiFunction": "addresses_api",
-             "TenantApiFunction": "tenant_api", "ConsoleJobsFunction": "console_jobs",
-             "ConsolePublisherFunction": "console_publisher"}
+# Every function of the template, so a new one fails here until its jobs run below and its policy is written out.
+FUNCTIONS = {name: Path(resource["Properties"]["CodeUri"]).name
+             for name, resource in load_template(TEMPLATE)["Resources"].items()
+             if resource["Type"] == "AWS::Serverless::Function"}
 ROLES = ("TenantSecretsRole",)  # roles the code assumes (with session tags) to act for one account
 ACCOUNT = "A01LEASTPRIVILEGE1"
 SUPPORT = "support@acme.test"
@@ -109,6 +109,8 @@ class Recorder:
             pairs.append(("secretsmanager:TagResource", pairs[0][1]))  # tags given at creation need it too
         if (service, operation) == ("sts", "AssumeRole") and params.get("Tags"):
             pairs.append(("sts:TagSession", self.resource(service, params)))
+        if service == "ses" and params.get("ConfigurationSetName"):  # authorized on the set as well
+            pairs.append((action, "ses:configuration-set"))
         return pairs
 
     def resource(self, service: str, params: dict) -> str:
@@ -210,6 +212,8 @@ def template_resource(value) -> str:
         return "secret:" + text.rsplit(":secret:", 1)[1]
     if ":identity/" in text:
         return "ses:identity"
+    if ":configuration-set/" in text:
+        return "ses:configuration-set"
     match = re.fullmatch(r"\$\{(\w+)(?:\.Arn)?\}(.*)", text)
     assert match, f"a resource this test cannot read: {text}"
     return match.group(1) + match.group(2)
@@ -231,14 +235,24 @@ def allowed(function: str) -> set[tuple[str, str]]:
 
 
 def platform_needs(function: str) -> set[tuple[str, str]]:
-    """What AWS does with the function's role besides its code: poll its SQS event source."""
+    """What AWS does with the function's role besides its code: poll its SQS queue or read its DynamoDB stream,
+    and send what failed to the on-failure queue (encrypted with the DataKey)."""
     pairs = set()
     for resource in load_template(TEMPLATE)["Resources"].values():
         props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Lambda::EventSourceMapping" and props["FunctionName"] == {"Ref": function}:
-            queue = props["EventSourceArn"]["Fn::GetAtt"][0]
-            pairs |= {(a, queue) for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")}
+        if resource["Type"] != "AWS::Lambda::EventSourceMapping" or props["FunctionName"] != {"Ref": function}:
+            continue
+        source, attribute = props["EventSourceArn"]["Fn::GetAtt"]
+        if attribute == "StreamArn":
+            pairs |= {(a, f"{source}/stream/*") for a in ("dynamodb:DescribeStream", "dynamodb:GetRecords",
+                                                           "dynamodb:GetShardIterator", "dynamodb:ListStreams")}
+        else:
+            pairs |= {(a, source) for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")}
             pairs.add(("kms:Decrypt", "DataKey"))
+        failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        if failure:
+            pairs |= {("sqs:SendMessage", failure["Fn::GetAtt"][0]), ("kms:GenerateDataKey", "DataKey"),
+                      ("kms:Decrypt", "DataKey")}
     events = load_template(TEMPLATE)["Resources"][function]["Properties"].get("EventInvokeConfig") or {}
     if events.get("DestinationConfig", {}).get("OnFailure", {}).get("Type") == "SQS":
         pairs |= {("kms:GenerateDataKey", "DataKey"), ("kms:Decrypt", "DataKey")}  # SAM grants the SendMessage
@@ -372,8 +386,8 @@ def relay_jobs(stores, smarthost, ticket: Ticket, monkeypatch) -> None:
     account.settings.include_attachments_in_email = False  # now as the attachments function's signed links
     stores.directory.put_account(account)
     assert relay_batch(stores, notification(attachments=[attachment]))["batchItemFailures"] == []
-    assert relay_batch(stores, notification(support_address="support@acme.mail.relaydesk.test"))[
-        "batchItemFailures"] == []
+    through_ses = notification(support_address="support@acme.mail.relaydesk.test")
+    assert relay_batch(stores, through_ses)["batchItemFailures"] == []
     smarthost.faults.reply("MAIL", "451 4.3.0 Try again later", times=1)
     assert relay_batch(stores, notification())["batchItemFailures"]  # deferred: a visibility delay
     smarthost.faults.clear()
@@ -441,6 +455,41 @@ def api_jobs(stores, smarthost) -> None:
     for method, path, body in tenant:
         response = invoke("tenant_api", http_event(method, path, None, body, authorizer=claims))
         assert response["statusCode"] < 300, (method, path, response["body"])
+
+
+def alert_jobs(stores, ticket: Ticket) -> None:
+    """An address goes on hold (its change record: the admins are mailed), the hourly and daily runs, the release;
+    then SES reports a bounce and a complaint of Relaydesk's own mail (the recipients suppressed for the account)."""
+    from relaydesk.alerts.contacts import change_admin_contacts
+
+    change_admin_contacts(stores, ACCOUNT, add=["it@acme.test"], remove=())
+    held = SupportAddress(email="held@acme.test", account_id=ACCOUNT, kind=AddressKind.SMTP_CONNECTOR,
+                          last_error="auth_failed: refused (535 5.7.8). What to do: change the password.",
+                          connector=Connector(host="smtp.acme.test", secret_arn="arn:x",
+                                              state=ConnectorState.AUTH_FAILED, held_since=utcnow()))
+    stores.directory.put_address(held)
+
+    def changed() -> dict:
+        keys = {"pk": {"S": "ADDRESS#held@acme.test"}, "sk": {"S": f"ACCOUNT#{ACCOUNT}"}}
+        return {"Records": [{"eventID": new_id("E"), "eventName": "MODIFY", "eventSource": "aws:dynamodb",
+                             "dynamodb": {"Keys": keys, "SequenceNumber": "1", "SizeBytes": 40,
+                                          "StreamViewType": "KEYS_ONLY"}}]}
+
+    assert invoke("hold_alerts", changed()) == {"batchItemFailures": []}
+    invoke("hold_alerts", {"run": "remind"})
+    invoke("hold_alerts", {"run": "sweep"})
+    held.connector.state, held.connector.held_since = ConnectorState.ACTIVE, None
+    stores.directory.put_address(held)
+    invoke("hold_alerts", changed())  # the release
+    # The acknowledgement inbound queued for the ticket: its Email-Id links back to the ticket.
+    inbound_notification = stores.tickets.get_ticket(ticket.ticket_id).notifications[0].notification_id
+    for kind in ("Bounce", "Complaint"):
+        message = {"eventType": kind, "mail": {"messageId": "ses-1", "headers": [
+            {"name": "X-Relaydesk-From-Account-Id", "value": ACCOUNT},
+            {"name": "X-Relaydesk-Email-Id", "value": inbound_notification}]},
+            "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "gone@example.net"}]},
+            "complaint": {"complainedRecipients": [{"emailAddress": "angry@example.net"}]}}
+        invoke("ses_feedback", {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(message)}}]})
 
 
 def console_jobs(stores, smarthost, monkeypatch) -> None:
@@ -549,9 +598,11 @@ def test_every_function_may_do_exactly_what_its_code_does(world, recorder, smart
     rotation_jobs(world, smarthost, ticket)
     attachment_jobs(world, ticket)
     api_jobs(world, smarthost)
+    alert_jobs(world, ticket)
     console_jobs(world, smarthost, monkeypatch)
 
-    report = []
+    report = [f"{function} ran no job here: add its jobs to this test" for function in FUNCTIONS
+              if not recorder.needed[function]]
     for function in [*FUNCTIONS, *ROLES]:
         needed = recorder.needed[function] | platform_needs(function)
         granted = allowed(function)

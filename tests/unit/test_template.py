@@ -217,8 +217,12 @@ def test_fallback_mail_goes_only_through_our_own_ses_identities(resources):
     (statement,) = [statement for statement in _statements(resources["RelayFunction"])
                     if statement["Action"] == "ses:SendRawEmail"]
 
-    identities = [resource for resource in statement["Resource"] if "Fn::Sub" in resource]
-    assert [_sub_text(arn).rsplit(":identity/", 1)[1] for arn in identities] == ["${MailDomain}", "*.${MailDomain}"]
+    arns = [_sub_text(resource) for resource in statement["Resource"] if "Fn::Sub" in resource]
+    identities = [arn.rsplit(":identity/", 1)[1] for arn in arns if ":identity/" in arn]
+    assert identities == ["${MailDomain}", "*.${MailDomain}"]
+    # and only through the stack's configuration set, whose bounces and complaints come back (docs/OPERATIONS.md)
+    assert [arn for arn in arns if ":identity/" not in arn] == [
+        "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${OutboundConfigurationSet}"]
     (optional,) = [resource for resource in statement["Resource"] if "Fn::If" in resource]
     assert optional["Fn::If"][0] == "HasDefaultFromDomain"
 
@@ -246,7 +250,8 @@ def test_each_function_runs_its_handler_on_python_311_with_the_relaydesk_layer(t
     assert function_globals["Layers"] == [{"Ref": "RelaydeskLayer"}]
     assert {f["Properties"]["CodeUri"] for f in functions.values()} == {
         "functions/inbound/", "functions/relay/", "functions/rotation/", "functions/addresses_api/",
-        "functions/attachments/", "functions/tenant_api/", "functions/console_jobs/", "console/dist/"}
+        "functions/attachments/", "functions/hold_alerts/", "functions/ses_feedback/", "functions/tenant_api/",
+        "functions/console_jobs/", "console/dist/"}
     # The console's publisher: its package is the built console, its handler in the layer.
     publisher = functions["ConsolePublisherFunction"]["Properties"]
     assert (publisher["CodeUri"], publisher["Handler"]) == ("console/dist/", "relaydesk.console_site.handler")
@@ -289,11 +294,12 @@ def test_the_local_stack_runs_each_function_with_the_template_timeouts_and_retri
 
     settings = function_settings(TEMPLATE)
 
-    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments", "tenant_api",
-                             "console_jobs", "dist"}
+    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments", "hold_alerts",
+                             "ses_feedback", "tenant_api", "console_jobs", "dist"}
     assert settings["console_jobs"]["MaximumRetryAttempts"] == 0  # a failed job is recorded, never run twice
     assert settings["relay"]["Timeout"] == resources["RelayFunction"]["Properties"]["Timeout"]
-    assert settings["addresses_api"]["Timeout"] == template["Globals"]["Function"]["Timeout"]  # from Globals
+    assert settings["addresses_api"]["Timeout"] == resources["AddressesApiFunction"]["Properties"]["Timeout"]
+    assert settings["addresses_api"]["MemorySize"] == template["Globals"]["Function"]["MemorySize"]  # from Globals
     assert settings["inbound"]["MaximumRetryAttempts"] == 2
     assert receipt_s3_prefix(TEMPLATE) == "inbound/"
 

@@ -12,11 +12,13 @@ from relaydesk.store.ports import (
     BlobStore,
     DirectoryStore,
     HeldNotifications,
+    HoldAlertLedger,
     JobLauncher,
     JobStore,
     NotificationQueue,
     RawMailSender,
     SecretStore,
+    SuppressionList,
     TicketStore,
     UserDirectory,
 )
@@ -40,6 +42,9 @@ class Stores:
     launcher: JobLauncher | None = None
     users: UserDirectory | None = None
     dead_letters: Any = None  # store.sqs_dlq.SqsDeadLetters
+    # Operations: alerts to an account's admins about a held address, and recipients SES reported as undeliverable.
+    hold_alerts: HoldAlertLedger | None = None
+    suppressions: SuppressionList | None = None
 
 
 def other_environment(environment: str) -> str:
@@ -70,12 +75,14 @@ def _session() -> Any:
 def aws_stores() -> Stores:
     from relaydesk.store.dynamodb import DynamoDirectory, DynamoTickets
     from relaydesk.store.held import DynamoHeld
+    from relaydesk.store.hold_alerts import DynamoHoldAlerts
     from relaydesk.store.jobs import DynamoJobs, LambdaJobLauncher
     from relaydesk.store.s3 import S3Blobs
     from relaydesk.store.secrets import SecretsManagerStore
     from relaydesk.store.ses import SesRawOutbound
     from relaydesk.store.sqs import SqsNotificationQueue
     from relaydesk.store.sqs_dlq import SqsDeadLetters
+    from relaydesk.store.suppressions import DynamoSuppressions
 
     settings = get_settings()
     session = _session()
@@ -99,6 +106,8 @@ def aws_stores() -> Stores:
         users=_users(session, settings),
         dead_letters=SqsDeadLetters(sqs, settings.notifications_dlq_url, settings.notifications_queue_url)
         if settings.notifications_dlq_url else None,
+        hold_alerts=DynamoHoldAlerts(dynamodb.Table(settings.directory_table)),
+        suppressions=DynamoSuppressions(dynamodb.Table(settings.directory_table)),
     )
 
 

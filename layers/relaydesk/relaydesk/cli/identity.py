@@ -11,7 +11,8 @@ from relaydesk.cli import session as sessions
 from relaydesk.errors import ConfigurationError
 
 # Commands that only read; every other command changes something and says who does it, where.
-READ_ONLY = {("addresses", "list"), ("addresses", "show"), ("accounts", "show"), ("dns", "check"), ("dlq", "list"),
+READ_ONLY = {("addresses", "list"), ("addresses", "show"), ("accounts", "show"), ("accounts", "list"),
+             ("suppressions", "list"), ("dns", "check"), ("dlq", "list"),
              ("tickets", "list"), ("tickets", "show"), ("whoami", None), ("token", None), ("login", None),
              ("logout", None)}
 # What a tenant user may do through the tenant API; everything else needs the operator (--operator).

@@ -70,6 +70,8 @@ def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | N
 class SmtpSubmission:
     """One authenticated connection to one smarthost with one login. Not thread-safe: one batch group uses it."""
 
+    client_class: type[aiosmtplib.SMTP] = aiosmtplib.SMTP  # a subclass may speak through another protocol
+
     def __init__(self, credentials: SmtpCredentials, *, timeouts: Timeouts | None = None,
                  local_hostname: str = "relaydesk.invalid", tokens: AccessTokens | None = None) -> None:
         self._credentials = credentials
@@ -92,9 +94,9 @@ class SmtpSubmission:
         creds = self._credentials
         implicit = creds.tls_mode is TlsMode.IMPLICIT
         sock = await self._socket()  # to an address checked after resolution (relaydesk.destinations)
-        smtp = aiosmtplib.SMTP(hostname=creds.host, sock=sock, use_tls=implicit, start_tls=False,
-                               tls_context=client_tls_context(creds.ca_bundle_pem), timeout=self._timeouts.command,
-                               local_hostname=self._local_hostname)
+        smtp = self.client_class(hostname=creds.host, sock=sock, use_tls=implicit, start_tls=False,
+                                 tls_context=client_tls_context(creds.ca_bundle_pem),
+                                 timeout=self._timeouts.command, local_hostname=self._local_hostname)
         self._smtp = smtp
         try:
             # asyncio's transport owns the socket from here and closes it, also when the connection fails.

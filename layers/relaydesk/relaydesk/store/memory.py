@@ -10,9 +10,13 @@ from datetime import datetime
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.alerts.model import HoldAlert
 from relaydesk.errors import ConflictError, NotFoundError
 from relaydesk.jobs.model import MAX_PROGRESS_LINES, MAX_STEPS, Job, JobStatus, JobStep, bounded
 from relaydesk.notification import Notification
+from relaydesk.outbound.suppression import Suppression
+from relaydesk.store import ticket_items
+from relaydesk.store.item_budget import check_item, check_transaction
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion, created_verified, resolve_claims
 from relaydesk.store.sqs_dlq import DeadLetter
 from relaydesk.tickets.model import (
@@ -96,7 +100,9 @@ class MemoryDirectory:
 
 
 class MemoryTickets:
-    """Each method is one atomic step, as its DynamoDB write is (a lock stands for the item-level atomicity)."""
+    """Each method is one atomic step, as its DynamoDB write is (a lock stands for the item-level atomicity); a
+    ticket is created with its comments all or nothing, as the adapter's transaction; every item is checked against
+    DynamoDB's limits (the adapter's own items, built by `ticket_items`), so unit tests meet them too."""
 
     def __init__(self) -> None:
         self.tickets: dict[str, Ticket] = {}
@@ -104,17 +110,11 @@ class MemoryTickets:
         self._lock = threading.RLock()
 
     def create_ticket(self, ticket: Ticket) -> None:
+        check_transaction(ticket_items.ticket_with_children(ticket))
         with self._lock:
             if ticket.ticket_id in self.tickets:
                 raise ConflictError(f"ticket {ticket.ticket_id} exists")
             self.tickets[ticket.ticket_id] = ticket.model_copy(deep=True)
-
-    def update_ticket(self, ticket: Ticket) -> None:
-        with self._lock:
-            stored = self._get(ticket.ticket_id)
-            updated = ticket.model_copy(deep=True, update={"comments": stored.comments,
-                                                           "notifications": stored.notifications})
-            self.tickets[ticket.ticket_id] = updated
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
         with self._lock:
@@ -150,6 +150,7 @@ class MemoryTickets:
         self.tickets.pop(ticket_id, None)
 
     def add_comment(self, ticket_id: str, comment: Comment) -> None:
+        check_item(ticket_items.comment_item(ticket_id, comment))
         with self._lock:
             ticket = self._get(ticket_id)
             if not any(c.comment_id == comment.comment_id for c in ticket.comments):
@@ -176,6 +177,9 @@ class MemoryTickets:
     def remove_ccs(self, ticket_id: str, addresses: list[str], at: datetime) -> None:
         self._remove(ticket_id, "ccs", addresses, at)
 
+    def add_flags(self, ticket_id: str, flags: list[str], at: datetime, *, limit: int) -> bool:
+        return self._add(ticket_id, "flags", flags, at, limit)
+
     def add_followers(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool:
         return self._add(ticket_id, "followers", addresses, at, limit)
 
@@ -200,6 +204,7 @@ class MemoryTickets:
             ticket.updated_at = at
 
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
+        check_item(ticket_items.notification_item(ticket_id, record))
         records = self._get(ticket_id).notifications
         for index, existing in enumerate(records):
             if existing.notification_id == record.notification_id:
@@ -222,6 +227,7 @@ class MemoryTickets:
         return found.model_copy(deep=True) if found else None
 
     def link_message_id(self, message_id: str, ticket_id: str) -> None:
+        check_item(ticket_items.message_link_item(message_id, ticket_id))
         self.message_ids[message_id.strip().lower()] = ticket_id
 
     def find_ticket_by_message_id(self, message_id: str) -> str | None:
@@ -454,3 +460,48 @@ class MemoryDeadLetters:
     def release(self, letter: DeadLetter) -> None:
         self.taken.remove(letter)
         self.letters.append(letter)
+class MemoryHoldAlerts:
+    """The hold-alert ledger with the DynamoDB adapter's compare-and-set semantics."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[str, HoldAlert] = {}
+
+    def get(self, email: str) -> HoldAlert | None:
+        found = self.alerts.get(email.lower())
+        return found.model_copy(deep=True) if found else None
+
+    def list(self) -> list[HoldAlert]:
+        return [a.model_copy(deep=True) for a in self.alerts.values()]
+
+    def put_if(self, alert: HoldAlert, expected_version: int | None) -> bool:
+        current = self.alerts.get(alert.email.lower())
+        if (current.version if current else None) != expected_version:
+            return False
+        self.alerts[alert.email.lower()] = alert.model_copy(deep=True, update={"version": (expected_version or 0) + 1})
+        return True
+
+    def delete_if(self, email: str, expected_version: int) -> bool:
+        current = self.alerts.get(email.lower())
+        if current is None or current.version != expected_version:
+            return False
+        del self.alerts[email.lower()]
+        return True
+
+
+class MemorySuppressions:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], Suppression] = {}
+
+    def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]:
+        return {r.lower(): self.entries[(account_id, r.lower())].model_copy()
+                for r in recipients if (account_id, r.lower()) in self.entries}
+
+    def add(self, suppression: Suppression) -> None:
+        key = (suppression.account_id, suppression.recipient.lower())
+        self.entries.setdefault(key, suppression.model_copy(update={"recipient": key[1]}))
+
+    def list(self, account_id: str) -> list[Suppression]:
+        return [s.model_copy() for (account, _), s in self.entries.items() if account == account_id]
+
+    def remove(self, account_id: str, recipient: str) -> bool:
+        return self.entries.pop((account_id, recipient.lower()), None) is not None

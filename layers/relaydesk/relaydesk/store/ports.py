@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress, VerificationStatus
+from relaydesk.alerts.model import HoldAlert
 from relaydesk.notification import Notification
+from relaydesk.outbound.suppression import Suppression
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -68,8 +70,10 @@ def resolve_claims(claims: list[SupportAddress], owner: str | None) -> SupportAd
 
 
 class TicketStore(Protocol):
-    def create_ticket(self, ticket: Ticket) -> None: ...  # comments and notifications included
-    def update_ticket(self, ticket: Ticket) -> None: ...  # the ticket's own fields, not its children
+    """Every write fits DynamoDB's item limits or is refused before anything is written (ItemTooLargeError)."""
+
+    # One transaction with its comments and notification records: all or nothing. ConflictError: it exists.
+    def create_ticket(self, ticket: Ticket) -> None: ...
     def get_ticket(self, ticket_id: str) -> Ticket | None: ...
     def list_tickets(self, account_id: str) -> list[Ticket]: ...
     def delete_ticket(self, ticket_id: str) -> None: ...  # the ticket and every item of it; absent: nothing
@@ -86,6 +90,9 @@ class TicketStore(Protocol):
     # False: the ticket would have more than `limit` CCs (or followers); nothing changed.
     def add_ccs(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool: ...
     def remove_ccs(self, ticket_id: str, addresses: list[str], at: datetime) -> None: ...
+    # A ticket's flags (multiple_forwarding, auto_generated:..., reply_from_non_participant) as a set: concurrent
+    # adds all land. False: the ticket would have more than `limit` flags; nothing changed.
+    def add_flags(self, ticket_id: str, flags: list[str], at: datetime, *, limit: int) -> bool: ...
     def add_followers(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool: ...
     def remove_followers(self, ticket_id: str, addresses: list[str], at: datetime) -> None: ...
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None: ...  # upsert
@@ -174,3 +181,21 @@ class UserDirectory(Protocol):
     # The pool sends the invitation (a temporary password to change at first sign-in). ConflictError: the email
     # already signs in to Relaydesk (in this account or another; which one is never said).
     def invite(self, account_id: str, email: str, role: UserRole) -> AccountUser: ...
+
+class HoldAlertLedger(Protocol):
+    """Per held address, the alerts its account's admins were sent. Every write is a compare-and-set on `version`
+    (None: the entry must not exist), so two runs never send the same alert; False means another run got there."""
+
+    def get(self, email: str) -> HoldAlert | None: ...
+    def list(self) -> list[HoldAlert]: ...  # every address with an open alert
+    def put_if(self, alert: HoldAlert, expected_version: int | None) -> bool: ...  # stores alert.version + 1
+    def delete_if(self, email: str, expected_version: int) -> bool: ...
+
+
+class SuppressionList(Protocol):
+    """Recipients an account no longer sends to (SES bounces and complaints), keyed by account and address."""
+
+    def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]: ...  # lower-cased keys
+    def add(self, suppression: Suppression) -> None: ...  # keeps the first reason and time of an existing entry
+    def list(self, account_id: str) -> list[Suppression]: ...
+    def remove(self, account_id: str, recipient: str) -> bool: ...  # False: it was not suppressed
