@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from relaydesk.clock import utcnow
 
 MAX_STEPS = 32  # a live check has at most 8 steps; a bound on what one job item can grow to
-MAX_PROGRESS_LINES = 200  # a verification reports every 10 s for at most two waits of 300 s, plus its phases
+MAX_PROGRESS_LINES = 200  # a verification reports every 10 s for at most two waits of 135 s, plus its phases
 MAX_TEXT = 2000  # one step's detail or one progress line: a server's reply can be long, the item cannot
 KEEP_FOR = timedelta(days=1)  # then DynamoDB's TTL removes the job
 
@@ -31,10 +31,10 @@ class JobStatus(StrEnum):
     FAILED = "failed"
 
 
-# How long each kind may run before a job still marked running is reported lost (its runner died): the runner's
-# own limit (template.yaml's ConsoleJobsFunction Timeout) is above each of these.
-DEADLINES = {JobKind.CONNECT: timedelta(minutes=3), JobKind.VERIFY: timedelta(minutes=12),
-             JobKind.ROTATE: timedelta(minutes=5)}
+# How long each kind may run before a job still marked running is reported lost (its runner died): a little more
+# than the runner's own limit (template.yaml's ConsoleJobsFunction Timeout, 300 s), which no job outlives.
+DEADLINES = {JobKind.CONNECT: timedelta(minutes=5, seconds=30), JobKind.VERIFY: timedelta(minutes=5, seconds=30),
+             JobKind.ROTATE: timedelta(minutes=5, seconds=30)}
 
 
 class JobStep(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from relaydesk.clock import utcnow
 from relaydesk.errors import NotFoundError, RuleViolation
+from relaydesk.inbound.limits import MAX_FLAGS
 from relaydesk.tickets.model import Ticket, TicketStatus
 from relaydesk.wiring import Stores
 
@@ -28,17 +29,18 @@ def _suspended(stores: Stores, account_id: str, ticket_id: str) -> Ticket:
 
 
 def recover(stores: Stores, account_id: str, ticket_id: str) -> Ticket:
-    """A normal new ticket from now on: the suspension's reason is kept in its flags, nobody is notified now (the
-    next reply notifies as usual)."""
+    """A normal new ticket from now on: the status changes only if it is still suspended (two admins recovering at
+    once change it once); the reason stays on the ticket, and its flags say it was recovered. Nobody is notified
+    now (the next reply notifies as usual)."""
     ticket = _suspended(stores, account_id, ticket_id)
+    at = utcnow()
     reason = ticket.suspension_reason.value if ticket.suspension_reason else "unknown"
-    ticket.status = TicketStatus.NEW
-    ticket.flags = [*ticket.flags, RECOVERED_FLAG, f"suspended_for:{reason}"]
-    ticket.suspension_reason = None
-    ticket.suspension_explanation = None
-    ticket.updated_at = utcnow()
-    stores.tickets.update_ticket(ticket)
-    return ticket
+    if not stores.tickets.change_status(ticket.ticket_id, TicketStatus.NEW, at,
+                                        from_statuses=frozenset({TicketStatus.SUSPENDED})):
+        raise RuleViolation(f"ticket {ticket.ticket_id} is no longer suspended", rule="ticket_not_suspended",
+                            action="Reload the list of suspended tickets.")
+    stores.tickets.add_flags(ticket.ticket_id, [RECOVERED_FLAG, f"suspended_for:{reason}"], at, limit=MAX_FLAGS)
+    return stores.tickets.get_ticket(ticket.ticket_id) or ticket
 
 
 def delete(stores: Stores, account_id: str, ticket_id: str) -> Ticket:
