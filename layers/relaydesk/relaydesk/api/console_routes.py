@@ -5,6 +5,7 @@ cannot create a connector address or change its credentials."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated
@@ -62,7 +63,7 @@ from relaydesk.dkim import domains
 from relaydesk.dkim.dnscheck import check_domain, worst
 from relaydesk.dkim.keyring import Keyring
 from relaydesk.dkim.records import key_record
-from relaydesk.dkim.resolver import Resolver, dns_resolver
+from relaydesk.dkim.resolver import RESOLVER_VARIABLE, Resolver, dns_resolver
 from relaydesk.errors import ConfigurationError, DkimNotSetUpError, NotFoundError
 from relaydesk.jobs import runner
 from relaydesk.jobs.model import JobKind
@@ -83,8 +84,9 @@ ADDRESSES, JOBS, DKIM, LOG, SETTINGS = "support addresses", "jobs", "DKIM", "del
 
 
 def resolver_factory() -> Resolver:
-    """The resolver of the DKIM DNS check; tests replace this function with an offline one."""
-    return dns_resolver()
+    """The resolver of the DKIM DNS check (the one server RELAYDESK_DNS_RESOLVER names, as for the CLI: the local
+    stack's DNS; else the system's); tests replace this function with an offline one."""
+    return dns_resolver(nameserver=os.environ.get(RESOLVER_VARIABLE) or None)
 
 
 def accepted(model: JobOut) -> Response:
