@@ -9,6 +9,7 @@ from typing import Any
 
 from relaydesk.config import Settings, get_settings
 from relaydesk.store.ports import (
+    AgentDirectory,
     BlobStore,
     DirectoryStore,
     HeldNotifications,
@@ -37,6 +38,8 @@ class Stores:
     # Operations: alerts to an account's admins about a held address, and recipients SES reported as undeliverable.
     hold_alerts: HoldAlertLedger | None = None
     suppressions: SuppressionList | None = None
+    # The tenant API's: who a ticket may be assigned to (the user pool's agents and admins of an account).
+    agents: AgentDirectory | None = None
 
 
 def other_environment(environment: str) -> str:
@@ -89,7 +92,19 @@ def aws_stores() -> Stores:
         peers=_peers(session, dynamodb, settings),
         hold_alerts=DynamoHoldAlerts(dynamodb.Table(settings.directory_table)),
         suppressions=DynamoSuppressions(dynamodb.Table(settings.directory_table)),
+        agents=_agents(session, settings),
     )
+
+
+def _agents(session: Any, settings: Settings) -> AgentDirectory | None:
+    """The pool's agents; its client is made at the first assignment, not at every function's cold start."""
+    from functools import cache
+
+    from relaydesk.store.cognito import CognitoAgents
+
+    if not settings.user_pool_id:
+        return None
+    return CognitoAgents(cache(lambda: session.client("cognito-idp")), settings.user_pool_id)
 
 
 @lru_cache(maxsize=2)

@@ -417,3 +417,18 @@ class MemorySuppressions:
 
     def remove(self, account_id: str, recipient: str) -> bool:
         return self.entries.pop((account_id, recipient.lower()), None) is not None
+
+
+class MemoryAgents:
+    """The user pool's agents and admins, by account; a disabled user or one in no group is simply not here."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, tuple[str, Agent]] = {}  # email -> (account id, agent)
+
+    def add(self, account_id: str, agent: Agent) -> None:
+        assert agent.email
+        self.users[agent.email.lower()] = (account_id, agent.model_copy())
+
+    def agent(self, account_id: str, email: str) -> Agent | None:
+        account, agent = self.users.get((email or "").strip().lower(), ("", None))
+        return agent.model_copy() if agent is not None and account == account_id else None

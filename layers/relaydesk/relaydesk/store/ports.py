@@ -168,3 +168,10 @@ class SuppressionList(Protocol):
     def add(self, suppression: Suppression) -> None: ...  # keeps the first reason and time of an existing entry
     def list(self, account_id: str) -> list[Suppression]: ...
     def remove(self, account_id: str, recipient: str) -> bool: ...  # False: it was not suppressed
+
+
+class AgentDirectory(Protocol):
+    """Who works an account's tickets: the users of the account (the user pool's `custom:account_id`) in the agent or
+    admin group, as the agents a ticket can be assigned to."""
+
+    def agent(self, account_id: str, email: str) -> Agent | None: ...  # None: no enabled agent or admin of it
