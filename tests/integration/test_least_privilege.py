@@ -39,6 +39,7 @@ from relaydesk.credentials import SmtpCredentials, TlsMode
 from relaydesk.dkim import domains
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification, NotificationKind
+from relaydesk.store.s3 import S3Blobs
 from relaydesk.tickets.model import Ticket
 
 from local.aws_resources import load_template
@@ -55,6 +56,7 @@ TEMPLATE = ROOT / "template.yaml"
 FUNCTIONS = {name: Path(resource["Properties"]["CodeUri"]).name
              for name, resource in load_template(TEMPLATE)["Resources"].items()
              if resource["Type"] == "AWS::Serverless::Function"}
+UPLOAD_KEY = re.compile(r"^attachments/[^/]+/uploads/")
 ROLES = ("TenantSecretsRole",)  # roles the code assumes (with session tags) to act for one account
 ACCOUNT = "A01LEASTPRIVILEGE1"
 SUPPORT = "support@acme.test"
@@ -111,6 +113,8 @@ class Recorder:
             table = self.names[params["TableName"]]
             return f"{table}/index/{params['IndexName']}" if params.get("IndexName") else table
         if service == "s3":
+            if UPLOAD_KEY.match(params["Key"]):  # an agent's upload, under its account's uploads prefix
+                return f"{self.names[params['Bucket']]}/attachments/*/uploads/*"
             return f"{self.names[params['Bucket']]}/{params['Key'].split('/', 1)[0]}/*"
         if service == "sqs":
             return self.names[params["QueueUrl"]]
@@ -124,6 +128,8 @@ class Recorder:
             return self.names[params["RoleArn"]]
         if service == "ses":
             return "ses:identity"
+        if service == "cognito-idp":
+            return self.names[params["UserPoolId"]]
         raise AssertionError(f"no resource rule for {service}")
 
 
@@ -149,8 +155,19 @@ def recorder(aws_stack_env, monkeypatch):
         return submit(pool, contextvars.copy_context().run, fn, *args, **kwargs)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    monkeypatch.setattr(S3Blobs, "presigned_post", signing_uploads(recorder, S3Blobs.presigned_post))
     monkeypatch.setattr(ThreadPoolExecutor, "submit", submit_in_context)
     return recorder
+
+
+def signing_uploads(recorder: Recorder, presigned_post):
+    """A presigned POST makes no AWS call, but S3 authorizes the upload as the role that signed it: PutObject on the
+    key, and the bucket's KMS key for the new object."""
+    def signed(blobs, key, *args, **kwargs):
+        recorder.record("s3", "PutObject", {"Bucket": blobs._bucket, "Key": key})
+        return presigned_post(blobs, key, *args, **kwargs)
+
+    return signed
 
 
 def physical_names(env: dict[str, str]) -> dict[str, str]:
@@ -164,6 +181,7 @@ def physical_names(env: dict[str, str]) -> dict[str, str]:
             names[boto3.client("sqs").get_queue_url(QueueName=physical)["QueueUrl"]] = logical_id
     names[env["RELAYDESK_LINK_SIGNING_SECRET_ID"]] = "LinkSigningSecret"
     names[env["RELAYDESK_TENANT_SECRETS_ROLE_ARN"]] = "TenantSecretsRole"
+    names[env["RELAYDESK_USER_POOL_ID"]] = "UserPool"
     names[OTHER_TABLE] = "OtherEnvironmentDirectoryTableArn"
     return names
 
@@ -443,6 +461,41 @@ def api_jobs(stores, smarthost) -> None:
         assert response["statusCode"] < 300, (method, path, response["body"])
 
 
+def ticket_jobs(stores, ticket: Ticket) -> None:
+    """Every ticket route of the tenant API as an agent: list (both indexes), show, upload a file through the form,
+    reply with it, a note, solve, assign to a user of the account (the pool), CCs and followers in and out."""
+    pool = stores.settings.user_pool_id
+    cognito = boto3.client("cognito-idp")
+    cognito.admin_create_user(UserPoolId=pool, Username="ann@acme.test", MessageAction="SUPPRESS", UserAttributes=[
+        {"Name": "email", "Value": "ann@acme.test"}, {"Name": "custom:account_id", "Value": ACCOUNT}])
+    cognito.admin_add_user_to_group(UserPoolId=pool, Username="ann@acme.test", GroupName="agent")
+    claims = jwt_authorizer({"sub": "u2", "aud": "cli", "token_use": "id", "custom:account_id": ACCOUNT,
+                             "cognito:groups": ["agent"], "email": "bob@acme.test", "name": "Bob Agent",
+                             "exp": int(time.time()) + 3600})
+    base = f"/accounts/{ACCOUNT}/tickets"
+
+    def call(method: str, path: str, body=None, query=None) -> dict:
+        response = invoke("tenant_api", http_event(method, path, query, body, authorizer=claims))
+        assert response["statusCode"] < 300, (method, path, response["body"])
+        return json.loads(response["body"])
+
+    call("GET", base)
+    call("GET", base, query={"status": "new"})
+    call("GET", f"{base}/{ticket.ticket_id}")
+    call("GET", f"{base}/{ticket.ticket_id}/notifications")
+    form = call("POST", f"{base}/{ticket.ticket_id}/uploads", {"filename": "quote.pdf",
+                                                                 "content_type": "application/pdf", "size": 8})
+    boto3.client("s3").put_object(Bucket=stores.settings.raw_mail_bucket, Key=form["key"], Body=b"%PDF-1.7",
+                                  ContentType="application/pdf")  # what the browser's POST does
+    call("POST", f"{base}/{ticket.ticket_id}/replies", {"body": "Attached.", "attachments": [form["key"]]})
+    call("POST", f"{base}/{ticket.ticket_id}/notes", {"body": "Internal."})
+    call("PUT", f"{base}/{ticket.ticket_id}/status", {"status": "solved"})
+    call("PUT", f"{base}/{ticket.ticket_id}/assignee", {"assignee": "ann@acme.test"})
+    for kind, address in (("ccs", "dave@example.org"), ("followers", "ann@acme.test")):
+        call("POST", f"{base}/{ticket.ticket_id}/{kind}", {"addresses": [address]})
+        call("DELETE", f"{base}/{ticket.ticket_id}/{kind}/{address.replace('@', '%40')}")
+
+
 def alert_jobs(stores, ticket: Ticket) -> None:
     """An address goes on hold (its change record: the admins are mailed), the hourly and daily runs, the release;
     then SES reports a bounce and a complaint of Relaydesk's own mail (the recipients suppressed for the account)."""
@@ -484,6 +537,7 @@ def test_every_function_may_do_exactly_what_its_code_does(world, recorder, smart
     rotation_jobs(world, smarthost, ticket)
     attachment_jobs(world, ticket)
     api_jobs(world, smarthost)
+    ticket_jobs(world, ticket)
     alert_jobs(world, ticket)
 
     report = [f"{function} ran no job here: add its jobs to this test" for function in FUNCTIONS
