@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from relaydesk.tickets.model import agent_name
+
 ACCOUNT_CLAIM = "custom:account_id"
 GROUPS_CLAIM = "cognito:groups"
 ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # ids.new_id gives 19 characters; 64 is the documented max
 NAME_CLAIM = "name"  # the user's display name (the pool's standard attribute), shown in an agent's reply's From
 EMAIL_CLAIM = "email"
-NAME_MAX_LENGTH = 120  # as an agent's name on a ticket (tickets.model.Agent)
 EMAIL_MAX_LENGTH = 254  # RFC 5321 4.5.3.1.3
 _PLAIN_EMAIL = re.compile(r"^[^\s@<>,;:\"()\\\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,189}$")
 
@@ -97,18 +98,10 @@ def caller_from_claims(claims: dict[str, Any] | None, *, now: float | None = Non
     email = email_of(claims.get(EMAIL_CLAIM))
     return Caller(account_id=account_id, role=role_of(groups_of(claims.get(GROUPS_CLAIM))),
                   subject=str(claims.get("sub", "")), client_id=str(claims.get("aud", "")), email=email,
-                  name=display_name_of(claims.get(NAME_CLAIM)) or email.partition("@")[0])
+                  name=agent_name(claims.get(NAME_CLAIM)) or email.partition("@")[0])
 
 
 def email_of(value: Any) -> str:
     """The token's address when it is one plain address, lower-cased; else empty (never trusted half-way)."""
     text = value.strip().lower() if isinstance(value, str) else ""
     return text if len(text) <= EMAIL_MAX_LENGTH and _PLAIN_EMAIL.match(text) else ""
-
-
-def display_name_of(value: Any) -> str:
-    """A name for a From header: control characters dropped, white space collapsed to one line, bounded."""
-    if not isinstance(value, str):
-        return ""
-    printable = "".join(ch for ch in value if ch.isprintable() or ch.isspace())
-    return " ".join(printable.split())[:NAME_MAX_LENGTH].strip()

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from relaydesk.errors import SignInError
-from relaydesk.tickets.model import Agent
+from relaydesk.tickets.model import Agent, agent_name
 
 
 def cognito_client(user_pool_id: str) -> Any:
@@ -54,12 +54,16 @@ class CognitoUsers:
         self._client = client
         self._pool = user_pool_id
 
-    def add(self, email: str, account_id: str, role: str, *, password: str | None = None) -> None:
+    def add(self, email: str, account_id: str, role: str, *, password: str | None = None,
+            name: str | None = None) -> None:
         """Without `password`, Cognito emails the user an invitation with a temporary password (changed at the
-        first sign-in); with one, the password is set as the user's own (scripts, the local stack)."""
-        kwargs: dict[str, Any] = {"UserPoolId": self._pool, "Username": email, "UserAttributes": [
-            {"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"},
-            {"Name": self.ACCOUNT_ATTRIBUTE, "Value": account_id}]}
+        first sign-in); with one, the password is set as the user's own (scripts, the local stack). `name` is how
+        the user's replies are signed (the From's display name); without it, the address's local part."""
+        attributes = [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"},
+                      {"Name": self.ACCOUNT_ATTRIBUTE, "Value": account_id}]
+        if name:
+            attributes.append({"Name": "name", "Value": name})
+        kwargs: dict[str, Any] = {"UserPoolId": self._pool, "Username": email, "UserAttributes": attributes}
         if password is not None:
             kwargs["MessageAction"] = "SUPPRESS"
         else:
@@ -122,6 +126,6 @@ class CognitoAgents:
         if not {g["GroupName"] for g in groups} & set(CognitoUsers.ROLES):
             return None
         address = attributes.get("email", email).lower()
-        name = " ".join("".join(ch for ch in attributes.get("name", "") if ch.isprintable()).split())[:120]
-        return Agent(agent_id=attributes.get("sub") or user["Username"], name=name or address.partition("@")[0],
+        return Agent(agent_id=attributes.get("sub") or user["Username"],
+                     name=agent_name(attributes.get("name")) or address.partition("@")[0],
                      email=address)
