@@ -83,7 +83,7 @@ def aws_stores() -> Stores:
     return Stores(
         directory=DynamoDirectory(dynamodb.Table(settings.directory_table)),
         tickets=DynamoTickets(dynamodb.Table(settings.tickets_table)),
-        blobs=S3Blobs(session.client("s3"), settings.raw_mail_bucket),
+        blobs=S3Blobs(session.client("s3", config=_s3_config()), settings.raw_mail_bucket),
         secrets=SecretsManagerStore(session.client("secretsmanager"), settings.connector_kms_key_id or None),
         queue=SqsNotificationQueue(session.client("sqs"), settings.notifications_queue_url),
         settings=settings,
@@ -94,6 +94,16 @@ def aws_stores() -> Stores:
         suppressions=DynamoSuppressions(dynamodb.Table(settings.directory_table)),
         agents=_agents(session, settings),
     )
+
+
+def _s3_config() -> Any:
+    """Signature Version 4: S3 refuses SigV2 (botocore's default for presigned POSTs) on buckets created since 2020 and
+    for KMS-encrypted objects. In AWS, the bucket's own regional endpoint, so a browser's upload is not redirected;
+    path style against a local endpoint (moto)."""
+    from botocore.config import Config
+
+    style = "path" if os.environ.get("AWS_ENDPOINT_URL") else "virtual"
+    return Config(signature_version="s3v4", s3={"addressing_style": style})
 
 
 def _agents(session: Any, settings: Settings) -> AgentDirectory | None:
