@@ -56,8 +56,9 @@ TEMPLATE = ROOT / "template.yaml"
 FUNCTIONS = {name: Path(resource["Properties"]["CodeUri"]).name
              for name, resource in load_template(TEMPLATE)["Resources"].items()
              if resource["Type"] == "AWS::Serverless::Function"}
-UPLOAD_KEY = re.compile(r"^attachments/[^/]+/uploads/")
-ROLES = ("TenantSecretsRole",)  # roles the code assumes (with session tags) to act for one account
+UPLOAD_KEY = re.compile(r"^attachments/(?P<account>[^/]+)/uploads/")
+ROLES = ("TenantSecretsRole", "TenantUploadsRole")  # roles the code assumes (with session tags) to act for one account
+ACCOUNT_TAG_VARIABLE = "${aws:PrincipalTag/relaydesk:account-id}"  # as a role's policy names the session's account
 ACCOUNT = "A01LEASTPRIVILEGE1"
 SUPPORT = "support@acme.test"
 BASE_URL = "https://attachments.lambda-url.us-east-1.on.aws/"
@@ -85,35 +86,41 @@ class Recorder:
         self.names = names  # physical name or ARN -> the template's logical id
         self.needed: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.sessions: dict[str, str] = {}  # access key of an assumed role's session -> the role's logical id
+        self.session_accounts: dict[str, str] = {}  # access key of a session -> the account it is tagged with
 
     def record(self, service: str, operation: str, params: dict, access_key: str | None = None) -> None:
         function = CURRENT.get()
         if function is None:
             return  # the test's own set-up
         function = self.sessions.get(access_key or "", function)  # a role session acts as its role
-        for action, resource in self.actions(service, operation, params):
+        for action, resource in self.actions(service, operation, params, self.session_accounts.get(access_key or "")):
             self.needed[function].add((action, resource))
         # Every queue, the bucket and every secret of the stack are encrypted with its DataKey.
         self.needed[function] |= {(kms, "DataKey") for kms in KMS_FOR.get((service, operation), ())}
 
-    def actions(self, service: str, operation: str, params: dict) -> list[tuple[str, str]]:
+    def actions(self, service: str, operation: str, params: dict,
+                session_account: str | None = None) -> list[tuple[str, str]]:
         if service == "dynamodb" and operation == "TransactWriteItems":
             return [(TRANSACT_ACTION[kind], self.names[item[kind]["TableName"]])
                     for item in params["TransactItems"] for kind in item]
         action = IAM_NAME.get((service, operation), f"{SERVICE_PREFIX[service]}:{operation}")
-        pairs = [(action, self.resource(service, params))]
+        pairs = [(action, self.resource(service, params, session_account))]
         if (service, operation) == ("sts", "AssumeRole") and params.get("Tags"):
             pairs.append(("sts:TagSession", self.resource(service, params)))
         if service == "ses" and params.get("ConfigurationSetName"):  # authorized on the set as well
             pairs.append((action, "ses:configuration-set"))
         return pairs
 
-    def resource(self, service: str, params: dict) -> str:
+    def resource(self, service: str, params: dict, session_account: str | None = None) -> str:
         if service == "dynamodb":
             table = self.names[params["TableName"]]
             return f"{table}/index/{params['IndexName']}" if params.get("IndexName") else table
         if service == "s3":
-            if UPLOAD_KEY.match(params["Key"]):  # an agent's upload, under its account's uploads prefix
+            upload = UPLOAD_KEY.match(params["Key"])
+            if upload and session_account is not None and upload["account"] == session_account:
+                # the session's own account, which is what the role's policy variable allows
+                return f"{self.names[params['Bucket']]}/attachments/{ACCOUNT_TAG_VARIABLE}/uploads/*"
+            if upload:  # an agent's upload, under its account's uploads prefix
                 return f"{self.names[params['Bucket']]}/attachments/*/uploads/*"
             return f"{self.names[params['Bucket']]}/{params['Key'].split('/', 1)[0]}/*"
         if service == "sqs":
@@ -146,7 +153,11 @@ def recorder(aws_stack_env, monkeypatch):
                         credentials.access_key if credentials else None)
         reply = make_call(client, operation, params)
         if operation == "AssumeRole":
-            recorder.sessions[reply["Credentials"]["AccessKeyId"]] = recorder.names[params["RoleArn"]]
+            key = reply["Credentials"]["AccessKeyId"]
+            recorder.sessions[key] = recorder.names[params["RoleArn"]]
+            tags = {tag["Key"]: tag["Value"] for tag in params.get("Tags", [])}
+            if "relaydesk:account-id" in tags:
+                recorder.session_accounts[key] = tags["relaydesk:account-id"]
         return reply
 
     submit = ThreadPoolExecutor.submit
@@ -164,7 +175,9 @@ def signing_uploads(recorder: Recorder, presigned_post):
     """A presigned POST makes no AWS call, but S3 authorizes the upload as the role that signed it: PutObject on the
     key, and the bucket's KMS key for the new object."""
     def signed(blobs, key, *args, **kwargs):
-        recorder.record("s3", "PutObject", {"Bucket": blobs._bucket, "Key": key})
+        credentials = blobs._client._request_signer._credentials
+        recorder.record("s3", "PutObject", {"Bucket": blobs._bucket, "Key": key},
+                        credentials.access_key if credentials else None)
         return presigned_post(blobs, key, *args, **kwargs)
 
     return signed
@@ -181,6 +194,7 @@ def physical_names(env: dict[str, str]) -> dict[str, str]:
             names[boto3.client("sqs").get_queue_url(QueueName=physical)["QueueUrl"]] = logical_id
     names[env["RELAYDESK_LINK_SIGNING_SECRET_ID"]] = "LinkSigningSecret"
     names[env["RELAYDESK_TENANT_SECRETS_ROLE_ARN"]] = "TenantSecretsRole"
+    names[env["RELAYDESK_TENANT_UPLOADS_ROLE_ARN"]] = "TenantUploadsRole"
     names[env["RELAYDESK_USER_POOL_ID"]] = "UserPool"
     names[OTHER_TABLE] = "OtherEnvironmentDirectoryTableArn"
     return names
@@ -218,6 +232,7 @@ def template_resource(value) -> str:
         return "ses:identity"
     if ":configuration-set/" in text:
         return "ses:configuration-set"
+    text = text.replace("${!aws:", "${aws:")  # a policy variable, written escaped in Fn::Sub
     match = re.fullmatch(r"\$\{(\w+)(?:\.Arn)?\}(.*)", text)
     assert match, f"a resource this test cannot read: {text}"
     return match.group(1) + match.group(2)

@@ -72,3 +72,34 @@ def test_the_tenant_function_assigns_to_a_user_of_the_account_and_signs_an_uploa
     assert {"key": form["key"]} in policy["conditions"]
     assert {"Content-Type": "application/pdf"} in policy["conditions"]
     assert ["content-length-range", 1, 1234] in policy["conditions"]
+
+
+def test_an_upload_form_is_signed_by_a_session_of_the_uploads_role_tagged_with_the_callers_account(
+        aws_stack, monkeypatch):
+    from botocore.client import BaseClient
+    from relaydesk.tickets import uploads
+    from relaydesk.wiring import _account_sessions, tenant_stores
+
+    _account_sessions.cache_clear()
+    assumed = []
+    make_call = BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        if operation == "AssumeRole":
+            assumed.append(params)
+        return make_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+
+    first = uploads.upload_form(tenant_stores(ACME), ACME, "quote.pdf", "application/pdf", 10)
+    again = uploads.upload_form(tenant_stores(ACME), ACME, "quote.pdf", "application/pdf", 10)
+    other = uploads.upload_form(tenant_stores(GLOBEX), GLOBEX, "quote.pdf", "application/pdf", 10)
+
+    uploads_role = [call for call in assumed if call["RoleArn"] == aws_stack.settings.tenant_uploads_role_arn]
+    assert [call["Tags"] for call in uploads_role] == [[{"Key": "relaydesk:account-id", "Value": ACME}],
+                                                       [{"Key": "relaydesk:account-id", "Value": GLOBEX}]]
+    assert first.fields["x-amz-security-token"] == again.fields["x-amz-security-token"]  # one session per account
+    assert first.fields["x-amz-security-token"] != other.fields["x-amz-security-token"]
+    assert first.fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256"  # SigV4: S3 refuses SigV2 on KMS objects
+    assert not first.fields["x-amz-credential"].startswith("testing/")  # not the function's own credentials
+    _account_sessions.cache_clear()

@@ -63,6 +63,8 @@ class Settings(BaseModel):
     # console-only routes (empty: none is).
     tenant_secrets_role_arn: str = ""
     console_client_id: str = ""
+    # The role the tenant API signs upload forms with, tagged with the caller's account (empty: its own credentials).
+    tenant_uploads_role_arn: str = ""
     # The user pool: a ticket is assigned only to an agent or admin of the ticket's account (empty: no pool, so
     # assigning through the tenant API is refused; the operator's CLI names the agent itself).
     user_pool_id: str = ""
