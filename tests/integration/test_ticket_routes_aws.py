@@ -12,7 +12,8 @@ import boto3
 import pytest
 from relaydesk.accounts import Account
 from relaydesk.api.tenant_routes import build_tenant_api
-from relaydesk.store.cognito import CognitoAgents, CognitoUsers
+from relaydesk.store.cognito import CognitoUsers
+from relaydesk.store.cognito_users import CognitoUsers as UserDirectory
 from relaydesk.tickets.model import Ticket
 
 from tests.unit.api_client import ApiClient, jwt_authorizer
@@ -38,7 +39,7 @@ def pool(aws_stack):
 
 
 def test_an_accounts_agents_are_its_enabled_users_in_a_role_group(aws_stack, pool):
-    agents = CognitoAgents(lambda: boto3.client("cognito-idp"), pool)
+    agents = UserDirectory(lambda: boto3.client("cognito-idp"), pool)
 
     ann = agents.agent(ACME, "ann@acme.test")
     ada = agents.agent(ACME, "ada@acme.test")

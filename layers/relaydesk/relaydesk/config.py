@@ -65,8 +65,10 @@ class Settings(BaseModel):
     console_client_id: str = ""
     # The role the tenant API signs upload forms with, tagged with the caller's account (empty: its own credentials).
     tenant_uploads_role_arn: str = ""
-    # The user pool: a ticket is assigned only to an agent or admin of the ticket's account (empty: no pool, so
-    # assigning through the tenant API is refused; the operator's CLI names the agent itself).
+    # The admin console: the function that runs its jobs (connect, verify, rotate; invoked asynchronously by the
+    # tenant API). The user pool: the users the account's admins list and invite, and the agents and admins a
+    # ticket may be assigned to (empty: neither through the tenant API).
+    console_jobs_function: str = ""
     user_pool_id: str = ""
 
     @property

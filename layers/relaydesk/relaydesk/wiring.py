@@ -9,16 +9,18 @@ from typing import Any
 
 from relaydesk.config import Settings, get_settings
 from relaydesk.store.ports import (
-    AgentDirectory,
     BlobStore,
     DirectoryStore,
     HeldNotifications,
     HoldAlertLedger,
+    JobLauncher,
+    JobStore,
     NotificationQueue,
     RawMailSender,
     SecretStore,
     SuppressionList,
     TicketStore,
+    UserDirectory,
 )
 
 
@@ -35,11 +37,14 @@ class Stores:
     held: HeldNotifications | None = None
     # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
     peers: tuple[tuple[str, DirectoryStore], ...] = ()
+    # The admin console's: its jobs and what starts them, the account's users (the pool), the notifications DLQ.
+    jobs: JobStore | None = None
+    launcher: JobLauncher | None = None
+    users: UserDirectory | None = None
+    dead_letters: Any = None  # store.sqs_dlq.SqsDeadLetters
     # Operations: alerts to an account's admins about a held address, and recipients SES reported as undeliverable.
     hold_alerts: HoldAlertLedger | None = None
     suppressions: SuppressionList | None = None
-    # The tenant API's: who a ticket may be assigned to (the user pool's agents and admins of an account).
-    agents: AgentDirectory | None = None
 
 
 def other_environment(environment: str) -> str:
@@ -71,28 +76,38 @@ def aws_stores() -> Stores:
     from relaydesk.store.dynamodb import DynamoDirectory, DynamoTickets
     from relaydesk.store.held import DynamoHeld
     from relaydesk.store.hold_alerts import DynamoHoldAlerts
+    from relaydesk.store.jobs import DynamoJobs, LambdaJobLauncher
     from relaydesk.store.s3 import S3Blobs
     from relaydesk.store.secrets import SecretsManagerStore
     from relaydesk.store.ses import SesRawOutbound
     from relaydesk.store.sqs import SqsNotificationQueue
+    from relaydesk.store.sqs_dlq import SqsDeadLetters
     from relaydesk.store.suppressions import DynamoSuppressions
 
     settings = get_settings()
     session = _session()
     dynamodb = session.resource("dynamodb")
+    sqs = session.client("sqs")
     return Stores(
         directory=DynamoDirectory(dynamodb.Table(settings.directory_table)),
         tickets=DynamoTickets(dynamodb.Table(settings.tickets_table)),
         blobs=S3Blobs(session.client("s3", config=_s3_config()), settings.raw_mail_bucket),
         secrets=SecretsManagerStore(session.client("secretsmanager"), settings.connector_kms_key_id or None),
-        queue=SqsNotificationQueue(session.client("sqs"), settings.notifications_queue_url),
+        queue=SqsNotificationQueue(sqs, settings.notifications_queue_url),
         settings=settings,
         mailer=SesRawOutbound(session.client("ses"), settings.ses_configuration_set),
         held=DynamoHeld(dynamodb.Table(settings.directory_table)),
         peers=_peers(session, dynamodb, settings),
+        jobs=DynamoJobs(dynamodb.Table(settings.directory_table)),
+        # Clients only the tenant API and the jobs function use are made at their first call, not at every
+        # function's cold start.
+        launcher=LambdaJobLauncher(_lazy_client(session, "lambda"), settings.console_jobs_function)
+        if settings.console_jobs_function else None,
+        users=_users(session, settings),
+        dead_letters=SqsDeadLetters(sqs, settings.notifications_dlq_url, settings.notifications_queue_url)
+        if settings.notifications_dlq_url else None,
         hold_alerts=DynamoHoldAlerts(dynamodb.Table(settings.directory_table)),
         suppressions=DynamoSuppressions(dynamodb.Table(settings.directory_table)),
-        agents=_agents(session, settings),
     )
 
 
@@ -106,15 +121,18 @@ def _s3_config() -> Any:
     return Config(signature_version="s3v4", s3={"addressing_style": style})
 
 
-def _agents(session: Any, settings: Settings) -> AgentDirectory | None:
-    """The pool's agents; its client is made at the first assignment, not at every function's cold start."""
+def _lazy_client(session: Any, service: str) -> Any:
+    """A function returning the service's client, made once at the first call."""
     from functools import cache
 
-    from relaydesk.store.cognito import CognitoAgents
+    return cache(lambda: session.client(service))
 
-    if not settings.user_pool_id:
-        return None
-    return CognitoAgents(cache(lambda: session.client("cognito-idp")), settings.user_pool_id)
+
+def _users(session: Any, settings: Settings) -> UserDirectory | None:
+    from relaydesk.store.cognito_users import CognitoUsers
+
+    return CognitoUsers(_lazy_client(session, "cognito-idp"), settings.user_pool_id) if settings.user_pool_id \
+        else None
 
 
 @lru_cache(maxsize=4)

@@ -12,9 +12,8 @@ from urllib.parse import quote
 import pytest
 from relaydesk.accounts import AccountSettings
 from relaydesk.api.tenant_routes import build_tenant_api
-from relaydesk.store.memory import MemoryAgents
+from relaydesk.store.memory import MemoryUsers
 from relaydesk.tickets.model import (
-    Agent,
     DeliveryAttempt,
     DeliveryStatus,
     NotificationRecord,
@@ -22,6 +21,7 @@ from relaydesk.tickets.model import (
     Ticket,
     TicketStatus,
 )
+from relaydesk.users import AccountUser, UserRole
 
 from tests.unit.api_client import ApiClient, jwt_authorizer
 from tests.unit.test_tenant_api import claims
@@ -31,16 +31,19 @@ OTHER = "A01GLOBEX"
 OTHER_TICKET = "T01M8000000000000GX"
 ROLES = ("agent", "admin")
 BOB_CLAIMS = {"sub": "sub-bob", "email": "Bob@Acme.test", "name": "Bob Agent"}
-ANN = Agent(agent_id="sub-ann", name="Ann Admin", email="ann@acme.test")
 
 
 @pytest.fixture
 def stores(memory_stores):
-    stores = replace(memory_stores, agents=MemoryAgents())
+    stores = replace(memory_stores, users=MemoryUsers())
     seed(stores)
     seed(stores, account_id=OTHER, ticket_id=OTHER_TICKET)
-    stores.agents.add(ACCOUNT, ANN)
-    stores.agents.add(OTHER, Agent(agent_id="sub-gus", name="Gus Globex", email="gus@globex.test"))
+    for account, email, role, name in ((ACCOUNT, "ann@acme.test", UserRole.ADMIN, "Ann Admin"),
+                                       (ACCOUNT, "off@acme.test", UserRole.AGENT, "Off"),
+                                       (ACCOUNT, "norole@acme.test", None, "No Role"),
+                                       (OTHER, "gus@globex.test", UserRole.AGENT, "Gus Globex")):
+        stores.users.users[email] = (account, AccountUser(email=email, role=role, status="CONFIRMED", name=name,
+                                                          enabled=email != "off@acme.test"))
     return stores
 
 
@@ -250,10 +253,13 @@ def test_a_ticket_is_assigned_to_a_user_of_its_own_account_only(api, stores, rol
     assigned = client.put(path("/assignee"), {"assignee": "Ann@Acme.test"})
     foreign = client.put(path("/assignee"), {"assignee": "gus@globex.test"})
     nobody = client.put(path("/assignee"), {"assignee": "ghost@acme.test"})
+    refused = [client.put(path("/assignee"), {"assignee": email}) for email in ("off@acme.test", "norole@acme.test")]
 
-    assert assigned.body["assignee"] == {"agent_id": "sub-ann", "name": "Ann Admin", "email": "ann@acme.test"}
+    assert assigned.body["assignee"] == {"agent_id": "user-ann@acme.test", "name": "Ann Admin",
+                                         "email": "ann@acme.test"}
     assert (foreign.status, foreign.body["code"]) == (nobody.status, nobody.body["code"]) == (422,
                                                                                             "assignee_not_agent")
+    assert [(r.status, r.body["code"]) for r in refused] == [(422, "assignee_not_agent")] * 2
     assert foreign.body["message"].replace("gus@globex.test", "X") == nobody.body["message"].replace(
         "ghost@acme.test", "X")
     assert stores.tickets.get_ticket(TICKET).assignee.email == "ann@acme.test"

@@ -13,7 +13,9 @@ address. `finishSecret` promotes AWSPENDING to AWSCURRENT (the old version becom
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from enum import StrEnum
@@ -24,8 +26,13 @@ from relaydesk.addresses import lifecycle
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
 from relaydesk.clock import utcnow
-from relaydesk.credentials import SmtpCredentials
-from relaydesk.errors import NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
+from relaydesk.credentials import AuthKind, SmtpCredentials, checked_credentials
+from relaydesk.errors import (
+    NotFoundError,
+    RotationRefusedError,
+    RuleViolation,
+    SmtpDeliveryError,
+)
 from relaydesk.store.ports import CURRENT, PENDING
 from relaydesk.wiring import Stores
 
@@ -73,6 +80,28 @@ def rotate_in_process(stores: Stores, secret_id: str, token: str, *, checker: Ch
     """The four steps in order, as Secrets Manager would invoke them; stops at the first failure."""
     for step in Step:
         run_step(stores, secret_id, token, step, checker=checker)
+
+
+def rotation_outcome(stores: Stores, secret_id: str, token: str) -> str:
+    """promoted (the version is AWSCURRENT), failed (it is no longer pending: the test refused it) or running."""
+    stages = stores.secrets.describe_stages(secret_id).get(token, [])
+    if CURRENT in stages:
+        return "promoted"
+    return "running" if PENDING in stages else "failed"
+
+
+def wait_for_rotation(stores: Stores, secret_id: str, token: str, *, timeout: float, poll: float,
+                      on_wait: Callable[[], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> str:
+    """The outcome, waiting up to `timeout` seconds: in a deployed stack the rotation function runs asynchronously."""
+    deadline = clock() + timeout
+    while True:
+        outcome = rotation_outcome(stores, secret_id, token)
+        if outcome != "running" or clock() >= deadline:
+            return outcome
+        if on_wait is not None:
+            on_wait()
+        sleep(poll)
 
 
 # --- the rotation function's steps ----------------------------------------------------------------------------------
@@ -228,3 +257,31 @@ def _reason(report: LiveCheckReport, error: SmtpDeliveryError) -> str:
 def _save(stores: Stores, address: SupportAddress) -> None:
     address.updated_at = utcnow()
     stores.directory.put_address(address)
+
+
+# --- new settings from a form (the console): what changes, the rest kept ------------------------------------------
+
+def changed_credentials(current: SmtpCredentials, changes: dict) -> SmtpCredentials:
+    """`current` with `changes` applied (host, port, tls_mode, username, ca_bundle_pem, auth_kind, password, oauth_*):
+    a field left out or empty keeps its current value, so a host change keeps the password and a new password keeps
+    the host. Switching the sign-in kind clears the other kind's fields. A ConfigurationError names the invalid
+    fields, never a value."""
+    given = {key: value for key, value in changes.items() if value not in (None, "")}
+    fields = json.loads(current.to_secret_string())
+    kind = AuthKind(given.get("auth_kind", current.auth_kind))
+    if kind is not current.auth_kind:
+        for name in ("password", "oauth_client_secret", "oauth_tenant_id", "oauth_client_id", "oauth_token_url"):
+            fields[name] = "" if name == "password" else None
+    fields.update(given)
+    fields["auth_kind"] = kind
+    return checked_credentials(fields)
+
+
+def stage_change(stores: Stores, account_id: str, email: str, changes: dict) -> str:
+    """Stage the address's credentials with `changes` as AWSPENDING, without starting the rotation (the caller
+    starts it: the console's rotate job); returns the version's token."""
+    address = _connector_address(stores, account_id, email)
+    assert address.connector is not None
+    current = _credentials(stores.secrets.get(address.connector.secret_arn, CURRENT).value)
+    return stage_rotation(stores, account_id, address.email, changed_credentials(current, changes),
+                          start=lambda secret_id, token: None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,6 @@ from relaydesk.cli.output import (
 )
 from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 from relaydesk.errors import ConfigurationError
-from relaydesk.store.ports import CURRENT, PENDING
 
 # --- helpers shared by the ADDRESSES command groups -----------------------------------------------------------------
 
@@ -377,17 +375,10 @@ def staged_material(credentials: SmtpCredentials) -> str:
 
 def _wait_for_rotation(stores: Any, secret_id: str, token: str, *, timeout: float, poll: float) -> str:
     """promoted | failed | running: the rotation function runs asynchronously in a deployed stack."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stages = stores.secrets.describe_stages(secret_id).get(token, [])
-        if CURRENT in stages:
-            return "promoted"
-        if PENDING not in stages:
-            return "failed"
-        if time.monotonic() >= deadline:
-            return "running"
-        progress("waiting for the rotation function to test the new credentials ...")
-        time.sleep(poll)
+    from relaydesk.addresses.rotation import wait_for_rotation
+
+    return wait_for_rotation(stores, secret_id, token, timeout=timeout, poll=poll, on_wait=lambda: progress(
+        "waiting for the rotation function to test the new credentials ..."))
 
 
 def cmd_disable(args: argparse.Namespace) -> int:

@@ -106,3 +106,10 @@ def release_held(stores: Stores, account_id: str, email: str) -> int:
         stores.held.remove(email, notification.notification_id)
         released += 1
     return released
+
+
+def held_notifications(stores: Stores, account_id: str, email: str) -> list[Notification]:
+    """What waits behind the address's hold, for this account only (an address record is per account)."""
+    if stores.held is None:
+        return []
+    return [n for n in stores.held.list(email) if n.account_id == account_id]

@@ -1,6 +1,5 @@
 """Cognito's user-facing calls (sign in, answer a challenge, refresh, revoke) for `relaydesk login`: unsigned, so a
-tenant user needs no AWS credentials, and every refusal as a SignInError that never says which credential was wrong.
-Besides: the operator's side of the pool (`CognitoUsers`) and the pool read as an account's agents (`CognitoAgents`)."""
+tenant user needs no AWS credentials, and every refusal as a SignInError that never says which credential was wrong."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from relaydesk.errors import SignInError
-from relaydesk.tickets.model import Agent, agent_name
 
 
 def cognito_client(user_pool_id: str) -> Any:
@@ -100,32 +98,3 @@ def _user_error(error: ClientError, email: str) -> Exception:
         return ConfigurationError("the password does not meet the pool's policy",
                                   action="At least 12 characters with upper and lower case letters and digits.")
     return ConfigurationError(f"Cognito refused ({code or 'error'})")
-
-
-class CognitoAgents:
-    """The user pool as the agents of an account (`store.ports.AgentDirectory`): the user by its address (the pool's
-    username), kept only when its `custom:account_id` is the account asked about, it is enabled and it is in the agent
-    or admin group. Nothing about a user of another account leaves this class: it is simply not an agent here."""
-
-    def __init__(self, client: Callable[[], Any], user_pool_id: str) -> None:
-        self._client = client  # returns the cognito-idp client, made at the first call (most requests never ask)
-        self._pool = user_pool_id
-
-    def agent(self, account_id: str, email: str) -> Agent | None:
-        client = self._client()
-        try:
-            user = client.admin_get_user(UserPoolId=self._pool, Username=email)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("UserNotFoundException", "InvalidParameterException"):
-                return None
-            raise
-        attributes = {a["Name"]: a["Value"] for a in user.get("UserAttributes", [])}
-        if attributes.get(CognitoUsers.ACCOUNT_ATTRIBUTE) != account_id or not user.get("Enabled", True):
-            return None
-        groups = client.admin_list_groups_for_user(UserPoolId=self._pool, Username=email).get("Groups", [])
-        if not {g["GroupName"] for g in groups} & set(CognitoUsers.ROLES):
-            return None
-        address = attributes.get("email", email).lower()
-        return Agent(agent_id=attributes.get("sub") or user["Username"],
-                     name=agent_name(attributes.get("name")) or address.partition("@")[0],
-                     email=address)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress, VerificationStatus
@@ -21,6 +21,10 @@ from relaydesk.tickets.model import (
     TicketQuery,
     TicketStatus,
 )
+
+if TYPE_CHECKING:  # only the console's ports name them: no function but the tenant API's pays for their import
+    from relaydesk.jobs.model import Job, JobStatus, JobStep
+    from relaydesk.users import AccountUser, UserRole
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -72,6 +76,7 @@ class TicketStore(Protocol):
     def create_ticket(self, ticket: Ticket) -> None: ...
     def get_ticket(self, ticket_id: str) -> Ticket | None: ...
     def list_tickets(self, account_id: str) -> list[Ticket]: ...
+    def delete_ticket(self, ticket_id: str) -> None: ...  # the ticket and every item of it; absent: nothing
     # One page of an account's tickets (a query keyed by the account, never a scan), newest update first.
     def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage: ...
     # Written once per comment id (a retry writes the same item); moves the ticket's updated_at forward to the
@@ -151,6 +156,35 @@ class HeldNotifications(Protocol):
     def remove(self, email: str, notification_id: str) -> None: ...
 
 
+class JobStore(Protocol):
+    """Jobs of an account (`relaydesk.jobs`): each step and progress line is one write, so a poller sees it at once.
+    Another account's job is None, exactly like one that does not exist."""
+
+    def create(self, job: Job) -> None: ...
+    def get(self, account_id: str, job_id: str) -> Job | None: ...
+    def add_step(self, account_id: str, job_id: str, step: JobStep) -> None: ...  # dropped past MAX_STEPS
+    def add_progress(self, account_id: str, job_id: str, line: str) -> None: ...  # dropped past MAX_PROGRESS_LINES
+    def finish(self, account_id: str, job_id: str, status: JobStatus, *, summary: str | None = None,
+               fix: str | None = None) -> None: ...
+
+
+class JobLauncher(Protocol):
+    """Starts a job's runner without waiting for it (Lambda's asynchronous invocation of the jobs function)."""
+
+    def launch(self, account_id: str, job_id: str) -> None: ...
+
+
+class UserDirectory(Protocol):
+    """The user pool's users of one account (`custom:account_id`) and their role (group)."""
+
+    def list_users(self, account_id: str) -> list[AccountUser]: ...
+    # The pool sends the invitation (a temporary password to change at first sign-in). ConflictError: the email
+    # already signs in to Relaydesk (in this account or another; which one is never said).
+    def invite(self, account_id: str, email: str, role: UserRole) -> AccountUser: ...
+    # The user with this address as a ticket's assignee: only an enabled agent or admin of this account, else None
+    # (a user of another account, a disabled one or one in no group is nobody here).
+    def agent(self, account_id: str, email: str) -> Agent | None: ...
+
 class HoldAlertLedger(Protocol):
     """Per held address, the alerts its account's admins were sent. Every write is a compare-and-set on `version`
     (None: the entry must not exist), so two runs never send the same alert; False means another run got there."""
@@ -168,10 +202,3 @@ class SuppressionList(Protocol):
     def add(self, suppression: Suppression) -> None: ...  # keeps the first reason and time of an existing entry
     def list(self, account_id: str) -> list[Suppression]: ...
     def remove(self, account_id: str, recipient: str) -> bool: ...  # False: it was not suppressed
-
-
-class AgentDirectory(Protocol):
-    """Who works an account's tickets: the users of the account (the user pool's `custom:account_id`) in the agent or
-    admin group, as the agents a ticket can be assigned to."""
-
-    def agent(self, account_id: str, email: str) -> Agent | None: ...  # None: no enabled agent or admin of it

@@ -15,10 +15,10 @@ from relaydesk.wiring import Stores
 
 def agent_of_account(stores: Stores, account_id: str, email: str) -> Agent:
     address = normalised(email)
-    if stores.agents is None:
+    if stores.users is None:
         raise ConfigurationError("this stack has no user pool to find agents in (RELAYDESK_USER_POOL_ID)",
                                  action="Deploy the stack with its user pool, or assign with the operator's CLI.")
-    agent = stores.agents.agent(account_id, address)
+    agent = stores.users.agent(account_id, address)
     if agent is None:
         raise RuleViolation(f"{address} is not an agent or admin of this account", rule="assignee_not_agent",
                             action="Assign the ticket to a user of your account (the operator adds users with "
