@@ -247,7 +247,7 @@ class MemoryRelay:
             MemorySecrets,
             MemoryTickets,
         )
-        from relaydesk.wiring import Stores
+        from relaydesk.store.ports import Stores
 
         settings = Settings(mail_domain="mail.relaydesk.test", tickets_table="t", directory_table="d",
                             idempotency_table="i", counters_table="c", raw_mail_bucket="b",

@@ -10,8 +10,9 @@ from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.once import PowertoolsOnce, powertools_once
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.result import RecordResult
+from relaydesk.store.ports import Stores
 from relaydesk.store.sqs_retry import SqsRetryDelay
-from relaydesk.wiring import Stores, aws_client, aws_stores
+from relaydesk.wiring import aws_client, aws_stores
 
 logger = Logger()
 metrics = Metrics()

@@ -2,35 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from relaydesk.config import Settings, get_settings
-from relaydesk.store.ports import (
-    BlobStore,
-    DirectoryStore,
-    HeldNotifications,
-    NotificationQueue,
-    RawMailSender,
-    SecretStore,
-    TicketStore,
-)
-
-
-@dataclass(frozen=True)
-class Stores:
-    directory: DirectoryStore
-    tickets: TicketStore
-    blobs: BlobStore
-    secrets: SecretStore
-    queue: NotificationQueue
-    settings: Settings
-    # The relay's: the default outbound (SES) and notifications held behind an auth_failed hold.
-    mailer: RawMailSender | None = None
-    held: HeldNotifications | None = None
-    # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
-    peers: tuple[tuple[str, DirectoryStore], ...] = ()
+from relaydesk.store.ports import DirectoryStore, SecretStore, Stores
 
 
 def other_environment(environment: str) -> str:

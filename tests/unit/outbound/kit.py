@@ -24,8 +24,8 @@ from relaydesk.outbound.policy import error_for_reply
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.smtp import Accepted
 from relaydesk.store.memory import MemoryHeld, MemoryOutbox
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import RecipientOutcome, Ticket
-from relaydesk.wiring import Stores
 
 PASSWORD = "Tr0ub4dor&3-not-in-logs"
 SUPPORT = "support@acme.test"

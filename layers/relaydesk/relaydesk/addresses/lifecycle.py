@@ -32,8 +32,7 @@ from relaydesk.clock import utcnow
 from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import ConfigurationError, ConflictError, NotFoundError, RuleViolation
 from relaydesk.ids import new_id
-from relaydesk.store.ports import DirectoryStore
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import DirectoryStore, Stores
 
 Checker = Callable[..., LiveCheckReport]  # run_live_check's signature: (credentials, *, sender=..., on_step=...)
 

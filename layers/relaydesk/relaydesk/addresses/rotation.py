@@ -26,8 +26,7 @@ from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddres
 from relaydesk.clock import utcnow
 from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
-from relaydesk.store.ports import CURRENT, PENDING
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import CURRENT, PENDING, Stores
 
 Starter = Callable[[str, str], None]  # (secret id, token): begins the four steps for the staged version
 Checker = Callable[..., LiveCheckReport]  # run_live_check's signature

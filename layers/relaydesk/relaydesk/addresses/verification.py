@@ -25,7 +25,7 @@ from relaydesk.errors import RelaydeskError, RuleViolation
 from relaydesk.ids import new_id
 from relaydesk.markers import VERIFICATION_HEADER, verification_marker
 from relaydesk.notification import Notification, NotificationKind
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 MAX_FORWARDING_HOPS = 1  # one server-level forward; chains of forwards make the requester ambiguous
 DEFAULT_TIMEOUT_SECONDS = 300.0

@@ -18,7 +18,7 @@ from relaydesk.addresses import lifecycle
 from relaydesk.api import errors, uniqueness
 from relaydesk.api.schemas import AddressList, AddressOut, CreateAddress, DeletedAddress, ErrorBody, UpdateAddress
 from relaydesk.errors import RelaydeskError
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 logger = Logger(child=True)
 

@@ -10,8 +10,8 @@ from relaydesk.inbound.parse import ParsedMail
 from relaydesk.inbound.ports import InboundPorts
 from relaydesk.inbound.receipt import SesReceipt
 from relaydesk.inbound.threading import ThreadMatch, find_thread, is_participant
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import SuspensionReason, TicketStatus
-from relaydesk.wiring import Stores
 
 DMARC_ENFORCING_POLICIES = {"reject", "quarantine"}
 SPAM_EXPLANATION = "Amazon SES judged this mail to be spam. Release it if it is a real request."

@@ -22,8 +22,8 @@ from relaydesk.inbound.outcome import Decision, InboundResult, Outcome
 from relaydesk.inbound.parse import ParsedMail, parse
 from relaydesk.inbound.ports import InboundPorts
 from relaydesk.inbound.receipt import SesReceipt
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import Comment, NotificationRecord, SuspensionReason, Ticket, TicketStatus
-from relaydesk.wiring import Stores
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ from relaydesk.clock import utcnow
 from relaydesk.credentials import AuthKind
 from relaydesk.errors import AuthenticationFailedError, ConfigurationError, OAuthTokenRefusedError
 from relaydesk.notification import Notification
-from relaydesk.store.ports import HeldNotifications
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import HeldNotifications, Stores
 
 
 def held_store(stores: Stores) -> HeldNotifications:

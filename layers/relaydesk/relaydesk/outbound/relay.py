@@ -31,8 +31,8 @@ from relaydesk.outbound.result import BatchItem, RecordResult, Result
 from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, RecipientOutcome
-from relaydesk.wiring import Stores
 
 MAX_PARALLEL_SMARTHOSTS = 8
 log = logging.getLogger(__name__)

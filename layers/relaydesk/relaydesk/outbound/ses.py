@@ -18,8 +18,7 @@ from relaydesk.notification import Notification
 from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.result import Result
-from relaydesk.store.ports import RawMailSender
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import RawMailSender, Stores
 
 SES_RAW_MESSAGE_LIMIT = 10 * 1024 * 1024  # SES v1 SendRawEmail: 10 MB per message, after encoding
 ROUTE = "ses"

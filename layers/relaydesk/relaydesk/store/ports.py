@@ -1,12 +1,15 @@
-"""The small interfaces domain code depends on. `memory` implements them for unit tests, the AWS modules for real."""
+"""The small interfaces domain code depends on, and `Stores`, the set of them a domain function is handed.
+`memory` implements them for unit tests, the AWS modules for real; `relaydesk.wiring` builds the real ones."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.config import Settings
 from relaydesk.notification import Notification
 from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
 
@@ -91,3 +94,18 @@ class HeldNotifications(Protocol):
     def park(self, email: str, notification: Notification) -> None: ...  # idempotent per notification id
     def list(self, email: str) -> list[Notification]: ...
     def remove(self, email: str, notification_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stores:
+    directory: DirectoryStore
+    tickets: TicketStore
+    blobs: BlobStore
+    secrets: SecretStore
+    queue: NotificationQueue
+    settings: Settings
+    # The relay's: the default outbound (SES) and notifications held behind an auth_failed hold.
+    mailer: RawMailSender | None = None
+    held: HeldNotifications | None = None
+    # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
+    peers: tuple[tuple[str, DirectoryStore], ...] = ()
