@@ -7,9 +7,9 @@ from relaydesk.ids import new_id
 from relaydesk.inbound import dsn, forwarding, loops, routing
 from relaydesk.inbound.outcome import Decision, DropReason, Outcome
 from relaydesk.inbound.parse import ParsedMail
-from relaydesk.inbound.ports import InboundPorts
 from relaydesk.inbound.receipt import SesReceipt
 from relaydesk.inbound.threading import ThreadMatch, find_thread, is_participant
+from relaydesk.store.inbound_ports import InboundPorts
 from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import SuspensionReason, TicketStatus
 
