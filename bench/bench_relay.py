@@ -236,12 +236,12 @@ class MemoryRelay:
     def __enter__(self) -> MemoryRelay:
         from relaydesk.config import Settings
         from relaydesk.outbound.credentials import CredentialCache
-        from relaydesk.outbound.once import MemoryOnce
         from relaydesk.outbound.relay import Relay
         from relaydesk.store.memory import (
             MemoryBlobs,
             MemoryDirectory,
             MemoryHeld,
+            MemoryOnce,
             MemoryOutbox,
             MemoryQueue,
             MemorySecrets,

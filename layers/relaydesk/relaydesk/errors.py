@@ -44,6 +44,13 @@ class ConflictError(RelaydeskError):
     code = "conflict"
 
 
+class AlreadyInProgress(ConflictError):
+    """Another invocation is delivering this notification right now: this attempt is deferred, not sent."""
+
+    code = "already_in_progress"
+    action = "Nothing to do: the notification is retried later and then finds the stored outcome."
+
+
 class OtherEnvironmentUnreadable(RelaydeskError):
     """The other environment's directory (sandbox <-> production) could not be read: uniqueness across the two
     stacks was not checked. Callers decide whether to go on (the CLI and the API do, with a note)."""

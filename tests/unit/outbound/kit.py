@@ -19,11 +19,10 @@ from relaydesk.errors import AuthenticationFailedError, TransientDeliveryError
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification
 from relaydesk.outbound.credentials import CredentialCache
-from relaydesk.outbound.once import MemoryOnce
 from relaydesk.outbound.policy import error_for_reply
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.smtp import Accepted
-from relaydesk.store.memory import MemoryHeld, MemoryOutbox
+from relaydesk.store.memory import MemoryHeld, MemoryOnce, MemoryOutbox
 from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import RecipientOutcome, Ticket
 

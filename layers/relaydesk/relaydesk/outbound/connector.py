@@ -23,10 +23,9 @@ from relaydesk.outbound import dkim, hold, pool
 from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
 from relaydesk.outbound.credentials import VersionedCredentials
 from relaydesk.outbound.policy import Outcome
-from relaydesk.outbound.pool import PoolKey
 from relaydesk.outbound.result import BatchItem, Result
 from relaydesk.outbound.smtp import NothingAcceptedError, SmtpSubmission
-from relaydesk.store.ports import CURRENT, PENDING
+from relaydesk.store.ports import CURRENT, PENDING, PoolKey
 
 if TYPE_CHECKING:
     from relaydesk.outbound.relay import Relay

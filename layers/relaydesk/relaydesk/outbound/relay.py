@@ -18,20 +18,19 @@ from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
-from relaydesk.errors import NotFoundError, RelaydeskError
+from relaydesk.errors import AlreadyInProgress, NotFoundError, RelaydeskError
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound.connector import ConnectorGroup
 from relaydesk.outbound.credentials import CredentialCache
-from relaydesk.outbound.once import AlreadyInProgress, OnceGuard
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.pool import ConnectionPool
 from relaydesk.outbound.result import BatchItem, RecordResult, Result
 from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
-from relaydesk.store.ports import Stores
+from relaydesk.store.ports import OnceGuard, SessionPool, Stores
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, RecipientOutcome
 
 MAX_PARALLEL_SMARTHOSTS = 8
@@ -63,7 +62,7 @@ class Relay:
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
                  on_result: Callable[[RecordResult], None] | None = None,
                  submission: Callable[..., SmtpSubmission] = SmtpSubmission,
-                 pool: ConnectionPool | None = None) -> None:
+                 pool: SessionPool | None = None) -> None:
         self.stores = serialized(stores)  # smarthost threads share them
         self.credentials = credentials
         self.once = once

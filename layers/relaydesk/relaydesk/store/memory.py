@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
-from relaydesk.errors import ConflictError, NotFoundError
+from relaydesk.errors import AlreadyInProgress, ConflictError, NotFoundError
 from relaydesk.notification import Notification
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion
 from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
@@ -237,3 +238,29 @@ class MemoryHeld:
 
     def remove(self, email: str, notification_id: str) -> None:
         self.parked.get(email.lower(), {}).pop(notification_id, None)
+
+
+class MemoryOnce:
+    """The once guard: a completed outcome is replayed, a running one refused (AlreadyInProgress)."""
+
+    def __init__(self) -> None:
+        self.completed: dict[str, dict] = {}
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def run(self, notification: Notification, work: Callable[[], dict]) -> dict:
+        key = notification.notification_id
+        with self._lock:
+            if key in self.completed:
+                return self.completed[key]
+            if key in self._running:
+                raise AlreadyInProgress(f"notification {key} is being delivered by another invocation")
+            self._running.add(key)
+        try:
+            result = work()
+        finally:
+            with self._lock:
+                self._running.discard(key)
+        with self._lock:
+            self.completed[key] = result
+        return result

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -94,6 +94,48 @@ class HeldNotifications(Protocol):
     def park(self, email: str, notification: Notification) -> None: ...  # idempotent per notification id
     def list(self, email: str) -> list[Notification]: ...
     def remove(self, email: str, notification_id: str) -> None: ...
+
+
+class OnceGuard(Protocol):
+    """Runs `work` at most once per notification id and returns its (stored) outcome; a deferral or a hold raises
+    through it, so nothing is stored and the next attempt may run. AlreadyInProgress: another invocation holds it."""
+
+    def run(self, notification: Notification, work: Callable[[], dict]) -> dict: ...
+
+
+class RetryDelay(Protocol):
+    """When a deferred SQS record is received again (its visibility timeout)."""
+
+    def delay(self, receipt_handle: str, seconds: int) -> bool: ...  # False: the handle is no longer in flight
+
+
+class Session(Protocol):
+    """An open connection as the pool sees it (`outbound/smtp.py`'s `SmtpSubmission`)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class PoolKey(NamedTuple):
+    """A connection is reused only for the same smarthost, login and secret version it authenticated with."""
+
+    secret_id: str
+    host: str
+    port: int
+    username: str
+    version_id: str
+
+
+class SessionPool(Protocol):
+    """Authenticated connections kept between invocations of a warm container (`outbound/pool.py`)."""
+
+    def has(self, key: PoolKey) -> bool: ...  # an idle connection for `key` is waiting (it may turn out closed)
+    def take(self, key: PoolKey) -> Session | None: ...  # a live one, or None; stale ones of the secret are closed
+    def give(self, key: PoolKey, session: Session) -> None: ...  # kept for the next invocation while still open
+    def forget(self, secret_id: str) -> None: ...  # after a refusal: nothing of this secret is reused
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
