@@ -48,7 +48,8 @@ def discard(session: Session) -> None:
 
 
 class ConnectionPool:
-    """The warm container's `SessionPool`: idle authenticated connections, at most `max_size`, each reused within `max_idle` seconds or closed."""
+    """The warm container's `SessionPool`: idle authenticated connections, at most `max_size`, each reused within
+    `max_idle` seconds or closed."""
 
     def __init__(self, *, max_idle: float = MAX_IDLE_SECONDS, max_size: int = MAX_POOLED,
                  clock: Callable[[], float] = time.monotonic) -> None:
