@@ -6,7 +6,7 @@ import json
 
 from relaydesk.inbound.outcome import Outcome
 from relaydesk.inbound.replay import replay_dead_letters, ses_record_of
-from relaydesk.store.inbound_memory import MemoryDeadLetters
+from relaydesk.store.memory import MemoryDeadLetters
 
 from .conftest import corpus, ses_record
 

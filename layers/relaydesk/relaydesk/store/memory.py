@@ -1,4 +1,6 @@
-"""In-memory fakes of the storage ports, for unit tests and the inbound benchmark."""
+"""In-memory fakes of every port in `store/` (`ports`, `inbound_ports`), for unit tests and the benchmarks. Each
+behaves as its adapter does (tests/integration/test_store_contract.py runs the same checks on both) and hands out
+deep copies, so a test never shares state with the store by accident."""
 
 from __future__ import annotations
 
@@ -226,6 +228,21 @@ class MemoryOutbox:
         return f"memory-{len(self.sent)}"
 
 
+class MemoryRetryDelay:
+    """The queue's visibility timeouts: `calls` records each (receipt handle, seconds); a handle that is not
+    `in_flight` (when that set is given) answers False, as SQS does for a record already visible again."""
+
+    def __init__(self, in_flight: set[str] | None = None) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.in_flight = in_flight
+
+    def delay(self, receipt_handle: str, seconds: int) -> bool:
+        if self.in_flight is not None and receipt_handle not in self.in_flight:
+            return False
+        self.calls.append((receipt_handle, seconds))
+        return True
+
+
 class MemoryHeld:
     def __init__(self) -> None:
         self.parked: dict[str, dict[str, Notification]] = defaultdict(dict)
@@ -264,3 +281,58 @@ class MemoryOnce:
         with self._lock:
             self.completed[key] = result
         return result
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[str, bool]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ses_message_id: str) -> tuple[str, bool] | None:
+        return self.records.get(ses_message_id)
+
+    def claim(self, ses_message_id: str, decision_json: str) -> str:
+        with self._lock:  # the conditional put: the first decision wins
+            return self.records.setdefault(ses_message_id, (decision_json, False))[0]
+
+    def complete(self, ses_message_id: str) -> None:
+        decision, _ = self.records[ses_message_id]
+        self.records[ses_message_id] = (decision, True)
+
+
+class MemoryCounters:
+    """The same semantics as the DynamoDB counters: one count per (key, event id), the value it got remembered."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+        self.expiry: dict[str, int] = {}
+        self.counted: dict[tuple[str, str], int] = {}  # (key, event id) -> the value that event got
+        self._lock = threading.Lock()
+
+    def count_once(self, key: str, event_id: str, expires_at: int) -> int:
+        with self._lock:  # the transaction: marker and counter change together or not at all
+            if (key, event_id) in self.counted:
+                return self.counted[key, event_id]
+            self.values[key] = self.values.get(key, 0) + 1
+            self.expiry[key] = expires_at
+            self.counted[key, event_id] = self.values[key]
+            return self.values[key]
+
+
+class MemoryDeadLetters:
+    def __init__(self, bodies: list[str] | None = None) -> None:
+        self._ids = itertools.count(1)
+        self.messages: dict[str, str] = {f"h{next(self._ids)}": b for b in bodies or []}
+        self.released: list[str] = []
+
+    def add(self, body: str) -> None:
+        self.messages[f"h{next(self._ids)}"] = body
+
+    def receive(self, max_messages: int = 10) -> list[tuple[str, str]]:
+        return list(self.messages.items())[:max_messages]
+
+    def delete(self, receipt_handle: str) -> None:
+        self.messages.pop(receipt_handle, None)
+
+    def release(self, receipt_handle: str) -> None:
+        self.released.append(receipt_handle)
