@@ -14,8 +14,8 @@ from typing import Any
 import aiosmtplib
 
 from relaydesk import oauth
+from relaydesk.addresses.check_report import CheckStep, LiveCheckReport, Resolver, StepListener
 from relaydesk.addresses.explain import Explanation, enhanced_status_of, explain_step, explain_token_error
-from relaydesk.addresses.live_check import CheckStep, LiveCheckReport, Resolver, StepListener
 from relaydesk.credentials import AuthKind, SmtpCredentials, TlsMode
 from relaydesk.errors import AuthenticationFailedError, OAuthTokenError, RelaydeskError, SmtpDeliveryError
 from relaydesk.oauth import AccessTokens, Response

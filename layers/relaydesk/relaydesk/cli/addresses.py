@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from relaydesk.addresses import lifecycle, verification
-from relaydesk.addresses.live_check import CheckStep
+from relaydesk.addresses.check_report import CheckStep
 from relaydesk.addresses.model import SupportAddress, VerificationStatus
 from relaydesk.addresses.presets import PRESETS
 from relaydesk.addresses.presets import resolve as resolve_preset

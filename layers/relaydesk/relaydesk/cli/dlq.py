@@ -16,12 +16,10 @@ COLUMNS = ["notification", "ticket", "address", "recipients", "receives", "last_
 
 
 def dead_letters(stores: Any) -> SqsDeadLetters:
-    from relaydesk.wiring import aws_client
-
     settings = stores.settings
     if not settings.notifications_dlq_url:
         raise ConfigurationError("the stack names no notifications DLQ (RELAYDESK_NOTIFICATIONS_DLQ_URL)")
-    return SqsDeadLetters(aws_client("sqs"), settings.notifications_dlq_url, settings.notifications_queue_url)
+    return SqsDeadLetters(context.aws_client("sqs"), settings.notifications_dlq_url, settings.notifications_queue_url)
 
 
 def describe(stores: Any, letter: DeadLetter) -> dict[str, Any]:
