@@ -176,3 +176,17 @@ def test_a_unit_test_that_opens_a_socket_fails(family, address):
         sock.connect(address)
     with socket.socket(family, socket.SOCK_STREAM) as sock, pytest.raises(SocketInUnitTest):
         sock.bind((address[0], 0))
+
+
+def _exception_classes(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+            and any(ast.unparse(base).endswith(("Error", "Exception", "Violation", "InProgress", "Unreadable"))
+                    for base in node.bases)]
+
+
+def test_every_error_is_defined_in_errors_py():
+    """One home for errors, each a RelaydeskError with its action; private control-flow signals (`_Name`) aside."""
+    offenders = sorted(f"{name}: {cls}" for name, path in MODULES.items() if name != "relaydesk.errors"
+                       for cls in _exception_classes(path) if not cls.startswith("_"))
+    assert offenders == []

@@ -1,6 +1,55 @@
-"""Typed errors: each one a caller treats differently, carrying SMTP codes and what the operator should do."""
+"""Typed errors: each one a caller treats differently, carrying SMTP codes and what the operator should do; and the
+SMTP reply codes Relaydesk acts on, as one IntEnum.
+
+Every field an error carries is a constructor argument. A cause is chained (`raise ... from error`) so a traceback
+shows what failed underneath, except where the cause could carry a secret; there it is dropped (`from None`):
+- the SMTP AUTH exchange (`outbound/auth.py`): a server may echo what it was sent, the password or a token;
+- reading a secret's value as credentials (`outbound/credentials.py`, `addresses/rotation.py`,
+  `cli/credentials_input.py`): pydantic's error quotes its input;
+- the OAuth token request (`oauth.py`): its body holds the client secret;
+- the Secrets Manager adapter (`store/secrets.py`): its requests hold secret values;
+- attachment links and their signing key (`attachments/`): the token is the authorization.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from relaydesk.tickets.model import RecipientOutcome
+
+
+class ReplyCode(IntEnum):
+    """SMTP reply codes Relaydesk acts on by value (RFC 5321 4.2.2-4.2.3, RFC 4954 6, RFC 3207 4). Any other code is
+    judged by its first digit: `is_positive`, `is_transient`, `is_permanent`."""
+
+    SERVICE_READY = 220
+    AUTH_SUCCEEDED = 235  # RFC 4954 6
+    OK = 250
+    SERVICE_CLOSING = 421  # the server is closing the transmission channel (e.g. an idle timeout)
+    AUTH_REQUIRED = 530  # RFC 4954 6 (and "must issue STARTTLS first", RFC 3207 4)
+    AUTH_TOO_WEAK = 534  # RFC 4954 6: the mechanism is too weak (Gmail: an app password is required)
+    AUTH_INVALID = 535  # RFC 4954 6: authentication credentials invalid
+    ENCRYPTION_REQUIRED = 538  # RFC 4954 6: encryption required for the requested mechanism
+    MESSAGE_TOO_BIG = 552  # exceeded storage allocation; submission servers use it for size limits
+
+    @staticmethod
+    def is_positive(code: int | None) -> bool:
+        return code is not None and 200 <= code < 300
+
+    @staticmethod
+    def is_transient(code: int | None) -> bool:
+        return code is not None and 400 <= code < 500
+
+    @staticmethod
+    def is_permanent(code: int | None) -> bool:
+        return code is not None and 500 <= code < 600
+
+
+# The replies that mean "these credentials were refused": the auth_failed hold, never a retry with the same ones.
+AUTH_REFUSED_CODES = frozenset({ReplyCode.AUTH_INVALID, ReplyCode.AUTH_TOO_WEAK, ReplyCode.ENCRYPTION_REQUIRED})
 
 
 class RelaydeskError(Exception):
@@ -80,6 +129,7 @@ class SmtpDeliveryError(RelaydeskError):
         enhanced_status: str | None = None,
         server_reply: str = "",
         recipient: str | None = None,
+        refused: Sequence[RecipientOutcome] = (),
         action: str | None = None,
     ) -> None:
         super().__init__(message, action=action)
@@ -87,6 +137,7 @@ class SmtpDeliveryError(RelaydeskError):
         self.enhanced_status = enhanced_status
         self.server_reply = server_reply
         self.recipient = recipient
+        self.refused = list(refused)  # every recipient was refused: each one's reply, for the ticket record
 
 
 class TransientDeliveryError(SmtpDeliveryError, ConnectionError):
@@ -104,13 +155,25 @@ class PermanentDeliveryError(SmtpDeliveryError):
 
 
 class AuthenticationFailedError(SmtpDeliveryError):
-    """535 and friends: the smarthost refused the credentials."""
+    """535 and friends: the smarthost refused the credentials. `version_id`: the secret version it refused, when
+    the credentials came from the secret store (a new version is worth one more try, the same one is not)."""
 
     code = "auth_failed"
     action = (
         "Check the username and password of the support address, and that SMTP AUTH is enabled for the "
         "mailbox; then rotate the credentials with `relaydesk addresses rotate`."
     )
+
+    def __init__(self, message: str, *, version_id: str | None = None, **fields) -> None:
+        super().__init__(message, **fields)
+        self.version_id = version_id
+
+
+class NothingAcceptedError(TransientDeliveryError):
+    """The connection failed before DATA: nothing of this transaction was accepted, so another connection may
+    send it without any risk of a duplicate."""
+
+    code = "nothing_accepted"
 
 
 class TlsRequiredError(SmtpDeliveryError):
@@ -140,6 +203,27 @@ class DkimSigningError(RelaydeskError, ValueError):
 
     code = "dkim_signing_failed"
     action = "The composed message is malformed: report it with the notification id."
+
+
+class MalformedMessageError(DkimSigningError):
+    """dkimpy's parser refused the header block (it says why)."""
+
+    code = "malformed_message"
+
+
+class DnsLookupError(RelaydeskError, ConnectionError):
+    """The resolver gave no answer (timeout, SERVFAIL): unlike NXDOMAIN this says nothing about the record."""
+
+    code = "dns_lookup_failed"
+    action = "Check the machine's DNS resolver, then run the check again."
+
+
+class InvalidAddressError(RelaydeskError, ValueError):
+    """An address that is not one plain addr-spec (a CR/LF, a second address, a display name): the notification
+    is never sent as it is."""
+
+    code = "invalid_address"
+    action = "Correct the recipient's or the support address's email address; a notification to it is not retried."
 
 
 class LinkInvalidError(RelaydeskError, ValueError):

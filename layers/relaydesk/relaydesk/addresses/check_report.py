@@ -46,8 +46,9 @@ class LiveCheckReport(BaseModel):
     def failed_step(self) -> CheckStep | None:
         return next((step for step in self.steps if not step.ok), None)
 
-    def to_error(self) -> SmtpDeliveryError:
-        """The typed error for a failed check, carrying the explanation and the fix."""
+    def to_error(self, context: str = "") -> SmtpDeliveryError:
+        """The typed error for a failed check, carrying the explanation and the fix; `context` goes first in its
+        message (what the check was for)."""
         step = self.failed_step
         if step is None:
             raise ValueError("the live check passed; there is no error")
@@ -59,5 +60,7 @@ class LiveCheckReport(BaseModel):
         elif step.name == "starttls" and "STARTTLS" in (self.summary or ""):
             kind = TlsRequiredError
         message = f"live check failed at {step.name}: {self.summary or step.detail}"
+        if context:
+            message = f"{context}: {message}"
         return kind(message, smtp_code=step.smtp_code, enhanced_status=step.enhanced_status,
                     server_reply=step.detail, action=self.fix)

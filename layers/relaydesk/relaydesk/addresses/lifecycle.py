@@ -48,9 +48,9 @@ def create_account(stores: Stores, subdomain: str, name: str = "", kind: Account
     """A new account and its system address (verified by construction, the default until another is verified)."""
     try:
         account = Account(account_id=new_id("A"), subdomain=subdomain, name=name, kind=AccountKind(kind))
-    except ValidationError:
+    except ValidationError as error:
         raise ConfigurationError(f"{subdomain!r} is not a valid subdomain",
-                                 action="Use one DNS label: lower-case letters, digits and hyphens.") from None
+                                 action="Use one DNS label: lower-case letters, digits and hyphens.") from error
     email = system_address(account.subdomain, stores.settings.mail_domain)
     if stores.directory.get_address(email) is not None:
         raise ConflictError(f"{email} already exists", action="Pick another subdomain.")
@@ -97,9 +97,9 @@ def secret_name(stores: Stores, account_id: str, email: str) -> str:
 def _normalise(email: str) -> str:
     try:
         return SupportAddress.model_validate({"email": email, "account_id": "-"}).email
-    except ValidationError:
+    except ValidationError as error:
         raise ConfigurationError(f"{email!r} is not an email address",
-                                 action="Give the support address as name@domain.") from None
+                                 action="Give the support address as name@domain.") from error
 
 
 def _refuse_system_address(stores: Stores, email: str, account: Account) -> None:
@@ -178,10 +178,10 @@ def add_forwarding_address(stores: Stores, account_id: str, email: str, name: st
 def _create(stores: Stores, address: SupportAddress) -> None:
     try:
         stores.directory.create_address(address)
-    except ConflictError:
+    except ConflictError as error:
         # Lost a race with another admin: the uniqueness rule still holds, say which rule.
         raise RuleViolation(f"{address.email} is already a support address", rule="address_in_use",
-                            action="An address can belong to one account only.") from None
+                            action="An address can belong to one account only.") from error
 
 
 def connect_address(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials, name: str = "", *,

@@ -97,9 +97,9 @@ def run_step(stores: Stores, secret_id: str, token: str, step: Step | str, *,
 def _step(step: Step | str) -> Step:
     try:
         return Step(step)
-    except ValueError:
+    except ValueError as error:
         raise RotationRefusedError(f"unknown rotation step {step!r}; expected one of "
-                                   f"{', '.join(s.value for s in Step)}") from None
+                                   f"{', '.join(s.value for s in Step)}") from error
 
 
 def create_secret(stores: Stores, secret_id: str, token: str) -> str:
@@ -134,14 +134,12 @@ def test_secret(stores: Stores, secret_id: str, token: str, *, checker: Checker 
     report = checker(_credentials(staged.value), sender=address.email)
     if report.ok:
         return "the smarthost accepted the pending credentials"
-    error = report.to_error()
+    error = report.to_error("credential rotation failed, the current credentials stay live")
     address.last_error = _reason(report, error)
     _save(stores, address)
     # The pending version failed: take it out of the rotation so the relay stops trying it and a new `rotate`
     # starts clean. AWSCURRENT was never touched.
     _unstage(stores, secret_id, token)
-    error.message = f"credential rotation failed, the current credentials stay live: {error.message}"
-    error.args = (error.message,)
     raise error
 
 

@@ -113,8 +113,8 @@ class CreateAddress(BaseModel):
     def _is_an_address(cls, value: str) -> str:
         try:
             return SupportAddress.model_validate({"email": value, "account_id": "-"}).email
-        except ValidationError:
-            raise ValueError("not a valid email address") from None
+        except ValidationError as error:
+            raise ValueError("not a valid email address") from error
 
 
 class UpdateAddress(BaseModel):

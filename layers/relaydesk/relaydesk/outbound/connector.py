@@ -14,23 +14,25 @@ from relaydesk.errors import (
     AuthenticationFailedError,
     DkimNotSetUpError,
     DkimSigningError,
+    InvalidAddressError,
+    NothingAcceptedError,
     OAuthTokenRefusedError,
+    ReplyCode,
     SmtpDeliveryError,
     TransientDeliveryError,
 )
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound import dkim, hold, pool
-from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
+from relaydesk.outbound.compose import Composed, Sender, compose, display_name
 from relaydesk.outbound.credentials import VersionedCredentials
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.result import BatchItem, Result
-from relaydesk.outbound.smtp import NothingAcceptedError, SmtpSubmission
+from relaydesk.outbound.smtp import SmtpSubmission
 from relaydesk.store.ports import CURRENT, PENDING, PoolKey
 
 if TYPE_CHECKING:
     from relaydesk.outbound.relay import Relay
 
-MESSAGE_TOO_BIG = 552  # RFC 5321 4.2.2: exceeded storage allocation; submission servers use it for size limits
 
 
 class ConnectorGroup:
@@ -92,7 +94,7 @@ class ConnectorGroup:
             self._note_error(address, f"{error.message}. What to do: {error.action}")
             return Result(Outcome.DEFERRED, route=self._route(address), reply=f"{error.message}. {error.action}")
         result = self._submit(notification, address, composed, data)
-        if result.smtp_code == MESSAGE_TOO_BIG and composed.has_attachments:
+        if result.smtp_code == ReplyCode.MESSAGE_TOO_BIG and composed.has_attachments:
             # Too big with real attachments: once more with links instead, as with SES's size limit.
             composed = self._compose(notification, address, inline=False)
             retried = self._submit(notification, address, composed, self._sign(address, composed.to_bytes()))
@@ -240,8 +242,10 @@ class ConnectorGroup:
                 # Rotation-aware: the secret read again past the cache, then a staged AWSPENDING version.
                 alternatives = self.relay.credentials.alternatives(self.secret_id, tried)
                 if not alternatives:
-                    error.version_id = version.version_id  # type: ignore[attr-defined]
-                    raise
+                    raise AuthenticationFailedError(
+                        error.message, version_id=version.version_id, smtp_code=error.smtp_code,
+                        enhanced_status=error.enhanced_status, server_reply=error.server_reply,
+                        action=error.action) from error
                 version = alternatives[0]
                 continue
             self.session, self.version = session, version
@@ -252,9 +256,9 @@ class ConnectorGroup:
         self.reusable = False
         self.relay.pool.forget(self.secret_id)
         if notification.kind is NotificationKind.VERIFICATION:
-            hold.hold_address(self.stores, address.email, error, version_id=getattr(error, "version_id", None))
+            hold.hold_address(self.stores, address.email, error, version_id=error.version_id)
             return Result.of_error(error, self._route(address))  # a test mail is not parked: `verify` reports it
-        hold.hold_address(self.stores, address.email, error, version_id=getattr(error, "version_id", None))
+        hold.hold_address(self.stores, address.email, error, version_id=error.version_id)
         hold.park(self.stores, notification)
         self.broken = Result.of_error(error, self._route(address))
         return Result(Outcome.HELD, route=self._route(address), smtp_code=error.smtp_code,

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
-from relaydesk.errors import AlreadyInProgress, NotFoundError, RelaydeskError
+from relaydesk.errors import AlreadyInProgress, NotFoundError, RelaydeskError, ReplyCode
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
@@ -202,7 +202,7 @@ class Relay:
     def retry_deferred_recipients(self, notification: Notification, refused: list[RecipientOutcome]) -> str | None:
         """Recipients refused with a 4xx while others took the mail get a copy of their own, queued with the
         first retry delay (as Postfix retries only the deferred recipients); returns its notification id."""
-        deferred = {r.recipient.lower() for r in refused if r.smtp_code is not None and 400 <= r.smtp_code < 500}
+        deferred = {r.recipient.lower() for r in refused if ReplyCode.is_transient(r.smtp_code)}
         if not deferred:
             return None
         follow_up = notification.model_copy(update={

@@ -13,9 +13,15 @@ from email.policy import SMTP
 
 from relaydesk.accounts import system_address
 from relaydesk.attachments.linker import link_builder
-from relaydesk.errors import ConfigurationError, NotFoundError, PermanentDeliveryError, SmtpDeliveryError
+from relaydesk.errors import (
+    ConfigurationError,
+    InvalidAddressError,
+    NotFoundError,
+    PermanentDeliveryError,
+    SmtpDeliveryError,
+)
 from relaydesk.notification import Notification
-from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, display_name
+from relaydesk.outbound.compose import Composed, Sender, compose, display_name
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.result import Result
 from relaydesk.store.ports import RawMailSender, Stores
@@ -77,4 +83,4 @@ def send_verification_mail(stores: Stores, message: EmailMessage) -> str:
     try:
         return mailer_of(stores).send_raw(sender, recipients, message.as_bytes(policy=SMTP))
     except SmtpDeliveryError as error:
-        raise ConnectionError(f"the default outbound refused the test mail: {error.message}") from None
+        raise ConnectionError(f"the default outbound refused the test mail: {error.message}") from error

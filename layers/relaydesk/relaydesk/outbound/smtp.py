@@ -17,6 +17,8 @@ import aiosmtplib
 from relaydesk.credentials import SmtpCredentials, TlsMode
 from relaydesk.errors import (
     CertificateVerificationError,
+    NothingAcceptedError,
+    ReplyCode,
     TlsRequiredError,
     TransientDeliveryError,
 )
@@ -28,14 +30,6 @@ from relaydesk.tickets.model import RecipientOutcome
 
 LOST_AFTER_DATA = ("the connection was lost while the message was being sent or before the server answered its end "
                    "of data: the server may have accepted it; it is retried with the same Message-ID")
-
-
-class NothingAcceptedError(TransientDeliveryError):
-    """The connection failed before DATA: nothing of this transaction was accepted, so another connection may
-    send it without any risk of a duplicate."""
-
-
-SERVER_CLOSING = 421  # RFC 5321 3.8: the server is closing the transmission channel (e.g. an idle timeout)
 
 
 @dataclass(frozen=True)
@@ -152,7 +146,7 @@ class SmtpSubmission:
         try:
             await smtp.mail(envelope_from, timeout=timeout)
         except aiosmtplib.SMTPResponseException as error:
-            if error.code == SERVER_CLOSING:
+            if error.code == ReplyCode.SERVICE_CLOSING:
                 await self.close()
                 raise NothingAcceptedError(f"MAIL FROM refused: {error.code} {error.message}", smtp_code=error.code,
                                            enhanced_status=enhanced_status(error.message),
@@ -183,10 +177,9 @@ class SmtpSubmission:
             await self._reset()
             # Every recipient refused: the mail's fate is the mildest refusal (a 4xx anywhere is worth a retry).
             mildest = min(refused, key=lambda r: r.smtp_code or 0)
-            error = error_for_reply(mildest.smtp_code, mildest.reply.partition(" ")[2],
-                               f"every recipient was refused: {mildest.reply}", recipient=mildest.recipient)
-            error.refused = refused  # type: ignore[attr-defined]  # carried to the ticket record
-            raise error
+            raise error_for_reply(mildest.smtp_code, mildest.reply.partition(" ")[2],
+                                  f"every recipient was refused: {mildest.reply}", recipient=mildest.recipient,
+                                  refused=refused)
         try:
             reply = await smtp.data(data, timeout=self._timeouts.data)
         except aiosmtplib.SMTPResponseException as error:

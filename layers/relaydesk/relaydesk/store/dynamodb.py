@@ -50,7 +50,7 @@ class DynamoDirectory:
             ])
         except ClientError as error:
             if _is_conditional_failure(error):
-                raise ConflictError(f"subdomain {account.subdomain!r} is taken") from None
+                raise ConflictError(f"subdomain {account.subdomain!r} is taken") from error
             raise
 
     def put_account(self, account: Account) -> None:
@@ -76,7 +76,7 @@ class DynamoDirectory:
             self._table.put_item(Item=self._address_item(address), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as error:
             if _is_conditional_failure(error):
-                raise ConflictError(f"{address.email} is already a support address") from None
+                raise ConflictError(f"{address.email} is already a support address") from error
             raise
 
     def put_address(self, address: SupportAddress) -> None:
@@ -114,7 +114,7 @@ class DynamoTickets:
             self._table.put_item(Item=self._ticket_item(ticket), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as error:
             if _is_conditional_failure(error):
-                raise ConflictError(f"ticket {ticket.ticket_id} exists") from None
+                raise ConflictError(f"ticket {ticket.ticket_id} exists") from error
             raise
         for comment in ticket.comments:
             self.add_comment(ticket.ticket_id, comment)

@@ -33,8 +33,8 @@ class MemoryDirectory:
     def get_account(self, account_id: str) -> Account:
         try:
             return self.accounts[account_id].model_copy(deep=True)
-        except KeyError:
-            raise NotFoundError(f"no account {account_id!r}") from None
+        except KeyError as error:
+            raise NotFoundError(f"no account {account_id!r}") from error
 
     def find_account_by_subdomain(self, subdomain: str) -> Account | None:
         found = next((a for a in self.accounts.values() if a.subdomain == subdomain.lower()), None)
@@ -119,8 +119,8 @@ class MemoryTickets:
     def _get(self, ticket_id: str) -> Ticket:
         try:
             return self.tickets[ticket_id]
-        except KeyError:
-            raise NotFoundError(f"no ticket {ticket_id!r}") from None
+        except KeyError as error:
+            raise NotFoundError(f"no ticket {ticket_id!r}") from error
 
 
 class MemoryBlobs:
@@ -130,8 +130,8 @@ class MemoryBlobs:
     def get(self, key: str) -> bytes:
         try:
             return self.objects[key][0]
-        except KeyError:
-            raise NotFoundError(f"no object {key!r}") from None
+        except KeyError as error:
+            raise NotFoundError(f"no object {key!r}") from error
 
     def chunks(self, key: str, size: int = 1 << 16) -> Iterator[bytes]:
         data = self.get(key)  # NotFoundError now, as S3's GetObject; each chunk a copy, as a stream's reads are
