@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import replace
 
 import pytest
 from relaydesk.addresses import lifecycle, rotation
@@ -11,6 +12,9 @@ from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
 from relaydesk.addresses.model import ConnectorState, VerificationStatus
 from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import AuthenticationFailedError, NotFoundError, RotationRefusedError, RuleViolation
+from relaydesk.ids import new_id
+from relaydesk.notification import Notification
+from relaydesk.store.memory import MemoryHeld
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS
 
 OLD_PASSWORD = "0ld-Pa55word!"
@@ -32,7 +36,9 @@ def report_for(credentials: SmtpCredentials, ok: bool) -> LiveCheckReport:
                            enhanced_status="5.7.8"))
     return LiveCheckReport(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode, steps=steps,
                            summary="The server refused the username or password",
-                           fix="Check the password set on the mailbox, then rotate again.")
+                           fix="Check the password set on the mailbox, then rotate again.",
+                           error=AuthenticationFailedError("refused", smtp_code=535,
+                                                           server_reply="535 5.7.8 Error: authentication failed"))
 
 
 class FakeSmarthost:
@@ -236,26 +242,35 @@ def test_finish_clears_an_auth_failed_hold(memory_stores, connected, state, outb
     assert after.last_error is None
 
 
-def test_finish_releases_the_notifications_held_for_the_address(memory_stores, connected, monkeypatch):
-    released: list[str] = []
-    monkeypatch.setattr(lifecycle, "release_held_notifications", lambda stores, email: released.append(email))
-    set_state(memory_stores, ConnectorState.AUTH_FAILED, VerificationStatus.VERIFIED)
-
-    rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD),
-                            start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
-
-    assert released == [EMAIL]
+def _parked(memory_stores, connected):
+    """The stores with a notification parked behind the address's hold, as the relay leaves it."""
+    stores = replace(memory_stores, held=MemoryHeld())
+    note = Notification(notification_id=new_id("N"), account_id=connected.account_id, support_address=EMAIL,
+                        recipients=["jane@example.net"], subject="Printer jammed", text_body="On it.")
+    stores.held.park(EMAIL, note)
+    return stores, note
 
 
-def test_failed_rotation_releases_nothing(memory_stores, connected, monkeypatch):
-    released: list[str] = []
-    monkeypatch.setattr(lifecycle, "release_held_notifications", lambda stores, email: released.append(email))
+def test_finish_releases_the_notifications_held_for_the_address(memory_stores, connected):
+    stores, note = _parked(memory_stores, connected)
+    set_state(stores, ConnectorState.AUTH_FAILED, VerificationStatus.VERIFIED)
+
+    rotation.stage_rotation(stores, EMAIL, creds(NEW_PASSWORD), start=in_process(stores, FakeSmarthost(NEW_PASSWORD)))
+
+    assert [n.notification_id for n, _ in stores.queue.sent] == [note.notification_id]
+    assert stores.held.list(EMAIL) == []
+    assert stores.directory.get_address(EMAIL).events[-1].transition == "change_settings"
+
+
+def test_failed_rotation_releases_nothing(memory_stores, connected):
+    stores, _ = _parked(memory_stores, connected)
+    set_state(stores, ConnectorState.AUTH_FAILED, VerificationStatus.VERIFIED)
 
     with pytest.raises(AuthenticationFailedError):
-        rotation.stage_rotation(memory_stores, EMAIL, creds("wrong"),
-                                start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
+        rotation.stage_rotation(stores, EMAIL, creds("wrong"), start=in_process(stores, FakeSmarthost(NEW_PASSWORD)))
 
-    assert released == []
+    assert stores.queue.sent == [] and len(stores.held.list(EMAIL)) == 1
+    assert stores.directory.get_address(EMAIL).connector.state is ConnectorState.AUTH_FAILED
 
 
 def test_a_secret_of_no_support_address_is_never_rotated(memory_stores, connected):

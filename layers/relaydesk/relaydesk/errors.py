@@ -100,6 +100,19 @@ class AlreadyInProgress(ConflictError):
     action = "Nothing to do: the notification is retried later and then finds the stored outcome."
 
 
+class TransitionRefused(ConflictError):
+    """A support address cannot make this change from where it is (enable what is not disabled, release what is
+    not on, ...): `transition` and `phase` name both (`relaydesk.addresses.state.TRANSITIONS`). Nothing changed."""
+
+    code = "transition_refused"
+    action = "Check the address's state with `relaydesk addresses show EMAIL`."
+
+    def __init__(self, message: str, *, transition: str, phase: str, action: str | None = None) -> None:
+        super().__init__(message, action=action)
+        self.transition = transition
+        self.phase = phase
+
+
 class OtherEnvironmentUnreadable(RelaydeskError):
     """The other environment's directory (sandbox <-> production) could not be read: uniqueness across the two
     stacks was not checked. Callers decide whether to go on (the CLI and the API do, with a note)."""
@@ -174,6 +187,15 @@ class NothingAcceptedError(TransientDeliveryError):
     send it without any risk of a duplicate."""
 
     code = "nothing_accepted"
+
+
+class AuthMechanismUnavailableError(AuthenticationFailedError):
+    """The server offers no AUTH mechanism the credentials can use over TLS (a password needs PLAIN or LOGIN, OAuth
+    2.0 needs XOAUTH2): nothing was sent, and the address is held like a refused login."""
+
+    code = "auth_unavailable"
+    action = ("Enable SMTP AUTH over TLS on the submission port (PLAIN or LOGIN for a password, XOAUTH2 for OAuth "
+              "2.0), then run `relaydesk addresses verify EMAIL`.")
 
 
 class TlsRequiredError(SmtpDeliveryError):
@@ -262,16 +284,18 @@ class OAuthTokenRefusedError(AuthenticationFailedError):
     """The token endpoint refused the app's client credentials: the same auth_failed hold as a 535. `token_error`
     has the OAuth error and the AADSTS code."""
 
-    def __init__(self, token_error: OAuthTokenError) -> None:
+    def __init__(self, token_error: OAuthTokenError, *, message: str | None = None, action: str | None = None,
+                 version_id: str | None = None) -> None:
         said = " ".join(part for part in (token_error.oauth_error, token_error.aadsts) if part)
-        super().__init__(token_error.message, server_reply=f"token endpoint: {said or token_error.message}",
-                         action=token_error.action)
+        super().__init__(message or token_error.message, server_reply=f"token endpoint: {said or token_error.message}",
+                         action=action or token_error.action, version_id=version_id)
         self.token_error = token_error
 
 
 class OAuthTokenUnavailableError(TransientDeliveryError):
     """The token endpoint could not be reached or failed (5xx, 429, a timeout): retried like a 4xx."""
 
-    def __init__(self, token_error: OAuthTokenError) -> None:
-        super().__init__(token_error.message, action=token_error.action)
+    def __init__(self, token_error: OAuthTokenError, *, message: str | None = None,
+                 action: str | None = None) -> None:
+        super().__init__(message or token_error.message, action=action or token_error.action)
         self.token_error = token_error

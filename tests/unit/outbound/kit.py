@@ -42,7 +42,7 @@ class FakeSmarthost:
         self.refuse: dict[str, str] = {}  # recipient -> RCPT reply, e.g. "452 4.2.2 Mailbox full"
         self.connections = 0
 
-    def submission(self, credentials: SmtpCredentials, *, timeouts: object = None,
+    def submission(self, credentials: SmtpCredentials, *, version_id: str | None = None, timeouts: object = None,
                    local_hostname: str = "") -> FakeSession:
         return FakeSession(self, credentials)
 
@@ -93,8 +93,8 @@ class World:
 
     def relay(self, **kwargs) -> Relay:
         credentials = kwargs.pop("credentials", None) or CredentialCache(self.stores.secrets, 300)
-        return Relay(self.stores, credentials=credentials, once=self.once, submission=self.smarthost.submission,
-                     **kwargs)
+        submission = kwargs.pop("submission", None) or self.smarthost.submission
+        return Relay(self.stores, credentials=credentials, once=self.once, submission=submission, **kwargs)
 
     def notification(self, **overrides) -> Notification:
         values = dict(notification_id=new_id("N"), account_id="A1", ticket_id=self.ticket.ticket_id,

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from relaydesk.credentials import TlsMode
-from relaydesk.errors import (
-    AuthenticationFailedError,
-    CertificateVerificationError,
-    SmtpDeliveryError,
-    TlsRequiredError,
-)
+from relaydesk.errors import OAuthTokenRefusedError, OAuthTokenUnavailableError, SmtpDeliveryError
 
 Resolver = Callable[[str, int], list[str]]  # host, port -> IP addresses to try in order
 StepListener = Callable[["CheckStep"], None]
@@ -31,12 +26,16 @@ class CheckStep(BaseModel):
 
 
 class LiveCheckReport(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     host: str
     port: int
     tls_mode: TlsMode
     steps: list[CheckStep] = Field(default_factory=list)
     summary: str | None = None  # the failure in plain words
     fix: str | None = None  # what to do about it
+    # The typed error that ended the check, as the step raised it (the relay's own error model); never serialized.
+    error: SmtpDeliveryError | None = Field(default=None, exclude=True, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -52,15 +51,12 @@ class LiveCheckReport(BaseModel):
         step = self.failed_step
         if step is None:
             raise ValueError("the live check passed; there is no error")
-        kind: type[SmtpDeliveryError] = SmtpDeliveryError
-        if (step.name == "auth" and step.smtp_code is not None) or (step.name == "token" and step.oauth_error):
-            kind = AuthenticationFailedError  # a refused token is refused credentials, as a 535 is
-        elif step.name == "certificate":
-            kind = CertificateVerificationError
-        elif step.name == "starttls" and "STARTTLS" in (self.summary or ""):
-            kind = TlsRequiredError
         message = f"live check failed at {step.name}: {self.summary or step.detail}"
         if context:
             message = f"{context}: {message}"
+        kept = self.error
+        if isinstance(kept, OAuthTokenRefusedError | OAuthTokenUnavailableError):
+            return type(kept)(kept.token_error, message=message, action=self.fix)
+        kind = type(kept) if kept is not None else SmtpDeliveryError
         return kind(message, smtp_code=step.smtp_code, enhanced_status=step.enhanced_status,
-                    server_reply=step.detail, action=self.fix)
+                    server_reply=kept.server_reply if kept is not None else step.detail, action=self.fix)

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from relaydesk.accounts import Account, AccountKind, AccountSettings, subdomain_of_system_address, system_address
+from relaydesk.addresses import state
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
 from relaydesk.addresses.model import (
     AddressKind,
@@ -61,8 +62,7 @@ def create_account(stores: Stores, subdomain: str, name: str = "", kind: Account
         forwarding=Verification(status=VerificationStatus.VERIFIED, verified_at=now),
         outbound=Verification(status=VerificationStatus.VERIFIED, verified_at=now),
         is_default=True)
-    stores.directory.create_address(system)
-    return account, system
+    return account, state.create(stores, state.Create(system))
 
 
 def update_account_settings(stores: Stores, account_id: str, *, ccs_and_followers_enabled: bool | None = None,
@@ -171,16 +171,15 @@ def add_forwarding_address(stores: Stores, account_id: str, email: str, name: st
     _refuse_in_peers(email, peers)
     address = SupportAddress(email=email, account_id=account_id, name=name or account.display_name,
                              kind=AddressKind.FORWARDING)
-    _create(stores, address)
-    return address
+    return _create(stores, state.Create(address))
 
 
-def _create(stores: Stores, address: SupportAddress) -> None:
+def _create(stores: Stores, transition: state.Create | state.Connect) -> SupportAddress:
     try:
-        stores.directory.create_address(address)
+        return state.create(stores, transition)
     except ConflictError as error:
         # Lost a race with another admin: the uniqueness rule still holds, say which rule.
-        raise RuleViolation(f"{address.email} is already a support address", rule="address_in_use",
+        raise RuleViolation(f"{transition.address.email} is already a support address", rule="address_in_use",
                             action="An address can belong to one account only.") from error
 
 
@@ -207,10 +206,9 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
         email=email, account_id=account_id, name=name or account.display_name, kind=AddressKind.SMTP_CONNECTOR,
         connector=Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
                             auth_kind=credentials.auth_kind, oauth_tenant_id=credentials.oauth_tenant_id,
-                            oauth_client_id=credentials.oauth_client_id, secret_arn=secret_arn,
-                            state=ConnectorState.PENDING))
+                            oauth_client_id=credentials.oauth_client_id, secret_arn=secret_arn))
     try:
-        _create(stores, address)
+        address = _create(stores, state.Connect(address))
     except RuleViolation:
         stores.secrets.schedule_deletion(secret_arn, SECRET_RECOVERY_DAYS)
         raise
@@ -291,29 +289,16 @@ def _connector_address(stores: Stores, email: str) -> SupportAddress:
 
 
 def disable(stores: Stores, email: str) -> SupportAddress:
-    """Stop the connector: tickets keep updating, notifications leave through the default outbound (SES)."""
-    address = _connector_address(stores, email)
-    assert address.connector is not None
-    address.connector.state = ConnectorState.DISABLED
-    address.connector.held_since = None
-    address = _save(stores, address)
-    # Anything held for bad credentials now goes out through the default outbound.
-    release_held_notifications(stores, address.email)
-    return address
+    """Stop the connector: tickets keep updating, notifications leave through the default outbound (SES); anything
+    held behind a hold goes out that way too."""
+    _connector_address(stores, email)
+    return state.change(stores, email, state.Disable())
 
 
 def enable(stores: Stores, email: str) -> SupportAddress:
     """Turn the connector on again: `pending` until outbound is verified again (`relaydesk addresses verify`)."""
-    address = _connector_address(stores, email)
-    assert address.connector is not None
-    if address.connector.state is not ConnectorState.DISABLED:
-        raise ConflictError(f"{address.email} is not disabled (state {address.connector.state.value})")
-    address.connector.state = ConnectorState.PENDING
-    address.outbound = Verification()
-    address.last_error = None
-    address = _save(stores, address)
-    release_held_notifications(stores, address.email)
-    return address
+    _connector_address(stores, email)
+    return state.change(stores, email, state.Enable())
 
 
 def delete_address(stores: Stores, email: str) -> SupportAddress:
@@ -327,19 +312,10 @@ def delete_address(stores: Stores, email: str) -> SupportAddress:
                             rule="default_required",
                             action="Make another verified address the default (`relaydesk addresses set-default`) "
                                    "before removing this one.")
-    stores.directory.delete_address(address.email)
+    state.change(stores, address.email, state.Delete())
     if address.connector is not None:
         try:
             stores.secrets.schedule_deletion(address.connector.secret_arn, SECRET_RECOVERY_DAYS)
         except NotFoundError:
             pass  # already gone: the address is removed either way
     return address
-
-
-def release_held_notifications(stores: Stores, email: str) -> None:
-    """Hand notifications held for this address back to the relay (RELAY's hook; absent until it lands)."""
-    try:
-        from relaydesk.outbound.hold import release_held  # lazy: owned by the relay, optional here
-    except ImportError:
-        return
-    release_held(stores, email)

@@ -7,8 +7,9 @@ No one can invent a password on a customer's server, so `createSecret` never gen
 `stage_rotation` put under the rotation's token, and refuses when nothing was staged. `setSecret` has nothing to do
 (the customer's server owns the password; the admin changed it there). `testSecret` logs in to the smarthost with
 the pending credentials; a failure leaves AWSCURRENT live, abandons the pending version and records why on the
-address. `finishSecret` promotes AWSPENDING to AWSCURRENT (the old version becomes AWSPREVIOUS), clears an
-`auth_failed` hold and releases the notifications the relay held for the address.
+address. `finishSecret` promotes AWSPENDING to AWSCURRENT (the old version becomes AWSPREVIOUS); the new credentials
+take effect through `addresses/state.py` (a change of connector settings): a hold ends, the notifications it held
+are released, and a last error about sending or an earlier rotation is cleared.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from relaydesk.addresses import lifecycle
+from relaydesk.addresses import lifecycle, state
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
-from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
-from relaydesk.clock import utcnow
+from relaydesk.addresses.model import AddressKind, ErrorTopic, SupportAddress
 from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
 from relaydesk.store.ports import CURRENT, PENDING, Stores
@@ -135,12 +135,11 @@ def test_secret(stores: Stores, secret_id: str, token: str, *, checker: Checker 
     if report.ok:
         return "the smarthost accepted the pending credentials"
     error = report.to_error("credential rotation failed, the current credentials stay live")
-    address.last_error = _reason(report, error)
-    _save(stores, address)
+    state.change(stores, address.email, state.NoteError(_reason(report, error), about=ErrorTopic.ROTATION))
     # The pending version failed: take it out of the rotation so the relay stops trying it and a new `rotate`
     # starts clean. AWSCURRENT was never touched.
     _unstage(stores, secret_id, token)
-    raise error
+    raise error from report.error
 
 
 def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
@@ -153,19 +152,11 @@ def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
         stores.secrets.move_stage(secret_id, CURRENT, to_version=token, from_version=current)
     stores.secrets.move_stage(secret_id, PENDING, to_version=None, from_version=token)
     credentials = _credentials(stores.secrets.get(secret_id, CURRENT).value)
-    connector = address.connector
-    connector.host, connector.port, connector.tls_mode = credentials.host, credentials.port, credentials.tls_mode
-    connector.auth_kind = credentials.auth_kind
-    connector.oauth_tenant_id, connector.oauth_client_id = credentials.oauth_tenant_id, credentials.oauth_client_id
-    connector.credentials_version = token
-    if connector.state is ConnectorState.AUTH_FAILED:
-        verified = address.outbound.status is VerificationStatus.VERIFIED
-        connector.state = ConnectorState.ACTIVE if verified else ConnectorState.PENDING
-    connector.held_since = None
-    connector.held_version = None
-    address.last_error = None
-    _save(stores, address)
-    lifecycle.release_held_notifications(stores, address.email)
+    # The new credentials passed testSecret: they take effect, a hold ends and what it held is released.
+    state.change(stores, address.email, state.ChangeSettings(
+        host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode, auth_kind=credentials.auth_kind,
+        oauth_tenant_id=credentials.oauth_tenant_id, oauth_client_id=credentials.oauth_client_id, version_id=token,
+        why="credentials rotated"))
     return "promoted the pending version to AWSCURRENT"
 
 
@@ -221,8 +212,3 @@ def _reason(report: LiveCheckReport, error: SmtpDeliveryError) -> str:
     if report.fix:
         parts.append(report.fix)
     return "; ".join(parts) + "; the previous credentials stay live"
-
-
-def _save(stores: Stores, address: SupportAddress) -> None:
-    address.updated_at = utcnow()
-    stores.directory.put_address(address)

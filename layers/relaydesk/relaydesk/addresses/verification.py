@@ -15,11 +15,12 @@ from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from enum import StrEnum
 
 from relaydesk.accounts import subdomain_of_system_address, system_address
-from relaydesk.addresses.lifecycle import get_address, release_held_notifications
+from relaydesk.addresses import state
+from relaydesk.addresses.lifecycle import get_address
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, Verification, VerificationStatus
+from relaydesk.addresses.state import Direction, is_held
 from relaydesk.clock import utcnow
 from relaydesk.errors import RelaydeskError, RuleViolation
 from relaydesk.ids import new_id
@@ -32,15 +33,9 @@ DEFAULT_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 2.0
 PROGRESS_EVERY_SECONDS = 10.0  # a progress line while waiting, not one per poll
 VERIFICATION_LOCAL_PART = "verification"
-RELAY_REFUSED = "verification mail was refused"  # what the relay writes to last_error on a permanent refusal
 
 ForwardingSender = Callable[[EmailMessage], None]  # sends a composed mail through the default outbound
 ProgressListener = Callable[[str], None]
-
-
-class Direction(StrEnum):
-    FORWARDING = "forwarding"
-    OUTBOUND = "outbound"
 
 
 def new_token() -> str:
@@ -50,16 +45,6 @@ def new_token() -> str:
 
 def _verification(address: SupportAddress, direction: Direction) -> Verification:
     return address.forwarding if direction is Direction.FORWARDING else address.outbound
-
-
-def _save(stores: Stores, address: SupportAddress) -> SupportAddress:
-    address.updated_at = utcnow()
-    stores.directory.put_address(address)
-    return address
-
-
-def _pending(token: str) -> Verification:
-    return Verification(status=VerificationStatus.PENDING, token=token, started_at=utcnow())
 
 
 # --- starting -----------------------------------------------------------------------------------------------------
@@ -104,8 +89,7 @@ def start_forwarding(stores: Stores, email: str, *, sender: ForwardingSender | N
         return address  # Relaydesk's own address receives directly
     send = sender or default_forwarding_sender(stores)
     token = new_token()
-    address.forwarding = _pending(token)
-    address = _save(stores, address)
+    address = state.change(stores, address.email, state.StartVerification(Direction.FORWARDING, token))
     try:
         send(forwarding_test_mail(stores, address, token))
     except (OSError, RelaydeskError) as error:
@@ -125,9 +109,7 @@ def start_outbound(stores: Stores, email: str) -> SupportAddress:
         raise RuleViolation(f"the connector of {address.email} is disabled", rule="connector_disabled",
                             action=f"Run `relaydesk addresses enable {address.email}` first.")
     token = new_token()
-    address.outbound = _pending(token)
-    address.last_error = None  # a fresh attempt: what the relay notes from now on is about this mail
-    address = _save(stores, address)
+    address = state.change(stores, address.email, state.StartVerification(Direction.OUTBOUND, token))
     notification = Notification(
         notification_id=new_id("N"), kind=NotificationKind.VERIFICATION, account_id=address.account_id,
         support_address=address.email, recipients=[address.email],
@@ -164,24 +146,15 @@ def on_verification_mail(stores: Stores, *, token: str, recipient: str, forwardi
     if address is None:
         return False
     direction = Direction.FORWARDING if address.forwarding.token == token.strip().upper() else Direction.OUTBOUND
-    check = _verification(address, direction)
-    if check.status is VerificationStatus.VERIFIED:
+    if _verification(address, direction).status is VerificationStatus.VERIFIED:
         return True  # a duplicate delivery of a mail already counted
     if forwarding_hops is not None and forwarding_hops > MAX_FORWARDING_HOPS:
         _fail(stores, address.email, direction,
               f"the test mail came back through {forwarding_hops} forwarding hops; Relaydesk supports exactly one "
-              "server-level forward from the support address", address=address)
+              "server-level forward from the support address")
         return True
-    check.status = VerificationStatus.VERIFIED
-    check.verified_at = received_at or utcnow()
-    check.error = None
-    if direction is Direction.OUTBOUND and address.connector is not None:
-        address.connector.state = ConnectorState.ACTIVE
-        address.connector.held_since = None
-        address.last_error = None
-    _save(stores, address)
-    if direction is Direction.OUTBOUND:
-        release_held_notifications(stores, address.email)
+    # Outbound: the connector is active; a hold it was in ends and what it held is released.
+    state.change(stores, address.email, state.VerificationPassed(direction, at=received_at or utcnow()))
     return True
 
 
@@ -202,14 +175,8 @@ def timeout_hint(stores: Stores, address: SupportAddress, direction: Direction, 
             "still works.")
 
 
-def _fail(stores: Stores, email: str, direction: Direction, error: str, *,
-          address: SupportAddress | None = None) -> SupportAddress:
-    address = address or get_address(stores, email)
-    check = _verification(address, direction)
-    check.status = VerificationStatus.FAILED
-    check.error = error
-    address.last_error = f"{direction.value} verification failed: {error}"
-    return _save(stores, address)
+def _fail(stores: Stores, email: str, direction: Direction, error: str) -> SupportAddress:
+    return state.change(stores, email, state.VerificationFailed(direction, error))
 
 
 def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
@@ -225,15 +192,9 @@ def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float
         check = _verification(address, direction)
         if check.status is not VerificationStatus.PENDING:
             return address
-        if direction is Direction.OUTBOUND and address.connector is not None and \
-                address.connector.state is ConnectorState.AUTH_FAILED:
-            return _fail(stores, email, direction, f"the smarthost refused the credentials: {address.last_error}",
-                         address=address)
-        if direction is Direction.OUTBOUND and RELAY_REFUSED in (address.last_error or ""):
-            # The relay noted a permanent refusal of the verification mail: no point waiting for it.
-            return _fail(stores, email, direction, address.last_error or "", address=address)
+        # (The relay marks the verification failed itself when the smarthost refuses the test mail.)
         if clock() >= deadline:
-            return _fail(stores, email, direction, timeout_hint(stores, address, direction, timeout), address=address)
+            return _fail(stores, email, direction, timeout_hint(stores, address, direction, timeout))
         waited = clock() - started
         if on_progress is not None and waited >= next_report:
             on_progress(f"waiting for the {direction.value} test mail to come back ({waited:.0f} s of {timeout:.0f} s)")
@@ -245,7 +206,9 @@ def verify(stores: Stores, email: str, *, timeout: float = DEFAULT_TIMEOUT_SECON
            sender: ForwardingSender | None = None, on_progress: ProgressListener | None = None,
            poll: float = POLL_SECONDS, sleep: Callable[[float], None] = time.sleep,
            clock: Callable[[], float] = time.monotonic) -> SupportAddress:
-    """Verify forwarding, then outbound, each only when not verified yet. Run it again after fixing a failure."""
+    """Verify forwarding, then outbound, each only when not verified yet, and outbound again while the connector is
+    held: its test mail goes through the smarthost with the current settings and credentials, and if the smarthost
+    takes it, the hold ends and what it held is released. Run it again after fixing a failure."""
     address = get_address(stores, email)
     if address.forwarding.status is not VerificationStatus.VERIFIED:
         if on_progress:
@@ -258,7 +221,9 @@ def verify(stores: Stores, email: str, *, timeout: float = DEFAULT_TIMEOUT_SECON
             return address
         if on_progress:
             on_progress("forwarding: verified")
-    if address.outbound.status is not VerificationStatus.VERIFIED:
+    if address.outbound.status is not VerificationStatus.VERIFIED or is_held(address):
+        if on_progress and is_held(address):
+            on_progress(f"outbound: the connector is held ({address.last_error}); testing it again")
         if on_progress:
             route = f"the connector ({address.connector.host})" if address.connector else "the default outbound"
             on_progress(f"outbound: sending a verification mail through {route}")
@@ -271,5 +236,6 @@ def verify(stores: Stores, email: str, *, timeout: float = DEFAULT_TIMEOUT_SECON
 
 
 def is_verified(address: SupportAddress) -> bool:
+    """Forwarding and outbound verified, and no hold on the connector."""
     return (address.forwarding.status is VerificationStatus.VERIFIED
-            and address.outbound.status is VerificationStatus.VERIFIED)
+            and address.outbound.status is VerificationStatus.VERIFIED and not is_held(address))

@@ -30,8 +30,8 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"
     DEFERRED = "deferred"  # transient: retried with a growing delay, then the DLQ
     FAILED = "failed"  # permanent: recorded, never retried
-    AUTH_FAILED = "auth_failed"  # the address is held until its credentials change
-    HELD = "held"  # parked behind an auth_failed hold, not attempted
+    AUTH_FAILED = "auth_failed"  # the smarthost refused the credentials: the address is held
+    HELD = "held"  # parked behind the address's hold (credentials or TLS) until the fix is in
 
 
 def enhanced_status(text: str) -> str | None:

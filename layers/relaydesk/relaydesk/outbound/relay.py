@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
-from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
+from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress
+from relaydesk.addresses.state import outbound_proven
 from relaydesk.errors import AlreadyInProgress, NotFoundError, RelaydeskError, ReplyCode
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
@@ -39,7 +40,7 @@ TIME_MARGIN_MS = 3000  # for recording outcomes and answering SQS after the last
 
 _STATUS = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.DEFERRED: DeliveryStatus.DEFERRED,
            Outcome.FAILED: DeliveryStatus.FAILED, Outcome.AUTH_FAILED: DeliveryStatus.AUTH_FAILED,
-           Outcome.HELD: DeliveryStatus.AUTH_FAILED}
+           Outcome.HELD: DeliveryStatus.HELD}
 
 
 class _NotFinal(Exception):
@@ -119,8 +120,8 @@ class Relay:
             return ("ses",)
         if connector.state is ConnectorState.ACTIVE:
             return ("connector", connector.secret_arn)
-        if connector.state is ConnectorState.AUTH_FAILED and address.outbound.status is VerificationStatus.VERIFIED:
-            return ("connector", connector.secret_arn)  # held; parked until the credentials change
+        if connector.state.held and outbound_proven(address):
+            return ("connector", connector.secret_arn)  # held; parked until the fix is in
         if notification.kind is NotificationKind.VERIFICATION and connector.state is not ConnectorState.DISABLED:
             return ("connector", connector.secret_arn)  # the outbound test itself goes through the connector
         # Pending, or refused before it was ever verified: the default outbound, as before it was connected.
