@@ -190,3 +190,26 @@ def test_every_error_is_defined_in_errors_py():
     offenders = sorted(f"{name}: {cls}" for name, path in MODULES.items() if name != "relaydesk.errors"
                        for cls in _exception_classes(path) if not cls.startswith("_"))
     assert offenders == []
+
+
+# A support address's state: only relaydesk/addresses/state.py assigns these (the model's defaults aside).
+ADDRESS_STATE_FIELDS = {"last_error", "last_error_about", "held_since", "held_version", "credentials_version",
+                        "forwarding", "outbound", "events"}
+CONNECTOR_FIELDS = {"state", "host", "port", "tls_mode", "auth_kind", "oauth_tenant_id", "oauth_client_id"}
+
+
+def _state_writes(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    targets = [target for node in ast.walk(tree) if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign)
+               for target in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    flat = [element for target in targets
+            for element in (target.elts if isinstance(target, ast.Tuple) else [target])]
+    return [ast.unparse(t) for t in flat if isinstance(t, ast.Attribute) and (
+        t.attr in ADDRESS_STATE_FIELDS
+        or (t.attr in CONNECTOR_FIELDS and "connector" in ast.unparse(t.value)))]
+
+
+def test_only_the_state_machine_writes_an_addresss_state():
+    offenders = sorted(f"{name}: {write}" for name, path in MODULES.items()
+                       if name != "relaydesk.addresses.state" for write in _state_writes(path))
+    assert offenders == [], "change a support address's state through relaydesk.addresses.state"
