@@ -1,6 +1,6 @@
 """Inbound: messages per second through parse, classify and ticket write over the inbound test corpus, with the
 storage layer in memory so that the parser is what is measured; and peak memory for a 40 MB message (generated
-here) as a multiple of its size (tracemalloc). Target (issue 7): peak at most 4x the message.
+here) as a multiple of its size (tracemalloc). Target: peak at most 4x the message.
 
 The world (account 'acme', its addresses and a seeded ticket) and the SES records are the inbound corpus tests'
 own (`tests/unit/inbound/conftest.py`), so every message takes the path its expected outcome says.

@@ -10,7 +10,7 @@
   secured and authenticated: the relay's concurrency (one connection per smarthost and batch).
 - naive: per message `dkim.sign` (dkimpy alone), a new smtplib connection, STARTTLS, AUTH, send, QUIT.
 
-Targets (issue 7): relay >= 0.8 x the limit and >= 10 x naive.
+Targets: relay >= 0.8 x the limit and >= 10 x naive.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixtures: local SMTP servers with STARTTLS, AUTH and a local CA (owned by LOCAL).
+"""Fixtures: local SMTP servers with STARTTLS, AUTH and a local CA.
 
 - ``local_ca`` (session): a `local.ca.LocalCA` in a temporary directory; ``local_ca.pem`` is the CA PEM text.
 - ``smarthost`` (function): a started `local.smarthost.SmtpServer` in STARTTLS mode (STARTTLS required before

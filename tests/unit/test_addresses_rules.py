@@ -1,4 +1,4 @@
-"""Every connector rule of issue 5, against the in-memory stores: what an admin sees when a change is refused."""
+"""Every connector rule, against the in-memory stores: what an admin sees when a change is refused."""
 
 from __future__ import annotations
 

@@ -267,8 +267,8 @@ def test_the_commands_the_team_contract_names_exist():
         return set(groups[group]._subparsers._group_actions[0].choices)
 
     assert commands("accounts") == {"create", "show", "settings"}
-    assert commands("addresses") == {"list", "show", "connect", "verify", "set-default", "rotate", "disable",
-                                     "enable", "delete"}
+    assert commands("addresses") == {"list", "show", "connect", "verify", "set-default", "set", "rotate",
+                                     "disable", "enable", "delete"}
     assert commands("tickets") == {"list", "show"}
 
 

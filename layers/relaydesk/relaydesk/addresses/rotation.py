@@ -14,18 +14,22 @@ are released, and a last error about sending or an earlier rotation is cleared.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ValidationError
 
 from relaydesk.addresses import lifecycle, state
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
 from relaydesk.addresses.model import AddressKind, ErrorTopic, SupportAddress
-from relaydesk.credentials import SmtpCredentials
-from relaydesk.errors import NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
+from relaydesk.credentials import AuthKind, SmtpCredentials
+from relaydesk.errors import ConfigurationError, NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
 from relaydesk.store.ports import CURRENT, PENDING, Stores
 
 Starter = Callable[[str, str], None]  # (secret id, token): begins the four steps for the staged version
@@ -44,7 +48,70 @@ class Step(StrEnum):
     FINISH = "finishSecret"
 
 
-# --- staging (the admin path: `relaydesk addresses rotate`) ---------------------------------------------------------
+# --- the admin path: `relaydesk addresses rotate` -------------------------------------------------------------------
+
+class Outcome(StrEnum):
+    PROMOTED = "promoted"  # the smarthost accepted the new credentials: they are AWSCURRENT
+    FAILED = "failed"  # refused: the current credentials stay live, the address's last error says why
+    RUNNING = "running"  # the rotation function has not finished yet (a deployed stack runs it asynchronously)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    email: str
+    version_id: str
+    outcome: Outcome
+    error: str | None = None
+
+
+def current_credentials(stores: Stores, email: str) -> SmtpCredentials:
+    """The address's AWSCURRENT credentials (what the relay uses)."""
+    address = _connector_address(stores, email)
+    assert address.connector is not None
+    return _credentials(stores.secrets.get(address.connector.secret_arn, CURRENT).value)
+
+
+def replaced(current: SmtpCredentials, changes: Mapping[str, Any]) -> SmtpCredentials:
+    """`current` with `changes` (SmtpCredentials fields); a switch to a password drops the OAuth 2.0 app's fields,
+    a switch to OAuth 2.0 the password. ConfigurationError names the fields at fault, never their values."""
+    fields = {**json.loads(current.to_secret_string()), **changes}
+    if AuthKind(fields.get("auth_kind", AuthKind.PASSWORD)) is AuthKind.PASSWORD:
+        fields.update(oauth_client_secret=None, oauth_tenant_id=None, oauth_client_id=None, oauth_token_url=None)
+    else:
+        fields["password"] = ""
+    try:
+        return SmtpCredentials.model_validate(fields)
+    except ValidationError as error:
+        # Never str(error): it could quote the input, which holds a secret.
+        problems = "; ".join(": ".join(part for part in (".".join(str(p) for p in e["loc"]), e["msg"]) if part)
+                             for e in error.errors(include_input=False))
+        raise ConfigurationError(f"invalid connector settings: {problems}") from None
+
+
+def rotate(stores: Stores, email: str, new_credentials: SmtpCredentials, *, start: Starter | None = None,
+           timeout: float = 120.0, poll: float = 2.0, on_wait: Callable[[str], None] | None = None,
+           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Rotation:
+    """Stage `new_credentials`, start the rotation and wait up to `timeout` for its outcome. Where the rotation runs
+    in this process (no rotation function configured), a refusal raises the live check's error instead."""
+    token = stage_rotation(stores, email, new_credentials, start=start)
+    address = _connector_address(stores, email)
+    assert address.connector is not None
+    deadline = clock() + timeout
+    while True:
+        stages = stores.secrets.describe_stages(address.connector.secret_arn).get(token, [])
+        if CURRENT in stages:
+            return Rotation(address.email, token, Outcome.PROMOTED)
+        if PENDING not in stages:  # testSecret took it out of the rotation: refused
+            error = lifecycle.get_address(stores, email).last_error
+            return Rotation(address.email, token, Outcome.FAILED,
+                            error or "the rotation function refused the new credentials")
+        if clock() >= deadline:
+            return Rotation(address.email, token, Outcome.RUNNING)
+        if on_wait is not None:
+            on_wait("waiting for the rotation function to test the new credentials ...")
+        sleep(poll)
+
+
 
 def stage_rotation(stores: Stores, email: str, new_credentials: SmtpCredentials, *,
                    start: Starter | None = None) -> str:

@@ -71,7 +71,8 @@ def forwarding_test_mail(stores: Stores, address: SupportAddress, token: str) ->
 
 
 def default_forwarding_sender(stores: Stores) -> ForwardingSender:
-    """The default outbound (SES SendRawEmail) through the relay's adapter; imported late, the relay owns it."""
+    """The default outbound (SES SendRawEmail) through the relay's adapter, imported when a forwarding test mail is
+    sent (the addresses API's cold start skips the relay's modules)."""
     from relaydesk.outbound.ses import mailer_of, send_verification_mail
 
     mailer_of(stores)  # ConfigurationError now, before the address is marked pending

@@ -10,7 +10,7 @@ from relaydesk.addresses.model import SupportAddress
 from relaydesk.inbound.parse import ParsedMail
 from relaydesk.store.ports import DirectoryStore
 
-# Where the address the end user wrote to can be found, most telling first (issue 4).
+# Where the address the end user wrote to can be found, most telling first.
 SUPPORT_ADDRESS_HEADERS = ("To", "Cc", "Delivered-To", "X-Forwarded-To", "X-Forwarded-For", "X-Original-To",
                            "Resent-To")
 
@@ -56,7 +56,7 @@ def resolve(directory: DirectoryStore, mail: ParsedMail, account: Account, recip
 
 
 def requester_of(mail: ParsedMail) -> str | None:
-    """The first address of Reply-To, else of From (issue 4), whatever forwarding happened."""
+    """The first address of Reply-To, else of From, whatever forwarding happened."""
     for name in ("Reply-To", "From"):
         found = mail.addresses(name)
         if found:

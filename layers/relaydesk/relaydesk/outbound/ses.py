@@ -76,7 +76,8 @@ class SesRoute:
 
 
 def send_verification_mail(stores: Stores, message: EmailMessage) -> str:
-    """ADDRESSES' forwarding test mail through the default outbound; raises OSError-compatible errors on failure."""
+    """The forwarding test mail (`addresses/verification.py`) through the default outbound; raises OSError-compatible
+    errors on failure."""
     sender = message["From"].addresses[0].addr_spec
     recipients = [a.addr_spec for header in ("To", "Cc") for a in (message[header].addresses if message[header]
                                                                     else ())]
