@@ -23,7 +23,7 @@ async tests use it alike::
 
 Like a real server, it can be broken and fixed while it runs: ``server.offer_starttls(False)`` (EHLO no longer offers
 STARTTLS, as after a bad Postfix reload), ``server.use_certificate(["wrong.example.net"])`` (the next handshakes
-present another certificate). ``cram_md5=True`` also offers AUTH CRAM-MD5 (before PLAIN and LOGIN, as Cyrus SASL
+present another certificate), ``server.drop_connections()`` (a reload: open sessions are closed). ``cram_md5=True`` also offers AUTH CRAM-MD5 (before PLAIN and LOGIN, as Cyrus SASL
 lists it). Every AUTH attempt is an `AuthAttempt` in ``server.auth_log`` (user, mechanism, outcome and a digest of
 what was tried, never the secret itself), so a test can count failed logins per password.
 
@@ -211,9 +211,14 @@ class _Protocol(SMTP):
             self.require_starttls = False
         if first:
             self._owner._count("connections")
+            self._owner._open_transports.add(transport)
             # aiosmtpd only knows STARTTLS as "TLS"; on an implicit-TLS connection AUTH is already protected.
             if transport.get_extra_info("ssl_object") is not None:
                 self._auth_require_tls = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._open_transports.discard(self._original_transport or self.transport)
+        super().connection_lost(exc)
 
     async def _handle_client(self) -> None:
         for fault in self._owner.faults.take("CONNECT"):
@@ -391,6 +396,7 @@ class SmtpServer:
         self.cram_md5 = cram_md5
         self.starttls_offered = True
         self.auth_log: list[AuthAttempt] = []
+        self._open_transports: set[asyncio.BaseTransport] = set()
         self._lock = threading.Condition()
         self._cert: ServerCertificate | None = ca.issue(list(cert_names)) if mode != "none" else None
         self._context = self._cert.server_context() if self._cert else None
@@ -448,6 +454,16 @@ class SmtpServer:
     def offer_starttls(self, offered: bool) -> None:
         """Switch STARTTLS off (a misconfigured server) or on again; takes effect for the next connection."""
         self.starttls_offered = offered
+
+    def drop_connections(self) -> int:
+        """Close every client connection, as a server reload or restart does (a client's idle, already
+        authenticated session is gone: its next login is checked against the server's current settings)."""
+        if self._controller is None:
+            return 0
+        transports = list(self._open_transports)
+        for transport in transports:
+            self._controller.loop.call_soon_threadsafe(transport.close)
+        return len(transports)
 
     def use_certificate(self, names: Iterable[str]) -> None:
         """Present a certificate for `names` from the next handshake on (a wrong name, then the right one)."""
