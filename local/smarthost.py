@@ -23,9 +23,10 @@ async tests use it alike::
 
 Like a real server, it can be broken and fixed while it runs: ``server.offer_starttls(False)`` (EHLO no longer offers
 STARTTLS, as after a bad Postfix reload), ``server.use_certificate(["wrong.example.net"])`` (the next handshakes
-present another certificate), ``server.drop_connections()`` (a reload: open sessions are closed). ``cram_md5=True`` also offers AUTH CRAM-MD5 (before PLAIN and LOGIN, as Cyrus SASL
-lists it). Every AUTH attempt is an `AuthAttempt` in ``server.auth_log`` (user, mechanism, outcome and a digest of
-what was tried, never the secret itself), so a test can count failed logins per password.
+present another certificate), ``server.drop_connections()`` (a reload: open sessions are closed).
+``cram_md5=True`` also offers AUTH CRAM-MD5 (before PLAIN and LOGIN, as Cyrus SASL lists it). Every AUTH attempt is
+an `AuthAttempt` in ``server.auth_log`` (user, mechanism, outcome and a digest of what was tried, never the secret
+itself), so a test can count failed logins per password.
 
 Every accepted message is a `Received`; counters are in `server.stats`. `on_message(received)` (optional) runs in a
 worker thread before the server replies 250, so a mail server built on this can forward or store the message;
