@@ -3,7 +3,9 @@
 Starts the local stack, creates the account and connects support@acme.test through acme.test's own mail server with
 the `relaydesk` CLI (the password is given once, on stdin, and kept in Secrets Manager), verifies forwarding and
 outbound, then follows one end user's mail: forwarded -> ticket -> notification submitted through the smarthost ->
-delivered with the header contract. Then a manual forward from Outlook, suspended beside the normal ticket.
+delivered with the header contract; an agent answers with `relaydesk tickets reply`, the reply reaches Jane through the
+smarthost, and Jane's answer to it comes back through the forward onto the same ticket. Then a manual forward from
+Outlook, suspended beside the normal ticket.
 Exits 1 at the first step that fails, saying which and why. Never prints the password.
 
     python -m local.demo [--state-dir DIR] [--result-json FILE]
@@ -69,8 +71,9 @@ class Demo:
     def detail(self, text: str) -> None:
         self.say(f"    {text}")
 
-    def cli(self, *args: str, stdin: str | None = None, show_progress: bool = True) -> CliResult:
-        self.detail(f"$ relaydesk {' '.join(args)}" + ("   (password on stdin)" if stdin else ""))
+    def cli(self, *args: str, stdin: str | None = None, show_progress: bool = True,
+            stdin_is: str = "password") -> CliResult:
+        self.detail(f"$ relaydesk {' '.join(args)}" + (f"   ({stdin_is} on stdin)" if stdin else ""))
         result = run_cli(list(args), env=self.stack.env, stdin=stdin, log_path=self.logs / "cli.log",
                          on_progress=(lambda line: self.detail(f"  | {line}")) if show_progress else None)
         if result.code != 0:
@@ -209,6 +212,56 @@ class Demo:
             raise DemoFailure("the delivered notification breaks the header contract: " + "; ".join(problems))
         self.result.update(mailbox_file=str(delivered.path))
 
+    def agent_replies(self) -> None:
+        self.step(f"{AGENT[0]} answers the ticket with the `relaydesk` CLI")
+        text = "Hi Jane,\n\nplease switch the printer off and on again; E-52 is a paper sensor.\n\nBob\n"
+        posted = self.cli("tickets", "reply", self.ticket_id, "--account", self.account_id, "--agent-name", AGENT[0],
+                          "--agent-email", AGENT[1], "--json", stdin=text, stdin_is="reply text",
+                          show_progress=False).json()
+        self.reply_id = posted["notifications"][0]
+        delivered = self.wait(lambda: self.stack.mailboxes.wait_for(
+            END_USER[1], lambda m: m.get("X-Relaydesk-Email-Id") == self.reply_id, timeout=WAIT_SECONDS),
+            "the agent's reply in Jane's mailbox")
+        message = delivered.message()
+        self.detail(f"reply {self.reply_id} submitted through acme.test's smarthost, now in {delivered.path.name}")
+        for name in ("From", "Subject", "In-Reply-To", "References"):
+            self.detail(f"{name}: {' '.join(str(message.get(name, '(missing)')).split())}")
+        self.detail("parts: " + ", ".join(p.get_content_type() for p in message.walk() if not p.is_multipart()))
+        for line in dkim_verdicts(delivered.path.read_bytes(), self.published):
+            self.detail(line)
+        if message["In-Reply-To"] != self.original_message_id:
+            raise DemoFailure(f"the reply's In-Reply-To is {message['In-Reply-To']}, not Jane's "
+                              f"{self.original_message_id}")
+        self.reply_file = delivered.path
+        self.result.update(reply_notification_id=self.reply_id, reply_file=str(delivered.path),
+                           reply_from=str(message["From"]))
+
+    def end_user_answers(self) -> None:
+        from local.end_user import reply_to
+
+        self.step(f"{END_USER[0]} answers that reply from her mail client")
+        answer = reply_to(self.reply_file.read_bytes(), sender=END_USER, text="Did that, it prints again. Thanks!")
+        self.detail(f"\"{answer['Subject']}\", In-Reply-To {answer['In-Reply-To']}")
+        mark = len(self.stack.journal)
+        self.send_to_mx(self.stack.customer.mx, END_USER[1], [SUPPORT], answer)
+        inbound = self.wait(lambda: self.stack.journal.wait_for("inbound", after=mark, timeout=WAIT_SECONDS),
+                            "the inbound function")
+        if inbound.data["error"]:
+            raise DemoFailure(f"the inbound function failed: {inbound.data['error']}")
+
+        def answer_on_ticket():
+            ticket = self.cli("tickets", "show", self.ticket_id, "--json", show_progress=False).json()
+            return next((c for c in ticket["comments"] if c["source_message_id"] == answer["Message-ID"]), None)
+
+        comment = self.poll(answer_on_ticket, "Jane's answer on the ticket")
+        self.detail(f"forwarded by acme.test's server, threaded onto ticket {self.ticket_id} as comment "
+                    f"{comment['comment_id']} by {comment['author']}")
+        shown = self.cli("tickets", "show", self.ticket_id, show_progress=False).stdout
+        conversation = shown.split("conversation:", 1)[-1].split("notifications:", 1)[0]
+        for line in conversation.strip().splitlines():
+            self.detail(f"  {line}")
+        self.result.update(answer_message_id=answer["Message-ID"], answer_comment=comment)
+
     def manual_forward(self) -> None:
         self.step(f"{AGENT[0]} forwards a customer's mail by hand from Outlook (not supported)")
         self.stack.customer.set_password(AGENT[1], agent_password := secrets.token_urlsafe(16))
@@ -267,7 +320,8 @@ class Demo:
         for step in (self.show_stack, self.create_account, self.configure_customer_server, self.connect_address,
                      self.verify_address, self.sign_with_dkim, self.end_user_writes, self.ticket_created,
                      self.notification_submitted,
-                     self.delivered_to_end_user, self.manual_forward, self.side_by_side):
+                     self.delivered_to_end_user, self.agent_replies, self.end_user_answers, self.manual_forward,
+                     self.side_by_side):
             step()
         return self.result
 
@@ -381,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     for stale in ("cli.log", "functions.log", "stack.log"):
         with contextlib.suppress(FileNotFoundError):
             (logs / stale).unlink()
-    print("Relaydesk demo: a forwarded mail becomes a ticket; its notification leaves through the customer's "
-          "own smarthost.", file=out, flush=True)
+    print("Relaydesk demo: a forwarded mail becomes a ticket; its notification and the agent's reply leave through "
+          "the customer's own smarthost; the end user's answer lands on the same ticket.", file=out, flush=True)
     code = 0
     result: dict[str, Any] = {}
     try:

@@ -7,9 +7,12 @@ One class, `SmtpServer`, in the modes a customer's mail server has:
 - ``mode="implicit"`` (port 465 style): TLS from the first byte.
 - ``mode="none"``: no STARTTLS offered at all (a misconfigured server). AUTH is then never offered either,
   because AUTH is only accepted over TLS; a client that insists gets 530/538.
-- ``oauth=TokenServer(...)`` (any mode with TLS): AUTH XOAUTH2 is offered too, as Exchange Online does; a token
-  that `oauth` validates for a client allowed to send as the mailbox (``oauth_mailboxes``: client id -> mailboxes)
-  gets 235 and ``auth_user`` is the mailbox; anything else gets ``535 5.7.3 Authentication unsuccessful``.
+- ``oauth=TokenServer(...)`` (any mode with TLS): AUTH XOAUTH2 is offered too, as Exchange Online and Gmail do; a
+  token that `oauth` issued gets 235 (``auth_user`` is the mailbox) when it may send as the mailbox: an app's token
+  if the app may (``oauth_mailboxes``: client id -> mailboxes), a service account's token if it was issued for that
+  very mailbox (its `sub`) with Gmail's scope. Anything else gets ``535 5.7.3 Authentication unsuccessful`` as
+  Exchange Online answers, or with ``xoauth2_replies="gmail"`` Gmail's error challenge (334 and a base64 JSON
+  status), then ``535-5.7.8 Username and Password not accepted``.
 
 It runs on 127.0.0.1 with an ephemeral port in its own thread (aiosmtpd's threaded controller), so sync and
 async tests use it alike::
@@ -71,6 +74,12 @@ logging.getLogger("mail.log").addFilter(_not_aiosmtpd_own_deprecation)
 Mode = Literal["starttls", "implicit", "none"]
 COMMANDS = ("CONNECT", "EHLO", "MAIL", "RCPT", "DATA")
 XOAUTH2_REFUSED = "535 5.7.3 Authentication unsuccessful"  # Exchange Online's reply to a token it does not accept
+# Gmail's: an error challenge (developers.google.com/gmail/imap/xoauth2-protocol), then 535 5.7.8 once the client
+# sends an empty line.
+GMAIL_XOAUTH2_CHALLENGE = '{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}'
+GMAIL_XOAUTH2_REFUSED = ("535-5.7.8 Username and Password not accepted. For more information, go to\r\n"
+                         "535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp")
+GMAIL_SCOPE = "https://mail.google.com/"
 DEFAULT_CERT_NAMES = ("127.0.0.1", "localhost")
 
 
@@ -266,6 +275,9 @@ class _Handler:
             blob = answer
         mailbox = self.owner._check_xoauth2(blob)
         if mailbox is None:
+            if self.owner.xoauth2_replies == "gmail":
+                await server.challenge_auth(GMAIL_XOAUTH2_CHALLENGE)  # the client answers with an empty line
+                return AuthResult(success=False, handled=False, message=GMAIL_XOAUTH2_REFUSED)
             return AuthResult(success=False, handled=False, message=XOAUTH2_REFUSED)
         return AuthResult(success=True, auth_data=LoginPassword(mailbox.encode(), b""))
 
@@ -370,6 +382,7 @@ class SmtpServer:
         accept_recipient: when given, RCPT of an address it returns False for gets 550 (an MX's "no relaying").
         oauth: a `local.oauth_server.TokenServer` whose tokens AUTH XOAUTH2 accepts; XOAUTH2 is offered only then.
         oauth_mailboxes: client id -> the mailboxes its tokens may send as (`allow_mailbox` adds one).
+        xoauth2_replies: "exchange" (535 5.7.3) or "gmail" (error challenge, then 535 5.7.8) for a refused token.
     """
 
     def __init__(self, ca: LocalCA, *, users: dict[str, str] | None = None, mode: Mode = "starttls",
@@ -378,7 +391,8 @@ class SmtpServer:
                  host: str = "127.0.0.1", on_message: Callable[[Received], None] | None = None,
                  accept_recipient: Callable[[str], bool] | None = None,
                  data_size_limit: int = 35 * 1024 * 1024, oauth: TokenServer | None = None,
-                 oauth_mailboxes: dict[str, set[str]] | None = None, cram_md5: bool = False) -> None:
+                 oauth_mailboxes: dict[str, set[str]] | None = None,
+                 xoauth2_replies: Literal["exchange", "gmail"] = "exchange", cram_md5: bool = False) -> None:
         if mode not in ("starttls", "implicit", "none"):
             raise ValueError(f"unknown mode {mode!r}")
         self.ca = ca
@@ -392,6 +406,7 @@ class SmtpServer:
         self.received: list[Received] = []
         self._users: dict[str, str] = dict(users or {})
         self.oauth = oauth
+        self.xoauth2_replies = xoauth2_replies
         self._oauth_mailboxes = {client: {box.lower() for box in boxes}
                                  for client, boxes in (oauth_mailboxes or {}).items()}
         self.cram_md5 = cram_md5
@@ -494,9 +509,14 @@ class SmtpServer:
         fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
         mailbox = fields.get("user", "").lower()
         scheme, _, token = fields.get("auth", "").partition(" ")
-        client = self.oauth.validate(token) if self.oauth is not None and scheme.lower() == "bearer" else None
+        grant = self.oauth.grant_of(token) if self.oauth is not None and scheme.lower() == "bearer" else None
         with self._lock:
-            allowed = client is not None and mailbox in self._oauth_mailboxes.get(client, set())
+            if grant is None:
+                allowed = False
+            elif grant.subject is not None:  # a service account's token acts as its `sub` only, with Gmail's scope
+                allowed = grant.subject == mailbox and GMAIL_SCOPE in grant.scope.split()
+            else:
+                allowed = mailbox in self._oauth_mailboxes.get(grant.client_id, set())
         self._log_auth(AuthAttempt(mailbox, "XOAUTH2", allowed))
         if allowed:
             return mailbox

@@ -14,7 +14,11 @@
 - ``token_server`` (function): a started `local.oauth_server.TokenServer`, Entra ID's client-credentials token
   endpoint over HTTPS on 127.0.0.1 (certificate from ``local_ca``), tenant ``acme-tenant``, one client
   (``client_id``, ``client_secret``, random). Use ``token_url``, ``ca_pem``, ``tokens_issued``, ``requests``,
-  ``set_secret(client_id, secret)``, ``expire_all()``, ``validate(token)``. Stopped at teardown.
+  ``set_secret(client_id, secret)``, ``expire_all()``, ``validate(token)``. Stopped at teardown. It also answers as
+  Entra ID for certificates (``add_certificate(client_id, pem)``) and as Google at ``google_token_url``
+  (``token_server.google``: service accounts, delegation, users; `local.google_oauth`).
+- ``service_account_keys`` (session): two `local.app_credentials.ServiceAccountKey` of one Google service account.
+- ``app_certificates`` (session): two `local.app_credentials.AppCertificate` (certificate + key) for an Entra ID app.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import secrets
 
 import pytest
 
+from local.app_credentials import AppCertificate, ServiceAccountKey
 from local.ca import LocalCA
 from local.oauth_server import TokenServer
 from local.smarthost import SmtpServer
@@ -88,3 +93,19 @@ def token_server(local_ca):
         yield server
     finally:
         server.stop()
+
+
+# --- sign-in material (RSA keys take tens of milliseconds to make: one set per test worker) --------------------------
+
+@pytest.fixture(scope="session")
+def service_account_keys() -> tuple[ServiceAccountKey, ServiceAccountKey]:
+    """Two keys of one Google service account (relaydesk-smtp@acme-mail.iam.gserviceaccount.com), key files whose
+    token_uri is Google's; `key.with_token_uri(token_server.google_token_url)` points one at the local endpoint."""
+    first = ServiceAccountKey.create("relaydesk-smtp", project="acme-mail")
+    return first, first.new_key()
+
+
+@pytest.fixture(scope="session")
+def app_certificates() -> tuple[AppCertificate, AppCertificate]:
+    """Two self-signed certificates with their keys, for an Entra ID app (the second one for a rotation)."""
+    return AppCertificate.create("Relaydesk SMTP"), AppCertificate.create("Relaydesk SMTP 2")

@@ -41,7 +41,8 @@ def test_demo_succeeds_and_tells_each_step(demo_run):
     for step in ("Create the Acme account", "Connect support@acme.test", "Verify forwarding and outbound",
                  "forwarded at server level to support@acme.", "Ticket created", "requester jane@example.net",
                  "Notification submitted through acme.test's smarthost", "delivered via connector:",
-                 "Delivered to jane@example.net's mailbox", "suspended: manual_forward", "Demo complete"):
+                 "Delivered to jane@example.net's mailbox", "Bob Agent answers the ticket",
+                 "Jane Doe answers that reply", "threaded onto ticket", "suspended: manual_forward", "Demo complete"):
         assert step in completed.stdout
 
 
@@ -89,6 +90,19 @@ def test_end_users_mailbox_holds_the_notification_with_every_header_of_the_contr
     assert message["In-Reply-To"] in message["References"]
     assert f"[RD#{result['ticket_id']}]" in message["Subject"]
     assert "ESMTPSA" in message["Received"] and "authenticated as support@acme.test" in message["Received"]
+
+
+def test_the_agents_reply_and_janes_answer_to_it_land_on_the_same_ticket(demo_run):
+    _, result, _, _ = demo_run
+
+    reply = email.message_from_bytes(Path(result["reply_file"]).read_bytes(), policy=email.policy.default)
+    assert reply["From"].addresses[0].display_name == "Bob Agent (Acme Support)"
+    assert f"[RD#{result['ticket_id']}]" in reply["Subject"] and reply["X-Relaydesk-Email-Id"] == \
+        result["reply_notification_id"]
+    comment = result["answer_comment"]
+    assert comment["source_message_id"] == result["answer_message_id"]
+    assert comment["author"] == "jane@example.net" and comment["public"] is True
+    assert comment["body"].startswith("Did that, it prints again.")
 
 
 def test_manual_forward_is_suspended_beside_the_normal_ticket(demo_run):

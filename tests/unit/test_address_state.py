@@ -18,7 +18,7 @@ from relaydesk.addresses.model import (
     VerificationStatus,
 )
 from relaydesk.addresses.state import BACK_TO_WORK, TRANSITIONS, Direction, Effect, HoldReason, Phase
-from relaydesk.credentials import AuthKind, TlsMode
+from relaydesk.credentials import SmtpCredentials, TlsMode
 from relaydesk.errors import TransitionRefused
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification
@@ -70,8 +70,9 @@ SAMPLES: dict[str, state.Transition] = {
     "disable": state.Disable(),
     "enable": state.Enable(),
     "delete": state.Delete(),
-    "change_settings": state.ChangeSettings(host="smtp2.acme.test", port=465, tls_mode=TlsMode.IMPLICIT,
-                                            auth_kind=AuthKind.PASSWORD, version_id="v4"),
+    "change_settings": state.ChangeSettings(
+        SmtpCredentials(host="smtp2.acme.test", port=465, tls_mode=TlsMode.IMPLICIT, username=EMAIL, password="pw"),
+        version_id="v4"),
 }
 
 

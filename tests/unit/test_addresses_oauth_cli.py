@@ -170,13 +170,16 @@ def test_password_connect_still_needs_a_username(cli, account_id, seen):
     assert code == EXIT_ERROR and "--username is required" in err
 
 
-@pytest.mark.parametrize(("preset", "advice"), [("google", "app password"), ("amazon-ses", "SES SMTP credentials")])
-def test_oauth2_is_refused_for_providers_whose_smtp_does_not_take_client_credentials(cli, account_id, seen, preset,
-                                                                                     advice):
+@pytest.mark.parametrize(("preset", "refusal", "advice"), [
+    ("google", "signs in with a service account", "--service-account-file KEY.json"),
+    ("amazon-ses", "--auth oauth2 is not available", "SES SMTP credentials"),
+])
+def test_an_entra_client_secret_is_refused_for_providers_whose_smtp_does_not_take_it(cli, account_id, seen, preset,
+                                                                                     refusal, advice):
     code, _, err = cli("addresses", "connect", "support@acme.com", "--account", account_id, "--preset", preset,
                        "--auth", "oauth2", "--tenant-id", TENANT, "--client-id", CLIENT, "--client-secret-stdin",
                        stdin=CLIENT_SECRET + "\n")
-    assert code == EXIT_ERROR and "--auth oauth2 is not available" in err and advice in err
+    assert code == EXIT_ERROR and refusal in err and advice in err
     assert not seen
 
 

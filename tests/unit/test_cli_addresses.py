@@ -246,7 +246,7 @@ def test_tickets_list_and_show_status_suspension_and_deliveries(cli, account_id)
 
     code, out, _ = cli("tickets", "list", "--account", account_id)
     assert code == 0
-    assert "suspended (manual_forward)" in out and "jane@example.com" in out and "1/1 delivered" in out
+    assert "suspended (manual_forward)" in out and "jane@example.com" in out
 
     code, out, _ = cli("tickets", "show", "T0000000001")
     assert code == 0
@@ -269,7 +269,7 @@ def test_the_commands_the_team_contract_names_exist():
     assert commands("accounts") == {"create", "show", "settings"}
     assert commands("addresses") == {"list", "show", "connect", "verify", "set-default", "set", "rotate",
                                      "disable", "enable", "delete"}
-    assert commands("tickets") == {"list", "show"}
+    assert commands("tickets") == {"list", "show", "reply", "note", "status", "assign", "cc", "followers"}
 
 
 def test_bad_subdomain_and_bad_address_are_plain_errors(cli, account_id, live_check):

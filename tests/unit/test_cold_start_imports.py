@@ -12,7 +12,7 @@ import pytest
 from bench.bench_coldstart import ROOT, lambda_env
 
 # Imported by no handler at cold start: the modules here cost milliseconds each and serve a rare path only.
-NEVER_AT_IMPORT = {"pydantic_settings", "dotenv", "argparse", "dkim", "dns", "nacl"}
+NEVER_AT_IMPORT = {"pydantic_settings", "dotenv", "argparse", "dkim", "dns", "nacl", "nh3"}
 ALSO_NOT = {
     # Imported by the first address that signs (relaydesk.outbound.dkim), cryptography with its first key.
     "relay": {"cryptography", "relaydesk.dkim"},
@@ -63,3 +63,25 @@ assert signed.count(b"DKIM-Signature:") == 2, signed
     modules = imported_by("relay", after=sign)
 
     assert "cryptography" in modules
+
+
+def test_relay_signs_a_token_request_after_a_cold_start_that_did_not_import_cryptography(service_account_keys):
+    # The relay's token path for a Google service account (relaydesk.oauth -> relaydesk.oauth_jwt), from the secret's
+    # JSON as the relay reads it: cryptography comes with the first signature, not with the handler.
+    secret = json.dumps({"host": "smtp.gmail.com", "username": "support@acme.test", "auth_kind": "oauth2",
+                         "oauth_grant": "service_account",
+                         "oauth_service_account": service_account_keys[0].client_email,
+                         "oauth_private_key": service_account_keys[0].private_key_pem})
+    sign = f"""
+from relaydesk.outbound.credentials import parse_secret
+creds = parse_secret({secret!r})
+assert 'cryptography' not in sys.modules
+from relaydesk.oauth import AccessTokens, Response
+sent = []
+granted = Response(200, b'{{"access_token": "t", "expires_in": 3599}}')
+fetch = lambda url, body, creds, timeout: sent.append(body) or granted
+assert AccessTokens(fetch=fetch).token(creds) == "t" and sent[0].startswith(b'grant_type=urn')
+"""
+    modules = imported_by("relay", after=sign)
+
+    assert "cryptography" in modules and "relaydesk.oauth_jwt" in modules

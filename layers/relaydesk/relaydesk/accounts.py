@@ -18,9 +18,39 @@ class AccountKind(StrEnum):
     SANDBOX = "sandbox"
 
 
+AGENT_FROM_PLACEHOLDERS = ("{agent}", "{support}")
+DEFAULT_AGENT_FROM_NAME = "{agent} ({support})"
+AGENT_FROM_NAME_LIMIT = 120
+
+
 class AccountSettings(BaseModel):
     ccs_and_followers_enabled: bool = True
     include_attachments_in_email: bool = True
+    # Tell the requester and CCs when an agent marks their ticket solved.
+    notify_requester_on_solved: bool = True
+    # The From display name of an agent's reply: {agent} is the agent's name, {support} the support address's name
+    # (`Bob Agent (Acme Support)`). Without {agent}, replies show the support address's name only.
+    agent_from_name: str = DEFAULT_AGENT_FROM_NAME
+
+    @field_validator("agent_from_name")
+    @classmethod
+    def _only_known_placeholders(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if len(value) > AGENT_FROM_NAME_LIMIT:
+            raise ValueError(f"at most {AGENT_FROM_NAME_LIMIT} characters")
+        rest = value
+        for placeholder in AGENT_FROM_PLACEHOLDERS:
+            rest = rest.replace(placeholder, "")
+        if "{" in rest or "}" in rest:
+            raise ValueError("only {agent} and {support} may be used as placeholders")
+        return value or DEFAULT_AGENT_FROM_NAME
+
+    def from_name(self, agent: str, support: str) -> str:
+        """The display name of a reply by `agent` from a support address named `support`."""
+        values = {"{agent}": " ".join(agent.split()), "{support}": " ".join(support.split())}
+        # One pass: a name that itself reads "{support}" stays as written.
+        name = re.sub(r"\{agent\}|\{support\}", lambda m: values[m.group(0)], self.agent_from_name)
+        return " ".join(name.split()) or support
 
 
 class Brand(BaseModel):

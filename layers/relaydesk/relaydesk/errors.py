@@ -113,6 +113,20 @@ class TransitionRefused(ConflictError):
         self.phase = phase
 
 
+class InvalidCursorError(RelaydeskError, ValueError):
+    """A page cursor that this service did not hand out (changed, truncated or from elsewhere)."""
+
+    code = "invalid_cursor"
+    action = "Start again from the first page."
+
+
+class UploadRefusedError(RelaydeskError):
+    """An attachment upload to its presigned POST failed: the file is not on the ticket."""
+
+    code = "upload_refused"
+    action = "Try again; if it keeps failing, check the stack's S3 endpoint."
+
+
 class OtherEnvironmentUnreadable(RelaydeskError):
     """The other environment's directory (sandbox <-> production) could not be read: uniqueness across the two
     stacks was not checked. Callers decide whether to go on (the CLI and the API do, with a note)."""
@@ -272,9 +286,11 @@ class OAuthTokenError(RelaydeskError):
               "with `relaydesk addresses rotate`.")
 
     def __init__(self, message: str, *, oauth_error: str | None = None, aadsts: str | None = None,
-                 http_status: int | None = None, transient: bool = False, action: str | None = None) -> None:
+                 http_status: int | None = None, transient: bool = False, action: str | None = None,
+                 description: str | None = None) -> None:
         super().__init__(message, action=action)
         self.oauth_error = oauth_error
+        self.description = description  # the endpoint's error_description (first line, bounded, scrubbed)
         self.aadsts = aadsts
         self.http_status = http_status
         self.transient = transient

@@ -14,6 +14,8 @@ class NotificationKind(StrEnum):
     TICKET_CREATED = "ticket_created"
     COMMENT_ADDED = "comment_added"
     VERIFICATION = "verification"
+    AGENT_REPLY = "agent_reply"  # an agent's public reply, to the requester and CCs, or to the followers
+    TICKET_SOLVED = "ticket_solved"
 
 
 class AttachmentRef(BaseModel):
@@ -45,4 +47,5 @@ class Notification(BaseModel):
     references: list[str] = Field(default_factory=list)
     attachments: list[AttachmentRef] = Field(default_factory=list)
     verification_token: str | None = None
+    agent_name: str | None = None  # an agent's reply: From reads the account's agent_from_name with this name
     created_at: datetime = Field(default_factory=utcnow)

@@ -1,8 +1,12 @@
-"""OAuth 2.0 access tokens for SMTP AUTH XOAUTH2: the client-credentials grant (RFC 6749 4.4) against Microsoft
-Entra ID's token endpoint, over verified HTTPS, cached in the warm container until shortly before they expire.
+"""OAuth 2.0 access tokens for SMTP AUTH XOAUTH2, cached in the warm container until shortly before they expire:
+- Microsoft Entra ID's client-credentials grant (RFC 6749 4.4) with the app's client secret, or with a client
+  assertion signed by the app's certificate key (RFC 7523 2.2);
+- Google's JWT bearer grant (RFC 7523 2.1) for a service account with domain-wide delegation, per mailbox.
+Every request goes over verified HTTPS to `SmtpCredentials.token_url`, checked by `_checked_url`.
 
-The client secret is sent in the form body only, and neither it nor a token appears in an error, a log line or a
-repr. `urllib` and `json` are imported by the first fetch: most relays never take this path (cold start).
+The client secret and the signing key are sent (or used) in the request only, and neither they, a signed assertion
+nor a token appear in an error, a log line or a repr. `urllib`, `json` and the signing code are imported by the first
+fetch: most relays never take this path (cold start).
 """
 
 from __future__ import annotations
@@ -16,18 +20,22 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from relaydesk.credentials import SmtpCredentials
+from relaydesk.credentials import OAuthGrant, SmtpCredentials
 from relaydesk.errors import OAuthTokenError
 
 EXPIRY_MARGIN_SECONDS = 300  # a token is renewed 5 minutes before Entra ID says it expires (clock skew, long batches)
 MAX_CACHED_TOKENS = 256  # one per app and scope; a warm relay serves a few hundred OAuth addresses at most
 TOKEN_TIMEOUT_SECONDS = 10.0  # under the SMTP connect timeout: one slow endpoint must not eat the batch
+MAX_ERROR_CODE = 64  # RFC 6749 5.2 codes are short ASCII words; a longer `error` is cut, not echoed whole
 MAX_RESPONSE_BYTES = 64 * 1024  # a token response is a few KiB (a JWT); more is not a token endpoint
 # RFC 6749 5.2 error codes that mean the request or the app's credentials are wrong: asking again will not help.
 CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_scope", "invalid_request",
                                "invalid_grant", "unsupported_grant_type"})
 TRANSIENT_STATUSES = frozenset({408, 425, 429})  # and every 5xx: the endpoint may answer later
 AADSTS = re.compile(r"\bAADSTS(\d{4,9})\b")
+# Base64url segments joined by dots, the first a JSON object ("eyJ"): a JWT (a signed assertion, a token) or the start
+# of one, should an endpoint echo it.
+JWT_LIKE = re.compile(r"eyJ[\w-]{6,}\.[\w.-]*")
 
 # What to do about the Entra ID codes an admin meets when setting up an app for SMTP AUTH (learn.microsoft.com,
 # "Microsoft Entra authentication and authorization error codes").
@@ -42,6 +50,10 @@ AADSTS_ACTIONS = {
     "AADSTS900023": "The tenant id is malformed: use the Directory (tenant) ID GUID or the tenant's domain name.",
     "AADSTS70011": "The scope is not valid: use https://outlook.office365.com/.default for Exchange Online.",
     "AADSTS7000112": "The app is disabled in the tenant: enable it under Enterprise applications > Properties.",
+    "AADSTS700027": ("Entra ID does not know the certificate that signed the request: upload its public part under "
+                     f"the app's Certificates & secrets > Certificates, {ROTATE}."),
+    "AADSTS700024": ("Entra ID found the signed request outside its validity time: check the relay's clock (NTP), "
+                     "then try again."),
 }
 TRANSIENT_ACTION = ("Nothing to do: the notification is retried with a growing delay. If it lasts, check that the "
                     "relay can reach the token endpoint ({host}).")
@@ -53,19 +65,25 @@ class CachedToken(NamedTuple):
 
 
 class TokenKey(NamedTuple):
-    """A token is reused only for the same endpoint, app, scope and client secret (hashed: a rotated secret gets
+    """A token is reused only for the same endpoint, app (or service account), scope, mailbox where the token is
+    the mailbox's own (a service account's, per `sub`), and client secret or signing key (hashed: a rotated one gets
     a new token, and the secret itself is not kept as a key)."""
 
     token_url: str
     client_id: str
     scope: str
+    subject: str
     secret_sha256: str
 
     @classmethod
     def of(cls, creds: SmtpCredentials) -> TokenKey:
         secret = creds.oauth_client_secret.get_secret_value() if creds.oauth_client_secret else ""
-        return cls(creds.token_url, creds.oauth_client_id or "", creds.oauth_scope,
-                   hashlib.sha256(secret.encode()).hexdigest())
+        if creds.oauth_grant is not OAuthGrant.CLIENT_SECRET:
+            secret = creds.oauth_signing_key
+        per_mailbox = creds.oauth_grant is OAuthGrant.SERVICE_ACCOUNT
+        return cls(creds.token_url, creds.oauth_service_account or creds.oauth_client_id or "", creds.oauth_scope,
+                   creds.username.lower() if per_mailbox else "",
+                   hashlib.sha256(f"{creds.oauth_grant.value}:{secret}".encode()).hexdigest())
 
 
 class Response(NamedTuple):
@@ -81,10 +99,12 @@ class AccessTokens:
     `expires_in - EXPIRY_MARGIN_SECONDS`. Thread-safe: the relay serves smarthost groups in threads."""
 
     def __init__(self, *, timeout: float = TOKEN_TIMEOUT_SECONDS, max_size: int = MAX_CACHED_TOKENS,
-                 clock: Callable[[], float] = time.monotonic, fetch: Fetch | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, fetch: Fetch | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self._timeout = timeout
         self._max_size = max_size
         self._clock = clock
+        self._wall_clock = wall_clock  # a signed assertion's iat/nbf/exp: the token endpoint compares them to UTC
         self._fetch = fetch or post_form
         self._tokens: OrderedDict[TokenKey, CachedToken] = OrderedDict()
         self._lock = threading.Lock()
@@ -116,7 +136,7 @@ class AccessTokens:
                 return cached
         url = _checked_url(creds.token_url)
         issued_at = self._clock()
-        value, expires_in = _parse(self._fetch(url, _form(creds), creds, self._timeout), creds)
+        value, expires_in = _parse(self._fetch(url, _form(creds, self._wall_clock()), creds, self._timeout), creds)
         key = TokenKey.of(creds)
         with self._lock:
             self._tokens.pop(key, None)
@@ -163,9 +183,13 @@ def _checked_url(url: str) -> str:
     return url
 
 
-def _form(creds: SmtpCredentials) -> bytes:
+def _form(creds: SmtpCredentials, now: float) -> bytes:
     from urllib.parse import urlencode
 
+    if creds.oauth_grant is not OAuthGrant.CLIENT_SECRET:
+        from relaydesk.oauth_jwt import assertion_form
+
+        return urlencode(assertion_form(creds, now)).encode("ascii")
     secret = creds.oauth_client_secret.get_secret_value() if creds.oauth_client_secret else ""
     return urlencode({"grant_type": "client_credentials", "client_id": creds.oauth_client_id or "",
                       "client_secret": secret, "scope": creds.oauth_scope}).encode("ascii")
@@ -237,7 +261,7 @@ def _parse(response: Response, creds: SmtpCredentials) -> tuple[str, int]:
 
 def _error(status: int, data: dict[str, Any], creds: SmtpCredentials) -> OAuthTokenError:
     host = _host(creds.token_url)
-    oauth_error = data.get("error") if isinstance(data.get("error"), str) else None
+    oauth_error = data["error"][:MAX_ERROR_CODE] if isinstance(data.get("error"), str) else None
     description = _first_line(data.get("error_description"), creds)
     aadsts = _aadsts(data, description)
     transient = status >= 500 or status in TRANSIENT_STATUSES
@@ -246,13 +270,24 @@ def _error(status: int, data: dict[str, Any], creds: SmtpCredentials) -> OAuthTo
         return OAuthTokenError(f"the token endpoint {host} failed ({status}): {said}", oauth_error=oauth_error,
                                aadsts=aadsts, http_status=status, transient=True,
                                action=TRANSIENT_ACTION.format(host=host))
+    if creds.oauth_grant is OAuthGrant.SERVICE_ACCOUNT:
+        from relaydesk.addresses.explain import explain_google_token_error
+
+        fix = explain_google_token_error(oauth_error or "", description, service_account=creds.oauth_service_account
+                                         or "", client_id=creds.oauth_client_id or "", mailbox=creds.username).fix
+        return OAuthTokenError(
+            f"the token endpoint {host} refused the service account {creds.oauth_service_account} for the mailbox "
+            f"{creds.username} ({status}): {said}", oauth_error=oauth_error, http_status=status, action=fix,
+            description=description)
     app = creds.oauth_client_id or "(no client id)"
     action = AADSTS_ACTIONS.get(aadsts or "")
     if action is None and oauth_error not in CREDENTIAL_ERRORS:
         action = (f"The token endpoint refused the request ({status}): check oauth_token_url (or the tenant id) "
                   f"and the app's settings, {ROTATE}.")
-    return OAuthTokenError(f"the token endpoint {host} refused the client credentials of app {app} ({status}): "
-                           f"{said}", oauth_error=oauth_error, aadsts=aadsts, http_status=status, action=action)
+    what = "certificate" if creds.oauth_grant is OAuthGrant.CLIENT_CERTIFICATE else "client credentials"
+    return OAuthTokenError(f"the token endpoint {host} refused the {what} of app {app} ({status}): {said}",
+                           oauth_error=oauth_error, aadsts=aadsts, http_status=status, action=action,
+                           description=description)
 
 
 def _aadsts(data: dict[str, Any], description: str) -> str | None:
@@ -264,10 +299,11 @@ def _aadsts(data: dict[str, Any], description: str) -> str | None:
 
 
 def _first_line(description: object, creds: SmtpCredentials) -> str:
-    """Entra ID's description up to its Trace ID line, bounded, with the client secret blanked should an endpoint
-    ever echo it."""
+    """Entra ID's description up to its Trace ID line, bounded, with the client secret and anything shaped like a
+    JWT (an assertion, a token) blanked should an endpoint ever echo them."""
     if not isinstance(description, str):
         return ""
-    text = description.strip().splitlines()[0][:300] if description.strip() else ""
+    text = description.strip().splitlines()[0] if description.strip() else ""
     secret = creds.oauth_client_secret.get_secret_value() if creds.oauth_client_secret else ""
-    return text.replace(secret, "***") if secret else text
+    text = text.replace(secret, "***") if secret else text
+    return JWT_LIKE.sub("***", text)[:300]

@@ -220,6 +220,25 @@ CONTENT_TYPES = st.sampled_from(["application/pdf", "image/png", "text/plain", "
 ATTACHMENT = st.builds(lambda name, kind, data: (name, kind, data), LINE_TEXT, CONTENT_TYPES,
                        st.binary(max_size=3000))
 TOKEN = st.from_regex(r"[0-9A-Z]{6,20}", fullmatch=True)
+# The HTML parts Relaydesk really sends: a thread rendered by tickets.render, senders' HTML cleaned, long lines,
+# entities, non-ASCII, attributes with quotes, a lone dot and "From " at a line start.
+SENDER_HTML = st.one_of(BODY, st.sampled_from([
+    '<p style="x">caf\u00e9 &amp; <b>bold</b></p>', "<div>" + "x" * 300 + "</div>", ".\n<p>.</p>\n.",
+    '<a href="https://docs.example/a?b=1&c=2">link</a>', "From the start\n<br>", "<p>\u65e5\u672c\u8a9e</p>",
+    "<table><tr><td>=3D</td></tr></table>", "<script>x</script><img src=https://t.example/p.gif>"]))
+
+
+@st.composite
+def rendered_html(draw):
+    from relaydesk.tickets import render
+
+    messages = [render.Message(author=draw(LINE_TEXT), at=datetime(2026, 11, 24, tzinfo=UTC), text=draw(BODY),
+                               html=draw(st.none() | SENDER_HTML)) for _ in range(draw(st.integers(0, 3)))]
+    news = render.Message(author=draw(LINE_TEXT), at=datetime(2026, 11, 25, tzinfo=UTC), text=draw(BODY))
+    return render.html_part(draw(LINE_TEXT), draw(st.none() | st.just(news)), messages, draw(BODY))
+
+
+HTML_BODY = st.none() | BODY | rendered_html()
 
 
 @st.composite
@@ -231,7 +250,7 @@ def notifications(draw):
         account_id=draw(st.sampled_from(["A01ACCOUNT", "acc 1\r\nBcc: x@evil.test", "A\u00e9"])),
         ticket_id=draw(st.none() | TOKEN), support_address="support@acme.test",
         recipients=draw(st.lists(ADDRESS, min_size=1, max_size=4)), cc=draw(st.lists(ADDRESS, max_size=2)),
-        subject=draw(LINE_TEXT), text_body=draw(BODY), html_body=draw(st.none() | BODY),
+        subject=draw(LINE_TEXT), text_body=draw(BODY), html_body=draw(HTML_BODY),
         in_reply_to=draw(st.none() | MESSAGE_ID), references=draw(st.lists(MESSAGE_ID, max_size=4)),
         attachments=[AttachmentRef(filename=name, content_type=kind, size=len(data), s3_key=f"att/{i}")
                      for i, (name, kind, data) in enumerate(attachments)],
@@ -420,3 +439,34 @@ def test_a_reference_parse_error_is_what_the_old_composer_raised():
     # Kept honest: the reference really did crash (not refuse) on this address; the new one refuses it.
     with pytest.raises(HeaderParseError):
         reference_mailbox("a@b@c")
+
+
+def test_a_reply_with_html_goes_out_as_one_alternative_text_first_then_html_beside_its_attachments():
+    from relaydesk.tickets import render
+
+    thread = [render.Message(author="Jane", at=datetime(2026, 11, 24, tzinfo=UTC), text="E-52",
+                             html='<p onclick="x">The <b>printer</b></p><img src="https://t.example/p.gif">')]
+    markup = render.html_part("", render.Message(author="Bob", at=datetime(2026, 11, 25, tzinfo=UTC),
+                                                 text="Fixed \u2713"), thread, "Reply to this email.")
+    ref = AttachmentRef(filename="report.pdf", content_type="application/pdf", s3_key="k")
+    composed, parsed = _seen(_notification(html_body=markup, attachments=[ref]), blobs={"k": b"%PDF"})
+
+    assert [p.get_content_type() for p in parsed.walk()] == \
+        ["multipart/mixed", "multipart/alternative", "text/plain", "text/html", "application/pdf"]
+    html_part = parsed.get_body(("html",)).get_content()
+    assert "Fixed \u2713" in html_part and "<b>printer</b>" in html_part
+    assert "onclick" not in html_part and "<img" not in html_part
+    assert html_part.count(markers.body_marker("T01M893ZHAE53C4VQC4")) == 1
+    assert_wire_rules(composed.to_bytes(), expected_fields(_notification(html_body=markup, attachments=[ref]),
+                                                           SENDER, single_part=False))
+    # ... and it still verifies after DKIM signing, like every other shape
+    keyring, secrets = keyring_for("acme.test"), MemorySecrets()
+    create_keyring(secrets, keyring)
+    dkim_on = SupportAddress(email="support@acme.test", account_id="acc_1", kind=AddressKind.SMTP_CONNECTOR,
+                             dkim=DkimSettings(enabled=True, domain="acme.test", secret_arn=secret_name("acme.test")))
+    outbound_dkim.clear_cache()
+    try:
+        signed = outbound_dkim.signer_for(dkim_on, secrets, now=lambda: EPOCH).sign(composed.to_bytes())
+    finally:
+        outbound_dkim.clear_cache()
+    assert verify_all(signed, offline_dns(keyring)) == [True, True]

@@ -48,7 +48,5 @@ def change_settings(stores: Stores, email: str, *, host: str | None = None, port
         error = report.to_error("the new settings were not saved; the current ones stay")
         raise error from report.error
     version_id = stores.secrets.put_version(secret_id, new.to_secret_string(), [CURRENT])
-    changed = state.change(stores, address.email, state.ChangeSettings(
-        host=new.host, port=new.port, tls_mode=new.tls_mode, auth_kind=new.auth_kind, version_id=version_id,
-        oauth_tenant_id=new.oauth_tenant_id, oauth_client_id=new.oauth_client_id))
+    changed = state.change(stores, address.email, state.ChangeSettings(new, version_id=version_id))
     return changed, report

@@ -42,12 +42,22 @@ def aadsts_of(text: str) -> str | None:
 
 
 def explain_reply(code: int | None, reply: str, *, host: str = "", username: str = "",
-                  oauth: bool = False) -> Explanation | None:
+                  oauth: bool = False, google: bool = False) -> Explanation | None:
     """A known provider reply (Exchange Online, Gmail, ...), or None when the reply is not one we know.
 
-    `oauth`: the address signs in with XOAUTH2, where the same reply (535 5.7.3) means something else."""
+    `oauth`: the address signs in with XOAUTH2, where the same reply (535 5.7.3) means something else; `google`: with
+    a Google service account's token, where Gmail's 535 5.7.8 is about the token, not a password."""
     text = (reply or "").lower()
     status = enhanced_status_of(reply)
+    if oauth and google and code == 535:
+        mailbox = username or "<mailbox>"
+        return Explanation(
+            f"Gmail refused the service account's access token for {mailbox} ({code} {status or ''}".rstrip() + "): "
+            "the token was issued for another user than the one signing in, Gmail is off for the user, or the "
+            "token lacks the https://mail.google.com/ scope.",
+            f"Sign in as the user the token is for (--username {mailbox}, a real user rather than a group or an "
+            "alias); in the Google Admin console check that Gmail is on for the user's organizational unit and that "
+            "the domain-wide delegation lists the scope https://mail.google.com/. See docs/providers/google.md.")
     if status == "5.7.30" or "basic authentication is not supported" in text:
         return Explanation(
             "Exchange Online no longer accepts a password for SMTP AUTH (550 5.7.30: Basic authentication is not "
@@ -154,6 +164,30 @@ def explain_token_error(error: str, description: str = "", *, aadsts: str | None
             f"Entra ID refused the requested scope ({code or 'invalid_scope'}).",
             "Client credentials need the `.default` scope of the resource: https://outlook.office365.com/.default "
             "for Exchange Online (the default; do not pass a custom --scope).")
+    if code == "AADSTS700027":
+        return Explanation(
+            f"Entra ID does not accept the certificate that signed the request (AADSTS700027): the app{client} has no "
+            "such certificate uploaded, or the private key does not belong to it.",
+            "Upload the certificate's public part (.cer, .crt or .pem, without the key) under Entra ID > App "
+            "registrations > the app > Certificates & secrets > Certificates > Upload certificate, and check that its "
+            "thumbprint there is the one `relaydesk addresses show` prints. For a connected address, stage the "
+            "certificate and its key with `relaydesk addresses rotate EMAIL --certificate-file PEM`.")
+    if code == "AADSTS700024":
+        return Explanation(
+            "Entra ID found the signed request outside its validity time (AADSTS700024: client assertion is not "
+            "within its valid time range).",
+            "The relay's clock and Entra ID's differ: check the clock of the machine running Relaydesk (NTP), then "
+            "try again.")
+    if code == "AADSTS700021":
+        return Explanation(
+            f"The signed request names another app than the client id{client} (AADSTS700021).",
+            "Give the Application (client) ID of the app the certificate is uploaded to (--client-id).")
+    if code in ("AADSTS50012", "AADSTS50027"):
+        return Explanation(
+            f"Entra ID refused the signed client assertion ({code}): it is malformed or addressed to another token "
+            "endpoint.",
+            "Leave --token-url unset so that the assertion goes to Entra ID's endpoint for the tenant, and check "
+            "--tenant-id.")
     if code == "AADSTS7000218" or error == "invalid_client":
         return Explanation(
             f"Entra ID refused the client credentials ({code or error}).",
@@ -166,6 +200,107 @@ def explain_token_error(error: str, description: str = "", *, aadsts: str | None
         "the client id and the client secret's Value, and that the app has SMTP.SendAsApp with admin consent.")
 
 
+class GoogleTokenError(NamedTuple):
+    """One row of Google's token endpoint refusals: the OAuth `error`, a fragment of `error_description` (lower
+    case, "" for any), what it means and the fix. `{sa}`, `{client_id}`, `{mailbox}` are filled in."""
+
+    error: str
+    fragment: str
+    summary: str
+    fix: str
+
+
+ROTATE_KEY = ("`relaydesk addresses rotate {mailbox} --service-account-file KEY.json` (the same key file is fine): it "
+              "tests the sign-in and releases the held notifications")
+DELEGATION = ("Google Admin console (admin.google.com) > Security > Access and data control > API controls > Manage "
+              "Domain Wide Delegation > Add new: Client ID {client_id} (the service account's numeric Unique ID), "
+              "OAuth scope https://mail.google.com/")
+GOOGLE_TOKEN_ERRORS = (
+    GoogleTokenError(
+        "unauthorized_client", "",
+        "Google refused to give the service account {sa} a token for {mailbox} (unauthorized_client): domain-wide "
+        "delegation is not set up for its client ID with the scope https://mail.google.com/ (or was set up minutes "
+        "ago: it can take up to 24 hours to apply).",
+        f"{DELEGATION}. Then run {ROTATE_KEY}."),
+    GoogleTokenError(
+        "invalid_grant", "signature",
+        "Google refused the service account's signature (invalid_grant: Invalid JWT Signature): the key was deleted "
+        "or disabled, or the key file does not belong to the service account {sa}.",
+        "In Google Cloud console > IAM & Admin > Service accounts > {sa} > Keys, check that the key exists and is "
+        "enabled; otherwise Add key > Create new key > JSON and store the new file with `relaydesk addresses rotate "
+        "{mailbox} --service-account-file KEY.json`."),
+    GoogleTokenError(
+        "invalid_grant", "email",
+        "Google does not know {mailbox} as a user of the Workspace domain (invalid_grant: Invalid email or User ID).",
+        "Sign in as a real user of the domain that granted the delegation: the mailbox's primary address, not a "
+        "group, an alias or an address of another domain (--username)."),
+    GoogleTokenError(
+        "invalid_grant", "timeframe",
+        "Google found the signed request outside its validity time (invalid_grant: the JWT must be short-lived and "
+        "in a reasonable timeframe).",
+        "The relay's clock and Google's differ: check the clock of the machine running Relaydesk (NTP), then try "
+        "again."),
+    GoogleTokenError(
+        "invalid_grant", "audience",
+        "Google refused the signed request: it was addressed to another token endpoint (invalid_grant: audience).",
+        "Use Google's token endpoint https://oauth2.googleapis.com/token (the token_uri of the key file); do not "
+        "set --token-url."),
+    GoogleTokenError(
+        "invalid_client", "",
+        "Google does not know the service account {sa} (invalid_client: the OAuth client was not found).",
+        "Check that the service account exists (Google Cloud console > IAM & Admin > Service accounts) and that the "
+        "key file is one created for it; store a current key file with `relaydesk addresses rotate {mailbox} "
+        "--service-account-file KEY.json`."),
+    GoogleTokenError(
+        "disabled_client", "",
+        "The service account {sa} is disabled (disabled_client).",
+        "Enable it in Google Cloud console > IAM & Admin > Service accounts > {sa} > Enable, then run "
+        f"{ROTATE_KEY}."),
+    GoogleTokenError(
+        "deleted_client", "",
+        "The service account {sa} was deleted (deleted_client).",
+        "Create a service account (or undelete it within 30 days), give its client ID domain-wide delegation, and "
+        "store its new key file with `relaydesk addresses rotate {mailbox} --service-account-file KEY.json`."),
+    GoogleTokenError(
+        "admin_policy_enforced", "",
+        "A Google Workspace admin policy blocks the service account for {mailbox} (admin_policy_enforced).",
+        "In the Google Admin console > Security > Access and data control > API controls > App access control, "
+        "make sure the service account's client ID {client_id} is not blocked (mark it Trusted) and that Gmail "
+        f"access is not restricted for the user's organizational unit. Then run {ROTATE_KEY}."),
+    GoogleTokenError(
+        "access_denied", "",
+        "Google denied the service account access to {mailbox} (access_denied): the user is suspended, or Gmail is "
+        "off for the user's organizational unit.",
+        "In the Google Admin console > Directory > Users, the user must be active; under Apps > Google Workspace > "
+        f"Gmail, the service must be on for the user's organizational unit. Then run {ROTATE_KEY}."),
+    GoogleTokenError(
+        "invalid_scope", "",
+        "Google refused the requested scope (invalid_scope).",
+        "SMTP needs exactly the scope https://mail.google.com/ (the default; do not pass a custom --scope), and the "
+        "domain-wide delegation must list it."),
+    GoogleTokenError(
+        "invalid_grant", "",
+        "Google refused the service account's signed request (invalid_grant).",
+        f"Check the key file (a current key of {{sa}}), the relay's clock, and the domain-wide delegation: "
+        f"{DELEGATION}."),
+)
+
+
+def explain_google_token_error(error: str, description: str = "", *, service_account: str = "", client_id: str = "",
+                               mailbox: str = "") -> Explanation:
+    """A refused JWT bearer request at Google's token endpoint, in plain words with the fix (GOOGLE_TOKEN_ERRORS)."""
+    lowered = (description or "").lower()
+    names = {"sa": service_account or "<service account>", "client_id": client_id or "<client ID>",
+             "mailbox": mailbox or "EMAIL"}
+    for row in GOOGLE_TOKEN_ERRORS:
+        if row.error == (error or "").strip() and row.fragment in lowered:
+            return Explanation(row.summary.format(**names), row.fix.format(**names))
+    detail = (description or error or "no details").strip()
+    return Explanation(f"Google's token endpoint refused the request ({error or 'no error code'}): {detail}",
+                       "Check the key file, the domain-wide delegation for client ID {client_id} with the scope "
+                       "https://mail.google.com/ and docs/providers/google.md.".format(**names))
+
+
 def _switch_command(username: str) -> str:
     email = username or "EMAIL"
     return (f"`relaydesk addresses rotate {email} --auth oauth2 --tenant-id <tenant id> --client-id <client id> "
@@ -174,9 +309,10 @@ def _switch_command(username: str) -> str:
 
 
 def explain_step(step: str, *, code: int | None = None, reply: str = "", error: str = "", host: str = "",
-                 port: int | None = None, username: str = "", oauth: bool = False) -> Explanation:
+                 port: int | None = None, username: str = "", oauth: bool = False,
+                 google: bool = False) -> Explanation:
     """The explanation for a failed live-check step."""
-    known = explain_reply(code, reply, host=host, username=username, oauth=oauth)
+    known = explain_reply(code, reply, host=host, username=username, oauth=oauth, google=google)
     if known is not None:
         return known
     detail = (reply or error).strip()

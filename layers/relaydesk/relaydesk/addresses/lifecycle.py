@@ -66,7 +66,9 @@ def create_account(stores: Stores, subdomain: str, name: str = "", kind: Account
 
 
 def update_account_settings(stores: Stores, account_id: str, *, ccs_and_followers_enabled: bool | None = None,
-                            include_attachments_in_email: bool | None = None) -> Account:
+                            include_attachments_in_email: bool | None = None,
+                            notify_requester_on_solved: bool | None = None,
+                            agent_from_name: str | None = None) -> Account:
     account = stores.directory.get_account(account_id)
     if ccs_and_followers_enabled is False and account.settings.ccs_and_followers_enabled:
         connected = [a.email for a in stores.directory.list_addresses(account_id)
@@ -82,7 +84,16 @@ def update_account_settings(stores: Stores, account_id: str, *, ccs_and_follower
         changes["ccs_and_followers_enabled"] = ccs_and_followers_enabled
     if include_attachments_in_email is not None:
         changes["include_attachments_in_email"] = include_attachments_in_email
-    account.settings = AccountSettings.model_validate({**account.settings.model_dump(), **changes})
+    if notify_requester_on_solved is not None:
+        changes["notify_requester_on_solved"] = notify_requester_on_solved
+    if agent_from_name is not None:
+        changes["agent_from_name"] = agent_from_name
+    try:
+        account.settings = AccountSettings.model_validate({**account.settings.model_dump(), **changes})
+    except ValidationError as error:
+        problem = error.errors()[0]
+        raise RuleViolation(f"{problem['loc'][0]}: {problem['msg'].removeprefix('Value error, ')}",
+                            rule="invalid_setting") from None
     stores.directory.put_account(account)
     return account
 
@@ -202,11 +213,11 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
     if not report.ok:
         raise report.to_error()
     secret_arn = _create_secret(stores, account_id, email, credentials)
-    address = SupportAddress(
-        email=email, account_id=account_id, name=name or account.display_name, kind=AddressKind.SMTP_CONNECTOR,
-        connector=Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
-                            auth_kind=credentials.auth_kind, oauth_tenant_id=credentials.oauth_tenant_id,
-                            oauth_client_id=credentials.oauth_client_id, secret_arn=secret_arn))
+    connector = Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
+                          secret_arn=secret_arn)
+    connector.take_sign_in(credentials)  # who signs in, never a secret
+    address = SupportAddress(email=email, account_id=account_id, name=name or account.display_name,
+                             kind=AddressKind.SMTP_CONNECTOR, connector=connector)
     try:
         address = _create(stores, state.Connect(address))
     except RuleViolation:

@@ -14,8 +14,14 @@ from typing import Any
 
 from relaydesk import oauth
 from relaydesk.addresses.check_report import CheckStep, LiveCheckReport, Resolver, StepListener
-from relaydesk.addresses.explain import Explanation, enhanced_status_of, explain_step, explain_token_error
-from relaydesk.credentials import AuthKind, SmtpCredentials, TlsMode
+from relaydesk.addresses.explain import (
+    Explanation,
+    enhanced_status_of,
+    explain_google_token_error,
+    explain_step,
+    explain_token_error,
+)
+from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 from relaydesk.errors import (
     AuthMechanismUnavailableError,
     CertificateVerificationError,
@@ -46,9 +52,13 @@ class Checker:
         self.on_step = on_step
         self.report = LiveCheckReport(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode)
         self._oauth = credentials.auth_kind is AuthKind.OAUTH2
+        self._google = self._oauth and credentials.oauth_grant is OAuthGrant.SERVICE_ACCOUNT
         client_secret = credentials.oauth_client_secret
+        key = credentials.oauth_signing_key
+        # The private key whole and line by line (a server quoting part of it is scrubbed too).
+        key_lines = [line for line in key.splitlines() if len(line) >= 16 and "-----" not in line]
         self._secrets = [s for s in (credentials.password.get_secret_value(),
-                                     client_secret.get_secret_value() if client_secret else "") if s]
+                                     client_secret.get_secret_value() if client_secret else "", key, *key_lines) if s]
         # A token cache of this check only: the token step always asks the endpoint (a real fetch), and the auth
         # step reuses that token rather than a cached one that could hide a changed client secret.
         self._expires_in: int | None = None
@@ -76,7 +86,8 @@ class Checker:
         if error is not None:
             explanation = explanation or explain_step(
                 name, code=error.smtp_code, reply=_reply_text(reply), error=detail, host=self.credentials.host,
-                port=self.credentials.port, username=self.credentials.username, oauth=self._oauth)
+                port=self.credentials.port, username=self.credentials.username, oauth=self._oauth,
+                google=self._google)
             self.report.summary, self.report.fix = (self._scrub(part) for part in explanation)
             self.report.error = error
         if self.on_step is not None:
@@ -192,16 +203,15 @@ class Checker:
                     f"valid for {self.credentials.host}: subject {subject}, issuer {issuer}, expires {until}")
 
     async def _token(self) -> None:
-        """The client-credentials grant at the token endpoint; reports when the token expires, never the token."""
+        """The grant at the token endpoint (client credentials, or a service account's JWT bearer grant); reports
+        when the token expires, never the token."""
         started = time.perf_counter()
         creds = self.credentials
         try:
             token = await asyncio.wait_for(asyncio.to_thread(self._tokens.token, creds, fresh=True), self.timeout)
         except OAuthTokenError as error:
             refused = not error.transient
-            explanation = explain_token_error(error.oauth_error or "", error.message, aadsts=error.aadsts,
-                                              tenant_id=creds.oauth_tenant_id or "",
-                                              client_id=creds.oauth_client_id or "") if refused else None
+            explanation = self._explain_refusal(error) if refused else None
             if explanation is None:
                 explanation = Explanation(f"The token endpoint could not be used: {error.message}",
                                           error.action or "Try again in a few minutes.")
@@ -216,8 +226,21 @@ class Checker:
         self._secrets.append(token)
         lifetime = self._expires_in
         expiry = f"expires in {lifetime // 60} min" if lifetime else "no expiry given"
-        self.record("token", started, f"access token for app {creds.oauth_client_id} from {creds.token_url} "
-                                      f"({expiry})")
+        who = (f"service account {creds.oauth_service_account} as {creds.username}" if self._google else
+               f"app {creds.oauth_client_id}" + (" (certificate)" if creds.oauth_grant is
+                                                 OAuthGrant.CLIENT_CERTIFICATE else ""))
+        self.record("token", started, f"access token for {who} from {creds.token_url} ({expiry})")
+
+    def _explain_refusal(self, error: OAuthTokenError) -> Explanation:
+        creds = self.credentials
+        if error.oauth_error == "invalid_private_key":  # refused here, before any request: the error says why
+            return Explanation(error.message, error.action or "Store the key again.")
+        if self._google:
+            return explain_google_token_error(error.oauth_error or "", error.description or "",
+                                              service_account=creds.oauth_service_account or "",
+                                              client_id=creds.oauth_client_id or "", mailbox=creds.username)
+        return explain_token_error(error.oauth_error or "", error.message, aadsts=error.aadsts,
+                                   tenant_id=creds.oauth_tenant_id or "", client_id=creds.oauth_client_id or "")
 
     def _fetch_recording_expiry(self, url: str, body: bytes, creds: SmtpCredentials, timeout: float) -> Response:
         """oauth's own HTTPS POST, keeping `expires_in` of a granted token for the report (AccessTokens.token

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, field_validator
 
 from relaydesk.clock import utcnow
-from relaydesk.credentials import SUBMISSION_PORT, AuthKind, TlsMode
+from relaydesk.credentials import SUBMISSION_PORT, AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 
 
 class AddressKind(StrEnum):
@@ -53,14 +53,30 @@ class Connector(BaseModel):
     port: int = SUBMISSION_PORT
     tls_mode: TlsMode = TlsMode.STARTTLS
     auth_kind: AuthKind = AuthKind.PASSWORD
-    # oauth2 only: which Entra ID tenant and app sign in (identifiers, not secrets; the client secret is in the secret)
+    # oauth2 only: who signs in (identifiers, not secrets; the client secret or private key is in the secret): the
+    # Entra ID tenant and app, or the Google service account and its numeric client ID (domain-wide delegation)
+    oauth_grant: OAuthGrant | None = None
     oauth_tenant_id: str | None = None
     oauth_client_id: str | None = None
+    oauth_service_account: str | None = None
+    oauth_certificate_thumbprint: str | None = None  # client_certificate: SHA-1 hex, as Entra ID lists it
+    oauth_certificate_expires_at: datetime | None = None
     secret_arn: str
     state: ConnectorState = ConnectorState.PENDING
     credentials_version: str | None = None  # Secrets Manager VersionId last seen working
     held_since: datetime | None = None
     held_version: str | None = None  # the secret VersionId the smarthost refused (auth_failed); a new one releases
+
+    def take_sign_in(self, credentials: SmtpCredentials) -> None:
+        """Copy how `credentials` sign in (never a secret) onto the connector, for `show` and the hold's words."""
+        oauth = credentials.auth_kind is AuthKind.OAUTH2
+        self.auth_kind = credentials.auth_kind
+        self.oauth_grant = credentials.oauth_grant if oauth else None
+        self.oauth_tenant_id = credentials.oauth_tenant_id if oauth else None
+        self.oauth_client_id = credentials.oauth_client_id if oauth else None
+        self.oauth_service_account = credentials.oauth_service_account if oauth else None
+        self.oauth_certificate_thumbprint = credentials.oauth_certificate_thumbprint if oauth else None
+        self.oauth_certificate_expires_at = credentials.oauth_certificate_expires_at if oauth else None
 
 
 class AddressEvent(BaseModel):

@@ -23,9 +23,11 @@ PRESETS: dict[str, Preset] = {
     "microsoft365": Preset("microsoft365", "smtp.office365.com", SUBMISSION_PORT, TlsMode.STARTTLS,
                            "SMTP AUTH must be enabled for the mailbox (Set-CASMailbox -SmtpClientAuthenticationDisabled"
                            " $false); the username is the mailbox's sign-in address."),
-    # Google Workspace: SMTP submission with an app password (2-Step Verification on).
+    # Google Workspace: SMTP submission with XOAUTH2 (a service account with domain-wide delegation) or an app
+    # password (2-Step Verification on).
     "google": Preset("google", "smtp.gmail.com", SUBMISSION_PORT, TlsMode.STARTTLS,
-                     "Use an app password for the mailbox, not the account password."),
+                     "Sign in with a service account (--auth oauth2 --service-account-file KEY.json) or an app "
+                     "password for the mailbox, never the account password."),
     # Amazon SES SMTP interface: the region's endpoint, SMTP credentials derived from an IAM user.
     "amazon-ses": Preset("amazon-ses", f"email-smtp.{DEFAULT_SES_REGION}.amazonaws.com", SUBMISSION_PORT,
                          TlsMode.STARTTLS, "Use SES SMTP credentials (not IAM access keys); the support address's "

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from relaydesk.addresses import lifecycle, state
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
 from relaydesk.addresses.model import AddressKind, ErrorTopic, SupportAddress
+from relaydesk.addresses.sign_in import PASSWORD_CLEARS
 from relaydesk.credentials import AuthKind, SmtpCredentials
 from relaydesk.errors import ConfigurationError, NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
 from relaydesk.store.ports import CURRENT, PENDING, Stores
@@ -76,7 +77,8 @@ def replaced(current: SmtpCredentials, changes: Mapping[str, Any]) -> SmtpCreden
     a switch to OAuth 2.0 the password. ConfigurationError names the fields at fault, never their values."""
     fields = {**json.loads(current.to_secret_string()), **changes}
     if AuthKind(fields.get("auth_kind", AuthKind.PASSWORD)) is AuthKind.PASSWORD:
-        fields.update(oauth_client_secret=None, oauth_tenant_id=None, oauth_client_id=None, oauth_token_url=None)
+        fields.update(oauth_client_secret=None, oauth_tenant_id=None, oauth_client_id=None, oauth_token_url=None,
+                      **PASSWORD_CLEARS)
     else:
         fields["password"] = ""
     try:
@@ -220,10 +222,7 @@ def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
     stores.secrets.move_stage(secret_id, PENDING, to_version=None, from_version=token)
     credentials = _credentials(stores.secrets.get(secret_id, CURRENT).value)
     # The new credentials passed testSecret: they take effect, a hold ends and what it held is released.
-    state.change(stores, address.email, state.ChangeSettings(
-        host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode, auth_kind=credentials.auth_kind,
-        oauth_tenant_id=credentials.oauth_tenant_id, oauth_client_id=credentials.oauth_client_id, version_id=token,
-        why="credentials rotated"))
+    state.change(stores, address.email, state.ChangeSettings(credentials, version_id=token, why="credentials rotated"))
     return "promoted the pending version to AWSCURRENT"
 
 

@@ -26,7 +26,7 @@ from relaydesk.addresses.model import (
     VerificationStatus,
 )
 from relaydesk.clock import utcnow
-from relaydesk.credentials import AuthKind, TlsMode
+from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import NotFoundError, TransitionRefused
 from relaydesk.store.ports import Stores
 
@@ -172,15 +172,11 @@ class Delete:
 @dataclass(frozen=True)
 class ChangeSettings:
     """New connector settings or credentials took effect (a settings change or a rotation, each after a live check
-    with them passed): where and how to submit, and the secret version that holds them. A hold ends."""
+    with them passed): where and how to submit and who signs in, from `credentials` (never a secret of it is kept
+    on the address), and the secret version that holds them. A hold ends."""
 
-    host: str
-    port: int
-    tls_mode: TlsMode
-    auth_kind: AuthKind
+    credentials: SmtpCredentials
     version_id: str
-    oauth_tenant_id: str | None = None
-    oauth_client_id: str | None = None
     why: str = "connector settings changed"
     name = "change_settings"
 
@@ -351,14 +347,12 @@ def _write(after: SupportAddress, transition: Transition, now: datetime) -> str:
         case Enable():
             after.outbound = Verification()  # verified again through the connector before it is active
             return ""
-        case ChangeSettings():
+        case ChangeSettings(credentials=new, version_id=version_id, why=why):
             assert connector is not None
-            connector.host, connector.port, connector.tls_mode = transition.host, transition.port, transition.tls_mode
-            connector.auth_kind = transition.auth_kind
-            connector.oauth_tenant_id = transition.oauth_tenant_id
-            connector.oauth_client_id = transition.oauth_client_id
-            connector.credentials_version = transition.version_id
-            return f"{transition.why}: {transition.host}:{transition.port} {transition.tls_mode.value}"
+            connector.host, connector.port, connector.tls_mode = new.host, new.port, new.tls_mode
+            connector.take_sign_in(new)
+            connector.credentials_version = version_id
+            return f"{why}: {new.host}:{new.port} {new.tls_mode.value}"
     raise AssertionError(f"unknown transition {transition!r}")
 
 

@@ -21,6 +21,8 @@ def account_view(account: Account, mail_domain: str, address_count: int | None =
         "system_address": system_address(account.subdomain, mail_domain),
         "ccs_and_followers": "on" if account.settings.ccs_and_followers_enabled else "off",
         "include_attachments": "on" if account.settings.include_attachments_in_email else "off",
+        "notify_solved": "on" if account.settings.notify_requester_on_solved else "off",
+        "agent_from_name": account.settings.agent_from_name,
         "created_at": account.created_at.isoformat(),
     }
     if address_count is not None:
@@ -61,7 +63,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
     account = lifecycle.update_account_settings(stores, args.account_id,
                                                 ccs_and_followers_enabled=args.ccs_and_followers,
-                                                include_attachments_in_email=args.include_attachments)
+                                                include_attachments_in_email=args.include_attachments,
+                                                notify_requester_on_solved=args.notify_solved,
+                                                agent_from_name=args.agent_from_name)
     _emit(args, account, stores.settings.mail_domain)
     return EXIT_OK
 
@@ -89,5 +93,9 @@ def register(groups: argparse._SubParsersAction) -> None:
                      help="CCs and followers (required on for the SMTP connector)")
     sub.add_argument("--include-attachments", type=on_off, metavar="on|off",
                      help="attach files to notifications (off is advised with Microsoft 365)")
+    sub.add_argument("--notify-solved", type=on_off, metavar="on|off",
+                     help="mail the requester and CCs when an agent solves their ticket")
+    sub.add_argument("--agent-from-name", metavar="PATTERN",
+                     help="From name of an agent's reply: {agent} and {support}, e.g. '{agent} ({support})'")
     add_json_flag(sub)
     sub.set_defaults(func=cmd_settings)

@@ -14,7 +14,7 @@ from typing import Any
 
 from relaydesk.addresses import connector_settings, lifecycle, rotation, state, verification
 from relaydesk.addresses.check_report import CheckStep
-from relaydesk.addresses.model import ConnectorState, SupportAddress, VerificationStatus
+from relaydesk.addresses.model import Connector, ConnectorState, SupportAddress, VerificationStatus
 from relaydesk.addresses.presets import PRESETS
 from relaydesk.addresses.presets import resolve as resolve_preset
 from relaydesk.cli import context
@@ -24,6 +24,8 @@ from relaydesk.cli.credentials_input import (
     add_oauth_arguments,
     auth_kind_of,
     build_credentials,
+    describe_sign_in,
+    grant_of,
     oauth_fields,
     read_ca_bundle,
     read_password,
@@ -31,7 +33,7 @@ from relaydesk.cli.credentials_input import (
     refuse_oauth_for_preset,
 )
 from relaydesk.cli.output import EXIT_AUTH, EXIT_OK, EXIT_SMTP, EXIT_VERIFY_TIMEOUT, emit, print_table, progress
-from relaydesk.credentials import AuthKind, TlsMode
+from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 from relaydesk.errors import ConfigurationError
 
 # --- helpers shared by the command groups ---------------------------------------------------------------------------
@@ -117,9 +119,24 @@ def address_view(address: SupportAddress) -> dict[str, Any]:
             "auth": connector.auth_kind.value,
         })
         if connector.auth_kind is AuthKind.OAUTH2:
-            # Identifiers an admin matches against Entra ID; the client secret is only in Secrets Manager.
-            view.update({"tenant_id": connector.oauth_tenant_id or "-", "client_id": connector.oauth_client_id or "-"})
+            view.update(sign_in_view(connector))
         view["secret"] = connector.secret_arn
+    return view
+
+
+def sign_in_view(connector: Connector) -> dict[str, str]:
+    """Identifiers an admin matches against Entra ID or the Google Admin console; the client secret or private key
+    is only in Secrets Manager."""
+    if connector.oauth_grant is OAuthGrant.SERVICE_ACCOUNT:
+        return {"sign_in": "Google service account (domain-wide delegation)",
+                "service_account": connector.oauth_service_account or "-",
+                "client_id": f"{connector.oauth_client_id or '-'} (Admin console > Domain Wide Delegation)"}
+    view = {"sign_in": "Entra ID app, certificate" if connector.oauth_grant is OAuthGrant.CLIENT_CERTIFICATE else
+            "Entra ID app, client secret",
+            "tenant_id": connector.oauth_tenant_id or "-", "client_id": connector.oauth_client_id or "-"}
+    if connector.oauth_grant is OAuthGrant.CLIENT_CERTIFICATE:
+        view["certificate"] = f"thumbprint {connector.oauth_certificate_thumbprint or '-'}"
+        view["certificate_expires"] = when(connector.oauth_certificate_expires_at)
     return view
 
 
@@ -161,7 +178,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
     fields: dict[str, Any] = {"host": host, "port": port, "tls_mode": tls_mode, "username": username,
                               "ca_bundle_pem": read_ca_bundle(args.ca_bundle)}
     if kind is AuthKind.OAUTH2:
-        refuse_oauth_for_preset(args.preset)
+        refuse_oauth_for_preset(args.preset, grant_of(args))
         fields.update(oauth_fields(args))
     else:
         refuse_oauth_flags(args)
@@ -172,8 +189,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
     peers = [] if local_stack else peer_directories(args, stores.settings.environment)
     if args.preset == "microsoft365" and args.auth is None:
         progress(BASIC_AUTH_NOTE)
-    how = f"OAuth 2.0 app {credentials.oauth_client_id}" if kind is AuthKind.OAUTH2 else "password"
-    progress(f"live check of {host}:{port} ({tls_mode.value}) as {username} ({how}):")
+    progress(f"live check of {host}:{port} ({tls_mode.value}) as {username} ({describe_sign_in(credentials)}):")
     address, _ = lifecycle.connect_address(stores, args.account, args.email, credentials, args.name or "",
                                            on_step=print_step, peers=peers)
     progress(f"connected {address.email}: connector pending. Next: relaydesk addresses verify {address.email}")
@@ -230,7 +246,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     if args.ca_bundle:
         changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
     new_credentials = rotation.replaced(current, changes)
-    what = "OAuth 2.0 client secret" if kind is AuthKind.OAUTH2 else "credentials"
+    what = staged_material(new_credentials) if kind is AuthKind.OAUTH2 else "credentials"
     if kind is not current.auth_kind:
         what = f"{kind.value} credentials (switching from {current.auth_kind.value})"
     email = lifecycle.get_address(stores, args.email).email
@@ -270,6 +286,14 @@ def cmd_set(args: argparse.Namespace) -> int:
              f"connector {connector.state.value}{ended}")
     emit_address(args, address)
     return EXIT_OK
+
+
+def staged_material(credentials: SmtpCredentials) -> str:
+    if credentials.oauth_grant is OAuthGrant.SERVICE_ACCOUNT:
+        return f"service account key {credentials.oauth_key_id} of {credentials.oauth_service_account}"
+    if credentials.oauth_grant is OAuthGrant.CLIENT_CERTIFICATE:
+        return f"OAuth 2.0 certificate {credentials.oauth_certificate_thumbprint}"
+    return "OAuth 2.0 client secret"
 
 
 def cmd_disable(args: argparse.Namespace) -> int:

@@ -116,7 +116,7 @@ def _new_ticket(stores: Stores, decision: Decision, mail: ParsedMail, ses_messag
     if decision.notification_id:
         account = stores.directory.get_account(decision.account_id)
         note = acknowledge.ticket_created(decision, ticket.subject, mail.text, account.display_name,
-                                          mail.message_id)
+                                          mail.message_id, html=mail.html)
         _notify(stores, decision, note)
 
 
@@ -148,7 +148,7 @@ def _comment(stores: Stores, decision: Decision, mail: ParsedMail, ses_message_i
         account = stores.directory.get_account(decision.account_id)
         author = decision.requester_name or decision.requester or "Someone"
         note = acknowledge.comment_added(decision, ticket.subject, mail.text, author, account.display_name,
-                                         mail.message_id)
+                                         mail.message_id, html=mail.html)
         _notify(stores, decision, note)
 
 

@@ -116,6 +116,13 @@ def display_name(account: Account, address: SupportAddress) -> str:
     return brand.name if brand else account.display_name
 
 
+def sender_name(account: Account, address: SupportAddress | None, notification: Notification) -> str:
+    """The From display name: the support address's name, or for an agent's reply the account's agent_from_name
+    (`Bob Agent (Acme Support)`)."""
+    name = display_name(account, address) if address is not None else account.display_name
+    return account.settings.from_name(notification.agent_name, name) if notification.agent_name else name
+
+
 def subject_with_token(notification: Notification) -> str:
     subject = _one_line(notification.subject)
     if notification.ticket_id and not markers.ticket_id_from_subject(subject):

@@ -12,7 +12,7 @@ from relaydesk.addresses import state
 from relaydesk.addresses.model import ConnectorState, ErrorTopic, SupportAddress
 from relaydesk.addresses.state import Direction, HoldReason
 from relaydesk.attachments.linker import link_builder
-from relaydesk.credentials import AuthKind
+from relaydesk.credentials import AuthKind, OAuthGrant
 from relaydesk.errors import (
     AuthenticationFailedError,
     CertificateVerificationError,
@@ -30,7 +30,7 @@ from relaydesk.errors import (
 )
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound import dkim, hold, pool
-from relaydesk.outbound.compose import Composed, Sender, compose, display_name
+from relaydesk.outbound.compose import Composed, Sender, compose, sender_name
 from relaydesk.outbound.credentials import VersionedCredentials
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.result import BatchItem, Result
@@ -185,7 +185,7 @@ class ConnectorGroup:
         if account is None:
             account = self.accounts[notification.account_id] = self.stores.directory.get_account(
                 notification.account_id)
-        sender = Sender(address=address.email, display_name=display_name(account, address),
+        sender = Sender(address=address.email, display_name=sender_name(account, address, notification),
                         reply_to=address.email, message_id_domain=address.domain)
         return compose(notification, sender,
                        inline_attachments=inline and account.settings.include_attachments_in_email,
@@ -289,7 +289,8 @@ class ConnectorGroup:
             self.relay.pool.forget(self.secret_id)  # refused: no connection of this secret is reused
             version_id = error.version_id or (self.version.version_id if self.version else None)
             why = hold.explanation(error, host=address.connector.host, username=address.email,
-                                   oauth=address.connector.auth_kind is AuthKind.OAUTH2)
+                                   oauth=address.connector.auth_kind is AuthKind.OAUTH2,
+                                   google=address.connector.oauth_grant is OAuthGrant.SERVICE_ACCOUNT)
         else:
             version_id, why = None, hold.tls_explanation(error, host=address.connector.host)
         self.broken = Result(Outcome.HELD, route=route, smtp_code=error.smtp_code,

@@ -33,9 +33,11 @@ def tls_explanation(error: SmtpDeliveryError, *, host: str) -> str:
             f"addresses set`); the next notification also tries {host} again.")
 
 
-def explanation(error: AuthenticationFailedError, *, host: str, username: str, oauth: bool = False) -> str:
+def explanation(error: AuthenticationFailedError, *, host: str, username: str, oauth: bool = False,
+                google: bool = False) -> str:
     """The server's reply and what to do about it, for the address's last error (no secret in it). `oauth`: the
-    address signs in with XOAUTH2 (a 535 then means the app's rights on the mailbox, not a password)."""
+    address signs in with XOAUTH2 (a 535 then means the app's rights on the mailbox, not a password); `google`:
+    with a Google service account."""
     if isinstance(error, OAuthTokenRefusedError):
         token = error.token_error
         # Entra ID's codes have a known fix; anything else (an http:// token URL, ...) carries its own action.
@@ -46,7 +48,8 @@ def explanation(error: AuthenticationFailedError, *, host: str, username: str, o
     if isinstance(error, AuthMechanismUnavailableError):
         return (f"auth_failed: {error.message}. Notifications are held until the credentials work. What to do: "
                 f"{error.action}")
-    known = explain_reply(error.smtp_code, error.server_reply, host=host, username=username, oauth=oauth)
+    known = explain_reply(error.smtp_code, error.server_reply, host=host, username=username, oauth=oauth,
+                          google=google)
     what_to_do = known.fix if known else error.action
     said = error.server_reply or error.message
     return (f"auth_failed: {host} refused the credentials ({said}). Notifications are held until the credentials "

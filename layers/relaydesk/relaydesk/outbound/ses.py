@@ -21,7 +21,7 @@ from relaydesk.errors import (
     SmtpDeliveryError,
 )
 from relaydesk.notification import Notification
-from relaydesk.outbound.compose import Composed, Sender, compose, display_name
+from relaydesk.outbound.compose import Composed, Sender, compose, sender_name
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.result import Result
 from relaydesk.store.ports import RawMailSender, Stores
@@ -45,7 +45,7 @@ class SesRoute:
         account = directory.get_account(notification.account_id)
         address = directory.get_address(notification.support_address)
         sender_address = system_address(account.subdomain, self.stores.settings.mail_domain)
-        name = display_name(account, address) if address is not None else account.display_name
+        name = sender_name(account, address, notification)
         support_domain = notification.support_address.rpartition("@")[2]
         sender = Sender(address=sender_address, display_name=name, reply_to=notification.support_address,
                         message_id_domain=support_domain)

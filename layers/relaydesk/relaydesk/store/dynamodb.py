@@ -7,6 +7,7 @@ limit.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,9 +15,22 @@ from botocore.exceptions import ClientError
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
-from relaydesk.tickets.model import Comment, DeliveryAttempt, DeliveryStatus, NotificationRecord, Ticket
+from relaydesk.tickets.model import (
+    Agent,
+    Comment,
+    DeliveryAttempt,
+    DeliveryStatus,
+    NotificationRecord,
+    Ticket,
+    TicketPage,
+    TicketPosition,
+    TicketQuery,
+    TicketStatus,
+    sort_stamp,
+)
 
 GSI = "gsi1"
+STATUS_GSI = "gsi2"  # tickets table only: an account's tickets in one status, by update time
 
 
 def _is_conditional_failure(error: ClientError) -> bool:
@@ -106,6 +120,11 @@ class DynamoDirectory:
 
 
 class DynamoTickets:
+    """A ticket is its META item plus one item per comment and per notification record. META keeps the ticket as
+    created in `doc`, and the fields that change as attributes of their own beside it (status, assignee, ccs and
+    followers as string sets, updated_at), each changed by an UpdateItem that touches only them: two agents (or an
+    agent and inbound) changing different things at once both win. `get_ticket` reads `doc`, then the attributes."""
+
     def __init__(self, table: Any) -> None:
         self._table = table
 
@@ -117,7 +136,7 @@ class DynamoTickets:
                 raise ConflictError(f"ticket {ticket.ticket_id} exists") from error
             raise
         for comment in ticket.comments:
-            self.add_comment(ticket.ticket_id, comment)
+            self._put_comment(ticket.ticket_id, comment)
         for record in ticket.notifications:
             self.put_notification(ticket.ticket_id, record)
 
@@ -130,7 +149,7 @@ class DynamoTickets:
         meta = next((i for i in items if i["sk"] == "META"), None)
         if meta is None:
             return None
-        ticket = Ticket.model_validate_json(meta["doc"])
+        ticket = _ticket_of(meta)
         ticket.comments = [Comment.model_validate_json(i["doc"]) for i in items if i["sk"].startswith("COMMENT#")]
         ticket.notifications = [_notification_record(i) for i in items if i["sk"].startswith("NOTIF#")]
         return ticket
@@ -141,9 +160,156 @@ class DynamoTickets:
         tickets = (self.get_ticket(i["pk"].removeprefix("TICKET#")) for i in items)
         return [t for t in tickets if t is not None]
 
+    def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage:
+        """A Query of one index partition: gsi1 (the account) or, with a status, gsi2 (the account's tickets in
+        that status); both sorted by `<updated_at>#<ticket id>`, newest first. The requester is a filter on that
+        query, so DynamoDB may return short pages: they are read on until the page is full."""
+        index, partition = (GSI, f"ACCOUNT#{account_id}") if query.status is None else \
+            (STATUS_GSI, _status_partition(account_id, query.status))
+        pk_name, sk_name = ("gsi1pk", "gsi1sk") if index == GSI else ("gsi2pk", "gsi2sk")
+        prefix = "TICKET#" if index == GSI else ""
+        kwargs: dict[str, Any] = {
+            "IndexName": index, "ScanIndexForward": False,
+            "KeyConditionExpression": f"{pk_name} = :p AND {sk_name} BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":p": partition, ":high": f"{prefix}\uffff",
+                ":low": prefix + (sort_stamp(query.updated_since) if query.updated_since else "0")}}
+        if query.requester:
+            kwargs["FilterExpression"] = "requester = :r"
+            kwargs["ExpressionAttributeValues"][":r"] = query.requester
+        if query.after is not None:
+            # Built from the position and the caller's own account, never from the caller's bytes: a cursor
+            # cannot reach another account's partition.
+            sort_value = f"{prefix}{query.after.updated}#{query.after.ticket_id}"
+            kwargs["ExclusiveStartKey"] = {"pk": f"TICKET#{query.after.ticket_id}", "sk": "META",
+                                           pk_name: partition, sk_name: sort_value}
+        found: list[Ticket] = []
+        while True:
+            kwargs["Limit"] = query.limit + 1 - len(found)
+            page = self._table.query(**kwargs)
+            found.extend(_ticket_of(item) for item in page.get("Items", []))
+            if len(found) > query.limit:
+                last = found[query.limit - 1]
+                return TicketPage(tickets=found[:query.limit],
+                                  next=TicketPosition(updated=sort_stamp(last.updated_at), ticket_id=last.ticket_id))
+            if "LastEvaluatedKey" not in page:
+                return TicketPage(tickets=found)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def add_comment(self, ticket_id: str, comment: Comment) -> None:
+        self._put_comment(ticket_id, comment)
+        self._touch(ticket_id, comment.created_at)
+
+    def _put_comment(self, ticket_id: str, comment: Comment) -> None:
         sort_key = f"COMMENT#{comment.created_at.isoformat()}#{comment.comment_id}"
         self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": sort_key, "doc": comment.model_dump_json()})
+
+    def _touch(self, ticket_id: str, at: datetime) -> None:
+        """updated_at moves forward only: a retried, older write must not make the ticket look untouched."""
+        stamp = sort_stamp(at)
+        try:
+            self._table.update_item(
+                Key=self._meta_key(ticket_id),
+                UpdateExpression="SET updated_at = :u, gsi1sk = :s1, gsi2sk = :s2",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(updated_at) OR updated_at < :u)",
+                ExpressionAttributeValues={":u": stamp, ":s1": f"TICKET#{stamp}#{ticket_id}",
+                                           ":s2": f"{stamp}#{ticket_id}"})
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+
+    def change_status(self, ticket_id: str, status: TicketStatus, at: datetime, *,
+                      from_statuses: frozenset[TicketStatus]) -> bool:
+        allowed = {f":from{i}": s.value for i, s in enumerate(sorted(from_statuses))}
+        account_id = self._account_of(ticket_id)
+        try:
+            self._update(ticket_id, at, "#status = :status, gsi2pk = :g2",
+                         condition=f"#status IN ({', '.join(allowed)})", names={"#status": "status"},
+                         values={":status": status.value, ":g2": _status_partition(account_id, status), **allowed})
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+            self._account_of(ticket_id)  # NotFoundError if the ticket went away; otherwise the status was not one
+            return False
+        return True
+
+    def assign(self, ticket_id: str, agent: Agent | None, at: datetime) -> None:
+        if agent is None:
+            self._update(ticket_id, at, "", remove="assignee")
+        else:
+            self._update(ticket_id, at, "assignee = :a", values={":a": agent.model_dump_json()})
+
+    def add_ccs(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool:
+        return self._add_to_set(ticket_id, "ccs", addresses, at, limit)
+
+    def remove_ccs(self, ticket_id: str, addresses: list[str], at: datetime) -> None:
+        self._remove_from_set(ticket_id, "ccs", addresses, at)
+
+    def add_followers(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool:
+        return self._add_to_set(ticket_id, "followers", addresses, at, limit)
+
+    def remove_followers(self, ticket_id: str, addresses: list[str], at: datetime) -> None:
+        self._remove_from_set(ticket_id, "followers", addresses, at)
+
+    def _add_to_set(self, ticket_id: str, name: str, addresses: list[str], at: datetime, limit: int) -> bool:
+        """ADD to a string set: concurrent adds all land. The limit holds even then, because the condition counts
+        the set as stored at the write: at most `limit - len(addresses)` before adding (stricter than needed when
+        some are already there, so such a call is retried knowing which are new)."""
+        if not addresses:
+            return True
+        wanted = set(addresses)
+        for _ in range(2):
+            try:
+                self._update(ticket_id, at, "", add="#set :new", names={"#set": name},
+                             condition="attribute_not_exists(#set) OR size(#set) <= :room",
+                             values={":new": wanted, ":room": limit - len(wanted)})
+                return True
+            except ClientError as error:
+                if not _is_conditional_failure(error):
+                    raise
+            item = self._table.get_item(Key=self._meta_key(ticket_id), ConsistentRead=True).get("Item")
+            if item is None:
+                raise NotFoundError(f"no ticket {ticket_id!r}")
+            present = set(item.get(name) or ())
+            if len(present | set(addresses)) > limit:
+                return False
+            wanted = set(addresses) - present
+            if not wanted:
+                return True
+        return False
+
+    def _remove_from_set(self, ticket_id: str, name: str, addresses: list[str], at: datetime) -> None:
+        if addresses:
+            self._update(ticket_id, at, "", delete="#set :gone", names={"#set": name},
+                         values={":gone": set(addresses)})
+
+    def _update(self, ticket_id: str, at: datetime, assignments: str, *, condition: str = "",
+                names: dict[str, str] | None = None, values: dict[str, Any] | None = None, add: str = "",
+                delete: str = "", remove: str = "") -> None:
+        """One UpdateItem of the META item: the given clauses plus updated_at; NotFoundError for no ticket."""
+        stamp = sort_stamp(at)
+        sets = ", ".join(filter(None, [assignments, "updated_at = :u, gsi1sk = :s1, gsi2sk = :s2"]))
+        expression = f"SET {sets}" + (f" ADD {add}" if add else "") + (f" DELETE {delete}" if delete else "") + \
+            (f" REMOVE {remove}" if remove else "")
+        kwargs: dict[str, Any] = {
+            "Key": self._meta_key(ticket_id), "UpdateExpression": expression,
+            "ConditionExpression": "attribute_exists(pk)" + (f" AND ({condition})" if condition else ""),
+            "ExpressionAttributeValues": {":u": stamp, ":s1": f"TICKET#{stamp}#{ticket_id}",
+                                          ":s2": f"{stamp}#{ticket_id}", **(values or {})}}
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            self._table.update_item(**kwargs)
+        except ClientError as error:
+            if _is_conditional_failure(error) and not condition:
+                raise NotFoundError(f"no ticket {ticket_id!r}") from None
+            raise
+
+    def _account_of(self, ticket_id: str) -> str:
+        item = self._table.get_item(Key=self._meta_key(ticket_id), ProjectionExpression="gsi1pk").get("Item")
+        if item is None:
+            raise NotFoundError(f"no ticket {ticket_id!r}")
+        return str(item["gsi1pk"]).removeprefix("ACCOUNT#")
 
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
         # The whole record in `doc`: replacing the item also folds in the attempts `append_attempt` kept beside it.
@@ -174,10 +340,52 @@ class DynamoTickets:
         return item["ticket_id"] if item else None
 
     @staticmethod
+    def _meta_key(ticket_id: str) -> dict[str, str]:
+        return {"pk": f"TICKET#{ticket_id}", "sk": "META"}
+
+    @staticmethod
     def _ticket_item(ticket: Ticket) -> dict:
         meta = ticket.model_copy(update={"comments": [], "notifications": []})
-        return {"pk": f"TICKET#{ticket.ticket_id}", "sk": "META", "gsi1pk": f"ACCOUNT#{ticket.account_id}",
-                "gsi1sk": f"TICKET#{ticket.created_at.isoformat()}", "doc": meta.model_dump_json()}
+        stamp = sort_stamp(ticket.updated_at)
+        item: dict[str, Any] = {
+            "pk": f"TICKET#{ticket.ticket_id}", "sk": "META", "doc": meta.model_dump_json(),
+            "gsi1pk": f"ACCOUNT#{ticket.account_id}", "gsi1sk": f"TICKET#{stamp}#{ticket.ticket_id}",
+            "gsi2pk": _status_partition(ticket.account_id, ticket.status), "gsi2sk": f"{stamp}#{ticket.ticket_id}",
+            "status": ticket.status.value, "requester": ticket.requester, "updated_at": stamp}
+        if ticket.ccs:
+            item["ccs"] = set(ticket.ccs)
+        if ticket.followers:
+            item["followers"] = set(ticket.followers)
+        if ticket.assignee is not None:
+            item["assignee"] = ticket.assignee.model_dump_json()
+        return item
+
+
+def _status_partition(account_id: str, status: TicketStatus) -> str:
+    return f"ACCOUNT#{account_id}#STATUS#{status.value}"
+
+
+def _ticket_of(meta: dict) -> Ticket:
+    """The ticket as created (`doc`), with the attributes written since on top. An item written with its
+    attributes (it has `status`) is authoritative for them all: a set emptied by DELETE is absent, not unknown."""
+    ticket = Ticket.model_validate_json(meta["doc"])
+    complete = "status" in meta
+    if complete:
+        ticket.status = TicketStatus(meta["status"])
+    if "updated_at" in meta:
+        ticket.updated_at = datetime.strptime(meta["updated_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    for name in ("ccs", "followers"):
+        if complete or name in meta:
+            setattr(ticket, name, _ordered(getattr(ticket, name), meta.get(name)))
+    if complete or "assignee" in meta:
+        ticket.assignee = Agent.model_validate_json(meta["assignee"]) if meta.get("assignee") else None
+    return ticket
+
+
+def _ordered(first: list[str], stored: Any) -> list[str]:
+    """A set as stored, in the order the ticket first had them, then the rest sorted."""
+    current = set(stored or ())
+    return [a for a in first if a in current] + sorted(current - set(first))
 
 
 def _notification_record(item: dict) -> NotificationRecord:

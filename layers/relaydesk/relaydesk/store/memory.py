@@ -8,13 +8,25 @@ import itertools
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import AlreadyInProgress, ConflictError, NotFoundError
 from relaydesk.notification import Notification
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion
-from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
+from relaydesk.tickets.model import (
+    Agent,
+    Comment,
+    DeliveryAttempt,
+    NotificationRecord,
+    Ticket,
+    TicketPage,
+    TicketPosition,
+    TicketQuery,
+    TicketStatus,
+    sort_stamp,
+)
 
 
 class MemoryDirectory:
@@ -63,30 +75,105 @@ class MemoryDirectory:
 
 
 class MemoryTickets:
+    """Each method is one atomic step, as its DynamoDB write is (a lock stands for the item-level atomicity)."""
+
     def __init__(self) -> None:
         self.tickets: dict[str, Ticket] = {}
         self.message_ids: dict[str, str] = {}
+        self._lock = threading.RLock()
 
     def create_ticket(self, ticket: Ticket) -> None:
-        if ticket.ticket_id in self.tickets:
-            raise ConflictError(f"ticket {ticket.ticket_id} exists")
-        self.tickets[ticket.ticket_id] = ticket.model_copy(deep=True)
+        with self._lock:
+            if ticket.ticket_id in self.tickets:
+                raise ConflictError(f"ticket {ticket.ticket_id} exists")
+            self.tickets[ticket.ticket_id] = ticket.model_copy(deep=True)
 
     def update_ticket(self, ticket: Ticket) -> None:
-        stored = self._get(ticket.ticket_id)
-        updated = ticket.model_copy(deep=True, update={"comments": stored.comments,
-                                                       "notifications": stored.notifications})
-        self.tickets[ticket.ticket_id] = updated
+        with self._lock:
+            stored = self._get(ticket.ticket_id)
+            updated = ticket.model_copy(deep=True, update={"comments": stored.comments,
+                                                           "notifications": stored.notifications})
+            self.tickets[ticket.ticket_id] = updated
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
-        found = self.tickets.get(ticket_id)
-        return found.model_copy(deep=True) if found else None
+        with self._lock:
+            found = self.tickets.get(ticket_id)
+            return found.model_copy(deep=True) if found else None
 
     def list_tickets(self, account_id: str) -> list[Ticket]:
-        return [t.model_copy(deep=True) for t in self.tickets.values() if t.account_id == account_id]
+        with self._lock:
+            return [t.model_copy(deep=True) for t in self.tickets.values() if t.account_id == account_id]
+
+    def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage:
+        with self._lock:
+            ordered = sorted((t for t in self.tickets.values() if t.account_id == account_id),
+                             key=lambda t: (sort_stamp(t.updated_at), t.ticket_id), reverse=True)
+        since = sort_stamp(query.updated_since) if query.updated_since else ""
+        after = (query.after.updated, query.after.ticket_id) if query.after else None
+        found: list[Ticket] = []
+        for ticket in ordered:
+            position = (sort_stamp(ticket.updated_at), ticket.ticket_id)
+            if (after and position >= after) or position[0] < since:
+                continue
+            if (query.status and ticket.status is not query.status) or \
+                    (query.requester and ticket.requester != query.requester):
+                continue
+            if len(found) == query.limit:  # one more exists: the page ends at the last one taken
+                last = found[-1]
+                return TicketPage(tickets=found, next=TicketPosition(updated=sort_stamp(last.updated_at),
+                                                                     ticket_id=last.ticket_id))
+            found.append(ticket.model_copy(deep=True, update={"comments": [], "notifications": []}))
+        return TicketPage(tickets=found)
 
     def add_comment(self, ticket_id: str, comment: Comment) -> None:
-        self._get(ticket_id).comments.append(comment.model_copy(deep=True))
+        with self._lock:
+            ticket = self._get(ticket_id)
+            if not any(c.comment_id == comment.comment_id for c in ticket.comments):
+                ticket.comments.append(comment.model_copy(deep=True))
+            ticket.updated_at = max(ticket.updated_at, comment.created_at)
+
+    def change_status(self, ticket_id: str, status: TicketStatus, at: datetime, *,
+                      from_statuses: frozenset[TicketStatus]) -> bool:
+        with self._lock:
+            ticket = self._get(ticket_id)
+            if ticket.status not in from_statuses:
+                return False
+            ticket.status, ticket.updated_at = status, at
+            return True
+
+    def assign(self, ticket_id: str, agent: Agent | None, at: datetime) -> None:
+        with self._lock:
+            ticket = self._get(ticket_id)
+            ticket.assignee, ticket.updated_at = (agent.model_copy() if agent else None), at
+
+    def add_ccs(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool:
+        return self._add(ticket_id, "ccs", addresses, at, limit)
+
+    def remove_ccs(self, ticket_id: str, addresses: list[str], at: datetime) -> None:
+        self._remove(ticket_id, "ccs", addresses, at)
+
+    def add_followers(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool:
+        return self._add(ticket_id, "followers", addresses, at, limit)
+
+    def remove_followers(self, ticket_id: str, addresses: list[str], at: datetime) -> None:
+        self._remove(ticket_id, "followers", addresses, at)
+
+    def _add(self, ticket_id: str, role: str, addresses: list[str], at: datetime, limit: int) -> bool:
+        with self._lock:
+            ticket = self._get(ticket_id)
+            current: list[str] = getattr(ticket, role)
+            merged = sorted({*current, *addresses})
+            if len(merged) > limit:
+                return False
+            setattr(ticket, role, merged)
+            ticket.updated_at = at
+            return True
+
+    def _remove(self, ticket_id: str, role: str, addresses: list[str], at: datetime) -> None:
+        with self._lock:
+            ticket = self._get(ticket_id)
+            setattr(ticket, role, sorted(set(getattr(ticket, role)) - set(addresses)))
+            ticket.updated_at = at
 
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
         records = self._get(ticket_id).notifications
@@ -126,6 +213,7 @@ class MemoryTickets:
 class MemoryBlobs:
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str]] = {}
+        self.posts: dict[str, tuple[str, int]] = {}  # presigned POSTs handed out: key -> (type, max bytes)
 
     def get(self, key: str) -> bytes:
         try:
@@ -145,6 +233,24 @@ class MemoryBlobs:
 
     def url_for(self, key: str, expires_in: int = 7 * 24 * 3600) -> str:
         return f"https://attachments.invalid/{key}?expires_in={expires_in}"
+
+    def presigned_post(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> dict:
+        self.posts[key] = (content_type, max_bytes)
+        return {"url": "https://uploads.invalid/", "fields": {"key": key, "Content-Type": content_type,
+                                                              "policy": f"max={max_bytes};expires_in={expires_in}"}}
+
+    def upload(self, key: str, data: bytes, content_type: str) -> None:
+        """What S3 does with a browser's POST: refused unless it keeps the policy `presigned_post` gave."""
+        allowed_type, max_bytes = self.posts[key]
+        if content_type != allowed_type or len(data) > max_bytes:
+            raise PermissionError("the upload breaks its POST policy")
+        self.put(key, data, content_type)
+
+    def describe(self, key: str) -> tuple[int, str]:
+        data, content_type = self.objects.get(key) or (None, "")
+        if data is None:
+            raise NotFoundError(f"no object {key!r}")
+        return len(data), content_type
 
 
 class MemorySecrets:

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.config import Settings
 from relaydesk.notification import Notification
-from relaydesk.tickets.model import Comment, DeliveryAttempt, NotificationRecord, Ticket
+from relaydesk.tickets.model import (
+    Agent,
+    Comment,
+    DeliveryAttempt,
+    NotificationRecord,
+    Ticket,
+    TicketPage,
+    TicketQuery,
+    TicketStatus,
+)
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -38,7 +48,21 @@ class TicketStore(Protocol):
     def update_ticket(self, ticket: Ticket) -> None: ...  # the ticket's own fields, not its children
     def get_ticket(self, ticket_id: str) -> Ticket | None: ...
     def list_tickets(self, account_id: str) -> list[Ticket]: ...
+    # One page of an account's tickets (a query keyed by the account, never a scan), newest update first.
+    def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage: ...
+    # Written once per comment id (a retry writes the same item); moves the ticket's updated_at forward to the
+    # comment's time, never back.
     def add_comment(self, ticket_id: str, comment: Comment) -> None: ...
+    # Attribute updates, each one write, safe beside any other writer of the ticket. NotFoundError: no such ticket.
+    # False: the ticket's status was not one of `from_statuses`, nothing changed.
+    def change_status(self, ticket_id: str, status: TicketStatus, at: datetime, *,
+                      from_statuses: frozenset[TicketStatus]) -> bool: ...
+    def assign(self, ticket_id: str, agent: Agent | None, at: datetime) -> None: ...
+    # False: the ticket would have more than `limit` CCs (or followers); nothing changed.
+    def add_ccs(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool: ...
+    def remove_ccs(self, ticket_id: str, addresses: list[str], at: datetime) -> None: ...
+    def add_followers(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool: ...
+    def remove_followers(self, ticket_id: str, addresses: list[str], at: datetime) -> None: ...
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None: ...  # upsert
     def get_notification(self, ticket_id: str, notification_id: str) -> NotificationRecord | None: ...
     # One write, no read: the attempt goes last on the record (made from `new_record` if there is none yet), and the
@@ -57,6 +81,10 @@ class BlobStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
     def exists(self, key: str) -> bool: ...
     def url_for(self, key: str, expires_in: int = 7 * 24 * 3600) -> str: ...
+    # An upload straight from a browser: S3's presigned POST for exactly `key`, `content_type` and at most
+    # `max_bytes`, valid `expires_in` seconds. Returns {"url": ..., "fields": {...}}.
+    def presigned_post(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> dict: ...
+    def describe(self, key: str) -> tuple[int, str]: ...  # (size, content type); NotFoundError
 
 
 class SecretVersion(NamedTuple):

@@ -46,6 +46,22 @@ class S3Blobs:
         return self._client.generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in)
 
+    def presigned_post(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> dict:
+        """S3 itself enforces the policy: exactly this key, this Content-Type, 1..max_bytes bytes."""
+        return self._client.generate_presigned_post(
+            Bucket=self._bucket, Key=key, Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in)
+
+    def describe(self, key: str) -> tuple[int, str]:
+        try:
+            head = self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+                raise NotFoundError(f"no object {key!r}") from None
+            raise
+        return int(head["ContentLength"]), str(head.get("ContentType") or "application/octet-stream")
+
 
 def _streamed(body: Any, size: int) -> Iterator[bytes]:
     try:

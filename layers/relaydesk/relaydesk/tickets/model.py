@@ -63,15 +63,25 @@ class NotificationRecord(BaseModel):
     reports: list[dict[str, str]] = Field(default_factory=list)  # from delivery status notifications
 
 
+class Agent(BaseModel):
+    """A help desk agent as the tenant boundary names one: a stable id and a display name."""
+
+    agent_id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=120)
+    email: str | None = None  # the agent's own address: never sent a copy of their own reply
+
+
 class Comment(BaseModel):
     comment_id: str
-    author: str
+    author: str  # the sender's address (mail) or the agent's name
+    agent: Agent | None = None  # set when an agent wrote it (reply or internal note)
     body: str
     html_body: str | None = None
     public: bool = True
     source_message_id: str | None = None
     ses_message_id: str | None = None
     attachments: list[AttachmentRef] = Field(default_factory=list)
+    notification_ids: list[str] = Field(default_factory=list)  # what this comment sent, per recipient set
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -84,6 +94,7 @@ class Ticket(BaseModel):
     ccs: list[str] = Field(default_factory=list)
     followers: list[str] = Field(default_factory=list)
     status: TicketStatus = TicketStatus.NEW
+    assignee: Agent | None = None
     suspension_reason: SuspensionReason | None = None
     suspension_explanation: str | None = None
     flags: list[str] = Field(default_factory=list)
@@ -91,3 +102,37 @@ class Ticket(BaseModel):
     notifications: list[NotificationRecord] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+TICKET_PAGE_LIMIT = 100  # tickets per page at most
+
+
+class TicketPosition(BaseModel):
+    """Where a page of tickets ended: the last ticket's update time (as the store sorts it) and its id."""
+
+    updated: str
+    ticket_id: str
+
+
+class TicketQuery(BaseModel):
+    """An account's tickets, newest update first, narrowed by status, requester and update time."""
+
+    status: TicketStatus | None = None
+    requester: str | None = None
+    updated_since: datetime | None = None
+    limit: int = Field(default=25, ge=1, le=TICKET_PAGE_LIMIT)
+    after: TicketPosition | None = None
+
+
+class TicketPage(BaseModel):
+    tickets: list[Ticket]  # each without its comments and notification records: `get_ticket` has those
+    next: TicketPosition | None = None  # None: this was the last page
+
+
+def sort_stamp(moment: datetime) -> str:
+    """A time as the ticket store sorts it: UTC, fixed width, so text order is time order."""
+    from datetime import UTC
+
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
