@@ -209,3 +209,18 @@ def test_a_connection_that_cannot_be_made_is_retried_and_its_note_goes_once_a_de
     down.broken = False
     relay.relay_batch([sqs_record(world.notification())])
     assert world.address().last_error is None
+
+
+def test_a_held_address_whose_server_is_down_keeps_its_hold_and_its_words(world):
+    from relaydesk.errors import TransientDeliveryError
+
+    tls = NoTls(world, TlsRequiredError("smtp.acme.test did not offer STARTTLS; nothing was sent"))
+    relay = world.relay(submission=tls)
+    relay.relay_batch([sqs_record(world.notification())])
+    words = world.address().last_error
+    tls.error = TransientDeliveryError("could not connect to connector:smtp.acme.test:587: timed out")
+
+    [result] = relay.relay_batch([sqs_record(world.notification())])
+
+    assert result.result.outcome is Outcome.HELD and not result.failed  # parked with the rest, not retried hot
+    assert world.address().last_error == words and len(world.stores.held.list(SUPPORT)) == 2

@@ -124,6 +124,11 @@ class ConnectorGroup:
             except SmtpDeliveryError as error:
                 # No connection (down, refused, timed out): the rest of this smarthost's batch shares it; retried.
                 self.broken = Result.of_error(error, self._route(address))
+                if state.is_held(address):
+                    # Still held: the hold's words stay, and what it holds keeps waiting with it.
+                    self.broken = Result(Outcome.HELD, route=self.broken.route, reply=self.broken.reply)
+                    self.held = True
+                    return self._park_if_held(notification, address, self.broken)
                 fix = "" if isinstance(error, TransientDeliveryError) else f" What to do: {error.action}"
                 self._note_error(address, f"{error.message}.{fix}")
                 return self.broken
