@@ -7,11 +7,17 @@ import json
 from dataclasses import replace
 
 import pytest
-from relaydesk.addresses import lifecycle, rotation
+from relaydesk.addresses import lifecycle, rotation, state
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
-from relaydesk.addresses.model import ConnectorState, VerificationStatus
+from relaydesk.addresses.model import ConnectorState, ErrorTopic, VerificationStatus
 from relaydesk.credentials import SmtpCredentials
-from relaydesk.errors import AuthenticationFailedError, NotFoundError, RotationRefusedError, RuleViolation
+from relaydesk.errors import (
+    AuthenticationFailedError,
+    ConfigurationError,
+    NotFoundError,
+    RotationRefusedError,
+    RuleViolation,
+)
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification
 from relaydesk.store.memory import MemoryHeld
@@ -300,3 +306,34 @@ def test_secret_name_is_read_from_the_arn_secrets_manager_passes():
 
     assert rotation.secret_name_of(arn) == "relaydesk/connector/A1/support@acme.com"
     assert rotation.secret_name_of("relaydesk/connector/A1/x@y.z") == "relaydesk/connector/A1/x@y.z"
+
+
+def test_rotate_waits_for_the_outcome_promoted_failed_or_still_running(memory_stores, connected):
+    promoted = rotation.rotate(memory_stores, EMAIL, creds(NEW_PASSWORD),
+                               start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
+    assert promoted.outcome is rotation.Outcome.PROMOTED and promoted.error is None
+
+    waits: list[str] = []
+    running = rotation.rotate(memory_stores, EMAIL, creds("third-Pa55"), start=lambda *_: None, timeout=0.05,
+                              poll=0.01, on_wait=waits.append)
+    assert running.outcome is rotation.Outcome.RUNNING and waits  # a rotation function that has not finished
+
+    def refuses(secret_id: str, token: str) -> None:  # the rotation function's testSecret refused it
+        memory_stores.secrets.move_stage(secret_id, PENDING, to_version=None, from_version=token)
+        state.change(memory_stores, EMAIL, state.NoteError("credential rotation failed at auth: 535",
+                                                           about=ErrorTopic.ROTATION))
+
+    failed = rotation.rotate(memory_stores, EMAIL, creds("fourth-Pa55"), start=refuses)
+    assert failed.outcome is rotation.Outcome.FAILED and "535" in failed.error
+
+
+def test_replaced_credentials_switch_between_a_password_and_oauth2_and_keep_the_rest(memory_stores, connected):
+    current = rotation.current_credentials(memory_stores, EMAIL)
+    oauth = rotation.replaced(current, {"auth_kind": "oauth2", "oauth_tenant_id": "t", "oauth_client_id": "c",
+                                        "oauth_client_secret": "client-secret-value"})
+    assert (oauth.host, oauth.username, oauth.password.get_secret_value()) == (current.host, EMAIL, "")
+    back = rotation.replaced(oauth, {"auth_kind": "password", "password": NEW_PASSWORD})
+    assert back.oauth_client_secret is None and back.oauth_tenant_id is None and back.oauth_client_id is None
+    with pytest.raises(ConfigurationError) as invalid:
+        rotation.replaced(current, {"auth_kind": "oauth2", "oauth_client_secret": "client-secret-value"})
+    assert "oauth_client_id" in invalid.value.message and "client-secret-value" not in invalid.value.message
