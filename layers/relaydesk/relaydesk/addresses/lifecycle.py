@@ -1,4 +1,5 @@
-"""The admin operations on accounts and support addresses, each rule of the connector enforced with a clear error.
+"""The admin operations on accounts and support addresses, each rule of the connector enforced with a clear error;
+every change of an address's state goes through `relaydesk.addresses.state`.
 
 Rules (each a `RuleViolation` whose `code` names it):
 - `system_address`: the account's system address (or any address in the mail domain) cannot be connected or removed.
