@@ -22,6 +22,7 @@ from relaydesk.credentials import SmtpCredentials, TlsMode
 from relaydesk.errors import TransitionRefused
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification
+from relaydesk.store import memory
 from relaydesk.store.memory import MemoryHeld
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -107,9 +108,8 @@ def test_each_transition_from_each_phase_lands_where_the_table_says_or_is_refuse
     assert applied.phase is expected
     if expected is not Phase.DELETED:
         assert state.phase_of(applied.address) is expected
-    held = (Phase.AUTH_FAILED, Phase.TLS_FAILED)
-    leaves_hold = phase in held and expected not in held
-    assert (Effect.RELEASE_HELD in applied.effects) is leaves_hold
+    releases = name in state.RELEASING and expected not in (Phase.AUTH_FAILED, Phase.TLS_FAILED) and applied.changed
+    assert (Effect.RELEASE_HELD in applied.effects) is releases
     if applied.changed:
         assert applied.address.events[-1].transition == name and applied.address.events[-1].at == NOW
         assert applied.address.updated_at == NOW
@@ -195,3 +195,33 @@ def test_a_deleted_address_is_gone_and_a_refusal_names_the_address_and_what_to_d
     assert refused.value.message == f"{EMAIL}: cannot disable: it is not connected to a smarthost"
     state.change(memory_stores, EMAIL, state.Delete())
     assert memory_stores.directory.get_address(EMAIL) is None
+
+
+def test_a_release_killed_half_way_loses_nothing_and_the_next_releasing_transition_sends_the_rest(memory_stores):
+    class DyingQueue(memory.MemoryQueue):
+        """The invocation is killed after the first notification went back to the queue."""
+
+        def send(self, notification, delay_seconds=0):
+            if len(self.sent) == 1:
+                raise KeyboardInterrupt("killed")
+            super().send(notification, delay_seconds)
+
+    stores = replace(memory_stores, held=MemoryHeld(), queue=DyingQueue())
+    state.create(stores, state.Connect(new_connector()), now=NOW)
+    for transition in (state.StartVerification(Direction.OUTBOUND, "T"), state.VerificationPassed(Direction.OUTBOUND),
+                       state.Hold(HoldReason.CREDENTIALS, "auth_failed: 535", "v1")):
+        state.change(stores, EMAIL, transition)
+    parked = [Notification(notification_id=new_id("N"), account_id="A1", support_address=EMAIL,
+                           recipients=["jane@example.net"], subject="s", text_body="b") for _ in range(3)]
+    for note in parked:
+        stores.held.park(EMAIL, note)
+
+    with pytest.raises(KeyboardInterrupt):
+        state.change(stores, EMAIL, state.Release("v1"))
+    assert stores.directory.get_address(EMAIL).connector.state is ConnectorState.ACTIVE
+    assert len(stores.queue.sent) == 1 and len(stores.held.list(EMAIL)) == 2  # one sent, none lost
+
+    stores = replace(stores, queue=memory.MemoryQueue())
+    state.change(stores, EMAIL, state.StartVerification(Direction.OUTBOUND, "T2"))
+    state.change(stores, EMAIL, state.VerificationPassed(Direction.OUTBOUND))  # the admin's verify
+    assert len(stores.queue.sent) == 2 and stores.held.list(EMAIL) == []  # every one sent once

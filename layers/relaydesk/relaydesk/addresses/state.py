@@ -228,6 +228,7 @@ _INSTEAD = {
     "change_settings": "Only connector addresses have connector settings.",
     "release": "Only a connector that is on can be released.",
 }
+RELEASING = frozenset({"activate", "release", "change_settings", "disable", "enable", "delete"})
 _FIXES = {  # what each transition fixes: the last error about these goes
     "forwarding_verified": frozenset({ErrorTopic.FORWARDING}),
     "activate": frozenset({ErrorTopic.SENDING, ErrorTopic.ROTATION}),
@@ -286,7 +287,9 @@ def apply(address: SupportAddress | None, transition: Transition, now: datetime)
     fixed = _FIXES.get(transition.name, frozenset())
     if after.last_error and (after.last_error_about in fixed or (fixed and after.last_error_about is None)):
         after.last_error, after.last_error_about = None, None
-    effects = (Effect.RELEASE_HELD,) if phase in _HELD and target not in _HELD else ()
+    # Every transition that ends or moots a hold sends what it holds, whatever the phase it starts from: notifications
+    # left parked by an earlier release that was killed half-way go with the next one.
+    effects = (Effect.RELEASE_HELD,) if transition.name in RELEASING and target not in _HELD else ()
     if address is not None and target is phase and _same(address, after):
         return Applied(address, phase, (), changed=False)
     after.events = [*after.events, AddressEvent(at=now, transition=transition.name, detail=detail)][-MAX_EVENTS:]
@@ -399,6 +402,9 @@ def change(stores: Stores, email: str, transition: Transition, *, now: datetime 
     applied = apply(address, transition, now or utcnow())
     if not applied.changed:
         return address
+    # The state first, then the effects: a release that is killed half-way leaves notifications parked behind an
+    # address that is no longer held, and the next releasing transition (a verify, a rotation, a settings change)
+    # sends them; the other order could let the relay park them again behind a hold about to end.
     if applied.phase is Phase.DELETED:
         stores.directory.delete_address(address.email)
     else:
