@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo up test lint unit integration e2e bench build clean
+.PHONY: venv demo up test lint unit integration e2e bench build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
 
 $(STAMP): requirements-dev.txt layers/relaydesk/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ up: venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint --include-checks I --non-zero-exit-code informational -- template.yaml  # informational too
 
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests  # loadfile: a module sharing one local stack or demo run stays on one worker
@@ -42,7 +42,9 @@ e2e: venv
 bench: venv
 	$(BIN)/python -m bench
 
-# SAM CLI gets its own virtualenv (requirements-build.txt says why); builds without a container for python3.11.
+# SAM CLI gets its own virtualenv (requirements-build.txt says why). It builds without a container: for the arm64
+# functions it installs each compiled dependency's manylinux aarch64 wheel (pydantic-core, cryptography, cffi and
+# wrapt ship one; dkimpy is pure Python); a compiled package without one would stop the build here, naming it.
 BUILD_VENV := .venv-build
 $(BUILD_VENV)/.installed: requirements-build.txt
 	$(PYTHON) -m venv $(BUILD_VENV)
@@ -50,13 +52,39 @@ $(BUILD_VENV)/.installed: requirements-build.txt
 	$(BUILD_VENV)/bin/sam --version  # fail here, not later
 	touch $@
 
-build: $(BUILD_VENV)/.installed
+build: $(BUILD_VENV)/.installed venv
 	SAM_CLI_TELEMETRY=0 $(BUILD_VENV)/bin/sam build --template-file template.yaml
-	@# Each built handler must import with the built layer alone on the path (-S: no site-packages), as in Lambda.
-	@for fn in .aws-sam/build/*Function; do \
-	  PYTHONPATH=.aws-sam/build/RelaydeskLayer/python:$$fn POWERTOOLS_TRACE_DISABLED=true \
-	    $(PYTHON) -S -c "import app" || { echo "$$fn: handler does not import from the build"; exit 1; }; \
-	done; echo "every handler imports from .aws-sam/build"
+	@# The build is for arm64 (template.yaml): every compiled module must be an aarch64 ELF, and every handler must
+	@# import with the built layer alone on the path (-S: no site-packages), as in Lambda: under qemu-aarch64 when
+	@# this machine has it, else from an x86_64 build of the same layer (bench/build_check.py says which it did).
+	$(BIN)/python -m bench.build_check .aws-sam/build
+
+# An arm64 Python 3.11 from Debian's packages, run under qemu-user: `make build` imports the arm64 build with it,
+# `make bench-arch` times imports on both architectures (docs/BENCHMARKS.md). Needs root (apt's multiarch index).
+arm64-root: .arm64-root/usr/bin/python3.11
+.arm64-root/usr/bin/python3.11:
+	bench/arm64_root.sh .arm64-root
+
+bench-arch: build
+	$(BIN)/python -m bench.bench_arch .aws-sam/build
+
+# checkov scans template.yaml in a virtualenv of its own (its
+# pinned dependencies clash with the project's), every kept finding is skipped beside its resource with a reason.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt 2>&1 | grep -v "is ignored" || true
+	$(CHECKOV_VENV)/bin/checkov --version  # fail here, not later
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
+
+# Each deploy names its environment (samconfig.toml has no default one). Production shows the change set first.
+deploy-sandbox: build
+	SAM_CLI_TELEMETRY=0 $(BUILD_VENV)/bin/sam deploy --config-env sandbox
+deploy-production: build
+	SAM_CLI_TELEMETRY=0 $(BUILD_VENV)/bin/sam deploy --config-env production
 
 clean:
-	rm -rf $(VENV) $(BUILD_VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BUILD_VENV) $(CHECKOV_VENV) .arm64-root .aws-sam .pytest_cache .ruff_cache

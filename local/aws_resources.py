@@ -195,6 +195,9 @@ def _create_table(session: Any, stack: _Stack, logical_id: str, props: dict) -> 
         kwargs["SSESpecification"] = {"Enabled": bool(sse.get("SSEEnabled")),
                                       **({"SSEType": sse["SSEType"]} if "SSEType" in sse else {}),
                                       **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {})}
+    stream = props.get("StreamSpecification")
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     table = dynamodb.create_table(**kwargs)["TableDescription"]
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
@@ -206,6 +209,8 @@ def _create_table(session: Any, stack: _Stack, logical_id: str, props: dict) -> 
             "PointInTimeRecoveryEnabled": True})
     stack.refs[logical_id] = name
     stack.attributes[(logical_id, "Arn")] = table["TableArn"]
+    if "LatestStreamArn" in table:
+        stack.attributes[(logical_id, "StreamArn")] = table["LatestStreamArn"]
 
 
 def _create_bucket(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
@@ -286,6 +291,12 @@ def _teach_moto_ses_subdomains() -> None:
     SESBackend._is_verified_address = is_verified
 
 
+def _create_configuration_set(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    name = props.get("Name") or stack.physical_name(logical_id)
+    session.client("ses").create_configuration_set(ConfigurationSet={"Name": name})
+    stack.refs[logical_id] = name
+
+
 def _create_rule_set(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
     name = props.get("RuleSetName") or stack.physical_name(logical_id)
     ses = session.client("ses")
@@ -327,6 +338,7 @@ _CREATORS: dict[str, Callable[[Any, _Stack, str, dict], None]] = {
     "AWS::SES::EmailIdentity": _create_ses_identity,
     "AWS::SES::ReceiptRuleSet": _create_rule_set,
     "AWS::SES::ReceiptRule": _create_receipt_rule,
+    "AWS::SES::ConfigurationSet": _create_configuration_set,
 }
 
 
@@ -432,3 +444,56 @@ def receipt_s3_prefix(template_path: Path = Path("template.yaml")) -> str:
                 if "S3Action" in action:
                     return action["S3Action"].get("ObjectKeyPrefix", "")
     raise ValueError("template.yaml has no SES receipt rule with an S3 action")
+
+
+def _function_dirs(template: dict) -> dict[str, str]:
+    """Logical id of each function -> its directory under functions/."""
+    return {logical_id: Path(resource["Properties"]["CodeUri"]).name
+            for logical_id, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::Function"}
+
+
+def stream_mappings(template_path: Path = Path("template.yaml"), *, name_prefix: str = "relaydesk-local",
+                    ) -> list[dict[str, Any]]:
+    """The DynamoDB-stream event source mappings: function directory, table and failure queue names (as `provision`
+    names them), filters, batch size and retries."""
+    template = load_template(template_path)
+    functions = _function_dirs(template)
+    mappings = []
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        source = props.get("EventSourceArn")
+        if resource["Type"] != "AWS::Lambda::EventSourceMapping" or not (
+                isinstance(source, dict) and source.get("Fn::GetAtt", [None, None])[1] == "StreamArn"):
+            continue
+        failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", {}).get("Fn::GetAtt")
+        mappings.append({
+            "function": functions[props["FunctionName"]["Ref"]],
+            "table": f"{name_prefix}-{_kebab(source['Fn::GetAtt'][0])}",
+            "filters": [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])],
+            "batch_size": int(props.get("BatchSize", 100)),
+            "max_retries": int(props.get("MaximumRetryAttempts", 3)),
+            "on_failure_queue": f"{name_prefix}-{_kebab(failure[0])}" if failure else None,
+        })
+    return mappings
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def schedules(template_path: Path = Path("template.yaml")) -> list[dict[str, Any]]:
+    """Each function's `Schedule` events: directory, period in seconds, and the event it is invoked with."""
+    template = load_template(template_path)
+    found = []
+    for logical_id, directory in _function_dirs(template).items():
+        for event in template["Resources"][logical_id]["Properties"].get("Events", {}).values():
+            if event["Type"] != "Schedule":
+                continue
+            match = _RATE.match(event["Properties"]["Schedule"])
+            if match is None:
+                raise ValueError(f"{logical_id}: only rate(...) schedules run locally")
+            seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+            found.append({"function": directory, "seconds": seconds,
+                          "event": json.loads(event["Properties"].get("Input", "{}"))})
+    return found

@@ -221,14 +221,14 @@ class _Protocol(SMTP):
             self.require_starttls = False
         if first:
             self._owner._count("connections")
-            self._owner._open_transports.add(transport)
+            self._owner._sessions.add(self)
             # aiosmtpd only knows STARTTLS as "TLS"; on an implicit-TLS connection AUTH is already protected.
             if transport.get_extra_info("ssl_object") is not None:
                 self._auth_require_tls = False
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._owner._open_transports.discard(self._original_transport or self.transport)
-        super().connection_lost(exc)
+    def connection_lost(self, error: Exception | None) -> None:
+        self._owner._sessions.discard(self)
+        super().connection_lost(error)
 
     async def _handle_client(self) -> None:
         for fault in self._owner.faults.take("CONNECT"):
@@ -412,8 +412,8 @@ class SmtpServer:
         self.cram_md5 = cram_md5
         self.starttls_offered = True
         self.auth_log: list[AuthAttempt] = []
-        self._open_transports: set[asyncio.BaseTransport] = set()
         self._lock = threading.Condition()
+        self._sessions: set[_Protocol] = set()  # open connections, so a password change can end a user's sessions
         self._cert: ServerCertificate | None = ca.issue(list(cert_names)) if mode != "none" else None
         self._context = self._cert.server_context() if self._cert else None
         self._options = {"require_tls": require_tls, "auth_required": auth_required,
@@ -467,6 +467,18 @@ class SmtpServer:
         with self._lock:
             self._users[user] = password
 
+    def end_sessions(self, user: str) -> int:
+        """Close every open connection authenticated as `user` (what a server does when an admin resets the
+        password); its client signs in again on its next connection. Returns how many were closed."""
+        ended = 0
+        for session in list(self._sessions):
+            login = getattr(getattr(session.session, "auth_data", None), "login", None) if session.session else None
+            login = login.decode("utf-8", "replace") if isinstance(login, bytes) else login
+            if login == user and session.transport is not None and self._controller is not None:
+                self._controller.loop.call_soon_threadsafe(session.transport.close)
+                ended += 1
+        return ended
+
     def offer_starttls(self, offered: bool) -> None:
         """Switch STARTTLS off (a misconfigured server) or on again; takes effect for the next connection."""
         self.starttls_offered = offered
@@ -476,10 +488,10 @@ class SmtpServer:
         authenticated session is gone: its next login is checked against the server's current settings)."""
         if self._controller is None:
             return 0
-        transports = list(self._open_transports)
-        for transport in transports:
-            self._controller.loop.call_soon_threadsafe(transport.close)
-        return len(transports)
+        sessions = [session for session in list(self._sessions) if session.transport is not None]
+        for session in sessions:
+            self._controller.loop.call_soon_threadsafe(session.transport.close)
+        return len(sessions)
 
     def use_certificate(self, names: Iterable[str]) -> None:
         """Present a certificate for `names` from the next handshake on (a wrong name, then the right one)."""

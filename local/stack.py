@@ -1,6 +1,7 @@
 """The whole system on one machine, as one context manager: moto with template.yaml's resources, SES receiving
-(inbound MX -> S3 -> inbound function), the SQS event source (-> relay function), SES sending, and acme.test's own
-mail server with its server-level forward. Everything binds to 127.0.0.1 on ephemeral ports and stops on exit.
+(inbound MX -> S3 -> inbound function), the SQS event source (-> relay function), the directory table's change
+stream and the schedules (-> hold alerts function), SES sending, acme.test's own mail server with its server-level
+forward, and a DNS server for acme.test. Everything binds to 127.0.0.1 on ephemeral ports and stops on exit.
 
     with LocalStack(state_dir) as stack:
         stack.customer.submission.port, stack.customer.mx.port, stack.inbound_mx.port, stack.env, stack.journal
@@ -14,19 +15,28 @@ import shutil
 from pathlib import Path
 
 from local import lambdas
-from local.aws_resources import function_settings, load_template, receipt_s3_prefix
+from local.aws_resources import function_settings, load_template, receipt_s3_prefix, schedules, stream_mappings
 from local.ca import LocalCA
 from local.customer_mail import CustomerMailServer
+from local.dns_server import LocalDns, seed_records
 from local.journal import Journal
 from local.mailbox import Mailboxes
 from local.moto_stack import TEMPLATE, MotoStack
+from local.schedules import Schedules
 from local.ses_receiving import InboundMx, recipient_matcher
 from local.ses_sending import SesSending
 from local.sqs_events import SqsEventSource
+from local.streams import DynamoDbStreamSource
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_STATE_DIR = ROOT / "local" / ".state"
+# `make up` and `make demo` each have their own folder: the demo never replaces the CA, mailboxes or env file of a
+# running `make up`.
+STATE_ROOT = ROOT / "local" / ".state"
+DEFAULT_STATE_DIR = STATE_ROOT / "up"
+DEMO_STATE_DIR = STATE_ROOT / "demo"
 CUSTOMER_DOMAIN = "acme.test"
+# The functions the local stack runs: what SES receiving, the event source mappings and the schedules invoke.
+LOCAL_FUNCTIONS = ("inbound", "relay", "hold_alerts")
 
 
 def relay_batch_size(template_path: Path) -> int:
@@ -39,8 +49,8 @@ def relay_batch_size(template_path: Path) -> int:
     return 10
 
 
-def state_dir_from_env() -> Path:
-    return Path(os.environ.get("RELAYDESK_LOCAL_STATE") or DEFAULT_STATE_DIR)
+def state_dir_from_env(default: Path = DEFAULT_STATE_DIR) -> Path:
+    return Path(os.environ.get("RELAYDESK_LOCAL_STATE") or default)
 
 
 class LocalStack:
@@ -67,13 +77,16 @@ class LocalStack:
         self.stop()
 
     def _start(self) -> None:
-        for stale in ("mailboxes", "ca"):  # a fresh run shows only its own mail and trusts only its own CA
+        for stale in ("mailboxes", "ca", "passwords", "dns"):  # a fresh run starts from nothing of the last one
             shutil.rmtree(self.state_dir / stale, ignore_errors=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.ca = LocalCA(self.state_dir / "ca")
         self.mailboxes = Mailboxes(self.state_dir / "mailboxes")
+        self.dns = self._keep(LocalDns(self.state_dir / "dns" / "zone.json",
+                                       seed=seed_records(self.customer_domain)).start())
 
-        self.moto = self._keep(MotoStack(self.state_dir).start())
+        self.moto = self._keep(MotoStack(self.state_dir, extra_env={
+            "RELAYDESK_DNS_RESOLVER": self.dns.address}).start())
         self.env = self.moto.env
         self.mail_domain = self.env["RELAYDESK_MAIL_DOMAIN"]
         session = self.moto.session()
@@ -102,6 +115,9 @@ class LocalStack:
             self._sqs, self.env["RELAYDESK_NOTIFICATIONS_QUEUE_URL"],
             invoke=lambda event: lambdas.invoke("relay", event), on_batch=self._relay_done,
             batch_size=relay_batch_size(TEMPLATE)).start())
+        for mapping in stream_mappings(TEMPLATE):
+            self._keep(self._stream_source(session, mapping).start())
+        self._keep(Schedules(schedules(TEMPLATE), invoke=self._scheduled).start())
         self._write_endpoints()
 
     def _keep(self, part):
@@ -115,8 +131,23 @@ class LocalStack:
         lambdas.unload_all()
 
     # -- wiring ------------------------------------------------------------------------------------------------
+    def _stream_source(self, session, mapping: dict) -> DynamoDbStreamSource:
+        failure_url = session.client("sqs").get_queue_url(QueueName=mapping["on_failure_queue"])["QueueUrl"] \
+            if mapping["on_failure_queue"] else None
+        name = mapping["function"]
+        return DynamoDbStreamSource(
+            session, mapping["table"], invoke=lambda event: lambdas.invoke(name, event),
+            batch_size=mapping["batch_size"], filters=mapping["filters"], max_retries=mapping["max_retries"],
+            on_failure_queue_url=failure_url,
+            on_batch=lambda event, response, error: self.journal.record(
+                name, records=len(event["Records"]), response=response, error=repr(error) if error else None))
+
+    def _scheduled(self, name: str, event: dict) -> None:
+        response = lambdas.invoke(name, event)
+        self.journal.record(name, scheduled=event, response=response)
+
     def _load_handlers(self) -> None:
-        for name in ("inbound", "relay"):
+        for name in LOCAL_FUNCTIONS:
             try:
                 lambdas.load(name)
             except lambdas.FunctionNotFound:
@@ -164,6 +195,7 @@ class LocalStack:
             "customer_submission": f"{self.customer.submission.host}:{self.customer.submission.port}",
             "moto": self.moto.endpoint, "ca_bundle": str(self.ca.pem_path),
             "mailboxes": str(self.mailboxes.root), "env_file": str(self.state_dir / "env.sh"),
+            "dns": self.dns.address,
         }
         self.endpoints = endpoints
         (self.state_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2) + "\n")

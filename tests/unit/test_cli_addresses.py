@@ -11,7 +11,7 @@ import pytest
 from relaydesk.addresses import lifecycle, verification
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
 from relaydesk.cli import context, main
-from relaydesk.cli.output import EXIT_AUTH, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_RULE, EXIT_VERIFY_TIMEOUT
+from relaydesk.cli.output import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_RULE, EXIT_USAGE, EXIT_VERIFY_TIMEOUT
 from relaydesk.errors import AuthenticationFailedError
 from relaydesk.markers import VERIFICATION_HEADER
 from relaydesk.tickets.model import (
@@ -34,7 +34,10 @@ def cli(memory_stores, monkeypatch, capsys):
 
     def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exited:  # argparse refused the command line, as a shell would see it
+            code = exited.code
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -129,15 +132,15 @@ def test_password_given_on_stdin_never_appears_in_output_or_logs(cli, account_id
 
 
 def test_password_is_never_an_argument(cli, account_id):
-    with pytest.raises(SystemExit):
-        cli("addresses", "connect", "support@acme.com", "--account", account_id, "--username", "u",
-            "--password", PASSWORD)
+    code, out, err = cli("addresses", "connect", "support@acme.com", "--account", account_id, "--username", "u",
+                         "--password", PASSWORD)
+    assert code == EXIT_USAGE and "--password-stdin" in err and PASSWORD not in out + err
 
 
 def test_connect_without_password_stdin_or_terminal_refuses(cli, account_id, live_check):
     code, _, err = cli("addresses", "connect", "support@acme.com", "--account", account_id,
                        "--preset", "microsoft365", "--username", "u", stdin=PASSWORD)
-    assert code == EXIT_ERROR
+    assert code == EXIT_USAGE
     assert "--password-stdin" in err
     assert not live_check["seen"]
 
@@ -266,7 +269,8 @@ def test_the_commands_the_team_contract_names_exist():
     def commands(group):
         return set(groups[group]._subparsers._group_actions[0].choices)
 
-    assert commands("accounts") == {"create", "show", "settings"}
+    assert commands("accounts") == {"create", "list", "show", "admins", "settings"}
+    assert commands("suppressions") == {"list", "remove"}
     assert commands("addresses") == {"list", "show", "connect", "verify", "set-default", "set", "rotate",
                                      "disable", "enable", "delete"}
     assert commands("tickets") == {"list", "show", "reply", "note", "status", "assign", "cc", "followers"}
@@ -274,6 +278,6 @@ def test_the_commands_the_team_contract_names_exist():
 
 def test_bad_subdomain_and_bad_address_are_plain_errors(cli, account_id, live_check):
     code, _, err = cli("accounts", "create", "--subdomain", "Not A Label")
-    assert code == EXIT_ERROR and "not a valid subdomain" in err and "validation error" not in err
+    assert code == EXIT_USAGE and "not a valid subdomain" in err and "validation error" not in err
     code, _, err = connect(cli, account_id, email="not-an-address")
-    assert code == EXIT_ERROR and "not an email address" in err
+    assert code == EXIT_USAGE and "not an email address" in err

@@ -20,7 +20,7 @@ from relaydesk.tickets.model import RecipientOutcome
 
 # Bases whose instances always get an action of their own (a rule's, a lookup's) rather than a class-wide one.
 ACTION_PER_INSTANCE = {"RelaydeskError", "ConfigurationError", "NotFoundError", "RuleViolation", "ConflictError",
-                       "SmtpDeliveryError"}
+                       "SmtpDeliveryError", "UsageError"}
 
 
 def test_every_error_an_operator_meets_says_what_to_do():

@@ -211,8 +211,12 @@ def test_fallback_mail_goes_only_through_our_own_ses_identities(resources):
     (statement,) = [statement for statement in _statements(resources["RelayFunction"])
                     if statement["Action"] == "ses:SendRawEmail"]
 
-    identities = [resource for resource in statement["Resource"] if "Fn::Sub" in resource]
-    assert [_sub_text(arn).rsplit(":identity/", 1)[1] for arn in identities] == ["${MailDomain}", "*.${MailDomain}"]
+    arns = [_sub_text(resource) for resource in statement["Resource"] if "Fn::Sub" in resource]
+    identities = [arn.rsplit(":identity/", 1)[1] for arn in arns if ":identity/" in arn]
+    assert identities == ["${MailDomain}", "*.${MailDomain}"]
+    # and only through the stack's configuration set, whose bounces and complaints come back (docs/OPERATIONS.md)
+    assert [arn for arn in arns if ":identity/" not in arn] == [
+        "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${OutboundConfigurationSet}"]
     (optional,) = [resource for resource in statement["Resource"] if "Fn::If" in resource]
     assert optional["Fn::If"][0] == "HasDefaultFromDomain"
 
@@ -240,7 +244,7 @@ def test_each_function_runs_its_handler_on_python_311_with_the_relaydesk_layer(t
     assert function_globals["Layers"] == [{"Ref": "RelaydeskLayer"}]
     assert {f["Properties"]["CodeUri"] for f in functions.values()} == {
         "functions/inbound/", "functions/relay/", "functions/rotation/", "functions/addresses_api/",
-        "functions/attachments/"}
+        "functions/attachments/", "functions/hold_alerts/", "functions/ses_feedback/"}
     layer = resources["RelaydeskLayer"]
     assert layer["Properties"]["ContentUri"] == "layers/relaydesk/"
     assert layer["Metadata"]["BuildMethod"] == "python3.11"
@@ -279,9 +283,11 @@ def test_the_local_stack_runs_each_function_with_the_template_timeouts_and_retri
 
     settings = function_settings(TEMPLATE)
 
-    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments"}
+    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments", "hold_alerts",
+                             "ses_feedback"}
     assert settings["relay"]["Timeout"] == resources["RelayFunction"]["Properties"]["Timeout"]
-    assert settings["addresses_api"]["Timeout"] == template["Globals"]["Function"]["Timeout"]  # from Globals
+    assert settings["addresses_api"]["Timeout"] == resources["AddressesApiFunction"]["Properties"]["Timeout"]
+    assert settings["addresses_api"]["MemorySize"] == template["Globals"]["Function"]["MemorySize"]  # from Globals
     assert settings["inbound"]["MaximumRetryAttempts"] == 2
     assert receipt_s3_prefix(TEMPLATE) == "inbound/"
 

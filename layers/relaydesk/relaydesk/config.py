@@ -50,6 +50,10 @@ class Settings(BaseModel):
     # The other environment's (sandbox <-> production) directory table, name or ARN: the API reads it so that an
     # address is never in both. Empty: not checked by the API (docs/ADMIN.md).
     other_environment_directory_table: str = ""
+    # Hold alerts to an account's admins: the admin console's address (a link in each alert; empty: the alert names
+    # the CLI command instead), and the hours between reminders while a hold lasts.
+    console_url: str = Field(default="", pattern=r"^$|^https://[^\s]+$|^http://(127\.0\.0\.1|localhost)[:/][^\s]*$")
+    hold_reminder_hours: float = Field(default=24.0, gt=0)
 
     @property
     def outbound_default_domain(self) -> str:

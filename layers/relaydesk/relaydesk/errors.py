@@ -79,6 +79,13 @@ class NotFoundError(RelaydeskError, LookupError):
     code = "not_found"
 
 
+class UsageError(RelaydeskError, ValueError):
+    """The command line itself is wrong (a value out of range, options that do not go together): exit 2, like
+    argparse's own errors. Nothing was sent or changed. Its message says what to give instead (one line)."""
+
+    code = "usage"
+
+
 class RuleViolation(RelaydeskError, ValueError):
     """A connector rule was broken (system address, uniqueness, CCs and followers, default, ...)."""
 
@@ -125,6 +132,13 @@ class UploadRefusedError(RelaydeskError):
 
     code = "upload_refused"
     action = "Try again; if it keeps failing, check the stack's S3 endpoint."
+
+
+class AwsProblem(RelaydeskError):
+    """An AWS SDK failure the CLI can name (no region, no credentials, an expired session, access denied, ...)."""
+
+    code = "aws_problem"
+    action = "Check the AWS profile, region and permissions the command runs with (docs/DEPLOY.md)."
 
 
 class OtherEnvironmentUnreadable(RelaydeskError):

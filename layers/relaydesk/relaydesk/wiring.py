@@ -37,10 +37,12 @@ def _session() -> Any:
 def aws_stores() -> Stores:
     from relaydesk.store.dynamodb import DynamoDirectory, DynamoTickets
     from relaydesk.store.held import DynamoHeld
+    from relaydesk.store.hold_alerts import DynamoHoldAlerts
     from relaydesk.store.s3 import S3Blobs
     from relaydesk.store.secrets import SecretsManagerStore
     from relaydesk.store.ses import SesRawOutbound
     from relaydesk.store.sqs import SqsNotificationQueue
+    from relaydesk.store.suppressions import DynamoSuppressions
 
     settings = get_settings()
     session = _session()
@@ -55,6 +57,8 @@ def aws_stores() -> Stores:
         mailer=SesRawOutbound(session.client("ses"), settings.ses_configuration_set),
         held=DynamoHeld(dynamodb.Table(settings.directory_table)),
         peers=_peers(session, dynamodb, settings),
+        hold_alerts=DynamoHoldAlerts(dynamodb.Table(settings.directory_table)),
+        suppressions=DynamoSuppressions(dynamodb.Table(settings.directory_table)),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from relaydesk.addresses import connector_settings, lifecycle, rotation, state, verification
@@ -32,7 +33,17 @@ from relaydesk.cli.credentials_input import (
     refuse_oauth_flags,
     refuse_oauth_for_preset,
 )
-from relaydesk.cli.output import EXIT_AUTH, EXIT_OK, EXIT_SMTP, EXIT_VERIFY_TIMEOUT, emit, print_table, progress
+from relaydesk.cli.output import (
+    EXIT_AUTH,
+    EXIT_OK,
+    EXIT_SMTP,
+    EXIT_VERIFY_TIMEOUT,
+    UsageError,
+    command_line_checks,
+    emit,
+    print_table,
+    progress,
+)
 from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 from relaydesk.errors import ConfigurationError
 
@@ -59,6 +70,69 @@ def when(value: Any) -> str:
 def print_step(step: CheckStep) -> None:
     mark = "ok  " if step.ok else "FAIL"
     progress(f"  [{mark}] {step.name:<11} {step.detail} ({step.elapsed_ms:.0f} ms)")
+
+
+class StepsUnder:
+    """Prints live-check steps under `heading`, the heading only with the first step: a refusal that comes before any
+    network step (a rule, a missing account) is not announced as a live check. `done()` prints it if the check ran
+    without reporting a step."""
+
+    def __init__(self, heading: str) -> None:
+        self.heading = heading
+        self.printed = False
+
+    def __call__(self, step: CheckStep) -> None:
+        self.done()
+        print_step(step)
+
+    def done(self) -> None:
+        if not self.printed:
+            progress(self.heading)
+            self.printed = True
+
+
+# --- command-line values, checked before anything runs (exit 2) --------------------------------------------------
+
+MAX_PORT = 65535
+STARTTLS_PORTS = (25, 587)  # SMTP relay and submission (RFC 6409): plain text first, then STARTTLS
+IMPLICIT_TLS_PORTS = (465,)  # submissions (RFC 8314 3.3): TLS from the first byte
+
+
+def port_number(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1 to {MAX_PORT})") from None
+    if not 1 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is out of range: a port is 1 to {MAX_PORT} "
+                                         "(587 for STARTTLS, 465 for implicit TLS)")
+    return port
+
+
+def existing_file(value: str) -> str:
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value}: no such file (give the PEM file of the smarthost's CA)")
+    return str(path)
+
+
+def support_address(value: str) -> str:
+    try:
+        return SupportAddress.model_validate({"email": value, "account_id": "-"}).email
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an email address (give it as name@domain)") from None
+
+
+def check_tls_and_port(tls_mode: TlsMode, port: int) -> None:
+    """The two well-known mistakes, refused before any connection: TLS on a port that starts in plain text, and
+    plain text (STARTTLS) on the implicit-TLS port."""
+    if tls_mode is TlsMode.IMPLICIT and port in STARTTLS_PORTS:
+        raise UsageError(f"port {port} starts in plain text and upgrades with STARTTLS; --tls implicit would never "
+                         "get a TLS handshake there",
+                         action=f"Use --tls starttls with port {port}, or --tls implicit with port 465.")
+    if tls_mode is TlsMode.STARTTLS and port in IMPLICIT_TLS_PORTS:
+        raise UsageError(f"port {port} speaks TLS from the first byte (implicit TLS); STARTTLS does not apply there",
+                         action=f"Use --tls implicit with port {port}, or --tls starttls with port 587.")
 
 
 def peer_directories(args: argparse.Namespace, environment: str) -> list[tuple[str, Any]]:
@@ -168,30 +242,34 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    host, port, tls_mode = resolve_preset(args.preset, host=args.host, port=args.port, tls_mode=args.tls,
-                                          region=args.region)
-    kind = auth_kind_of(args)
-    username = args.username or (args.email if kind is AuthKind.OAUTH2 else None)
-    if not username:
-        raise ConfigurationError("--username is required", action="Give the mailbox that signs in (usually the "
-                                                                  "support address itself).")
-    fields: dict[str, Any] = {"host": host, "port": port, "tls_mode": tls_mode, "username": username,
-                              "ca_bundle_pem": read_ca_bundle(args.ca_bundle)}
-    if kind is AuthKind.OAUTH2:
-        refuse_oauth_for_preset(args.preset, grant_of(args))
-        fields.update(oauth_fields(args))
-    else:
-        refuse_oauth_flags(args)
-        fields["password"] = read_password(args)
-    credentials = build_credentials(fields)
+    with command_line_checks():
+        host, port, tls_mode = resolve_preset(args.preset, host=args.host, port=args.port, tls_mode=args.tls,
+                                              region=args.region)
+        check_tls_and_port(tls_mode, port)
+        kind = auth_kind_of(args)
+        username = args.username or (args.email if kind is AuthKind.OAUTH2 else None)
+        if not username:
+            raise ConfigurationError("--username is required", action="Give the mailbox that signs in (usually the "
+                                                                      "support address itself).")
+        fields: dict[str, Any] = {"host": host, "port": port, "tls_mode": tls_mode, "username": username,
+                                  "ca_bundle_pem": read_ca_bundle(args.ca_bundle)}
+        if kind is AuthKind.OAUTH2:
+            refuse_oauth_for_preset(args.preset, grant_of(args))
+            fields.update(oauth_fields(args))
+        else:
+            refuse_oauth_flags(args)
+            fields["password"] = read_password(args)
+        credentials = build_credentials(fields)
     local_stack = bool(os.environ.get("RELAYDESK_TICKETS_TABLE"))  # the environment names the stack already
     stores = context.load_stores(args)
     peers = [] if local_stack else peer_directories(args, stores.settings.environment)
     if args.preset == "microsoft365" and args.auth is None:
         progress(BASIC_AUTH_NOTE)
-    progress(f"live check of {host}:{port} ({tls_mode.value}) as {username} ({describe_sign_in(credentials)}):")
+    on_step = StepsUnder(f"live check of {host}:{port} ({tls_mode.value}) as {username} "
+                         f"({describe_sign_in(credentials)}):")
     address, _ = lifecycle.connect_address(stores, args.account, args.email, credentials, args.name or "",
-                                           on_step=print_step, peers=peers)
+                                           on_step=on_step, peers=peers)
+    on_step.done()
     progress(f"connected {address.email}: connector pending. Next: relaydesk addresses verify {address.email}")
     account = stores.directory.get_account(address.account_id)
     if host.endswith(MICROSOFT_SMARTHOST) and account.settings.include_attachments_in_email:
@@ -234,18 +312,19 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     current = rotation.current_credentials(stores, args.email)
     kind = AuthKind(args.auth) if args.auth else current.auth_kind
     changes: dict[str, Any] = {"auth_kind": kind}
-    if kind is AuthKind.OAUTH2:
-        # Also the switch of a password address to OAuth 2.0: the new fields go through testSecret like any
-        # rotation, so the password stays live until the app's token is accepted by the smarthost.
-        changes.update(oauth_fields(args, current if current.auth_kind is AuthKind.OAUTH2 else None))
-    else:
-        refuse_oauth_flags(args)
-        changes["password"] = read_password(args, "new SMTP password: ")
-    if args.username:
-        changes["username"] = args.username
-    if args.ca_bundle:
-        changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
-    new_credentials = rotation.replaced(current, changes)
+    with command_line_checks():
+        if kind is AuthKind.OAUTH2:
+            # Also the switch of a password address to OAuth 2.0: the new fields go through testSecret like any
+            # rotation, so the password stays live until the app's token is accepted by the smarthost.
+            changes.update(oauth_fields(args, current if current.auth_kind is AuthKind.OAUTH2 else None))
+        else:
+            refuse_oauth_flags(args)
+            changes["password"] = read_password(args, "new SMTP password: ")
+        if args.username:
+            changes["username"] = args.username
+        if args.ca_bundle:
+            changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
+        new_credentials = rotation.replaced(current, changes)
     what = staged_material(new_credentials) if kind is AuthKind.OAUTH2 else "credentials"
     if kind is not current.auth_kind:
         what = f"{kind.value} credentials (switching from {current.auth_kind.value})"
@@ -338,17 +417,19 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--account", required=True, help="account id")
     command("show", cmd_show, "one address: kind, connector state, verification, last error")
 
-    sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)")
+    sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)",
+                  email=False)
+    sub.add_argument("email", type=support_address, help="the support address")
     sub.add_argument("--account", required=True, help="account id")
     sub.add_argument("--preset", choices=sorted(PRESETS), default="generic", help="provider preset")
     sub.add_argument("--host", help="smarthost (overrides the preset)")
-    sub.add_argument("--port", type=int, help="587 for STARTTLS, 465 for implicit TLS")
+    sub.add_argument("--port", type=port_number, help="587 for STARTTLS, 465 for implicit TLS")
     sub.add_argument("--tls", choices=[m.value for m in TlsMode], help="starttls (default) or implicit")
     sub.add_argument("--region", help="AWS region of the amazon-ses preset")
     sub.add_argument("--username", help="the mailbox that signs in (oauth2: default the address itself)")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add_oauth_arguments(sub)
-    sub.add_argument("--ca-bundle", metavar="FILE", help="PEM CA bundle of a private smarthost")
+    sub.add_argument("--ca-bundle", metavar="FILE", type=existing_file, help="PEM CA bundle of a private smarthost")
     sub.add_argument("--name", help="display name of the address")
 
     sub = command("verify", cmd_verify, "verify forwarding, then outbound; waits with progress, can be run again")
@@ -362,7 +443,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--username", help="a new username (default: keep the current one)")
     sub.add_argument("--password-stdin", action="store_true", help="read the new password from standard input")
     add_oauth_arguments(sub, rotating=True)
-    sub.add_argument("--ca-bundle", metavar="FILE", help="a new PEM CA bundle")
+    sub.add_argument("--ca-bundle", metavar="FILE", type=existing_file, help="a new PEM CA bundle")
     sub.add_argument("--timeout", type=float, default=120.0,
                      help="seconds to wait for the rotation's outcome (default %(default)s)")
     sub.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
@@ -370,7 +451,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub = command("set", cmd_set, "change the smarthost's host, port, TLS mode or CA bundle (live-checked first; "
                                   "a hold ends)")
     sub.add_argument("--host", help="the new smarthost")
-    sub.add_argument("--port", type=int, help="587 for STARTTLS, 465 for implicit TLS")
+    sub.add_argument("--port", type=port_number, help="587 for STARTTLS, 465 for implicit TLS")
     sub.add_argument("--tls", choices=[m.value for m in TlsMode], help="starttls or implicit")
     sub.add_argument("--ca-bundle", metavar="FILE", help="a new PEM CA bundle of a private smarthost")
 

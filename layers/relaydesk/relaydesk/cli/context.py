@@ -29,19 +29,39 @@ STACK_OUTPUTS = {
 }
 
 
+DEFAULT_ENVIRONMENT = "sandbox"  # without --env the CLI talks to the sandbox; production only when asked
+
+
 def stack_name_from_samconfig(env: str | None, path: Path = Path("samconfig.toml")) -> str | None:
     if not path.exists():
         return None
     config = tomllib.loads(path.read_text())
-    section = config.get(env or "default", {})
+    section = config.get(env or DEFAULT_ENVIRONMENT, {})
     return section.get("deploy", {}).get("parameters", {}).get("stack_name") or section.get(
         "global", {}).get("parameters", {}).get("stack_name")
+
+
+def region_from_samconfig(env: str | None, path: Path = Path("samconfig.toml")) -> str | None:
+    """The region the environment's stack is deployed in, as samconfig.toml names it."""
+    if not path.exists():
+        return None
+    config = tomllib.loads(path.read_text())
+    for section in (env or DEFAULT_ENVIRONMENT, "default"):
+        for command in ("deploy", "global"):
+            region = config.get(section, {}).get(command, {}).get("parameters", {}).get("region")
+            if region:
+                return region
+    return None
 
 
 def ensure_stack_environment(args: Namespace) -> None:
     """Fill the RELAYDESK_* variables from the stack's outputs unless the environment already names them."""
     if os.environ.get("RELAYDESK_TICKETS_TABLE"):
         return
+    if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+        region = region_from_samconfig(getattr(args, "env", None))  # where the stack is; else the profile's
+        if region:
+            os.environ["AWS_DEFAULT_REGION"] = region
     stack = getattr(args, "stack", None) or stack_name_from_samconfig(getattr(args, "env", None))
     if not stack:
         raise ConfigurationError(

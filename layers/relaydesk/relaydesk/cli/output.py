@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from relaydesk.errors import (
     AuthenticationFailedError,
+    ConfigurationError,
     ConflictError,
     NotFoundError,
     RelaydeskError,
     RuleViolation,
     SmtpDeliveryError,
+    UsageError,
 )
 
 EXIT_OK = 0
@@ -25,10 +28,21 @@ EXIT_CONFLICT = 5
 EXIT_SMTP = 6  # the smarthost refused: connection, TLS or delivery
 EXIT_AUTH = 7  # the smarthost refused the credentials
 EXIT_VERIFY_TIMEOUT = 8
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT (128 + 2)
+
+
+@contextlib.contextmanager
+def command_line_checks() -> Iterator[None]:
+    """Inside: a ConfigurationError is about what the command line gave (a flag, a value), so it is a UsageError."""
+    try:
+        yield
+    except ConfigurationError as error:
+        raise UsageError(error.message, action=error.action or None) from None
 
 
 def exit_code_for(error: RelaydeskError) -> int:
-    for kind, code in ((NotFoundError, EXIT_NOT_FOUND), (RuleViolation, EXIT_RULE), (ConflictError, EXIT_CONFLICT),
+    for kind, code in ((UsageError, EXIT_USAGE), (NotFoundError, EXIT_NOT_FOUND), (RuleViolation, EXIT_RULE),
+                       (ConflictError, EXIT_CONFLICT),
                        (AuthenticationFailedError, EXIT_AUTH), (SmtpDeliveryError, EXIT_SMTP)):
         if isinstance(error, kind):
             return code

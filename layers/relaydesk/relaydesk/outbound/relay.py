@@ -31,6 +31,7 @@ from relaydesk.outbound.result import BatchItem, RecordResult, Result
 from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
+from relaydesk.outbound.suppression import without_suppressed
 from relaydesk.store.ports import OnceGuard, SessionPool, Stores
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, RecipientOutcome
 
@@ -90,6 +91,8 @@ class Relay:
             if item.notification is None:
                 # Unreadable: kept in the queue, so after the last attempt it waits in the DLQ for a human.
                 item.result = Result(Outcome.DEFERRED, reply="the SQS message is not a Notification")
+                continue
+            if self._leave_out_suppressed(item):
                 continue
             try:
                 plan = self._plan(item.notification, addresses)
@@ -171,7 +174,24 @@ class Relay:
             item.result = Result(Outcome.DEFERRED, reply=f"unexpected {type(error).__name__}; retried later")
             return
         if not item.result.duplicate:
+            item.result.refused = [*item.result.refused, *item.suppressed]
             self._record(notification, item.result, last=item.receive_count >= self.max_attempts)
+
+    def _leave_out_suppressed(self, item: BatchItem) -> bool:
+        """Recipients SES reported as undeliverable or complaining are not sent to by any route (the refusal says
+        why); True when nobody is left, the notification then recorded as failed."""
+        notification = item.notification
+        suppressions = self.stores.suppressions
+        if suppressions is None or notification is None or notification.kind is NotificationKind.VERIFICATION:
+            return False
+        found = suppressions.suppressed(notification.account_id, [*notification.recipients, *notification.cc])
+        item.notification, item.suppressed = without_suppressed(notification, found)
+        if item.notification.recipients:
+            return False
+        item.result = Result(Outcome.FAILED, reply="; ".join(r.reply for r in item.suppressed),
+                             refused=item.suppressed)
+        self._record(notification, item.result)
+        return True
 
     def _record(self, notification: Notification, result: Result, *, last: bool = False) -> None:
         if not notification.ticket_id:

@@ -68,6 +68,7 @@ class BatchItem:
     notification: Notification | None
     started: float = field(default_factory=time.perf_counter)
     result: Result | None = None
+    suppressed: list[RecipientOutcome] = field(default_factory=list)  # recipients left out, and why
 
     @property
     def receive_count(self) -> int:

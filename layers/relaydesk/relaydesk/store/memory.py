@@ -12,8 +12,10 @@ from datetime import datetime
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.alerts.model import HoldAlert
 from relaydesk.errors import AlreadyInProgress, ConflictError, NotFoundError
 from relaydesk.notification import Notification
+from relaydesk.outbound.suppression import Suppression
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion
 from relaydesk.tickets.model import (
     Agent,
@@ -442,3 +444,50 @@ class MemoryDeadLetters:
 
     def release(self, receipt_handle: str) -> None:
         self.released.append(receipt_handle)
+
+
+class MemoryHoldAlerts:
+    """The hold-alert ledger with the DynamoDB adapter's compare-and-set semantics."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[str, HoldAlert] = {}
+
+    def get(self, email: str) -> HoldAlert | None:
+        found = self.alerts.get(email.lower())
+        return found.model_copy(deep=True) if found else None
+
+    def list(self) -> list[HoldAlert]:
+        return [a.model_copy(deep=True) for a in self.alerts.values()]
+
+    def put_if(self, alert: HoldAlert, expected_version: int | None) -> bool:
+        current = self.alerts.get(alert.email.lower())
+        if (current.version if current else None) != expected_version:
+            return False
+        self.alerts[alert.email.lower()] = alert.model_copy(deep=True, update={"version": (expected_version or 0) + 1})
+        return True
+
+    def delete_if(self, email: str, expected_version: int) -> bool:
+        current = self.alerts.get(email.lower())
+        if current is None or current.version != expected_version:
+            return False
+        del self.alerts[email.lower()]
+        return True
+
+
+class MemorySuppressions:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], Suppression] = {}
+
+    def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]:
+        return {r.lower(): self.entries[(account_id, r.lower())].model_copy()
+                for r in recipients if (account_id, r.lower()) in self.entries}
+
+    def add(self, suppression: Suppression) -> None:
+        key = (suppression.account_id, suppression.recipient.lower())
+        self.entries.setdefault(key, suppression.model_copy(update={"recipient": key[1]}))
+
+    def list(self, account_id: str) -> list[Suppression]:
+        return [s.model_copy() for (account, _), s in self.entries.items() if account == account_id]
+
+    def remove(self, account_id: str, recipient: str) -> bool:
+        return self.entries.pop((account_id, recipient.lower()), None) is not None

@@ -10,8 +10,10 @@ from typing import NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.alerts.model import HoldAlert
 from relaydesk.config import Settings
 from relaydesk.notification import Notification
+from relaydesk.outbound.suppression import Suppression
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -166,6 +168,25 @@ class SessionPool(Protocol):
     def close(self) -> None: ...
 
 
+class HoldAlertLedger(Protocol):
+    """Per held address, the alerts its account's admins were sent. Every write is a compare-and-set on `version`
+    (None: the entry must not exist), so two runs never send the same alert; False means another run got there."""
+
+    def get(self, email: str) -> HoldAlert | None: ...
+    def list(self) -> list[HoldAlert]: ...  # every address with an open alert
+    def put_if(self, alert: HoldAlert, expected_version: int | None) -> bool: ...  # stores alert.version + 1
+    def delete_if(self, email: str, expected_version: int) -> bool: ...
+
+
+class SuppressionList(Protocol):
+    """Recipients an account no longer sends to (SES bounces and complaints), keyed by account and address."""
+
+    def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]: ...  # lower-cased keys
+    def add(self, suppression: Suppression) -> None: ...  # keeps the first reason and time of an existing entry
+    def list(self, account_id: str) -> list[Suppression]: ...
+    def remove(self, account_id: str, recipient: str) -> bool: ...  # False: it was not suppressed
+
+
 @dataclass(frozen=True)
 class Stores:
     directory: DirectoryStore
@@ -174,8 +195,11 @@ class Stores:
     secrets: SecretStore
     queue: NotificationQueue
     settings: Settings
-    # The relay's: the default outbound (SES) and notifications held behind an auth_failed hold.
+    # The relay's: the default outbound (SES) and notifications held behind an address's hold.
     mailer: RawMailSender | None = None
     held: HeldNotifications | None = None
     # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
     peers: tuple[tuple[str, DirectoryStore], ...] = ()
+    # Operations: alerts to an account's admins about a held address, and recipients SES reported as undeliverable.
+    hold_alerts: HoldAlertLedger | None = None
+    suppressions: SuppressionList | None = None
