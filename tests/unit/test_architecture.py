@@ -24,7 +24,7 @@ WIRING_IMPORTERS = {"relaydesk.wiring", "relaydesk.cli.context"}
 # Modules and fixtures that open a socket: they belong in tests/integration.
 SOCKET_MODULES = {"socket", "smtplib", "aiosmtpd", "http.server", "socketserver", "local.smarthost",
                   "local.oauth_server", "local.customer_mail", "local.stack", "local.moto_stack",
-                  "bench.smarthost_process"}
+                  "bench.smarthost_process", "bench.network_process", "bench.postfix_instances"}
 SOCKET_FIXTURES = {"smarthost", "make_smarthost", "token_server", "local_stack"}
 
 

@@ -28,6 +28,8 @@ class ReplyCode(IntEnum):
     SERVICE_READY = 220
     AUTH_SUCCEEDED = 235  # RFC 4954 6
     OK = 250
+    WILL_FORWARD = 251  # RFC 5321 3.4: user not local, will forward (a recipient accepted)
+    START_MAIL_INPUT = 354  # the answer to DATA: send the message
     SERVICE_CLOSING = 421  # the server is closing the transmission channel (e.g. an idle timeout)
     AUTH_REQUIRED = 530  # RFC 4954 6 (and "must issue STARTTLS first", RFC 3207 4)
     AUTH_TOO_WEAK = 534  # RFC 4954 6: the mechanism is too weak (Gmail: an app password is required)
@@ -329,3 +331,17 @@ class OAuthTokenUnavailableError(TransientDeliveryError):
                  action: str | None = None) -> None:
         super().__init__(message or token_error.message, action=action or token_error.action)
         self.token_error = token_error
+
+
+class ItemTooLargeError(RelaydeskError, ValueError):
+    """A write that DynamoDB would refuse (an item over 400 KB, a key over its limit), refused before it is sent, so
+    nothing of a transaction is written. Inbound bounds every field of a mail so that this never happens."""
+
+    code = "item_too_large"
+    action = ("Nothing was written. This is a defect in what Relaydesk stores: report it with the key named here; the "
+              "raw mail (inbound/<SES message id>) is kept in S3 for a replay once it is fixed.")
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit

@@ -10,9 +10,10 @@ Every failure leaves as a typed error of `relaydesk.errors` with the server's co
 error model for the relay and the live check). The password or access token is only ever sent over TLS and never
 appears in an error.
 
-A mail transaction is an `Envelope` handed to the session's `Transaction`: `one_command_at_a_time` (MAIL, each RCPT,
-DATA, each waiting for its reply) unless another is plugged in, such as an RFC 2920 pipelining client that sends
-MAIL and every RCPT in one flight when `capabilities.pipelining` says the server allows it.
+A mail transaction is an `Outgoing` message (`outbound/envelope.py`) handed to the session's `Transaction`:
+`one_command_at_a_time` (MAIL, each RCPT, DATA, each waiting for its reply) unless another is plugged in. The RFC
+2920 pipelining client (`outbound/pipelined.py`'s `PipelinedSubmission`) is this session with a pipelining protocol
+(`client_class`) and its own `send`; connecting, TLS, AUTH and the error model stay this module's.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from relaydesk.errors import (
 )
 from relaydesk.oauth import AccessTokens, shared_tokens
 from relaydesk.outbound.auth import authenticate
+from relaydesk.outbound.envelope import Outgoing
 from relaydesk.outbound.policy import enhanced_status, error_for_reply
 from relaydesk.outbound.tls import client_tls_context
 from relaydesk.tickets.model import RecipientOutcome
@@ -52,15 +54,6 @@ class Timeouts:
     connect: float = 10.0
     command: float = 15.0
     data: float = 20.0  # end of data: the server may scan the message before it answers
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """One message's transaction: who it is from, to whom, and exactly the bytes to send (CRLF, signed)."""
-
-    mail_from: str
-    recipients: tuple[str, ...]
-    data: bytes
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,7 @@ class TlsState:
     peer_certificate: dict[str, Any]
 
 
-Transaction = Callable[["SmtpSubmission", Envelope], Awaitable[Accepted]]
+Transaction = Callable[["SmtpSubmission", Outgoing], Awaitable[Accepted]]
 
 
 def _certificate_error(error: BaseException | None) -> ssl.SSLCertVerificationError | None:
@@ -112,6 +105,8 @@ class SmtpSubmission:
     """One connection to one smarthost with one login (see the module docstring). Not thread-safe: one batch group
     (or one live check) uses it, on one event loop."""
 
+    client_class: type[aiosmtplib.SMTP] = aiosmtplib.SMTP  # a subclass may speak through another protocol
+
     def __init__(self, credentials: SmtpCredentials, *, version_id: str | None = None,
                  timeouts: Timeouts | None = None, local_hostname: str = "relaydesk.invalid",
                  tokens: AccessTokens | None = None, transaction: Transaction | None = None) -> None:
@@ -120,7 +115,7 @@ class SmtpSubmission:
         self._tokens = tokens  # None: the warm container's shared token cache
         self._timeouts = timeouts or Timeouts()
         self._local_hostname = local_hostname
-        self._transaction = transaction or one_command_at_a_time
+        self._mail_transaction = transaction or one_command_at_a_time
         self._smtp: aiosmtplib.SMTP | None = None
         self.greeting = ""
         self.capabilities = Capabilities()
@@ -176,9 +171,9 @@ class SmtpSubmission:
         creds = self._credentials
         implicit = creds.tls_mode is TlsMode.IMPLICIT
         target: dict[str, Any] = {"sock": sock} if sock is not None else {"port": creds.port}
-        self._smtp = aiosmtplib.SMTP(hostname=creds.host, use_tls=implicit, start_tls=False,
-                                     tls_context=client_tls_context(creds.ca_bundle_pem),
-                                     timeout=self._timeouts.command, local_hostname=self._local_hostname, **target)
+        self._smtp = self.client_class(hostname=creds.host, use_tls=implicit, start_tls=False,
+                                       tls_context=client_tls_context(creds.ca_bundle_pem),
+                                       timeout=self._timeouts.command, local_hostname=self._local_hostname, **target)
         try:
             reply = await self._smtp.connect(timeout=self._timeouts.connect)
         except aiosmtplib.SMTPConnectResponseError as error:
@@ -233,7 +228,7 @@ class SmtpSubmission:
     async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
         """One mail transaction with exactly `data` (already CRLF, signed). Raises a typed error; partial
         recipient refusals come back in `Accepted.refused`."""
-        return await self._transaction(self, Envelope(envelope_from, tuple(recipients), data))
+        return await self._mail_transaction(self, Outgoing(envelope_from, tuple(recipients), data))
 
     async def reset(self) -> None:
         if self._smtp is not None and self._smtp.is_connected:
@@ -278,14 +273,14 @@ class SmtpSubmission:
                 f"the certificate of {self.host} did not verify: {bad.verify_message or bad}") from error
 
 
-async def one_command_at_a_time(session: SmtpSubmission, envelope: Envelope) -> Accepted:
+async def one_command_at_a_time(session: SmtpSubmission, envelope: Outgoing) -> Accepted:
     """MAIL, each RCPT and DATA, each waiting for its reply (RFC 5321 3.3). A refusal before DATA leaves nothing
     accepted (NothingAcceptedError when another connection may send it at once); after DATA's bytes went out, a
     lost connection may have delivered it (TransientDeliveryError with LOST_AFTER_DATA)."""
     smtp = session.client
     timeout = session.timeouts.command
     try:
-        await smtp.mail(envelope.mail_from, timeout=timeout)
+        await smtp.mail(envelope.envelope_from, timeout=timeout)
     except aiosmtplib.SMTPResponseException as error:
         if error.code == ReplyCode.SERVICE_CLOSING:
             await session.close()
