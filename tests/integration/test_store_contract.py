@@ -23,6 +23,7 @@ from relaydesk.tickets.model import (
     DeliveryStatus,
     NotificationRecord,
     Ticket,
+    TicketStatus,
 )
 
 KINDS = ["memory", "aws"]
@@ -101,19 +102,26 @@ def ticket(**fields) -> Ticket:
     return Ticket(**{**values, **fields})
 
 
-def test_tickets_and_their_comments(stores):
+def test_tickets_their_comments_and_attribute_updates(stores):
     tickets = stores["tickets"]
+    at = datetime(2026, 12, 1, 10, tzinfo=UTC)
     first = ticket(comments=[Comment(comment_id=new_id("C"), author="jane@example.net", body="Help")])
     tickets.create_ticket(first)
     with pytest.raises(ConflictError):
         tickets.create_ticket(first)
-    assert tickets.get_ticket(first.ticket_id) == first
+    assert tickets.get_ticket(first.ticket_id).comments == first.comments
     assert tickets.get_ticket("T-none") is None
     tickets.add_comment(first.ticket_id, Comment(comment_id=new_id("C"), author="agent@acme.test", body="On it"))
-    first.subject = "Printer jammed again"
-    tickets.update_ticket(first)  # the ticket's own fields; its comments stay
+    assert [c.body for c in tickets.get_ticket(first.ticket_id).comments] == ["Help", "On it"]
+    open_ = frozenset({TicketStatus.NEW, TicketStatus.OPEN})
+    assert tickets.change_status(first.ticket_id, TicketStatus.SOLVED, at, from_statuses=open_) is True
+    assert tickets.change_status(first.ticket_id, TicketStatus.SOLVED, at, from_statuses=open_) is False  # once
+    assert tickets.add_ccs(first.ticket_id, ["a@example.net", "b@example.net"], at, limit=2) is True
+    assert tickets.add_ccs(first.ticket_id, ["c@example.net"], at, limit=2) is False  # over the limit: nothing
     stored = tickets.get_ticket(first.ticket_id)
-    assert stored.subject == "Printer jammed again" and [c.body for c in stored.comments] == ["Help", "On it"]
+    assert stored.status is TicketStatus.SOLVED and sorted(stored.ccs) == ["a@example.net", "b@example.net"]
+    with pytest.raises(NotFoundError):
+        tickets.assign("T-none", None, at)
     tickets.create_ticket(ticket(account_id="A2"))
     assert [t.ticket_id for t in tickets.list_tickets("A1")] == [first.ticket_id]
 
