@@ -42,7 +42,7 @@ ADDRESS = "support@acme.test"
 DOMAIN = "acme.test"
 RECIPIENT = "jane@example.net"
 TARGET_LIMIT_RATIO = 0.8
-ATTACHMENT_KEY = "attachments/bench/report.pdf"
+ATTACHMENT_KEY = f"attachments/{ACCOUNT}/bench/report.pdf"
 ATTACHMENT_BYTES = 148 * 1024  # base64 makes it about 200 KB on the wire
 PARAGRAPH = ("Thanks for writing in. We have looked at the printer logs you sent and the paper-feed sensor on tray 2 "
              "reports a jam although the tray is empty; a firmware update usually clears it. ")

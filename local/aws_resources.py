@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 
-DEFAULT_PARAMETERS = {"MailDomain": "mail.relaydesk.test", "Environment": "sandbox"}
+# Everything local (smarthosts, token endpoints) listens on loopback: the operator's allow-list names it.
+DEFAULT_PARAMETERS = {"MailDomain": "mail.relaydesk.test", "Environment": "sandbox",
+                      "AllowedPrivateDestinations": "127.0.0.0/8,::1/128", "AllowedTokenHosts": "127.0.0.1,localhost"}
 _NO_VALUE = object()  # AWS::NoValue: the property or list item disappears
 
 
@@ -328,7 +330,54 @@ def _create_secret(session: Any, stack: _Stack, logical_id: str, props: dict) ->
     stack.attributes[(logical_id, "Id")] = arn
 
 
+def _create_user_pool(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    """moto's Cognito: the pool with its custom attributes, password policy and MFA setting, as CloudFormation would."""
+    cognito = session.client("cognito-idp")
+    kwargs: dict[str, Any] = {"PoolName": props.get("UserPoolName") or stack.physical_name(logical_id)}
+    for key in ("Policies", "Schema", "AutoVerifiedAttributes", "UsernameAttributes", "MfaConfiguration",
+                "AdminCreateUserConfig", "AccountRecoverySetting", "DeletionProtection"):
+        if key in props:
+            kwargs[key] = props[key]
+    pool = cognito.create_user_pool(**kwargs)["UserPool"]
+    stack.refs[logical_id] = pool["Id"]
+    stack.attributes[(logical_id, "Arn")] = pool["Arn"]
+    stack.attributes[(logical_id, "ProviderURL")] = f"https://cognito-idp.{stack.region}.amazonaws.com/{pool['Id']}"
+
+
+def _create_user_pool_group(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    session.client("cognito-idp").create_group(**{key: props[key] for key in (
+        "UserPoolId", "GroupName", "Description", "Precedence") if key in props})
+    stack.refs[logical_id] = props["GroupName"]
+
+
+def _create_user_pool_client(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    kwargs = {key: props[key] for key in (
+        "UserPoolId", "ClientName", "GenerateSecret", "ExplicitAuthFlows", "ReadAttributes", "WriteAttributes",
+        "PreventUserExistenceErrors", "EnableTokenRevocation", "IdTokenValidity", "AccessTokenValidity",
+        "RefreshTokenValidity", "TokenValidityUnits") if key in props}
+    client = session.client("cognito-idp").create_user_pool_client(**kwargs)["UserPoolClient"]
+    stack.refs[logical_id] = client["ClientId"]
+
+
+def _create_role(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    """An IAM role with its trust and inline policies (moto keeps them; it does not enforce them)."""
+    iam = session.client("iam")
+    name = props.get("RoleName") or stack.physical_name(logical_id)[:64]
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+                           Description=props.get("Description", ""),
+                           MaxSessionDuration=int(props.get("MaxSessionDuration", 3600)))["Role"]
+    for policy in props.get("Policies", []):
+        iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                            PolicyDocument=json.dumps(policy["PolicyDocument"]))
+    stack.refs[logical_id] = name
+    stack.attributes[(logical_id, "Arn")] = role["Arn"]
+
+
 _CREATORS: dict[str, Callable[[Any, _Stack, str, dict], None]] = {
+    "AWS::Cognito::UserPool": _create_user_pool,
+    "AWS::Cognito::UserPoolGroup": _create_user_pool_group,
+    "AWS::Cognito::UserPoolClient": _create_user_pool_client,
+    "AWS::IAM::Role": _create_role,
     "AWS::SecretsManager::Secret": _create_secret,
     "AWS::KMS::Key": _create_kms_key,
     "AWS::KMS::Alias": _create_kms_alias,
@@ -405,17 +454,39 @@ def _environment(stack: _Stack) -> dict[str, str]:
 
 
 def provision(session: Any, *, template_path: Path = Path("template.yaml"), name_prefix: str = "relaydesk-local",
-              parameters: dict[str, str] | None = None) -> dict[str, str]:
-    """Create the template's tables, bucket, queues, KMS key and SES identity/rules; return the functions' env.
+              parameters: dict[str, str] | None = None, http_api_auth: dict[str, dict] | None = None,
+              ) -> dict[str, str]:
+    """Create the template's tables, bucket, queues, KMS key, SES identity/rules, user pool and roles; return the
+    functions' env.
 
     `name_prefix` plays the stack name. `parameters` override the template's (MailDomain, Environment, ...).
+    `http_api_auth`, when given, receives each HTTP API's `Auth` with its references resolved (the JWT authorizer's
+    issuer and audience), for the local stand-in of API Gateway.
     """
     session = _Clients(session)
     account = session.client("sts").get_caller_identity()["Account"]
     stack = _Stack(load_template(template_path), {**DEFAULT_PARAMETERS, **(parameters or {})}, name_prefix,
                    session.region_name or "us-east-1", account)
     _create_all(session, stack)
+    if http_api_auth is not None:
+        for logical_id, resource in stack.template["Resources"].items():
+            if resource["Type"] == "AWS::Serverless::HttpApi":
+                http_api_auth[logical_id] = stack.resolve(resource["Properties"].get("Auth", {}))
     return _environment(stack)
+
+
+def http_api_routes(template_path: Path = Path("template.yaml")) -> dict[str, list[tuple[str, str, str]]]:
+    """Each HTTP API's routes as template.yaml declares them: API logical id -> [(method, path, functions/<dir>)]."""
+    routes: dict[str, list[tuple[str, str, str]]] = {}
+    for resource in load_template(template_path)["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        function = Path(resource["Properties"]["CodeUri"]).name
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                props = event["Properties"]
+                routes.setdefault(props["ApiId"]["Ref"], []).append((props["Method"].upper(), props["Path"], function))
+    return routes
 
 
 def function_settings(template_path: Path = Path("template.yaml")) -> dict[str, dict[str, Any]]:

@@ -99,6 +99,50 @@ Delivered mail lands in {e['mailboxes']}/<address>/*.eml (it@acme.test gets the 
 Function logs: {state_dir / 'logs' / 'functions.log'}"""
 
 
+# Two tenants besides the acme you create: each with its admin, to try the tenant API and its boundary.
+DEMO_TENANTS = (("northwind", "Northwind", "northwind.test"), ("globex", "Globex", "globex.test"))
+
+
+def demo_tenants(stack: LocalStack, state_dir: Path) -> list:
+    """Each demo tenant and its admin (admin@<domain>) in the stack's user pool; passwords to 0600 files."""
+    import boto3
+    from relaydesk.wiring import aws_stores
+
+    from local.tenants import add_tenant
+
+    cognito = boto3.client("cognito-idp")
+    tenants = []
+    for subdomain, name, domain in DEMO_TENANTS:
+        account, admin = add_tenant(aws_stores(), cognito, stack.env["RELAYDESK_USER_POOL_ID"], subdomain, name,
+                                    domain=domain)
+        path = state_dir / "users" / admin.username
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(admin.password + "\n")
+        tenants.append((account, admin))
+    return tenants
+
+
+def tenant_banner(stack: LocalStack, state_dir: Path, tenants: list) -> str:
+    e = stack.endpoints
+    (first, admin), (second, _) = tenants
+    lines = "\n".join(f"  {account.subdomain:<10} account {account.account_id}  {user.username:<22} password in "
+                      f"{state_dir / 'users' / user.username}" for account, user in tenants)
+    return f"""
+Tenant API (Cognito ID tokens, checked as API Gateway's JWT authorizer does)  {e['tenant_api']}
+Operator API (AWS SigV4 with the local credentials, across accounts)         {e['operator_api']}
+Two demo tenants, an admin each (passwords in files readable by you only, never printed):
+{lines}
+Sign in as one and call the tenant API (after `source {e['env_file']}`):
+  relaydesk login --username {admin.username} --password-stdin < {state_dir / 'users' / admin.username}
+  relaydesk addresses list                 # as {admin.username}, through the tenant API
+  curl --cacert {e['ca_bundle']} -H "Authorization: Bearer $(relaydesk token)" \\
+      {e['tenant_api']}accounts/{first.account_id}/support_addresses
+  (the same token on {second.subdomain}'s account, .../accounts/{second.account_id}/support_addresses, answers
+   404; `relaydesk logout` to act as the operator again, or `relaydesk --operator ...`)"""
+
+
 def main() -> int:
     state_dir = state_dir_from_env()
     out = sys.stdout
@@ -113,7 +157,9 @@ def main() -> int:
         system_address = f"support@acme.{stack.mail_domain}"  # the account `accounts create --subdomain acme` makes
         stack.customer.forward(SUPPORT, system_address)
         watch = PasswordWatch(state_dir, stack)
-        print(banner(stack, state_dir, system_address), file=out, flush=True)
+        tenants = demo_tenants(stack, state_dir)
+        print(banner(stack, state_dir, system_address) + tenant_banner(stack, state_dir, tenants), file=out,
+              flush=True)
         while not stopped.wait(POLL_SECONDS):
             watch.check()
         print("\nstopping...", file=out, flush=True)

@@ -72,26 +72,37 @@ def test_directory_accounts(stores):
     assert [a.name for a in directory.list_accounts()] == ["Acme Inc"]
 
 
-def test_directory_addresses(stores):
+def test_directory_addresses_each_accounts_record_and_the_owner(stores):
     directory = stores["directory"]
     address = SupportAddress(email="Support@Acme.test", account_id="A1", name="Support")
     directory.create_address(address)
     with pytest.raises(ConflictError):
-        directory.create_address(SupportAddress(email="support@acme.test", account_id="A2"))
-    found = directory.get_address("SUPPORT@acme.test")
+        directory.create_address(SupportAddress(email="support@acme.test", account_id="A1"))
+    directory.create_address(SupportAddress(email="support@acme.test", account_id="A2"))  # a claim of its own
+    found = directory.get_account_address("A1", "SUPPORT@acme.test")
     assert found == address and found.email == "support@acme.test"
+    assert directory.get_account_address("A3", "support@acme.test") is None  # another account's: not there
     found.name = "changed by the caller only"
-    assert directory.get_address("support@acme.test").name == "Support"  # a copy, not the stored object
+    assert directory.get_account_address("A1", "support@acme.test").name == "Support"  # a copy
+    assert sorted(a.account_id for a in directory.list_claims("support@acme.test")) == ["A1", "A2"]
+    assert directory.owner_of("support@acme.test") is None and directory.get_address("support@acme.test") is None
+
+    directory.claim_address("A2", "support@acme.test")  # A2 verified it first
+    with pytest.raises(ConflictError):
+        directory.claim_address("A1", "support@acme.test")
+    assert directory.owner_of("support@acme.test") == "A2"
+    assert directory.get_address("support@acme.test").account_id == "A2"
+
     directory.create_address(SupportAddress(email="help@acme.test", account_id="A1"))
-    directory.create_address(SupportAddress(email="help@globex.test", account_id="A2"))
     assert sorted(a.email for a in directory.list_addresses("A1")) == ["help@acme.test", "support@acme.test"]
     address.name = "Renamed"
     directory.put_address(address)
-    assert directory.get_address("support@acme.test").name == "Renamed"
-    directory.delete_address("Support@acme.test")
-    directory.delete_address("nobody@acme.test")  # nothing there: no error
-    assert directory.get_address("support@acme.test") is None
-    assert [a.email for a in directory.list_addresses("A1")] == ["help@acme.test"]
+    assert directory.get_account_address("A1", "support@acme.test").name == "Renamed"
+    directory.delete_address("A2", "Support@acme.test")  # the owner's record, and its ownership
+    directory.delete_address("A1", "nobody@acme.test")  # nothing there: no error
+    assert directory.owner_of("support@acme.test") is None
+    assert directory.get_account_address("A2", "support@acme.test") is None
+    assert directory.get_address("support@acme.test").account_id == "A1"  # the one claim left
 
 
 # --- TicketStore ----------------------------------------------------------------------------------------------------

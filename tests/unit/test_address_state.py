@@ -159,7 +159,7 @@ def test_testing_a_verified_connector_again_keeps_its_route_and_a_release_goes_b
 def test_nothing_to_change_writes_nothing(memory_stores):
     state.create(memory_stores, state.Connect(new_connector()), now=NOW)
     before = memory_stores.directory.get_address(EMAIL)
-    after = state.change(memory_stores, EMAIL, state.ClearError(frozenset(ErrorTopic)))
+    after = state.change(memory_stores, "A1", EMAIL, state.ClearError(frozenset(ErrorTopic)))
     assert after == before and memory_stores.directory.get_address(EMAIL).events == before.events
 
 
@@ -173,16 +173,16 @@ def test_events_are_bounded():
 def test_leaving_a_hold_releases_every_parked_notification_and_staying_releases_none(memory_stores):
     stores = replace(memory_stores, held=MemoryHeld())
     state.create(stores, state.Connect(new_connector()), now=NOW)
-    state.change(stores, EMAIL, state.Hold(HoldReason.TLS, "tls_failed: no STARTTLS"))
+    state.change(stores, "A1", EMAIL, state.Hold(HoldReason.TLS, "tls_failed: no STARTTLS"))
     parked = [Notification(notification_id=new_id("N"), account_id="A1", support_address=EMAIL,
                            recipients=["jane@example.net"], subject="s", text_body="b") for _ in range(3)]
     for note in parked:
         stores.held.park(EMAIL, note)
 
-    state.change(stores, EMAIL, state.NoteError("still no STARTTLS"))
+    state.change(stores, "A1", EMAIL, state.NoteError("still no STARTTLS"))
     assert stores.queue.sent == [] and len(stores.held.list(EMAIL)) == 3
 
-    after = state.change(stores, EMAIL, state.Release("v1"))
+    after = state.change(stores, "A1", EMAIL, state.Release("v1"))
     assert after.connector.state is ConnectorState.PENDING  # outbound never verified: back to pending
     assert sorted(n.notification_id for n, _ in stores.queue.sent) == sorted(n.notification_id for n in parked)
     assert stores.held.list(EMAIL) == []
@@ -191,9 +191,9 @@ def test_leaving_a_hold_releases_every_parked_notification_and_staying_releases_
 def test_a_deleted_address_is_gone_and_a_refusal_names_the_address_and_what_to_do(memory_stores):
     state.create(memory_stores, state.Create(new_forwarding()), now=NOW)
     with pytest.raises(TransitionRefused) as refused:
-        state.change(memory_stores, EMAIL, state.Disable())
+        state.change(memory_stores, "A1", EMAIL, state.Disable())
     assert refused.value.message == f"{EMAIL}: cannot disable: it is not connected to a smarthost"
-    state.change(memory_stores, EMAIL, state.Delete())
+    state.change(memory_stores, "A1", EMAIL, state.Delete())
     assert memory_stores.directory.get_address(EMAIL) is None
 
 
@@ -210,18 +210,18 @@ def test_a_release_killed_half_way_loses_nothing_and_the_next_releasing_transiti
     state.create(stores, state.Connect(new_connector()), now=NOW)
     for transition in (state.StartVerification(Direction.OUTBOUND, "T"), state.VerificationPassed(Direction.OUTBOUND),
                        state.Hold(HoldReason.CREDENTIALS, "auth_failed: 535", "v1")):
-        state.change(stores, EMAIL, transition)
+        state.change(stores, "A1", EMAIL, transition)
     parked = [Notification(notification_id=new_id("N"), account_id="A1", support_address=EMAIL,
                            recipients=["jane@example.net"], subject="s", text_body="b") for _ in range(3)]
     for note in parked:
         stores.held.park(EMAIL, note)
 
     with pytest.raises(KeyboardInterrupt):
-        state.change(stores, EMAIL, state.Release("v1"))
+        state.change(stores, "A1", EMAIL, state.Release("v1"))
     assert stores.directory.get_address(EMAIL).connector.state is ConnectorState.ACTIVE
     assert len(stores.queue.sent) == 1 and len(stores.held.list(EMAIL)) == 2  # one sent, none lost
 
     stores = replace(stores, queue=memory.MemoryQueue())
-    state.change(stores, EMAIL, state.StartVerification(Direction.OUTBOUND, "T2"))
-    state.change(stores, EMAIL, state.VerificationPassed(Direction.OUTBOUND))  # the admin's verify
+    state.change(stores, "A1", EMAIL, state.StartVerification(Direction.OUTBOUND, "T2"))
+    state.change(stores, "A1", EMAIL, state.VerificationPassed(Direction.OUTBOUND))  # the admin's verify
     assert len(stores.queue.sent) == 2 and stores.held.list(EMAIL) == []  # every one sent once

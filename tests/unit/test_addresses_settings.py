@@ -26,7 +26,13 @@ from relaydesk.notification import Notification
 from relaydesk.store.memory import MemoryHeld
 from relaydesk.store.ports import CURRENT, PENDING
 
+from tests.tenancy import account_of
+
 EMAIL = "support@acme.com"
+
+
+def owner(stores) -> str:
+    return account_of(stores, EMAIL)
 PASSWORD = "Tr0ub4dor&3-settings"
 
 
@@ -74,7 +80,8 @@ def held_for_tls(stores) -> Notification:
     note = Notification(notification_id=new_id("N"), account_id=address.account_id, support_address=EMAIL,
                         recipients=["jane@example.net"], subject="Printer jammed", text_body="On it.")
     stores.held.park(EMAIL, note)
-    state.change(stores, EMAIL, state.Hold(state.HoldReason.TLS, "tls_failed: mail.acme.com did not offer STARTTLS"))
+    state.change(stores, owner(stores), EMAIL,
+                 state.Hold(state.HoldReason.TLS, "tls_failed: mail.acme.com did not offer STARTTLS"))
     return note
 
 
@@ -84,12 +91,12 @@ def test_new_settings_that_pass_the_live_check_become_the_current_secret_and_end
     before = stores.secrets.get(secret, CURRENT).version_id
     smarthost = Smarthost(("mail.acme.com", 465, TlsMode.IMPLICIT))
 
-    address, report = connector_settings.change_settings(stores, EMAIL, port=465, tls_mode="implicit",
+    address, report = connector_settings.change_settings(stores, owner(stores), EMAIL, port=465, tls_mode="implicit",
                                                          checker=smarthost)
 
     assert report.ok and smarthost.checked[0].password.get_secret_value() == PASSWORD  # the current credentials
     current = stores.secrets.get(secret, CURRENT)
-    assert current.version_id != before and rotation.current_credentials(stores, EMAIL).port == 465
+    assert current.version_id != before and rotation.current_credentials(stores, owner(stores), EMAIL).port == 465
     assert (address.connector.port, address.connector.tls_mode) == (465, TlsMode.IMPLICIT)
     assert address.connector.credentials_version == current.version_id
     assert address.connector.state is ConnectorState.PENDING  # outbound was never verified for this address
@@ -103,7 +110,7 @@ def test_settings_that_fail_the_live_check_change_nothing(stores):
     secret_versions = stores.secrets.describe_stages(before.connector.secret_arn)
 
     with pytest.raises(TlsRequiredError) as refused:
-        connector_settings.change_settings(stores, EMAIL, host="other.acme.com",
+        connector_settings.change_settings(stores, owner(stores), EMAIL, host="other.acme.com",
                                            checker=Smarthost(("mail.acme.com", 465, TlsMode.IMPLICIT)))
 
     assert "the new settings were not saved; the current ones stay" in refused.value.message
@@ -115,16 +122,18 @@ def test_settings_that_fail_the_live_check_change_nothing(stores):
 
 def test_no_change_a_rotation_under_way_or_an_address_without_a_connector_is_refused(stores):
     with pytest.raises(ConfigurationError, match="already uses these settings"):
-        connector_settings.change_settings(stores, EMAIL, port=587, checker=Smarthost(("x", 1, TlsMode.STARTTLS)))
+        connector_settings.change_settings(stores, owner(stores), EMAIL, port=587,
+                                           checker=Smarthost(("x", 1, TlsMode.STARTTLS)))
     secret = stores.directory.get_address(EMAIL).connector.secret_arn
     token = stores.secrets.put_version(secret, stores.secrets.get(secret).value, [PENDING])
     with pytest.raises(ConflictError, match="rotation"):
-        connector_settings.change_settings(stores, EMAIL, port=465, checker=Smarthost(("x", 1, TlsMode.STARTTLS)))
+        connector_settings.change_settings(stores, owner(stores), EMAIL, port=465,
+                                           checker=Smarthost(("x", 1, TlsMode.STARTTLS)))
     stores.secrets.move_stage(secret, PENDING, to_version=None, from_version=token)
     system = next(a for a in stores.directory.list_addresses(stores.directory.get_address(EMAIL).account_id)
                   if a.connector is None)
     with pytest.raises(RuleViolation, match="does not use the SMTP connector"):
-        connector_settings.change_settings(stores, system.email, port=465)
+        connector_settings.change_settings(stores, system.account_id, system.email, port=465)
 
 
 @pytest.fixture
@@ -174,12 +183,12 @@ def _held_by_the_relay(stores, password_on_server: str) -> None:
     [(note, _)] = stores.queue.sent
     stores.queue.sent.clear()
     if password_on_server == PASSWORD:
-        state.change(stores, EMAIL, state.Release("v1", why="the verification mail was accepted"))
+        state.change(stores, owner(stores), EMAIL, state.Release("v1", why="the verification mail was accepted"))
         verification.on_verification_mail(stores, token=note.verification_token, recipient=EMAIL, forwarding_hops=1)
     else:
         reason = "auth_failed: mail.acme.com refused the credentials (535 5.7.8)"
-        state.change(stores, EMAIL, state.Hold(state.HoldReason.CREDENTIALS, reason, "v1"))
-        state.change(stores, EMAIL, state.VerificationFailed(state.Direction.OUTBOUND, reason,
+        state.change(stores, owner(stores), EMAIL, state.Hold(state.HoldReason.CREDENTIALS, reason, "v1"))
+        state.change(stores, owner(stores), EMAIL, state.VerificationFailed(state.Direction.OUTBOUND, reason,
                                                              token=note.verification_token))
 
 
@@ -194,16 +203,16 @@ def test_verify_of_a_held_address_ends_the_hold_or_says_it_stays(cli, stores, mo
                        state.StartVerification(state.Direction.OUTBOUND, "O"),
                        state.VerificationPassed(state.Direction.OUTBOUND),
                        state.Hold(state.HoldReason.CREDENTIALS, "auth_failed: 535", "v1")):
-        state.change(stores, address.email, transition)
+        state.change(stores, address.account_id, address.email, transition)
     parked = Notification(notification_id=new_id("N"), account_id=address.account_id, support_address=EMAIL,
                           recipients=["jane@example.net"], subject="s", text_body="b")
     stores.held.park(EMAIL, parked)
     original = verification.wait_for
 
-    def relay_then_wait(stores_, email, direction, **kwargs):
+    def relay_then_wait(stores_, account_id, email, direction, **kwargs):
         if direction is state.Direction.OUTBOUND:
             _held_by_the_relay(stores, server_password)
-        return original(stores_, email, direction, **kwargs)
+        return original(stores_, account_id, email, direction, **kwargs)
 
     monkeypatch.setattr(verification, "wait_for", relay_then_wait)
 

@@ -23,6 +23,8 @@ from relaydesk.notification import Notification
 from relaydesk.store.memory import MemoryHeld
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS
 
+from tests.tenancy import account_of
+
 OLD_PASSWORD = "0ld-Pa55word!"
 NEW_PASSWORD = "n3w-Pa55word?"
 EMAIL = "support@acme.com"
@@ -88,7 +90,7 @@ def test_rotate_promotes_new_credentials_and_keeps_the_old_as_previous(memory_st
     secret = connected.connector.secret_arn
     old_version = memory_stores.secrets.get(secret, CURRENT).version_id
 
-    token = rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD),
+    token = rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds(NEW_PASSWORD),
                                     start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
 
     assert value(memory_stores, secret, CURRENT).password.get_secret_value() == NEW_PASSWORD
@@ -103,7 +105,7 @@ def test_rotate_with_a_rotation_function_stages_pending_and_calls_rotate_secret(
         update={"rotation_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:rotation"}))
     secret = connected.connector.secret_arn
 
-    token = rotation.stage_rotation(stores, EMAIL, creds(NEW_PASSWORD))
+    token = rotation.stage_rotation(stores, account_of(stores, EMAIL), EMAIL, creds(NEW_PASSWORD))
 
     assert stores.secrets.rotations == [(secret, token, "arn:aws:lambda:us-east-1:123456789012:function:rotation")]
     assert stores.secrets.get(secret, PENDING).version_id == token
@@ -114,7 +116,8 @@ def test_rotate_with_a_rotation_function_stages_pending_and_calls_rotate_secret(
 def test_test_step_logs_in_with_the_pending_credentials_as_the_support_address(memory_stores, connected):
     smarthost = FakeSmarthost(NEW_PASSWORD)
 
-    rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD, username="helpdesk@acme.com"),
+    rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL),
+                            EMAIL, creds(NEW_PASSWORD, username="helpdesk@acme.com"),
                             start=in_process(memory_stores, smarthost))
 
     (tested, kwargs), = smarthost.checked
@@ -127,20 +130,22 @@ def test_rotating_a_forwarding_address_is_refused(memory_stores, connected):
     lifecycle.add_forwarding_address(memory_stores, connected.account_id, "help@acme.com")
 
     with pytest.raises(RuleViolation) as caught:
-        rotation.stage_rotation(memory_stores, "help@acme.com", creds(NEW_PASSWORD), start=lambda *_: None)
+        rotation.stage_rotation(memory_stores, account_of(memory_stores, "help@acme.com"),
+                                "help@acme.com", creds(NEW_PASSWORD), start=lambda *_: None)
 
     assert caught.value.code == "not_a_connector"
 
 
 def test_rotating_an_unknown_address_says_not_found(memory_stores, connected):
     with pytest.raises(NotFoundError):
-        rotation.stage_rotation(memory_stores, "nobody@acme.com", creds(NEW_PASSWORD), start=lambda *_: None)
+        rotation.stage_rotation(memory_stores, connected.account_id, "nobody@acme.com", creds(NEW_PASSWORD),
+                                start=lambda *_: None)
 
 
 # --- the four steps -----------------------------------------------------------------------------------------------
 
 def stage_only(stores, password: str = NEW_PASSWORD) -> str:
-    return rotation.stage_rotation(stores, EMAIL, creds(password), start=lambda *_: None)
+    return rotation.stage_rotation(stores, account_of(stores, EMAIL), EMAIL, creds(password), start=lambda *_: None)
 
 
 def test_create_keeps_the_staged_version(memory_stores, connected):
@@ -188,7 +193,7 @@ def test_failed_test_keeps_current_live_and_records_why(memory_stores, connected
     current_before = memory_stores.secrets.get(secret, CURRENT).version_id
 
     with pytest.raises(AuthenticationFailedError) as caught:
-        rotation.stage_rotation(memory_stores, EMAIL, creds("wrong-password"),
+        rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds("wrong-password"),
                                 start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
 
     assert "current credentials stay live" in caught.value.message
@@ -218,7 +223,7 @@ def test_an_unknown_step_is_refused(memory_stores, connected):
 
 def test_finish_run_twice_is_harmless(memory_stores, connected):
     secret = connected.connector.secret_arn
-    token = rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD),
+    token = rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds(NEW_PASSWORD),
                                     start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
     stages = memory_stores.secrets.describe_stages(secret)
 
@@ -239,7 +244,7 @@ def test_finish_clears_an_auth_failed_hold(memory_stores, connected, state, outb
     address.last_error = "535 5.7.8 authentication failed"
     memory_stores.directory.put_address(address)
 
-    rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD),
+    rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds(NEW_PASSWORD),
                             start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
 
     after = memory_stores.directory.get_address(EMAIL)
@@ -261,7 +266,8 @@ def test_finish_releases_the_notifications_held_for_the_address(memory_stores, c
     stores, note = _parked(memory_stores, connected)
     set_state(stores, ConnectorState.AUTH_FAILED, VerificationStatus.VERIFIED)
 
-    rotation.stage_rotation(stores, EMAIL, creds(NEW_PASSWORD), start=in_process(stores, FakeSmarthost(NEW_PASSWORD)))
+    rotation.stage_rotation(stores, connected.account_id, EMAIL, creds(NEW_PASSWORD),
+                            start=in_process(stores, FakeSmarthost(NEW_PASSWORD)))
 
     assert [n.notification_id for n, _ in stores.queue.sent] == [note.notification_id]
     assert stores.held.list(EMAIL) == []
@@ -273,7 +279,8 @@ def test_failed_rotation_releases_nothing(memory_stores, connected):
     set_state(stores, ConnectorState.AUTH_FAILED, VerificationStatus.VERIFIED)
 
     with pytest.raises(AuthenticationFailedError):
-        rotation.stage_rotation(stores, EMAIL, creds("wrong"), start=in_process(stores, FakeSmarthost(NEW_PASSWORD)))
+        rotation.stage_rotation(stores, connected.account_id, EMAIL, creds("wrong"),
+                                start=in_process(stores, FakeSmarthost(NEW_PASSWORD)))
 
     assert stores.queue.sent == [] and len(stores.held.list(EMAIL)) == 1
     assert stores.directory.get_address(EMAIL).connector.state is ConnectorState.AUTH_FAILED
@@ -309,26 +316,26 @@ def test_secret_name_is_read_from_the_arn_secrets_manager_passes():
 
 
 def test_rotate_waits_for_the_outcome_promoted_failed_or_still_running(memory_stores, connected):
-    promoted = rotation.rotate(memory_stores, EMAIL, creds(NEW_PASSWORD),
+    promoted = rotation.rotate(memory_stores, connected.account_id, EMAIL, creds(NEW_PASSWORD),
                                start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
     assert promoted.outcome is rotation.Outcome.PROMOTED and promoted.error is None
 
     waits: list[str] = []
-    running = rotation.rotate(memory_stores, EMAIL, creds("third-Pa55"), start=lambda *_: None, timeout=0.05,
-                              poll=0.01, on_wait=waits.append)
+    running = rotation.rotate(memory_stores, connected.account_id, EMAIL, creds("third-Pa55"),
+                              start=lambda *_: None, timeout=0.05, poll=0.01, on_wait=waits.append)
     assert running.outcome is rotation.Outcome.RUNNING and waits  # a rotation function that has not finished
 
     def refuses(secret_id: str, token: str) -> None:  # the rotation function's testSecret refused it
         memory_stores.secrets.move_stage(secret_id, PENDING, to_version=None, from_version=token)
-        state.change(memory_stores, EMAIL, state.NoteError("credential rotation failed at auth: 535",
-                                                           about=ErrorTopic.ROTATION))
+        state.change(memory_stores, connected.account_id, EMAIL,
+                     state.NoteError("credential rotation failed at auth: 535", about=ErrorTopic.ROTATION))
 
-    failed = rotation.rotate(memory_stores, EMAIL, creds("fourth-Pa55"), start=refuses)
+    failed = rotation.rotate(memory_stores, connected.account_id, EMAIL, creds("fourth-Pa55"), start=refuses)
     assert failed.outcome is rotation.Outcome.FAILED and "535" in failed.error
 
 
 def test_replaced_credentials_switch_between_a_password_and_oauth2_and_keep_the_rest(memory_stores, connected):
-    current = rotation.current_credentials(memory_stores, EMAIL)
+    current = rotation.current_credentials(memory_stores, connected.account_id, EMAIL)
     oauth = rotation.replaced(current, {"auth_kind": "oauth2", "oauth_tenant_id": "t", "oauth_client_id": "c",
                                         "oauth_client_secret": "client-secret-value"})
     assert (oauth.host, oauth.username, oauth.password.get_secret_value()) == (current.host, EMAIL, "")

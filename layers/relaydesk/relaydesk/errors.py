@@ -143,6 +143,20 @@ class AwsProblem(RelaydeskError):
     action = "Check the AWS profile, region and permissions the command runs with (docs/DEPLOY.md)."
 
 
+class Unauthenticated(RelaydeskError):
+    """No usable identity on a tenant API request: it is answered 401 and nothing runs."""
+
+    code = "unauthorized"
+    action = "Sign in (`relaydesk login`) and send its ID token as `Authorization: Bearer ...`."
+
+
+class PermissionDenied(RelaydeskError):
+    """The tenant API refused the signed-in user's role for this (403): nothing changed."""
+
+    code = "forbidden"
+    action = "Ask an admin of your account, or run the command as the operator (`--operator`, AWS credentials)."
+
+
 class OtherEnvironmentUnreadable(RelaydeskError):
     """The other environment's directory (sandbox <-> production) could not be read: uniqueness across the two
     stacks was not checked. Callers decide whether to go on (the CLI and the API do, with a note)."""
@@ -150,6 +164,13 @@ class OtherEnvironmentUnreadable(RelaydeskError):
     code = "other_environment_unreadable"
     action = ("Check the OtherEnvironmentDirectoryTableArn parameter of this stack and that the other stack's table "
               "allows this function to read it (docs/DEPLOY.md).")
+
+
+class SignInError(RelaydeskError):
+    """Cognito did not sign the user in (or no longer refreshes its session); never says which credential was wrong."""
+
+    code = "sign_in_failed"
+    action = "Check the username and password (`relaydesk login`), or ask an admin of your account."
 
 
 class RotationRefusedError(RelaydeskError, ValueError):
@@ -228,6 +249,16 @@ class AuthMechanismUnavailableError(AuthenticationFailedError):
               "2.0), then run `relaydesk addresses verify EMAIL`.")
 
 
+class DestinationRefused(SmtpDeliveryError, ConfigurationError):
+    """The host resolves to an address Relaydesk never connects to, or a token URL is not the provider's: nothing
+    was sent. The relay defers it as it does a TLS policy it cannot meet (then the DLQ, for a redrive once the
+    address's settings or the operator's allow-list change); the live check fails its dns step."""
+
+    code = "destination_refused"
+    action = ("Use the provider's public host name. A smarthost or token endpoint on a private network needs the "
+              "operator to allow it (RELAYDESK_ALLOWED_DESTINATIONS, RELAYDESK_ALLOWED_TOKEN_HOSTS; docs/DEPLOY.md).")
+
+
 class TlsRequiredError(SmtpDeliveryError):
     """The server did not offer STARTTLS: nothing was sent and no credentials left."""
 
@@ -276,6 +307,13 @@ class InvalidAddressError(RelaydeskError, ValueError):
 
     code = "invalid_address"
     action = "Correct the recipient's or the support address's email address; a notification to it is not retried."
+
+
+class ForeignAttachmentError(RelaydeskError, ValueError):
+    """A notification names an attachment outside its own account's prefix: the relay sends nothing of it."""
+
+    code = "foreign_attachment"
+    action = "Report it with the notification id: a notification can only carry its own account's attachments."
 
 
 class LinkInvalidError(RelaydeskError, ValueError):

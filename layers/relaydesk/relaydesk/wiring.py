@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -60,6 +61,30 @@ def aws_stores() -> Stores:
         hold_alerts=DynamoHoldAlerts(dynamodb.Table(settings.directory_table)),
         suppressions=DynamoSuppressions(dynamodb.Table(settings.directory_table)),
     )
+
+
+@lru_cache(maxsize=2)
+def _account_sessions(role_arn: str, endpoint: str) -> Any:
+    """Per role and endpoint (a test's moto server), so a warm container keeps its cached sessions."""
+    from relaydesk.store.account_secrets import AccountSessions
+
+    session = _session()
+    return AccountSessions(session.client("sts"), role_arn, session.client)
+
+
+def tenant_stores(account_id: str) -> Stores:
+    """The stores of one tenant request: connector secrets through a role session tagged with the caller's account
+    (`store/account_secrets.py`), so that IAM refuses any other account's secret."""
+    from dataclasses import replace
+
+    from relaydesk.store.account_secrets import AccountSecrets
+
+    stores = aws_stores()
+    if not stores.settings.tenant_secrets_role_arn:
+        return stores
+    sessions = _account_sessions(stores.settings.tenant_secrets_role_arn, os.environ.get("AWS_ENDPOINT_URL", ""))
+    return replace(stores, secrets=AccountSecrets(sessions, account_id,
+                                                  stores.settings.connector_kms_key_id or None))
 
 
 def aws_secrets() -> SecretStore:

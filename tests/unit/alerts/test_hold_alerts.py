@@ -86,7 +86,7 @@ def test_a_reminder_goes_once_a_day_while_the_hold_lasts(world):
 def test_the_release_is_announced_once_and_closes_the_alert(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    state.change(world.stores, SUPPORT, state.Release(why="the admin's fix"))
+    state.change(world.stores, "A1", SUPPORT, state.Release(why="the admin's fix"))
 
     sent = holds.sync_address(world.stores, SUPPORT)
 
@@ -99,7 +99,7 @@ def test_the_release_is_announced_once_and_closes_the_alert(world):
 def test_a_second_hold_of_the_same_address_is_announced_again(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    state.change(world.stores, SUPPORT, state.Release(why="the admin's fix"))
+    state.change(world.stores, "A1", SUPPORT, state.Release(why="the admin's fix"))
     hold(world)  # held again before any run saw the release
 
     sent = holds.sync_address(world.stores, SUPPORT)
@@ -189,7 +189,7 @@ def test_the_sweep_finds_a_hold_without_a_change_record_and_counts_held_addresse
 def test_the_reminder_run_announces_a_release_the_change_stream_missed(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    state.change(world.stores, SUPPORT, state.Release(why="the admin's fix"))
+    state.change(world.stores, "A1", SUPPORT, state.Release(why="the admin's fix"))
 
     report = holds.remind(world.stores)
 
@@ -199,7 +199,7 @@ def test_the_reminder_run_announces_a_release_the_change_stream_missed(world):
 def test_a_deleted_address_closes_its_alert_with_a_notice(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    world.stores.directory.delete_address(SUPPORT)
+    world.stores.directory.delete_address("A1", SUPPORT)
 
     sent = holds.sync_address(world.stores, SUPPORT)
 
@@ -254,7 +254,7 @@ def test_the_alert_code_has_no_route_to_a_smarthost():
 
 
 def test_a_tls_hold_is_announced_as_such_with_its_reason_and_fix(world):
-    state.change(world.stores, SUPPORT, state.Hold(
+    state.change(world.stores, "A1", SUPPORT, state.Hold(
         state.HoldReason.TLS, "tls_failed: smtp.acme.test did not offer STARTTLS; nothing was sent. Notifications are "
         "held until the smarthost's TLS works again. What to do: Enable STARTTLS on the smarthost."))
 

@@ -91,7 +91,7 @@ def test_a_release_lifts_the_hold_queues_the_parked_notifications_and_clears_the
     _server_changes_password(world)
     notification = world.notification()
     world.relay().relay_batch([sqs_record(notification)])
-    state.change(world.stores, SUPPORT, state.Release("v9", why="the admin's verify got through"))
+    state.change(world.stores, "A1", SUPPORT, state.Release("v9", why="the admin's verify got through"))
     address = world.address()
     assert address.connector.state is ConnectorState.ACTIVE and address.last_error is None
     assert address.connector.held_since is None and address.connector.credentials_version == "v9"
@@ -100,9 +100,9 @@ def test_a_release_lifts_the_hold_queues_the_parked_notifications_and_clears_the
 
 
 def test_a_disabled_connector_is_not_released(world):
-    state.change(world.stores, SUPPORT, state.Disable())
+    state.change(world.stores, "A1", SUPPORT, state.Disable())
     with pytest.raises(TransitionRefused, match="cannot release: it is a connector in state disabled"):
-        state.change(world.stores, SUPPORT, state.Release())
+        state.change(world.stores, "A1", SUPPORT, state.Release())
     assert world.address().connector.state is ConnectorState.DISABLED
 
 

@@ -20,18 +20,18 @@ from relaydesk.store.ports import CURRENT, PENDING, Stores
 Checker = Callable[..., LiveCheckReport]  # run_live_check's signature
 
 
-def change_settings(stores: Stores, email: str, *, host: str | None = None, port: int | None = None,
+def change_settings(stores: Stores, account_id: str, email: str, *, host: str | None = None, port: int | None = None,
                     tls_mode: TlsMode | str | None = None, ca_bundle_pem: str | None = None,
                     checker: Checker | None = None, on_step: Callable[..., None] | None = None,
                     ) -> tuple[SupportAddress, LiveCheckReport]:
     """New smarthost settings for a connected address, live-checked (TLS, AUTH, MAIL FROM as the address) before
     they take effect. ConfigurationError when nothing changes; ConflictError while a rotation is under way; the
     live check's typed error (nothing saved) when the smarthost does not take them."""
-    address = lifecycle.get_address(stores, email)
+    address = lifecycle.get_address(stores, account_id, email)
     if address.connector is None:
         raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
                             action=f"Connect it with `relaydesk addresses connect {address.email} ...` instead.")
-    current = rotation.current_credentials(stores, address.email)
+    current = rotation.current_credentials(stores, account_id, address.email)
     secret_id = address.connector.secret_arn
     if any(PENDING in stages for stages in stores.secrets.describe_stages(secret_id).values()):
         raise ConflictError(f"a credential rotation of {address.email} is under way",
@@ -48,5 +48,5 @@ def change_settings(stores: Stores, email: str, *, host: str | None = None, port
         error = report.to_error("the new settings were not saved; the current ones stay")
         raise error from report.error
     version_id = stores.secrets.put_version(secret_id, new.to_secret_string(), [CURRENT])
-    changed = state.change(stores, address.email, state.ChangeSettings(new, version_id=version_id))
+    changed = state.change(stores, account_id, address.email, state.ChangeSettings(new, version_id=version_id))
     return changed, report

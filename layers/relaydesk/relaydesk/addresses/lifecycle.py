@@ -3,8 +3,10 @@ every change of an address's state goes through `relaydesk.addresses.state`.
 
 Rules (each a `RuleViolation` whose `code` names it):
 - `system_address`: the account's system address (or any address in the mail domain) cannot be connected or removed.
-- `address_in_use`: an address is unique across every account, sandbox and production alike (also across the
-  separately deployed sandbox and production stacks, through `peers`).
+- `address_in_use`: an address belongs to one account only, sandbox and production alike (also across the
+  separately deployed sandbox and production stacks, through `peers`). Decided at verification: any account may add
+  an address no one has verified; the first to verify its forwarding owns it (`take_ownership`), and the others'
+  verifications of it fail with a message that names no account.
 - `ccs_and_followers_required`: the connector needs the account's CCs and followers enabled.
 - `default_requires_verification`: only an address whose forwarding and outbound are verified can be the default.
 - `connector_requires_admin_path`: connector addresses are created only by `connect_address`, which carries
@@ -14,6 +16,7 @@ Rules (each a `RuleViolation` whose `code` names it):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,7 +35,7 @@ from relaydesk.addresses.model import (
 )
 from relaydesk.clock import utcnow
 from relaydesk.credentials import SmtpCredentials
-from relaydesk.errors import ConfigurationError, ConflictError, NotFoundError, RuleViolation
+from relaydesk.errors import ConfigurationError, ConflictError, NotFoundError, OtherEnvironmentUnreadable, RuleViolation
 from relaydesk.ids import new_id
 from relaydesk.store.ports import DirectoryStore, Stores
 
@@ -41,6 +44,8 @@ Checker = Callable[..., LiveCheckReport]  # run_live_check's signature: (credent
 SECRET_RECOVERY_DAYS = 7  # Secrets Manager's shortest window is 7 days: a deleted address can still be restored
 TAG_ACCOUNT = "relaydesk:account-id"
 TAG_ADDRESS = "relaydesk:address"
+
+logger = logging.getLogger(__name__)
 
 
 # --- accounts -----------------------------------------------------------------------------------------------------
@@ -127,9 +132,9 @@ def _refuse_system_address(stores: Stores, email: str, account: Account) -> None
 
 
 def _refuse_in_peers(email: str, peers: Sequence[tuple[str, DirectoryStore]]) -> None:
-    """The other environment's deployment (sandbox <-> production) must not hold the address either."""
+    """The other environment's deployment (sandbox <-> production) must not have verified the address either."""
     for label, directory in peers:
-        if directory.get_address(email) is not None:
+        if directory.owner_of(email) is not None:
             raise RuleViolation(
                 f"{email} is already a support address in the {label} environment; an address can belong to one "
                 "account only, never to a sandbox and a production account",
@@ -137,17 +142,22 @@ def _refuse_in_peers(email: str, peers: Sequence[tuple[str, DirectoryStore]]) ->
                 action=f"Delete it in {label} first (`relaydesk --env {label} addresses delete {email}`).")
 
 
+def _in_use(email: str) -> RuleViolation:
+    # Names no account: whoever owns the address is none of the caller's business.
+    return RuleViolation(
+        f"{email} is already verified by another Relaydesk account; an address can belong to one account only",
+        rule="address_in_use",
+        action="If the address is yours (for example in your sandbox account), delete it there first; otherwise "
+               "ask the owner of the mailbox which help desk it forwards to.")
+
+
 def _refuse_existing(stores: Stores, email: str, account: Account, *, connecting: bool) -> None:
-    existing = stores.directory.get_address(email)
+    existing = stores.directory.get_account_address(account.account_id, email)
     if existing is None:
+        # Another account's claim blocks nothing until that account verifies the address (`take_ownership`).
+        if stores.directory.owner_of(email) not in (None, account.account_id):
+            raise _in_use(email)
         return
-    if existing.account_id != account.account_id:
-        other = _account_or_none(stores, existing.account_id)
-        where = f"the {other.kind.value} account {other.subdomain!r}" if other else "another account"
-        raise RuleViolation(
-            f"{email} is already a support address in {where}; an address can belong to one account only",
-            rule="address_in_use",
-            action="Test in the sandbox, then delete the address there before adding it to production.")
     if connecting and existing.kind is AddressKind.FORWARDING:
         raise RuleViolation(
             f"{email} is set up with standard forwarding; it cannot be switched to the SMTP connector in place",
@@ -159,11 +169,28 @@ def _refuse_existing(stores: Stores, email: str, account: Account, *, connecting
     raise ConflictError(f"{email} is already a support address of this account")
 
 
-def _account_or_none(stores: Stores, account_id: str) -> Account | None:
+# --- uniqueness, decided at verification ----------------------------------------------------------------------------
+
+def ensure_can_own(stores: Stores, address: SupportAddress) -> None:
+    """Refuse (`address_in_use`) when another account, here or in the other environment, has verified the address.
+    Called before a forwarding test mail is sent, so none goes out for an address someone else owns."""
+    if stores.directory.owner_of(address.email) not in (None, address.account_id):
+        raise _in_use(address.email)
     try:
-        return stores.directory.get_account(account_id)
-    except NotFoundError:
-        return None
+        _refuse_in_peers(address.email, stores.peers)
+    except OtherEnvironmentUnreadable as error:
+        # As when adding an address: an unreachable other stack must not stop this one (the API noted it then).
+        logger.warning("uniqueness across environments not checked at verification: %s", error.message)
+
+
+def take_ownership(stores: Stores, address: SupportAddress) -> None:
+    """The first account to prove control of the mailbox (its forwarding verified) owns the address; every other
+    account's verification of it fails from then on. Atomic: of two accounts verifying at once, one wins."""
+    ensure_can_own(stores, address)
+    try:
+        stores.directory.claim_address(address.account_id, address.email)
+    except ConflictError:
+        raise _in_use(address.email) from None
 
 
 def add_forwarding_address(stores: Stores, account_id: str, email: str, name: str = "", *,
@@ -190,9 +217,8 @@ def _create(stores: Stores, transition: state.Create | state.Connect) -> Support
     try:
         return state.create(stores, transition)
     except ConflictError as error:
-        # Lost a race with another admin: the uniqueness rule still holds, say which rule.
-        raise RuleViolation(f"{transition.address.email} is already a support address", rule="address_in_use",
-                            action="An address can belong to one account only.") from error
+        # Lost a race with another admin of the same account.
+        raise ConflictError(f"{transition.address.email} is already a support address of this account") from error
 
 
 def connect_address(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials, name: str = "", *,
@@ -221,7 +247,7 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
                              kind=AddressKind.SMTP_CONNECTOR, connector=connector)
     try:
         address = _create(stores, state.Connect(address))
-    except RuleViolation:
+    except ConflictError:
         stores.secrets.schedule_deletion(secret_arn, SECRET_RECOVERY_DAYS)
         raise
     return address, report
@@ -242,12 +268,27 @@ def _create_secret(stores: Stores, account_id: str, email: str, credentials: Smt
 
 # --- changing addresses -------------------------------------------------------------------------------------------
 
-def get_address(stores: Stores, email: str) -> SupportAddress:
-    address = stores.directory.get_address(email.strip().lower())
+def get_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
+    """The account's address. Another account's address is not found, with the same words as one that does not
+    exist: an account never learns that an address is someone else's."""
+    address = stores.directory.get_account_address(account_id, email.strip().lower())
     if address is None:
         raise NotFoundError(f"{email} is not a support address",
                             action="List the account's addresses with `relaydesk addresses list --account ID`.")
     return address
+
+
+def locate_address(stores: Stores, email: str) -> SupportAddress:
+    """The operator's lookup across every account (the CLI with AWS credentials, the operator API): the owner's
+    record, or the one account's claim. Tenant paths never call it; they name their account and use `get_address`."""
+    address = stores.directory.get_address(email.strip().lower())
+    if address is not None:
+        return address
+    if len(stores.directory.list_claims(email.strip().lower())) > 1:
+        raise NotFoundError(f"{email} is claimed by several accounts and verified by none",
+                            action="Name the account: `--account ID`.")
+    raise NotFoundError(f"{email} is not a support address",
+                        action="List an account's addresses with `relaydesk addresses list --account ID`.")
 
 
 def _save(stores: Stores, address: SupportAddress) -> SupportAddress:
@@ -256,9 +297,9 @@ def _save(stores: Stores, address: SupportAddress) -> SupportAddress:
     return address
 
 
-def set_default(stores: Stores, email: str) -> SupportAddress:
+def set_default(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Make the address the account's default; only when its forwarding and outbound are both verified."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     missing = [what for what, check in (("forwarding", address.forwarding), ("outbound", address.outbound))
                if check.status is not VerificationStatus.VERIFIED]
     if address.connector is not None and address.connector.state is not ConnectorState.ACTIVE:
@@ -277,10 +318,10 @@ def set_default(stores: Stores, email: str) -> SupportAddress:
     return _save(stores, address)
 
 
-def update_address(stores: Stores, email: str, *, name: str | None = None,
+def update_address(stores: Stores, account_id: str, email: str, *, name: str | None = None,
                    is_default: bool | None = None) -> SupportAddress:
     """The API's PUT: the name, and the default flag (true only when verified; false is refused, see below)."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if is_default is False and address.is_default:
         raise RuleViolation(f"{address.email} is the default address; an account always has one",
                             rule="default_required", action="Make another verified address the default instead.")
@@ -288,34 +329,34 @@ def update_address(stores: Stores, email: str, *, name: str | None = None,
         address.name = name
         address = _save(stores, address)
     if is_default:
-        address = set_default(stores, address.email)
+        address = set_default(stores, account_id, address.email)
     return address
 
 
-def _connector_address(stores: Stores, email: str) -> SupportAddress:
-    address = get_address(stores, email)
+def _connector_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
+    address = get_address(stores, account_id, email)
     if address.kind is not AddressKind.SMTP_CONNECTOR or address.connector is None:
         raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
                             action="Only connector addresses can be disabled, enabled or rotated.")
     return address
 
 
-def disable(stores: Stores, email: str) -> SupportAddress:
+def disable(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Stop the connector: tickets keep updating, notifications leave through the default outbound (SES); anything
     held behind a hold goes out that way too."""
-    _connector_address(stores, email)
-    return state.change(stores, email, state.Disable())
+    _connector_address(stores, account_id, email)
+    return state.change(stores, account_id, email, state.Disable())
 
 
-def enable(stores: Stores, email: str) -> SupportAddress:
+def enable(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Turn the connector on again: `pending` until outbound is verified again (`relaydesk addresses verify`)."""
-    _connector_address(stores, email)
-    return state.change(stores, email, state.Enable())
+    _connector_address(stores, account_id, email)
+    return state.change(stores, account_id, email, state.Enable())
 
 
-def delete_address(stores: Stores, email: str) -> SupportAddress:
+def delete_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Remove one address and schedule its secret's deletion (recoverable for SECRET_RECOVERY_DAYS days)."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if address.kind is AddressKind.SYSTEM:
         raise RuleViolation(f"{address.email} is the account's system address and cannot be removed",
                             rule="system_address")
@@ -324,7 +365,7 @@ def delete_address(stores: Stores, email: str) -> SupportAddress:
                             rule="default_required",
                             action="Make another verified address the default (`relaydesk addresses set-default`) "
                                    "before removing this one.")
-    state.change(stores, address.email, state.Delete())
+    state.change(stores, account_id, address.email, state.Delete())
     if address.connector is not None:
         try:
             stores.secrets.schedule_deletion(address.connector.secret_arn, SECRET_RECOVERY_DAYS)

@@ -12,7 +12,7 @@ import socket
 import time
 from typing import Any
 
-from relaydesk import oauth
+from relaydesk import destinations, oauth
 from relaydesk.addresses.check_report import CheckStep, LiveCheckReport, Resolver, StepListener
 from relaydesk.addresses.explain import (
     Explanation,
@@ -25,6 +25,7 @@ from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 from relaydesk.errors import (
     AuthMechanismUnavailableError,
     CertificateVerificationError,
+    DestinationRefused,
     OAuthTokenError,
     OAuthTokenRefusedError,
     OAuthTokenUnavailableError,
@@ -134,6 +135,10 @@ class Checker:
         if not addresses:
             self.record("dns", started, f"{host} has no address records",
                         error=TransientDeliveryError(f"{host} has no address records"))
+        try:
+            destinations.check(host, addresses)  # the TCP step connects to exactly these
+        except DestinationRefused as refused:
+            self.record("dns", started, refused.message, error=refused)
         self.record("dns", started, f"{host} -> {', '.join(addresses)}")
         return addresses
 

@@ -65,9 +65,9 @@ class Rotation:
     error: str | None = None
 
 
-def current_credentials(stores: Stores, email: str) -> SmtpCredentials:
+def current_credentials(stores: Stores, account_id: str, email: str) -> SmtpCredentials:
     """The address's AWSCURRENT credentials (what the relay uses)."""
-    address = _connector_address(stores, email)
+    address = _connector_address(stores, account_id, email)
     assert address.connector is not None
     return _credentials(stores.secrets.get(address.connector.secret_arn, CURRENT).value)
 
@@ -90,13 +90,14 @@ def replaced(current: SmtpCredentials, changes: Mapping[str, Any]) -> SmtpCreden
         raise ConfigurationError(f"invalid connector settings: {problems}") from None
 
 
-def rotate(stores: Stores, email: str, new_credentials: SmtpCredentials, *, start: Starter | None = None,
+def rotate(stores: Stores, account_id: str, email: str, new_credentials: SmtpCredentials, *,
+           start: Starter | None = None,
            timeout: float = 120.0, poll: float = 2.0, on_wait: Callable[[str], None] | None = None,
            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Rotation:
     """Stage `new_credentials`, start the rotation and wait up to `timeout` for its outcome. Where the rotation runs
     in this process (no rotation function configured), a refusal raises the live check's error instead."""
-    token = stage_rotation(stores, email, new_credentials, start=start)
-    address = _connector_address(stores, email)
+    token = stage_rotation(stores, account_id, email, new_credentials, start=start)
+    address = _connector_address(stores, account_id, email)
     assert address.connector is not None
     deadline = clock() + timeout
     while True:
@@ -104,7 +105,7 @@ def rotate(stores: Stores, email: str, new_credentials: SmtpCredentials, *, star
         if CURRENT in stages:
             return Rotation(address.email, token, Outcome.PROMOTED)
         if PENDING not in stages:  # testSecret took it out of the rotation: refused
-            error = lifecycle.get_address(stores, email).last_error
+            error = lifecycle.get_address(stores, account_id, email).last_error
             return Rotation(address.email, token, Outcome.FAILED,
                             error or "the rotation function refused the new credentials")
         if clock() >= deadline:
@@ -115,13 +116,13 @@ def rotate(stores: Stores, email: str, new_credentials: SmtpCredentials, *, star
 
 
 
-def stage_rotation(stores: Stores, email: str, new_credentials: SmtpCredentials, *,
+def stage_rotation(stores: Stores, account_id: str, email: str, new_credentials: SmtpCredentials, *,
                    start: Starter | None = None) -> str:
     """Stage `new_credentials` as AWSPENDING under a fresh token and start the rotation; returns the token.
 
     `start` defaults to RotateSecret with the stack's rotation function, or, where none is configured (the local
     stack), to running the four steps in this process."""
-    address = _connector_address(stores, email)
+    address = _connector_address(stores, account_id, email)
     assert address.connector is not None
     token = str(uuid.uuid4())  # Secrets Manager's ClientRequestToken: 32-64 characters, becomes the VersionId
     stores.secrets.put_version(address.connector.secret_arn, new_credentials.to_secret_string(), [PENDING],
@@ -204,7 +205,8 @@ def test_secret(stores: Stores, secret_id: str, token: str, *, checker: Checker 
     if report.ok:
         return "the smarthost accepted the pending credentials"
     error = report.to_error("credential rotation failed, the current credentials stay live")
-    state.change(stores, address.email, state.NoteError(_reason(report, error), about=ErrorTopic.ROTATION))
+    state.change(stores, address.account_id, address.email,
+                 state.NoteError(_reason(report, error), about=ErrorTopic.ROTATION))
     # The pending version failed: take it out of the rotation so the relay stops trying it and a new `rotate`
     # starts clean. AWSCURRENT was never touched.
     _unstage(stores, secret_id, token)
@@ -222,7 +224,8 @@ def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
     stores.secrets.move_stage(secret_id, PENDING, to_version=None, from_version=token)
     credentials = _credentials(stores.secrets.get(secret_id, CURRENT).value)
     # The new credentials passed testSecret: they take effect, a hold ends and what it held is released.
-    state.change(stores, address.email, state.ChangeSettings(credentials, version_id=token, why="credentials rotated"))
+    state.change(stores, address.account_id, address.email,
+                 state.ChangeSettings(credentials, version_id=token, why="credentials rotated"))
     return "promoted the pending version to AWSCURRENT"
 
 
@@ -239,16 +242,16 @@ def address_for_secret(stores: Stores, secret_id: str) -> SupportAddress:
     name = secret_name_of(secret_id)
     prefix = stores.settings.secret_prefix
     account_id, _, email = name[len(prefix):].partition("/") if name.startswith(prefix) else ("", "", "")
-    address = stores.directory.get_address(email) if email else None
-    if (address is None or address.account_id != account_id or address.connector is None
+    address = stores.directory.get_account_address(account_id, email) if email and account_id else None
+    if (address is None or address.connector is None
             or secret_name_of(address.connector.secret_arn) != name):
         raise NotFoundError(f"the secret {name!r} belongs to no connected support address; nothing changed",
                             action="Rotate only secrets created by `relaydesk addresses connect`.")
     return address
 
 
-def _connector_address(stores: Stores, email: str) -> SupportAddress:
-    address = lifecycle.get_address(stores, email)
+def _connector_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
+    address = lifecycle.get_address(stores, account_id, email)
     if address.kind is not AddressKind.SMTP_CONNECTOR or address.connector is None:
         raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
                             action="Only connector addresses have credentials to rotate.")

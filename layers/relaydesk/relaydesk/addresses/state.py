@@ -387,15 +387,17 @@ def _refused(address: SupportAddress | None, transition: Transition, phase: Phas
 # --- the shell: read, apply, write, run the effects ----------------------------------------------------------------
 
 def create(stores: Stores, transition: Create | Connect, *, now: datetime | None = None) -> SupportAddress:
-    """Store a new address (ConflictError when it exists anywhere, as the directory says)."""
+    """Store a new address (ConflictError when the account has it already, as the directory says)."""
     applied = apply(None, transition, now or utcnow())
     stores.directory.create_address(applied.address)
     return applied.address
 
 
-def change(stores: Stores, email: str, transition: Transition, *, now: datetime | None = None) -> SupportAddress:
-    """Apply `transition` to the stored address and write the outcome; NotFoundError, TransitionRefused."""
-    address = stores.directory.get_address(email.strip().lower())
+def change(stores: Stores, account_id: str, email: str, transition: Transition, *,
+           now: datetime | None = None) -> SupportAddress:
+    """Apply `transition` to the account's record of the address and write the outcome; NotFoundError (another
+    account's record is not found either), TransitionRefused."""
+    address = stores.directory.get_account_address(account_id, email.strip().lower())
     if address is None:
         raise NotFoundError(f"{email} is not a support address",
                             action="List the account's addresses with `relaydesk addresses list --account ID`.")
@@ -406,22 +408,24 @@ def change(stores: Stores, email: str, transition: Transition, *, now: datetime 
     # address that is no longer held, and the next releasing transition (a verify, a rotation, a settings change)
     # sends them; the other order could let the relay park them again behind a hold about to end.
     if applied.phase is Phase.DELETED:
-        stores.directory.delete_address(address.email)
+        stores.directory.delete_address(account_id, address.email)
     else:
         stores.directory.put_address(applied.address)
     if Effect.RELEASE_HELD in applied.effects:
-        release_held(stores, address.email)
+        release_held(stores, account_id, address.email)
     return applied.address
 
 
-def release_held(stores: Stores, email: str) -> int:
-    """Send every notification parked for the address to the queue again; returns how many. Each is queued before
-    it is unparked: a crash in between leaves a duplicate that the relay's idempotency turns into one SMTP
-    transaction, never a loss."""
+def release_held(stores: Stores, account_id: str, email: str) -> int:
+    """Send every notification the account parked for the address to the queue again; returns how many. Each is
+    queued before it is unparked: a crash in between leaves a duplicate that the relay's idempotency turns into one
+    SMTP transaction, never a loss. Another account's record of the same address has its own hold."""
     if stores.held is None:
         return 0
     released = 0
     for notification in stores.held.list(email):
+        if notification.account_id != account_id:
+            continue
         stores.queue.send(notification)
         stores.held.remove(email, notification.notification_id)
         released += 1

@@ -18,7 +18,7 @@ from email.utils import formatdate, make_msgid
 
 from relaydesk.accounts import subdomain_of_system_address, system_address
 from relaydesk.addresses import state
-from relaydesk.addresses.lifecycle import get_address
+from relaydesk.addresses.lifecycle import ensure_can_own, get_address, take_ownership
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, Verification, VerificationStatus
 from relaydesk.addresses.state import Direction, is_held
 from relaydesk.clock import utcnow
@@ -83,24 +83,26 @@ def default_forwarding_sender(stores: Stores) -> ForwardingSender:
     return send
 
 
-def start_forwarding(stores: Stores, email: str, *, sender: ForwardingSender | None = None) -> SupportAddress:
+def start_forwarding(stores: Stores, account_id: str, email: str, *,
+                     sender: ForwardingSender | None = None) -> SupportAddress:
     """Send the forwarding test mail and mark forwarding `pending`; safe to run again (a new token each time)."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if address.kind is AddressKind.SYSTEM:
         return address  # Relaydesk's own address receives directly
+    ensure_can_own(stores, address)  # no test mail for an address another account has verified
     send = sender or default_forwarding_sender(stores)
     token = new_token()
-    address = state.change(stores, address.email, state.StartVerification(Direction.FORWARDING, token))
+    address = state.change(stores, account_id, address.email, state.StartVerification(Direction.FORWARDING, token))
     try:
         send(forwarding_test_mail(stores, address, token))
     except (OSError, RelaydeskError) as error:
-        return _fail(stores, address.email, Direction.FORWARDING, f"the test mail could not be sent: {error}")
+        return _fail(stores, address, Direction.FORWARDING, f"the test mail could not be sent: {error}")
     return address
 
 
-def start_outbound(stores: Stores, email: str) -> SupportAddress:
+def start_outbound(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Queue the verification notification the relay sends through the connector to the address itself."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if address.kind is AddressKind.SYSTEM:
         return address
     if address.forwarding.status is not VerificationStatus.VERIFIED:
@@ -110,7 +112,7 @@ def start_outbound(stores: Stores, email: str) -> SupportAddress:
         raise RuleViolation(f"the connector of {address.email} is disabled", rule="connector_disabled",
                             action=f"Run `relaydesk addresses enable {address.email}` first.")
     token = new_token()
-    address = state.change(stores, address.email, state.StartVerification(Direction.OUTBOUND, token))
+    address = state.change(stores, account_id, address.email, state.StartVerification(Direction.OUTBOUND, token))
     notification = Notification(
         notification_id=new_id("N"), kind=NotificationKind.VERIFICATION, account_id=address.account_id,
         support_address=address.email, recipients=[address.email],
@@ -126,10 +128,9 @@ def start_outbound(stores: Stores, email: str) -> SupportAddress:
 
 def _find_by_token(stores: Stores, token: str, recipient: str) -> SupportAddress | None:
     candidates: list[SupportAddress] = []
-    direct = stores.directory.get_address(recipient.strip().lower()) if recipient else None
-    if direct is not None:
-        candidates.append(direct)
-        candidates.extend(stores.directory.list_addresses(direct.account_id))
+    for claim in stores.directory.list_claims(recipient.strip().lower()) if recipient else []:
+        candidates.append(claim)
+        candidates.extend(stores.directory.list_addresses(claim.account_id))
     subdomain = subdomain_of_system_address(recipient or "", stores.settings.mail_domain)
     account = stores.directory.find_account_by_subdomain(subdomain) if subdomain else None
     if account is not None:
@@ -150,12 +151,19 @@ def on_verification_mail(stores: Stores, *, token: str, recipient: str, forwardi
     if _verification(address, direction).status is VerificationStatus.VERIFIED:
         return True  # a duplicate delivery of a mail already counted
     if forwarding_hops is not None and forwarding_hops > MAX_FORWARDING_HOPS:
-        _fail(stores, address.email, direction,
+        _fail(stores, address, direction,
               f"the test mail came back through {forwarding_hops} forwarding hops; Relaydesk supports exactly one "
               "server-level forward from the support address")
         return True
+    if direction is Direction.FORWARDING:
+        try:
+            take_ownership(stores, address)  # the first account to verify an address owns it
+        except RuleViolation as error:
+            _fail(stores, address, direction, error.message)
+            return True
     # Outbound: the connector is active; a hold it was in ends and what it held is released.
-    state.change(stores, address.email, state.VerificationPassed(direction, at=received_at or utcnow()))
+    state.change(stores, address.account_id, address.email,
+                 state.VerificationPassed(direction, at=received_at or utcnow()))
     return True
 
 
@@ -176,11 +184,12 @@ def timeout_hint(stores: Stores, address: SupportAddress, direction: Direction, 
             "still works.")
 
 
-def _fail(stores: Stores, email: str, direction: Direction, error: str) -> SupportAddress:
-    return state.change(stores, email, state.VerificationFailed(direction, error))
+def _fail(stores: Stores, address: SupportAddress, direction: Direction, error: str) -> SupportAddress:
+    return state.change(stores, address.account_id, address.email, state.VerificationFailed(direction, error))
 
 
-def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+def wait_for(stores: Stores, account_id: str, email: str, direction: Direction, *,
+             timeout: float = DEFAULT_TIMEOUT_SECONDS,
              poll: float = POLL_SECONDS, on_progress: ProgressListener | None = None,
              sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
              ) -> SupportAddress:
@@ -189,13 +198,13 @@ def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float
     started = clock()
     next_report = 0.0
     while True:
-        address = get_address(stores, email)
+        address = get_address(stores, account_id, email)
         check = _verification(address, direction)
         if check.status is not VerificationStatus.PENDING:
             return address
         # (The relay marks the verification failed itself when the smarthost refuses the test mail.)
         if clock() >= deadline:
-            return _fail(stores, email, direction, timeout_hint(stores, address, direction, timeout))
+            return _fail(stores, address, direction, timeout_hint(stores, address, direction, timeout))
         waited = clock() - started
         if on_progress is not None and waited >= next_report:
             on_progress(f"waiting for the {direction.value} test mail to come back ({waited:.0f} s of {timeout:.0f} s)")
@@ -203,20 +212,20 @@ def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float
         sleep(min(poll, max(0.0, deadline - clock())))
 
 
-def verify(stores: Stores, email: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+def verify(stores: Stores, account_id: str, email: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
            sender: ForwardingSender | None = None, on_progress: ProgressListener | None = None,
            poll: float = POLL_SECONDS, sleep: Callable[[float], None] = time.sleep,
            clock: Callable[[], float] = time.monotonic) -> SupportAddress:
     """Verify forwarding, then outbound, each only when not verified yet, and outbound again while the connector is
     held: its test mail goes through the smarthost with the current settings and credentials, and if the smarthost
     takes it, the hold ends and what it held is released. Run it again after fixing a failure."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if address.forwarding.status is not VerificationStatus.VERIFIED:
         if on_progress:
             on_progress(f"forwarding: sending a test mail to {address.email}")
-        address = start_forwarding(stores, address.email, sender=sender)
+        address = start_forwarding(stores, account_id, address.email, sender=sender)
         if address.forwarding.status is VerificationStatus.PENDING:
-            address = wait_for(stores, address.email, Direction.FORWARDING, timeout=timeout, poll=poll,
+            address = wait_for(stores, account_id, address.email, Direction.FORWARDING, timeout=timeout, poll=poll,
                                on_progress=on_progress, sleep=sleep, clock=clock)
         if address.forwarding.status is not VerificationStatus.VERIFIED:
             return address
@@ -228,8 +237,8 @@ def verify(stores: Stores, email: str, *, timeout: float = DEFAULT_TIMEOUT_SECON
         if on_progress:
             route = f"the connector ({address.connector.host})" if address.connector else "the default outbound"
             on_progress(f"outbound: sending a verification mail through {route}")
-        address = start_outbound(stores, address.email)
-        address = wait_for(stores, address.email, Direction.OUTBOUND, timeout=timeout, poll=poll,
+        address = start_outbound(stores, account_id, address.email)
+        address = wait_for(stores, account_id, address.email, Direction.OUTBOUND, timeout=timeout, poll=poll,
                            on_progress=on_progress, sleep=sleep, clock=clock)
         if on_progress and address.outbound.status is VerificationStatus.VERIFIED:
             on_progress("outbound: verified")

@@ -18,7 +18,7 @@ from relaydesk.addresses.check_report import CheckStep
 from relaydesk.addresses.model import Connector, ConnectorState, SupportAddress, VerificationStatus
 from relaydesk.addresses.presets import PRESETS
 from relaydesk.addresses.presets import resolve as resolve_preset
-from relaydesk.cli import context
+from relaydesk.cli import context, identity, tenant_addresses
 from relaydesk.cli.credentials_input import (
     BASIC_AUTH_NOTE,
     MICROSOFT_SMARTHOST,
@@ -224,6 +224,10 @@ def emit_address(args: argparse.Namespace, address: SupportAddress) -> None:
 # --- commands ----------------------------------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.list_addresses(args, session)
+    if not args.account:
+        raise ConfigurationError("--account is required", action="Name the account whose addresses to list.")
     stores = context.load_stores(args)
     stores.directory.get_account(args.account)  # NotFoundError for a mistyped id, not an empty table
     addresses = sorted(stores.directory.list_addresses(args.account), key=lambda a: (a.kind.value, a.email))
@@ -235,9 +239,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def target(stores: Any, args: argparse.Namespace) -> SupportAddress:
+    """The address a per-address command acts on: in the account named by --account, or wherever the operator's
+    cross-account lookup finds it (its owner, or the one account that claimed it)."""
+    if getattr(args, "account", None):
+        return lifecycle.get_address(stores, args.account, args.email)
+    return lifecycle.locate_address(stores, args.email)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.show_address(args, session)
     stores = context.load_stores(args)
-    emit_address(args, lifecycle.get_address(stores, args.email))
+    emit_address(args, target(stores, args))
     return EXIT_OK
 
 
@@ -281,8 +295,10 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    was_held = state.is_held(lifecycle.get_address(stores, args.email))
-    address = verification.verify(stores, args.email, timeout=args.timeout, poll=args.poll, on_progress=progress)
+    found = target(stores, args)
+    was_held = state.is_held(found)
+    address = verification.verify(stores, found.account_id, found.email, timeout=args.timeout, poll=args.poll,
+                                  on_progress=progress)
     emit_address(args, address)
     if verification.is_verified(address):
         ended = "; the hold has ended and the notifications it held are on their way" if was_held else ""
@@ -302,14 +318,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_set_default(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.set_default(args, session)
     stores = context.load_stores(args)
-    emit_address(args, lifecycle.set_default(stores, args.email))
+    found = target(stores, args)
+    emit_address(args, lifecycle.set_default(stores, found.account_id, found.email))
     return EXIT_OK
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    current = rotation.current_credentials(stores, args.email)
+    found = target(stores, args)
+    current = rotation.current_credentials(stores, found.account_id, found.email)
     kind = AuthKind(args.auth) if args.auth else current.auth_kind
     changes: dict[str, Any] = {"auth_kind": kind}
     with command_line_checks():
@@ -328,10 +348,10 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     what = staged_material(new_credentials) if kind is AuthKind.OAUTH2 else "credentials"
     if kind is not current.auth_kind:
         what = f"{kind.value} credentials (switching from {current.auth_kind.value})"
-    email = lifecycle.get_address(stores, args.email).email
+    email = found.email
     progress(f"staging the new {what} for {email} as AWSPENDING and starting the rotation")
-    outcome = rotation.rotate(stores, email, new_credentials, timeout=args.timeout, poll=args.poll,
-                              on_wait=progress)
+    outcome = rotation.rotate(stores, found.account_id, email, new_credentials, timeout=args.timeout,
+                              poll=args.poll, on_wait=progress)
     view = {"email": email, "version_id": outcome.version_id, "rotation": outcome.outcome.value}
     if outcome.error:
         view["error"] = outcome.error
@@ -349,15 +369,17 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_set(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.get_address(stores, args.email)
+    address = target(stores, args)
     if address.connector is not None:
         now = address.connector
-        target = f"{args.host or now.host}:{args.port or now.port} ({args.tls or now.tls_mode.value})"
-        progress(f"live check of {target} with the current credentials of {address.email}:")
+        where = f"{args.host or now.host}:{args.port or now.port} ({args.tls or now.tls_mode.value})"
+        progress(f"live check of {where} with the current credentials of {address.email}:")
     was_held = state.is_held(address)
+    with command_line_checks():
+        ca_bundle = read_ca_bundle(args.ca_bundle)
     address, _ = connector_settings.change_settings(
-        stores, address.email, host=args.host, port=args.port, tls_mode=args.tls,
-        ca_bundle_pem=read_ca_bundle(args.ca_bundle), on_step=print_step)
+        stores, address.account_id, address.email, host=args.host, port=args.port, tls_mode=args.tls,
+        ca_bundle_pem=ca_bundle, on_step=print_step)
     connector = address.connector
     assert connector is not None
     ended = "; the hold has ended and the notifications it held are on their way" if was_held else ""
@@ -377,7 +399,8 @@ def staged_material(credentials: SmtpCredentials) -> str:
 
 def cmd_disable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.disable(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.disable(stores, found.account_id, found.email)
     progress(f"{address.email}: connector disabled; notifications now leave through Relaydesk's default outbound")
     emit_address(args, address)
     return EXIT_OK
@@ -385,7 +408,8 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 def cmd_enable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.enable(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.enable(stores, found.account_id, found.email)
     progress(f"{address.email}: connector pending until outbound is verified again: "
              f"relaydesk addresses verify {address.email}")
     emit_address(args, address)
@@ -393,11 +417,36 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.delete_address(args, session)
     stores = context.load_stores(args)
-    address = lifecycle.delete_address(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.delete_address(stores, found.account_id, found.email)
     secret = " and its secret is scheduled for deletion" if address.connector else ""
     progress(f"{address.email} removed{secret}")
     emit({"email": address.email, "deleted": True}, as_json=args.json)
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.add_address(args, session)
+    if not args.account:
+        raise ConfigurationError("--account is required", action="Name the account the address is added to.")
+    stores = context.load_stores(args)
+    address = lifecycle.add_forwarding_address(stores, args.account, args.email, args.name or "",
+                                               peers=peer_directories(args, stores.settings.environment))
+    progress(f"added {address.email} (forwarding unverified). Next: relaydesk addresses verify {address.email}")
+    emit_address(args, address)
+    return EXIT_OK
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.rename_address(args, session)
+    stores = context.load_stores(args)
+    found = target(stores, args)
+    emit_address(args, lifecycle.update_address(stores, found.account_id, found.email, name=args.name))
     return EXIT_OK
 
 
@@ -409,13 +458,19 @@ def register(groups: argparse._SubParsersAction) -> None:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if email:
             sub.add_argument("email", help="the support address")
+            sub.add_argument("--account", help="the account whose address it is (default: the account that verified "
+                                               "it, or the only one that added it)")
         add_json_flag(sub)
         sub.set_defaults(func=func)
         return sub
 
     sub = command("list", cmd_list, "the account's support addresses", email=False)
-    sub.add_argument("--account", required=True, help="account id")
+    sub.add_argument("--account", help="account id (a signed-in user: always its own)")
     command("show", cmd_show, "one address: kind, connector state, verification, last error")
+    sub = command("add", cmd_add, "add a forwarding address (unverified until `verify`)")
+    sub.add_argument("--name", help="display name of the address")
+    sub = command("rename", cmd_rename, "change an address's display name")
+    sub.add_argument("name", help="the new display name")
 
     sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)",
                   email=False)
@@ -453,7 +508,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--host", help="the new smarthost")
     sub.add_argument("--port", type=port_number, help="587 for STARTTLS, 465 for implicit TLS")
     sub.add_argument("--tls", choices=[m.value for m in TlsMode], help="starttls or implicit")
-    sub.add_argument("--ca-bundle", metavar="FILE", help="a new PEM CA bundle of a private smarthost")
+    sub.add_argument("--ca-bundle", metavar="FILE", type=existing_file, help="a new PEM CA bundle (private smarthost)")
 
     command("disable", cmd_disable, "stop the connector; notifications fall back to the default outbound")
     command("enable", cmd_enable, "turn the connector on again (outbound must be verified again)")

@@ -40,16 +40,23 @@ from relaydesk.store.ports import CURRENT, PENDING, PoolKey
 if TYPE_CHECKING:
     from relaydesk.outbound.relay import Relay
 
+AddressKey = tuple[str, str]  # (account id, email): each account has its own record of an address
+
+
+def address_key(notification: Notification) -> AddressKey:
+    """The notification's support address as its own account has it, never another account's record."""
+    return notification.account_id, notification.support_address
+
 
 class ConnectorGroup:
     """One smarthost and credential within one batch: at most one open connection, reused message after message."""
 
     def __init__(self, relay: Relay, secret_id: str,
-                 addresses: dict[str, SupportAddress | None] | None = None) -> None:
+                 addresses: dict[AddressKey, SupportAddress | None] | None = None) -> None:
         self.relay = relay
         # Read once per group (the relay's plan already read them), not once per message; dropped whenever this
         # group writes an address (hold, release, error, working version), so it never acts on a stale copy.
-        self.addresses: dict[str, SupportAddress | None] = dict(addresses or {})
+        self.addresses: dict[AddressKey, SupportAddress | None] = dict(addresses or {})
         self.accounts: dict[str, Account] = {}
         self.stores = relay.stores
         self.secret_id = secret_id
@@ -78,7 +85,7 @@ class ConnectorGroup:
                 pool.run(session.close())
 
     def deliver(self, notification: Notification) -> Result:
-        address = self._address(notification.support_address)
+        address = self._address(notification)
         if address is None or address.connector is None:
             return self.relay.ses.send(notification)
         if self.broken is not None:
@@ -157,10 +164,11 @@ class ConnectorGroup:
 
     # --- helpers ------------------------------------------------------------------------------------------------
 
-    def _address(self, email: str) -> SupportAddress | None:
-        if email not in self.addresses:
-            self.addresses[email] = self.stores.directory.get_address(email)
-        return self.addresses[email]
+    def _address(self, notification: Notification) -> SupportAddress | None:
+        key = address_key(notification)
+        if key not in self.addresses:
+            self.addresses[key] = self.stores.directory.get_account_address(*key)
+        return self.addresses[key]
 
     def _refused(self, notification: Notification, address: SupportAddress, error: SmtpDeliveryError) -> Result:
         if error.smtp_code is None:  # timed out or dropped, not a reply: its state is doubtful, so it is not pooled
@@ -310,7 +318,7 @@ class ConnectorGroup:
         if not self.held:
             # Disabled or deleted meanwhile: nothing will end a hold, so nothing stays parked; the next attempt
             # takes the route the address has now.
-            state.release_held(self.stores, address.email)
+            state.release_held(self.stores, address.account_id, address.email)
             self.broken = Result(Outcome.DEFERRED, route=route, reply=f"{self.broken.reply}; the address changed "
                                                                       "meanwhile, retried")
         return self.broken
@@ -350,9 +358,10 @@ class ConnectorGroup:
     def _change(self, address: SupportAddress, transition: state.Transition) -> bool:
         """Apply a transition to the stored address; False when the address no longer allows it (disabled or
         deleted meanwhile). The next message sees what was written (or, when refused, reads the address again)."""
-        self.addresses.pop(address.email, None)
+        key = (address.account_id, address.email)
+        self.addresses.pop(key, None)
         try:
-            self.addresses[address.email] = state.change(self.stores, address.email, transition)
+            self.addresses[key] = state.change(self.stores, address.account_id, address.email, transition)
         except (TransitionRefused, NotFoundError):
             return False
         return True

@@ -144,19 +144,22 @@ class PipeliningSMTP(aiosmtplib.SMTP):
         return result
 
     async def _create_connection(self, timeout: float | None) -> SMTPResponse:
-        # aiosmtplib builds its protocol here; the same steps for a host and port, with ours. Relaydesk never
-        # connects through a given socket or a Unix socket path.
+        # aiosmtplib builds its protocol here; the same steps, with ours: to a host and port, or through the
+        # connected socket the relay hands over (to an address relaydesk.destinations checked). No Unix socket.
         if self.loop is None:
             raise RuntimeError("No event loop set")
-        if self.sock is not None or self.socket_path is not None:
-            raise ValueError("PipeliningSMTP connects to a host and port only")
+        if self.socket_path is not None:
+            raise ValueError("PipeliningSMTP connects to a host and port, or through a connected socket, only")
         hostname = self.hostname or "localhost"
         port = self.port or self._get_default_port()
         protocol = PipeliningProtocol(loop=self.loop, connection_lost_callback=self._on_connection_lost)
         tls_context = await self._get_tls_context() if self.use_tls else None
-        connecting = self.loop.create_connection(lambda: protocol, host=hostname, port=port, ssl=tls_context,
-                                                 ssl_handshake_timeout=timeout if self.use_tls else None,
-                                                 local_addr=self.source_address)
+        handshake = timeout if self.use_tls else None
+        connecting = self.loop.create_connection(
+            lambda: protocol, sock=self.sock, ssl=tls_context, server_hostname=hostname if self.use_tls else None,
+            ssl_handshake_timeout=handshake) if self.sock is not None else self.loop.create_connection(
+            lambda: protocol, host=hostname, port=port, ssl=tls_context, ssl_handshake_timeout=handshake,
+            local_addr=self.source_address)
         try:
             transport, _ = await asyncio.wait_for(connecting, timeout=timeout)
         except TimeoutError as error:

@@ -27,6 +27,7 @@ from typing import Any
 
 import aiosmtplib
 
+from relaydesk import destinations
 from relaydesk.credentials import SmtpCredentials, TlsMode
 from relaydesk.errors import (
     CertificateVerificationError,
@@ -166,14 +167,16 @@ class SmtpSubmission:
             raise
 
     async def connect(self, *, sock: socket.socket | None = None) -> None:
-        """TCP (or the connected `sock` the live check opened), the implicit TLS handshake on port 465, the
-        greeting. TransientDeliveryError, CertificateVerificationError, or the refusing greeting's error."""
+        """TCP to an address checked after resolution (`relaydesk.destinations`), or the connected `sock` the live
+        check opened (it checks the same at its dns step); the implicit TLS handshake on port 465; the greeting.
+        TransientDeliveryError, DestinationRefused, CertificateVerificationError, or the refusing greeting's error."""
         creds = self._credentials
         implicit = creds.tls_mode is TlsMode.IMPLICIT
-        target: dict[str, Any] = {"sock": sock} if sock is not None else {"port": creds.port}
-        self._smtp = self.client_class(hostname=creds.host, use_tls=implicit, start_tls=False,
+        sock = sock or await self._socket()
+        # asyncio's transport owns the socket from here and closes it, also when the connection fails.
+        self._smtp = self.client_class(hostname=creds.host, sock=sock, use_tls=implicit, start_tls=False,
                                        tls_context=client_tls_context(creds.ca_bundle_pem),
-                                       timeout=self._timeouts.command, local_hostname=self._local_hostname, **target)
+                                       timeout=self._timeouts.command, local_hostname=self._local_hostname)
         try:
             reply = await self._smtp.connect(timeout=self._timeouts.connect)
         except aiosmtplib.SMTPConnectResponseError as error:
@@ -212,6 +215,13 @@ class SmtpSubmission:
         self.mechanism = await authenticate(self.client, self._credentials, self._tokens or shared_tokens(),
                                             offered=self.capabilities.auth_mechanisms, fresh_token=fresh_token)
         self.authenticated_as = self._credentials.username
+
+    async def _socket(self) -> socket.socket:
+        try:
+            return await destinations.open_socket(self._credentials.host, self._credentials.port,
+                                                  self._timeouts.connect)
+        except (OSError, TimeoutError) as error:
+            raise TransientDeliveryError(f"could not connect to {self.route}: {_describe(error)}") from error
 
     async def check_sender(self, sender: str) -> None:
         """MAIL FROM as `sender`, then RSET: would the server let this login send as the address?"""

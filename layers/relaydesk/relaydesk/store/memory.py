@@ -18,7 +18,7 @@ from relaydesk.notification import Notification
 from relaydesk.outbound.suppression import Suppression
 from relaydesk.store import ticket_items
 from relaydesk.store.item_budget import check_item, check_key, check_transaction
-from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion
+from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion, created_verified, resolve_claims
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -36,7 +36,8 @@ from relaydesk.tickets.model import (
 class MemoryDirectory:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
-        self.addresses: dict[str, SupportAddress] = {}
+        self.addresses: dict[tuple[str, str], SupportAddress] = {}  # (email, account id) -> that account's record
+        self.owners: dict[str, str] = {}  # email -> the account that verified it first
 
     def create_account(self, account: Account) -> None:
         if self.find_account_by_subdomain(account.subdomain) or account.account_id in self.accounts:
@@ -60,22 +61,41 @@ class MemoryDirectory:
         return [a.model_copy(deep=True) for a in self.accounts.values()]
 
     def create_address(self, address: SupportAddress) -> None:
-        if address.email in self.addresses:
-            raise ConflictError(f"{address.email} is already a support address")
-        self.addresses[address.email] = address.model_copy(deep=True)
+        key = (address.email, address.account_id)
+        if key in self.addresses:
+            raise ConflictError(f"{address.email} is already a support address of this account")
+        if created_verified(address):
+            self.claim_address(address.account_id, address.email)
+        self.addresses[key] = address.model_copy(deep=True)
 
     def put_address(self, address: SupportAddress) -> None:
-        self.addresses[address.email] = address.model_copy(deep=True)
+        self.addresses[(address.email, address.account_id)] = address.model_copy(deep=True)
 
-    def get_address(self, email: str) -> SupportAddress | None:
-        found = self.addresses.get(email.lower())
+    def get_account_address(self, account_id: str, email: str) -> SupportAddress | None:
+        found = self.addresses.get((email.lower(), account_id))
         return found.model_copy(deep=True) if found else None
 
     def list_addresses(self, account_id: str) -> list[SupportAddress]:
         return [a.model_copy(deep=True) for a in self.addresses.values() if a.account_id == account_id]
 
-    def delete_address(self, email: str) -> None:
-        self.addresses.pop(email.lower(), None)
+    def delete_address(self, account_id: str, email: str) -> None:
+        self.addresses.pop((email.lower(), account_id), None)
+        if self.owners.get(email.lower()) == account_id:
+            del self.owners[email.lower()]
+
+    def list_claims(self, email: str) -> list[SupportAddress]:
+        return [a.model_copy(deep=True) for (claimed, _), a in self.addresses.items() if claimed == email.lower()]
+
+    def owner_of(self, email: str) -> str | None:
+        return self.owners.get(email.lower())
+
+    def claim_address(self, account_id: str, email: str) -> None:
+        owner = self.owners.setdefault(email.lower(), account_id)
+        if owner != account_id:
+            raise ConflictError(f"{email} is owned by another account")
+
+    def get_address(self, email: str) -> SupportAddress | None:
+        return resolve_claims(self.list_claims(email), self.owner_of(email))
 
 
 class MemoryTickets:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from relaydesk.accounts import Account
-from relaydesk.addresses.model import SupportAddress
+from relaydesk.addresses.model import SupportAddress, VerificationStatus
 from relaydesk.alerts.model import HoldAlert
 from relaydesk.config import Settings
 from relaydesk.notification import Notification
@@ -31,18 +31,41 @@ PREVIOUS = "AWSPREVIOUS"
 
 
 class DirectoryStore(Protocol):
-    """Accounts and support addresses. An address is unique across every account."""
+    """Accounts and support addresses. Each account keeps its own record of an address; the address belongs to the
+    first account that verifies it (its owner), and no other account can verify it after that."""
 
     def create_account(self, account: Account) -> None: ...  # ConflictError: subdomain taken
     def put_account(self, account: Account) -> None: ...
     def get_account(self, account_id: str) -> Account: ...  # NotFoundError
     def find_account_by_subdomain(self, subdomain: str) -> Account | None: ...
     def list_accounts(self) -> list[Account]: ...
-    def create_address(self, address: SupportAddress) -> None: ...  # ConflictError: address exists anywhere
+    # ConflictError: the account has the address already, or (an address created verified, as a system address is)
+    # another account owns it.
+    def create_address(self, address: SupportAddress) -> None: ...
     def put_address(self, address: SupportAddress) -> None: ...
-    def get_address(self, email: str) -> SupportAddress | None: ...
+    # The account's own record; another account's is None, exactly like one that does not exist.
+    def get_account_address(self, account_id: str, email: str) -> SupportAddress | None: ...
     def list_addresses(self, account_id: str) -> list[SupportAddress]: ...
-    def delete_address(self, email: str) -> None: ...
+    def delete_address(self, account_id: str, email: str) -> None: ...  # and its ownership, if it had it
+    # Across accounts, for the uniqueness rule, verification mail and the operator only:
+    def list_claims(self, email: str) -> list[SupportAddress]: ...  # every account's record of the address
+    def owner_of(self, email: str) -> str | None: ...  # the account that verified it first
+    def claim_address(self, account_id: str, email: str) -> None: ...  # ConflictError: another account owns it
+    # The owner's record; with no owner, the one claim when only one account has claimed the address; else None.
+    def get_address(self, email: str) -> SupportAddress | None: ...
+
+
+def created_verified(address: SupportAddress) -> bool:
+    """An address created already verified (a system address) is owned by its account from the start."""
+    return address.forwarding.status is VerificationStatus.VERIFIED
+
+
+def resolve_claims(claims: list[SupportAddress], owner: str | None) -> SupportAddress | None:
+    """What an address resolves to without an account (`DirectoryStore.get_address`): its owner's record, or the
+    only claim when no account has verified it and only one has claimed it."""
+    if owner is not None:
+        return next((claim for claim in claims if claim.account_id == owner), None)
+    return claims[0] if len(claims) == 1 else None
 
 
 class TicketStore(Protocol):
