@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo up test lint unit integration e2e bench bench-postfix hostile build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
+.PHONY: venv demo up test lint unit integration e2e browser chromium console bench bench-postfix hostile build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
 
 $(STAMP): requirements-dev.txt layers/relaydesk/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "is ignored" || true
 	$(BIN)/pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
 	$(BIN)/pip install --quiet --no-deps -e . 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -c "import relaydesk, aiosmtplib, aiosmtpd, moto, dkim"  # fail here, not later
+	$(BIN)/python -c "import relaydesk, aiosmtplib, aiosmtpd, moto, dkim, playwright"  # fail here, not later
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -27,8 +27,23 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint --include-checks I --non-zero-exit-code informational -- template.yaml  # informational too
 
-test: lint
+test: lint chromium
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests  # loadfile: a module sharing one local stack or demo run stays on one worker
+
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads): installed here when missing.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@$(CHROMIUM) --version
+
+browser: venv chromium
+	$(BIN)/python -m pytest tests/browser  # screenshots: test-artifacts/console/
+
+# The admin console's static files (console/dist, committed): rebuilt from console/src with the pinned lockfile.
+console:
+	cd console && npm ci --no-audit --no-fund && node build.mjs
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit

@@ -236,6 +236,7 @@ def _create_bucket(session: Any, stack: _Stack, logical_id: str, props: dict) ->
     stack.refs[logical_id] = name
     stack.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
     stack.attributes[(logical_id, "DomainName")] = f"{name}.s3.amazonaws.com"
+    stack.attributes[(logical_id, "RegionalDomainName")] = f"{name}.s3.{stack.region}.amazonaws.com"
 
 
 _QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize",
@@ -399,6 +400,8 @@ def _stand_in_for_code(stack: _Stack, logical_id: str, resource_type: str) -> No
     service = resource_type.split("::")[1].lower().replace("serverless", "lambda")
     kind = "function" if "Function" in resource_type else _kebab(resource_type.split("::")[-1])
     stack.attributes[(logical_id, "Arn")] = f"arn:aws:{service}:{stack.region}:{stack.account}:{kind}:{name}"
+    if resource_type == "AWS::CloudFront::Distribution":  # the local console site stands in for it
+        stack.attributes[(logical_id, "DomainName")] = f"{name}.cloudfront.invalid"
 
 
 def _create_all(session: Any, stack: _Stack) -> None:
@@ -430,6 +433,11 @@ def _environment(stack: _Stack) -> dict[str, str]:
     template = stack.template
     env = {key: str(value) for key, value in stack.resolve(
         template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})).items()}
+    # A function's ARN handed to another AWS service (the rotation function, for Secrets Manager's RotateSecret)
+    # names code moto cannot run: left out, as the outputs naming it are, so the local stack rotates in process.
+    # A function's name (its Ref) stays: the local Lambda API (local/lambda_invoke.py) invokes it by that name.
+    code_arns = {value for (logical_id, attribute), value in stack.attributes.items()
+                 if logical_id in stack.stand_ins and attribute == "Arn"}
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
@@ -437,9 +445,11 @@ def _environment(stack: _Stack) -> dict[str, str]:
                 if not key.startswith("RELAYDESK_"):
                     continue
                 try:
-                    env[key] = str(stack.resolve(value))
+                    resolved = str(stack.resolve(value))
                 except _Unresolved:  # names code that is not created locally (the attachments function's URL)
                     continue
+                if resolved not in code_arns:
+                    env[key] = resolved
     # Outputs the CLI reads, except those naming code that does not exist locally (e.g. the rotation function).
     for logical_id in stack.stand_ins:
         stack.refs.pop(logical_id, None)
@@ -522,6 +532,26 @@ def _function_dirs(template: dict) -> dict[str, str]:
     return {logical_id: Path(resource["Properties"]["CodeUri"]).name
             for logical_id, resource in template["Resources"].items()
             if resource["Type"] == "AWS::Serverless::Function"}
+
+
+def function_names(template_path: Path = Path("template.yaml"), name_prefix: str = "relaydesk-local",
+                   ) -> dict[str, str]:
+    """The name each function has in a stack provisioned by `provision` (what its Ref resolves to, and so what a
+    function that invokes it is given) -> its directory under functions/."""
+    return {f"{name_prefix}-{_kebab(logical_id)}": directory
+            for logical_id, directory in _function_dirs(load_template(template_path)).items()}
+
+
+def physical_name(logical_id: str, name_prefix: str = "relaydesk-local") -> str:
+    """The name `provision` gives a resource the template does not name (a bucket, a table)."""
+    return f"{name_prefix}-{_kebab(logical_id)}"
+
+
+def http_api_cors(template_path: Path = Path("template.yaml")) -> dict[str, dict]:
+    """Each HTTP API's CorsConfiguration as template.yaml declares it (AllowOrigins left for the caller to resolve)."""
+    return {logical_id: resource["Properties"]["CorsConfiguration"]
+            for logical_id, resource in load_template(template_path)["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::HttpApi" and "CorsConfiguration" in resource["Properties"]}
 
 
 def stream_mappings(template_path: Path = Path("template.yaml"), *, name_prefix: str = "relaydesk-local",

@@ -50,8 +50,9 @@ class Route:
 
 class LocalHttpApi:
     def __init__(self, ca: LocalCA, *, name: str, routes: list[tuple[str, str, str]], authorize: Authorize,
-                 invoke: Invoke) -> None:
+                 invoke: Invoke, cors: dict | None = None) -> None:
         self.name = name
+        self.cors = cors  # the API's CorsConfiguration (AllowOrigins resolved), or None: no CORS
         self.routes = [Route(*route) for route in routes]
         self.authorize = authorize
         self.invoke = invoke
@@ -91,6 +92,27 @@ class LocalHttpApi:
     # -- one request ------------------------------------------------------------------------------------------------
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes,
                source_ip: str) -> tuple[int, dict[str, str], bytes]:
+        """API Gateway's answer, with its CORS headers when the API has a CorsConfiguration: a preflight is
+        answered before any route, authorizer or function (as API Gateway does), and every other response, its own
+        401 included, carries the allowed origin."""
+        origin = headers.get("origin", "")
+        allowed = bool(self.cors) and origin in self.cors.get("AllowOrigins", [])
+        if self.cors and method == "OPTIONS" and "access-control-request-method" in headers:
+            return 204, self._preflight_headers(origin) if allowed else {}, b""
+        status, response_headers, data = self._answer(method, target, headers, body, source_ip)
+        if allowed:
+            response_headers = {**response_headers, "access-control-allow-origin": origin, "vary": "origin"}
+        return status, response_headers, data
+
+    def _preflight_headers(self, origin: str) -> dict[str, str]:
+        assert self.cors is not None
+        return {"access-control-allow-origin": origin,
+                "access-control-allow-methods": ",".join(self.cors.get("AllowMethods", [])),
+                "access-control-allow-headers": ",".join(self.cors.get("AllowHeaders", [])),
+                "access-control-max-age": str(self.cors.get("MaxAge", 0)), "vary": "origin"}
+
+    def _answer(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                source_ip: str) -> tuple[int, dict[str, str], bytes]:
         self.requests += 1
         split = urlsplit(target)
         raw_path = split.path or "/"

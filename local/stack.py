@@ -17,18 +17,24 @@ from pathlib import Path
 from local import lambdas
 from local.authorizers import IamAuthorizer, IamCaller, JwtAuthorizer
 from local.aws_resources import (
+    function_names,
     function_settings,
+    http_api_cors,
     http_api_routes,
     load_template,
+    physical_name,
     receipt_s3_prefix,
     schedules,
     stream_mappings,
 )
 from local.ca import LocalCA
+from local.cognito_front import CognitoFront
+from local.console_site import LocalConsoleSite
 from local.customer_mail import CustomerMailServer
 from local.dns_server import LocalDns, seed_records
 from local.http_api import LocalHttpApi
 from local.journal import Journal
+from local.lambda_invoke import LocalLambda
 from local.mailbox import Mailboxes
 from local.moto_stack import FAKE_CREDENTIALS, REGION, TEMPLATE, MotoStack
 from local.schedules import Schedules
@@ -102,6 +108,7 @@ class LocalStack:
         self._s3 = session.client("s3")
         self._sqs = session.client("sqs")
         lambdas.unload_all()  # handlers load against this stack's environment
+        self._start_console_services(session)
         self._load_handlers()
         functions = function_settings(TEMPLATE)
 
@@ -138,12 +145,33 @@ class LocalStack:
         for name, auth in self.moto.http_api_auth.items():
             self.http_apis[name] = self._keep(LocalHttpApi(
                 self.ca, name=name, routes=routes.get(name, []), authorize=self._authorizer(auth),
-                invoke=lambda function, event: lambdas.invoke(function, event)).start())
+                invoke=lambda function, event: lambdas.invoke(function, event), cors=self._cors(name)).start())
         self.tenant_api = self.http_apis["TenantApi"]
+        self._publish_console()
         self.operator_api = self.http_apis["AddressesApi"]
         self.moto.add_env({"RELAYDESK_TENANT_API_URL": self.tenant_api.url,
                            "RELAYDESK_OPERATOR_API_URL": self.operator_api.url,
                            "RELAYDESK_API_CA_BUNDLE": str(self.ca.pem_path)})
+
+    def _start_console_services(self, session) -> None:
+        """What the admin console needs besides the APIs: Cognito's public endpoint (CORS, the SRP password check),
+        Lambda's Invoke API (the tenant API starts the console's jobs asynchronously) and the console's site."""
+        self.cognito_front = self._keep(CognitoFront(self.ca, moto_endpoint=self.moto.endpoint).start())
+        self.lambda_api = self._keep(LocalLambda(function_names(TEMPLATE)).start())
+        self.moto.add_env({"AWS_ENDPOINT_URL_LAMBDA": self.lambda_api.url})
+        self.console = self._keep(LocalConsoleSite(self.ca, session.client("s3"), physical_name("ConsoleBucket"),
+                                                   template_path=TEMPLATE).start())
+        self.moto.add_env({"RELAYDESK_CONSOLE_URL": self.console.url})  # hold alerts link to this console
+
+    def _cors(self, api: str) -> dict | None:
+        """The API's CorsConfiguration, its origin the local console's (in AWS: the CloudFront distribution)."""
+        cors = http_api_cors(TEMPLATE).get(api)
+        return {**cors, "AllowOrigins": [self.console.origin]} if cors else None
+
+    def _publish_console(self) -> None:
+        self.console.publish({"region": REGION, "userPoolId": self.env["RELAYDESK_USER_POOL_ID"],
+                              "clientId": self.env["RELAYDESK_CONSOLE_CLIENT_ID"], "apiUrl": self.tenant_api.url,
+                              "cognitoEndpoint": self.cognito_front.url, "environment": "local"})
 
     def _authorizer(self, auth: dict):
         default = auth.get("DefaultAuthorizer")
@@ -233,6 +261,7 @@ class LocalStack:
             "customer_submission": f"{self.customer.submission.host}:{self.customer.submission.port}",
             "moto": self.moto.endpoint, "ca_bundle": str(self.ca.pem_path),
             "tenant_api": self.tenant_api.url, "operator_api": self.operator_api.url,
+            "console": self.console.url, "cognito": self.cognito_front.url,
             "mailboxes": str(self.mailboxes.root), "env_file": str(self.state_dir / "env.sh"),
             "dns": self.dns.address,
         }

@@ -37,6 +37,7 @@ from local.aws_resources import http_api_routes
 from local.moto_stack import FAKE_CREDENTIALS, REGION
 from local.stack import LocalStack
 from local.tenants import User, add_tenant, add_user
+from tests.e2e import console_cells
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +65,8 @@ class Tenant:
     nobody: User  # signed in, in no group
     smtp_password: str
     tokens: dict[str, str] = field(default_factory=dict)  # role -> ID token
+    console_tokens: dict[str, str] = field(default_factory=dict)  # role -> ID token of the console's app client
+    job_id: str = ""
     refresh_tokens: list[str] = field(default_factory=list)
     expired: str = ""
     secret_arns: dict[str, str] = field(default_factory=dict)  # address -> its connector secret's ARN
@@ -156,8 +159,11 @@ def expired_copy(id_token: str) -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with LocalStack(tmp_path_factory.mktemp("matrix")) as stack:
-        yield World(stack)
+    with LocalStack(tmp_path_factory.mktemp("matrix")) as stack, pytest.MonkeyPatch.context() as monkeypatch:
+        world = World(stack)
+        for tenant in world.tenants:
+            console_cells.prepare(world, tenant, monkeypatch)
+        yield world
 
 
 def needed_roles() -> dict[tuple[str, str], str]:
@@ -168,6 +174,8 @@ def needed_roles() -> dict[tuple[str, str], str]:
 
 def tenant_request(world: World, actor: Tenant, victim: Tenant, method: str, template: str, case: str, role: str):
     """The path and body of one cell of the matrix."""
+    if console_cells.is_console_route(template):
+        return console_cells.tenant_request(world, actor, victim, method, template, case, role)
     account = victim.account_id if case == "other tenant's" else actor.account_id
     owner = actor if case == "own" else victim
     if method == "DELETE" and case == "own":
@@ -198,7 +206,7 @@ def test_two_tenants_every_route_every_identity(world):
         foreign = (victim.account_id, victim.name, victim.subdomain + ".mail", f"{victim.name} Help")
         for method, template, _ in tenant_routes:
             for case in CASES:
-                if case == "other's in own path" and "{id}" not in template:
+                if case == "other's in own path" and not console_cells.names_a_resource(template):
                     continue
                 path, body, token = tenant_request(world, actor, victim, method, template, case,
                                                    roles[(method, template)])

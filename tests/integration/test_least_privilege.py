@@ -24,7 +24,7 @@ import pytest
 from botocore.client import BaseClient
 from pydantic import SecretStr
 from relaydesk.accounts import Account, Brand
-from relaydesk.addresses import lifecycle, rotation
+from relaydesk.addresses import lifecycle, rotation, state
 from relaydesk.addresses.model import (
     AddressKind,
     Connector,
@@ -69,11 +69,14 @@ KMS_FOR = {("sqs", "SendMessage"): {"kms:GenerateDataKey", "kms:Decrypt"},
            ("secretsmanager", "GetSecretValue"): {"kms:Decrypt"},
            ("secretsmanager", "PutSecretValue"): {"kms:GenerateDataKey"},
            ("secretsmanager", "CreateSecret"): {"kms:GenerateDataKey"}}
-IAM_NAME = {("s3", "HeadObject"): "s3:GetObject"}  # HEAD is authorized as GetObject
+IAM_NAME = {("s3", "HeadObject"): "s3:GetObject",  # HEAD is authorized as GetObject
+            ("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "DeleteObjects"): "s3:DeleteObject",
+            ("lambda", "Invoke"): "lambda:InvokeFunction"}
+UNENCRYPTED_BY_THE_DATA_KEY = ("ConsoleBucket",)  # SSE-S3: CloudFront's origin access control reads it
 TRANSACT_ACTION = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem",
                    "ConditionCheck": "dynamodb:ConditionCheckItem"}  # what IAM checks for each part of a transaction
 SERVICE_PREFIX = {"cognito-idp": "cognito-idp", "secretsmanager": "secretsmanager", "sts": "sts", "ses": "ses",
-                  "sqs": "sqs", "s3": "s3", "dynamodb": "dynamodb"}
+                  "sqs": "sqs", "s3": "s3", "dynamodb": "dynamodb", "lambda": "lambda"}
 
 
 # --- recording ------------------------------------------------------------------------------------------------------
@@ -89,10 +92,12 @@ class Recorder:
         if function is None:
             return  # the test's own set-up
         function = self.sessions.get(access_key or "", function)  # a role session acts as its role
-        for action, resource in self.actions(service, operation, params):
+        pairs = self.actions(service, operation, params)
+        for action, resource in pairs:
             self.needed[function].add((action, resource))
-        # Every queue, the bucket and every secret of the stack are encrypted with its DataKey.
-        self.needed[function] |= {(kms, "DataKey") for kms in KMS_FOR.get((service, operation), ())}
+        # Every queue, the raw mail bucket and every secret of the stack are encrypted with its DataKey.
+        if not all(resource.startswith(UNENCRYPTED_BY_THE_DATA_KEY) for _, resource in pairs):
+            self.needed[function] |= {(kms, "DataKey") for kms in KMS_FOR.get((service, operation), ())}
 
     def actions(self, service: str, operation: str, params: dict) -> list[tuple[str, str]]:
         if service == "dynamodb" and operation == "TransactWriteItems":
@@ -100,6 +105,8 @@ class Recorder:
                     for item in params["TransactItems"] for kind in item]
         action = IAM_NAME.get((service, operation), f"{SERVICE_PREFIX[service]}:{operation}")
         pairs = [(action, self.resource(service, params))]
+        if (service, operation) == ("secretsmanager", "CreateSecret") and params.get("Tags"):
+            pairs.append(("secretsmanager:TagResource", pairs[0][1]))  # tags given at creation need it too
         if (service, operation) == ("sts", "AssumeRole") and params.get("Tags"):
             pairs.append(("sts:TagSession", self.resource(service, params)))
         if service == "ses" and params.get("ConfigurationSetName"):  # authorized on the set as well
@@ -111,7 +118,10 @@ class Recorder:
             table = self.names[params["TableName"]]
             return f"{table}/index/{params['IndexName']}" if params.get("IndexName") else table
         if service == "s3":
-            return f"{self.names[params['Bucket']]}/{params['Key'].split('/', 1)[0]}/*"
+            key = params.get("Key")
+            if key is None:  # a call on the bucket itself (ListObjectsV2, DeleteObjects)
+                return self.names[params["Bucket"]] + ("/*" if "Delete" in params else "")
+            return f"{self.names[params['Bucket']]}/{key.split('/', 1)[0] + '/' if '/' in key else ''}*"
         if service == "sqs":
             return self.names[params["QueueUrl"]]
         if service == "secretsmanager":
@@ -124,6 +134,10 @@ class Recorder:
             return self.names[params["RoleArn"]]
         if service == "ses":
             return "ses:identity"
+        if service == "lambda":
+            return self.names[params["FunctionName"]]
+        if service == "cognito-idp":
+            return "UserPool"
         raise AssertionError(f"no resource rule for {service}")
 
 
@@ -420,9 +434,14 @@ def attachment_jobs(stores, ticket: Ticket) -> None:
 
 
 def api_jobs(stores, smarthost) -> None:
-    """Every route of both APIs, a connector address deleted through each (its secret scheduled for deletion)."""
+    """Every route of both APIs, a connector address deleted through each (its secret scheduled for deletion); the
+    operator's is held with a notification parked behind it, which the deletion sends to the default outbound."""
     for email in ("leaving@acme.test", "going@acme.test"):
         connect(stores, smarthost, email)
+    state.change(stores, ACCOUNT, "leaving@acme.test", state.Hold(state.HoldReason.CREDENTIALS, "auth_failed: ..."))
+    stores.held.park("leaving@acme.test", Notification(
+        notification_id=new_id("N"), account_id=ACCOUNT, support_address="leaving@acme.test",
+        recipients=["jane@example.net"], subject="Parked", text_body="Parked behind the hold."))
     operator = [("GET", "/support_addresses", {"account_id": ACCOUNT}, None),
                 ("POST", "/support_addresses", None, {"account_id": ACCOUNT, "email": "new@acme.test"}),
                 ("GET", "/support_addresses/new%40acme.test", None, None),
@@ -478,6 +497,106 @@ def alert_jobs(stores, ticket: Ticket) -> None:
         invoke("ses_feedback", {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(message)}}]})
 
 
+def console_jobs(stores, smarthost, monkeypatch) -> None:
+    """The admin console: its routes as the console's app client, the jobs they start (run here as the jobs
+    function: a refused then a passing wizard, both verifications, a rotation), and the publisher's custom resource
+    writing, then emptying, the console's bucket."""
+    from botocore.exceptions import ClientError
+    from relaydesk import console_site
+    from relaydesk.config import get_settings
+    from relaydesk.jobs import runner
+    from relaydesk.store.secrets import SecretsManagerStore
+    from relaydesk.wiring import _account_sessions, aws_stores
+
+    from local.lambda_invoke import LocalLambda
+
+    started: list[dict] = []
+    monkeypatch.setattr("local.lambdas.invoke", lambda directory, event: started.append(event) or {})
+    monkeypatch.setattr(runner, "VERIFY_WAIT_SECONDS", 0.2)  # nothing forwards here: the wait itself is not the point
+    monkeypatch.setattr(runner, "ROTATION_WAIT_SECONDS", 0.2)
+    api = LocalLambda({stores.settings.console_jobs_function: "console_jobs"}).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", api.url)
+    # In AWS the jobs function starts Secrets Manager's rotation; the local stack's empty ARN rotates in process.
+    monkeypatch.setenv("RELAYDESK_ROTATION_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:rotation")
+    start_rotation = SecretsManagerStore.start_rotation
+
+    def start_as_aws_does(store, *args):  # moto looks the rotation Lambda up in its own Lambda, where there is none
+        try:
+            start_rotation(store, *args)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+
+    monkeypatch.setattr(SecretsManagerStore, "start_rotation", start_as_aws_does)
+    get_settings.cache_clear()
+    aws_stores.cache_clear()
+    stores = aws_stores()
+    lifecycle.add_forwarding_address(stores, ACCOUNT, "fwd@acme.test")
+    password = "console-Pa55word-3"
+    smarthost.set_password(smarthost.username, password)
+    claims = jwt_authorizer({"sub": "u1", "aud": stores.settings.console_client_id, "token_use": "id",
+                             "custom:account_id": ACCOUNT, "cognito:groups": ["admin"],
+                             "exp": int(time.time()) + 3600})
+    base = f"/accounts/{ACCOUNT}"
+    wizard = {"email": "wizard@acme.test", "host": "127.0.0.1", "port": smarthost.port, "tls_mode": "starttls",
+              "username": smarthost.username, "ca_bundle_pem": smarthost.ca_pem}
+
+    def call(method: str, path: str, body=None, status: int = 200) -> dict:
+        response = invoke("tenant_api", http_event(method, f"{base}{path}", None, body, authorizer=claims))
+        assert response["statusCode"] < 300 or response["statusCode"] == status, (method, path, response["body"])
+        for event in started:
+            _account_sessions.cache_clear()  # the jobs function is a Lambda of its own: it takes its own session
+            invoke("console_jobs", event)
+        started.clear()
+        return json.loads(response["body"])
+
+    with ThreadPoolExecutor(1):  # the jobs' live checks use the pool's context propagation
+        call("POST", "/connections", {**wizard, "password": "wrong-" + password})
+        job = call("POST", "/connections", {**wizard, "password": password})
+        shown = call("GET", f"/jobs/{job['job_id']}")
+        assert shown["status"] == "succeeded", (shown["summary"], shown["steps"])
+        for email in ("fwd%40acme.test", "help%40acme.test"):  # forwarding through SES, outbound through SQS
+            call("POST", f"/support_addresses/{email}/verification", {})
+        rotated = call("POST", "/support_addresses/wizard%40acme.test/connector", {"password": password})
+        assert "did not finish in time" in call("GET", f"/jobs/{rotated['job_id']}")["summary"]
+    sqs = boto3.client("sqs")
+    for account in (ACCOUNT, "A01OTHERACCOUNT000"):  # the account's dead letter, and another's it never moves
+        sqs.send_message(QueueUrl=stores.settings.notifications_dlq_url, MessageBody=Notification(
+            notification_id=new_id("N"), account_id=account, ticket_id="T1", support_address=SUPPORT,
+            recipients=["jane@example.net"], subject="Dead", text_body="x").model_dump_json())
+    routes = [("GET", "/providers", None), ("GET", "/support_addresses/support%40acme.test/details", None),
+              ("POST", "/support_addresses/support%40acme.test/held/release", {}),
+              ("POST", "/support_addresses/wizard%40acme.test/disable", {}),
+              ("POST", "/support_addresses/wizard%40acme.test/enable", {}),
+              ("GET", "/dkim/acme.test", None), ("POST", "/dkim/acme.test", {}),
+              ("PUT", "/dkim/acme.test", {"signing": True, "skip_dns_check": True}),
+              ("GET", "/deliveries", None), ("GET", "/held_notifications", None), ("GET", "/dead_letters", None),
+              ("POST", "/dead_letters/redrive", {"all": True}), ("GET", "/suspended_tickets", None),
+              ("PUT", "/settings", {"include_attachments_in_email": True}), ("GET", "/users", None),
+              ("POST", "/users", {"email": "ann@acme.test", "role": "agent"})]
+    monkeypatch.setattr("relaydesk.api.console_routes.resolver_factory", lambda: (lambda name, rdtype: []))
+    routes.append(("GET", "/dkim/acme.test/check", None))
+    for method, path, body in routes:
+        call(method, path, body)
+    call("POST", "/users", {"email": "ann@acme.test", "role": "agent"}, status=409)  # the earlier user is looked at
+    stores.tickets.create_ticket(Ticket(ticket_id="TSUSPENDED1", account_id=ACCOUNT, support_address=SUPPORT,
+                                        subject="Fwd: x", requester="bob@acme.test", status="suspended"))
+    stores.tickets.create_ticket(Ticket(ticket_id="TSUSPENDED2", account_id=ACCOUNT, support_address=SUPPORT,
+                                        subject="Fwd: y", requester="bob@acme.test", status="suspended"))
+    call("POST", "/suspended_tickets/TSUSPENDED1/recover", {})
+    call("DELETE", "/suspended_tickets/TSUSPENDED2")
+    api.stop()
+
+    site = ROOT / "console" / "dist"
+    event = {"ResourceProperties": {"Bucket": "relaydesk-local-console-bucket", "Config": {
+        "region": "us-east-1", "userPoolId": "p", "clientId": "c", "apiUrl": "https://api.test/",
+        "cognitoEndpoint": "https://cognito.test/"}}}
+    with acting("ConsolePublisherFunction"):
+        s3 = boto3.client("s3")
+        assert console_site.handle({**event, "RequestType": "Create"}, s3, site)[0] == "SUCCESS"
+        assert console_site.handle({**event, "RequestType": "Delete"}, s3, site)[0] == "SUCCESS"
+
+
 def test_every_function_may_do_exactly_what_its_code_does(world, recorder, smarthost, monkeypatch):
     ticket = inbound_jobs(world)
     relay_jobs(world, smarthost, ticket, monkeypatch)
@@ -485,6 +604,7 @@ def test_every_function_may_do_exactly_what_its_code_does(world, recorder, smart
     attachment_jobs(world, ticket)
     api_jobs(world, smarthost)
     alert_jobs(world, ticket)
+    console_jobs(world, smarthost, monkeypatch)
 
     report = [f"{function} ran no job here: add its jobs to this test" for function in FUNCTIONS
               if not recorder.needed[function]]

@@ -258,7 +258,7 @@ def test_held_notifications_park_once_per_id_and_come_back_whole(stores):
 def inbound(kind, request):
     if kind == "memory":
         return {"ledger": memory.MemoryLedger(), "counters": memory.MemoryCounters(),
-                "dead": memory.MemoryDeadLetters(), "add": None}
+                "dead": memory.MemoryInboundDeadLetters(), "add": None}
     request.getfixturevalue("aws_stack")
     import boto3
     from relaydesk.config import get_settings
@@ -366,3 +366,79 @@ def test_the_retry_delay_sets_an_in_flight_records_visibility_and_says_when_it_n
         delay = SqsRetryDelay(sqs, url)
     assert delay.delay(handle, 120) is True
     assert delay.delay("AQEB-not-a-handle-in-flight", 120) is False
+
+
+# --- the console's ports: jobs, users, the notifications DLQ ---------------------------------------------------------
+
+@pytest.fixture
+def console(kind, request):
+    if kind == "memory":
+        dead = memory.MemoryDeadLetters()
+        return {"jobs": memory.MemoryJobs(), "users": memory.MemoryUsers(), "dead": dead, "add": dead.add,
+                "redriven": lambda: list(dead.redriven)}
+    aws = request.getfixturevalue("aws_stack")
+    import boto3
+
+    sqs = boto3.client("sqs")
+
+    def redriven() -> list[str]:
+        return [m["Body"] for m in sqs.receive_message(QueueUrl=aws.settings.notifications_queue_url,
+                                                       MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])]
+
+    return {"jobs": aws.jobs, "users": aws.users, "dead": aws.dead_letters, "redriven": redriven,
+            "add": lambda body: sqs.send_message(QueueUrl=aws.settings.notifications_dlq_url, MessageBody=body)}
+
+
+def test_a_job_is_written_once_grows_within_its_bounds_and_is_the_accounts_own(console):
+    from relaydesk.jobs.model import MAX_STEPS, Job, JobKind, JobStatus, JobStep
+
+    jobs = console["jobs"]
+    job = Job(job_id="J1", account_id="A1", kind=JobKind.CONNECT, email="support@acme.test", planned_steps=["dns"])
+    jobs.create(job)
+    with pytest.raises(ConflictError):
+        jobs.create(job)
+    jobs.add_step("A1", "J1", JobStep(name="dns", ok=True, detail="127.0.0.1", elapsed_ms=1.5))
+    assert [(s.name, s.ok, s.detail) for s in jobs.get("A1", "J1").steps] == [("dns", True, "127.0.0.1")]
+    for n in range(MAX_STEPS + 2):
+        jobs.add_step("A1", "J1", JobStep(name=f"s{n}", ok=True))
+    jobs.add_progress("A1", "J1", "x" * 10_000)
+    jobs.add_step("A1", "J-none", JobStep(name="dns", ok=True))  # an unknown job takes nothing, raises nothing
+    jobs.finish("A1", "J1", JobStatus.FAILED, summary="refused", fix="check the password")
+    done = jobs.get("A1", "J1")
+    assert len(done.steps) == MAX_STEPS and len(done.progress) == 1 and len(done.progress[0]) <= 2000
+    assert (done.status, done.summary, done.fix, done.planned_steps) == (
+        JobStatus.FAILED, "refused", "check the password", ["dns"])
+    assert jobs.get("A2", "J1") is None and jobs.get("A1", "J-none") is None
+
+
+def test_users_are_listed_per_account_and_an_email_signs_in_to_one_account(console):
+    from relaydesk.users import UserRole
+
+    users = console["users"]
+    invited = users.invite("A1", "ann@acme.test", UserRole.ADMIN)
+    users.invite("A1", "bob@acme.test", UserRole.AGENT)
+    users.invite("A2", "gary@globex.test", UserRole.ADMIN)
+    assert (invited.email, invited.role, invited.status) == ("ann@acme.test", UserRole.ADMIN, "FORCE_CHANGE_PASSWORD")
+    assert sorted((u.email, u.role) for u in users.list_users("A1")) == [
+        ("ann@acme.test", UserRole.ADMIN), ("bob@acme.test", UserRole.AGENT)]
+    for account in ("A1", "A2"):
+        with pytest.raises(ConflictError) as refused:
+            users.invite(account, "gary@globex.test", UserRole.AGENT)
+        assert "A2" not in refused.value.message
+    assert users.list_users("A3") == []
+
+
+def test_dead_letters_are_seen_left_taken_released_and_redriven(console):
+    dead = console["dead"]
+    first, second = (notification(notification_id=f"N{n}").model_dump_json() for n in (1, 2))
+    console["add"](first)
+    console["add"](second)
+    assert sorted(letter.body for letter in dead.peek()) == sorted([first, second])
+    assert sorted(letter.body for letter in dead.peek()) == sorted([first, second])  # peeking leaves them
+    taken = dead.take()
+    assert sorted(letter.body for letter in taken) == sorted([first, second])
+    kept = next(letter for letter in taken if letter.body == first)
+    dead.release(kept)
+    dead.redrive(next(letter for letter in taken if letter.body == second), "N2")
+    assert [letter.body for letter in dead.peek()] == [first]
+    assert console["redriven"]() == [second]

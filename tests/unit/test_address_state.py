@@ -225,3 +225,25 @@ def test_a_release_killed_half_way_loses_nothing_and_the_next_releasing_transiti
     state.change(stores, "A1", EMAIL, state.StartVerification(Direction.OUTBOUND, "T2"))
     state.change(stores, "A1", EMAIL, state.VerificationPassed(Direction.OUTBOUND))  # the admin's verify
     assert len(stores.queue.sent) == 2 and stores.held.list(EMAIL) == []  # every one sent once
+
+
+def test_an_admins_release_ends_the_hold_and_counts_what_it_sent_leftovers_too(memory_stores):
+    stores = replace(memory_stores, held=MemoryHeld())
+    state.create(stores, state.Connect(new_connector()), now=NOW)
+
+    def park(count: int) -> None:
+        for _ in range(count):
+            stores.held.park(EMAIL, Notification(notification_id=new_id("N"), account_id="A1", support_address=EMAIL,
+                                                 recipients=["jane@example.net"], subject="s", text_body="b"))
+
+    state.change(stores, "A1", EMAIL, state.Hold(HoldReason.CREDENTIALS, "auth_failed: 535", "v1"))
+    park(2)
+    assert state.release(stores, "A1", EMAIL) == 2
+    address = stores.directory.get_address(EMAIL)
+    assert address.connector.state is ConnectorState.PENDING and address.events[-1].detail == "released by an admin"
+    park(1)  # left behind by a release killed half-way: the address is no longer held
+    assert state.release(stores, "A1", EMAIL) == 1
+    assert len(stores.queue.sent) == 3 and stores.held.list(EMAIL) == []
+    state.change(stores, "A1", EMAIL, state.Disable())
+    with pytest.raises(TransitionRefused):
+        state.release(stores, "A1", EMAIL)

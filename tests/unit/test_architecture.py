@@ -20,7 +20,8 @@ ADAPTERS = ("store/", "wiring.py", "cli/context.py")
 AWS_SDK = {"boto3", "botocore"}
 # Who may import relaydesk.wiring inside the package: the CLI's one place that finds and builds the stack.
 # (The Lambda handlers in functions/ and the local stack do too; they are outside the package.)
-WIRING_IMPORTERS = {"relaydesk.wiring", "relaydesk.cli.context"}
+# Entry points build their adapters: the CLI, and the console publisher's handler (it lives in the layer).
+WIRING_IMPORTERS = {"relaydesk.wiring", "relaydesk.cli.context", "relaydesk.console_site"}
 # Modules and fixtures that open a socket: they belong in tests/integration.
 SOCKET_MODULES = {"socket", "smtplib", "aiosmtpd", "http.server", "socketserver", "local.smarthost",
                   "local.oauth_server", "local.customer_mail", "local.stack", "local.moto_stack",

@@ -250,7 +250,12 @@ def test_each_function_runs_its_handler_on_python_311_with_the_relaydesk_layer(t
     assert function_globals["Layers"] == [{"Ref": "RelaydeskLayer"}]
     assert {f["Properties"]["CodeUri"] for f in functions.values()} == {
         "functions/inbound/", "functions/relay/", "functions/rotation/", "functions/addresses_api/",
-        "functions/attachments/", "functions/hold_alerts/", "functions/ses_feedback/", "functions/tenant_api/"}
+        "functions/attachments/", "functions/hold_alerts/", "functions/ses_feedback/", "functions/tenant_api/",
+        "functions/console_jobs/", "console/dist/"}
+    # The console's publisher: its package is the built console, its handler in the layer.
+    publisher = functions["ConsolePublisherFunction"]["Properties"]
+    assert (publisher["CodeUri"], publisher["Handler"]) == ("console/dist/", "relaydesk.console_site.handler")
+    assert all("Handler" not in f["Properties"] for name, f in functions.items() if name != "ConsolePublisherFunction")
     layer = resources["RelaydeskLayer"]
     assert layer["Properties"]["ContentUri"] == "layers/relaydesk/"
     assert layer["Metadata"]["BuildMethod"] == "python3.11"
@@ -290,7 +295,8 @@ def test_the_local_stack_runs_each_function_with_the_template_timeouts_and_retri
     settings = function_settings(TEMPLATE)
 
     assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments", "hold_alerts",
-                             "ses_feedback", "tenant_api"}
+                             "ses_feedback", "tenant_api", "console_jobs", "dist"}
+    assert settings["console_jobs"]["MaximumRetryAttempts"] == 0  # a failed job is recorded, never run twice
     assert settings["relay"]["Timeout"] == resources["RelayFunction"]["Properties"]["Timeout"]
     assert settings["addresses_api"]["Timeout"] == resources["AddressesApiFunction"]["Properties"]["Timeout"]
     assert settings["addresses_api"]["MemorySize"] == template["Globals"]["Function"]["MemorySize"]  # from Globals
@@ -480,6 +486,6 @@ def test_the_api_may_not_write_the_other_environments_directory(resources):
 
 def test_nothing_but_the_uniqueness_checks_gain_access_to_the_other_environments_directory(resources):
     for name, resource in resources.items():
-        if name in ("AddressesApiFunction", "TenantApiFunction", "InboundFunction"):
+        if name in ("AddressesApiFunction", "TenantApiFunction", "InboundFunction", "ConsoleJobsFunction"):
             continue
         assert not _mentions(resource, OTHER_DIRECTORY), name  # other functions, the admin policy, the tables

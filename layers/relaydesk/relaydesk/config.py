@@ -63,6 +63,10 @@ class Settings(BaseModel):
     # console-only routes (empty: none is).
     tenant_secrets_role_arn: str = ""
     console_client_id: str = ""
+    # The admin console: the function that runs its jobs (connect, verify, rotate; invoked asynchronously by the
+    # tenant API) and the user pool whose users the account's admins list and invite.
+    console_jobs_function: str = ""
+    user_pool_id: str = ""
 
     @property
     def outbound_default_domain(self) -> str:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from relaydesk.config import Settings, get_settings
-from relaydesk.store.ports import DirectoryStore, SecretStore, Stores
+from relaydesk.store.ports import DirectoryStore, SecretStore, Stores, UserDirectory
 
 
 def other_environment(environment: str) -> str:
@@ -39,28 +39,53 @@ def aws_stores() -> Stores:
     from relaydesk.store.dynamodb import DynamoDirectory, DynamoTickets
     from relaydesk.store.held import DynamoHeld
     from relaydesk.store.hold_alerts import DynamoHoldAlerts
+    from relaydesk.store.jobs import DynamoJobs, LambdaJobLauncher
     from relaydesk.store.s3 import S3Blobs
     from relaydesk.store.secrets import SecretsManagerStore
     from relaydesk.store.ses import SesRawOutbound
     from relaydesk.store.sqs import SqsNotificationQueue
+    from relaydesk.store.sqs_dlq import SqsDeadLetters
     from relaydesk.store.suppressions import DynamoSuppressions
 
     settings = get_settings()
     session = _session()
     dynamodb = session.resource("dynamodb")
+    sqs = session.client("sqs")
     return Stores(
         directory=DynamoDirectory(dynamodb.Table(settings.directory_table)),
         tickets=DynamoTickets(dynamodb.Table(settings.tickets_table)),
         blobs=S3Blobs(session.client("s3"), settings.raw_mail_bucket),
         secrets=SecretsManagerStore(session.client("secretsmanager"), settings.connector_kms_key_id or None),
-        queue=SqsNotificationQueue(session.client("sqs"), settings.notifications_queue_url),
+        queue=SqsNotificationQueue(sqs, settings.notifications_queue_url),
         settings=settings,
         mailer=SesRawOutbound(session.client("ses"), settings.ses_configuration_set),
         held=DynamoHeld(dynamodb.Table(settings.directory_table)),
         peers=_peers(session, dynamodb, settings),
+        jobs=DynamoJobs(dynamodb.Table(settings.directory_table)),
+        # Clients only the tenant API and the jobs function use are made at their first call, not at every
+        # function's cold start.
+        launcher=LambdaJobLauncher(_lazy_client(session, "lambda"), settings.console_jobs_function)
+        if settings.console_jobs_function else None,
+        users=_users(session, settings),
+        dead_letters=SqsDeadLetters(sqs, settings.notifications_dlq_url, settings.notifications_queue_url)
+        if settings.notifications_dlq_url else None,
         hold_alerts=DynamoHoldAlerts(dynamodb.Table(settings.directory_table)),
         suppressions=DynamoSuppressions(dynamodb.Table(settings.directory_table)),
     )
+
+
+def _lazy_client(session: Any, service: str) -> Any:
+    """A function returning the service's client, made once at the first call."""
+    from functools import cache
+
+    return cache(lambda: session.client(service))
+
+
+def _users(session: Any, settings: Settings) -> UserDirectory | None:
+    from relaydesk.store.cognito_users import CognitoUsers
+
+    return CognitoUsers(_lazy_client(session, "cognito-idp"), settings.user_pool_id) if settings.user_pool_id \
+        else None
 
 
 @lru_cache(maxsize=2)

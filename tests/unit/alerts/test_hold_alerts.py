@@ -59,7 +59,7 @@ def test_a_hold_sends_one_alert_to_the_account_admins_naming_the_address_the_rea
     body = message.get_content()
     assert "535 5.7.8 Username and Password not accepted" in body  # the server's reason
     assert "What to do:" in body and "relaydesk addresses rotate support@acme.test --password-stdin" in body
-    assert "https://console.relaydesk.test/addresses/support@acme.test" in body
+    assert "https://console.relaydesk.test/#/addresses/support@acme.test" in body
     assert "1 notification(s) are waiting" in body
     assert message["Auto-Submitted"] == "auto-generated" and message["X-Relaydesk-Alert"] == "hold"
     assert len(world.smarthost.transactions) == transactions and world.smarthost.logins[-1][1] is False

@@ -1,8 +1,9 @@
 """Changing a connected address's smarthost (host, port, TLS mode, CA bundle) without deleting it: the new settings
 pass a live check with the address's current credentials first, then become the secret's new AWSCURRENT version
 and take effect through `addresses/state.py` (a change of connector settings): a hold ends and what it held is
-released. On any failure nothing changes. The CLI (`relaydesk addresses set`) calls it; the HTTP API and the
-console can too.
+released. On any failure nothing changes. The CLI (`relaydesk addresses set`) calls it; the console stages the same
+change as a rotation instead (`rotation.stage_change`: a job that may outlast an HTTP request), which ends in the
+same transition.
 """
 
 from __future__ import annotations

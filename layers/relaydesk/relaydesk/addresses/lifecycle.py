@@ -226,6 +226,18 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
                     peers: Sequence[tuple[str, DirectoryStore]] = (),
                     ) -> tuple[SupportAddress, LiveCheckReport]:
     """Rules, then a live check, then the secret, then the address in state `pending`. Nothing is saved on failure."""
+    account, email = check_can_connect(stores, account_id, email, peers=peers)
+    report = (checker or run_live_check)(credentials, sender=email, on_step=on_step)
+    if not report.ok:
+        raise report.to_error()
+    secret_arn = write_connector_secret(stores, account_id, email, credentials)
+    return create_connector_address(stores, account, email, credentials, secret_arn, name), report
+
+
+def check_can_connect(stores: Stores, account_id: str, email: str, *,
+                      peers: Sequence[tuple[str, DirectoryStore]] = ()) -> tuple[Account, str]:
+    """Every rule a new connector address must pass (before credentials are tested or kept): the account and the
+    normalised address, or the `RuleViolation` that says what to do."""
     account = stores.directory.get_account(account_id)
     email = _normalise(email)
     _refuse_system_address(stores, email, account)
@@ -236,24 +248,27 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
             "the SMTP connector requires the account's CCs and followers to be enabled",
             rule="ccs_and_followers_required",
             action=f"Run `relaydesk accounts settings {account_id} --ccs-and-followers on`, then connect again.")
-    report = (checker or run_live_check)(credentials, sender=email, on_step=on_step)
-    if not report.ok:
-        raise report.to_error()
-    secret_arn = _create_secret(stores, account_id, email, credentials)
+    return account, email
+
+
+def create_connector_address(stores: Stores, account: Account, email: str, credentials: SmtpCredentials,
+                             secret_arn: str, name: str = "") -> SupportAddress:
+    """The connector address, `pending` until outbound is verified, whose credentials are in `secret_arn`."""
     connector = Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
                           secret_arn=secret_arn)
     connector.take_sign_in(credentials)  # who signs in, never a secret
-    address = SupportAddress(email=email, account_id=account_id, name=name or account.display_name,
+    address = SupportAddress(email=email, account_id=account.account_id, name=name or account.display_name,
                              kind=AddressKind.SMTP_CONNECTOR, connector=connector)
     try:
         address = _create(stores, state.Connect(address))
     except ConflictError:
         stores.secrets.schedule_deletion(secret_arn, SECRET_RECOVERY_DAYS)
         raise
-    return address, report
+    return address
 
 
-def _create_secret(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials) -> str:
+def write_connector_secret(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials) -> str:
+    """The address's one secret with `credentials` as its current version; returns its id."""
     name = secret_name(stores, account_id, email)
     tags = {TAG_ACCOUNT: account_id, TAG_ADDRESS: email}
     try:

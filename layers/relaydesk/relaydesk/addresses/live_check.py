@@ -14,11 +14,18 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from relaydesk.addresses.check_report import CheckStep, LiveCheckReport, Resolver, StepListener
-from relaydesk.credentials import SmtpCredentials
+from relaydesk.credentials import AuthKind, SmtpCredentials, TlsMode
 
-__all__ = ["CheckStep", "LiveCheckReport", "live_check", "run_live_check"]
+__all__ = ["CheckStep", "LiveCheckReport", "live_check", "planned_steps", "run_live_check"]
 
 DEFAULT_TIMEOUT = 20.0  # seconds per network operation; Exchange Online can take several seconds to answer AUTH
+
+
+def planned_steps(credentials: SmtpCredentials, *, sender: bool = True) -> list[str]:
+    """The steps a check of these credentials runs, in order, when every one passes (what a progress view lists)."""
+    tls = ["tls"] if credentials.tls_mode is TlsMode.IMPLICIT else ["greeting", "starttls"]
+    token = ["token"] if credentials.auth_kind is AuthKind.OAUTH2 else []
+    return ["dns", "tcp", *tls, "certificate", *token, "auth", *(["sender"] if sender else [])]
 
 
 async def live_check(credentials: SmtpCredentials, *, resolver: Resolver | None = None,

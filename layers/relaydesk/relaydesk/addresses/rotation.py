@@ -29,8 +29,8 @@ from relaydesk.addresses import lifecycle, state
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
 from relaydesk.addresses.model import AddressKind, ErrorTopic, SupportAddress
 from relaydesk.addresses.sign_in import PASSWORD_CLEARS
-from relaydesk.credentials import AuthKind, SmtpCredentials
-from relaydesk.errors import ConfigurationError, NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
+from relaydesk.credentials import AuthKind, SmtpCredentials, checked_credentials
+from relaydesk.errors import NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
 from relaydesk.store.ports import CURRENT, PENDING, Stores
 
 Starter = Callable[[str, str], None]  # (secret id, token): begins the four steps for the staged version
@@ -50,6 +50,9 @@ class Step(StrEnum):
 
 
 # --- the admin path: `relaydesk addresses rotate` -------------------------------------------------------------------
+
+WAITING = "waiting for the rotation function to test the new credentials ..."
+
 
 class Outcome(StrEnum):
     PROMOTED = "promoted"  # the smarthost accepted the new credentials: they are AWSCURRENT
@@ -81,13 +84,13 @@ def replaced(current: SmtpCredentials, changes: Mapping[str, Any]) -> SmtpCreden
                       **PASSWORD_CLEARS)
     else:
         fields["password"] = ""
-    try:
-        return SmtpCredentials.model_validate(fields)
-    except ValidationError as error:
-        # Never str(error): it could quote the input, which holds a secret.
-        problems = "; ".join(": ".join(part for part in (".".join(str(p) for p in e["loc"]), e["msg"]) if part)
-                             for e in error.errors(include_input=False))
-        raise ConfigurationError(f"invalid connector settings: {problems}") from None
+    return checked_credentials(fields)
+
+
+def changed_credentials(current: SmtpCredentials, changes: Mapping[str, Any]) -> SmtpCredentials:
+    """`current` with the fields of a form (the console's) that were filled in: a field left out or empty keeps its
+    current value, so a host change keeps the password and a new password keeps the host."""
+    return replaced(current, {key: value for key, value in changes.items() if value not in (None, "")})
 
 
 def rotate(stores: Stores, account_id: str, email: str, new_credentials: SmtpCredentials, *,
@@ -99,21 +102,12 @@ def rotate(stores: Stores, account_id: str, email: str, new_credentials: SmtpCre
     token = stage_rotation(stores, account_id, email, new_credentials, start=start)
     address = _connector_address(stores, account_id, email)
     assert address.connector is not None
-    deadline = clock() + timeout
-    while True:
-        stages = stores.secrets.describe_stages(address.connector.secret_arn).get(token, [])
-        if CURRENT in stages:
-            return Rotation(address.email, token, Outcome.PROMOTED)
-        if PENDING not in stages:  # testSecret took it out of the rotation: refused
-            error = lifecycle.get_address(stores, account_id, email).last_error
-            return Rotation(address.email, token, Outcome.FAILED,
-                            error or "the rotation function refused the new credentials")
-        if clock() >= deadline:
-            return Rotation(address.email, token, Outcome.RUNNING)
-        if on_wait is not None:
-            on_wait("waiting for the rotation function to test the new credentials ...")
-        sleep(poll)
-
+    outcome = wait_for_rotation(stores, address.connector.secret_arn, token, timeout=timeout, poll=poll,
+                                on_wait=on_wait and (lambda: on_wait(WAITING)), sleep=sleep, clock=clock)
+    if outcome is Outcome.FAILED:  # testSecret took it out of the rotation: refused
+        error = lifecycle.get_address(stores, account_id, email).last_error
+        return Rotation(address.email, token, outcome, error or "the rotation function refused the new credentials")
+    return Rotation(address.email, token, outcome)
 
 
 def stage_rotation(stores: Stores, account_id: str, email: str, new_credentials: SmtpCredentials, *,
@@ -142,6 +136,28 @@ def rotate_in_process(stores: Stores, secret_id: str, token: str, *, checker: Ch
     """The four steps in order, as Secrets Manager would invoke them; stops at the first failure."""
     for step in Step:
         run_step(stores, secret_id, token, step, checker=checker)
+
+
+def rotation_outcome(stores: Stores, secret_id: str, token: str) -> Outcome:
+    """promoted (the version is AWSCURRENT), failed (it is no longer pending: the test refused it) or running."""
+    stages = stores.secrets.describe_stages(secret_id).get(token, [])
+    if CURRENT in stages:
+        return Outcome.PROMOTED
+    return Outcome.RUNNING if PENDING in stages else Outcome.FAILED
+
+
+def wait_for_rotation(stores: Stores, secret_id: str, token: str, *, timeout: float, poll: float,
+                      on_wait: Callable[[], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> Outcome:
+    """The outcome, waiting up to `timeout` seconds: in a deployed stack the rotation function runs asynchronously."""
+    deadline = clock() + timeout
+    while True:
+        outcome = rotation_outcome(stores, secret_id, token)
+        if outcome is not Outcome.RUNNING or clock() >= deadline:
+            return outcome
+        if on_wait is not None:
+            on_wait()
+        sleep(poll)
 
 
 # --- the rotation function's steps ----------------------------------------------------------------------------------
@@ -281,3 +297,11 @@ def _reason(report: LiveCheckReport, error: SmtpDeliveryError) -> str:
     if report.fix:
         parts.append(report.fix)
     return "; ".join(parts) + "; the previous credentials stay live"
+
+
+def stage_change(stores: Stores, account_id: str, email: str, changes: Mapping[str, Any]) -> str:
+    """Stage the address's credentials with a form's `changes` (`changed_credentials`) as AWSPENDING, without
+    starting the rotation (the caller starts it: the console's rotate job); returns the version's token."""
+    current = current_credentials(stores, account_id, email)
+    return stage_rotation(stores, account_id, email, changed_credentials(current, changes),
+                          start=lambda secret_id, token: None)

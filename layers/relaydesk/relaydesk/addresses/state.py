@@ -397,13 +397,27 @@ def change(stores: Stores, account_id: str, email: str, transition: Transition, 
            now: datetime | None = None) -> SupportAddress:
     """Apply `transition` to the account's record of the address and write the outcome; NotFoundError (another
     account's record is not found either), TransitionRefused."""
+    return _commit(stores, account_id, email, transition, now)[0]
+
+
+def release(stores: Stores, account_id: str, email: str, *, now: datetime | None = None) -> int:
+    """An admin's release after a fix made outside Relaydesk (the console's button): the hold ends, so the next
+    delivery tries the current credentials once more, and every notification the account parked for the address
+    goes to the queue again, those a release killed half-way left behind too; returns how many. TransitionRefused
+    unless the address's connector is on."""
+    address, released = _commit(stores, account_id, email, Release(why="released by an admin"), now)
+    return released + release_held(stores, account_id, address.email)
+
+
+def _commit(stores: Stores, account_id: str, email: str, transition: Transition,
+            now: datetime | None) -> tuple[SupportAddress, int]:
     address = stores.directory.get_account_address(account_id, email.strip().lower())
     if address is None:
         raise NotFoundError(f"{email} is not a support address",
                             action="List the account's addresses with `relaydesk addresses list --account ID`.")
     applied = apply(address, transition, now or utcnow())
     if not applied.changed:
-        return address
+        return address, 0
     # The state first, then the effects: a release that is killed half-way leaves notifications parked behind an
     # address that is no longer held, and the next releasing transition (a verify, a rotation, a settings change)
     # sends them; the other order could let the relay park them again behind a hold about to end.
@@ -411,9 +425,8 @@ def change(stores: Stores, account_id: str, email: str, transition: Transition, 
         stores.directory.delete_address(account_id, address.email)
     else:
         stores.directory.put_address(applied.address)
-    if Effect.RELEASE_HELD in applied.effects:
-        release_held(stores, account_id, address.email)
-    return applied.address
+    released = release_held(stores, account_id, address.email) if Effect.RELEASE_HELD in applied.effects else 0
+    return applied.address, released
 
 
 def release_held(stores: Stores, account_id: str, email: str) -> int:

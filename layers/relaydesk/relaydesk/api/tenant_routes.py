@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from relaydesk.addresses import lifecycle
-from relaydesk.api import errors, uniqueness
+from relaydesk.api import console_routes, errors, uniqueness
 from relaydesk.api.gate import Refused, admit
 from relaydesk.api.identity import Caller, Role
 from relaydesk.api.responses import documented
@@ -122,6 +122,8 @@ def build_tenant_api(stores_for: Callable[[str], Stores], *, console_client_id: 
         connected = address.connector is not None
         return DeletedAddress(id=address.email, email=address.email, secret_deletion_scheduled=connected,
                               recovery_window_days=lifecycle.SECRET_RECOVERY_DAYS if connected else None)
+
+    console_routes.register(routes, caller, get_stores)  # the admin console's routes, in their own module
 
     # Unreachable through the gate, which answers for unknown routes itself; kept so nothing is ever unhandled.
     errors.install_handlers(app, on_no_route=lambda: errors.error_response(HTTPStatus.NOT_FOUND, NO_ROUTE))

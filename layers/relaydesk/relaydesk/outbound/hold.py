@@ -59,3 +59,10 @@ def explanation(error: AuthenticationFailedError, *, host: str, username: str, o
 
 def park(stores: Stores, notification: Notification) -> None:
     held_store(stores).park(notification.support_address, notification)
+
+
+def held_notifications(stores: Stores, account_id: str, email: str) -> list[Notification]:
+    """What waits behind the address's hold, for this account only (an address record is per account)."""
+    if stores.held is None:
+        return []
+    return [n for n in stores.held.list(email) if n.account_id == account_id]

@@ -225,6 +225,14 @@ class DynamoTickets:
         tickets = (self.get_ticket(i["pk"].removeprefix("TICKET#")) for i in items)
         return [t for t in tickets if t is not None]
 
+    def delete_ticket(self, ticket_id: str) -> None:
+        # META first: a ticket without it is gone for every reader, even if the delete of its children stops here.
+        self._table.delete_item(Key={"pk": f"TICKET#{ticket_id}", "sk": "META"})
+        items = _query_all(self._table, KeyConditionExpression="pk = :p", ProjectionExpression="pk, sk",
+                           ExpressionAttributeValues={":p": f"TICKET#{ticket_id}"})
+        for item in items:  # a suspended ticket has one comment: no batch (and no BatchWriteItem grant) needed
+            self._table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+
     def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage:
         """A Query of one index partition: gsi1 (the account) or, with a status, gsi2 (the account's tickets in
         that status); both sorted by `<updated_at>#<ticket id>`, newest first. The requester is a filter on that

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress, VerificationStatus
@@ -24,6 +24,10 @@ from relaydesk.tickets.model import (
     TicketQuery,
     TicketStatus,
 )
+
+if TYPE_CHECKING:  # only the console's ports name them: no function but the tenant API's pays for their import
+    from relaydesk.jobs.model import Job, JobStatus, JobStep
+    from relaydesk.users import AccountUser, UserRole
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -75,6 +79,7 @@ class TicketStore(Protocol):
     def create_ticket(self, ticket: Ticket) -> None: ...
     def get_ticket(self, ticket_id: str) -> Ticket | None: ...
     def list_tickets(self, account_id: str) -> list[Ticket]: ...
+    def delete_ticket(self, ticket_id: str) -> None: ...  # the ticket and every item of it; absent: nothing
     # One page of an account's tickets (a query keyed by the account, never a scan), newest update first.
     def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage: ...
     # Written once per comment id (a retry writes the same item); moves the ticket's updated_at forward to the
@@ -147,7 +152,7 @@ class RawMailSender(Protocol):
 
 
 class HeldNotifications(Protocol):
-    """Notifications parked behind an address's auth_failed hold until its credentials change."""
+    """Notifications parked behind an address's hold (auth_failed, tls_failed) until what ends it."""
 
     def park(self, email: str, notification: Notification) -> None: ...  # idempotent per notification id
     def list(self, email: str) -> list[Notification]: ...
@@ -196,6 +201,49 @@ class SessionPool(Protocol):
     def close(self) -> None: ...
 
 
+class JobStore(Protocol):
+    """Jobs of an account (`relaydesk.jobs`): each step and progress line is one write, so a poller sees it at once.
+    Another account's job is None, exactly like one that does not exist."""
+
+    def create(self, job: Job) -> None: ...
+    def get(self, account_id: str, job_id: str) -> Job | None: ...
+    def add_step(self, account_id: str, job_id: str, step: JobStep) -> None: ...  # dropped past MAX_STEPS
+    def add_progress(self, account_id: str, job_id: str, line: str) -> None: ...  # dropped past MAX_PROGRESS_LINES
+    def finish(self, account_id: str, job_id: str, status: JobStatus, *, summary: str | None = None,
+               fix: str | None = None) -> None: ...
+
+
+class JobLauncher(Protocol):
+    """Starts a job's runner without waiting for it (Lambda's asynchronous invocation of the jobs function)."""
+
+    def launch(self, account_id: str, job_id: str) -> None: ...
+
+
+class UserDirectory(Protocol):
+    """The user pool's users of one account (`custom:account_id`) and their role (group)."""
+
+    def list_users(self, account_id: str) -> list[AccountUser]: ...
+    # The pool sends the invitation (a temporary password to change at first sign-in). ConflictError: the email
+    # already signs in to Relaydesk (in this account or another; which one is never said).
+    def invite(self, account_id: str, email: str, role: UserRole) -> AccountUser: ...
+
+
+class DeadLetter(NamedTuple):
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+
+
+class NotificationDeadLetters(Protocol):
+    """The notifications DLQ: what waits there, and sending it back to the notifications queue."""
+
+    def peek(self) -> list[DeadLetter]: ...  # everything, left there
+    def take(self, visibility: int = 60) -> list[DeadLetter]: ...  # a batch, hidden until redriven or released
+    def redrive(self, letter: DeadLetter, notification_id: str | None) -> None: ...  # to the queue, out of the DLQ
+    def release(self, letter: DeadLetter) -> None: ...  # left in the DLQ, visible again now
+
+
 class HoldAlertLedger(Protocol):
     """Per held address, the alerts its account's admins were sent. Every write is a compare-and-set on `version`
     (None: the entry must not exist), so two runs never send the same alert; False means another run got there."""
@@ -228,6 +276,11 @@ class Stores:
     held: HeldNotifications | None = None
     # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
     peers: tuple[tuple[str, DirectoryStore], ...] = ()
+    # The admin console's: its jobs and what starts them, the account's users (the pool), the notifications DLQ.
+    jobs: JobStore | None = None
+    launcher: JobLauncher | None = None
+    users: UserDirectory | None = None
+    dead_letters: NotificationDeadLetters | None = None
     # Operations: alerts to an account's admins about a held address, and recipients SES reported as undeliverable.
     hold_alerts: HoldAlertLedger | None = None
     suppressions: SuppressionList | None = None
