@@ -18,9 +18,9 @@ UNIT_TESTS = ROOT / "tests" / "unit"
 # The adapters: store/ implements the ports, wiring.py builds them, cli/context.py reads a deployed stack's outputs.
 ADAPTERS = ("store/", "wiring.py", "cli/context.py")
 AWS_SDK = {"boto3", "botocore"}
-# Who may import relaydesk.wiring inside the package: the CLI's one place that finds and builds the stack.
-# (The Lambda handlers in functions/ and the local stack do too; they are outside the package.)
-# Entry points build their adapters: the CLI, and the console publisher's handler (it lives in the layer).
+# Who may import relaydesk.wiring inside the package: the entry points that build their adapters, i.e. the CLI's
+# one place that finds and builds the stack, and the console publisher's handler (it lives in the layer). The Lambda
+# handlers in functions/ and the local stack do too; they are outside the package.
 WIRING_IMPORTERS = {"relaydesk.wiring", "relaydesk.cli.context", "relaydesk.console_site"}
 # Modules and fixtures that open a socket: they belong in tests/integration.
 SOCKET_MODULES = {"socket", "smtplib", "aiosmtpd", "http.server", "socketserver", "local.smarthost",
@@ -127,7 +127,7 @@ def test_domain_code_never_imports_the_aws_sdk():
     assert offenders == []
 
 
-def test_no_module_imports_wiring_but_the_cli_context():
+def test_no_module_imports_wiring_but_the_entry_points():
     offenders = sorted(name for name, path in MODULES.items()
                        if "relaydesk.wiring" in imported_modules(path) and name not in WIRING_IMPORTERS)
     assert offenders == [], "import Stores and the ports from relaydesk.store.ports; wiring.py only builds them"
