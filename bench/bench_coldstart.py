@@ -4,7 +4,7 @@ What is timed is the import statement only (`perf_counter` around it, inside the
 start-up, which Lambda pays whatever the code. Each child gets the environment a deployed function has (function
 name, region, X-Ray on), so powertools' Tracer builds its X-Ray recorder as it does in Lambda. Rounds interleave the
 baseline and the handlers so that drift on a noisy machine hits them alike; the first round only warms the
-bytecode cache. Target (issue 7): each handler's import at most 1.5x `import boto3`.
+bytecode cache. Target: each handler's import at most 1.5x `import boto3`.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ FIXES = {
                  "Owners of those modules: import the rarely used paths inside the function that needs them "
                  "(lazy imports); `model_config = ConfigDict(defer_build=True)` only moves the cost into the first "
                  "call, which a cold start pays all the same.",
-    "aws_lambda_powertools": "Logger, Metrics and Tracer (issue 3) are a few ms in every handler. In addresses_api "
+    "aws_lambda_powertools": "Logger, Metrics and Tracer are a few ms in every handler. In addresses_api "
                              "the event handler package also imports every resolver (AppSync's brings asyncio), and "
                              "`relaydesk.api.routes` imports `openapi.params` (Path, Query) and enables validation, "
                              "which builds the OpenAPI/validation machinery at import; validating with our own "

@@ -22,7 +22,7 @@ from bench.harness import Config, Ratio, Result, Row, measure
 NAME = "dkim"
 TITLE = "DKIM signing cost per message"
 DOMAIN = "acme.test"
-TARGET_RATIO = 1.5  # issue 7: our signing at most 1.5x the raw OpenSSL signature
+TARGET_RATIO = 1.5  # the target: our signing at most 1.5x the raw OpenSSL signature
 RUNS = 21
 
 

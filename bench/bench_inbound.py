@@ -1,6 +1,6 @@
 """Inbound: messages per second through parse, classify and ticket write over the inbound test corpus, with the
 storage layer in memory so that the parser is what is measured; and peak memory for a 40 MB message (generated
-here) as a multiple of its size (tracemalloc). Target (issue 7): peak at most 4x the message. And the time to process
+here) as a multiple of its size (tracemalloc). Target: peak at most 4x the message. And the time to process
 a 40 MB header-heavy mail (`bench/inbound_header_heavy.py`) against the same mail at a quarter of the size, in the
 same run: linear decoding makes that ratio 4.
 

@@ -75,7 +75,6 @@ def populate(stores, smarthost: SmarthostProcess) -> World:
         AddressKind,
         Connector,
         ConnectorState,
-        DkimSettings,
         SupportAddress,
         Verification,
         VerificationStatus,
@@ -92,11 +91,7 @@ def populate(stores, smarthost: SmarthostProcess) -> World:
                                   ca_bundle_pem=smarthost.ca_pem)
     secret = stores.secrets.create(settings.secret_prefix + ADDRESS, credentials.to_secret_string(), {})
     world = World(ticket_id=new_id("T"))
-    dkim = DkimSettings()
-    try:
-        dkim, world.rsa_selector, world.rsa_private_pem = _dkim_keys(stores)
-    except ImportError as error:  # the DKIM package is not in this tree yet: say so in the report
-        world.dkim_error = f"DKIM keys could not be made ({error})"
+    dkim, world.rsa_selector, world.rsa_private_pem = _dkim_keys(stores)
     stores.directory.create_address(SupportAddress(
         email=ADDRESS, account_id=ACCOUNT, brand_id="B1", kind=AddressKind.SMTP_CONNECTOR,
         connector=Connector(host=smarthost.host, port=smarthost.port, tls_mode=TlsMode.STARTTLS, secret_arn=secret,
@@ -236,18 +231,18 @@ class MemoryRelay:
     def __enter__(self) -> MemoryRelay:
         from relaydesk.config import Settings
         from relaydesk.outbound.credentials import CredentialCache
-        from relaydesk.outbound.once import MemoryOnce
         from relaydesk.outbound.relay import Relay
         from relaydesk.store.memory import (
             MemoryBlobs,
             MemoryDirectory,
             MemoryHeld,
+            MemoryOnce,
             MemoryOutbox,
             MemoryQueue,
             MemorySecrets,
             MemoryTickets,
         )
-        from relaydesk.wiring import Stores
+        from relaydesk.store.ports import Stores
 
         settings = Settings(mail_domain="mail.relaydesk.test", tickets_table="t", directory_table="d",
                             idempotency_table="i", counters_table="c", raw_mail_bucket="b",

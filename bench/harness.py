@@ -2,7 +2,7 @@
 
 A benchmark module `bench/bench_<name>.py` defines `NAME`, `TITLE` and `run(config: Config) -> Result`; `python -m
 bench` finds it, runs it, and writes its section of docs/BENCHMARKS.md between `<!-- bench:<name>:begin/end -->`
-markers, so that benchmarks owned by different people never overwrite each other.
+markers, so that each benchmark rewrites its own section and no other.
 """
 
 from __future__ import annotations

@@ -30,6 +30,13 @@ async tests use it alike::
     server.set_password("relay@acme.test", "new")   # rotation on the server side
     server.stop()
 
+Like a real server, it can be broken and fixed while it runs: ``server.offer_starttls(False)`` (EHLO no longer offers
+STARTTLS, as after a bad Postfix reload), ``server.use_certificate(["wrong.example.net"])`` (the next handshakes
+present another certificate), ``server.drop_connections()`` (a reload: open sessions are closed).
+``cram_md5=True`` also offers AUTH CRAM-MD5 (before PLAIN and LOGIN, as Cyrus SASL lists it). Every AUTH attempt is
+an `AuthAttempt` in ``server.auth_log`` (user, mechanism, outcome and a digest of what was tried, never the secret
+itself), so a test can count failed logins per password.
+
 Every accepted message is a `Received`; counters are in `server.stats`. `on_message(received)` (optional) runs in a
 worker thread before the server replies 250, so a mail server built on this can forward or store the message;
 if it raises, the server replies 451 and the message is not counted as accepted.
@@ -40,6 +47,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import secrets
 import socket
@@ -99,6 +108,21 @@ class Received:
     reply: str | None
     peer: tuple | None = None
     received_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class AuthAttempt:
+    """One AUTH as the server saw it. `digest`: SHA-256 of the password tried (`password_digest`), so a test can
+    tell which password a failed login used without the log ever holding one; CRAM-MD5 and XOAUTH2 carry none."""
+
+    user: str
+    mechanism: str
+    ok: bool
+    digest: str | None = None
+
+
+def password_digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 @dataclass
@@ -225,6 +249,9 @@ class _Protocol(SMTP):
             # the client's delayed ACK (~40 ms on Linux), a cost no production MTA has. Measured by the relay bench.
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
+        if first and not self._owner.starttls_offered:
+            self.tls_context = None  # EHLO offers no STARTTLS; AUTH is then never offered (it needs TLS)
+            self.require_starttls = False
         if first:
             self._number = self._owner._count("connections")
             self._owner._sessions.add(self)
@@ -317,6 +344,18 @@ class _Handler:
                 return AuthResult(success=False, handled=False, message=GMAIL_XOAUTH2_REFUSED)
             return AuthResult(success=False, handled=False, message=XOAUTH2_REFUSED)
         return AuthResult(success=True, auth_data=LoginPassword(mailbox.encode(), b""))
+
+    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH CRAM-MD5 (RFC 2195; offered only with `cram_md5`): the client answers the challenge with its user
+        name and HMAC-MD5(password, challenge)."""
+        challenge = f"<{secrets.token_hex(8)}.{int(time.time())}@{self.owner.hostname}>".encode()
+        answer = await server.challenge_auth(challenge)
+        if not isinstance(answer, bytes):
+            return AuthResult(success=False, handled=True)
+        user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
+        if self.owner._check_cram_md5(user, challenge, digest):
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        return AuthResult(success=False, handled=False)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         await self._stall(self.owner.faults.take("EHLO"))
@@ -434,7 +473,7 @@ class SmtpServer:
                  data_size_limit: int = 35 * 1024 * 1024, oauth: TokenServer | None = None,
                  oauth_mailboxes: dict[str, set[str]] | None = None,
                  xoauth2_replies: Literal["exchange", "gmail"] = "exchange", pipelining: bool = True,
-                 end_of_data_wait: float = 0.0, record_reads: bool = False) -> None:
+                 end_of_data_wait: float = 0.0, record_reads: bool = False, cram_md5: bool = False) -> None:
         if mode not in ("starttls", "implicit", "none"):
             raise ValueError(f"unknown mode {mode!r}")
         self.ca = ca
@@ -456,9 +495,13 @@ class SmtpServer:
         self.unaddressed: list[bytes] = []  # bodies sent after DATA with no recipient (fault data_without_recipients)
         self._oauth_mailboxes = {client: {box.lower() for box in boxes}
                                  for client, boxes in (oauth_mailboxes or {}).items()}
+        self.cram_md5 = cram_md5
+        self.starttls_offered = True
+        self.auth_log: list[AuthAttempt] = []
         self._lock = threading.Condition()
         self._sessions: set[_Protocol] = set()  # open connections, so a password change can end a user's sessions
         self._cert: ServerCertificate | None = ca.issue(list(cert_names)) if mode != "none" else None
+        self._context = self._cert.server_context() if self._cert else None
         self._options = {"require_tls": require_tls, "auth_required": auth_required,
                          "data_size_limit": data_size_limit}
         self._controller: _Controller | None = None
@@ -470,12 +513,13 @@ class SmtpServer:
         sock.bind((self.host, 0))
         sock.listen(100)
         sock.setblocking(False)
-        context = self._cert.server_context() if self._cert else None
+        context = self._context
+        excluded = [name for name, on in (("XOAUTH2", self.oauth is not None), ("CRAM-MD5", self.cram_md5)) if not on]
         kwargs = {
             "server_hostname": self.hostname, "ident": "ESMTP Relaydesk local", "authenticator": self._authenticate,
             "auth_required": self._options["auth_required"], "auth_require_tls": True,
             "data_size_limit": self._options["data_size_limit"], "enable_SMTPUTF8": True, "timeout": 60,
-            "auth_exclude_mechanism": [] if self.oauth is not None else ["XOAUTH2"],
+            "auth_exclude_mechanism": excluded,
         }
         if self.mode == "implicit":
             kwargs["ssl_context"] = context
@@ -521,6 +565,33 @@ class SmtpServer:
                 ended += 1
         return ended
 
+    def offer_starttls(self, offered: bool) -> None:
+        """Switch STARTTLS off (a misconfigured server) or on again; takes effect for the next connection."""
+        self.starttls_offered = offered
+
+    def drop_connections(self) -> int:
+        """Close every client connection, as a server reload or restart does (a client's idle, already
+        authenticated session is gone: its next login is checked against the server's current settings)."""
+        if self._controller is None:
+            return 0
+        sessions = [session for session in list(self._sessions) if session.transport is not None]
+        for session in sessions:
+            self._controller.loop.call_soon_threadsafe(session.transport.close)
+        return len(sessions)
+
+    def use_certificate(self, names: Iterable[str]) -> None:
+        """Present a certificate for `names` from the next handshake on (a wrong name, then the right one)."""
+        if self._context is None:
+            raise ValueError("a server without TLS has no certificate")
+        certificate = self.ca.issue(list(names))
+        self._context.load_cert_chain(certificate.cert_path, certificate.key_path)
+
+    def failed_logins(self, password: str | None = None) -> list[AuthAttempt]:
+        """The refused AUTH attempts, all of them or those that tried `password`."""
+        with self._lock:
+            return [a for a in self.auth_log if not a.ok
+                    and (password is None or a.digest == password_digest(password))]
+
     def remove_user(self, user: str) -> None:
         with self._lock:
             self._users.pop(user, None)
@@ -544,6 +615,7 @@ class SmtpServer:
                 allowed = grant.subject == mailbox and GMAIL_SCOPE in grant.scope.split()
             else:
                 allowed = mailbox in self._oauth_mailboxes.get(grant.client_id, set())
+        self._log_auth(AuthAttempt(mailbox, "XOAUTH2", allowed))
         if allowed:
             return mailbox
         self._count("auth_failures")
@@ -551,15 +623,33 @@ class SmtpServer:
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         self._count("auth_attempts")
+        login = password = ""
         if isinstance(auth_data, LoginPassword):
             login = auth_data.login.decode("utf-8", "replace")
             password = auth_data.password.decode("utf-8", "replace")
             with self._lock:
                 expected = self._users.get(login)
             if expected is not None and secrets.compare_digest(expected.encode(), password.encode()):
+                self._log_auth(AuthAttempt(login, mechanism, True, password_digest(password)))
                 return AuthResult(success=True, auth_data=auth_data)
         self._count("auth_failures")
+        self._log_auth(AuthAttempt(login, mechanism, False, password_digest(password)))
         return AuthResult(success=False, handled=False)
+
+    def _check_cram_md5(self, user: str, challenge: bytes, digest: str) -> bool:
+        self._count("auth_attempts")
+        with self._lock:
+            password = self._users.get(user)
+        expected = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest() if password is not None else ""
+        ok = bool(expected) and hmac.compare_digest(expected, digest)
+        if not ok:
+            self._count("auth_failures")
+        self._log_auth(AuthAttempt(user, "CRAM-MD5", ok))
+        return ok
+
+    def _log_auth(self, attempt: AuthAttempt) -> None:
+        with self._lock:
+            self.auth_log.append(attempt)
 
     # -- recording -------------------------------------------------------------------------------------------
     def _count(self, name: str) -> int:

@@ -43,7 +43,7 @@ def memory_stores():
     """The storage ports as in-memory fakes (unit tests)."""
     from relaydesk.config import Settings
     from relaydesk.store.memory import MemoryBlobs, MemoryDirectory, MemoryQueue, MemorySecrets, MemoryTickets
-    from relaydesk.wiring import Stores
+    from relaydesk.store.ports import Stores
 
     settings = Settings(mail_domain="mail.relaydesk.test", tickets_table="t", directory_table="d",
                         idempotency_table="i", counters_table="c", raw_mail_bucket="b",

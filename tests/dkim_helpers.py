@@ -1,4 +1,4 @@
-"""Test helpers for DKIM (owned by DKIM): keyrings made once per worker, an offline DNS for dkimpy, a notification."""
+"""Test helpers for DKIM: keyrings made once per worker, an offline DNS for dkimpy, a notification."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Fixtures: every data resource of template.yaml, created in moto, and the environment the functions would get
-(owned by INFRA). Each test gets a fresh moto account, so no state leaks between tests."""
+Each test gets a fresh moto account, so no state leaks between tests."""
 
 from __future__ import annotations
 

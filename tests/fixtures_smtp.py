@@ -1,4 +1,4 @@
-"""Fixtures: local SMTP servers with STARTTLS, AUTH and a local CA (owned by LOCAL).
+"""Fixtures: local SMTP servers with STARTTLS, AUTH and a local CA.
 
 - ``local_ca`` (session): a `local.ca.LocalCA` in a temporary directory; ``local_ca.pem`` is the CA PEM text.
 - ``smarthost`` (function): a started `local.smarthost.SmtpServer` in STARTTLS mode (STARTTLS required before
@@ -7,7 +7,10 @@
   ``faults``, ``set_password(user, pw)``, ``wait_for(n)``. Stopped at teardown.
 - ``make_smarthost(**options)`` (function): a factory for special modes, e.g.
   ``make_smarthost(mode="implicit")``, ``make_smarthost(mode="none")``,
-  ``make_smarthost(cert_names=["wrong.example.net"])``; same defaults as ``smarthost``; all stopped at teardown.
+  ``make_smarthost(cert_names=["wrong.example.net"])``, ``make_smarthost(cram_md5=True)``; same defaults as
+  ``smarthost``; all stopped at teardown. Every server logs each AUTH in ``auth_log`` (``failed_logins(password)``
+  counts the refusals of one password) and can be broken while it runs: ``offer_starttls(False)``,
+  ``use_certificate(names)``, ``drop_connections()``.
   With ``make_smarthost(oauth=token_server, oauth_mailboxes={token_server.client_id: {"support@acme.test"}})``
   the server also offers AUTH XOAUTH2 (after TLS) and accepts that endpoint's tokens for those mailboxes
   (``535 5.7.3 Authentication unsuccessful`` otherwise, as Exchange Online answers).

@@ -12,7 +12,8 @@ export function Badge({ tone = 'neutral', children, title }) {
 
 export function statusTone(status) {
   return { verified: 'ok', active: 'ok', delivered: 'ok', pending: 'wait', queued: 'wait', unverified: 'wait',
-    deferred: 'warn', disabled: 'muted', failed: 'bad', auth_failed: 'bad', bounced: 'bad' }[status] || 'neutral';
+    deferred: 'warn', disabled: 'muted', failed: 'bad', auth_failed: 'bad', tls_failed: 'bad',
+    held: 'bad', bounced: 'bad' }[status] || 'neutral';
 }
 
 export function StatusBadge({ status, prefix }) {

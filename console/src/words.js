@@ -29,6 +29,8 @@ export const STATUS_WORDS = {
   active: 'active',
   disabled: 'disabled',
   auth_failed: 'held: credentials refused',
+  tls_failed: 'held: no secure connection',
+  held: 'held until the fix',
   queued: 'queued',
   delivered: 'delivered',
   deferred: 'deferred (will retry)',

@@ -7,12 +7,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relaydesk.outbound.batch import relay_event
 from relaydesk.outbound.credentials import CredentialCache
-from relaydesk.outbound.once import PowertoolsOnce, powertools_once
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.result import RecordResult
+from relaydesk.store.idempotency import PowertoolsOnce, powertools_once
+from relaydesk.store.ports import Stores
 from relaydesk.store.ses import is_sending_paused
 from relaydesk.store.sqs_retry import SqsRetryDelay
-from relaydesk.wiring import Stores, aws_client, aws_stores
+from relaydesk.wiring import aws_client, aws_stores
 
 logger = Logger()
 metrics = Metrics()

@@ -51,7 +51,7 @@ def test_a_job_grows_step_by_step_is_bounded_and_expires_with_the_tables_ttl(aws
     assert int(item["expires_at"]) - time.time() == pytest.approx(86_400, abs=120)
     ttl = boto3.client("dynamodb").describe_time_to_live(TableName=aws_stack.settings.directory_table)
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
-    with pytest.raises(Exception, match="ConditionalCheckFailed"):
+    with pytest.raises(ConflictError):
         jobs.create(job)  # a job id is written once
 
 

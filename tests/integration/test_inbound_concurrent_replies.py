@@ -11,9 +11,9 @@ import threading
 import pytest
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
-from relaydesk.inbound.ports import InboundPorts
 from relaydesk.inbound.service import process_inbound
 from relaydesk.store import ticket_items
+from relaydesk.store.inbound_ports import InboundPorts
 from relaydesk.tickets.model import Comment, Ticket, TicketStatus
 
 from tests.unit.inbound.conftest import ses_record

@@ -24,7 +24,7 @@ import pytest
 from botocore.client import BaseClient
 from pydantic import SecretStr
 from relaydesk.accounts import Account, Brand
-from relaydesk.addresses import lifecycle, rotation
+from relaydesk.addresses import lifecycle, rotation, state
 from relaydesk.addresses.model import (
     AddressKind,
     Connector,
@@ -464,9 +464,14 @@ def attachment_jobs(stores, ticket: Ticket) -> None:
 
 
 def api_jobs(stores, smarthost) -> None:
-    """Every route of both APIs, a connector address deleted through each (its secret scheduled for deletion)."""
+    """Every route of both APIs, a connector address deleted through each (its secret scheduled for deletion); the
+    operator's is held with a notification parked behind it, which the deletion sends to the default outbound."""
     for email in ("leaving@acme.test", "going@acme.test"):
         connect(stores, smarthost, email)
+    state.change(stores, ACCOUNT, "leaving@acme.test", state.Hold(state.HoldReason.CREDENTIALS, "auth_failed: ..."))
+    stores.held.park("leaving@acme.test", Notification(
+        notification_id=new_id("N"), account_id=ACCOUNT, support_address="leaving@acme.test",
+        recipients=["jane@example.net"], subject="Parked", text_body="Parked behind the hold."))
     operator = [("GET", "/support_addresses", {"account_id": ACCOUNT}, None),
                 ("POST", "/support_addresses", None, {"account_id": ACCOUNT, "email": "new@acme.test"}),
                 ("GET", "/support_addresses/new%40acme.test", None, None),

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 from relaydesk.credentials import SmtpCredentials, TlsMode
-from relaydesk.errors import PermanentDeliveryError, TlsRequiredError, TransientDeliveryError
+from relaydesk.errors import NothingAcceptedError, PermanentDeliveryError, TlsRequiredError, TransientDeliveryError
 from relaydesk.outbound.envelope import Outgoing
 from relaydesk.outbound.fanout import open_sessions, send_over
 from relaydesk.outbound.pipelined import PipelinedSubmission
-from relaydesk.outbound.smtp import Accepted, NothingAcceptedError, Timeouts
+from relaydesk.outbound.smtp import Accepted, Timeouts
 
 SENDER = "support@acme.test"
 JANE, BOB, CAROL = "jane@example.net", "bob@example.net", "carol@example.net"

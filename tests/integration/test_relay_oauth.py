@@ -158,7 +158,7 @@ def test_a_wrong_client_secret_holds_the_address_with_the_aadsts_code_and_parks_
     assert address.connector.state is ConnectorState.AUTH_FAILED
     assert "AADSTS7000215" in address.last_error and "invalid_client" in address.last_error
     assert "What to do:" in address.last_error and "Value" in address.last_error  # the secret's Value, not its ID
-    assert relay.record(notification).status is DeliveryStatus.AUTH_FAILED
+    assert relay.record(notification).status is DeliveryStatus.HELD
     assert [n.notification_id for n in relay.stores.held.list(MAILBOX)] == [notification.notification_id]
     assert relay.failures() == [] and relay.queued() == 0  # parked, not retried hot
     assert exchange.stats.auth_attempts == 0  # nothing reached the smarthost
@@ -184,7 +184,7 @@ def test_a_mailbox_the_app_may_not_send_as_is_held_with_exchanges_fix(relay, mak
     assert address.connector.state is ConnectorState.AUTH_FAILED
     assert "535 5.7.3" in address.last_error and "Add-MailboxPermission" in address.last_error
     assert exchange.stats.auth_failures == 2  # the cached token, then a new one: the same refusal
-    assert relay.record(notification).status is DeliveryStatus.AUTH_FAILED
+    assert relay.record(notification).status is DeliveryStatus.HELD
 
 
 def test_a_token_endpoint_that_is_down_defers_with_a_growing_delay_and_never_holds(relay, exchange, token_server):
@@ -215,7 +215,7 @@ def test_an_http_token_url_is_refused_before_any_request(relay, exchange, token_
     assert token_server.requests == 0 and exchange.stats.auth_attempts == 0
     address = relay.stores.directory.get_address(MAILBOX)
     assert address.connector.state is ConnectorState.AUTH_FAILED and "https://" in address.last_error
-    assert relay.record(notification).status is DeliveryStatus.AUTH_FAILED
+    assert relay.record(notification).status is DeliveryStatus.HELD
 
 
 def test_no_client_secret_and_no_access_token_in_logs_exceptions_records_or_output(
@@ -237,7 +237,7 @@ def test_no_client_secret_and_no_access_token_in_logs_exceptions_records_or_outp
         relay.enqueue(notifications[2])
         relay.poll()  # AADSTS7000215: held
 
-    assert relay.record(notifications[2]).status is DeliveryStatus.AUTH_FAILED
+    assert relay.record(notifications[2]).status is DeliveryStatus.HELD
     captured = capsys.readouterr()
     address = relay.stores.directory.get_address(MAILBOX)
     # Every logger at DEBUG (the smarthost's aiosmtpd dialogue included) but the AWS SDK's own wire dump, which logs

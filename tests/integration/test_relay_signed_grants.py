@@ -200,7 +200,7 @@ def test_a_google_refusal_holds_the_address_with_the_fix_and_the_fix_releases_wh
     address = relay.stores.directory.get_address(MAILBOX)
     assert address.connector.state is ConnectorState.AUTH_FAILED
     assert google_said in address.last_error and fix_words in address.last_error
-    assert relay.record(held).status is DeliveryStatus.AUTH_FAILED
+    assert relay.record(held).status is DeliveryStatus.HELD
     assert [n.notification_id for n in relay.stores.held.list(MAILBOX)] == [held.notification_id]
     assert relay.queued() == 0 and gmail.stats.auth_attempts == 0  # parked; no AUTH without a token
 
@@ -286,7 +286,7 @@ def test_a_certificate_app_is_verified_delivers_and_held_when_entra_drops_the_ce
     address = relay.stores.directory.get_address(MAILBOX)
     assert address.connector.state is ConnectorState.AUTH_FAILED
     assert "AADSTS700027" in address.last_error and "Upload certificate" in address.last_error
-    assert relay.record(held).status is DeliveryStatus.AUTH_FAILED
+    assert relay.record(held).status is DeliveryStatus.HELD
 
     rotate_in(relay, certificate_app(token_server, second), exchange)  # ... uploaded a new one and rotated it in
     drain(relay)

@@ -244,9 +244,10 @@ def test_no_starttls_means_nothing_is_sent_and_no_credentials_leave(relay, make_
     relay.enqueue(notification)
     relay.poll()
     assert (server.stats.auth_attempts, server.stats.mail_commands, server.received) == (0, 0, [])
-    assert len(relay.failures()) == 1
-    assert relay.record(notification).status is DeliveryStatus.DEFERRED
-    assert "STARTTLS" in relay.stores.directory.get_address("support@acme.test").last_error
+    assert relay.failures() == [] and relay.queued() == 0  # parked behind the hold, not retried until the DLQ
+    assert relay.record(notification).status is DeliveryStatus.HELD
+    address = relay.stores.directory.get_address("support@acme.test")
+    assert address.connector.state is ConnectorState.TLS_FAILED and "STARTTLS" in address.last_error
 
 
 def test_a_certificate_for_another_host_is_refused_before_auth(relay, make_smarthost):
@@ -256,8 +257,9 @@ def test_a_certificate_for_another_host_is_refused_before_auth(relay, make_smart
     relay.enqueue(notification)
     relay.poll()
     assert (server.stats.auth_attempts, server.received) == (0, [])
-    assert relay.record(notification).status is DeliveryStatus.DEFERRED
-    assert "certificate" in relay.stores.directory.get_address("support@acme.test").last_error
+    assert relay.record(notification).status is DeliveryStatus.HELD
+    address = relay.stores.directory.get_address("support@acme.test")
+    assert address.connector.state is ConnectorState.TLS_FAILED and "certificate" in address.last_error
 
 
 # --- exactly once -----------------------------------------------------------------------------------------------
@@ -288,7 +290,8 @@ def test_credentials_changed_mid_stream_hold_then_everything_goes_once_the_secre
     address = relay.stores.directory.get_address("support@acme.test")
     assert address.connector.state is ConnectorState.AUTH_FAILED and "535" in address.last_error
     assert relay.failures() == [] and relay.queued() == 0  # parked, not retried hot
-    assert {relay.record(n).status for n in waiting} == {DeliveryStatus.AUTH_FAILED}
+    assert {relay.record(n).status for n in waiting} == {DeliveryStatus.HELD}
+    assert len(smarthost.failed_logins(smarthost.password)) == 1  # one refusal of the version the secret holds
     auth_attempts = smarthost.stats.auth_attempts
     relay.enqueue(relay.notification("support@acme.test"))
     relay.poll()

@@ -42,3 +42,54 @@ def test_a_refused_login_raises_the_servers_reply_without_the_password(smarthost
     assert refused.value.smtp_code == 535
     assert "Wrong-Pw-123" not in str(refused.value) and "Wrong-Pw-123" not in refused.value.server_reply
     assert smarthost.stats.mail_commands == 0
+
+
+def test_a_refused_password_is_one_failed_login_where_aiosmtplibs_login_makes_three(make_smarthost):
+    """The incident: a server offering CRAM-MD5, PLAIN and LOGIN saw three failures per refused login, because
+    aiosmtplib's `login()` walks every mechanism it knows. The client layer tries one: PLAIN."""
+    import aiosmtplib
+    from relaydesk.outbound.tls import client_tls_context
+
+    server = make_smarthost(cram_md5=True)
+
+    async def walk() -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port, start_tls=True,
+                               tls_context=client_tls_context(server.ca_pem))
+        async with smtp:
+            with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+                await smtp.login(server.username, "Wrong-Pw-123")
+
+    asyncio.run(walk())
+    assert [a.mechanism for a in server.failed_logins()] == ["CRAM-MD5", "PLAIN", "LOGIN"]  # the incident
+
+    server.auth_log.clear()
+    with pytest.raises(AuthenticationFailedError):
+        asyncio.run(_send_all(_submission(server, password="Wrong-Pw-123"), 1))
+    assert [(a.mechanism, a.ok) for a in server.auth_log] == [("PLAIN", False)]
+    assert len(server.failed_logins("Wrong-Pw-123")) == 1
+
+    asyncio.run(_send_all(_submission(server), 1))
+    assert server.auth_log[-1].mechanism == "PLAIN" and server.auth_log[-1].ok
+
+
+def test_the_session_reports_its_state_step_by_step(smarthost):
+    session = _submission(smarthost)
+
+    async def steps() -> list[tuple]:
+        seen = []
+        await session.connect()
+        seen.append((session.connected, session.tls, session.authenticated))
+        await session.secure()
+        seen.append((session.tls.version, session.capabilities.starttls, session.capabilities.auth_mechanisms))
+        await session.authenticate()
+        seen.append((session.authenticated, session.mechanism, session.authenticated_as))
+        await session.close()
+        seen.append((session.connected, session.authenticated))
+        return seen
+
+    connected, secured, authenticated, closed = asyncio.run(steps())
+    assert connected == (True, None, False)
+    assert secured[0].startswith("TLSv1.") and secured[1] is False  # after STARTTLS it is not offered again
+    assert set(secured[2]) == {"PLAIN", "LOGIN"}
+    assert authenticated == (True, "PLAIN", smarthost.username)
+    assert closed == (False, False)

@@ -154,7 +154,7 @@ def relay_one(relay, note: Notification):
 def test_notifications_keep_flowing_through_a_rotation_with_none_lost(aws_stack, smarthost, connected):
     relay_module = pytest.importorskip("relaydesk.outbound.relay")
     from relaydesk.outbound.credentials import CredentialCache
-    from relaydesk.outbound.once import MemoryOnce
+    from relaydesk.store.memory import MemoryOnce
 
     relay = relay_module.Relay(aws_stack, credentials=CredentialCache(aws_stack.secrets, 300), once=MemoryOnce())
     sent = [notification(connected.account_id, n) for n in range(4)]
@@ -184,7 +184,7 @@ def test_notifications_keep_flowing_through_a_rotation_with_none_lost(aws_stack,
 def test_notifications_held_for_a_refused_password_go_out_after_the_rotation(aws_stack, smarthost, connected):
     relay_module = pytest.importorskip("relaydesk.outbound.relay")
     from relaydesk.outbound.credentials import CredentialCache
-    from relaydesk.outbound.once import MemoryOnce
+    from relaydesk.store.memory import MemoryOnce
 
     relay = relay_module.Relay(aws_stack, credentials=CredentialCache(aws_stack.secrets, 300), once=MemoryOnce())
     held = [notification(connected.account_id, n) for n in range(2)]

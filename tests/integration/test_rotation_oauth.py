@@ -127,7 +127,7 @@ def test_notifications_keep_flowing_while_the_client_secret_is_rotated(aws_stack
                                                                        connected):
     relay_module = pytest.importorskip("relaydesk.outbound.relay")
     from relaydesk.outbound.credentials import CredentialCache
-    from relaydesk.outbound.once import MemoryOnce
+    from relaydesk.store.memory import MemoryOnce
 
     relay = relay_module.Relay(aws_stack, credentials=CredentialCache(aws_stack.secrets, 300), once=MemoryOnce())
     secret = connected.connector.secret_arn
@@ -249,7 +249,7 @@ def test_basic_auth_turned_off_holds_the_notifications_and_the_switch_to_oauth2_
         aws_stack, exchange, token_server):
     relay_module = pytest.importorskip("relaydesk.outbound.relay")
     from relaydesk.outbound.credentials import CredentialCache
-    from relaydesk.outbound.once import MemoryOnce
+    from relaydesk.store.memory import MemoryOnce
 
     account, _ = lifecycle.create_account(aws_stack, "acme", "Acme", "sandbox")
     password = SmtpCredentials(host="127.0.0.1", port=exchange.port, username=EMAIL, password=PASSWORD,

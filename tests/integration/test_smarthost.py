@@ -229,3 +229,65 @@ def test_a_started_server_has_counted_no_connection_until_a_client_connects(make
         assert server.stats.connections == 0
         submit(server)
         assert server.stats.connections == 1
+
+
+def test_cram_md5_is_offered_on_request_and_checks_the_password(make_smarthost):
+    server = make_smarthost(cram_md5=True)
+
+    async def cram(password: str) -> None:
+        client = aiosmtplib.SMTP(hostname=server.host, port=server.port, timeout=5, start_tls=True,
+                                 tls_context=client_tls_context(server.ca_pem))
+        async with client:
+            await client.ehlo()
+            assert client.server_auth_methods[0] == "cram-md5"
+            await client.auth_crammd5(server.username, password)
+
+    asyncio.run(cram(server.password))
+    with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+        asyncio.run(cram("not-it"))
+    assert [(a.mechanism, a.ok, a.digest) for a in server.auth_log] == [("CRAM-MD5", True, None),
+                                                                       ("CRAM-MD5", False, None)]
+
+
+def test_the_auth_log_names_what_was_tried_by_digest_never_the_password(smarthost):
+    from local.smarthost import password_digest
+
+    with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+        submit(smarthost, password="Wrong-Pw-123")
+    submit(smarthost)
+    wrong, right = password_digest("Wrong-Pw-123"), password_digest(smarthost.password)
+    # aiosmtplib's login() walks PLAIN, then LOGIN: two failed logins for one wrong password.
+    assert [(a.mechanism, a.ok, a.digest) for a in smarthost.auth_log] == [
+        ("PLAIN", False, wrong), ("LOGIN", False, wrong), ("PLAIN", True, right)]
+    assert len(smarthost.failed_logins("Wrong-Pw-123")) == 2 and smarthost.failed_logins(smarthost.password) == []
+    assert "Wrong-Pw-123" not in repr(smarthost.auth_log)
+
+
+def test_starttls_can_be_withdrawn_and_offered_again_while_the_server_runs(smarthost):
+    smarthost.offer_starttls(False)
+    with pytest.raises(aiosmtplib.SMTPException, match=r"(?i)starttls"):
+        submit(smarthost)
+    smarthost.offer_starttls(True)
+    errors, _ = submit(smarthost)
+    assert errors == {} and smarthost.stats.auth_attempts == 1  # no credentials went while it was off
+
+
+def test_the_certificate_can_be_replaced_and_a_reload_drops_open_sessions(smarthost):
+    async def session_then_reload() -> bool:
+        client = aiosmtplib.SMTP(hostname=smarthost.host, port=smarthost.port, timeout=5, start_tls=True,
+                                 tls_context=client_tls_context(smarthost.ca_pem))
+        await client.connect()
+        await client.login(smarthost.username, smarthost.password)
+        assert smarthost.drop_connections() == 1
+        for _ in range(50):
+            if not client.is_connected:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    assert asyncio.run(session_then_reload())
+    smarthost.use_certificate(["wrong.example.net"])
+    with pytest.raises((aiosmtplib.SMTPException, ssl.SSLError), match=r"(?i)certificate"):
+        submit(smarthost)
+    smarthost.use_certificate(["127.0.0.1", "localhost"])
+    assert submit(smarthost)[0] == {}

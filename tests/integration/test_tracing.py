@@ -1,4 +1,4 @@
-"""With active tracing, a traced handler's AWS calls reach X-Ray as subsegments (issue 3: powertools Tracer on the
+"""With active tracing, a traced handler's AWS calls reach X-Ray as subsegments (powertools Tracer on the
 functions), with the dependencies the layer pins (the X-Ray SDK on wrapt 1.17, chosen for cold start)."""
 
 from __future__ import annotations

@@ -184,16 +184,22 @@ def test_an_entra_client_secret_is_refused_for_providers_whose_smtp_does_not_tak
 
 
 def test_a_refused_token_step_is_a_credentials_failure_and_an_unreachable_endpoint_is_not():
-    from relaydesk.errors import AuthenticationFailedError
+    from relaydesk.errors import (
+        AuthenticationFailedError,
+        OAuthTokenError,
+        OAuthTokenRefusedError,
+        OAuthTokenUnavailableError,
+    )
 
-    def report(**token_fields):
+    def report(error, **token_fields):
         steps = [CheckStep(name="tcp", ok=True), CheckStep(name="token", ok=False, detail="refused", **token_fields)]
         return LiveCheckReport(host="smtp.office365.com", port=587, tls_mode="starttls", steps=steps,
-                               summary="s", fix="f")
+                               summary="s", fix="f", error=error)
 
-    refused = report(oauth_error="invalid_client", aadsts="AADSTS7000215").to_error()
-    unreachable = report().to_error()
+    refusal = OAuthTokenError("refused", oauth_error="invalid_client", aadsts="AADSTS7000215")
+    refused = report(OAuthTokenRefusedError(refusal), oauth_error="invalid_client", aadsts="AADSTS7000215").to_error()
+    unreachable = report(OAuthTokenUnavailableError(OAuthTokenError("down", transient=True))).to_error()
 
-    assert isinstance(refused, AuthenticationFailedError)
+    assert isinstance(refused, AuthenticationFailedError) and refused.token_error is refusal and refused.action == "f"
     assert not isinstance(unreachable, AuthenticationFailedError)
     assert "live check failed at token" in unreachable.message

@@ -1,4 +1,4 @@
-"""Every connector rule of issue 5, against the in-memory stores: what an admin sees when a change is refused."""
+"""Every connector rule, against the in-memory stores: what an admin sees when a change is refused."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def failing_auth_checker(credentials: SmtpCredentials, **kwargs) -> LiveCheckRep
     steps = [CheckStep(name="dns", ok=True), CheckStep(name="tcp", ok=True),
              CheckStep(name="auth", ok=False, detail=reply, smtp_code=535, enhanced_status="5.7.139")]
     return LiveCheckReport(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode, steps=steps,
-                           summary="SMTP AUTH is disabled", fix="Set-CASMailbox ...")
+                           summary="SMTP AUTH is disabled", fix="Set-CASMailbox ...",
+                           error=AuthenticationFailedError("refused", smtp_code=535, server_reply=f"535 {reply}"))
 
 
 def creds() -> SmtpCredentials:

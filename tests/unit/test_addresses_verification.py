@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from relaydesk.addresses import lifecycle, verification
+from relaydesk.addresses import lifecycle, state, verification
 from relaydesk.addresses.model import ConnectorState, VerificationStatus
 from relaydesk.errors import RuleViolation
 from relaydesk.markers import VERIFICATION_HEADER, verification_marker
@@ -196,6 +196,17 @@ def test_verify_again_after_a_timeout_starts_over_with_a_new_token(connected):
     assert not verification.on_verification_mail(connected, token=first, recipient=SYSTEM)
 
 
+def _relay_fails_the_test_mail(stores, reason: str, *, hold: bool) -> None:
+    """What the relay does when the smarthost refuses the queued verification mail (`outbound/connector.py`)."""
+    [(note, _)] = stores.queue.sent
+    stores.queue.sent.clear()
+    if hold:
+        state.change(stores, note.account_id, "support@acme.com",
+                     state.Hold(state.HoldReason.CREDENTIALS, reason, "v1"))
+    state.change(stores, note.account_id, "support@acme.com",
+                 state.VerificationFailed(state.Direction.OUTBOUND, reason, token=note.verification_token))
+
+
 def test_auth_failure_during_outbound_verification_ends_the_wait(connected):
     clock, outbox = FakeClock(), Outbox()
 
@@ -204,11 +215,7 @@ def test_auth_failure_during_outbound_verification_ends_the_wait(connected):
             verification.on_verification_mail(connected, token=outbox.sent.pop()[VERIFICATION_HEADER],
                                               recipient=SYSTEM, forwarding_hops=1)
         elif connected.queue.sent:
-            connected.queue.sent.pop()
-            address = connected.directory.get_address("support@acme.com")
-            address.connector.state = ConnectorState.AUTH_FAILED
-            address.last_error = "535 5.7.3 Authentication unsuccessful"
-            connected.directory.put_address(address)
+            _relay_fails_the_test_mail(connected, "auth_failed: 535 5.7.3 Authentication unsuccessful", hold=True)
 
     clock.hooks.append(relay_reports_auth_failure)
     address = verification.verify(connected, account_of(connected, "support@acme.com"),
@@ -216,6 +223,7 @@ def test_auth_failure_during_outbound_verification_ends_the_wait(connected):
                                   sleep=clock.sleep, clock=clock)
     assert address.outbound.status is VerificationStatus.FAILED
     assert "535 5.7.3" in address.outbound.error
+    assert address.connector.state is ConnectorState.AUTH_FAILED and not verification.is_verified(address)
     assert clock.now < 600
 
 
@@ -250,11 +258,8 @@ def test_relay_refusing_the_verification_mail_ends_the_wait(connected):
             verification.on_verification_mail(connected, token=outbox.sent.pop()[VERIFICATION_HEADER],
                                               recipient=SYSTEM, forwarding_hops=1)
         elif connected.queue.sent:
-            connected.queue.sent.pop()
-            address = connected.directory.get_address("support@acme.com")
-            address.last_error = ("the verification mail was refused: 554 5.2.0 SendAsDeniedException; "
-                                  "MapiExceptionSendAsDenied 5.7.60")
-            connected.directory.put_address(address)
+            _relay_fails_the_test_mail(connected, "the verification mail was refused: 554 5.2.0 "
+                                                  "SendAsDeniedException; MapiExceptionSendAsDenied 5.7.60", hold=False)
 
     clock.hooks.append(relay_refuses)
     address = verification.verify(connected, account_of(connected, "support@acme.com"),

@@ -12,6 +12,7 @@ from relaydesk.addresses import lifecycle, verification
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
 from relaydesk.cli import context, main
 from relaydesk.cli.output import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_RULE, EXIT_USAGE, EXIT_VERIFY_TIMEOUT
+from relaydesk.errors import AuthenticationFailedError
 from relaydesk.markers import VERIFICATION_HEADER
 from relaydesk.tickets.model import (
     DeliveryAttempt,
@@ -53,19 +54,21 @@ def live_check(monkeypatch):
     def check(credentials, *, sender=None, on_step=None, **_):
         result["seen"].append(credentials)
         steps = [CheckStep(name=n, ok=True, detail=f"{n} fine") for n in ("dns", "tcp", "starttls", "certificate")]
-        summary = fix = None
+        summary = fix = error = None
         if result["fail"]:
             steps.append(CheckStep(name="auth", ok=False, smtp_code=535, enhanced_status="5.7.139",
                                    detail="5.7.139 Authentication unsuccessful, SmtpClientAuthentication is "
                                           "disabled for the Tenant."))
             summary, fix = "SMTP AUTH is disabled for the tenant or for this mailbox", "Set-CASMailbox ..."
+            error = AuthenticationFailedError("refused", smtp_code=535, server_reply="535 5.7.139 Authentication "
+                                              "unsuccessful, SmtpClientAuthentication is disabled for the Tenant.")
         else:
             steps.append(CheckStep(name="auth", ok=True, detail="235 ok"))
         for step in steps:
             if on_step:
                 on_step(step)
         return LiveCheckReport(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
-                               steps=steps, summary=summary, fix=fix)
+                               steps=steps, summary=summary, fix=fix, error=error)
 
     monkeypatch.setattr(lifecycle, "run_live_check", check)
     return result
@@ -268,8 +271,8 @@ def test_the_commands_the_team_contract_names_exist():
 
     assert commands("accounts") == {"create", "list", "show", "admins", "settings"}
     assert commands("suppressions") == {"list", "remove"}
-    assert commands("addresses") == {"list", "show", "add", "rename", "connect", "verify", "set-default", "rotate",
-                                     "disable", "enable", "delete"}
+    assert commands("addresses") == {"list", "show", "add", "rename", "connect", "verify", "set-default", "set",
+                                     "rotate", "disable", "enable", "delete"}
     assert commands("tickets") == {"list", "show", "reply", "note", "status", "assign", "cc", "followers"}
 
 

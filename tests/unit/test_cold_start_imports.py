@@ -1,5 +1,5 @@
 """What each Lambda handler imports at cold start: the heavy libraries of rare paths stay out until the path runs,
-and the path still works once it does (issue 7's cold-start target; figures in bench/bench_coldstart.py)."""
+and the path still works once it does (the cold-start target and its figures are in bench/bench_coldstart.py)."""
 
 from __future__ import annotations
 

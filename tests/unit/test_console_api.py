@@ -11,7 +11,7 @@ from dataclasses import replace
 from urllib.parse import quote
 
 import pytest
-from relaydesk.addresses import lifecycle
+from relaydesk.addresses import lifecycle, state
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
 from relaydesk.addresses.model import ConnectorState, VerificationStatus
 from relaydesk.api import console_routes
@@ -235,10 +235,12 @@ def test_an_oauth_connection_takes_the_app_values_and_never_returns_the_client_s
 def test_details_show_a_hold_with_the_cli_explanation_and_the_held_count(stores, api, acme, monkeypatch):
     connect(stores, api, acme, monkeypatch)
     address = stores.directory.get_account_address(acme.account_id, "support@acme.com")
-    hold.hold_address(stores, address, AuthenticationFailedError(
+    refused = AuthenticationFailedError(
         "refused", smtp_code=535, enhanced_status="5.7.139",
-        server_reply="5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox"),
-        version_id="v1")
+        server_reply="5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox")
+    state.change(stores, acme.account_id, address.email, state.Hold(
+        state.HoldReason.CREDENTIALS, hold.explanation(refused, host=address.connector.host,
+                                                       username="support@acme.com"), version_id="v1"))
     for n in range(2):
         hold.park(stores, Notification(notification_id=f"N{n}", account_id=acme.account_id, ticket_id="T1",
                                        support_address="support@acme.com", recipients=["jane@example.net"],

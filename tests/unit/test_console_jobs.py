@@ -7,7 +7,10 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from relaydesk.addresses import state
 from relaydesk.addresses.diagnosis import explain_last_error, split_explanation
+from relaydesk.addresses.model import AddressKind, Connector, SupportAddress
+from relaydesk.addresses.state import Direction, HoldReason
 from relaydesk.jobs import runner
 from relaydesk.jobs.model import Job, JobKind, JobStatus
 from relaydesk.store.memory import MemoryJobs, MemoryLauncher
@@ -66,6 +69,9 @@ def test_a_job_past_its_deadline_is_lost():
     ("credential rotation failed at auth; the server replied: 535 5.7.139 Authentication unsuccessful, "
      "SmtpClientAuthentication is disabled", None, "Set-CASMailbox"),
     ("forwarding verification failed: no test mail came back within 300 s.", None, None),
+    ("tls_failed: smtp.acme.com does not offer STARTTLS. Notifications are held until the smarthost's TLS works "
+     "again. What to do: Turn STARTTLS on.", "smtp.acme.com does not offer STARTTLS. Notifications are held until "
+     "the smarthost's TLS works again.", "Turn STARTTLS on."),
 ])
 def test_a_last_error_is_split_into_what_happened_and_what_to_do(text, summary, fix):
     said, todo = split_explanation(text)
@@ -73,3 +79,29 @@ def test_a_last_error_is_split_into_what_happened_and_what_to_do(text, summary, 
     assert said == (summary or text)
     assert (todo is None) if fix is None else (fix in todo)
     assert explain_last_error(None) is None
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_a_verify_job_says_whether_the_hold_ended_or_stays(stores, monkeypatch, fixed):
+    email = "support@acme.test"
+    state.create(stores, state.Connect(SupportAddress(email=email, account_id="A1", kind=AddressKind.SMTP_CONNECTOR,
+                                                      connector=Connector(host="smtp.acme.test", secret_arn="s"))))
+    for transition in (state.StartVerification(Direction.FORWARDING, "F"), state.VerificationPassed(
+            Direction.FORWARDING), state.Hold(HoldReason.TLS, "tls_failed: no STARTTLS. What to do: turn it on.")):
+        state.change(stores, "A1", email, transition)
+
+    def verify(stores, account_id, email, **_):
+        state.change(stores, account_id, email, state.StartVerification(Direction.OUTBOUND, "O"))
+        outcome = state.VerificationPassed(Direction.OUTBOUND) if fixed else state.VerificationFailed(
+            Direction.OUTBOUND, "no STARTTLS", token="O")
+        return state.change(stores, account_id, email, outcome)
+
+    monkeypatch.setattr(runner.verification, "verify", verify)
+    job = runner.start(stores, "A1", JobKind.VERIFY, email)
+
+    finished = runner.run(stores, "A1", job.job_id)
+
+    if fixed:
+        assert finished.status is JobStatus.SUCCEEDED and "the hold has ended" in finished.summary
+    else:
+        assert finished.status is JobStatus.FAILED and "the hold stays (tls_failed)" in finished.summary

@@ -7,7 +7,8 @@ import dns.name
 import dns.resolver
 import dns.rrset
 import pytest
-from relaydesk.dkim.resolver import DnsLookupError, dns_resolver
+from relaydesk.dkim.resolver import dns_resolver
+from relaydesk.errors import DnsLookupError
 
 
 def answer_with(name: str, *texts: str) -> dns.rrset.RRset:

@@ -14,6 +14,7 @@ import pytest
 from relaydesk.credentials import AuthKind, SmtpCredentials
 from relaydesk.errors import (
     AuthenticationFailedError,
+    AuthMechanismUnavailableError,
     OAuthTokenError,
     OAuthTokenRefusedError,
     OAuthTokenUnavailableError,
@@ -242,14 +243,27 @@ class FakeSmtp:
         if self.refuse:
             raise aiosmtplib.SMTPAuthenticationError(535, self.refuse)
 
-    async def login(self, username: str, password: str) -> None:
+    async def auth_plain(self, username: str, password: str) -> None:
+        self.sent.append(("PLAIN", username))
+        if self.refuse:
+            raise aiosmtplib.SMTPAuthenticationError(535, self.refuse)
+
+    async def auth_login(self, username: str, password: str) -> None:
         self.sent.append(("LOGIN", username))
+        if self.refuse:
+            raise aiosmtplib.SMTPAuthenticationError(535, self.refuse)
+
+    async def login(self, username: str, password: str) -> None:  # aiosmtplib's walk through every mechanism
+        raise AssertionError("login() tries one mechanism after another; authenticate must pick one")
+
+
+OFFERED = ("XOAUTH2", "PLAIN", "LOGIN")
 
 
 def test_xoauth2_sends_the_mailbox_with_a_token_over_tls():
     smtp, endpoint = FakeSmtp(), Endpoint()
 
-    asyncio.run(authenticate(smtp, creds(), AccessTokens(fetch=endpoint)))
+    asyncio.run(authenticate(smtp, creds(), AccessTokens(fetch=endpoint), offered=OFFERED))
 
     assert smtp.sent == [("XOAUTH2", "support@acme.com")] and len(endpoint.requests) == 1
 
@@ -258,7 +272,7 @@ def test_without_tls_nothing_is_sent_and_no_token_is_asked_for():
     smtp, endpoint = FakeSmtp(tls=False), Endpoint()
 
     with pytest.raises(TlsRequiredError):
-        asyncio.run(authenticate(smtp, creds(), AccessTokens(fetch=endpoint)))
+        asyncio.run(authenticate(smtp, creds(), AccessTokens(fetch=endpoint), offered=OFFERED))
 
     assert smtp.sent == [] and endpoint.requests == []
 
@@ -267,7 +281,7 @@ def test_a_refused_token_is_an_authentication_failure_with_exchanges_fix():
     smtp = FakeSmtp(refuse="5.7.3 Authentication unsuccessful")
 
     with pytest.raises(AuthenticationFailedError) as raised:
-        asyncio.run(authenticate(smtp, creds(), AccessTokens(fetch=Endpoint())))
+        asyncio.run(authenticate(smtp, creds(), AccessTokens(fetch=Endpoint()), offered=OFFERED))
 
     assert raised.value.server_reply == "535 5.7.3 Authentication unsuccessful"
     assert "Add-MailboxPermission" in raised.value.action
@@ -279,18 +293,45 @@ def test_token_endpoint_refusals_hold_and_outages_defer():
     down.answers.append(Response(503, b""))
 
     with pytest.raises(OAuthTokenRefusedError) as refused:
-        asyncio.run(authenticate(FakeSmtp(), creds(), AccessTokens(fetch=refusing)))
+        asyncio.run(authenticate(FakeSmtp(), creds(), AccessTokens(fetch=refusing), offered=OFFERED))
     with pytest.raises(OAuthTokenUnavailableError) as unavailable:
-        asyncio.run(authenticate(FakeSmtp(), creds(), AccessTokens(fetch=down)))
+        asyncio.run(authenticate(FakeSmtp(), creds(), AccessTokens(fetch=down), offered=OFFERED))
 
     assert isinstance(refused.value, AuthenticationFailedError) and refused.value.token_error.aadsts == "AADSTS7000215"
     assert isinstance(unavailable.value, ConnectionError) and unavailable.value.token_error.transient
 
 
-def test_the_password_kind_logs_in_as_before():
+PASSWORD_CREDS = SmtpCredentials(host="smtp.acme.test", username="u@acme.test", password="pw")
+
+
+@pytest.mark.parametrize(("offered", "used"), [(("CRAM-MD5", "PLAIN", "LOGIN"), "PLAIN"), (("LOGIN",), "LOGIN"),
+                                               (("LOGIN", "PLAIN"), "PLAIN")])
+def test_a_password_goes_with_plain_unless_the_server_lacks_it(offered, used):
     smtp = FakeSmtp()
 
-    asyncio.run(authenticate(smtp, SmtpCredentials(host="smtp.acme.test", username="u@acme.test", password="pw"),
-                             AccessTokens(fetch=Endpoint())))
+    assert asyncio.run(authenticate(smtp, PASSWORD_CREDS, AccessTokens(fetch=Endpoint()), offered=offered)) == used
 
-    assert smtp.sent == [("LOGIN", "u@acme.test")]
+    assert smtp.sent == [(used, "u@acme.test")]
+
+
+def test_a_refused_password_is_one_failed_login_whatever_else_the_server_offers():
+    smtp = FakeSmtp(refuse="5.7.8 Error: authentication failed")
+
+    with pytest.raises(AuthenticationFailedError) as raised:
+        asyncio.run(authenticate(smtp, PASSWORD_CREDS, AccessTokens(fetch=Endpoint()),
+                                 offered=("CRAM-MD5", "DIGEST-MD5", "PLAIN", "LOGIN")))
+
+    assert smtp.sent == [("PLAIN", "u@acme.test")] and raised.value.smtp_code == 535
+
+
+@pytest.mark.parametrize(("credentials", "offered"), [(PASSWORD_CREDS, ("CRAM-MD5",)), (PASSWORD_CREDS, ()),
+                                                      ("oauth", ("PLAIN", "LOGIN"))])
+def test_without_a_usable_mechanism_nothing_is_sent(credentials, offered):
+    smtp, endpoint = FakeSmtp(), Endpoint()
+    credentials = creds() if credentials == "oauth" else credentials
+
+    with pytest.raises(AuthMechanismUnavailableError) as raised:
+        asyncio.run(authenticate(smtp, credentials, AccessTokens(fetch=endpoint), offered=offered))
+
+    assert smtp.sent == [] and endpoint.requests == []
+    assert isinstance(raised.value, AuthenticationFailedError) and "no credentials were sent" in raised.value.message

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import replace
 
 import pytest
-from relaydesk.addresses import lifecycle, rotation
+from relaydesk.addresses import lifecycle, rotation, state
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
-from relaydesk.addresses.model import ConnectorState, VerificationStatus
+from relaydesk.addresses.model import ConnectorState, ErrorTopic, VerificationStatus
 from relaydesk.credentials import SmtpCredentials
-from relaydesk.errors import AuthenticationFailedError, NotFoundError, RotationRefusedError, RuleViolation
+from relaydesk.errors import (
+    AuthenticationFailedError,
+    ConfigurationError,
+    NotFoundError,
+    RotationRefusedError,
+    RuleViolation,
+)
+from relaydesk.ids import new_id
+from relaydesk.notification import Notification
+from relaydesk.store.memory import MemoryHeld
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS
 
 from tests.tenancy import account_of
@@ -34,7 +44,9 @@ def report_for(credentials: SmtpCredentials, ok: bool) -> LiveCheckReport:
                            enhanced_status="5.7.8"))
     return LiveCheckReport(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode, steps=steps,
                            summary="The server refused the username or password",
-                           fix="Check the password set on the mailbox, then rotate again.")
+                           fix="Check the password set on the mailbox, then rotate again.",
+                           error=AuthenticationFailedError("refused", smtp_code=535,
+                                                           server_reply="535 5.7.8 Error: authentication failed"))
 
 
 class FakeSmarthost:
@@ -241,28 +253,37 @@ def test_finish_clears_an_auth_failed_hold(memory_stores, connected, state, outb
     assert after.last_error is None
 
 
-def test_finish_releases_the_notifications_held_for_the_address(memory_stores, connected, monkeypatch):
-    released: list[str] = []
-    monkeypatch.setattr(lifecycle, "release_held_notifications",
-                        lambda _stores, _account, email: released.append(email))
-    set_state(memory_stores, ConnectorState.AUTH_FAILED, VerificationStatus.VERIFIED)
-
-    rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds(NEW_PASSWORD),
-                            start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
-
-    assert released == [EMAIL]
+def _parked(memory_stores, connected):
+    """The stores with a notification parked behind the address's hold, as the relay leaves it."""
+    stores = replace(memory_stores, held=MemoryHeld())
+    note = Notification(notification_id=new_id("N"), account_id=connected.account_id, support_address=EMAIL,
+                        recipients=["jane@example.net"], subject="Printer jammed", text_body="On it.")
+    stores.held.park(EMAIL, note)
+    return stores, note
 
 
-def test_failed_rotation_releases_nothing(memory_stores, connected, monkeypatch):
-    released: list[str] = []
-    monkeypatch.setattr(lifecycle, "release_held_notifications",
-                        lambda _stores, _account, email: released.append(email))
+def test_finish_releases_the_notifications_held_for_the_address(memory_stores, connected):
+    stores, note = _parked(memory_stores, connected)
+    set_state(stores, ConnectorState.AUTH_FAILED, VerificationStatus.VERIFIED)
+
+    rotation.stage_rotation(stores, connected.account_id, EMAIL, creds(NEW_PASSWORD),
+                            start=in_process(stores, FakeSmarthost(NEW_PASSWORD)))
+
+    assert [n.notification_id for n, _ in stores.queue.sent] == [note.notification_id]
+    assert stores.held.list(EMAIL) == []
+    assert stores.directory.get_address(EMAIL).events[-1].transition == "change_settings"
+
+
+def test_failed_rotation_releases_nothing(memory_stores, connected):
+    stores, _ = _parked(memory_stores, connected)
+    set_state(stores, ConnectorState.AUTH_FAILED, VerificationStatus.VERIFIED)
 
     with pytest.raises(AuthenticationFailedError):
-        rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds("wrong"),
-                                start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
+        rotation.stage_rotation(stores, connected.account_id, EMAIL, creds("wrong"),
+                                start=in_process(stores, FakeSmarthost(NEW_PASSWORD)))
 
-    assert released == []
+    assert stores.queue.sent == [] and len(stores.held.list(EMAIL)) == 1
+    assert stores.directory.get_address(EMAIL).connector.state is ConnectorState.AUTH_FAILED
 
 
 def test_a_secret_of_no_support_address_is_never_rotated(memory_stores, connected):
@@ -292,3 +313,34 @@ def test_secret_name_is_read_from_the_arn_secrets_manager_passes():
 
     assert rotation.secret_name_of(arn) == "relaydesk/connector/A1/support@acme.com"
     assert rotation.secret_name_of("relaydesk/connector/A1/x@y.z") == "relaydesk/connector/A1/x@y.z"
+
+
+def test_rotate_waits_for_the_outcome_promoted_failed_or_still_running(memory_stores, connected):
+    promoted = rotation.rotate(memory_stores, connected.account_id, EMAIL, creds(NEW_PASSWORD),
+                               start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
+    assert promoted.outcome is rotation.Outcome.PROMOTED and promoted.error is None
+
+    waits: list[str] = []
+    running = rotation.rotate(memory_stores, connected.account_id, EMAIL, creds("third-Pa55"),
+                              start=lambda *_: None, timeout=0.05, poll=0.01, on_wait=waits.append)
+    assert running.outcome is rotation.Outcome.RUNNING and waits  # a rotation function that has not finished
+
+    def refuses(secret_id: str, token: str) -> None:  # the rotation function's testSecret refused it
+        memory_stores.secrets.move_stage(secret_id, PENDING, to_version=None, from_version=token)
+        state.change(memory_stores, connected.account_id, EMAIL,
+                     state.NoteError("credential rotation failed at auth: 535", about=ErrorTopic.ROTATION))
+
+    failed = rotation.rotate(memory_stores, connected.account_id, EMAIL, creds("fourth-Pa55"), start=refuses)
+    assert failed.outcome is rotation.Outcome.FAILED and "535" in failed.error
+
+
+def test_replaced_credentials_switch_between_a_password_and_oauth2_and_keep_the_rest(memory_stores, connected):
+    current = rotation.current_credentials(memory_stores, connected.account_id, EMAIL)
+    oauth = rotation.replaced(current, {"auth_kind": "oauth2", "oauth_tenant_id": "t", "oauth_client_id": "c",
+                                        "oauth_client_secret": "client-secret-value"})
+    assert (oauth.host, oauth.username, oauth.password.get_secret_value()) == (current.host, EMAIL, "")
+    back = rotation.replaced(oauth, {"auth_kind": "password", "password": NEW_PASSWORD})
+    assert back.oauth_client_secret is None and back.oauth_tenant_id is None and back.oauth_client_id is None
+    with pytest.raises(ConfigurationError) as invalid:
+        rotation.replaced(current, {"auth_kind": "oauth2", "oauth_client_secret": "client-secret-value"})
+    assert "oauth_client_id" in invalid.value.message and "client-secret-value" not in invalid.value.message

@@ -80,8 +80,9 @@ export function AddressPage({ email, user }) {
       actions=${admin && data.held_notifications > 0 && html`<button type="button" onClick=${() => act('POST',
         '/held/release', {}, (r) => setMessage(`${r.released} notification(s) sent again.`))}>Release them now</button>`}>
       <p>${data.held_notifications === 0 ? 'No notification is waiting.'
-        : `${data.held_notifications} notification(s) wait for working credentials. They are sent again by
-           themselves when new credentials pass the test; release them by hand after a fix on your mail server.`}</p>
+        : `${data.held_notifications} notification(s) wait for a fix. They are sent again by themselves when
+           new settings or credentials pass the test or a verification passes; release them by hand after a fix on
+           your mail server.`}</p>
     <//>`}
 
     ${connector && html`<${ConnectorCard} address=${address} admin=${admin} busy=${running}

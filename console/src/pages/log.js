@@ -7,7 +7,7 @@ import { html } from '../html.js';
 
 const TABS = [['notifications', 'Notifications'], ['held', 'Held and deferred'], ['dead', 'Dead letters'],
   ['suspended', 'Suspended tickets']];
-const STATUSES = ['', 'queued', 'delivered', 'deferred', 'failed', 'auth_failed', 'bounced'];
+const STATUSES = ['', 'queued', 'delivered', 'deferred', 'failed', 'auth_failed', 'held', 'bounced'];
 
 function lastReply(row) {
   const attempt = row.attempts[row.attempts.length - 1];
@@ -79,7 +79,7 @@ function HeldAndDeferred() {
   const held = useApi('/held_notifications', { every: 5000 });
   const deferred = useApi('/deliveries?status=deferred', { every: 5000 });
   return html`<div role="tabpanel">
-    <${Card} title="Held: waiting for working credentials" id="held-list">
+    <${Card} title="Held: waiting for a fix (credentials or TLS)" id="held-list">
       <${ErrorBox} error=${held.error} />
       ${held.data && held.data.held.length === 0 && html`<p>Nothing is held.</p>`}
       ${held.data && held.data.held.length > 0 && html`<ul class="plain">${held.data.held.map((n) => html`<li>

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from relaydesk.errors import ConfigurationError, SmtpDeliveryError
+from relaydesk.errors import ConfigurationError, DestinationRefused
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -34,16 +34,6 @@ NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is th
 PROVIDER_TOKEN_HOSTS = {"smtp.office365.com": ("login.microsoftonline.com",),
                         "smtp.gmail.com": ("oauth2.googleapis.com",),
                         "smtp-relay.gmail.com": ("oauth2.googleapis.com",)}
-
-
-class DestinationRefused(SmtpDeliveryError, ConfigurationError):
-    """The host resolves to an address Relaydesk never connects to, or a token URL is not the provider's: nothing
-    was sent. The relay defers it as it does a TLS policy it cannot meet (then the DLQ, for a redrive once the
-    address's settings or the operator's allow-list change); the live check fails its dns step."""
-
-    code = "destination_refused"
-    action = ("Use the provider's public host name. A smarthost or token endpoint on a private network needs the "
-              "operator to allow it (RELAYDESK_ALLOWED_DESTINATIONS, RELAYDESK_ALLOWED_TOKEN_HOSTS; docs/DEPLOY.md).")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConfigurationError
 
 if TYPE_CHECKING:  # the ports name the model; the functions take the stores
-    from relaydesk.store.ports import UserDirectory
-    from relaydesk.wiring import Stores
+    from relaydesk.store.ports import Stores, UserDirectory
 
 
 class UserRole(StrEnum):

@@ -3,48 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from relaydesk.config import Settings, get_settings
-from relaydesk.store.ports import (
-    BlobStore,
-    DirectoryStore,
-    HeldNotifications,
-    HoldAlertLedger,
-    JobLauncher,
-    JobStore,
-    NotificationQueue,
-    RawMailSender,
-    SecretStore,
-    SuppressionList,
-    TicketStore,
-    UserDirectory,
-)
-
-
-@dataclass(frozen=True)
-class Stores:
-    directory: DirectoryStore
-    tickets: TicketStore
-    blobs: BlobStore
-    secrets: SecretStore
-    queue: NotificationQueue
-    settings: Settings
-    # The relay's: the default outbound (SES) and notifications held behind an auth_failed hold.
-    mailer: RawMailSender | None = None
-    held: HeldNotifications | None = None
-    # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
-    peers: tuple[tuple[str, DirectoryStore], ...] = ()
-    # The admin console's: its jobs and what starts them, the account's users (the pool), the notifications DLQ.
-    jobs: JobStore | None = None
-    launcher: JobLauncher | None = None
-    users: UserDirectory | None = None
-    dead_letters: Any = None  # store.sqs_dlq.SqsDeadLetters
-    # Operations: alerts to an account's admins about a held address, and recipients SES reported as undeliverable.
-    hold_alerts: HoldAlertLedger | None = None
-    suppressions: SuppressionList | None = None
+from relaydesk.store.ports import DirectoryStore, SecretStore, Stores, UserDirectory
 
 
 def other_environment(environment: str) -> str:

@@ -9,11 +9,11 @@ from datetime import timedelta
 from email.policy import default
 
 import pytest
+from relaydesk.addresses import state
 from relaydesk.alerts import holds, mail
 from relaydesk.alerts.model import AlertKind, AlertState, HoldAlert
 from relaydesk.clock import utcnow
 from relaydesk.errors import TransientDeliveryError
-from relaydesk.outbound.hold import release_held
 from relaydesk.outbound.suppression import Suppression, SuppressionReason
 from relaydesk.store.memory import MemoryHoldAlerts, MemoryOutbox, MemorySuppressions
 
@@ -86,7 +86,7 @@ def test_a_reminder_goes_once_a_day_while_the_hold_lasts(world):
 def test_the_release_is_announced_once_and_closes_the_alert(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    release_held(world.stores, "A1", SUPPORT)
+    state.change(world.stores, "A1", SUPPORT, state.Release(why="the admin's fix"))
 
     sent = holds.sync_address(world.stores, SUPPORT)
 
@@ -99,7 +99,7 @@ def test_the_release_is_announced_once_and_closes_the_alert(world):
 def test_a_second_hold_of_the_same_address_is_announced_again(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    release_held(world.stores, "A1", SUPPORT)
+    state.change(world.stores, "A1", SUPPORT, state.Release(why="the admin's fix"))
     hold(world)  # held again before any run saw the release
 
     sent = holds.sync_address(world.stores, SUPPORT)
@@ -189,7 +189,7 @@ def test_the_sweep_finds_a_hold_without_a_change_record_and_counts_held_addresse
 def test_the_reminder_run_announces_a_release_the_change_stream_missed(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    release_held(world.stores, "A1", SUPPORT)
+    state.change(world.stores, "A1", SUPPORT, state.Release(why="the admin's fix"))
 
     report = holds.remind(world.stores)
 
@@ -251,3 +251,16 @@ def test_the_alert_code_has_no_route_to_a_smarthost():
             elif isinstance(node, ast.Import):
                 imported |= {a.name for a in node.names}
     assert imported & smtp_side == set()
+
+
+def test_a_tls_hold_is_announced_as_such_with_its_reason_and_fix(world):
+    state.change(world.stores, "A1", SUPPORT, state.Hold(
+        state.HoldReason.TLS, "tls_failed: smtp.acme.test did not offer STARTTLS; nothing was sent. Notifications are "
+        "held until the smarthost's TLS works again. What to do: Enable STARTTLS on the smarthost."))
+
+    sent = holds.sync_address(world.stores, SUPPORT)
+
+    body = sent_mail(world)[-1][2].get_content()
+    assert sent.kind is AlertKind.HOLD and "could not reach your mail server securely" in body
+    assert "Why: smtp.acme.test did not offer STARTTLS; nothing was sent." in body
+    assert "What to do: Enable STARTTLS on the smarthost." in body and "tls_failed:" not in body

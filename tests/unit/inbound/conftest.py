@@ -12,11 +12,11 @@ import pytest
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.inbound.classify import email_id_alias
-from relaydesk.inbound.ports import InboundPorts
 from relaydesk.inbound.service import process_inbound
-from relaydesk.store.inbound_memory import MemoryCounters, MemoryLedger
+from relaydesk.store.inbound_ports import InboundPorts
+from relaydesk.store.memory import MemoryCounters, MemoryLedger
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import Comment, NotificationRecord, Ticket, TicketStatus
-from relaydesk.wiring import Stores
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "inbound"
 SYSTEM_ADDRESS = "support@acme.mail.relaydesk.test"

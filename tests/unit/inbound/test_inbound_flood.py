@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from relaydesk.inbound.loops import count_sender, flood_key
 from relaydesk.inbound.outcome import Outcome
-from relaydesk.inbound.ports import InboundPorts
-from relaydesk.store.inbound_memory import MemoryCounters, MemoryLedger
+from relaydesk.store.inbound_ports import InboundPorts
+from relaydesk.store.memory import MemoryCounters, MemoryLedger
 
 from .conftest import RECEIVED_AT, make_world, memory_stores_for_inbound
 from .test_inbound_rules import mail_from

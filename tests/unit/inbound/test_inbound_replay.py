@@ -6,7 +6,7 @@ import json
 
 from relaydesk.inbound.outcome import Outcome
 from relaydesk.inbound.replay import replay_dead_letters, ses_record_of
-from relaydesk.store.inbound_memory import MemoryDeadLetters
+from relaydesk.store.memory import MemoryInboundDeadLetters
 
 from .conftest import corpus, ses_record
 
@@ -21,7 +21,7 @@ def on_failure_record(message_id: str) -> str:
 def test_replay_all_processes_every_dead_letter_and_leaves_the_failures(world):
     world.stores.blobs.put("inbound/dead0001", corpus("outlook_new_request_m365_forward.eml"))
     world.stores.blobs.put("inbound/dead0002", corpus("manual_forward_gmail.eml"))
-    dead = MemoryDeadLetters([on_failure_record("dead0001"), on_failure_record("dead0002"),
+    dead = MemoryInboundDeadLetters([on_failure_record("dead0001"), on_failure_record("dead0002"),
                               on_failure_record("dead0003"), "not json"])  # dead0003: no raw mail (yet)
 
     done = replay_dead_letters(world.stores, world.ports, dead, on_verification=world.verify)
@@ -36,7 +36,7 @@ def test_replay_all_processes_every_dead_letter_and_leaves_the_failures(world):
 
 def test_replaying_a_message_that_already_made_its_ticket_makes_no_second_one(world):
     first = world.deliver(corpus("outlook_new_request_m365_forward.eml"), ses_message_id="dead0004")
-    dead = MemoryDeadLetters([on_failure_record("dead0004")])
+    dead = MemoryInboundDeadLetters([on_failure_record("dead0004")])
 
     [done] = replay_dead_letters(world.stores, world.ports, dead, on_verification=world.verify)
 
@@ -47,7 +47,7 @@ def test_replaying_a_message_that_already_made_its_ticket_makes_no_second_one(wo
 
 def test_replay_of_one_message_leaves_the_others_in_the_queue(world):
     world.stores.blobs.put("inbound/dead0005", corpus("html_only.eml"))
-    dead = MemoryDeadLetters([on_failure_record("dead0006"), on_failure_record("dead0005")])
+    dead = MemoryInboundDeadLetters([on_failure_record("dead0006"), on_failure_record("dead0005")])
 
     done = replay_dead_letters(world.stores, world.ports, dead, ses_message_id="dead0005",
                                on_verification=world.verify)

@@ -19,13 +19,12 @@ from relaydesk.errors import AuthenticationFailedError, TransientDeliveryError
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification
 from relaydesk.outbound.credentials import CredentialCache
-from relaydesk.outbound.once import MemoryOnce
 from relaydesk.outbound.policy import error_for_reply
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.smtp import Accepted
-from relaydesk.store.memory import MemoryHeld, MemoryOutbox
+from relaydesk.store.memory import MemoryHeld, MemoryOnce, MemoryOutbox
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import RecipientOutcome, Ticket
-from relaydesk.wiring import Stores
 
 PASSWORD = "Tr0ub4dor&3-not-in-logs"
 SUPPORT = "support@acme.test"
@@ -43,7 +42,7 @@ class FakeSmarthost:
         self.refuse: dict[str, str] = {}  # recipient -> RCPT reply, e.g. "452 4.2.2 Mailbox full"
         self.connections = 0
 
-    def submission(self, credentials: SmtpCredentials, *, timeouts: object = None,
+    def submission(self, credentials: SmtpCredentials, *, version_id: str | None = None, timeouts: object = None,
                    local_hostname: str = "") -> FakeSession:
         return FakeSession(self, credentials)
 
@@ -94,8 +93,8 @@ class World:
 
     def relay(self, **kwargs) -> Relay:
         credentials = kwargs.pop("credentials", None) or CredentialCache(self.stores.secrets, 300)
-        return Relay(self.stores, credentials=credentials, once=self.once, submission=self.smarthost.submission,
-                     **kwargs)
+        submission = kwargs.pop("submission", None) or self.smarthost.submission
+        return Relay(self.stores, credentials=credentials, once=self.once, submission=submission, **kwargs)
 
     def notification(self, **overrides) -> Notification:
         values = dict(notification_id=new_id("N"), account_id="A1", ticket_id=self.ticket.ticket_id,

@@ -8,8 +8,9 @@ from email.policy import default
 
 import pytest
 from relaydesk import markers
+from relaydesk.errors import InvalidAddressError
 from relaydesk.notification import AttachmentRef, Notification
-from relaydesk.outbound.compose import InvalidAddressError, Sender, compose
+from relaydesk.outbound.compose import Sender, compose
 
 SENDER = Sender(address="support@acme.test", display_name="Acme Help", reply_to="support@acme.test",
                 message_id_domain="acme.test")

@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 from relaydesk import markers
 from relaydesk.addresses.model import AddressKind, DkimSettings, SupportAddress
 from relaydesk.dkim.storage import create_keyring, secret_name
+from relaydesk.errors import InvalidAddressError
 from relaydesk.notification import AttachmentRef, Notification
 from relaydesk.outbound import compose as composer
 from relaydesk.outbound import dkim as outbound_dkim
-from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, subject_with_token
+from relaydesk.outbound.compose import Composed, Sender, compose, subject_with_token
 from relaydesk.store.memory import MemorySecrets
 
 from tests.dkim_helpers import EPOCH, keyring_for, offline_dns, verify_all

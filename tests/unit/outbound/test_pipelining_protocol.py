@@ -9,10 +9,9 @@ import asyncio
 import aiosmtplib
 import pytest
 from aiosmtplib.response import SMTPResponse
-from relaydesk.errors import PermanentDeliveryError, TransientDeliveryError
+from relaydesk.errors import NothingAcceptedError, PermanentDeliveryError, TransientDeliveryError
 from relaydesk.outbound.envelope import Outgoing, body_with_end, envelope_lines, judge
 from relaydesk.outbound.pipelining import GroupReplies, PipeliningProtocol
-from relaydesk.outbound.smtp import NothingAcceptedError
 
 GROUP = b"MAIL FROM:<a@acme.test>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from relaydesk.outbound.pool import ConnectionPool, PoolKey
+from relaydesk.outbound.pool import ConnectionPool
+from relaydesk.store.ports import PoolKey
 
 
 class Conn:

@@ -1,16 +1,17 @@
 """Refused credentials: one fresh look at the secret (and a staged version), then the address is held and its
-notifications wait, neither dropped nor retried hot, until the credentials change."""
+notifications wait, neither dropped nor retried hot, until the credentials work again. No STARTTLS or a bad
+certificate: held the same way, tried again once per batch (no credentials leave before TLS works)."""
 
 from __future__ import annotations
 
 import pytest
+from relaydesk.addresses import state
 from relaydesk.addresses.model import ConnectorState
+from relaydesk.errors import CertificateVerificationError, TlsRequiredError, TransitionRefused
 from relaydesk.outbound.credentials import CredentialCache
-from relaydesk.outbound.hold import release_held
 from relaydesk.outbound.policy import Outcome
 from relaydesk.tickets.model import DeliveryStatus
 
-from tests.tenancy import account_of
 from tests.unit.outbound.kit import PASSWORD, SUPPORT, make_world, rotate_secret, sqs_record
 
 
@@ -33,7 +34,7 @@ def test_refused_credentials_hold_the_address_with_the_reply_and_what_to_do(worl
     assert "535 5.7.8" in address.last_error and "What to do" in address.last_error
     assert [n.notification_id for n in world.stores.held.list(SUPPORT)] == [notification.notification_id]
     record = world.record(notification)
-    assert record.status is DeliveryStatus.AUTH_FAILED and record.attempts[-1].smtp_code == 535
+    assert record.status is DeliveryStatus.HELD and record.attempts[-1].smtp_code == 535
 
 
 def test_a_held_address_is_not_retried_hot(world):
@@ -47,14 +48,16 @@ def test_a_held_address_is_not_retried_hot(world):
     assert len(world.stores.held.list(SUPPORT)) == 2
 
 
-def test_a_secret_rotated_since_the_cache_was_filled_is_read_again_and_the_mail_goes(world):
+def test_a_secret_rotated_since_the_cache_was_filled_is_read_again_before_the_new_connection_logs_in(world):
     relay = world.relay(credentials=CredentialCache(world.stores.secrets, 3600))
     relay.relay_batch([sqs_record(world.notification())])  # fills the cache with the old password
+    relay.pool.close()  # the next batch needs a new connection
     _server_changes_password(world)
     rotate_secret(world.stores, "new-server-pw")
     [result] = relay.relay_batch([sqs_record(world.notification())])
     assert result.result.outcome is Outcome.DELIVERED
     assert world.address().connector.state is ConnectorState.ACTIVE
+    assert [ok for _, ok in world.smarthost.logins] == [True, True]  # the old password was never tried again
 
 
 def test_a_staged_pending_version_is_tried_when_current_is_refused(world):
@@ -84,21 +87,22 @@ def test_changed_credentials_release_every_held_notification_and_none_is_lost(wo
     assert delivered == {DeliveryStatus.DELIVERED} and len(world.smarthost.transactions) == 4
 
 
-def test_release_held_after_a_rotation_queues_the_parked_notifications_and_lifts_the_hold(world):
+def test_a_release_lifts_the_hold_queues_the_parked_notifications_and_clears_the_error(world):
     _server_changes_password(world)
     notification = world.notification()
     world.relay().relay_batch([sqs_record(notification)])
-    assert release_held(world.stores, account_of(world.stores, SUPPORT), SUPPORT) == 1
-    assert world.address().connector.state is ConnectorState.ACTIVE and world.address().last_error is None
+    state.change(world.stores, "A1", SUPPORT, state.Release("v9", why="the admin's verify got through"))
+    address = world.address()
+    assert address.connector.state is ConnectorState.ACTIVE and address.last_error is None
+    assert address.connector.held_since is None and address.connector.credentials_version == "v9"
     assert [n.notification_id for n, _ in world.stores.queue.sent] == [notification.notification_id]
     assert world.stores.held.list(SUPPORT) == []
 
 
-def test_release_held_leaves_a_disabled_connector_disabled(world):
-    address = world.address()
-    address.connector.state = ConnectorState.DISABLED
-    world.stores.directory.put_address(address)
-    assert release_held(world.stores, account_of(world.stores, SUPPORT), SUPPORT) == 0
+def test_a_disabled_connector_is_not_released(world):
+    state.change(world.stores, "A1", SUPPORT, state.Disable())
+    with pytest.raises(TransitionRefused, match="cannot release: it is a connector in state disabled"):
+        state.change(world.stores, "A1", SUPPORT, state.Release())
     assert world.address().connector.state is ConnectorState.DISABLED
 
 
@@ -139,3 +143,84 @@ def test_a_verification_mail_is_tried_on_a_held_address_and_success_releases_the
     assert result.result.outcome is Outcome.DELIVERED
     assert world.address().connector.state is ConnectorState.ACTIVE
     assert [n.notification_id for n, _ in world.stores.queue.sent] == [parked.notification_id]
+
+
+class NoTls:
+    """The smarthost's TLS is broken (`error`) until `fixed`: no credentials are ever sent meanwhile."""
+
+    def __init__(self, world, error) -> None:
+        self.world, self.error, self.broken, self.attempts = world, error, True, 0
+        self.submission = world.smarthost.submission
+
+    def __call__(self, credentials, **kwargs):
+        session = self.submission(credentials, **kwargs)
+        opener = session.open
+
+        async def open_(*args, **kw):
+            self.attempts += 1
+            if self.broken:
+                raise self.error
+            await opener(*args, **kw)
+
+        session.open = open_
+        return session
+
+
+@pytest.mark.parametrize("error", [TlsRequiredError("smtp.acme.test did not offer STARTTLS; nothing was sent"),
+                                   CertificateVerificationError("the certificate of smtp.acme.test did not verify: "
+                                                                "Hostname mismatch")])
+def test_a_tls_failure_holds_the_address_and_the_first_batch_after_the_fix_releases_everything(world, error):
+    tls = NoTls(world, error)
+    relay = world.relay(submission=tls)
+    waiting = [world.notification() for _ in range(3)]
+    results = relay.relay_batch([sqs_record(n) for n in waiting])
+
+    assert {r.result.outcome for r in results} == {Outcome.HELD} and not any(r.failed for r in results)
+    address = world.address()
+    assert address.connector.state is ConnectorState.TLS_FAILED and address.last_error.startswith("tls_failed:")
+    assert error.action in address.last_error and tls.attempts == 1 and world.smarthost.logins == []
+    assert {world.record(n).status for n in waiting} == {DeliveryStatus.HELD}
+
+    [again] = relay.relay_batch([sqs_record(world.notification())])  # still broken: one more try, then parked
+    assert again.result.outcome is Outcome.HELD and tls.attempts == 2 and len(world.stores.held.list(SUPPORT)) == 4
+
+    tls.broken = False  # the smarthost's TLS is fixed
+    fresh = world.notification()
+    [result] = relay.relay_batch([sqs_record(fresh)])
+    assert result.result.outcome is Outcome.DELIVERED
+    address = world.address()
+    assert address.connector.state is ConnectorState.ACTIVE and address.last_error is None
+    released = [n for n, _ in world.stores.queue.sent]
+    assert len(released) == 4 and world.stores.held.list(SUPPORT) == []
+    relay.relay_batch([sqs_record(n) for n in released])
+    assert {world.record(n).status for n in [*waiting, fresh]} == {DeliveryStatus.DELIVERED}
+    assert [event.transition for event in address.events][-2:] == ["hold_tls", "release"]
+
+
+def test_a_connection_that_cannot_be_made_is_retried_and_its_note_goes_once_a_delivery_works(world):
+    from relaydesk.errors import TransientDeliveryError
+
+    down = NoTls(world, TransientDeliveryError("could not connect to connector:smtp.acme.test:587: timed out"))
+    relay = world.relay(submission=down)
+    [result] = relay.relay_batch([sqs_record(world.notification())])
+    assert result.result.outcome is Outcome.DEFERRED and result.failed  # SQS retries it; nothing is held
+    assert world.address().connector.state is ConnectorState.ACTIVE and "timed out" in world.address().last_error
+
+    down.broken = False
+    relay.relay_batch([sqs_record(world.notification())])
+    assert world.address().last_error is None
+
+
+def test_a_held_address_whose_server_is_down_keeps_its_hold_and_its_words(world):
+    from relaydesk.errors import TransientDeliveryError
+
+    tls = NoTls(world, TlsRequiredError("smtp.acme.test did not offer STARTTLS; nothing was sent"))
+    relay = world.relay(submission=tls)
+    relay.relay_batch([sqs_record(world.notification())])
+    words = world.address().last_error
+    tls.error = TransientDeliveryError("could not connect to connector:smtp.acme.test:587: timed out")
+
+    [result] = relay.relay_batch([sqs_record(world.notification())])
+
+    assert result.result.outcome is Outcome.HELD and not result.failed  # parked with the rest, not retried hot
+    assert world.address().last_error == words and len(world.stores.held.list(SUPPORT)) == 2

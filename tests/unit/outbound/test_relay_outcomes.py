@@ -13,18 +13,10 @@ from relaydesk.notification import AttachmentRef, NotificationKind
 from relaydesk.outbound import ses as ses_module
 from relaydesk.outbound.batch import batch_response
 from relaydesk.outbound.policy import Outcome, retry_delay
+from relaydesk.store.memory import MemoryRetryDelay
 from relaydesk.tickets.model import DeliveryStatus
 
 from tests.unit.outbound.kit import SUPPORT, FakeSession, make_world, sqs_record
-
-
-class Delays:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int]] = []
-
-    def delay(self, receipt_handle: str, seconds: int) -> bool:
-        self.calls.append((receipt_handle, seconds))
-        return True
 
 
 @pytest.fixture
@@ -49,7 +41,7 @@ def test_a_temporary_refusal_is_retried_with_a_growing_delay(world):
     world.smarthost.replies = [(451, "4.3.0 try again later")]
     notification = world.notification()
     results = world.relay().relay_batch([sqs_record(notification, receive_count=2)])
-    delays = Delays()
+    delays = MemoryRetryDelay()
     response = batch_response(results, delays)
     assert response == {"batchItemFailures": [{"itemIdentifier": f"m-{notification.notification_id}"}]}
     assert delays.calls == [("rh-2", retry_delay(2))]

@@ -18,8 +18,7 @@ from relaydesk.addresses.live_check import LiveCheckReport, StepListener, run_li
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import NotFoundError, RotationRefusedError
-from relaydesk.store.ports import DirectoryStore
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import DirectoryStore, Stores
 
 Checker = Callable[..., LiveCheckReport]
 

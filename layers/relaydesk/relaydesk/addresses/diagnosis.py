@@ -10,14 +10,16 @@ import re
 from relaydesk.addresses.explain import Explanation, explain_reply
 
 WHAT_TO_DO = "What to do:"
-HOLD_PREFIX = "auth_failed:"  # the hold's code, for programs; the page says it in words
+HOLD_PREFIXES = ("auth_failed:", "tls_failed:")  # the hold's code, for programs; the page says it in words
 _REPLY_CODE = re.compile(r"\b([245]\d\d)\b")
 
 
 def split_explanation(text: str) -> tuple[str, str | None]:
     """(what happened, what to do): a hold's text is split at its "What to do:"; a text quoting a reply that
     `explain_reply` knows (Exchange, Microsoft 365, Google codes) gets its fix; anything else is shown whole."""
-    text = (text or "").strip().removeprefix(HOLD_PREFIX).strip()
+    text = (text or "").strip()
+    for prefix in HOLD_PREFIXES:
+        text = text.removeprefix(prefix).strip()
     if WHAT_TO_DO in text:
         summary, _, fix = text.partition(WHAT_TO_DO)
         return summary.strip(), fix.strip() or None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from relaydesk.errors import ReplyCode
+
 ENHANCED_STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")  # RFC 3463 class.subject.detail
 
 SET_CAS_MAILBOX = "Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false"
@@ -63,7 +65,7 @@ def explain_reply(code: int | None, reply: str, *, host: str = "", username: str
             "off by default for existing tenants at the end of December 2026; this tenant already refuses it.",
             "Switch the address to OAuth 2.0: register an Entra ID app for it, then "
             f"{_switch_command(username)}. Steps: {OAUTH_SETUP_STEPS}")
-    if oauth and (status == "5.7.3" or (code == 535 and "authentication unsuccessful" in text)):
+    if oauth and (status == "5.7.3" or (code == ReplyCode.AUTH_INVALID and "authentication unsuccessful" in text)):
         mailbox = username or "<mailbox>"
         return Explanation(
             "Exchange Online refused the app's access token for this mailbox (535 5.7.3): the app's service "
@@ -108,20 +110,20 @@ def explain_reply(code: int | None, reply: str, *, host: str = "", username: str
         return Explanation(
             "The server refused the username or password (5.7.8: authentication credentials invalid).",
             "Check the username (usually the full address) and the password; for Google, use an app password.")
-    if status == "5.7.3" or (code == 535 and "authentication unsuccessful" in text):
+    if status == "5.7.3" or (code == ReplyCode.AUTH_INVALID and "authentication unsuccessful" in text):
         return Explanation(
             "The server refused the credentials (535): wrong username or password, or the account requires "
             "multi-factor sign-in that SMTP cannot do.",
             f"Check the username{f' ({username})' if username else ''} and password. For Microsoft 365, sign in "
             "once on the web to check the password, and make sure Conditional Access does not block the "
             "sign-in (device platform Linux must not be excluded).")
-    if code == 535:
+    if code == ReplyCode.AUTH_INVALID:
         return Explanation("The server refused the username or password (535).",
                            "Check the username and password with the mail server's administrator.")
-    if code == 530 and "starttls" in text:
+    if code == ReplyCode.AUTH_REQUIRED and "starttls" in text:
         return Explanation("The server requires STARTTLS before anything else (530).",
                            "Use --tls starttls on port 587.")
-    if code is not None and 400 <= code < 500:
+    if ReplyCode.is_transient(code):
         return Explanation(f"The server answered with a temporary error ({code}): {reply.strip()}",
                            "Try again in a few minutes; if it persists, ask the mail server's administrator.")
     return None

@@ -1,4 +1,5 @@
-"""The admin operations on accounts and support addresses, each rule of the connector enforced with a clear error.
+"""The admin operations on accounts and support addresses, each rule of the connector enforced with a clear error;
+every change of an address's state goes through `relaydesk.addresses.state`.
 
 Rules (each a `RuleViolation` whose `code` names it):
 - `system_address`: the account's system address (or any address in the mail domain) cannot be connected or removed.
@@ -22,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from relaydesk.accounts import Account, AccountKind, AccountSettings, subdomain_of_system_address, system_address
+from relaydesk.addresses import state
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
 from relaydesk.addresses.model import (
     AddressKind,
@@ -35,8 +37,7 @@ from relaydesk.clock import utcnow
 from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import ConfigurationError, ConflictError, NotFoundError, OtherEnvironmentUnreadable, RuleViolation
 from relaydesk.ids import new_id
-from relaydesk.store.ports import DirectoryStore
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import DirectoryStore, Stores
 
 Checker = Callable[..., LiveCheckReport]  # run_live_check's signature: (credentials, *, sender=..., on_step=...)
 
@@ -54,9 +55,9 @@ def create_account(stores: Stores, subdomain: str, name: str = "", kind: Account
     """A new account and its system address (verified by construction, the default until another is verified)."""
     try:
         account = Account(account_id=new_id("A"), subdomain=subdomain, name=name, kind=AccountKind(kind))
-    except ValidationError:
+    except ValidationError as error:
         raise ConfigurationError(f"{subdomain!r} is not a valid subdomain",
-                                 action="Use one DNS label: lower-case letters, digits and hyphens.") from None
+                                 action="Use one DNS label: lower-case letters, digits and hyphens.") from error
     email = system_address(account.subdomain, stores.settings.mail_domain)
     if stores.directory.get_address(email) is not None:
         raise ConflictError(f"{email} already exists", action="Pick another subdomain.")
@@ -67,8 +68,7 @@ def create_account(stores: Stores, subdomain: str, name: str = "", kind: Account
         forwarding=Verification(status=VerificationStatus.VERIFIED, verified_at=now),
         outbound=Verification(status=VerificationStatus.VERIFIED, verified_at=now),
         is_default=True)
-    stores.directory.create_address(system)
-    return account, system
+    return account, state.create(stores, state.Create(system))
 
 
 def update_account_settings(stores: Stores, account_id: str, *, ccs_and_followers_enabled: bool | None = None,
@@ -114,9 +114,9 @@ def secret_name(stores: Stores, account_id: str, email: str) -> str:
 def _normalise(email: str) -> str:
     try:
         return SupportAddress.model_validate({"email": email, "account_id": "-"}).email
-    except ValidationError:
+    except ValidationError as error:
         raise ConfigurationError(f"{email!r} is not an email address",
-                                 action="Give the support address as name@domain.") from None
+                                 action="Give the support address as name@domain.") from error
 
 
 def _refuse_system_address(stores: Stores, email: str, account: Account) -> None:
@@ -210,16 +210,15 @@ def add_forwarding_address(stores: Stores, account_id: str, email: str, name: st
     _refuse_in_peers(email, peers)
     address = SupportAddress(email=email, account_id=account_id, name=name or account.display_name,
                              kind=AddressKind.FORWARDING)
-    _create(stores, address)
-    return address
+    return _create(stores, state.Create(address))
 
 
-def _create(stores: Stores, address: SupportAddress) -> None:
+def _create(stores: Stores, transition: state.Create | state.Connect) -> SupportAddress:
     try:
-        stores.directory.create_address(address)
-    except ConflictError:
+        return state.create(stores, transition)
+    except ConflictError as error:
         # Lost a race with another admin of the same account.
-        raise ConflictError(f"{address.email} is already a support address of this account") from None
+        raise ConflictError(f"{transition.address.email} is already a support address of this account") from error
 
 
 def connect_address(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials, name: str = "", *,
@@ -256,12 +255,12 @@ def create_connector_address(stores: Stores, account: Account, email: str, crede
                              secret_arn: str, name: str = "") -> SupportAddress:
     """The connector address, `pending` until outbound is verified, whose credentials are in `secret_arn`."""
     connector = Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
-                          secret_arn=secret_arn, state=ConnectorState.PENDING)
-    connector.take_sign_in(credentials)
+                          secret_arn=secret_arn)
+    connector.take_sign_in(credentials)  # who signs in, never a secret
     address = SupportAddress(email=email, account_id=account.account_id, name=name or account.display_name,
                              kind=AddressKind.SMTP_CONNECTOR, connector=connector)
     try:
-        _create(stores, address)
+        address = _create(stores, state.Connect(address))
     except ConflictError:
         stores.secrets.schedule_deletion(secret_arn, SECRET_RECOVERY_DAYS)
         raise
@@ -358,29 +357,16 @@ def _connector_address(stores: Stores, account_id: str, email: str) -> SupportAd
 
 
 def disable(stores: Stores, account_id: str, email: str) -> SupportAddress:
-    """Stop the connector: tickets keep updating, notifications leave through the default outbound (SES)."""
-    address = _connector_address(stores, account_id, email)
-    assert address.connector is not None
-    address.connector.state = ConnectorState.DISABLED
-    address.connector.held_since = None
-    address = _save(stores, address)
-    # Anything held for bad credentials now goes out through the default outbound.
-    release_held_notifications(stores, address.account_id, address.email)
-    return address
+    """Stop the connector: tickets keep updating, notifications leave through the default outbound (SES); anything
+    held behind a hold goes out that way too."""
+    _connector_address(stores, account_id, email)
+    return state.change(stores, account_id, email, state.Disable())
 
 
 def enable(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Turn the connector on again: `pending` until outbound is verified again (`relaydesk addresses verify`)."""
-    address = _connector_address(stores, account_id, email)
-    assert address.connector is not None
-    if address.connector.state is not ConnectorState.DISABLED:
-        raise ConflictError(f"{address.email} is not disabled (state {address.connector.state.value})")
-    address.connector.state = ConnectorState.PENDING
-    address.outbound = Verification()
-    address.last_error = None
-    address = _save(stores, address)
-    release_held_notifications(stores, address.account_id, address.email)
-    return address
+    _connector_address(stores, account_id, email)
+    return state.change(stores, account_id, email, state.Enable())
 
 
 def delete_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
@@ -394,19 +380,10 @@ def delete_address(stores: Stores, account_id: str, email: str) -> SupportAddres
                             rule="default_required",
                             action="Make another verified address the default (`relaydesk addresses set-default`) "
                                    "before removing this one.")
-    stores.directory.delete_address(account_id, address.email)
+    state.change(stores, account_id, address.email, state.Delete())
     if address.connector is not None:
         try:
             stores.secrets.schedule_deletion(address.connector.secret_arn, SECRET_RECOVERY_DAYS)
         except NotFoundError:
             pass  # already gone: the address is removed either way
     return address
-
-
-def release_held_notifications(stores: Stores, account_id: str, email: str) -> None:
-    """Hand notifications held for this address back to the relay (RELAY's hook; absent until it lands)."""
-    try:
-        from relaydesk.outbound.hold import release_held  # lazy: owned by the relay, optional here
-    except ImportError:
-        return
-    release_held(stores, account_id, email)

@@ -28,10 +28,25 @@ class VerificationStatus(StrEnum):
 
 
 class ConnectorState(StrEnum):
+    """Pending until outbound is verified, active, disabled, or held (auth_failed, tls_failed) until a fix."""
+
     PENDING = "pending"  # connected, outbound not verified yet
     ACTIVE = "active"  # notifications leave through the smarthost
     DISABLED = "disabled"  # notifications fall back to the default outbound
-    AUTH_FAILED = "auth_failed"  # held: notifications wait for new credentials
+    AUTH_FAILED = "auth_failed"  # held: the smarthost refused the credentials; notifications wait for the fix
+    TLS_FAILED = "tls_failed"  # held: no STARTTLS, or a certificate that does not verify; notifications wait
+
+    @property
+    def held(self) -> bool:
+        return self in (ConnectorState.AUTH_FAILED, ConnectorState.TLS_FAILED)
+
+
+class ErrorTopic(StrEnum):
+    """What an address's last error is about, so the fix of that thing clears it and nothing else does."""
+
+    FORWARDING = "forwarding"  # the forwarding verification
+    SENDING = "sending"  # the connector: connection, TLS, credentials, DKIM, the outbound verification
+    ROTATION = "rotation"  # a credential rotation whose new credentials were refused
 
 
 class Connector(BaseModel):
@@ -67,6 +82,14 @@ class Connector(BaseModel):
         self.oauth_certificate_expires_at = credentials.oauth_certificate_expires_at if oauth else None
 
 
+class AddressEvent(BaseModel):
+    """One transition of the address, with its time (the latest `MAX_EVENTS` are kept on the address)."""
+
+    at: datetime
+    transition: str
+    detail: str = ""
+
+
 class DkimSettings(BaseModel):
     enabled: bool = False
     domain: str | None = None
@@ -94,6 +117,8 @@ class SupportAddress(BaseModel):
     dkim: DkimSettings = Field(default_factory=DkimSettings)
     is_default: bool = False
     last_error: str | None = None
+    last_error_about: ErrorTopic | None = None
+    events: list[AddressEvent] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -121,5 +146,5 @@ class SupportAddress(BaseModel):
         return (
             self.kind is AddressKind.SMTP_CONNECTOR
             and self.connector is not None
-            and self.connector.state in (ConnectorState.ACTIVE, ConnectorState.AUTH_FAILED)
+            and (self.connector.state is ConnectorState.ACTIVE or self.connector.state.held)
         )

@@ -7,8 +7,9 @@ No one can invent a password on a customer's server, so `createSecret` never gen
 `stage_rotation` put under the rotation's token, and refuses when nothing was staged. `setSecret` has nothing to do
 (the customer's server owns the password; the admin changed it there). `testSecret` logs in to the smarthost with
 the pending credentials; a failure leaves AWSCURRENT live, abandons the pending version and records why on the
-address. `finishSecret` promotes AWSPENDING to AWSCURRENT (the old version becomes AWSPREVIOUS), clears an
-`auth_failed` hold and releases the notifications the relay held for the address.
+address. `finishSecret` promotes AWSPENDING to AWSCURRENT (the old version becomes AWSPREVIOUS); the new credentials
+take effect through `addresses/state.py` (a change of connector settings): a hold ends, the notifications it held
+are released, and a last error about sending or an earlier rotation is cleared.
 """
 
 from __future__ import annotations
@@ -17,24 +18,20 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ValidationError
 
-from relaydesk.addresses import lifecycle
+from relaydesk.addresses import lifecycle, state
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
-from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
-from relaydesk.clock import utcnow
+from relaydesk.addresses.model import AddressKind, ErrorTopic, SupportAddress
+from relaydesk.addresses.sign_in import PASSWORD_CLEARS
 from relaydesk.credentials import AuthKind, SmtpCredentials, checked_credentials
-from relaydesk.errors import (
-    NotFoundError,
-    RotationRefusedError,
-    RuleViolation,
-    SmtpDeliveryError,
-)
-from relaydesk.store.ports import CURRENT, PENDING
-from relaydesk.wiring import Stores
+from relaydesk.errors import NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
+from relaydesk.store.ports import CURRENT, PENDING, Stores
 
 Starter = Callable[[str, str], None]  # (secret id, token): begins the four steps for the staged version
 Checker = Callable[..., LiveCheckReport]  # run_live_check's signature
@@ -52,7 +49,66 @@ class Step(StrEnum):
     FINISH = "finishSecret"
 
 
-# --- staging (the admin path: `relaydesk addresses rotate`) ---------------------------------------------------------
+# --- the admin path: `relaydesk addresses rotate` -------------------------------------------------------------------
+
+WAITING = "waiting for the rotation function to test the new credentials ..."
+
+
+class Outcome(StrEnum):
+    PROMOTED = "promoted"  # the smarthost accepted the new credentials: they are AWSCURRENT
+    FAILED = "failed"  # refused: the current credentials stay live, the address's last error says why
+    RUNNING = "running"  # the rotation function has not finished yet (a deployed stack runs it asynchronously)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    email: str
+    version_id: str
+    outcome: Outcome
+    error: str | None = None
+
+
+def current_credentials(stores: Stores, account_id: str, email: str) -> SmtpCredentials:
+    """The address's AWSCURRENT credentials (what the relay uses)."""
+    address = _connector_address(stores, account_id, email)
+    assert address.connector is not None
+    return _credentials(stores.secrets.get(address.connector.secret_arn, CURRENT).value)
+
+
+def replaced(current: SmtpCredentials, changes: Mapping[str, Any]) -> SmtpCredentials:
+    """`current` with `changes` (SmtpCredentials fields); a switch to a password drops the OAuth 2.0 app's fields,
+    a switch to OAuth 2.0 the password. ConfigurationError names the fields at fault, never their values."""
+    fields = {**json.loads(current.to_secret_string()), **changes}
+    if AuthKind(fields.get("auth_kind", AuthKind.PASSWORD)) is AuthKind.PASSWORD:
+        fields.update(oauth_client_secret=None, oauth_tenant_id=None, oauth_client_id=None, oauth_token_url=None,
+                      **PASSWORD_CLEARS)
+    else:
+        fields["password"] = ""
+    return checked_credentials(fields)
+
+
+def changed_credentials(current: SmtpCredentials, changes: Mapping[str, Any]) -> SmtpCredentials:
+    """`current` with the fields of a form (the console's) that were filled in: a field left out or empty keeps its
+    current value, so a host change keeps the password and a new password keeps the host."""
+    return replaced(current, {key: value for key, value in changes.items() if value not in (None, "")})
+
+
+def rotate(stores: Stores, account_id: str, email: str, new_credentials: SmtpCredentials, *,
+           start: Starter | None = None,
+           timeout: float = 120.0, poll: float = 2.0, on_wait: Callable[[str], None] | None = None,
+           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Rotation:
+    """Stage `new_credentials`, start the rotation and wait up to `timeout` for its outcome. Where the rotation runs
+    in this process (no rotation function configured), a refusal raises the live check's error instead."""
+    token = stage_rotation(stores, account_id, email, new_credentials, start=start)
+    address = _connector_address(stores, account_id, email)
+    assert address.connector is not None
+    outcome = wait_for_rotation(stores, address.connector.secret_arn, token, timeout=timeout, poll=poll,
+                                on_wait=on_wait and (lambda: on_wait(WAITING)), sleep=sleep, clock=clock)
+    if outcome is Outcome.FAILED:  # testSecret took it out of the rotation: refused
+        error = lifecycle.get_address(stores, account_id, email).last_error
+        return Rotation(address.email, token, outcome, error or "the rotation function refused the new credentials")
+    return Rotation(address.email, token, outcome)
+
 
 def stage_rotation(stores: Stores, account_id: str, email: str, new_credentials: SmtpCredentials, *,
                    start: Starter | None = None) -> str:
@@ -82,22 +138,22 @@ def rotate_in_process(stores: Stores, secret_id: str, token: str, *, checker: Ch
         run_step(stores, secret_id, token, step, checker=checker)
 
 
-def rotation_outcome(stores: Stores, secret_id: str, token: str) -> str:
+def rotation_outcome(stores: Stores, secret_id: str, token: str) -> Outcome:
     """promoted (the version is AWSCURRENT), failed (it is no longer pending: the test refused it) or running."""
     stages = stores.secrets.describe_stages(secret_id).get(token, [])
     if CURRENT in stages:
-        return "promoted"
-    return "running" if PENDING in stages else "failed"
+        return Outcome.PROMOTED
+    return Outcome.RUNNING if PENDING in stages else Outcome.FAILED
 
 
 def wait_for_rotation(stores: Stores, secret_id: str, token: str, *, timeout: float, poll: float,
                       on_wait: Callable[[], None] | None = None, sleep: Callable[[float], None] = time.sleep,
-                      clock: Callable[[], float] = time.monotonic) -> str:
+                      clock: Callable[[], float] = time.monotonic) -> Outcome:
     """The outcome, waiting up to `timeout` seconds: in a deployed stack the rotation function runs asynchronously."""
     deadline = clock() + timeout
     while True:
         outcome = rotation_outcome(stores, secret_id, token)
-        if outcome != "running" or clock() >= deadline:
+        if outcome is not Outcome.RUNNING or clock() >= deadline:
             return outcome
         if on_wait is not None:
             on_wait()
@@ -127,9 +183,9 @@ def run_step(stores: Stores, secret_id: str, token: str, step: Step | str, *,
 def _step(step: Step | str) -> Step:
     try:
         return Step(step)
-    except ValueError:
+    except ValueError as error:
         raise RotationRefusedError(f"unknown rotation step {step!r}; expected one of "
-                                   f"{', '.join(s.value for s in Step)}") from None
+                                   f"{', '.join(s.value for s in Step)}") from error
 
 
 def create_secret(stores: Stores, secret_id: str, token: str) -> str:
@@ -164,15 +220,13 @@ def test_secret(stores: Stores, secret_id: str, token: str, *, checker: Checker 
     report = checker(_credentials(staged.value), sender=address.email)
     if report.ok:
         return "the smarthost accepted the pending credentials"
-    error = report.to_error()
-    address.last_error = _reason(report, error)
-    _save(stores, address)
+    error = report.to_error("credential rotation failed, the current credentials stay live")
+    state.change(stores, address.account_id, address.email,
+                 state.NoteError(_reason(report, error), about=ErrorTopic.ROTATION))
     # The pending version failed: take it out of the rotation so the relay stops trying it and a new `rotate`
     # starts clean. AWSCURRENT was never touched.
     _unstage(stores, secret_id, token)
-    error.message = f"credential rotation failed, the current credentials stay live: {error.message}"
-    error.args = (error.message,)
-    raise error
+    raise error from report.error
 
 
 def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
@@ -185,18 +239,9 @@ def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
         stores.secrets.move_stage(secret_id, CURRENT, to_version=token, from_version=current)
     stores.secrets.move_stage(secret_id, PENDING, to_version=None, from_version=token)
     credentials = _credentials(stores.secrets.get(secret_id, CURRENT).value)
-    connector = address.connector
-    connector.host, connector.port, connector.tls_mode = credentials.host, credentials.port, credentials.tls_mode
-    connector.take_sign_in(credentials)
-    connector.credentials_version = token
-    if connector.state is ConnectorState.AUTH_FAILED:
-        verified = address.outbound.status is VerificationStatus.VERIFIED
-        connector.state = ConnectorState.ACTIVE if verified else ConnectorState.PENDING
-    connector.held_since = None
-    connector.held_version = None
-    address.last_error = None
-    _save(stores, address)
-    lifecycle.release_held_notifications(stores, address.account_id, address.email)
+    # The new credentials passed testSecret: they take effect, a hold ends and what it held is released.
+    state.change(stores, address.account_id, address.email,
+                 state.ChangeSettings(credentials, version_id=token, why="credentials rotated"))
     return "promoted the pending version to AWSCURRENT"
 
 
@@ -254,34 +299,9 @@ def _reason(report: LiveCheckReport, error: SmtpDeliveryError) -> str:
     return "; ".join(parts) + "; the previous credentials stay live"
 
 
-def _save(stores: Stores, address: SupportAddress) -> None:
-    address.updated_at = utcnow()
-    stores.directory.put_address(address)
-
-
-# --- new settings from a form (the console): what changes, the rest kept ------------------------------------------
-
-def changed_credentials(current: SmtpCredentials, changes: dict) -> SmtpCredentials:
-    """`current` with `changes` applied (host, port, tls_mode, username, ca_bundle_pem, auth_kind, password, oauth_*):
-    a field left out or empty keeps its current value, so a host change keeps the password and a new password keeps
-    the host. Switching the sign-in kind clears the other kind's fields. A ConfigurationError names the invalid
-    fields, never a value."""
-    given = {key: value for key, value in changes.items() if value not in (None, "")}
-    fields = json.loads(current.to_secret_string())
-    kind = AuthKind(given.get("auth_kind", current.auth_kind))
-    if kind is not current.auth_kind:
-        for name in ("password", "oauth_client_secret", "oauth_tenant_id", "oauth_client_id", "oauth_token_url"):
-            fields[name] = "" if name == "password" else None
-    fields.update(given)
-    fields["auth_kind"] = kind
-    return checked_credentials(fields)
-
-
-def stage_change(stores: Stores, account_id: str, email: str, changes: dict) -> str:
-    """Stage the address's credentials with `changes` as AWSPENDING, without starting the rotation (the caller
-    starts it: the console's rotate job); returns the version's token."""
-    address = _connector_address(stores, account_id, email)
-    assert address.connector is not None
-    current = _credentials(stores.secrets.get(address.connector.secret_arn, CURRENT).value)
-    return stage_rotation(stores, account_id, address.email, changed_credentials(current, changes),
+def stage_change(stores: Stores, account_id: str, email: str, changes: Mapping[str, Any]) -> str:
+    """Stage the address's credentials with a form's `changes` (`changed_credentials`) as AWSPENDING, without
+    starting the rotation (the caller starts it: the console's rotate job); returns the version's token."""
+    current = current_credentials(stores, account_id, email)
+    return stage_rotation(stores, account_id, email, changed_credentials(current, changes),
                           start=lambda secret_id, token: None)

@@ -15,32 +15,27 @@ from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from enum import StrEnum
 
 from relaydesk.accounts import subdomain_of_system_address, system_address
-from relaydesk.addresses.lifecycle import ensure_can_own, get_address, release_held_notifications, take_ownership
+from relaydesk.addresses import state
+from relaydesk.addresses.lifecycle import ensure_can_own, get_address, take_ownership
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, Verification, VerificationStatus
+from relaydesk.addresses.state import Direction, is_held
 from relaydesk.clock import utcnow
 from relaydesk.errors import RelaydeskError, RuleViolation
 from relaydesk.ids import new_id
 from relaydesk.markers import VERIFICATION_HEADER, verification_marker
 from relaydesk.notification import Notification, NotificationKind
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 MAX_FORWARDING_HOPS = 1  # one server-level forward; chains of forwards make the requester ambiguous
 DEFAULT_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 2.0
 PROGRESS_EVERY_SECONDS = 10.0  # a progress line while waiting, not one per poll
 VERIFICATION_LOCAL_PART = "verification"
-RELAY_REFUSED = "verification mail was refused"  # what the relay writes to last_error on a permanent refusal
 
 ForwardingSender = Callable[[EmailMessage], None]  # sends a composed mail through the default outbound
 ProgressListener = Callable[[str], None]
-
-
-class Direction(StrEnum):
-    FORWARDING = "forwarding"
-    OUTBOUND = "outbound"
 
 
 def new_token() -> str:
@@ -50,16 +45,6 @@ def new_token() -> str:
 
 def _verification(address: SupportAddress, direction: Direction) -> Verification:
     return address.forwarding if direction is Direction.FORWARDING else address.outbound
-
-
-def _save(stores: Stores, address: SupportAddress) -> SupportAddress:
-    address.updated_at = utcnow()
-    stores.directory.put_address(address)
-    return address
-
-
-def _pending(token: str) -> Verification:
-    return Verification(status=VerificationStatus.PENDING, token=token, started_at=utcnow())
 
 
 # --- starting -----------------------------------------------------------------------------------------------------
@@ -86,7 +71,8 @@ def forwarding_test_mail(stores: Stores, address: SupportAddress, token: str) ->
 
 
 def default_forwarding_sender(stores: Stores) -> ForwardingSender:
-    """The default outbound (SES SendRawEmail) through the relay's adapter; imported late, the relay owns it."""
+    """The default outbound (SES SendRawEmail) through the relay's adapter, imported when a forwarding test mail is
+    sent (the addresses API's cold start skips the relay's modules)."""
     from relaydesk.outbound.ses import mailer_of, send_verification_mail
 
     mailer_of(stores)  # ConfigurationError now, before the address is marked pending
@@ -106,8 +92,7 @@ def start_forwarding(stores: Stores, account_id: str, email: str, *,
     ensure_can_own(stores, address)  # no test mail for an address another account has verified
     send = sender or default_forwarding_sender(stores)
     token = new_token()
-    address.forwarding = _pending(token)
-    address = _save(stores, address)
+    address = state.change(stores, account_id, address.email, state.StartVerification(Direction.FORWARDING, token))
     try:
         send(forwarding_test_mail(stores, address, token))
     except (OSError, RelaydeskError) as error:
@@ -127,9 +112,7 @@ def start_outbound(stores: Stores, account_id: str, email: str) -> SupportAddres
         raise RuleViolation(f"the connector of {address.email} is disabled", rule="connector_disabled",
                             action=f"Run `relaydesk addresses enable {address.email}` first.")
     token = new_token()
-    address.outbound = _pending(token)
-    address.last_error = None  # a fresh attempt: what the relay notes from now on is about this mail
-    address = _save(stores, address)
+    address = state.change(stores, account_id, address.email, state.StartVerification(Direction.OUTBOUND, token))
     notification = Notification(
         notification_id=new_id("N"), kind=NotificationKind.VERIFICATION, account_id=address.account_id,
         support_address=address.email, recipients=[address.email],
@@ -165,8 +148,7 @@ def on_verification_mail(stores: Stores, *, token: str, recipient: str, forwardi
     if address is None:
         return False
     direction = Direction.FORWARDING if address.forwarding.token == token.strip().upper() else Direction.OUTBOUND
-    check = _verification(address, direction)
-    if check.status is VerificationStatus.VERIFIED:
+    if _verification(address, direction).status is VerificationStatus.VERIFIED:
         return True  # a duplicate delivery of a mail already counted
     if forwarding_hops is not None and forwarding_hops > MAX_FORWARDING_HOPS:
         _fail(stores, address, direction,
@@ -175,20 +157,13 @@ def on_verification_mail(stores: Stores, *, token: str, recipient: str, forwardi
         return True
     if direction is Direction.FORWARDING:
         try:
-            take_ownership(stores, address)
+            take_ownership(stores, address)  # the first account to verify an address owns it
         except RuleViolation as error:
             _fail(stores, address, direction, error.message)
             return True
-    check.status = VerificationStatus.VERIFIED
-    check.verified_at = received_at or utcnow()
-    check.error = None
-    if direction is Direction.OUTBOUND and address.connector is not None:
-        address.connector.state = ConnectorState.ACTIVE
-        address.connector.held_since = None
-        address.last_error = None
-    _save(stores, address)
-    if direction is Direction.OUTBOUND:
-        release_held_notifications(stores, address.account_id, address.email)
+    # Outbound: the connector is active; a hold it was in ends and what it held is released.
+    state.change(stores, address.account_id, address.email,
+                 state.VerificationPassed(direction, at=received_at or utcnow()))
     return True
 
 
@@ -210,11 +185,7 @@ def timeout_hint(stores: Stores, address: SupportAddress, direction: Direction, 
 
 
 def _fail(stores: Stores, address: SupportAddress, direction: Direction, error: str) -> SupportAddress:
-    check = _verification(address, direction)
-    check.status = VerificationStatus.FAILED
-    check.error = error
-    address.last_error = f"{direction.value} verification failed: {error}"
-    return _save(stores, address)
+    return state.change(stores, address.account_id, address.email, state.VerificationFailed(direction, error))
 
 
 def wait_for(stores: Stores, account_id: str, email: str, direction: Direction, *,
@@ -231,12 +202,7 @@ def wait_for(stores: Stores, account_id: str, email: str, direction: Direction, 
         check = _verification(address, direction)
         if check.status is not VerificationStatus.PENDING:
             return address
-        if direction is Direction.OUTBOUND and address.connector is not None and \
-                address.connector.state is ConnectorState.AUTH_FAILED:
-            return _fail(stores, address, direction, f"the smarthost refused the credentials: {address.last_error}")
-        if direction is Direction.OUTBOUND and RELAY_REFUSED in (address.last_error or ""):
-            # The relay noted a permanent refusal of the verification mail: no point waiting for it.
-            return _fail(stores, address, direction, address.last_error or "")
+        # (The relay marks the verification failed itself when the smarthost refuses the test mail.)
         if clock() >= deadline:
             return _fail(stores, address, direction, timeout_hint(stores, address, direction, timeout))
         waited = clock() - started
@@ -250,7 +216,9 @@ def verify(stores: Stores, account_id: str, email: str, *, timeout: float = DEFA
            sender: ForwardingSender | None = None, on_progress: ProgressListener | None = None,
            poll: float = POLL_SECONDS, sleep: Callable[[float], None] = time.sleep,
            clock: Callable[[], float] = time.monotonic) -> SupportAddress:
-    """Verify forwarding, then outbound, each only when not verified yet. Run it again after fixing a failure."""
+    """Verify forwarding, then outbound, each only when not verified yet, and outbound again while the connector is
+    held: its test mail goes through the smarthost with the current settings and credentials, and if the smarthost
+    takes it, the hold ends and what it held is released. Run it again after fixing a failure."""
     address = get_address(stores, account_id, email)
     if address.forwarding.status is not VerificationStatus.VERIFIED:
         if on_progress:
@@ -263,7 +231,9 @@ def verify(stores: Stores, account_id: str, email: str, *, timeout: float = DEFA
             return address
         if on_progress:
             on_progress("forwarding: verified")
-    if address.outbound.status is not VerificationStatus.VERIFIED:
+    if address.outbound.status is not VerificationStatus.VERIFIED or is_held(address):
+        if on_progress and is_held(address):
+            on_progress(f"outbound: the connector is held ({address.last_error}); testing it again")
         if on_progress:
             route = f"the connector ({address.connector.host})" if address.connector else "the default outbound"
             on_progress(f"outbound: sending a verification mail through {route}")
@@ -276,5 +246,6 @@ def verify(stores: Stores, account_id: str, email: str, *, timeout: float = DEFA
 
 
 def is_verified(address: SupportAddress) -> bool:
+    """Forwarding and outbound verified, and no hold on the connector."""
     return (address.forwarding.status is VerificationStatus.VERIFIED
-            and address.outbound.status is VerificationStatus.VERIFIED)
+            and address.outbound.status is VerificationStatus.VERIFIED and not is_held(address))

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from relaydesk.accounts import MAX_ADMIN_CONTACTS, Account, contact_address
 from relaydesk.errors import RuleViolation
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 
 def change_admin_contacts(stores: Stores, account_id: str, *, add: Iterable[str] = (),

@@ -18,15 +18,14 @@ from datetime import datetime, timedelta
 from email.policy import SMTP
 
 from relaydesk.accounts import Account
-from relaydesk.addresses.model import SupportAddress
+from relaydesk.addresses.model import ConnectorState, SupportAddress
+from relaydesk.addresses.state import is_held
 from relaydesk.alerts import mail
 from relaydesk.alerts.model import AlertKind, AlertState, HoldAlert
 from relaydesk.clock import utcnow
 from relaydesk.errors import ConfigurationError, NotFoundError
-from relaydesk.outbound.hold import is_held
 from relaydesk.outbound.ses import mailer_of
-from relaydesk.store.ports import HoldAlertLedger
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import HoldAlertLedger, Stores
 
 CLAIM_STALE = timedelta(minutes=10)  # far longer than one send; a claim this old belongs to a run that died
 SENDER_LOCAL_PART = "alerts"
@@ -126,7 +125,8 @@ def _send(stores: Stores, kind: AlertKind, claim: HoldAlert, address: SupportAdd
     facts = mail.HoldFacts(kind=kind, email=claim.email, account_id=claim.account_id,
                            account_name=account.display_name if account else "", held_since=claim.held_since,
                            reason=reason, fix=fix, parked=parked, reminders=claim.reminders,
-                           deleted=address is None)
+                           deleted=address is None, tls=bool(address and address.connector
+                                                             and address.connector.state is ConnectorState.TLS_FAILED))
     sender = f"{SENDER_LOCAL_PART}@{stores.settings.outbound_default_domain}"
     message = mail.compose(facts, sender=sender, recipients=list(recipients),
                            console_url=stores.settings.console_url, now=now)

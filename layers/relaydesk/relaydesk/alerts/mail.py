@@ -13,7 +13,10 @@ from relaydesk.alerts.model import AlertKind
 
 REASON_LIMIT = 1000  # the smarthost's reply is the server's words; bounded before it goes into a mail
 ALERT_HEADER = "X-Relaydesk-Alert"
-_HELD_SENTENCE = "Notifications are held until the credentials change."
+# The hold's sentence in the address's last error (outbound/hold.py), left out of the mail's "Why".
+_HELD_SENTENCES = ("Notifications are held until the credentials change.",
+                   "Notifications are held until the credentials work.",
+                   "Notifications are held until the smarthost's TLS works again.")
 DEFAULT_FIX = ("Check the mailbox's password (or its OAuth app) on your mail server, then give Relaydesk the working "
                "credentials")
 
@@ -32,14 +35,17 @@ class HoldFacts:
     parked: int = 0
     reminders: int = 0  # reminders sent before this one
     deleted: bool = False  # a release because the address itself was deleted
+    tls: bool = False  # held because the mail server offered no STARTTLS or a certificate that does not verify
 
 
 def reason_and_fix(last_error: str | None) -> tuple[str, str]:
     """The server's reason and the fix, out of the address's last error ("auth_failed: <reason>. Notifications are
     held ... What to do: <fix>"); a generic fix when the error does not say."""
-    text = " ".join((last_error or "").split()).removeprefix("auth_failed:").strip()
+    text = " ".join((last_error or "").split()).removeprefix("auth_failed:").removeprefix("tls_failed:").strip()
     reason, _, fix = text.partition(" What to do: ")
-    reason = reason.replace(_HELD_SENTENCE, "").strip()
+    for sentence in _HELD_SENTENCES:
+        reason = reason.replace(sentence, "")
+    reason = reason.strip()
     return _bounded(reason) or "the mail server refused Relaydesk's sign-in", _bounded(fix) or DEFAULT_FIX
 
 
@@ -69,7 +75,7 @@ def body_of(facts: HoldFacts, console_url: str, now: datetime) -> str:
              if link else "From a terminal: ")
     if facts.kind is AlertKind.RELEASE:
         what = ("The address was deleted; nothing more is held for it." if facts.deleted else
-                "The credentials were changed and accepted: the notifications that waited are being sent now, "
+                "Your mail server accepts Relaydesk again: the notifications that waited are being sent now, "
                 "through your mail server as before.")
         return (f"Notifications from {facts.email} were on hold from {since} until "
                 f"{now:%Y-%m-%d %H:%M} UTC.\n\n{what}\n\n{_signature(facts)}")
@@ -77,13 +83,16 @@ def body_of(facts: HoldFacts, console_url: str, now: datetime) -> str:
     if facts.kind is AlertKind.REMINDER and facts.held_since:
         days = f" ({max(1, (now - facts.held_since).days)} day(s) now)"
     waiting = f"{facts.parked} notification(s) are waiting" if facts.parked else "New notifications will wait"
+    refused = ("Relaydesk could not reach your mail server securely (TLS)" if facts.tls else
+               "your mail server refused Relaydesk's sign-in")
     return (
-        f"Notifications from {facts.email} are on hold since {since}{days}: your mail server refused Relaydesk's "
-        f"sign-in, so Relaydesk stopped sending through it.\n\n"
+        f"Notifications from {facts.email} are on hold since {since}{days}: {refused}, so Relaydesk stopped "
+        f"sending through it.\n\n"
         f"Why: {facts.reason}\n\n"
         f"What to do: {facts.fix}\n\n"
-        f"Nothing is lost. {waiting} and will go out through your mail server as soon as the credentials change.\n"
+        f"Nothing is lost. {waiting} and will go out through your mail server as soon as the fix is in.\n"
         f"{where}relaydesk addresses show {facts.email}\n"
+        f"Once it is fixed on the server: relaydesk addresses verify {facts.email}\n"
         f"New password: relaydesk addresses rotate {facts.email} --password-stdin\n\n"
         "Relaydesk reminds you once a day while the hold lasts and writes again when it is released. This mail "
         "came from Relaydesk's own mail service, not through your server.\n\n"

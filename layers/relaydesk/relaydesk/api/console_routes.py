@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from relaydesk.accounts import system_address
-from relaydesk.addresses import connection, guides, lifecycle
+from relaydesk.addresses import connection, guides, lifecycle, state
 from relaydesk.addresses.diagnosis import explain_last_error
 from relaydesk.addresses.live_check import planned_steps
 from relaydesk.addresses.presets import resolve as resolve_preset
@@ -68,11 +68,11 @@ from relaydesk.errors import ConfigurationError, DkimNotSetUpError, NotFoundErro
 from relaydesk.jobs import runner
 from relaydesk.jobs.model import JobKind
 from relaydesk.outbound import dead_letters, hold
+from relaydesk.store.ports import Stores
 from relaydesk.tickets import suspended
 from relaydesk.tickets.delivery_log import MAX_ROWS, DeliveryFilter, delivery_log
 from relaydesk.tickets.model import DeliveryStatus
 from relaydesk.users import invite, list_users
-from relaydesk.wiring import Stores
 
 AUTH_ERRORS = (401, 403, 404)
 AddressId = Annotated[str, Path(max_length=3 * 254, description="the support address, URL-encoded")]
@@ -194,11 +194,11 @@ def _addresses(routes: RouteTable, caller: Callable[[], Caller], get_stores: Cal
 
     @routes.post("/support_addresses/<id>/held/release", role=Role.ADMIN, tags=[ADDRESSES],
                  summary="Send the notifications held for the address again (after a fix)",
-                 responses=documented(200, Released, "how many were sent to the queue again", *AUTH_ERRORS))
+                 responses=documented(200, Released, "how many were sent to the queue again", *AUTH_ERRORS, 409))
     def release(account_id: AccountId, id: AddressId) -> Released:
         stores = get_stores()
         address = lifecycle.get_address(stores, caller().account_id, unquote(id))
-        return Released(email=address.email, released=hold.release_held(stores, address.account_id, address.email))
+        return Released(email=address.email, released=state.release(stores, address.account_id, address.email))
 
 
 def _credentials_of(body: NewConnection) -> SmtpCredentials:

@@ -169,7 +169,7 @@ class ProviderList(BaseModel):
 
 class AddressDetails(BaseModel):
     address: AddressOut
-    held_notifications: int = Field(description="notifications waiting behind an auth_failed hold")
+    held_notifications: int = Field(description="notifications waiting behind the hold (auth_failed, tls_failed)")
     explanation: Explanation | None = Field(default=None, description="the last error: what happened, what to do")
     forwarding_target: str = Field(description="the account's system address: where the server-level forward goes")
     provider: ProviderOut | None = Field(default=None, description="the provider guide matching the smarthost")

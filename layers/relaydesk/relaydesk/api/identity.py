@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from relaydesk.errors import Unauthenticated
 from relaydesk.tickets.model import agent_name
 
 ACCOUNT_CLAIM = "custom:account_id"
@@ -34,10 +35,6 @@ class Role(IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
-
-
-class Unauthenticated(Exception):
-    """No usable identity: the request is answered 401 and nothing runs."""
 
 
 @dataclass(frozen=True)

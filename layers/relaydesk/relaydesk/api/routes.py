@@ -22,7 +22,7 @@ from relaydesk.api.schemas import (
     DeletedAddress,
     UpdateAddress,
 )
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 logger = Logger(child=True)
 

@@ -124,8 +124,8 @@ class NewAddress(BaseModel):
     def _is_an_address(cls, value: str) -> str:
         try:
             return SupportAddress.model_validate({"email": value, "account_id": "-"}).email
-        except ValidationError:
-            raise ValueError("not a valid email address") from None
+        except ValidationError as error:
+            raise ValueError("not a valid email address") from error
 
     _name_has_no_controls = field_validator("name")(_no_control_characters)
 

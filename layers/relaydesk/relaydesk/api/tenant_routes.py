@@ -32,7 +32,7 @@ from relaydesk.api.schemas import (
     UpdateAddress,
 )
 from relaydesk.api.ticket_routes import add_ticket_routes
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 TAG = "support addresses"
 AccountId = Annotated[str, Path(max_length=ACCOUNT_ID_MAX_LENGTH, description="your account's id (the token's)")]

@@ -36,10 +36,10 @@ from relaydesk.api.ticket_schemas import (
     UploadForm,
 )
 from relaydesk.errors import RuleViolation
+from relaydesk.store.ports import Stores
 from relaydesk.tickets import assignees, participants, queries, replies, requests, uploads
 from relaydesk.tickets import status as ticket_status
 from relaydesk.tickets.model import TICKET_PAGE_LIMIT, Agent, TicketStatus
-from relaydesk.wiring import Stores
 
 TAG = "tickets"
 AUTH_ERRORS = (401, 403, 404)  # the gate's answers, on every route

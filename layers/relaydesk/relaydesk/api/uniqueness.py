@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from relaydesk.addresses import lifecycle
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import OtherEnvironmentUnreadable
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 logger = Logger(child=True)
 

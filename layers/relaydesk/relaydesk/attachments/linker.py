@@ -14,7 +14,7 @@ from relaydesk.attachments.keys import SigningKeys
 from relaydesk.attachments.links import sign_link
 from relaydesk.clock import utcnow
 from relaydesk.notification import AttachmentRef
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 _keys: list[SigningKeys] = []  # one per container (and per Stores, as tests make): the bounded key cache
 

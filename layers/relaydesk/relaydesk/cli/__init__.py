@@ -45,13 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="act as the operator with AWS credentials even when signed in as a user (`login`)")
     groups = parser.add_subparsers(dest="group", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue  # a command group not written yet
-        module.register(groups)
+        importlib.import_module(name).register(groups)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""`relaydesk addresses ...`: connect, verify, set the default, rotate, disable, enable and delete support addresses.
+"""`relaydesk addresses ...`: connect, verify, set the default, change the smarthost (`set`), rotate, disable, enable
+and delete support addresses.
 
 Passwords and OAuth client secrets are read from standard input (--password-stdin, --client-secret-stdin) or a hidden
 prompt, never from the command line, and are never printed. Live-check steps and verification progress go to stderr
@@ -12,12 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from relaydesk.addresses import lifecycle, verification
-from relaydesk.addresses.live_check import CheckStep
-from relaydesk.addresses.model import Connector, SupportAddress, VerificationStatus
+from relaydesk.addresses import connector_settings, lifecycle, rotation, state, verification
+from relaydesk.addresses.check_report import CheckStep
+from relaydesk.addresses.model import Connector, ConnectorState, SupportAddress, VerificationStatus
 from relaydesk.addresses.presets import PRESETS
 from relaydesk.addresses.presets import resolve as resolve_preset
-from relaydesk.addresses.sign_in import PASSWORD_CLEARS
 from relaydesk.cli import context, identity, tenant_addresses
 from relaydesk.cli.credentials_input import (
     BASIC_AUTH_NOTE,
@@ -32,11 +32,11 @@ from relaydesk.cli.credentials_input import (
     read_password,
     refuse_oauth_flags,
     refuse_oauth_for_preset,
-    secret_fields,
 )
 from relaydesk.cli.output import (
     EXIT_AUTH,
     EXIT_OK,
+    EXIT_SMTP,
     EXIT_VERIFY_TIMEOUT,
     UsageError,
     command_line_checks,
@@ -47,7 +47,7 @@ from relaydesk.cli.output import (
 from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 from relaydesk.errors import ConfigurationError
 
-# --- helpers shared by the ADDRESSES command groups -----------------------------------------------------------------
+# --- helpers shared by the command groups ---------------------------------------------------------------------------
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     """Accept --json after the subcommand too (`relaydesk accounts create ... --json`), as scripts write it."""
@@ -179,6 +179,7 @@ def address_view(address: SupportAddress) -> dict[str, Any]:
         "outbound_started_at": when(address.outbound.started_at),
         "outbound_error": address.outbound.error or "-",
         "last_error": address.last_error or "-",
+        "last_change": (f"{when(address.events[-1].at)} {address.events[-1].transition}" if address.events else "-"),
         "dkim": "on" if address.dkim.enabled else "off",
         "updated_at": when(address.updated_at),
     }
@@ -186,6 +187,7 @@ def address_view(address: SupportAddress) -> dict[str, Any]:
         connector = address.connector
         view.update({
             "connector_state": connector.state.value,
+            "held_since": when(connector.held_since),
             "smarthost": f"{connector.host}:{connector.port}",
             "tls": connector.tls_mode.value,
             "auth": connector.auth_kind.value,
@@ -294,15 +296,23 @@ def cmd_connect(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
     found = target(stores, args)
+    was_held = state.is_held(found)
     address = verification.verify(stores, found.account_id, found.email, timeout=args.timeout, poll=args.poll,
                                   on_progress=progress)
     emit_address(args, address)
     if verification.is_verified(address):
-        progress(f"{address.email}: forwarding and outbound verified")
+        ended = "; the hold has ended and the notifications it held are on their way" if was_held else ""
+        progress(f"{address.email}: forwarding and outbound verified{ended}")
         return EXIT_OK
     for direction, check in (("forwarding", address.forwarding), ("outbound", address.outbound)):
         if check.status is VerificationStatus.FAILED:
             progress(f"{direction} verification failed: {check.error}")
+    if state.is_held(address):
+        assert address.connector is not None
+        held = address.connector.state
+        progress(f"{address.email}: the hold stays ({held.value}); its notifications keep waiting. Fix the cause "
+                 f"(above), then run `relaydesk addresses verify {address.email}` again")
+        return EXIT_AUTH if held is ConnectorState.AUTH_FAILED else EXIT_SMTP
     progress(f"fix the cause, then run `relaydesk addresses verify {address.email}` again")
     return EXIT_VERIFY_TIMEOUT
 
@@ -317,18 +327,11 @@ def cmd_set_default(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    try:
-        from relaydesk.addresses.rotation import stage_rotation  # ROTATION's module
-    except ImportError:
-        raise ConfigurationError("credential rotation is not available in this build") from None
     stores = context.load_stores(args)
-    address = target(stores, args)
-    if address.connector is None:
-        raise ConfigurationError(f"{address.email} has no connector credentials to rotate")
-    secret_id = address.connector.secret_arn
-    current = SmtpCredentials.model_validate_json(stores.secrets.get(secret_id).value)
+    found = target(stores, args)
+    current = rotation.current_credentials(stores, found.account_id, found.email)
     kind = AuthKind(args.auth) if args.auth else current.auth_kind
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {"auth_kind": kind}
     with command_line_checks():
         if kind is AuthKind.OAUTH2:
             # Also the switch of a password address to OAuth 2.0: the new fields go through testSecret like any
@@ -336,32 +339,53 @@ def cmd_rotate(args: argparse.Namespace) -> int:
             changes.update(oauth_fields(args, current if current.auth_kind is AuthKind.OAUTH2 else None))
         else:
             refuse_oauth_flags(args)
-            changes.update({"auth_kind": AuthKind.PASSWORD, "password": read_password(args, "new SMTP password: "),
-                            "oauth_client_secret": None, "oauth_tenant_id": None, "oauth_client_id": None,
-                            "oauth_token_url": None, **PASSWORD_CLEARS})
+            changes["password"] = read_password(args, "new SMTP password: ")
         if args.username:
             changes["username"] = args.username
         if args.ca_bundle:
             changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
-        new_credentials = build_credentials({**secret_fields(current), **changes})
+        new_credentials = rotation.replaced(current, changes)
     what = staged_material(new_credentials) if kind is AuthKind.OAUTH2 else "credentials"
     if kind is not current.auth_kind:
         what = f"{kind.value} credentials (switching from {current.auth_kind.value})"
-    progress(f"staging the new {what} for {address.email} as AWSPENDING and starting the rotation")
-    token = stage_rotation(stores, address.account_id, address.email, new_credentials)
-    outcome = _wait_for_rotation(stores, secret_id, token, timeout=args.timeout, poll=args.poll)
-    view = {"email": address.email, "version_id": token, "rotation": outcome}
-    if outcome == "failed":
-        fresh = lifecycle.get_address(stores, address.account_id, address.email)
-        view["error"] = fresh.last_error or "the rotation function refused the new credentials"
+    email = found.email
+    progress(f"staging the new {what} for {email} as AWSPENDING and starting the rotation")
+    outcome = rotation.rotate(stores, found.account_id, email, new_credentials, timeout=args.timeout,
+                              poll=args.poll, on_wait=progress)
+    view = {"email": email, "version_id": outcome.version_id, "rotation": outcome.outcome.value}
+    if outcome.error:
+        view["error"] = outcome.error
     emit(view, as_json=args.json)
-    if outcome == "promoted":
-        progress("the smarthost accepted the new credentials; they are now AWSCURRENT (the old ones AWSPREVIOUS)")
+    if outcome.outcome is rotation.Outcome.PROMOTED:
+        progress("the smarthost accepted the new credentials; they are now AWSCURRENT (the old ones AWSPREVIOUS); "
+                 "a hold on the address has ended and what it held is on its way")
         return EXIT_OK
-    if outcome == "failed":
-        progress(f"rotation failed; the current credentials stay live: {view['error']}")
+    if outcome.outcome is rotation.Outcome.FAILED:
+        progress(f"rotation failed; the current credentials stay live: {outcome.error}")
         return EXIT_AUTH
-    progress("the rotation is still running: check later with `relaydesk addresses show " + address.email + "`")
+    progress(f"the rotation is still running: check later with `relaydesk addresses show {email}`")
+    return EXIT_OK
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    address = target(stores, args)
+    if address.connector is not None:
+        now = address.connector
+        where = f"{args.host or now.host}:{args.port or now.port} ({args.tls or now.tls_mode.value})"
+        progress(f"live check of {where} with the current credentials of {address.email}:")
+    was_held = state.is_held(address)
+    with command_line_checks():
+        ca_bundle = read_ca_bundle(args.ca_bundle)
+    address, _ = connector_settings.change_settings(
+        stores, address.account_id, address.email, host=args.host, port=args.port, tls_mode=args.tls,
+        ca_bundle_pem=ca_bundle, on_step=print_step)
+    connector = address.connector
+    assert connector is not None
+    ended = "; the hold has ended and the notifications it held are on their way" if was_held else ""
+    progress(f"{address.email}: now submits to {connector.host}:{connector.port} ({connector.tls_mode.value}); "
+             f"connector {connector.state.value}{ended}")
+    emit_address(args, address)
     return EXIT_OK
 
 
@@ -371,14 +395,6 @@ def staged_material(credentials: SmtpCredentials) -> str:
     if credentials.oauth_grant is OAuthGrant.CLIENT_CERTIFICATE:
         return f"OAuth 2.0 certificate {credentials.oauth_certificate_thumbprint}"
     return "OAuth 2.0 client secret"
-
-
-def _wait_for_rotation(stores: Any, secret_id: str, token: str, *, timeout: float, poll: float) -> str:
-    """promoted | failed | running: the rotation function runs asynchronously in a deployed stack."""
-    from relaydesk.addresses.rotation import wait_for_rotation
-
-    return wait_for_rotation(stores, secret_id, token, timeout=timeout, poll=poll, on_wait=lambda: progress(
-        "waiting for the rotation function to test the new credentials ..."))
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
@@ -435,7 +451,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    parser = groups.add_parser("addresses", help="support addresses: connect, verify, rotate, disable, delete")
+    parser = groups.add_parser("addresses", help="support addresses: connect, verify, set, rotate, disable, delete")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func: Any, help_text: str, *, email: bool = True) -> argparse.ArgumentParser:
@@ -486,6 +502,13 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--timeout", type=float, default=120.0,
                      help="seconds to wait for the rotation's outcome (default %(default)s)")
     sub.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
+
+    sub = command("set", cmd_set, "change the smarthost's host, port, TLS mode or CA bundle (live-checked first; "
+                                  "a hold ends)")
+    sub.add_argument("--host", help="the new smarthost")
+    sub.add_argument("--port", type=port_number, help="587 for STARTTLS, 465 for implicit TLS")
+    sub.add_argument("--tls", choices=[m.value for m in TlsMode], help="starttls or implicit")
+    sub.add_argument("--ca-bundle", metavar="FILE", type=existing_file, help="a new PEM CA bundle (private smarthost)")
 
     command("disable", cmd_disable, "stop the connector; notifications fall back to the default outbound")
     command("enable", cmd_enable, "turn the connector on again (outbound must be verified again)")

@@ -7,6 +7,7 @@ import os
 import tomllib
 from argparse import Namespace
 from pathlib import Path
+from typing import Any
 
 from relaydesk.errors import ConfigurationError
 
@@ -77,6 +78,13 @@ def ensure_stack_environment(args: Namespace) -> None:
         variable = STACK_OUTPUTS.get(output["OutputKey"])
         if variable:
             os.environ[variable] = output["OutputValue"]
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client for the stack this command talks to (after `load_stores` found it)."""
+    from relaydesk.wiring import aws_client as build
+
+    return build(service)
 
 
 def load_stores(args: Namespace):

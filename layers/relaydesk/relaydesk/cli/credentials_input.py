@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -184,11 +183,6 @@ def read_ca_bundle(path: str | None) -> str | None:
     if PEM_CERTIFICATE not in text:
         raise ConfigurationError(f"{path} holds no PEM certificate", action="Pass the CA certificate(s) as PEM.")
     return text
-
-
-def secret_fields(credentials: SmtpCredentials) -> dict[str, Any]:
-    """The current secret's fields with their real values (model_dump keeps SecretStr masked objects)."""
-    return json.loads(credentials.to_secret_string())
 
 
 def refuse_oauth_for_preset(preset: str | None, grant: OAuthGrant) -> None:

@@ -10,7 +10,7 @@ from relaydesk.cli import context
 from relaydesk.cli.output import EXIT_OK, emit, print_table, progress
 from relaydesk.errors import NotFoundError
 from relaydesk.outbound import dead_letters
-from relaydesk.store.sqs_dlq import DeadLetter
+from relaydesk.store.ports import DeadLetter
 
 COLUMNS = ["notification", "ticket", "address", "recipients", "receives", "last_error"]
 

@@ -16,6 +16,7 @@ from relaydesk.errors import (
     RelaydeskError,
     RuleViolation,
     SmtpDeliveryError,
+    UsageError,
 )
 
 EXIT_OK = 0
@@ -28,13 +29,6 @@ EXIT_SMTP = 6  # the smarthost refused: connection, TLS or delivery
 EXIT_AUTH = 7  # the smarthost refused the credentials
 EXIT_VERIFY_TIMEOUT = 8
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT (128 + 2)
-
-
-class UsageError(RelaydeskError, ValueError):
-    """The command line itself is wrong (a value out of range, options that do not go together): exit 2, like
-    argparse's own errors. Nothing was sent or changed."""
-
-    code = "usage"
 
 
 @contextlib.contextmanager

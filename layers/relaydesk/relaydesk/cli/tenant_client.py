@@ -12,20 +12,17 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from relaydesk.cli import session as sessions
-from relaydesk.errors import ConfigurationError, ConflictError, NotFoundError, RelaydeskError, RuleViolation
+from relaydesk.errors import (
+    ApiFailed,
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    RelaydeskError,
+    RuleViolation,
+)
 
 TIMEOUT_SECONDS = 30
-
-
-class PermissionDenied(RelaydeskError):
-    code = "forbidden"
-
-
-class ApiFailed(ConfigurationError):
-    """No answer, or the API failed on its side (5xx): whether a write happened is unknown, a retry with the same
-    request id settles it."""
-
-    code = "api_failed"
 
 
 class TenantClient:

@@ -13,9 +13,9 @@ from urllib.parse import quote
 from relaydesk.cli.output import EXIT_OK, UsageError, emit, print_table, progress
 from relaydesk.cli.session import Session
 from relaydesk.cli.tenant_addresses import _own_account
-from relaydesk.cli.tenant_client import ApiFailed, TenantClient
+from relaydesk.cli.tenant_client import TenantClient
 from relaydesk.cli.uploader import post_form
-from relaydesk.errors import RuleViolation
+from relaydesk.errors import ApiFailed, RuleViolation
 from relaydesk.tickets import replies, requests, uploads
 
 BODY_SHOWN = 2000  # characters of a comment shown in the terminal; --json has what the API returned

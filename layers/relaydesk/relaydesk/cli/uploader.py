@@ -7,13 +7,9 @@ import secrets
 import urllib.error
 import urllib.request
 
-from relaydesk.errors import RelaydeskError
+from relaydesk.errors import UploadRefusedError
 
 TIMEOUT_SECONDS = 60
-
-
-class UploadRefusedError(RelaydeskError):
-    code = "upload_refused"
 
 
 def _quoted(value: str) -> str:

@@ -16,8 +16,8 @@ NAME_MAX_LENGTH = 120  # as an agent's name on a ticket
 
 
 def _users():
+    from relaydesk.cli.context import aws_client
     from relaydesk.store.cognito import CognitoUsers
-    from relaydesk.wiring import aws_client
 
     pool = os.environ.get("RELAYDESK_USER_POOL_ID", "")
     if not pool:

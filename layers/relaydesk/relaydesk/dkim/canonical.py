@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from relaydesk.errors import MalformedMessageError
+
 FIELD_NAME_CHARS = bytes(range(0x21, 0x7F))  # RFC 5322 §3.6.8 ftext, as dkimpy's parser accepts it
-
-
-class MalformedMessageError(ValueError):
-    """dkimpy's parser refused the header block (it says why)."""
 
 
 def rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
@@ -25,7 +23,7 @@ def rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
     try:
         return dkimpy_parse(message)
     except (DKIMException, IndexError) as error:  # IndexError: dkimpy's parser on a continuation line first
-        raise MalformedMessageError(str(error) or "malformed header block") from None
+        raise MalformedMessageError(str(error) or "malformed header block") from error
 
 
 def parse_headers(block: bytes) -> list[list[bytes]]:

@@ -12,7 +12,7 @@ from relaydesk.dkim.keyring import Generation, Keyring, new_keyring
 from relaydesk.dkim.resolver import Resolver
 from relaydesk.dkim.storage import create_keyring, load_keyring, save_keyring, secret_name
 from relaydesk.errors import ConflictError, NotFoundError, RuleViolation
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 Clock = Callable[[], datetime]
 

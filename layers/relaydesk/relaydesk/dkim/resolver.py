@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from relaydesk.errors import RelaydeskError
+from relaydesk.errors import DnsLookupError
 
 LOOKUP_TIMEOUT_SECONDS = 5.0
 # The DNS server `relaydesk dns check` and `dkim enable` ask instead of the system's ("host" or "host:port").
 RESOLVER_VARIABLE = "RELAYDESK_DNS_RESOLVER"
-
-
-class DnsLookupError(RelaydeskError, ConnectionError):
-    """The resolver gave no answer (timeout, SERVFAIL): unlike NXDOMAIN this says nothing about the record."""
-
-    code = "dns_lookup_failed"
-    action = "Check the machine's DNS resolver, then run the check again."
 
 
 class Resolver(Protocol):
@@ -43,7 +36,7 @@ def dns_resolver(timeout: float = LOOKUP_TIMEOUT_SECONDS, nameserver: str | None
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except (dns.exception.Timeout, dns.resolver.NoNameservers) as error:
-            raise DnsLookupError(f"no answer for {rdtype} {name}: {error.__class__.__name__}") from None
+            raise DnsLookupError(f"no answer for {rdtype} {name}: {error.__class__.__name__}") from error
         if rdtype.upper() == "TXT":
             return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
         return [record.to_text() for record in answer]

@@ -16,7 +16,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from relaydesk.dkim.canonical import (
-    MalformedMessageError,
     relaxed_body,
     relaxed_header,
     relaxed_headers,
@@ -24,7 +23,7 @@ from relaydesk.dkim.canonical import (
     split_message,
 )
 from relaydesk.dkim.keys import Algorithm
-from relaydesk.errors import DkimSigningError
+from relaydesk.errors import DkimSigningError, MalformedMessageError
 
 if TYPE_CHECKING:  # cryptography is imported with the first key loaded (relaydesk.dkim.keys), not at cold start
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -111,7 +110,7 @@ class DkimSigner:
         try:
             headers, body = split_message(message)
         except MalformedMessageError as error:
-            raise DkimSigningError(f"the message cannot be signed: {error}") from None
+            raise DkimSigningError(f"the message cannot be signed: {error}") from error
         canonical = relaxed_headers(headers)
         names = [name for name, _ in canonical]
         if b"from" not in names:

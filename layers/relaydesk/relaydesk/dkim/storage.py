@@ -17,8 +17,8 @@ def load_keyring(secrets: SecretStore, secret_id: str) -> tuple[Keyring, str]:
     """The keyring and the secret version it came from."""
     try:
         version = secrets.get(secret_id, CURRENT)
-    except NotFoundError:
-        raise DkimNotSetUpError("no DKIM keys for this domain") from None
+    except NotFoundError as error:
+        raise DkimNotSetUpError("no DKIM keys for this domain") from error
     return Keyring.from_secret(version.value), version.version_id
 
 
@@ -27,10 +27,10 @@ def create_keyring(secrets: SecretStore, keyring: Keyring, prefix: str = SECRET_
     try:
         return secrets.create(secret_name(keyring.domain, prefix), keyring.to_secret(),
                               tags={"relaydesk:kind": "dkim", "relaydesk:domain": keyring.domain})
-    except ConflictError:
+    except ConflictError as error:
         raise ConflictError(f"{keyring.domain} has DKIM keys already",
                             action="Show them with `relaydesk dkim show DOMAIN`, or `relaydesk dkim rotate DOMAIN` "
-                                   "for new ones.") from None
+                                   "for new ones.") from error
 
 
 def save_keyring(secrets: SecretStore, secret_id: str, keyring: Keyring) -> str:

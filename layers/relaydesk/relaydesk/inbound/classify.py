@@ -7,11 +7,11 @@ from relaydesk.ids import new_id
 from relaydesk.inbound import dsn, forwarding, limits, loops, routing
 from relaydesk.inbound.outcome import Decision, DropReason, Outcome
 from relaydesk.inbound.parse import ParsedMail
-from relaydesk.inbound.ports import InboundPorts
 from relaydesk.inbound.receipt import SesReceipt
 from relaydesk.inbound.threading import ThreadMatch, find_thread, is_participant
+from relaydesk.store.inbound_ports import InboundPorts
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import SuspensionReason, TicketStatus
-from relaydesk.wiring import Stores
 
 DMARC_ENFORCING_POLICIES = {"reject", "quarantine"}
 SPAM_EXPLANATION = "Amazon SES judged this mail to be spam. Release it if it is a real request."

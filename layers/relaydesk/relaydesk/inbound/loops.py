@@ -9,7 +9,7 @@ from datetime import datetime
 from relaydesk import markers
 from relaydesk.inbound.limits import flag
 from relaydesk.inbound.parse import ParsedMail
-from relaydesk.inbound.ports import Counters
+from relaydesk.store.inbound_ports import Counters
 
 EMAIL_ID_HEADER = "X-Relaydesk-Email-Id"
 ACCOUNT_ID_HEADER = "X-Relaydesk-From-Account-Id"

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from relaydesk.errors import NotFoundError
 from relaydesk.inbound.outcome import InboundResult
 from relaydesk.inbound.parse import parse
-from relaydesk.inbound.ports import DeadLetters, InboundPorts
 from relaydesk.inbound.receipt import SesReceipt, raw_mail_key
 from relaydesk.inbound.service import VerificationHook, process_inbound, process_receipt
-from relaydesk.wiring import Stores
+from relaydesk.store.inbound_ports import DeadLetters, InboundPorts
+from relaydesk.store.ports import Stores
 
 MAX_BATCHES = 100  # one --all run drains at most 1,000 dead letters; run it again for more
 

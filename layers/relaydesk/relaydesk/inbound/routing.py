@@ -12,7 +12,7 @@ from relaydesk.inbound.limits import MAX_CCS
 from relaydesk.inbound.parse import ParsedMail
 from relaydesk.store.ports import DirectoryStore
 
-# Where the address the end user wrote to can be found, most telling first (issue 4).
+# Where the address the end user wrote to can be found, most telling first.
 SUPPORT_ADDRESS_HEADERS = ("To", "Cc", "Delivered-To", "X-Forwarded-To", "X-Forwarded-For", "X-Original-To",
                            "Resent-To")
 

@@ -20,10 +20,10 @@ from relaydesk.inbound.classify import decide, email_id_alias
 from relaydesk.inbound.dsn import read_report, record_reports
 from relaydesk.inbound.outcome import Decision, InboundResult, Outcome
 from relaydesk.inbound.parse import ParsedMail, parse
-from relaydesk.inbound.ports import InboundPorts
 from relaydesk.inbound.receipt import SesReceipt
+from relaydesk.store.inbound_ports import InboundPorts
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import Comment, NotificationRecord, SuspensionReason, Ticket, TicketStatus
-from relaydesk.wiring import Stores
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from relaydesk.addresses import connection, lifecycle, verification
+from relaydesk.addresses import connection, lifecycle, state, verification
 from relaydesk.addresses.diagnosis import split_explanation
 from relaydesk.addresses.live_check import CheckStep
+from relaydesk.addresses.rotation import Outcome as Rotated
 from relaydesk.addresses.rotation import default_starter, wait_for_rotation
 from relaydesk.errors import ConfigurationError, RelaydeskError
 from relaydesk.ids import new_id
 from relaydesk.jobs.model import Job, JobKind, JobStatus, JobStep, bounded
-from relaydesk.store.ports import JobStore
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import JobStore, Stores
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +83,19 @@ def _connect(stores: Stores, job: Job) -> Outcome:
 
 def _verify(stores: Stores, job: Job) -> Outcome:
     jobs = job_store(stores)
+    was_held = state.is_held(lifecycle.get_address(stores, job.account_id, job.email))
     address = verification.verify(stores, job.account_id, job.email, timeout=VERIFY_WAIT_SECONDS,
                                    on_progress=lambda line: jobs.add_progress(job.account_id, job.job_id, line))
     if verification.is_verified(address):
-        return JobStatus.SUCCEEDED, f"{address.email}: forwarding and outbound verified", None
+        ended = "; the hold has ended and the notifications it held are on their way" if was_held else ""
+        return JobStatus.SUCCEEDED, f"{address.email}: forwarding and outbound verified{ended}", None
     failed = [f"{direction}: {check.error}" for direction, check in (("forwarding", address.forwarding),
                                                                       ("outbound", address.outbound))
               if check.error and check.status.value == "failed"]
     summary = "; ".join(failed) or "verification did not finish"
+    if state.is_held(address):
+        assert address.connector is not None
+        summary += f"; the hold stays ({address.connector.state.value}): its notifications keep waiting"
     return JobStatus.FAILED, summary, "Fix the cause, then press Verify again."
 
 
@@ -105,10 +110,10 @@ def _rotate(stores: Stores, job: Job) -> Outcome:
     default_starter(stores)(secret_id, job.token)
     outcome = wait_for_rotation(stores, secret_id, job.token, timeout=ROTATION_WAIT_SECONDS,
                                 poll=ROTATION_POLL_SECONDS)
-    if outcome == "promoted":
+    if outcome is Rotated.PROMOTED:
         return (JobStatus.SUCCEEDED, "the smarthost accepted the new settings; they are in use now, and held "
                                      "notifications were released", None)
-    if outcome == "running":
+    if outcome is Rotated.RUNNING:
         return JobStatus.FAILED, "the rotation did not finish in time", "Look at the address again in a minute."
     fresh = lifecycle.get_address(stores, job.account_id, job.email)
     summary, fix = split_explanation(fresh.last_error or "the smarthost refused the new settings")

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.result import RecordResult
-
-
-class RetryDelay(Protocol):
-    def delay(self, receipt_handle: str, seconds: int) -> bool: ...
+from relaydesk.store.ports import RetryDelay
 
 
 def batch_response(results: Iterable[RecordResult], retry: RetryDelay | None) -> dict:

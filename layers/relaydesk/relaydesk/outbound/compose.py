@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from relaydesk import markers
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.errors import InvalidAddressError
 from relaydesk.notification import AttachmentRef, Notification
 from relaydesk.outbound import mime
 
@@ -34,10 +35,6 @@ _PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*")
 ADDRESS_LIMIT = 254  # RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets
 _TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`{|}~-]+"  # RFC 2045 5.1
 _CONTENT_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}")
-
-
-class InvalidAddressError(ValueError):
-    """An address that is not one plain addr-spec (a CR/LF, a second address, a display name)."""
 
 
 @dataclass(frozen=True)

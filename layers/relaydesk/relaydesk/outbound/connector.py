@@ -1,37 +1,44 @@
 """One smarthost and credential within one batch: one connection, taken from the warm pool or opened lazily (TLS,
-then AUTH, rotation-aware), reused message after message and given back to the pool; the auth_failed hold when
-nothing works."""
+then AUTH with the secret's current version, rotation-aware), reused message after message and given back to the
+pool. When the smarthost cannot be used (credentials refused, no TLS) the address is held and its notifications
+parked; a delivery that works ends the hold. Every change of the address goes through `addresses/state.py`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from relaydesk.accounts import Account
-from relaydesk.addresses.model import SupportAddress
+from relaydesk.addresses import state
+from relaydesk.addresses.model import ConnectorState, ErrorTopic, SupportAddress
+from relaydesk.addresses.state import Direction, HoldReason
 from relaydesk.attachments.linker import link_builder
-from relaydesk.credentials import AuthKind
+from relaydesk.credentials import AuthKind, OAuthGrant
 from relaydesk.errors import (
     AuthenticationFailedError,
+    CertificateVerificationError,
     DkimNotSetUpError,
     DkimSigningError,
+    InvalidAddressError,
+    NotFoundError,
+    NothingAcceptedError,
     OAuthTokenRefusedError,
+    ReplyCode,
     SmtpDeliveryError,
+    TlsRequiredError,
     TransientDeliveryError,
+    TransitionRefused,
 )
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound import dkim, hold, pool
-from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, sender_name
+from relaydesk.outbound.compose import Composed, Sender, compose, sender_name
 from relaydesk.outbound.credentials import VersionedCredentials
 from relaydesk.outbound.policy import Outcome
-from relaydesk.outbound.pool import PoolKey
 from relaydesk.outbound.result import BatchItem, Result
-from relaydesk.outbound.smtp import NothingAcceptedError, SmtpSubmission
-from relaydesk.store.ports import CURRENT, PENDING
+from relaydesk.outbound.smtp import SmtpSubmission
+from relaydesk.store.ports import CURRENT, PENDING, PoolKey
 
 if TYPE_CHECKING:
     from relaydesk.outbound.relay import Relay
-
-MESSAGE_TOO_BIG = 552  # RFC 5321 4.2.2: exceeded storage allocation; submission servers use it for size limits
 
 AddressKey = tuple[str, str]  # (account id, email): each account has its own record of an address
 
@@ -58,6 +65,7 @@ class ConnectorGroup:
         self.reusable = True  # false once the credentials were refused: never given back to the pool
         self.version: VersionedCredentials | None = None
         self.broken: Result | None = None  # a connection-level failure: the rest of the group shares it
+        self.held: bool = False  # this group held the address: the rest of its notifications are parked
         self.changed: bool | None = None  # for a held address: does the secret have a version not refused yet?
         self.reconnects = 0
 
@@ -81,12 +89,14 @@ class ConnectorGroup:
         if address is None or address.connector is None:
             return self.relay.ses.send(notification)
         if self.broken is not None:
-            return self._park_if_held(notification, self.broken)
-        # A held address is not retried hot; its verification mail is the admin's deliberate test, so it is tried.
-        if hold.is_held(address) and notification.kind is not NotificationKind.VERIFICATION \
-                and not self._credentials_changed(address):
-            hold.park(self.stores, notification)
-            return Result(Outcome.HELD, route=self._route(address), reply=address.last_error or "held: auth_failed")
+            return self._park_if_held(notification, address, self.broken)
+        # A held address is not retried hot: with the credentials it was refused with, it is not tried at all (each
+        # try is a failed login on the customer's server); held for TLS, one connection per batch tries again (no
+        # credentials leave before TLS works). Its verification mail is the admin's deliberate test: always tried.
+        if state.is_held(address) and notification.kind is not NotificationKind.VERIFICATION \
+                and not self._worth_trying(address):
+            return self._park(notification, address, Result(Outcome.HELD, route=self._route(address),
+                                                             reply=address.last_error or "held"))
         try:
             composed = self._compose(notification, address)
             data = self._sign(address, composed.to_bytes())
@@ -100,7 +110,7 @@ class ConnectorGroup:
             self._note_error(address, f"{error.message}. What to do: {error.action}")
             return Result(Outcome.DEFERRED, route=self._route(address), reply=f"{error.message}. {error.action}")
         result = self._submit(notification, address, composed, data)
-        if result.smtp_code == MESSAGE_TOO_BIG and composed.has_attachments:
+        if result.smtp_code == ReplyCode.MESSAGE_TOO_BIG and composed.has_attachments:
             # Too big with real attachments: once more with links instead, as with SES's size limit.
             composed = self._compose(notification, address, inline=False)
             retried = self._submit(notification, address, composed, self._sign(address, composed.to_bytes()))
@@ -115,10 +125,17 @@ class ConnectorGroup:
             try:
                 self._ensure_open(address, pooled_ok=pooled_ok)
             except AuthenticationFailedError as error:
-                return self._hold(address, notification, error)
+                return self._hold(address, notification, error, HoldReason.CREDENTIALS)
+            except (TlsRequiredError, CertificateVerificationError) as error:
+                return self._hold(address, notification, error, HoldReason.TLS)
             except SmtpDeliveryError as error:
-                # No connection (down, no STARTTLS, bad certificate): the rest of this smarthost's batch shares it.
+                # No connection (down, refused, timed out): the rest of this smarthost's batch shares it; retried.
                 self.broken = Result.of_error(error, self._route(address))
+                if state.is_held(address):
+                    # Still held: the hold's words stay, and what it holds keeps waiting with it.
+                    self.broken = Result(Outcome.HELD, route=self.broken.route, reply=self.broken.reply)
+                    self.held = True
+                    return self._park_if_held(notification, address, self.broken)
                 fix = "" if isinstance(error, TransientDeliveryError) else f" What to do: {error.action}"
                 self._note_error(address, f"{error.message}.{fix}")
                 return self.broken
@@ -127,7 +144,7 @@ class ConnectorGroup:
             try:
                 accepted = pool.run(self.session.send(composed.envelope_from, list(composed.recipients), data))
             except AuthenticationFailedError as error:
-                return self._hold(address, notification, error)
+                return self._hold(address, notification, error, HoldReason.CREDENTIALS)
             except NothingAcceptedError as error:
                 if reused and pooled_ok:
                     # A pooled connection the server had closed: nothing of this transaction was accepted, so it
@@ -157,8 +174,10 @@ class ConnectorGroup:
         if error.smtp_code is None:  # timed out or dropped, not a reply: its state is doubtful, so it is not pooled
             self.reusable = False
         result = Result.of_error(error, self._route(address))
-        if notification.kind is NotificationKind.VERIFICATION:
-            self._note_error(address, f"the verification mail was refused: {result.reply}")
+        if notification.kind is NotificationKind.VERIFICATION and result.outcome is not Outcome.DEFERRED:
+            self._change(address, state.VerificationFailed(
+                Direction.OUTBOUND, f"the verification mail was refused: {result.reply}",
+                token=notification.verification_token))
         return result
 
     def _key(self, version: VersionedCredentials) -> PoolKey:
@@ -189,13 +208,18 @@ class ConnectorGroup:
         signer = dkim.signer_for(address, self.stores.secrets)
         return signer.sign(data) if signer is not None else data
 
-    def _credentials_changed(self, address: SupportAddress) -> bool:
-        """A held address whose secret has a new current version (or a staged one) is worth one more try;
-        asked once per batch, so a held address costs two secret reads per batch and no AUTH."""
+    def _worth_trying(self, address: SupportAddress) -> bool:
+        """Held for TLS: yes (a connection costs the server nothing). Held for the credentials: only when the secret
+        has a version the smarthost has not refused yet (asked once per batch: one DescribeSecret, no secret value,
+        no AUTH)."""
         assert address.connector is not None
+        if address.connector.state is not ConnectorState.AUTH_FAILED:
+            return True
         if self.changed is None:
-            tried = {address.connector.held_version} if address.connector.held_version else set()
-            self.changed = bool(self.relay.credentials.alternatives(self.secret_id, tried))
+            stages = self.stores.secrets.describe_stages(self.secret_id)
+            refused = address.connector.held_version
+            self.changed = any(version != refused and (CURRENT in staged or PENDING in staged)
+                               for version, staged in stages.items())
         return self.changed
 
     def _ensure_open(self, address: SupportAddress, *, pooled_ok: bool = True) -> None:
@@ -205,35 +229,46 @@ class ConnectorGroup:
             if self.reconnects >= 1:
                 raise TransientDeliveryError("the connection was lost again; the rest waits for the next attempt")
             self.reconnects += 1
-        version = self.version or self.relay.credentials.get(self.secret_id, CURRENT)
-        if hold.is_held(address) and address.connector is not None:
+        if self.version is not None:  # it logged in during this batch: the reconnect uses it again
+            self._open(self.version, address)
+            return
+        assert address.connector is not None
+        if address.connector.state is ConnectorState.AUTH_FAILED:
+            # Never the refused version again unless nothing else exists (the admin's verify, after a fix on the
+            # server): a new current version, or a staged one, first.
             fresh = self.relay.credentials.alternatives(self.secret_id, {address.connector.held_version or ""})
-            version = fresh[0] if fresh else self.relay.credentials.get(self.secret_id, CURRENT, fresh=True)
-        elif pooled_ok and self.relay.pool.has(self._key(version)):
-            if self._still_current(version):
-                warm = self.relay.pool.take(self._key(version))
-                if warm is not None:
-                    self.session, self.version, self.from_pool = warm, version, True  # type: ignore[assignment]
-                    return
-            else:  # the secret changed since it was cached: nothing authenticated with the old one is reused
-                self.relay.pool.forget(self.secret_id)
-                self.relay.credentials.forget(self.secret_id)
-                version = self.relay.credentials.get(self.secret_id, CURRENT, fresh=True)
+            self._open(fresh[0] if fresh else self.relay.credentials.get(self.secret_id, CURRENT, fresh=True),
+                       address)
+            return
+        version, rotating = self._current_version()
+        if pooled_ok and not rotating:
+            warm = self.relay.pool.take(self._key(version))
+            if warm is not None:
+                self.session, self.version, self.from_pool = warm, version, True  # type: ignore[assignment]
+                return
         self._open(version, address)
 
-    def _still_current(self, version: VersionedCredentials) -> bool:
-        """One DescribeSecret (no secret value) instead of a new TLS handshake and AUTH: the pooled connection's
-        version must still be AWSCURRENT, with no rotation under way (no other version staged AWSPENDING)."""
+    def _current_version(self) -> tuple[VersionedCredentials, bool]:
+        """AWSCURRENT as the store says now, checked before any connection is reused or authenticates (one
+        DescribeSecret, no secret value): a cached version that is no longer current is read again, and nothing
+        that logged in with it is reused. `rotating`: another version is staged AWSPENDING (a rotation under way),
+        so a pooled connection is not reused either."""
         stages = self.stores.secrets.describe_stages(self.secret_id)
-        return CURRENT in stages.get(version.version_id, []) and \
-            not any(PENDING in staged for other, staged in stages.items() if other != version.version_id)
+        version = self.relay.credentials.get(self.secret_id, CURRENT)
+        if CURRENT not in stages.get(version.version_id, []):
+            self.relay.pool.forget(self.secret_id)
+            self.relay.credentials.forget(self.secret_id)
+            version = self.relay.credentials.get(self.secret_id, CURRENT, fresh=True)
+        rotating = any(PENDING in staged for other, staged in stages.items() if other != version.version_id)
+        return version, rotating
 
     def _open(self, version: VersionedCredentials, address: SupportAddress) -> None:
         tried: set[str] = set()
         fresh = False  # after a refusal every try (oauth2) asks for a new access token, not the cached one
         while True:
             tried.add(version.version_id)
-            session = self.relay.submission(version.credentials, timeouts=self.relay.timeouts,
+            session = self.relay.submission(version.credentials, version_id=version.version_id,
+                                            timeouts=self.relay.timeouts,
                                             local_hostname=self.stores.settings.mail_domain)
             oauth = version.credentials.auth_kind is AuthKind.OAUTH2
             try:
@@ -249,51 +284,93 @@ class ConnectorGroup:
                 # Rotation-aware: the secret read again past the cache, then a staged AWSPENDING version.
                 alternatives = self.relay.credentials.alternatives(self.secret_id, tried)
                 if not alternatives:
-                    error.version_id = version.version_id  # type: ignore[attr-defined]
-                    raise
+                    raise _refused_version(error, version.version_id) from error
                 version = alternatives[0]
                 continue
             self.session, self.version = session, version
             return
 
-    def _hold(self, address: SupportAddress, notification: Notification, error: AuthenticationFailedError) -> Result:
-        self.addresses.clear()
+    def _hold(self, address: SupportAddress, notification: Notification, error: SmtpDeliveryError,
+              reason: HoldReason) -> Result:
+        """Hold the address (the rest of this group is parked) and park this notification; a verification mail is
+        not parked, it fails at once so that `verify` reports why."""
+        assert address.connector is not None
         self.reusable = False
-        self.relay.pool.forget(self.secret_id)
+        route = self._route(address)
+        if reason is HoldReason.CREDENTIALS:
+            assert isinstance(error, AuthenticationFailedError)
+            self.relay.pool.forget(self.secret_id)  # refused: no connection of this secret is reused
+            version_id = error.version_id or (self.version.version_id if self.version else None)
+            why = hold.explanation(error, host=address.connector.host, username=address.email,
+                                   oauth=address.connector.auth_kind is AuthKind.OAUTH2,
+                                   google=address.connector.oauth_grant is OAuthGrant.SERVICE_ACCOUNT)
+        else:
+            version_id, why = None, hold.tls_explanation(error, host=address.connector.host)
+        self.broken = Result(Outcome.HELD, route=route, smtp_code=error.smtp_code,
+                             enhanced_status=error.enhanced_status, reply=error.server_reply or error.message)
         if notification.kind is NotificationKind.VERIFICATION:
-            hold.hold_address(self.stores, address, error, version_id=getattr(error, "version_id", None))
-            return Result.of_error(error, self._route(address))  # a test mail is not parked: `verify` reports it
-        hold.hold_address(self.stores, address, error, version_id=getattr(error, "version_id", None))
+            self.held = self._change(address, state.Hold(reason, why, version_id))
+            self._change(address, state.VerificationFailed(Direction.OUTBOUND, why,
+                                                           token=notification.verification_token))
+            return self._test_mail_failed(error, route)
         hold.park(self.stores, notification)
-        self.broken = Result.of_error(error, self._route(address))
-        return Result(Outcome.HELD, route=self._route(address), smtp_code=error.smtp_code,
-                      enhanced_status=error.enhanced_status, reply=error.server_reply or error.message)
+        self.held = self._change(address, state.Hold(reason, why, version_id))
+        if not self.held:
+            # Disabled or deleted meanwhile: nothing will end a hold, so nothing stays parked; the next attempt
+            # takes the route the address has now.
+            state.release_held(self.stores, address.account_id, address.email)
+            self.broken = Result(Outcome.DEFERRED, route=route, reply=f"{self.broken.reply}; the address changed "
+                                                                      "meanwhile, retried")
+        return self.broken
 
-    def _park_if_held(self, notification: Notification, broken: Result) -> Result:
-        if broken.outcome is Outcome.AUTH_FAILED:
-            if notification.kind is NotificationKind.VERIFICATION:
-                return broken
-            hold.park(self.stores, notification)
-            return Result(Outcome.HELD, route=broken.route, smtp_code=broken.smtp_code,
+    def _park_if_held(self, notification: Notification, address: SupportAddress, broken: Result) -> Result:
+        if not self.held:
+            return broken
+        if notification.kind is NotificationKind.VERIFICATION:
+            return Result(Outcome.FAILED, route=broken.route, smtp_code=broken.smtp_code,
                           enhanced_status=broken.enhanced_status, reply=broken.reply)
-        return broken
+        return self._park(notification, address, broken)
+
+    def _park(self, notification: Notification, address: SupportAddress, result: Result) -> Result:
+        hold.park(self.stores, notification)
+        return result
+
+    @staticmethod
+    def _test_mail_failed(error: SmtpDeliveryError, route: str) -> Result:
+        """A verification mail is never retried: `verify` reports its failure, and the admin runs it again."""
+        result = Result.of_error(error, route)
+        if result.outcome is Outcome.DEFERRED:
+            result.outcome = Outcome.FAILED
+        return result
 
     def _remember_working(self, address: SupportAddress) -> None:
-        """The credentials work: lift a hold (and release what it parked) and remember the version."""
+        """The connector works: end a hold (releasing what it parked), clear a last error about sending, and
+        remember the version that logged in. Written only when one of these changes."""
         assert self.version is not None and address.connector is not None
-        if hold.is_held(address):
-            self.addresses.clear()
-            hold.release_held(self.stores, address.account_id, address.email)
-            address = self.stores.directory.get_account_address(address.account_id, address.email) or address
-        if address.connector is not None and address.connector.credentials_version != self.version.version_id:
-            address.connector.credentials_version = self.version.version_id
-            self.stores.directory.put_address(address)
-            # What was just written is what the next message sees.
-            self.addresses = {(address.account_id, address.email): address}
+        stale_error = address.last_error is not None and address.last_error_about is not ErrorTopic.FORWARDING
+        if state.is_held(address) or stale_error or \
+                address.connector.credentials_version != self.version.version_id:
+            self._change(address, state.Release(self.version.version_id, why="a notification was delivered"))
 
     def _note_error(self, address: SupportAddress, text: str) -> None:
-        self.addresses.clear()
-        fresh = self.stores.directory.get_account_address(address.account_id, address.email)
-        if fresh is not None:
-            fresh.last_error = text
-            self.stores.directory.put_address(fresh)
+        self._change(address, state.NoteError(text))
+
+    def _change(self, address: SupportAddress, transition: state.Transition) -> bool:
+        """Apply a transition to the stored address; False when the address no longer allows it (disabled or
+        deleted meanwhile). The next message sees what was written (or, when refused, reads the address again)."""
+        key = (address.account_id, address.email)
+        self.addresses.pop(key, None)
+        try:
+            self.addresses[key] = state.change(self.stores, address.account_id, address.email, transition)
+        except (TransitionRefused, NotFoundError):
+            return False
+        return True
+
+
+def _refused_version(error: AuthenticationFailedError, version_id: str) -> AuthenticationFailedError:
+    """The refusal of the last version tried, naming that version (the hold's `held_version`)."""
+    if isinstance(error, OAuthTokenRefusedError):
+        return OAuthTokenRefusedError(error.token_error, message=error.message, action=error.action,
+                                      version_id=version_id)
+    return type(error)(error.message, version_id=version_id, smtp_code=error.smtp_code,
+                       enhanced_status=error.enhanced_status, server_reply=error.server_reply, action=error.action)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from relaydesk.errors import ConfigurationError
 from relaydesk.notification import Notification
-from relaydesk.store.sqs_dlq import DeadLetter, SqsDeadLetters
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import DeadLetter, NotificationDeadLetters, Stores
 
 MAX_REDRIVE_ROUNDS = 50  # receives of one redrive: the DLQ is read in batches of 10 until the wanted ones are found
 
@@ -26,7 +25,7 @@ class LetterView:
     sqs_message_id: str
 
 
-def queue(stores: Stores) -> SqsDeadLetters:
+def queue(stores: Stores) -> NotificationDeadLetters:
     if stores.dead_letters is None:
         raise ConfigurationError("the stack names no notifications DLQ (RELAYDESK_NOTIFICATIONS_DLQ_URL)")
     return stores.dead_letters

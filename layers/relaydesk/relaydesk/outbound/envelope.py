@@ -8,14 +8,10 @@ from dataclasses import dataclass, field
 
 from aiosmtplib.response import SMTPResponse
 
-from relaydesk.errors import PermanentDeliveryError, SmtpDeliveryError
+from relaydesk.errors import NothingAcceptedError, PermanentDeliveryError, ReplyCode, SmtpDeliveryError
 from relaydesk.outbound.policy import enhanced_status, error_for_reply
-from relaydesk.outbound.smtp import SERVER_CLOSING, NothingAcceptedError
 from relaydesk.tickets.model import RecipientOutcome
 
-OK = 250  # RFC 5321 4.2.2
-WILL_FORWARD = 251
-START_MAIL_INPUT = 354
 PATH_LIMIT = 254  # RFC 5321 4.5.3.1.3: a path is at most 256 octets, angle brackets included
 # Printable ASCII without space, angle brackets or quotes: what compose puts in an envelope (an internationalised
 # domain goes out as its A-label); an empty address is the null sender of RFC 5321 4.5.5.
@@ -77,7 +73,7 @@ class Verdict:
     @property
     def closing(self) -> bool:
         """The server said 421: it is closing the connection (RFC 5321 3.8)."""
-        return self.error is not None and self.error.smtp_code == SERVER_CLOSING
+        return self.error is not None and self.error.smtp_code == ReplyCode.SERVICE_CLOSING
 
 
 def judge(message: Outgoing, replies: list[SMTPResponse]) -> Verdict:
@@ -86,10 +82,10 @@ def judge(message: Outgoing, replies: list[SMTPResponse]) -> Verdict:
     mail, rest = replies[0], replies[1:]
     rcpts, data = rest[:len(message.recipients)], rest[len(message.recipients):]
     data_reply = data[0] if data else None
-    lone_dot = data_reply is not None and data_reply.code == START_MAIL_INPUT
-    if mail.code != OK:
+    lone_dot = data_reply is not None and data_reply.code == ReplyCode.START_MAIL_INPUT
+    if mail.code != ReplyCode.OK:
         said = f"MAIL FROM refused: {mail.code} {mail.message}"
-        if mail.code == SERVER_CLOSING:
+        if mail.code == ReplyCode.SERVICE_CLOSING:
             return Verdict(False, error=NothingAcceptedError(said, smtp_code=mail.code,
                                                              enhanced_status=enhanced_status(mail.message),
                                                              server_reply=f"{mail.code} {mail.message}"))
@@ -97,7 +93,7 @@ def judge(message: Outgoing, replies: list[SMTPResponse]) -> Verdict:
     refused = [RecipientOutcome(recipient=recipient, smtp_code=reply.code,
                                 enhanced_status=enhanced_status(reply.message), reply=f"{reply.code} {reply.message}")
                for recipient, reply in zip(message.recipients, rcpts, strict=False)
-               if reply.code not in (OK, WILL_FORWARD)]
+               if reply.code not in (ReplyCode.OK, ReplyCode.WILL_FORWARD)]
     if len(refused) == len(message.recipients):
         # Every recipient refused: the mail's fate is the mildest refusal (a 4xx anywhere is worth a retry).
         mildest = min(refused, key=lambda r: r.smtp_code or 0)
@@ -105,7 +101,7 @@ def judge(message: Outgoing, replies: list[SMTPResponse]) -> Verdict:
                                 f"every recipient was refused: {mildest.reply}", recipient=mildest.recipient)
         error.refused = refused  # type: ignore[attr-defined]  # carried to the ticket record
         return Verdict(False, refused=refused, error=error, lone_dot=lone_dot, reset=True)
-    if data_reply is None or data_reply.code != START_MAIL_INPUT:
+    if data_reply is None or data_reply.code != ReplyCode.START_MAIL_INPUT:
         code, text = (data_reply.code, data_reply.message) if data_reply else (None, "DATA was not answered")
         error = error_for_reply(code, text, f"the message was refused: {code} {text}")
         error.refused = refused  # type: ignore[attr-defined]

@@ -12,10 +12,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from relaydesk.errors import SmtpDeliveryError
+from relaydesk.errors import NothingAcceptedError, SmtpDeliveryError
 from relaydesk.outbound.envelope import Outgoing
 from relaydesk.outbound.pipelined import Backlog, PipelinedSubmission, Sent
-from relaydesk.outbound.smtp import NothingAcceptedError
 
 
 async def open_sessions(make: Callable[[], PipelinedSubmission], count: int) -> list[PipelinedSubmission]:

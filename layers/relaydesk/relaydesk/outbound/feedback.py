@@ -17,7 +17,7 @@ from relaydesk.errors import NotFoundError
 from relaydesk.inbound.classify import email_id_alias
 from relaydesk.inbound.dsn import RecipientReport, record_reports
 from relaydesk.outbound.suppression import DETAIL_LIMIT, Suppression, SuppressionReason
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 log = logging.getLogger(__name__)
 

@@ -1,21 +1,23 @@
-"""The auth_failed hold: when a smarthost refuses an address's credentials, the address is held with the server's
-reply and what to do, and its notifications are parked (neither dropped nor retried hot) until the credentials
-change; then `release_held` sends them again.
+"""The relay's side of a hold: what the address's last error says about it, and parking its notifications.
 
-Who calls `release_held(stores, account_id, email)`: rotation's finish step and every credential change of ADDRESSES
-(through `lifecycle.release_held_notifications`), and the relay itself when it sees a new secret VersionId.
+When a smarthost refuses an address's credentials (auth_failed) or cannot be reached securely (tls_failed: no
+STARTTLS, a certificate that does not verify), the address is held (`addresses/state.py`) with the server's reply
+and what to do, and its notifications are parked here, neither dropped nor retried hot. Whatever ends the hold
+(a verify, a rotation or a settings change that passes, a delivery that works again) releases them.
 """
 
 from __future__ import annotations
 
 from relaydesk.addresses.explain import explain_reply, explain_token_error
-from relaydesk.addresses.model import ConnectorState, SupportAddress, VerificationStatus
-from relaydesk.clock import utcnow
-from relaydesk.credentials import AuthKind, OAuthGrant
-from relaydesk.errors import AuthenticationFailedError, ConfigurationError, OAuthTokenRefusedError
+from relaydesk.errors import (
+    AuthenticationFailedError,
+    AuthMechanismUnavailableError,
+    ConfigurationError,
+    OAuthTokenRefusedError,
+    SmtpDeliveryError,
+)
 from relaydesk.notification import Notification
-from relaydesk.store.ports import HeldNotifications
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import HeldNotifications, Stores
 
 
 def held_store(stores: Stores) -> HeldNotifications:
@@ -24,8 +26,11 @@ def held_store(stores: Stores) -> HeldNotifications:
     return stores.held
 
 
-def is_held(address: SupportAddress | None) -> bool:
-    return bool(address and address.connector and address.connector.state is ConnectorState.AUTH_FAILED)
+def tls_explanation(error: SmtpDeliveryError, *, host: str) -> str:
+    """Why the connection could not be secured and what to do (TlsRequiredError, CertificateVerificationError)."""
+    return (f"tls_failed: {error.message}. Notifications are held until the smarthost's TLS works again. What to do: "
+            f"{error.action} Then run `relaydesk addresses verify` (or change the smarthost with `relaydesk "
+            f"addresses set`); the next notification also tries {host} again.")
 
 
 def explanation(error: AuthenticationFailedError, *, host: str, username: str, oauth: bool = False,
@@ -38,74 +43,22 @@ def explanation(error: AuthenticationFailedError, *, host: str, username: str, o
         # Entra ID's codes have a known fix; anything else (an http:// token URL, ...) carries its own action.
         fix = explain_token_error(token.oauth_error or "", token.message, aadsts=token.aadsts).fix \
             if token.aadsts else token.action
-        return (f"auth_failed: {token.message.rstrip('.')}. Notifications are held until the credentials change. "
+        return (f"auth_failed: {token.message.rstrip('.')}. Notifications are held until the credentials work. "
                 f"What to do: {fix}")
+    if isinstance(error, AuthMechanismUnavailableError):
+        return (f"auth_failed: {error.message}. Notifications are held until the credentials work. What to do: "
+                f"{error.action}")
     known = explain_reply(error.smtp_code, error.server_reply, host=host, username=username, oauth=oauth,
                           google=google)
     what_to_do = known.fix if known else error.action
     said = error.server_reply or error.message
     return (f"auth_failed: {host} refused the credentials ({said}). Notifications are held until the credentials "
-            f"change. What to do: {what_to_do}")
-
-
-def hold_address(stores: Stores, refused: SupportAddress, error: AuthenticationFailedError, *,
-                 version_id: str | None) -> None:
-    """Put the address in the auth_failed hold (idempotent: the first hold's time is kept)."""
-    address = stores.directory.get_account_address(refused.account_id, refused.email)
-    if address is None or address.connector is None:
-        return
-    connector = address.connector
-    if connector.state is ConnectorState.DISABLED:
-        return  # its mail goes through the default outbound; nothing to hold
-    connector.state = ConnectorState.AUTH_FAILED
-    connector.held_since = connector.held_since or utcnow()
-    connector.held_version = version_id
-    address.last_error = explanation(error, host=connector.host, username=address.email,
-                                     oauth=connector.auth_kind is AuthKind.OAUTH2,
-                                     google=connector.oauth_grant is OAuthGrant.SERVICE_ACCOUNT)
-    address.updated_at = utcnow()
-    stores.directory.put_address(address)
+            f"work. What to do: {what_to_do} Then run `relaydesk addresses verify` (the same password, fixed on the "
+            "server) or `relaydesk addresses rotate` (a new one).")
 
 
 def park(stores: Stores, notification: Notification) -> None:
     held_store(stores).park(notification.support_address, notification)
-
-
-def lift_hold(stores: Stores, account_id: str, email: str) -> SupportAddress | None:
-    """Back to work: active when outbound was verified, else pending. No-op unless the address is held."""
-    address = stores.directory.get_account_address(account_id, email)
-    if not is_held(address):
-        return address
-    assert address is not None and address.connector is not None
-    verified = address.outbound.status is VerificationStatus.VERIFIED
-    address.connector.state = ConnectorState.ACTIVE if verified else ConnectorState.PENDING
-    address.connector.held_since = None
-    address.connector.held_version = None
-    if address.last_error and address.last_error.startswith("auth_failed:"):
-        address.last_error = None
-    address.updated_at = utcnow()
-    stores.directory.put_address(address)
-    return address
-
-
-def release_held(stores: Stores, account_id: str, email: str) -> int:
-    """Lift the address's hold and send every parked notification to the queue again; returns how many.
-
-    Call it after the credentials changed (rotation, `addresses rotate`, reconnect) or the connector was disabled,
-    enabled or verified. Each notification is queued before it is unparked: a crash in between leaves a duplicate
-    that the relay's idempotency turns into one SMTP transaction, never a loss.
-    """
-    lift_hold(stores, account_id, email)
-    if stores.held is None:
-        return 0
-    released = 0
-    for notification in stores.held.list(email):
-        if notification.account_id != account_id:
-            continue  # another account's record of the same address: its own hold releases them
-        stores.queue.send(notification)
-        stores.held.remove(email, notification.notification_id)
-        released += 1
-    return released
 
 
 def held_notifications(stores: Stores, account_id: str, email: str) -> list[Notification]:

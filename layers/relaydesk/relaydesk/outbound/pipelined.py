@@ -18,10 +18,9 @@ from typing import Protocol
 import aiosmtplib
 from aiosmtplib.response import SMTPResponse
 
-from relaydesk.errors import SmtpDeliveryError, TransientDeliveryError
+from relaydesk.errors import NothingAcceptedError, ReplyCode, SmtpDeliveryError, TransientDeliveryError
 from relaydesk.outbound.envelope import (
     END_OF_DATA,
-    OK,
     RESET,
     Outgoing,
     Verdict,
@@ -31,13 +30,7 @@ from relaydesk.outbound.envelope import (
 )
 from relaydesk.outbound.pipelining import GroupReplies, PipeliningSMTP
 from relaydesk.outbound.policy import enhanced_status, error_for_reply
-from relaydesk.outbound.smtp import (
-    LOST_AFTER_DATA,
-    SERVER_CLOSING,
-    Accepted,
-    NothingAcceptedError,
-    SmtpSubmission,
-)
+from relaydesk.outbound.smtp import LOST_AFTER_DATA, Accepted, SmtpSubmission
 from relaydesk.tickets.model import RecipientOutcome
 
 Sent = Accepted | SmtpDeliveryError
@@ -175,7 +168,7 @@ class PipelinedSubmission(SmtpSubmission):
             replies += group.replies
             if group.failure is not None:
                 return replies, group
-            refused_mail = index == 0 and replies[0].code != OK
+            refused_mail = index == 0 and replies[0].code != ReplyCode.OK
             nobody = index == len(message.recipients) and all(r.code // 100 != 2 for r in replies[1:])
             if refused_mail or nobody:
                 break
@@ -204,16 +197,15 @@ class PipelinedSubmission(SmtpSubmission):
     def _end_of_data(self, carried: _Carried, reply: SMTPResponse) -> Sent:
         if reply.code // 100 == 2:
             return Accepted(code=reply.code, reply=f"{reply.code} {reply.message}", refused=carried.refused)
-        error = error_for_reply(reply.code, reply.message, f"the message was refused: {reply.code} {reply.message}")
-        error.refused = carried.refused  # type: ignore[attr-defined]
-        return error
+        return error_for_reply(reply.code, reply.message, f"the message was refused: {reply.code} {reply.message}",
+                               refused=carried.refused)
 
     def _before_data(self, failure: aiosmtplib.SMTPException, replies: list[SMTPResponse]) -> SmtpDeliveryError:
         """The connection failed before the server saw any of the body: nothing of this message was accepted.
         A stalled server is not a closed one: a timeout is not sent again at once (that would double the wait)."""
         if isinstance(failure, aiosmtplib.SMTPTimeoutError):
             return TransientDeliveryError(f"the envelope to {self.route} timed out")
-        closing = next((reply for reply in replies if reply.code == SERVER_CLOSING), None)
+        closing = next((reply for reply in replies if reply.code == ReplyCode.SERVICE_CLOSING), None)
         if closing is not None:  # RFC 5321 3.8: it said why before it closed
             said = f"{closing.code} {closing.message}"
             return NothingAcceptedError(f"the smarthost closed the connection: {said}", smtp_code=closing.code,
@@ -226,7 +218,7 @@ class PipelinedSubmission(SmtpSubmission):
             return GroupReplies([], aiosmtplib.SMTPServerDisconnected(f"not connected to {self.route}"))
         self.round_trips += 1
         group_replies = await smtp.exchange(group, timeouts)
-        if group_replies.failure is not None or any(r.code == SERVER_CLOSING for r in group_replies.replies):
+        if group_replies.failure is not None or any(r.code == ReplyCode.SERVICE_CLOSING for r in group_replies.replies):
             smtp.close()  # no QUIT: the server is closing, or replies still owed would pair with the wrong commands
             await self.close()
         return group_replies

@@ -4,16 +4,20 @@ a deferred notification waits before its next attempt."""
 from __future__ import annotations
 
 import re
-from enum import IntEnum, StrEnum
+from collections.abc import Sequence
+from enum import StrEnum
 
 from relaydesk.errors import (
+    AUTH_REFUSED_CODES,
     AuthenticationFailedError,
     CertificateVerificationError,
     PermanentDeliveryError,
+    ReplyCode,
     SmtpDeliveryError,
     TlsRequiredError,
     TransientDeliveryError,
 )
+from relaydesk.tickets.model import RecipientOutcome
 
 ENHANCED_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")  # RFC 3463 2: class.subject.detail
 
@@ -26,20 +30,8 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"
     DEFERRED = "deferred"  # transient: retried with a growing delay, then the DLQ
     FAILED = "failed"  # permanent: recorded, never retried
-    AUTH_FAILED = "auth_failed"  # the address is held until its credentials change
-    HELD = "held"  # parked behind an auth_failed hold, not attempted
-
-
-class ReplyClass(IntEnum):
-    """RFC 5321 4.2.1: the first digit of a reply code."""
-
-    POSITIVE = 2
-    INTERMEDIATE = 3
-    TRANSIENT = 4
-    PERMANENT = 5
-
-
-AUTH_REFUSED_CODES = frozenset({535, 534, 538})  # RFC 4954 6: credentials invalid, mechanism too weak, encryption
+    AUTH_FAILED = "auth_failed"  # the smarthost refused the credentials: the address is held
+    HELD = "held"  # parked behind the address's hold (credentials or TLS) until the fix is in
 
 
 def enhanced_status(text: str) -> str | None:
@@ -53,9 +45,9 @@ def classify_code(code: int | None) -> Outcome:
         return Outcome.DEFERRED
     if code in AUTH_REFUSED_CODES:
         return Outcome.AUTH_FAILED
-    if code // 100 == ReplyClass.POSITIVE:
+    if ReplyCode.is_positive(code):
         return Outcome.DELIVERED
-    if code // 100 == ReplyClass.PERMANENT:
+    if ReplyCode.is_permanent(code):
         return Outcome.FAILED
     return Outcome.DEFERRED
 
@@ -78,15 +70,16 @@ def retry_delay(receive_count: int) -> int:
     return min(FIRST_RETRY_SECONDS * RETRY_GROWTH ** (attempt - 1), MAX_VISIBILITY_SECONDS)
 
 
-def error_for_reply(code: int | None, text: str, message: str, *, recipient: str | None = None) -> SmtpDeliveryError:
+def error_for_reply(code: int | None, text: str, message: str, *, recipient: str | None = None,
+                    refused: Sequence[RecipientOutcome] = ()) -> SmtpDeliveryError:
     """A server's reply as the typed error the relay acts on: refused credentials, permanent or transient."""
     kind: type[SmtpDeliveryError]
     if code in AUTH_REFUSED_CODES:
         kind = AuthenticationFailedError
-    elif code is not None and code >= 500:
+    elif ReplyCode.is_permanent(code):
         kind = PermanentDeliveryError
     else:
         kind = TransientDeliveryError
     reply = f"{code} {text}" if code is not None else text
     return kind(message, smtp_code=code, enhanced_status=enhanced_status(text), server_reply=reply,
-                recipient=recipient)
+                recipient=recipient, refused=refused)

@@ -11,7 +11,9 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, TypeVar
+
+from relaydesk.store.ports import PoolKey, Session
 
 # RFC 5321 4.5.3.2.7 asks servers to wait 5 minutes for the next command and Postfix's smtpd_timeout is 300 s;
 # hosted services (Exchange Online, Gmail) may drop an idle session sooner. A minute stays under all of them, and
@@ -20,24 +22,6 @@ MAX_IDLE_SECONDS = 60.0
 MAX_POOLED = 8  # one per smarthost group a batch serves at once (relay.MAX_PARALLEL_SMARTHOSTS)
 
 T = TypeVar("T")
-
-
-class Session(Protocol):
-    @property
-    def connected(self) -> bool: ...
-
-    async def close(self) -> None: ...
-
-
-class PoolKey(NamedTuple):
-    """A connection is reused only for the same smarthost, login and secret version it authenticated with."""
-
-    secret_id: str
-    host: str
-    port: int
-    username: str
-    version_id: str
-
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
@@ -64,7 +48,8 @@ def discard(session: Session) -> None:
 
 
 class ConnectionPool:
-    """Idle authenticated connections, at most `max_size`, each reused within `max_idle` seconds or closed."""
+    """The warm container's `SessionPool`: idle authenticated connections, at most `max_size`, each reused within
+    `max_idle` seconds or closed."""
 
     def __init__(self, *, max_idle: float = MAX_IDLE_SECONDS, max_size: int = MAX_POOLED,
                  clock: Callable[[], float] = time.monotonic) -> None:

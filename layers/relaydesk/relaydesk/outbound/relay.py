@@ -17,15 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
-from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
+from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress
+from relaydesk.addresses.state import outbound_proven
 from relaydesk.attachments.links import account_prefix, owned_by
-from relaydesk.errors import ForeignAttachmentError, NotFoundError, RelaydeskError
+from relaydesk.errors import AlreadyInProgress, ForeignAttachmentError, NotFoundError, RelaydeskError, ReplyCode
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound.connector import AddressKey, ConnectorGroup, address_key
 from relaydesk.outbound.credentials import CredentialCache
-from relaydesk.outbound.once import AlreadyInProgress, OnceGuard
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.pool import ConnectionPool
 from relaydesk.outbound.result import BatchItem, RecordResult, Result
@@ -33,8 +33,8 @@ from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
 from relaydesk.outbound.suppression import without_suppressed
+from relaydesk.store.ports import OnceGuard, SessionPool, Stores
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, RecipientOutcome
-from relaydesk.wiring import Stores
 
 MAX_PARALLEL_SMARTHOSTS = 8
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ TIME_MARGIN_MS = 3000  # for recording outcomes and answering SQS after the last
 
 _STATUS = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.DEFERRED: DeliveryStatus.DEFERRED,
            Outcome.FAILED: DeliveryStatus.FAILED, Outcome.AUTH_FAILED: DeliveryStatus.AUTH_FAILED,
-           Outcome.HELD: DeliveryStatus.AUTH_FAILED}
+           Outcome.HELD: DeliveryStatus.HELD}
 
 
 class _NotFinal(Exception):
@@ -65,7 +65,7 @@ class Relay:
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
                  on_result: Callable[[RecordResult], None] | None = None,
                  submission: Callable[..., SmtpSubmission] = SmtpSubmission,
-                 pool: ConnectionPool | None = None) -> None:
+                 pool: SessionPool | None = None) -> None:
         self.stores = serialized(stores)  # smarthost threads share them
         self.credentials = credentials
         self.once = once
@@ -131,8 +131,8 @@ class Relay:
             return ("ses",)
         if connector.state is ConnectorState.ACTIVE:
             return ("connector", connector.secret_arn)
-        if connector.state is ConnectorState.AUTH_FAILED and address.outbound.status is VerificationStatus.VERIFIED:
-            return ("connector", connector.secret_arn)  # held; parked until the credentials change
+        if connector.state.held and outbound_proven(address):
+            return ("connector", connector.secret_arn)  # held; parked until the fix is in
         if notification.kind is NotificationKind.VERIFICATION and connector.state is not ConnectorState.DISABLED:
             return ("connector", connector.secret_arn)  # the outbound test itself goes through the connector
         # Pending, or refused before it was ever verified: the default outbound, as before it was connected.
@@ -231,7 +231,7 @@ class Relay:
     def retry_deferred_recipients(self, notification: Notification, refused: list[RecipientOutcome]) -> str | None:
         """Recipients refused with a 4xx while others took the mail get a copy of their own, queued with the
         first retry delay (as Postfix retries only the deferred recipients); returns its notification id."""
-        deferred = {r.recipient.lower() for r in refused if r.smtp_code is not None and 400 <= r.smtp_code < 500}
+        deferred = {r.recipient.lower() for r in refused if ReplyCode.is_transient(r.smtp_code)}
         if not deferred:
             return None
         follow_up = notification.model_copy(update={

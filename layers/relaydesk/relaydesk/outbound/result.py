@@ -38,7 +38,7 @@ class Result:
     def of_error(cls, error: SmtpDeliveryError, route: str) -> Result:
         return cls(outcome=classify_error(error), route=route, smtp_code=error.smtp_code,
                    enhanced_status=error.enhanced_status, reply=error.server_reply or error.message,
-                   refused=list(getattr(error, "refused", [])))
+                   refused=list(error.refused))
 
 
 @dataclass

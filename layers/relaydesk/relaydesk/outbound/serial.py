@@ -7,7 +7,7 @@ import threading
 from dataclasses import fields, replace
 from typing import Any
 
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 
 class Serialized:

@@ -13,13 +13,18 @@ from email.policy import SMTP
 
 from relaydesk.accounts import system_address
 from relaydesk.attachments.linker import link_builder
-from relaydesk.errors import ConfigurationError, NotFoundError, PermanentDeliveryError, SmtpDeliveryError
+from relaydesk.errors import (
+    ConfigurationError,
+    InvalidAddressError,
+    NotFoundError,
+    PermanentDeliveryError,
+    SmtpDeliveryError,
+)
 from relaydesk.notification import Notification
-from relaydesk.outbound.compose import Composed, InvalidAddressError, Sender, compose, sender_name
+from relaydesk.outbound.compose import Composed, Sender, compose, sender_name
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.result import Result
-from relaydesk.store.ports import RawMailSender
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import RawMailSender, Stores
 
 SES_RAW_MESSAGE_LIMIT = 10 * 1024 * 1024  # SES v1 SendRawEmail: 10 MB per message, after encoding
 ROUTE = "ses"
@@ -71,11 +76,12 @@ class SesRoute:
 
 
 def send_verification_mail(stores: Stores, message: EmailMessage) -> str:
-    """ADDRESSES' forwarding test mail through the default outbound; raises OSError-compatible errors on failure."""
+    """The forwarding test mail (`addresses/verification.py`) through the default outbound; raises OSError-compatible
+    errors on failure."""
     sender = message["From"].addresses[0].addr_spec
     recipients = [a.addr_spec for header in ("To", "Cc") for a in (message[header].addresses if message[header]
                                                                     else ())]
     try:
         return mailer_of(stores).send_raw(sender, recipients, message.as_bytes(policy=SMTP))
     except SmtpDeliveryError as error:
-        raise ConnectionError(f"the default outbound refused the test mail: {error.message}") from None
+        raise ConnectionError(f"the default outbound refused the test mail: {error.message}") from error

@@ -16,16 +16,12 @@ from botocore.exceptions import (
     UnauthorizedSSOTokenError,
 )
 
-from relaydesk.errors import RelaydeskError
+from relaydesk.errors import AwsProblem
 
 LOCAL_STACK_HINT = "If it is the local stack, is `make up` still running? Start it again and `source` its env file."
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
            "InvalidClientTokenId", "SignatureDoesNotMatch"}
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
-
-
-class AwsProblem(RelaydeskError):
-    code = "aws_problem"
 
 
 def explain(error: BaseException) -> AwsProblem | None:

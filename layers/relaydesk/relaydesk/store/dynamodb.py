@@ -79,7 +79,7 @@ class DynamoDirectory:
             ])
         except ClientError as error:
             if _is_conditional_failure(error):
-                raise ConflictError(f"subdomain {account.subdomain!r} is taken") from None
+                raise ConflictError(f"subdomain {account.subdomain!r} is taken") from error
             raise
 
     def put_account(self, account: Account) -> None:
@@ -111,7 +111,7 @@ class DynamoDirectory:
             self._client.transact_write_items(TransactItems=writes)
         except ClientError as error:
             if _is_conditional_failure(error):
-                raise ConflictError(f"{address.email} is already a support address") from None
+                raise ConflictError(f"{address.email} is already a support address") from error
             raise
 
     def put_address(self, address: SupportAddress) -> None:
@@ -205,7 +205,7 @@ class DynamoTickets:
             self._client.transact_write_items(TransactItems=puts)
         except ClientError as error:
             if _condition_failed(error):
-                raise ConflictError(f"ticket {ticket.ticket_id} exists") from None
+                raise ConflictError(f"ticket {ticket.ticket_id} exists") from error
             raise
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
@@ -377,7 +377,7 @@ class DynamoTickets:
             self._table.update_item(**kwargs)
         except ClientError as error:
             if _is_conditional_failure(error) and not condition:
-                raise NotFoundError(f"no ticket {ticket_id!r}") from None
+                raise NotFoundError(f"no ticket {ticket_id!r}") from error
             raise
 
     def _account_of(self, ticket_id: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from relaydesk.errors import ConflictError
-from relaydesk.inbound.ports import InboundPorts
+from relaydesk.store.inbound_ports import InboundPorts
 from relaydesk.store.item_budget import check_item, check_key
 from relaydesk.store.ticket_items import ledger_item, ledger_key
 

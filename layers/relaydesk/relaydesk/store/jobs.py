@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from relaydesk.errors import ConflictError
 from relaydesk.store.dynamodb import _is_conditional_failure
 
 if TYPE_CHECKING:
@@ -31,10 +32,15 @@ class DynamoJobs:
         from relaydesk.jobs.model import KEEP_FOR
 
         doc = job.model_copy(update={"steps": [], "progress": []})
-        self._table.put_item(Item={**_key(job.account_id, job.job_id), "doc": doc.model_dump_json(),
-                                   "steps": [], "progress": [], "status": job.status.value,
-                                   "expires_at": int((job.created_at + KEEP_FOR).timestamp())},
-                             ConditionExpression="attribute_not_exists(pk)")
+        try:
+            self._table.put_item(Item={**_key(job.account_id, job.job_id), "doc": doc.model_dump_json(),
+                                       "steps": [], "progress": [], "status": job.status.value,
+                                       "expires_at": int((job.created_at + KEEP_FOR).timestamp())},
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise ConflictError(f"job {job.job_id} exists") from error
+            raise
 
     def get(self, account_id: str, job_id: str) -> Job | None:
         from relaydesk.jobs.model import Job, JobStatus, JobStep

@@ -1,24 +1,33 @@
-"""In-memory fakes of the storage ports, for unit tests and the inbound benchmark."""
+"""In-memory fakes of every port in `store/` (`ports`, `inbound_ports`), for unit tests and the benchmarks. Each
+behaves as its adapter does (tests/integration/test_store_contract.py runs the same checks on both) and hands out
+deep copies, so a test never shares state with the store by accident."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.alerts.model import HoldAlert
-from relaydesk.errors import ConflictError, NotFoundError
+from relaydesk.errors import AlreadyInProgress, ConflictError, NotFoundError
 from relaydesk.jobs.model import MAX_PROGRESS_LINES, MAX_STEPS, Job, JobStatus, JobStep, bounded
 from relaydesk.notification import Notification
 from relaydesk.outbound.suppression import Suppression
 from relaydesk.store import ticket_items
-from relaydesk.store.item_budget import check_item, check_transaction
-from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion, created_verified, resolve_claims
-from relaydesk.store.sqs_dlq import DeadLetter
+from relaydesk.store.item_budget import check_item, check_key, check_transaction
+from relaydesk.store.ports import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    DeadLetter,
+    SecretVersion,
+    created_verified,
+    resolve_claims,
+)
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -52,8 +61,8 @@ class MemoryDirectory:
     def get_account(self, account_id: str) -> Account:
         try:
             return self.accounts[account_id].model_copy(deep=True)
-        except KeyError:
-            raise NotFoundError(f"no account {account_id!r}") from None
+        except KeyError as error:
+            raise NotFoundError(f"no account {account_id!r}") from error
 
     def find_account_by_subdomain(self, subdomain: str) -> Account | None:
         found = next((a for a in self.accounts.values() if a.subdomain == subdomain.lower()), None)
@@ -237,8 +246,8 @@ class MemoryTickets:
     def _get(self, ticket_id: str) -> Ticket:
         try:
             return self.tickets[ticket_id]
-        except KeyError:
-            raise NotFoundError(f"no ticket {ticket_id!r}") from None
+        except KeyError as error:
+            raise NotFoundError(f"no ticket {ticket_id!r}") from error
 
 
 class MemoryBlobs:
@@ -249,8 +258,8 @@ class MemoryBlobs:
     def get(self, key: str) -> bytes:
         try:
             return self.objects[key][0]
-        except KeyError:
-            raise NotFoundError(f"no object {key!r}") from None
+        except KeyError as error:
+            raise NotFoundError(f"no object {key!r}") from error
 
     def chunks(self, key: str, size: int = 1 << 16) -> Iterator[bytes]:
         data = self.get(key)  # NotFoundError now, as S3's GetObject; each chunk a copy, as a stream's reads are
@@ -365,6 +374,21 @@ class MemoryOutbox:
         return f"memory-{len(self.sent)}"
 
 
+class MemoryRetryDelay:
+    """The queue's visibility timeouts: `calls` records each (receipt handle, seconds); a handle that is not
+    `in_flight` (when that set is given) answers False, as SQS does for a record already visible again."""
+
+    def __init__(self, in_flight: set[str] | None = None) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.in_flight = in_flight
+
+    def delay(self, receipt_handle: str, seconds: int) -> bool:
+        if self.in_flight is not None and receipt_handle not in self.in_flight:
+            return False
+        self.calls.append((receipt_handle, seconds))
+        return True
+
+
 class MemoryHeld:
     def __init__(self) -> None:
         self.parked: dict[str, dict[str, Notification]] = defaultdict(dict)
@@ -377,6 +401,91 @@ class MemoryHeld:
 
     def remove(self, email: str, notification_id: str) -> None:
         self.parked.get(email.lower(), {}).pop(notification_id, None)
+
+
+class MemoryOnce:
+    """The once guard: a completed outcome is replayed, a running one refused (AlreadyInProgress)."""
+
+    def __init__(self) -> None:
+        self.completed: dict[str, dict] = {}
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def run(self, notification: Notification, work: Callable[[], dict]) -> dict:
+        key = notification.notification_id
+        with self._lock:
+            if key in self.completed:
+                return self.completed[key]
+            if key in self._running:
+                raise AlreadyInProgress(f"notification {key} is being delivered by another invocation")
+            self._running.add(key)
+        try:
+            result = work()
+        finally:
+            with self._lock:
+                self._running.discard(key)
+        with self._lock:
+            self.completed[key] = result
+        return result
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[str, bool]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ses_message_id: str) -> tuple[str, bool] | None:
+        return self.records.get(ses_message_id)
+
+    def claim(self, ses_message_id: str, decision_json: str) -> str:
+        check_item(ticket_items.ledger_item(ses_message_id, decision_json))  # the same limit as the DynamoDB ledger
+        with self._lock:  # the conditional put: the first decision wins
+            return self.records.setdefault(ses_message_id, (decision_json, False))[0]
+
+    def complete(self, ses_message_id: str) -> None:
+        decision, _ = self.records[ses_message_id]
+        self.records[ses_message_id] = (decision, True)
+
+
+class MemoryCounters:
+    """The same semantics as the DynamoDB counters: one count per (key, event id), the value it got remembered."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+        self.expiry: dict[str, int] = {}
+        self.counted: dict[tuple[str, str], int] = {}  # (key, event id) -> the value that event got
+        self._lock = threading.Lock()
+
+    def count_once(self, key: str, event_id: str, expires_at: int) -> int:
+        check_key({"pk": f"counted#{key}#{event_id}"})  # the DynamoDB counters' marker key
+        with self._lock:  # the transaction: marker and counter change together or not at all
+            if (key, event_id) in self.counted:
+                return self.counted[key, event_id]
+            self.values[key] = self.values.get(key, 0) + 1
+            self.expiry[key] = expires_at
+            self.counted[key, event_id] = self.values[key]
+            return self.values[key]
+
+
+class MemoryInboundDeadLetters:
+    """Inbound's on-failure queue (`inbound/replay.py`'s DeadLetters)."""
+
+    def __init__(self, bodies: list[str] | None = None) -> None:
+        self._ids = itertools.count(1)
+        self.messages: dict[str, str] = {f"h{next(self._ids)}": b for b in bodies or []}
+        self.released: list[str] = []
+
+    def add(self, body: str) -> None:
+        self.messages[f"h{next(self._ids)}"] = body
+
+    def receive(self, max_messages: int = 10) -> list[tuple[str, str]]:
+        return list(self.messages.items())[:max_messages]
+
+    def delete(self, receipt_handle: str) -> None:
+        self.messages.pop(receipt_handle, None)
+
+    def release(self, receipt_handle: str) -> None:
+        self.released.append(receipt_handle)
 
 
 class MemoryJobs:
@@ -468,6 +577,8 @@ class MemoryDeadLetters:
     def release(self, letter: DeadLetter) -> None:
         self.taken.remove(letter)
         self.letters.append(letter)
+
+
 class MemoryHoldAlerts:
     """The hold-alert ledger with the DynamoDB adapter's compare-and-set semantics."""
 

@@ -1,14 +1,17 @@
-"""The small interfaces domain code depends on. `memory` implements them for unit tests, the AWS modules for real."""
+"""The small interfaces domain code depends on, and `Stores`, the set of them a domain function is handed.
+`memory` implements them for unit tests, the AWS modules for real; `relaydesk.wiring` builds the real ones."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress, VerificationStatus
 from relaydesk.alerts.model import HoldAlert
+from relaydesk.config import Settings
 from relaydesk.notification import Notification
 from relaydesk.outbound.suppression import Suppression
 from relaydesk.tickets.model import (
@@ -149,11 +152,53 @@ class RawMailSender(Protocol):
 
 
 class HeldNotifications(Protocol):
-    """Notifications parked behind an address's auth_failed hold until its credentials change."""
+    """Notifications parked behind an address's hold (auth_failed, tls_failed) until what ends it."""
 
     def park(self, email: str, notification: Notification) -> None: ...  # idempotent per notification id
     def list(self, email: str) -> list[Notification]: ...
     def remove(self, email: str, notification_id: str) -> None: ...
+
+
+class OnceGuard(Protocol):
+    """Runs `work` at most once per notification id and returns its (stored) outcome; a deferral or a hold raises
+    through it, so nothing is stored and the next attempt may run. AlreadyInProgress: another invocation holds it."""
+
+    def run(self, notification: Notification, work: Callable[[], dict]) -> dict: ...
+
+
+class RetryDelay(Protocol):
+    """When a deferred SQS record is received again (its visibility timeout)."""
+
+    def delay(self, receipt_handle: str, seconds: int) -> bool: ...  # False: the handle is no longer in flight
+
+
+class Session(Protocol):
+    """An open connection as the pool sees it (`outbound/smtp.py`'s `SmtpSubmission`)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class PoolKey(NamedTuple):
+    """A connection is reused only for the same smarthost, login and secret version it authenticated with."""
+
+    secret_id: str
+    host: str
+    port: int
+    username: str
+    version_id: str
+
+
+class SessionPool(Protocol):
+    """Authenticated connections kept between invocations of a warm container (`outbound/pool.py`)."""
+
+    def has(self, key: PoolKey) -> bool: ...  # an idle connection for `key` is waiting (it may turn out closed)
+    def take(self, key: PoolKey) -> Session | None: ...  # a live one, or None; stale ones of the secret are closed
+    def give(self, key: PoolKey, session: Session) -> None: ...  # kept for the next invocation while still open
+    def forget(self, secret_id: str) -> None: ...  # after a refusal: nothing of this secret is reused
+    def close(self) -> None: ...
 
 
 class JobStore(Protocol):
@@ -185,6 +230,23 @@ class UserDirectory(Protocol):
     # (a user of another account, a disabled one or one in no group is nobody here).
     def agent(self, account_id: str, email: str) -> Agent | None: ...
 
+
+class DeadLetter(NamedTuple):
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+
+
+class NotificationDeadLetters(Protocol):
+    """The notifications DLQ: what waits there, and sending it back to the notifications queue."""
+
+    def peek(self) -> list[DeadLetter]: ...  # everything, left there
+    def take(self, visibility: int = 60) -> list[DeadLetter]: ...  # a batch, hidden until redriven or released
+    def redrive(self, letter: DeadLetter, notification_id: str | None) -> None: ...  # to the queue, out of the DLQ
+    def release(self, letter: DeadLetter) -> None: ...  # left in the DLQ, visible again now
+
+
 class HoldAlertLedger(Protocol):
     """Per held address, the alerts its account's admins were sent. Every write is a compare-and-set on `version`
     (None: the entry must not exist), so two runs never send the same alert; False means another run got there."""
@@ -202,3 +264,26 @@ class SuppressionList(Protocol):
     def add(self, suppression: Suppression) -> None: ...  # keeps the first reason and time of an existing entry
     def list(self, account_id: str) -> list[Suppression]: ...
     def remove(self, account_id: str, recipient: str) -> bool: ...  # False: it was not suppressed
+
+
+@dataclass(frozen=True)
+class Stores:
+    directory: DirectoryStore
+    tickets: TicketStore
+    blobs: BlobStore
+    secrets: SecretStore
+    queue: NotificationQueue
+    settings: Settings
+    # The relay's: the default outbound (SES) and notifications held behind an address's hold.
+    mailer: RawMailSender | None = None
+    held: HeldNotifications | None = None
+    # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
+    peers: tuple[tuple[str, DirectoryStore], ...] = ()
+    # The admin console's: its jobs and what starts them, the account's users (the pool), the notifications DLQ.
+    jobs: JobStore | None = None
+    launcher: JobLauncher | None = None
+    users: UserDirectory | None = None
+    dead_letters: NotificationDeadLetters | None = None
+    # Operations: alerts to an account's admins about a held address, and recipients SES reported as undeliverable.
+    hold_alerts: HoldAlertLedger | None = None
+    suppressions: SuppressionList | None = None

@@ -27,7 +27,7 @@ class S3Blobs:
             return self._client.get_object(Bucket=self._bucket, Key=key)["Body"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                raise NotFoundError(f"no object {key!r} in the raw mail bucket") from None
+                raise NotFoundError(f"no object {key!r} in the raw mail bucket") from error
             raise
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:

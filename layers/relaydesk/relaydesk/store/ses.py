@@ -37,6 +37,6 @@ class SesRawOutbound:
             code = error.response.get("Error", {}).get("Code", "")
             text = f"{code}: {error.response.get('Error', {}).get('Message', '')}"
             kind = PermanentDeliveryError if code in PERMANENT_CODES else TransientDeliveryError
-            raise kind(f"SES refused the message: {text}", server_reply=text) from None
-        except EndpointConnectionError:
-            raise TransientDeliveryError("SES could not be reached") from None
+            raise kind(f"SES refused the message: {text}", server_reply=text) from error
+        except EndpointConnectionError as error:
+            raise TransientDeliveryError("SES could not be reached") from error

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
+
+from relaydesk.store.ports import DeadLetter
 
 MAX_BATCH = 10  # SQS ReceiveMessage upper bound
 PEEK_ROUNDS = 20  # SQS samples its servers: a few receives more than one message count's worth see everything
-
-
-class DeadLetter(NamedTuple):
-    message_id: str
-    receipt_handle: str
-    body: str
-    receive_count: int
 
 
 class SqsDeadLetters:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from relaydesk.errors import ConfigurationError, RuleViolation
+from relaydesk.store.ports import Stores
 from relaydesk.tickets import status
 from relaydesk.tickets.model import Agent, Ticket
 from relaydesk.tickets.participants import normalised
 from relaydesk.tickets.queries import ticket_of
-from relaydesk.wiring import Stores
 
 
 def agent_of_account(stores: Stores, account_id: str, email: str) -> Agent:

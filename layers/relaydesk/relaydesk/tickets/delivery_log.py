@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, Ticket
-from relaydesk.wiring import Stores
 
 MAX_ROWS = 500  # a page of the log; the filters narrow it
 

@@ -32,7 +32,8 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     DEFERRED = "deferred"  # transient failure, retried
     FAILED = "failed"  # permanent failure, not retried
-    AUTH_FAILED = "auth_failed"  # held until the credentials change
+    AUTH_FAILED = "auth_failed"  # the smarthost refused the credentials (a verification mail: not retried)
+    HELD = "held"  # parked behind the address's hold (credentials or TLS) until the fix is in, then sent
     BOUNCED = "bounced"  # a delivery status notification reported a failure later
 
 

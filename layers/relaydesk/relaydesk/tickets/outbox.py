@@ -7,8 +7,8 @@ from relaydesk import markers
 from relaydesk.accounts import Account, system_address
 from relaydesk.inbound.classify import email_id_alias
 from relaydesk.notification import Notification
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import NotificationRecord, Ticket
-from relaydesk.wiring import Stores
 
 
 def own_addresses(stores: Stores, account: Account) -> set[str]:

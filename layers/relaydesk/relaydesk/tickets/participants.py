@@ -10,11 +10,11 @@ from enum import StrEnum
 
 from relaydesk.accounts import Account, system_address
 from relaydesk.clock import utcnow
-from relaydesk.errors import RuleViolation
-from relaydesk.outbound.compose import InvalidAddressError, mailbox
+from relaydesk.errors import InvalidAddressError, RuleViolation
+from relaydesk.outbound.compose import mailbox
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import Ticket, TicketStatus
 from relaydesk.tickets.queries import ticket_of
-from relaydesk.wiring import Stores
 
 MAX_CCS = 48  # per ticket, as Zendesk allows; also keeps one notification's Cc within providers' limits
 MAX_FOLLOWERS = 48

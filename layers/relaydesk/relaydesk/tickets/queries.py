@@ -8,19 +8,13 @@ import json
 import re
 from datetime import datetime
 
-from relaydesk.errors import NotFoundError, RelaydeskError
+from relaydesk.errors import InvalidCursorError, NotFoundError
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import Ticket, TicketPage, TicketPosition, TicketQuery, TicketStatus
-from relaydesk.wiring import Stores
 
 TICKET_ID = re.compile(r"^[0-9A-Z]{6,32}$")  # the shape markers.py recognises in mail
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 MAX_CURSOR = 200
-
-
-class InvalidCursorError(RelaydeskError, ValueError):
-    """A cursor that this service did not hand out (changed, truncated or from elsewhere)."""
-
-    code = "invalid_cursor"
 
 
 def ticket_of(stores: Stores, account_id: str, ticket_id: str) -> Ticket:

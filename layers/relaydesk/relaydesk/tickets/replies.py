@@ -14,11 +14,11 @@ from datetime import datetime
 
 from relaydesk.clock import utcnow
 from relaydesk.errors import RuleViolation
+from relaydesk.store.ports import Stores
 from relaydesk.tickets import notices, outbox, requests, uploads
 from relaydesk.tickets.model import Agent, Comment, Ticket, TicketStatus
 from relaydesk.tickets.queries import ticket_of
 from relaydesk.tickets.status import check_status
-from relaydesk.wiring import Stores
 
 MAX_BODY_CHARS = 20_000  # a long answer is a few thousand; this keeps text + HTML far from SQS's 256 KB
 SQS_BUDGET = 240_000  # bytes of one notification as JSON

@@ -8,10 +8,10 @@ from datetime import datetime
 
 from relaydesk.clock import utcnow
 from relaydesk.errors import RuleViolation
+from relaydesk.store.ports import Stores
 from relaydesk.tickets import notices, outbox, requests
 from relaydesk.tickets.model import Agent, Ticket, TicketStatus
 from relaydesk.tickets.queries import ticket_of
-from relaydesk.wiring import Stores
 
 AGENT_STATUSES = (TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.SOLVED)
 

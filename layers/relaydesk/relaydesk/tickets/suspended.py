@@ -6,8 +6,8 @@ from __future__ import annotations
 from relaydesk.clock import utcnow
 from relaydesk.errors import NotFoundError, RuleViolation
 from relaydesk.inbound.limits import MAX_FLAGS
+from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import Ticket, TicketStatus
-from relaydesk.wiring import Stores
 
 RECOVERED_FLAG = "recovered_from_suspension"
 

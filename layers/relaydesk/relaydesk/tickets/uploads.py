@@ -11,7 +11,7 @@ from relaydesk.errors import NotFoundError, RuleViolation
 from relaydesk.ids import new_id
 from relaydesk.inbound.attachments import safe_filename
 from relaydesk.notification import AttachmentRef
-from relaydesk.wiring import Stores
+from relaydesk.store.ports import Stores
 
 POST_SECONDS = 300  # the form is used at once; a leaked one is useless five minutes later
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024  # one file; mail bigger than the smarthost takes goes out with links

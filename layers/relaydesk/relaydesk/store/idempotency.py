@@ -1,4 +1,4 @@
-"""Exactly once per notification id: powertools Idempotency (DynamoDB) in the Lambda, a dict in unit tests.
+"""Exactly once per notification id in the Lambda: powertools Idempotency on the DynamoDB idempotency table.
 
 Only a final outcome (delivered, permanently failed) is stored as completed; a deferral or a hold raises through
 the guard, so its record is deleted and the next attempt may send.
@@ -6,45 +6,13 @@ the guard, so its record is deleted and the next attempt may send.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
+from relaydesk.errors import AlreadyInProgress
 from relaydesk.notification import Notification
 
 DEFAULT_EXPIRY_SECONDS = 4 * 24 * 3600  # the notifications queue's retention: a duplicate can't come later
-
-
-class AlreadyInProgress(Exception):
-    """Another invocation holds this notification right now; try again later."""
-
-
-class OnceGuard(Protocol):
-    def run(self, notification: Notification, work: Callable[[], dict]) -> dict: ...
-
-
-class MemoryOnce:
-    def __init__(self) -> None:
-        self.completed: dict[str, dict] = {}
-        self._running: set[str] = set()
-        self._lock = threading.Lock()
-
-    def run(self, notification: Notification, work: Callable[[], dict]) -> dict:
-        key = notification.notification_id
-        with self._lock:
-            if key in self.completed:
-                return self.completed[key]
-            if key in self._running:
-                raise AlreadyInProgress(key)
-            self._running.add(key)
-        try:
-            result = work()
-        finally:
-            with self._lock:
-                self._running.discard(key)
-        with self._lock:
-            self.completed[key] = result
-        return result
 
 
 class PowertoolsOnce:
@@ -70,8 +38,9 @@ class PowertoolsOnce:
     def run(self, notification: Notification, work: Callable[[], dict]) -> dict:
         try:
             return self._deliver_once(notification=notification.model_dump(mode="json"), work=work)
-        except self._in_progress:
-            raise AlreadyInProgress(notification.notification_id) from None
+        except self._in_progress as error:
+            raise AlreadyInProgress(
+                f"notification {notification.notification_id} is being delivered by another invocation") from error
 
 
 def powertools_once(table_name: str, *, expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS) -> PowertoolsOnce:
