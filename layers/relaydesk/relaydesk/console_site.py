@@ -1,10 +1,10 @@
 """Publishes the admin console (the static files of console/dist) to its bucket: the CloudFormation custom resource
 `ConsoleSite` (template.yaml), and the local stack's stand-in, which calls `publish` itself.
 
-`config.json` tells the console where this stack's user pool, app client and tenant API are; index.html gets the
-content security policy that names them (scripts and styles from the console only; calls to the API and Cognito
-only, and uploads to the attachments bucket). index.html and config.json are never cached (a deploy shows at once); the other files are named by their
-content hash and cached for a year."""
+`config.json` tells the console where this stack's user pool, app client, tenant API and attachments bucket are;
+index.html gets the content security policy that names them (scripts and styles from the console only; calls to the
+API and Cognito only, and uploads to the bucket). index.html and config.json are never cached (a deploy shows at
+once); the other files are named by their content hash and cached for a year."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from relaydesk.store.item_budget import check_item, check_key, check_transaction
 from relaydesk.store.ports import created_verified, resolve_claims
 from relaydesk.store.ticket_items import status_partition as _status_partition
 from relaydesk.tickets.model import (
+    UNASSIGNED,
     Agent,
     Comment,
     DeliveryAttempt,
@@ -31,7 +32,6 @@ from relaydesk.tickets.model import (
     TicketPosition,
     TicketQuery,
     TicketStatus,
-    UNASSIGNED,
     sort_stamp,
 )
 

@@ -20,6 +20,7 @@ from relaydesk.store.item_budget import check_item, check_transaction
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion, created_verified, resolve_claims
 from relaydesk.store.sqs_dlq import DeadLetter
 from relaydesk.tickets.model import (
+    UNASSIGNED,
     Agent,
     Comment,
     DeliveryAttempt,
@@ -29,7 +30,6 @@ from relaydesk.tickets.model import (
     TicketPosition,
     TicketQuery,
     TicketStatus,
-    UNASSIGNED,
     agent_name,
     sort_stamp,
 )

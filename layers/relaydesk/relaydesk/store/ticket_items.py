@@ -2,9 +2,9 @@
 fake alike, so both check the same items against DynamoDB's limits (`item_budget`).
 
 A ticket's META item keeps the ticket as created in `doc`, and what changes as attributes of their own beside it
-(`status`, `assignee` and its `assignee_email`, `ccs`, `followers` and `flags` as string sets, `updated_at`), each changed in place by an
-UpdateItem (`store/dynamodb.py`), never by rewriting the item. Its comments and notification records are items of
-their own (`COMMENT#...`, `NOTIF#...`), so a long thread never meets the item limit.
+(`status`, `assignee` and its `assignee_email`, `ccs`, `followers` and `flags` as string sets, `updated_at`), each
+changed in place by an UpdateItem (`store/dynamodb.py`), never by rewriting the item. Its comments and notification
+records are items of their own (`COMMENT#...`, `NOTIF#...`), so a long thread never meets the item limit.
 """
 
 from __future__ import annotations
