@@ -20,6 +20,13 @@ function routeWords(attempt) {
   return attempt.route.startsWith('connector:') ? `through your server (${attempt.route.slice(10)})` : 'through Relaydesk';
 }
 
+// What the server said about one recipient: its code and enhanced status where its reply does not repeat them.
+function serverWords(row) {
+  const reply = row.reply || '';
+  const codes = [row.smtp_code, row.enhanced_status].filter((part) => part && !reply.includes(String(part)));
+  return [...codes, reply].filter(Boolean).join(' ');
+}
+
 // One mail the ticket sent: a row per recipient with its status and the server's words about it.
 function Delivery({ notification }) {
   const last = notification.attempts[notification.attempts.length - 1];
@@ -28,11 +35,28 @@ function Delivery({ notification }) {
     <ul class="recipients">${notification.recipients.map((row) => html`<li>
       <span class="recipient">${row.recipient}</span>
       <${StatusBadge} status=${row.status} />
-      ${(row.smtp_code || row.reply) && html`<span class="mono reply">${row.smtp_code || ''}${row.enhanced_status
-        ? ` ${row.enhanced_status}` : ''} ${row.reply}</span>`}
+      ${serverWords(row) && html`<span class="mono reply">${serverWords(row)}</span>`}
       ${row.report && html`<span class="sub">(delivery report: ${row.report})</span>`}
     </li>`)}</ul>
   </div>`;
+}
+
+// A mail's own words first; what it quotes of the thread ("On ... wrote:" and the "> " lines) folded away.
+function Body({ comment }) {
+  const lines = comment.body.split('\n');
+  const quote = comment.kind === 'mail' ? lines.findIndex((line) => line.startsWith('>')) : -1;
+  let cut = quote;
+  if (quote > 0 && /wrote:\s*$/.test(lines[quote - 1])) {
+    // the attribution line, which a mail client may wrap: "On <date>, <name>" ... "wrote:"
+    cut = quote - 1;
+    for (let i = quote - 1; i >= Math.max(0, quote - 3); i -= 1) {
+      if (/^On /.test(lines[i])) { cut = i; break; }
+    }
+  }
+  if (cut <= 0) return html`<div class="comment-body">${comment.body}</div>`;
+  return html`<div class="comment-body">${lines.slice(0, cut).join('\n').trimEnd()}</div>
+    <details class="quoted"><summary>Quoted text (${lines.length - cut} lines)</summary>
+      <div class="comment-body">${lines.slice(cut).join('\n')}</div></details>`;
 }
 
 function Comment({ comment, notifications }) {
@@ -45,10 +69,10 @@ function Comment({ comment, notifications }) {
       ${comment.kind === 'mail' && !comment.public && html`<${Badge} tone="warn">private: not a participant<//>`}
       <span class="sub when">${when(comment.created_at)}</span>
     </div>
-    <div class="comment-body">${comment.body}</div>
+    <${Body} comment=${comment} />
     ${comment.body_truncated && html`<p class="sub">The text is cut here: the whole mail is kept in the raw mail store.</p>`}
     ${comment.attachments.length > 0 && html`<ul class="attachments" aria-label="Attachments">
-      ${comment.attachments.map((a) => html`<li>📎 ${a.filename} <span class="sub">(${a.content_type}, ${size(a.size)})</span></li>`)}
+      ${comment.attachments.map((a) => html`<li><span class="label">Attached:</span> ${a.filename} <span class="sub">(${a.content_type}, ${size(a.size)})</span></li>`)}
     </ul>`}
     ${comment.kind === 'note' && html`<p class="sub">Seen by agents only: mailed to nobody.</p>`}
     ${sent.map((n) => html`<${Delivery} notification=${n} />`)}
@@ -117,7 +141,7 @@ function Composer({ ticket, onPosted }) {
         ? `Mailed from ${ticket.support_address} to ${[ticket.requester, ...ticket.ccs].join(', ')}${ticket.followers.length
           ? `; followers get a copy` : ''}, with your name.`
         : 'Seen by the account’s agents only; mailed to nobody.'}</p>
-      <label for="composer-body" class="label">${kind === 'reply' ? 'Reply' : 'Note'}</label>
+      <label for="composer-body" class="label composer-label">${kind === 'reply' ? 'Reply' : 'Note'}</label>
       <textarea id="composer-body" rows="6" value=${body} maxlength="20000" aria-describedby="composer-to"
         onInput=${(e) => setBody(e.target.value)}></textarea>
       <div class="row composer-row">
@@ -166,7 +190,7 @@ function Properties({ ticket, user, onChanged }) {
     {}, email ? `Assigned to ${email}.` : 'Nobody is assigned now.');
   const mine = ticket.assignee && ticket.assignee.email === user.email;
   return html`<${Card} title="Ticket" id="properties">
-    <dl class="facts">
+    <dl class="facts stacked">
       <dt>Status</dt><dd><${TicketStatusBadge} status=${ticket.status} /></dd>
       <dt>Requester</dt><dd>${ticket.requester}</dd>
       <dt>Support address</dt><dd>${ticket.support_address}</dd>

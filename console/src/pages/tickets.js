@@ -1,6 +1,6 @@
 // The account's tickets, newest update first, a page at a time (the API's cursor), filtered by status, assignee
 // and requester; the filters live in the URL (#/tickets?status=open&assignee=me), so a view can be bookmarked.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, enc } from '../api.js';
 import { Badge, ErrorBox, PageTitle, Spinner, when } from '../components.js';
 import { html } from '../html.js';
@@ -41,16 +41,20 @@ export function TicketsPage({ user, query }) {
     if (cursor) params.set('cursor', cursor);
     return `/tickets?${params}`;
   };
+  const generation = useRef(0); // the filters' generation: an answer for filters no longer shown is dropped
   const load = async (cursor) => {
-    setPages((previous) => ({ ...previous, loading: true, error: null }));
+    const mine = cursor ? generation.current : ++generation.current;
+    setPages((previous) => (cursor ? { ...previous, loading: true, error: null }
+      : { tickets: null, next: null, error: null, loading: true }));
     try {
       const page = await api('GET', search(cursor));
+      if (mine !== generation.current) return;
       setPages((previous) => ({
         tickets: cursor ? [...(previous.tickets || []), ...page.tickets] : page.tickets,
         next: page.next_cursor, error: null, loading: false,
       }));
     } catch (failure) {
-      setPages((previous) => ({ ...previous, error: failure, loading: false }));
+      if (mine === generation.current) setPages((previous) => ({ ...previous, error: failure, loading: false }));
     }
   };
   useEffect(() => { load(null); }, [key]);
