@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the ports name the model; the functions take the stores
 
 class UserRole(StrEnum):
     ADMIN = "admin"  # support addresses, credentials, DKIM, settings, users
-    AGENT = "agent"  # reads tickets, delivery records, held and suspended mail
+    AGENT = "agent"  # works tickets, reads delivery records, held and suspended mail
 
 
 class AccountUser(BaseModel):

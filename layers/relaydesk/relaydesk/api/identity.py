@@ -2,7 +2,7 @@
 function (`requestContext.authorizer.jwt.claims`, every value a string, arrays written `[a b]`), read into a Caller.
 
 A user belongs to exactly one account (`custom:account_id`, an immutable attribute of the user pool) and has a role
-from its user pool group: `admin` (support addresses, credentials, DKIM, settings) or `agent` (reads tickets,
+from its user pool group: `admin` (support addresses, credentials, DKIM, settings) or `agent` (works tickets, reads
 delivery records, held and suspended mail). An admin may do everything an agent may.
 """
 
