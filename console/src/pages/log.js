@@ -63,8 +63,8 @@ function Notifications({ query }) {
       <tbody>${log.data.deliveries.map((row) => html`<tr>
         <td data-label="When">${when(row.at)}</td>
         <td data-label="Status"><${StatusBadge} status=${row.status} /></td>
-        <td data-label="Ticket"><a href=${`#/log?ticket=${enc(row.ticket_id)}`}>${row.subject}</a>
-          <div class="sub mono">${row.ticket_id} · from ${row.support_address}</div></td>
+        <td data-label="Ticket"><a href=${`#/tickets/${enc(row.ticket_id)}`}>${row.subject}</a>
+          <div class="sub mono"><a href=${`#/log?ticket=${enc(row.ticket_id)}`}>${row.ticket_id}</a> · from ${row.support_address}</div></td>
         <td data-label="To">${row.recipients.join(', ')}</td>
         <td data-label="Sent through">${route(row)}</td>
         <td data-label="Server reply" class="mono reply">${lastReply(row)}
