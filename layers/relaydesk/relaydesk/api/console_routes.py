@@ -8,14 +8,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import SecretStr
 
 from relaydesk.accounts import system_address
-from relaydesk.addresses import connection, guides, lifecycle
+from relaydesk.addresses import connection, guides, lifecycle, sign_in
 from relaydesk.addresses.diagnosis import explain_last_error
 from relaydesk.addresses.live_check import planned_steps
 from relaydesk.addresses.presets import resolve as resolve_preset
@@ -103,7 +104,8 @@ def register(routes: RouteTable, caller: Callable[[], Caller], get_stores: Calla
 
 def provider_out(guide: guides.ProviderGuide, support: str, target: str) -> ProviderOut:
     return ProviderOut(key=guide.key, label=guide.label, preset=guide.preset, host=guide.host, port=guide.port,
-                       tls_mode=guide.tls_mode, auth_kinds=list(guide.auth_kinds), sign_in=guide.sign_in,
+                       tls_mode=guide.tls_mode, auth_kinds=list(guide.auth_kinds), grants=list(guide.grants),
+                       sign_in=guide.sign_in,
                        forwarding=guides.forwarding_steps(guide, support, target))
 
 
@@ -202,20 +204,36 @@ def _addresses(routes: RouteTable, caller: Callable[[], Caller], get_stores: Cal
 
 
 def _credentials_of(body: NewConnection) -> SmtpCredentials:
-    """The form as connector credentials: the preset's smarthost unless the form names one."""
+    """The form as connector credentials: the preset's smarthost unless the form names one; for OAuth 2.0, an Entra ID
+    app's client secret or certificate (Microsoft 365), or a Google service account's key file (Google Workspace)."""
     host, port, tls_mode = resolve_preset(body.preset, host=body.host, port=body.port, tls_mode=body.tls_mode)
-    oauth = body.auth_kind is AuthKind.OAUTH2
-    if oauth and body.preset not in ("microsoft365", "generic"):
-        raise ConfigurationError("OAuth 2.0 sign-in is available for Microsoft 365 only",
-                                 action="Sign in with the mailbox's password (for Google, an app password).")
-    fields = {"host": host, "port": port, "tls_mode": tls_mode, "auth_kind": body.auth_kind,
-              "username": body.username or body.email, "ca_bundle_pem": body.ca_bundle_pem,
-              "password": body.password.get_secret_value() if body.password and not oauth else "",
-              "oauth_tenant_id": body.oauth_tenant_id if oauth else None,
-              "oauth_client_id": body.oauth_client_id if oauth else None,
-              "oauth_client_secret": body.oauth_client_secret.get_secret_value()
-              if oauth and body.oauth_client_secret else None}
+    fields: dict[str, Any] = {"host": host, "port": port, "tls_mode": tls_mode, "auth_kind": body.auth_kind,
+                              "username": body.username or body.email, "ca_bundle_pem": body.ca_bundle_pem}
+    if body.auth_kind is not AuthKind.OAUTH2:
+        fields["password"] = body.password.get_secret_value() if body.password else ""
+        return checked_credentials(fields)
+    if body.oauth_grant == "service_account":
+        if body.preset not in ("google", "generic"):
+            raise ConfigurationError("a Google service account signs in to Google Workspace only",
+                                     action="Choose Google Workspace (service account) as the provider.")
+        fields.update(sign_in.service_account_fields(_material(body.service_account_key, "service account key file")))
+        return checked_credentials(fields)
+    if body.preset not in ("microsoft365", "generic"):
+        raise ConfigurationError("an Entra ID app signs in to Microsoft 365 only",
+                                 action="For Google Workspace, choose the service account or an app password.")
+    fields.update(oauth_tenant_id=body.oauth_tenant_id, oauth_client_id=body.oauth_client_id, password="")
+    if body.oauth_grant == "client_certificate":
+        fields.update(sign_in.certificate_fields(_material(body.oauth_certificate_pem, "certificate file")))
+    else:
+        secret = body.oauth_client_secret
+        fields["oauth_client_secret"] = secret.get_secret_value() if secret else None
     return checked_credentials(fields)
+
+
+def _material(value: SecretStr | None, what: str) -> str:
+    if value is None or not value.get_secret_value().strip():
+        raise ConfigurationError(f"the {what} is missing", action=f"Choose the {what} in the form, then check again.")
+    return value.get_secret_value()
 
 
 def _own_addresses_at(stores: Stores, account_id: str, domain: str) -> list:
