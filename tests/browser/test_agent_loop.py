@@ -193,6 +193,35 @@ def test_4_a_note_mails_nobody_and_the_filters_find_the_ticket_by_assignee_and_s
     expect(page.get_by_text("No ticket matches.")).to_be_visible()
 
 
+def test_5_the_delivery_log_pages_back_to_the_oldest_notification(desk):
+    from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, Ticket
+    from relaydesk.wiring import aws_stores
+
+    page = desk.page
+    tickets = aws_stores().tickets
+    for index in range(30):  # newer than Jane's: two notifications each, 60 in all, more than a page
+        ticket_id = f"T01M9Z{index:013d}"
+        records = [NotificationRecord(
+            notification_id=f"N01M9Z{index:012d}{half}", message_id=f"<{index}{half}@acme.test>",
+            recipients=[f"customer{index}@example.org"], status=DeliveryStatus.DELIVERED,
+            attempts=[DeliveryAttempt(status=DeliveryStatus.DELIVERED, route="ses", smtp_code=250, reply="250 Ok")])
+            for half in "AB"]
+        tickets.create_ticket(Ticket(ticket_id=ticket_id, account_id=desk.setup.account_id,
+                                     support_address=demo.SUPPORT, subject=f"Order {index} arrived broken",
+                                     requester=f"customer{index}@example.org", notifications=records))
+    desk.go("log")
+    rows = page.locator("table.log tbody tr")
+    expect(rows.first).to_be_visible()
+    expect(page.locator("table.log tbody tr", has_text=SUBJECT)).to_have_count(0)  # Jane's are older
+    assert 50 <= rows.count() < 60  # the newest page: whole tickets until 50 rows
+    page.get_by_role("button", name="Older notifications").click()
+    jane = page.locator("table.log tbody tr", has_text=SUBJECT)
+    expect(jane.first).to_be_visible()
+    expect(rows).to_have_count(60 + jane.count())  # every notification once, Jane's ticket's last
+    expect(page.get_by_role("button", name="Older notifications")).to_have_count(0)  # nothing older
+    screenshot(page, "agent-7-delivery-log-older-page")
+
+
 @pytest.mark.parametrize("route", ["tickets", "ticket"])
 def test_the_ticket_pages_fit_a_phone(desk, route):
     page = desk.page
@@ -200,7 +229,8 @@ def test_the_ticket_pages_fit_a_phone(desk, route):
     try:
         desk.go("tickets" if route == "tickets" else f"tickets/{desk.ticket_id}")
         expect(page.locator("main h1")).to_be_visible()
-        expect(page.get_by_text(SUBJECT).first).to_be_visible()  # loaded: the list's row, or the page's title
+        loaded = page.locator("table.tickets tbody tr") if route == "tickets" else page.get_by_text(SUBJECT)
+        expect(loaded.first).to_be_visible()
         expect(page.locator("main .spinner")).to_have_count(0)
         assert no_horizontal_overflow(page) <= 0, route
         screenshot(page, f"phone-agent-{route}")

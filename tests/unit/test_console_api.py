@@ -466,6 +466,44 @@ def test_the_log_lists_every_notification_with_the_server_reply_and_filters(stor
     assert agent.get(path(acme, "deliveries"), status="nonsense").status == 422
 
 
+def test_the_log_pages_through_every_notification_once_reading_a_bounded_number_of_tickets(
+        stores, api, acme, globex, monkeypatch):
+    from relaydesk.tickets import delivery_log
+
+    for index in range(230):  # two notifications per ticket, every 7th one deferred
+        status = DeliveryStatus.DEFERRED if index % 7 == 0 else DeliveryStatus.DELIVERED
+        reply = "451 4.3.0 try later" if status is DeliveryStatus.DEFERRED else "250 ok"
+        ticket_with(stores, acme, f"T01M9{index:014d}", record(f"N{index}A", status, reply),
+                    record(f"N{index}B", DeliveryStatus.DELIVERED, "250 ok"))
+    ticket_with(stores, globex, "T02M90000000000000X", record("NGLOBEX", DeliveryStatus.DEFERRED, "451 later"))
+    reads = []
+    get_ticket = stores.tickets.get_ticket
+    monkeypatch.setattr(stores.tickets, "get_ticket",
+                        lambda ticket_id: reads.append(ticket_id) or get_ticket(ticket_id))
+    agent = as_user(api, acme, "agent")
+
+    def walk(**filters) -> tuple[list[str], list[int]]:
+        seen, per_request, cursor = [], [], None
+        while True:
+            reads.clear()
+            page = agent.get(path(acme, "deliveries"), **filters, **({"cursor": cursor} if cursor else {})).body
+            per_request.append(len(reads))
+            seen += [row["notification_id"] for row in page["deliveries"]]
+            cursor = page["next_cursor"]
+            assert page["truncated"] is (cursor is not None)
+            if cursor is None:
+                return seen, per_request
+
+    everything, reads_per_page = walk()
+    deferred, deferred_reads = walk(status="deferred")
+
+    assert sorted(everything) == sorted(f"N{i}{half}" for i in range(230) for half in "AB")  # each once
+    assert len(reads_per_page) == 230 * 2 // delivery_log.ROWS_WANTED + 1
+    assert max(reads_per_page + deferred_reads) <= delivery_log.MAX_TICKETS_READ
+    assert sorted(deferred) == sorted(f"N{i}A" for i in range(230) if i % 7 == 0)  # never another account's
+    assert agent.get(path(acme, "deliveries"), cursor="not-a-cursor").body["code"] == "invalid_cursor"
+
+
 def test_dead_letters_of_the_account_only_and_a_redrive_never_moves_anothers(stores, api, acme, globex):
     def letter(notification_id: str, account) -> str:
         return Notification(notification_id=notification_id, account_id=account.account_id, ticket_id="T1",

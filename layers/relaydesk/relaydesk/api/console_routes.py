@@ -70,8 +70,9 @@ from relaydesk.jobs import runner
 from relaydesk.jobs.model import JobKind
 from relaydesk.outbound import dead_letters, hold
 from relaydesk.tickets import suspended
-from relaydesk.tickets.delivery_log import MAX_ROWS, DeliveryFilter, delivery_log
+from relaydesk.tickets.delivery_log import DeliveryFilter, delivery_page
 from relaydesk.tickets.model import DeliveryStatus
+from relaydesk.tickets.queries import MAX_CURSOR
 from relaydesk.users import invite, list_users
 from relaydesk.wiring import Stores
 
@@ -310,21 +311,26 @@ def _dkim(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable
 def _log(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable[[], Stores]) -> None:
     @routes.get("/deliveries", role=Role.AGENT, tags=[LOG],
                 summary="Every notification of the account's tickets with each attempt's server reply",
-                responses=documented(200, DeliveryLog, "newest first", *AUTH_ERRORS))
+                description="A page at a time: the notifications of the account's most recently updated tickets, "
+                            "newest attempt first within the page; `next_cursor` gets older ones. One request reads "
+                            "at most a bounded number of tickets, so a page may hold fewer rows than match.",
+                responses=documented(200, DeliveryLog, "newest first", 400, *AUTH_ERRORS))
     def deliveries(account_id: AccountId,
                    status: Annotated[DeliveryStatus | None, Query(description="only this status")] = None,
                    recipient: Annotated[str | None, Query(max_length=254, description="part of a recipient")] = None,
                    address: Annotated[str | None, Query(max_length=254, description="the support address")] = None,
                    ticket_id: Annotated[str | None, Query(max_length=40, description="one ticket")] = None,
+                   cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, description="from the last page")] = None,
                    ) -> DeliveryLog:
         wanted = DeliveryFilter(status=status, recipient=recipient, address=address, ticket_id=ticket_id)
-        rows = delivery_log(get_stores(), caller().account_id, wanted, limit=MAX_ROWS + 1)
-        return DeliveryLog(truncated=len(rows) > MAX_ROWS, deliveries=[DeliveryOut(
+        page = delivery_page(get_stores(), caller().account_id, wanted, cursor=cursor)
+        more = page.next_cursor
+        return DeliveryLog(next_cursor=more, truncated=more is not None, deliveries=[DeliveryOut(
             ticket_id=row.ticket_id, subject=row.subject, support_address=row.support_address,
             notification_id=row.notification_id, recipients=row.recipients, status=row.status, at=row.at,
             attempts=[AttemptOut(status=a.status, route=a.route, smtp_code=a.smtp_code,
                                  enhanced_status=a.enhanced_status, reply=a.reply, at=a.at) for a in row.attempts])
-            for row in rows[:MAX_ROWS]])
+            for row in page.rows])
 
     @routes.get("/held_notifications", role=Role.AGENT, tags=[LOG],
                 summary="Notifications waiting behind an address's hold (bad credentials)",

@@ -262,7 +262,8 @@ class DeliveryOut(BaseModel):
 
 class DeliveryLog(BaseModel):
     deliveries: list[DeliveryOut]
-    truncated: bool = Field(description="more matched than one page shows; narrow the filters")
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for older notifications; null: none")
+    truncated: bool = Field(description="older notifications may match: the next page (next_cursor) has them")
 
 
 class HeldOut(BaseModel):
