@@ -126,7 +126,10 @@ def test_list_shows_the_accounts_addresses_by_email(api, memory_stores, acme, co
     assert all(a["account_id"] == acme.account_id for a in reply.body["support_addresses"])
     shown = next(a for a in reply.body["support_addresses"] if a["email"] == "support@acme.com")
     assert shown["connector"] == {"host": "smtp.acme.com", "port": 587, "tls_mode": "starttls",
-                                  "auth_kind": "password", "state": "pending", "held_since": None}
+                                  "auth_kind": "password", "sign_in": "password", "oauth_tenant_id": None,
+                                  "oauth_client_id": None, "oauth_service_account": None,
+                                  "oauth_certificate_thumbprint": None, "oauth_certificate_expires_at": None,
+                                  "state": "pending", "held_since": None}
 
 
 def test_list_without_account_id_is_a_validation_error(api):

@@ -100,37 +100,80 @@ export function AddressPage({ email, user }) {
   </div>`;
 }
 
+// How the connector signs in, in words, with the identifiers an admin looks up in Entra ID or Google Cloud.
+const SIGN_IN_WORDS = {
+  password: 'password (SMTP AUTH)',
+  client_secret: 'Entra ID app with a client secret (OAuth 2.0)',
+  client_certificate: 'Entra ID app with a certificate (OAuth 2.0)',
+  service_account: 'Google service account with domain-wide delegation (XOAUTH2)',
+};
+
+// The sign-ins the rotate form offers: the address's own first; an Entra ID app may move between its client secret
+// and a certificate (Microsoft recommends the certificate). A Google service account rotates its key.
+function rotateGrants(connector) {
+  if (connector.sign_in === 'service_account') return ['service_account'];
+  if (connector.sign_in === 'client_certificate') return ['client_certificate', 'client_secret'];
+  return ['client_secret', 'client_certificate'];
+}
+
+// The rotate form as the API takes it: the filled-in fields, and only the chosen sign-in's material.
+function rotateBody(form, connector) {
+  const body = Object.fromEntries(Object.entries(form).filter(([, value]) => value !== '' && value != null));
+  if (body.port) body.port = Number(body.port);
+  if (connector.auth_kind === 'oauth2') {
+    const grant = body.oauth_grant || rotateGrants(connector)[0];
+    const material = { client_secret: 'oauth_client_secret', client_certificate: 'oauth_certificate_pem',
+      service_account: 'service_account_key' };
+    Object.entries(material).forEach(([g, field]) => { if (g !== grant) delete body[field]; });
+    if (grant === 'service_account') { delete body.oauth_tenant_id; delete body.oauth_client_id; }
+  }
+  delete body.oauth_grant;
+  return body;
+}
+
+function SignInFacts({ connector }) {
+  return html`
+    <dt>Sign-in</dt><dd>${SIGN_IN_WORDS[connector.sign_in] || connector.auth_kind}</dd>
+    ${connector.oauth_service_account && html`<dt>Service account</dt><dd class="mono">${connector.oauth_service_account}</dd>`}
+    ${connector.oauth_tenant_id && html`<dt>Directory (tenant) ID</dt><dd class="mono">${connector.oauth_tenant_id}</dd>`}
+    ${connector.oauth_client_id && html`<dt>${connector.sign_in === 'service_account' ? 'Client ID (delegation)' : 'Application (client) ID'}</dt>
+      <dd class="mono">${connector.oauth_client_id}</dd>`}
+    ${connector.oauth_certificate_thumbprint && html`<dt>Certificate thumbprint</dt>
+      <dd class="mono">${connector.oauth_certificate_thumbprint}${connector.oauth_certificate_expires_at
+        && html`<div class="sub">expires ${when(connector.oauth_certificate_expires_at)}</div>`}</dd>`}`;
+}
+
 function ConnectorCard({ address, admin, busy, onChange, job }) {
   const connector = address.connector;
   const [mode, setMode] = useState(null); // 'credentials' | 'connection'
   const [form, setForm] = useState({});
   // Functional updates: an event handler may run after a newer change (a file read finishing late).
   const set = (name) => (event) => { const { value } = event.target; setForm((current) => ({ ...current, [name]: value })); };
+  const setValue = (name, value) => setForm((current) => ({ ...current, [name]: value }));
   const submit = (event) => {
     event.preventDefault();
-    const body = Object.fromEntries(Object.entries(form).filter(([, value]) => value !== '' && value != null));
-    if (body.port) body.port = Number(body.port);
-    onChange(body);
+    onChange(rotateBody(form, connector));
     setMode(null);
-    setForm({});
+    setForm({}); // no copy of the new credentials kept in the page
   };
   return html`<${Card} title="Connector" id="connector">
     <dl class="facts">
       <dt>Smarthost</dt><dd class="mono">${connector.host}:${connector.port}</dd>
       <dt>TLS</dt><dd>${connector.tls_mode === 'starttls' ? 'STARTTLS (usually port 587)' : 'implicit TLS (usually port 465)'}</dd>
-      <dt>Sign-in</dt><dd>${connector.auth_kind === 'oauth2' ? 'OAuth 2.0 app (client credentials)' : 'password'}</dd>
+      <${SignInFacts} connector=${connector} />
       <dt>State</dt><dd><${StatusBadge} status=${connector.state} />${connector.held_since && html` since ${when(connector.held_since)}`}</dd>
     </dl>
     <p class="sub">Credentials are stored in AWS Secrets Manager and never shown again. New ones are tested with a
-      real sign-in first; the current ones stay in use until the new ones pass.</p>
+      real sign-in first${connector.auth_kind === 'oauth2' ? ' (a new access token, then SMTP AUTH)' : ''}; the
+      current ones stay in use until the new ones pass.</p>
     ${admin && !mode && html`<div class="actions">
       <button type="button" disabled=${busy} onClick=${() => setMode('credentials')}>Rotate credentials</button>
       <button type="button" disabled=${busy} onClick=${() => setMode('connection')}>Change host, port or TLS</button>
     </div>`}
     ${mode && html`<form class="inline-form" onSubmit=${submit}>
       ${mode === 'credentials' && html`<fieldset><legend>New credentials</legend>
-        <${CredentialFields} authKind=${connector.auth_kind} form=${form} set=${set} rotating=${true}
-          defaultUsername=${address.email} />
+        <${CredentialFields} authKind=${connector.auth_kind} form=${form} set=${set} setValue=${setValue}
+          rotating=${true} defaultUsername=${address.email} grants=${rotateGrants(connector)} current=${connector} />
       </fieldset>`}
       ${mode === 'connection' && html`<fieldset><legend>Connection</legend>
         <${Field} label="Host"><input name="host" placeholder=${connector.host} value=${form.host || ''} onInput=${set('host')} /><//>

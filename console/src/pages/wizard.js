@@ -72,7 +72,7 @@ const GRANT_LABELS = {
 // Username and password; or an OAuth 2.0 app: an Entra ID app's tenant id, client id and client secret or
 // certificate, or a Google service account's key file.
 export function CredentialFields({ authKind, form, set, rotating = false, defaultUsername = '', grants = ['client_secret'],
-  setValue }) {
+  setValue, current = {} }) {
   const keep = rotating ? ' (leave empty to keep the current one)' : '';
   if (authKind === 'oauth2') {
     const grant = form.oauth_grant || grants[0];
@@ -84,27 +84,31 @@ export function CredentialFields({ authKind, form, set, rotating = false, defaul
         onChange=${set('oauth_grant')} /> ${GRANT_LABELS[g] || g}</label>`)}</fieldset>`;
     if (grant === 'service_account') {
       return html`
-        <${SignInFileField} label="Service account key file (JSON)" accept=".json,application/json"
+        <${SignInFileField} label=${rotating ? 'New service account key file (JSON)' : 'Service account key file (JSON)'}
+          accept=".json,application/json"
           hint="Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON. Stored in AWS Secrets Manager, never shown again."
           looksRight=${(text) => (/"type"\s*:\s*"service_account"/.test(text) ? '' : 'That file is not a service account key (its "type" is not "service_account").')}
           onLoad=${(text) => setValue('service_account_key', text)} />
-        <${Field} label="Mailbox" hint="The Google Workspace mailbox the service account signs in as (domain-wide delegation).">
+        <${Field} label=${`Mailbox${keep}`} hint="The Google Workspace mailbox the service account signs in as (domain-wide delegation).">
           <input name="username" type="email" value=${form.username || ''} placeholder=${defaultUsername}
             onInput=${set('username')} /><//>`;
     }
     return html`
       ${choice}
       <${Field} label=${`Directory (tenant) ID${keep}`} hint="Entra ID > App registrations > your app > Overview.">
-        <input name="oauth_tenant_id" required=${!rotating} value=${form.oauth_tenant_id || ''} onInput=${set('oauth_tenant_id')} /><//>
+        <input name="oauth_tenant_id" required=${!rotating} value=${form.oauth_tenant_id || ''}
+          placeholder=${current.oauth_tenant_id || ''} onInput=${set('oauth_tenant_id')} /><//>
       <${Field} label=${`Application (client) ID${keep}`}>
-        <input name="oauth_client_id" required=${!rotating} value=${form.oauth_client_id || ''} onInput=${set('oauth_client_id')} /><//>
+        <input name="oauth_client_id" required=${!rotating} value=${form.oauth_client_id || ''}
+          placeholder=${current.sign_in === 'service_account' ? '' : current.oauth_client_id || ''} onInput=${set('oauth_client_id')} /><//>
       ${grant === 'client_certificate'
-        ? html`<${SignInFileField} label="Certificate and private key (PEM)" accept=".pem,.crt,.key,text/plain"
+        ? html`<${SignInFileField} label=${rotating ? 'New certificate and private key (PEM)' : 'Certificate and private key (PEM)'}
+            accept=".pem,.crt,.key,text/plain"
             hint="One PEM file with the certificate uploaded to the app and its unencrypted private key (cat app.crt app.key > app.pem). Stored in AWS Secrets Manager, never shown again."
             looksRight=${(text) => (text.includes('-----BEGIN CERTIFICATE-----') && /-----BEGIN (RSA )?PRIVATE KEY-----/.test(text)
               ? '' : 'That file needs both the certificate and its unencrypted private key (PEM).')}
             onLoad=${(text) => setValue('oauth_certificate_pem', text)} />`
-        : html`<${Field} label="Client secret (its Value)" hint="Shown once in Entra ID when the secret is created. Stored in AWS Secrets Manager, never shown again.">
+        : html`<${Field} label=${rotating ? 'New client secret (its Value)' : 'Client secret (its Value)'} hint="Shown once in Entra ID when the secret is created. Stored in AWS Secrets Manager, never shown again.">
         <input name="oauth_client_secret" type="password" autocomplete="off" required
           value=${form.oauth_client_secret || ''} onInput=${set('oauth_client_secret')} /><//>`}
       ${mailbox}`;

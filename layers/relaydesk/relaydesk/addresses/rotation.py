@@ -299,9 +299,13 @@ def _reason(report: LiveCheckReport, error: SmtpDeliveryError) -> str:
     return "; ".join(parts) + "; the previous credentials stay live"
 
 
-def stage_change(stores: Stores, account_id: str, email: str, changes: Mapping[str, Any]) -> str:
-    """Stage the address's credentials with a form's `changes` (`changed_credentials`) as AWSPENDING, without
-    starting the rotation (the caller starts it: the console's rotate job); returns the version's token."""
+def stage_change(stores: Stores, account_id: str, email: str, changes: Mapping[str, Any],
+                 sign_in: Mapping[str, Any] | None = None) -> str:
+    """Stage the address's credentials with a form's `changes` (filled-in fields only, `changed_credentials`) as
+    AWSPENDING, without starting the rotation (the caller starts it: the console's rotate job); returns the version's
+    token. `sign_in` holds the fields of new sign-in material (`addresses/sign_in.py`: a client secret, a certificate,
+    a service account's key) taken as they are, the fields they clear included."""
     current = current_credentials(stores, account_id, email)
-    return stage_rotation(stores, account_id, email, changed_credentials(current, changes),
+    given = {key: value for key, value in changes.items() if value not in (None, "")}
+    return stage_rotation(stores, account_id, email, replaced(current, {**given, **(sign_in or {})}),
                           start=lambda secret_id, token: None)

@@ -19,10 +19,12 @@ from relaydesk.accounts import system_address
 from relaydesk.addresses import connection, guides, lifecycle, sign_in, state
 from relaydesk.addresses.diagnosis import explain_last_error
 from relaydesk.addresses.live_check import planned_steps
+from relaydesk.addresses.model import Connector
 from relaydesk.addresses.presets import resolve as resolve_preset
 from relaydesk.addresses.rotation import stage_change
 from relaydesk.api.console_schemas import (
     DOMAIN_PATTERN,
+    SIGN_IN_MATERIAL,
     AddressDetails,
     AttemptOut,
     ConnectorChange,
@@ -59,7 +61,7 @@ from relaydesk.api.responses import documented
 from relaydesk.api.routing import RouteTable
 from relaydesk.api.schemas import AccountOut, AddressOut
 from relaydesk.clock import utcnow
-from relaydesk.credentials import AuthKind, SmtpCredentials, checked_credentials
+from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, checked_credentials
 from relaydesk.dkim import domains
 from relaydesk.dkim.dnscheck import check_domain, worst
 from relaydesk.dkim.keyring import Keyring
@@ -172,14 +174,18 @@ def _addresses(routes: RouteTable, caller: Callable[[], Caller], get_stores: Cal
 
     @routes.post("/support_addresses/<id>/connector", role=Role.ADMIN, console_only=True, tags=[ADDRESSES, JOBS],
                  summary="New credentials, host, port or TLS mode: tested by a real sign-in before they are used",
-                 description="Console only. Fields left out keep their value. The new settings are staged as the "
-                             "secret's pending version and a job runs the rotation; the current ones stay live "
-                             "until the smarthost accepts the new ones. Held notifications are released then.",
+                 description="Console only. Fields left out keep their value. New sign-in material is one of: "
+                             "a password, an Entra ID app's client secret or certificate (PEM with its key), or a "
+                             "Google service account's JSON key file. The new settings are staged as the secret's "
+                             "pending version and a job runs the rotation (a real token request for OAuth 2.0, then "
+                             "SMTP AUTH); the current ones stay live until the smarthost accepts the new ones. Held "
+                             "notifications are released then.",
                  responses=documented(202, JobOut, "the rotation has started", 400, *AUTH_ERRORS, 409))
     def change_connector(account_id: AccountId, id: AddressId, body: ConnectorChange) -> JobOut:
         stores = get_stores()
         address = lifecycle.get_address(stores, caller().account_id, unquote(id))
-        token = stage_change(stores, address.account_id, address.email, body.changes())
+        token = stage_change(stores, address.account_id, address.email, body.changes(),
+                             sign_in=_new_sign_in(body, address.connector))
         job = runner.start(stores, address.account_id, JobKind.ROTATE, address.email, token=token)
         return accepted(JobOut.of(job, utcnow()))  # type: ignore[return-value]
 
@@ -229,6 +235,42 @@ def _credentials_of(body: NewConnection) -> SmtpCredentials:
         secret = body.oauth_client_secret
         fields["oauth_client_secret"] = secret.get_secret_value() if secret else None
     return checked_credentials(fields)
+
+
+def _new_sign_in(body: ConnectorChange, connector: Connector | None) -> dict[str, Any]:
+    """The rotate form's new OAuth 2.0 sign-in material as credential fields, checked as the wizard checks it (the
+    key file, the certificate with its key, the provider it signs in to); a change of grant clears the other one's
+    fields. Empty when the form brings none (a password, a host change)."""
+    given = [name for name in SIGN_IN_MATERIAL
+             if getattr(body, name) is not None and getattr(body, name).get_secret_value().strip()]
+    kind = body.auth_kind or (connector.auth_kind if connector else None)
+    if body.password is not None and body.password.get_secret_value() and kind is AuthKind.OAUTH2:
+        raise ConfigurationError("a password does not apply to an OAuth 2.0 sign-in",
+                                 action="Give the app's new client secret or certificate, or the service account's "
+                                        "new key file; to sign in with a password instead, choose password.")
+    if not given or connector is None:
+        return {}
+    if len(given) > 1:
+        raise ConfigurationError("give one new sign-in: a client secret, a certificate or a service account key",
+                                 action="Send only the one the address signs in with.")
+    provider = guides.guide_for_host(body.host or connector.host).preset
+    if given == ["service_account_key"]:
+        if provider == "microsoft365":
+            raise ConfigurationError("a Google service account signs in to Google Workspace only",
+                                     action="For Microsoft 365, give the Entra ID app's certificate or client secret.")
+        return sign_in.service_account_fields(_material(body.service_account_key, "service account key file"))
+    if provider == "google":
+        raise ConfigurationError("an Entra ID app signs in to Microsoft 365 only",
+                                 action="For Google Workspace, give the service account's new JSON key file.")
+    fields: dict[str, Any] = {"auth_kind": AuthKind.OAUTH2}
+    if connector.oauth_grant is OAuthGrant.SERVICE_ACCOUNT:  # from Google to an Entra ID app: none of its ids
+        fields.update(oauth_token_url=None, oauth_client_id=body.oauth_client_id)
+    if given == ["oauth_certificate_pem"]:
+        fields.update(sign_in.certificate_fields(_material(body.oauth_certificate_pem, "certificate file")))
+    else:
+        fields.update(sign_in.CLEARED_FOR_CLIENT_SECRET,
+                      oauth_client_secret=_material(body.oauth_client_secret, "client secret"))
+    return fields
 
 
 def _material(value: SecretStr | None, what: str) -> str:

@@ -139,6 +139,12 @@ class ConnectorChange(BaseModel):
     oauth_tenant_id: str | None = Field(default=None, max_length=ID_MAX_LENGTH)
     oauth_client_id: str | None = Field(default=None, max_length=ID_MAX_LENGTH)
     oauth_client_secret: SecretStr | None = Field(default=None, max_length=SECRET_MAX_LENGTH)
+    oauth_certificate_pem: SecretStr | None = Field(
+        default=None, max_length=SIGN_IN_FILE_MAX_LENGTH,
+        description="a new certificate of the Entra ID app with its unencrypted private key, one PEM text")
+    service_account_key: SecretStr | None = Field(
+        default=None, max_length=SIGN_IN_FILE_MAX_LENGTH,
+        description="a new JSON key file of the Google service account, as downloaded")
     ca_bundle_pem: str | None = Field(default=None, max_length=CA_BUNDLE_MAX_LENGTH)
 
     _host_is_a_host = field_validator("host")(_hostname)
@@ -150,13 +156,15 @@ class ConnectorChange(BaseModel):
         return _no_control_characters(value.strip() if value else value)
 
     def changes(self) -> dict:
-        """The given fields with real values (the secrets unwrapped): only for staging in Secrets Manager."""
-        fields = self.model_dump(exclude_none=True, exclude={"password", "oauth_client_secret"})
-        for name in ("password", "oauth_client_secret"):
-            value = getattr(self, name)
-            if value is not None and value.get_secret_value():
-                fields[name] = value.get_secret_value()
+        """The plain fields given (host, port, username, ids, a password): the sign-in material (client secret,
+        certificate, key file) is turned into credential fields by the route, with its checks."""
+        fields = self.model_dump(exclude_none=True, exclude={"password", *SIGN_IN_MATERIAL})
+        if self.password is not None and self.password.get_secret_value():
+            fields["password"] = self.password.get_secret_value()
         return fields
+
+
+SIGN_IN_MATERIAL = ("oauth_client_secret", "oauth_certificate_pem", "service_account_key")
 
 
 # --- an address in the console -----------------------------------------------------------------------------------

@@ -12,12 +12,13 @@ from relaydesk.accounts import Account, AccountKind, system_address
 from relaydesk.addresses.model import (
     EMAIL_MAX_LENGTH,
     AddressKind,
+    Connector,
     ConnectorState,
     SupportAddress,
     Verification,
     VerificationStatus,
 )
-from relaydesk.credentials import AuthKind, TlsMode
+from relaydesk.credentials import AuthKind, OAuthGrant, TlsMode
 
 NAME_MAX_LENGTH = 255  # a display name in a From header; longer ones are folded awkwardly by mail clients
 ACCOUNT_ID_MAX_LENGTH = 64  # ids are 19 characters (relaydesk.ids); the documented bound leaves room
@@ -57,15 +58,40 @@ class VerificationOut(BaseModel):
                    verified_at=verification.verified_at, error=verification.error)
 
 
+SignIn = Literal["password", "client_secret", "client_certificate", "service_account"]
+
+
 class ConnectorOut(BaseModel):
-    """Where notifications are submitted. The credentials stay in Secrets Manager and are never returned."""
+    """Where notifications are submitted and how the connector signs in: the identifiers an admin looks up in Entra
+    ID or Google Cloud, never a secret. The credentials stay in Secrets Manager and are never returned."""
 
     host: str
     port: int
     tls_mode: TlsMode
     auth_kind: AuthKind
+    sign_in: SignIn = Field(description="password (AUTH PLAIN/LOGIN); or an OAuth 2.0 app's client_secret or "
+                                        "client_certificate (Entra ID); or a Google service_account (XOAUTH2)")
+    oauth_tenant_id: str | None = Field(default=None, description="Entra ID's directory (tenant) ID")
+    oauth_client_id: str | None = Field(default=None, description="the app's client ID, or the service account's "
+                                                                   "numeric client ID (domain-wide delegation)")
+    oauth_service_account: str | None = Field(default=None, description="the service account's email")
+    oauth_certificate_thumbprint: str | None = Field(default=None, description="SHA-1 hex, as Entra ID lists it")
+    oauth_certificate_expires_at: datetime | None = None
     state: ConnectorState
     held_since: datetime | None = None
+
+    @classmethod
+    def of(cls, connector: Connector) -> ConnectorOut:
+        oauth = connector.auth_kind is AuthKind.OAUTH2
+        grant = (connector.oauth_grant or OAuthGrant.CLIENT_SECRET).value if oauth else "password"
+        return cls(host=connector.host, port=connector.port, tls_mode=connector.tls_mode,
+                   auth_kind=connector.auth_kind, sign_in=grant,
+                   oauth_tenant_id=connector.oauth_tenant_id if oauth else None,
+                   oauth_client_id=connector.oauth_client_id if oauth else None,
+                   oauth_service_account=connector.oauth_service_account if oauth else None,
+                   oauth_certificate_thumbprint=connector.oauth_certificate_thumbprint if oauth else None,
+                   oauth_certificate_expires_at=connector.oauth_certificate_expires_at if oauth else None,
+                   state=connector.state, held_since=connector.held_since)
 
 
 class DkimOut(BaseModel):
@@ -96,9 +122,7 @@ class AddressOut(BaseModel):
             id=address.email, email=address.email, account_id=address.account_id, name=address.name,
             kind=address.kind, is_default=address.is_default,
             forwarding=VerificationOut.of(address.forwarding), outbound=VerificationOut.of(address.outbound),
-            connector=None if connector is None else ConnectorOut(
-                host=connector.host, port=connector.port, tls_mode=connector.tls_mode,
-                auth_kind=connector.auth_kind, state=connector.state, held_since=connector.held_since),
+            connector=None if connector is None else ConnectorOut.of(connector),
             dkim=DkimOut(enabled=address.dkim.enabled, domain=address.dkim.domain,
                          selectors=list(address.dkim.selectors)),
             last_error=address.last_error, created_at=address.created_at, updated_at=address.updated_at)
