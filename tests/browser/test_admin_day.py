@@ -429,6 +429,133 @@ def test_the_wizard_sends_an_entra_app_certificate_with_its_key(day, tmp_path):
     assert cert.private_key_pem.splitlines()[1] not in page.content()
 
 
+@pytest.fixture(scope="module")
+def identity_providers(day):
+    """The local token endpoint acting as Google and as Entra ID, an XOAUTH2 smarthost acting as Gmail and one acting
+    as Exchange Online (only the app's mailbox may send); all on loopback, certificates from the stack's CA."""
+    from local.oauth_server import TokenServer
+    from local.smarthost import SmtpServer
+
+    tokens = TokenServer(day.stack.ca, clients={ENTRA_APP: secrets.token_urlsafe(24)}).start()
+    gmail = SmtpServer(day.stack.ca, oauth=tokens, xoauth2_replies="gmail").start()
+    exchange = SmtpServer(day.stack.ca, oauth=tokens, oauth_mailboxes={ENTRA_APP: {EXCHANGE_MAILBOX}}).start()
+    try:
+        yield tokens, gmail, exchange
+    finally:
+        for server in (exchange, gmail, tokens):
+            server.stop()
+
+
+ENTRA_APP = "6a0c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3"
+WORKSPACE_MAILBOX = "workspace@acme.test"
+EXCHANGE_MAILBOX = "exchange@acme.test"
+
+
+def connector_facts(page: Page):
+    return page.locator("section:has(#connector-title) dl.facts")
+
+
+def rotate_with_file(page: Page, label: str, path, shot: str | None = None) -> None:
+    page.get_by_role("button", name="Rotate credentials").click()
+    page.get_by_label(label).set_input_files(str(path))
+    expect(page.get_by_text(f"Using {path.name}")).to_be_visible()
+    if shot:
+        screenshot(page, shot)
+    page.get_by_role("button", name="Test and save").click()
+
+
+def test_a_google_service_account_connects_through_the_wizard_and_rotates_its_key(day, identity_providers,
+                                                                                  tmp_path):
+    from local.app_credentials import ServiceAccountKey
+
+    tokens, gmail, _ = identity_providers
+    page = day.page
+    key = ServiceAccountKey.create("relaydesk-smtp", project="acme-mail", token_uri=tokens.google_token_url)
+    tokens.google.add_service_account(key)
+    tokens.google.delegate(key.client_id)  # the Workspace admin's domain-wide delegation
+    tokens.google.add_user(WORKSPACE_MAILBOX)
+    key_file = tmp_path / "acme-mail-key.json"
+    key_file.write_text(key.json)
+    day.go("connect")
+    page.reload()
+    page.get_by_role("radio", name=re.compile("Google Workspace \\(service account\\)")).check()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Support address", exact=True).fill(WORKSPACE_MAILBOX)
+    page.get_by_label("Host", exact=True).fill(gmail.host)
+    page.get_by_label("Port", exact=True).fill(str(gmail.port))
+    page.get_by_label("Service account key file (JSON)").set_input_files(str(key_file))
+    upload_ca(day)
+    page.get_by_role("button", name="Check and connect").click()
+    expect(page.get_by_role("button", name="Next: forward and verify")).to_be_visible()
+    for name in ("Token", "AUTH", "Sender"):
+        expect(step_row(page, name)).to_contain_text("passed")
+
+    day.go(f"addresses/{quote(WORKSPACE_MAILBOX, safe='')}")
+    facts = connector_facts(page)
+    expect(facts).to_contain_text("Google service account with domain-wide delegation")
+    expect(facts).to_contain_text(key.client_email)
+    expect(facts).to_contain_text(key.client_id)
+    new_key = key.new_key()
+    tokens.google.add_key(new_key)  # Keys > Add key > JSON, in the Google Cloud console
+    new_file = tmp_path / "acme-mail-new-key.json"
+    new_file.write_text(new_key.json)
+    issued = tokens.tokens_issued
+    rotate_with_file(page, "New service account key file (JSON)", new_file)
+    expect(page.get_by_text("the smarthost accepted the new settings")).to_be_visible()
+    assert tokens.tokens_issued > issued  # the rotation's test asked Google for a token with the new key
+    current = boto3.client("secretsmanager").get_secret_value(  # the stage the relay reads
+        SecretId=f"relaydesk/connector/{day.account_id}/{WORKSPACE_MAILBOX}", VersionStage="AWSCURRENT")
+    assert json.loads(current["SecretString"])["oauth_key_id"] == new_key.private_key_id
+    screenshot(page, "address-google-service-account-rotated")
+    leaked = [*body_lines(key.private_key_pem), *body_lines(new_key.private_key_pem), *tokens.issued_tokens()]
+    assert day.secrets_seen(*leaked) == []
+
+
+def test_a_certificate_address_rotates_to_a_new_certificate_once_entra_id_knows_it(day, identity_providers,
+                                                                                 tmp_path):
+    from relaydesk.addresses import lifecycle
+    from relaydesk.addresses.sign_in import certificate_fields
+    from relaydesk.credentials import checked_credentials
+
+    from local.app_credentials import AppCertificate
+
+    tokens, _, exchange = identity_providers
+    page = day.page
+    first, second = AppCertificate.create("Relaydesk SMTP"), AppCertificate.create("Relaydesk SMTP 2026")
+    tokens.add_certificate(ENTRA_APP, first.certificate_pem)
+    # Connected as `relaydesk addresses connect --certificate-file` does (the wizard's Entra ID is the internet's).
+    credentials = checked_credentials({
+        "host": exchange.host, "port": exchange.port, "username": EXCHANGE_MAILBOX, "auth_kind": "oauth2",
+        "oauth_tenant_id": tokens.tenant, "oauth_client_id": ENTRA_APP, "oauth_token_url": tokens.token_url,
+        "ca_bundle_pem": day.stack.ca.pem_path.read_text(), **certificate_fields(first.bundle_pem)})
+    lifecycle.connect_address(aws_stores(), day.account_id, EXCHANGE_MAILBOX, credentials, "Acme Exchange")
+    pem = tmp_path / "relaydesk-2026.pem"
+    pem.write_text(second.bundle_pem)
+
+    day.go(f"addresses/{quote(EXCHANGE_MAILBOX, safe='')}")
+    facts = connector_facts(page)
+    expect(facts).to_contain_text("Entra ID app with a certificate")
+    expect(facts).to_contain_text(ENTRA_APP)
+    expect(facts).to_contain_text(credentials.oauth_certificate_thumbprint)
+    rotate_with_file(page, "New certificate and private key (PEM)", pem)  # not uploaded to the app yet
+    expect(page.locator("section:has(#connector-title) .error-box")).to_contain_text(
+        "credential rotation failed")
+    last_error = page.locator("section:has(#last-error-title)")
+    expect(last_error).to_contain_text("AADSTS700027")
+    expect(last_error).to_contain_text("What to do: Upload the certificate's public part")
+    expect(facts).to_contain_text(credentials.oauth_certificate_thumbprint)  # the current one stays
+    screenshot(page, "address-certificate-rotation-refused")
+
+    tokens.add_certificate(ENTRA_APP, second.certificate_pem)  # Certificates & secrets > Upload certificate
+    rotate_with_file(page, "New certificate and private key (PEM)", pem, shot="address-certificate-rotate-form")
+    expect(page.get_by_text("the smarthost accepted the new settings")).to_be_visible()
+    new_thumbprint = certificate_fields(second.bundle_pem)["oauth_certificate_thumbprint"]
+    expect(facts).to_contain_text(new_thumbprint)
+    screenshot(page, "address-certificate-rotated")
+    leaked = [*body_lines(first.private_key_pem), *body_lines(second.private_key_pem), *tokens.issued_tokens()]
+    assert day.secrets_seen(*leaked) == []
+
+
 @pytest.mark.parametrize("route", ["addresses", f"addresses/{quote(SUPPORT, safe='')}", "connect", "dkim/acme.test",
                                    "log", "log?tab=suspended", "settings"])
 def test_every_page_fits_a_phone(day, route):

@@ -197,3 +197,24 @@ def test_a_password_address_still_rotates_its_password(stores, api, acme, monkey
 
     assert job.body["status"] == "succeeded"
     assert stored(stores, acme, "support@acme.com").password.get_secret_value() == "Another-Pa55word!"
+
+
+def test_a_refused_rotation_shows_its_own_fix_on_the_address_page(
+        stores, api, acme, monkeypatch, app_certificates):  # noqa: F811
+    old, new = app_certificates
+    connect(stores, api, acme, monkeypatch, email="cert@acme.com", **ENTRA, oauth_grant="client_certificate",
+            oauth_certificate_pem=old.bundle_pem)
+    refusing = checker_that(fails_at="auth", reply="535 5.7.3 Authentication unsuccessful")
+    monkeypatch.setattr("relaydesk.jobs.runner.default_starter",
+                        lambda stores: lambda secret_id, token: rotation.rotate_in_process(
+                            stores, secret_id, token, checker=refusing))
+
+    _, job = rotate(stores, api, acme, "cert@acme.com", {"oauth_certificate_pem": new.bundle_pem})
+    details = as_user(api, acme, "agent").get(address_path(acme, "cert@acme.com", "details")).body
+
+    assert job.body["status"] == "failed"
+    said = details["explanation"]
+    assert said["summary"].startswith("credential rotation failed at auth")
+    assert "the previous credentials stay live" in said["summary"]
+    assert said["fix"] == "Check them."  # the live check's own fix, not a generic one
+    assert stored(stores, acme, "cert@acme.com").oauth_certificate_thumbprint == thumbprint(old)

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from relaydesk.addresses import lifecycle, state
+from relaydesk.addresses.diagnosis import WHAT_TO_DO
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
 from relaydesk.addresses.model import AddressKind, ErrorTopic, SupportAddress
 from relaydesk.addresses.sign_in import PASSWORD_CLEARS
@@ -288,15 +289,15 @@ def _unstage(stores: Stores, secret_id: str, token: str) -> None:
 
 
 def _reason(report: LiveCheckReport, error: SmtpDeliveryError) -> str:
-    """What the address shows: the failed step, the server's reply, the fix; the live check scrubbed the password."""
+    """What the address shows: the failed step, the server's reply, then the fix after "What to do:" (where the
+    console's explanation splits it off); the live check scrubbed the password."""
     step = report.failed_step
     parts = [f"credential rotation failed at {step.name if step else 'the live check'}",
              report.summary or error.message]
     if step is not None and (step.smtp_code or step.detail):
         parts.append(f"the server replied: {' '.join(str(p) for p in (step.smtp_code, step.detail) if p)}")
-    if report.fix:
-        parts.append(report.fix)
-    return "; ".join(parts) + "; the previous credentials stay live"
+    said = "; ".join(parts) + "; the previous credentials stay live"
+    return f"{said}. {WHAT_TO_DO} {report.fix}" if report.fix else said
 
 
 def stage_change(stores: Stores, account_id: str, email: str, changes: Mapping[str, Any],
