@@ -572,6 +572,59 @@ def test_every_page_fits_a_phone(day, route):
     assert no_horizontal_overflow(page) <= 0, route  # and at 1280 x 800
 
 
+def test_deferred_notifications_are_found_beyond_the_first_page_of_the_log(day):
+    from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, Ticket
+
+    page = day.page
+    tickets = aws_stores().tickets
+
+    def ticket(index: int, status: DeliveryStatus, reply: str, subject: str) -> Ticket:
+        attempt = DeliveryAttempt(status=status, route="connector:smtp.acme.test", smtp_code=int(reply[:3]),
+                                  reply=reply)
+        return Ticket(ticket_id=f"T01M9Y{index:013d}", account_id=day.account_id, support_address=SUPPORT,
+                      subject=subject, requester=f"customer{index}@example.org", notifications=[NotificationRecord(
+                          notification_id=f"N01M9Y{index:013d}", message_id=f"<{index}@acme.test>",
+                          recipients=[f"customer{index}@example.org"], status=status, attempts=[attempt])])
+
+    # The deferred one first, then 110 newer tickets: more than one request of the log reads (100 tickets).
+    tickets.create_ticket(ticket(0, DeliveryStatus.DEFERRED, "451 4.3.2 Try again later", "Deferred long ago"))
+    for index in range(1, 111):
+        tickets.create_ticket(ticket(index, DeliveryStatus.DELIVERED, "250 2.0.0 Ok", f"Delivered {index}"))
+    looked = []
+    page.on("request", lambda request: looked.append(request.url) if "status=deferred" in request.url else None)
+
+    day.go("log?tab=held")
+
+    deferred = page.locator("section:has(#deferred-list-title)")
+    expect(deferred.locator("li", has_text="Deferred long ago")).to_contain_text("451 4.3.2 Try again later")
+    expect(deferred.get_by_role("button", name="Search older tickets")).to_have_count(0)  # the log's end was reached
+    assert len(looked) == 2 and "cursor=" in looked[1]  # the newest 100 tickets, then the rest
+    screenshot(page, "log-deferred-beyond-the-first-page")
+
+    # A log without end (an account with years of tickets): one look stops after 10 requests and says so.
+    def endless(route):
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(
+            {"deliveries": [], "next_cursor": f"C{len(looked)}", "truncated": True}))
+
+    page.route("**/deliveries?status=deferred*", endless)
+    try:
+        looked.clear()
+        page.reload()
+        expect(deferred).to_contain_text("Nothing is deferred on the most recently updated tickets.")
+        expect(deferred).to_contain_text("Older tickets were not searched yet.")
+        assert len(looked) == 10
+        deferred.get_by_role("button", name="Search older tickets").click()
+        for _ in range(600):  # Playwright's own wait: its route handler runs meanwhile (time.sleep would stall it)
+            if len(looked) >= 20:
+                break
+            page.wait_for_timeout(100)
+        expect(deferred.get_by_role("button", name="Search older tickets")).to_be_enabled()
+        assert len(looked) == 20 and "cursor=C10" in looked[10]  # the next stretch starts where the last ended
+        screenshot(page, "log-deferred-older-tickets-not-searched")
+    finally:
+        page.unroute("**/deliveries?status=deferred*")
+
+
 def test_7_another_tenant_sees_none_of_it(day):
     page = day.page
     page.get_by_role("button", name="Sign out").click()

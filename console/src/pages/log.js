@@ -1,6 +1,6 @@
 // The delivery log: every notification with the server's reply and status (filtered by status, recipient,
 // address, ticket; the newest page refreshed, older pages on demand through the API's cursor), what is held or deferred, the dead-letter queue with redrive, and suspended tickets.
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, enc } from '../api.js';
 import { Card, ErrorBox, Notice, PageTitle, Spinner, StatusBadge, useApi, when } from '../components.js';
 import { html } from '../html.js';
@@ -96,9 +96,67 @@ function Notifications({ query }) {
   </div>`;
 }
 
+// Deferred notifications can sit on any ticket, not only on the newest page of the log: the list walks the log's
+// pages (status deferred; each request reads at most 100 tickets) up to DEFERRED_PAGES requests per look, and says
+// when older tickets were left unsearched, with a button that searches the next stretch.
+const DEFERRED_PAGES = 10;
+const DEFERRED_REFRESH_MS = 30000;
+
+async function deferredStretch(cursor) {
+  const rows = [];
+  let next = cursor;
+  let requests = 0;
+  do {
+    const params = new URLSearchParams({ status: 'deferred' });
+    if (next) params.set('cursor', next);
+    const page = await api('GET', `/deliveries?${params}`);
+    rows.push(...page.deliveries);
+    next = page.next_cursor;
+    requests += 1;
+  } while (next && requests < DEFERRED_PAGES);
+  return { rows, next };
+}
+
+function useDeferred() {
+  const [newest, setNewest] = useState({ rows: null, next: null, error: null });
+  const [older, setOlder] = useState({ rows: [], next: undefined, loading: false, error: null });
+  const alive = useRef(true);
+  useEffect(() => {
+    alive.current = true;
+    const look = async () => {
+      try {
+        const stretch = await deferredStretch(null);
+        if (alive.current) setNewest({ ...stretch, error: null });
+      } catch (error) {
+        if (alive.current) setNewest((current) => ({ ...current, error }));
+      }
+    };
+    look();
+    const timer = setInterval(look, DEFERRED_REFRESH_MS);
+    return () => { alive.current = false; clearInterval(timer); };
+  }, []);
+  const next = older.next === undefined ? newest.next : older.next;
+  const searchOlder = async () => {
+    setOlder((current) => ({ ...current, loading: true, error: null }));
+    try {
+      const stretch = await deferredStretch(next);
+      if (alive.current) setOlder((current) => ({ rows: [...current.rows, ...stretch.rows], next: stretch.next, loading: false, error: null }));
+    } catch (error) {
+      if (alive.current) setOlder((current) => ({ ...current, loading: false, error }));
+    }
+  };
+  const seen = new Set();
+  const rows = newest.rows === null ? null : [...newest.rows, ...older.rows].filter((row) => {
+    if (seen.has(row.notification_id)) return false;
+    seen.add(row.notification_id);
+    return true;
+  });
+  return { rows, next, error: newest.error || older.error, loading: older.loading, searchOlder };
+}
+
 function HeldAndDeferred() {
   const held = useApi('/held_notifications', { every: 5000 });
-  const deferred = useApi('/deliveries?status=deferred', { every: 5000 });
+  const deferred = useDeferred();
   return html`<div role="tabpanel">
     <${Card} title="Held: waiting for a fix (credentials or TLS)" id="held-list">
       <${ErrorBox} error=${held.error} />
@@ -109,9 +167,14 @@ function HeldAndDeferred() {
     <//>
     <${Card} title="Deferred: retried by themselves" id="deferred-list">
       <${ErrorBox} error=${deferred.error} />
-      ${deferred.data && deferred.data.deliveries.length === 0 && html`<p>Nothing is deferred.</p>`}
-      ${deferred.data && deferred.data.deliveries.length > 0 && html`<ul class="plain">${deferred.data.deliveries.map((row) => html`<li>
-        <strong>${row.subject}</strong> to ${row.recipients.join(', ')}: <span class="mono">${lastReply(row)}</span></li>`)}</ul>`}
+      ${deferred.rows === null && !deferred.error && html`<${Spinner} label="Looking through the log…" />`}
+      ${deferred.rows && deferred.rows.length === 0 && html`<p>${deferred.next ? 'Nothing is deferred on the most recently updated tickets.' : 'Nothing is deferred.'}</p>`}
+      ${deferred.rows && deferred.rows.length > 0 && html`<ul class="plain">${deferred.rows.map((row) => html`<li>
+        <strong><a href=${`#/tickets/${enc(row.ticket_id)}`}>${row.subject}</a></strong> to ${row.recipients.join(', ')}${' '}
+        <span class="sub">(from ${row.support_address}, ${when(row.at)})</span>: <span class="mono">${lastReply(row)}</span></li>`)}</ul>`}
+      ${deferred.rows && deferred.next && html`<p class="sub">Older tickets were not searched yet.</p>
+        <div class="actions"><button type="button" onClick=${deferred.searchOlder} disabled=${deferred.loading}>Search older tickets</button>
+        ${deferred.loading && html`<${Spinner} label="Reading older tickets…" />`}</div>`}
     <//>
   </div>`;
 }
