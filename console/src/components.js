@@ -95,16 +95,22 @@ export function PageTitle({ children }) {
 }
 
 // GET `path` now and every `every` ms while `active`; returns {data, error, loading, reload}.
+// The state is kept with the path it was read for: when the path changes (another address's page, other filters),
+// the page never shows the previous path's data as the new one's, and a late answer for an old path is dropped.
 export function useApi(path, { every = 0, active = true } = {}) {
-  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const [state, setState] = useState({ data: null, error: null, loading: true, path });
   const alive = useRef(true);
+  const current = useRef(path);
+  current.current = path;
   const reload = useCallback(async () => {
     if (!path) return;
     try {
       const data = await api('GET', path);
-      if (alive.current) setState({ data, error: null, loading: false });
+      if (alive.current && current.current === path) setState({ data, error: null, loading: false, path });
     } catch (error) {
-      if (alive.current) setState((previous) => ({ ...previous, error, loading: false }));
+      if (alive.current && current.current === path) {
+        setState((previous) => ({ data: previous.path === path ? previous.data : null, error, loading: false, path }));
+      }
     }
   }, [path]);
   useEffect(() => {
@@ -118,7 +124,8 @@ export function useApi(path, { every = 0, active = true } = {}) {
     const timer = setInterval(reload, every);
     return () => clearInterval(timer);
   }, [every, active, reload]);
-  return { ...state, reload };
+  const fresh = state.path === path;
+  return { data: fresh ? state.data : null, error: fresh ? state.error : null, loading: !fresh || state.loading, reload };
 }
 
 // Follows a job until it ends: {job, error}. `onDone(job)` runs once when it stops running.

@@ -53,9 +53,10 @@ function Page({ route, user, account, reloadAccount }) {
   const [page, ...rest] = route.parts;
   const props = { user, account, reloadAccount, query: route.query };
   if (ADMIN_PAGES.has(page) && user.role !== 'admin') return html`<${AdminsOnly} user=${user} />`;
-  if (page === 'tickets' && rest.length) return html`<${TicketPage} ...${props} ticketId=${rest[0]} />`;
+  // Keyed by what they show: another ticket or address is a new page (its own jobs, forms and messages).
+  if (page === 'tickets' && rest.length) return html`<${TicketPage} key=${`ticket:${rest[0]}`} ...${props} ticketId=${rest[0]} />`;
   if (page === 'tickets') return html`<${TicketsPage} ...${props} />`;
-  if (page === 'addresses' && rest.length) return html`<${AddressPage} ...${props} email=${rest[0]} />`;
+  if (page === 'addresses' && rest.length) return html`<${AddressPage} key=${`address:${rest[0]}`} ...${props} email=${rest[0]} />`;
   if (page === 'addresses') return html`<${AddressesPage} ...${props} />`;
   if (page === 'connect') return html`<${WizardPage} ...${props} />`;
   if (page === 'dkim') return html`<${DkimPage} ...${props} domain=${rest[0] || ''} />`;

@@ -556,8 +556,9 @@ def test_a_certificate_address_rotates_to_a_new_certificate_once_entra_id_knows_
     assert day.secrets_seen(*leaked) == []
 
 
-@pytest.mark.parametrize("route", ["addresses", f"addresses/{quote(SUPPORT, safe='')}", "connect", "dkim/acme.test",
-                                   "log", "log?tab=suspended", "settings"])
+@pytest.mark.parametrize("route", ["addresses", f"addresses/{quote(SUPPORT, safe='')}",
+                                   f"addresses/{quote(EXCHANGE_MAILBOX, safe='')}", "connect", "dkim/acme.test",
+                                   "log", "log?tab=held", "log?tab=suspended", "settings"])
 def test_every_page_fits_a_phone(day, route):
     page = day.page
     page.set_viewport_size(PHONE)
