@@ -440,10 +440,21 @@ def identity_providers(day):
     gmail = SmtpServer(day.stack.ca, oauth=tokens, xoauth2_replies="gmail").start()
     exchange = SmtpServer(day.stack.ca, oauth=tokens, oauth_mailboxes={ENTRA_APP: {EXCHANGE_MAILBOX}}).start()
     try:
-        yield tokens, gmail, exchange
+        yield Providers(tokens, gmail, exchange)
     finally:
         for server in (exchange, gmail, tokens):
             server.stop()
+
+
+@dataclass
+class Providers:
+    tokens: object  # local.oauth_server.TokenServer
+    gmail: object  # local.smarthost.SmtpServer
+    exchange: object
+    google_keys: list = field(default_factory=list)  # the service account's keys, the one in use last
+
+    def __iter__(self):
+        return iter((self.tokens, self.gmail, self.exchange))
 
 
 ENTRA_APP = "6a0c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3"
@@ -502,6 +513,7 @@ def test_a_google_service_account_connects_through_the_wizard_and_rotates_its_ke
     issued = tokens.tokens_issued
     rotate_with_file(page, "New service account key file (JSON)", new_file)
     expect(page.get_by_text("the smarthost accepted the new settings")).to_be_visible()
+    identity_providers.google_keys.append(new_key)
     assert tokens.tokens_issued > issued  # the rotation's test asked Google for a token with the new key
     current = boto3.client("secretsmanager").get_secret_value(  # the stage the relay reads
         SecretId=f"relaydesk/connector/{day.account_id}/{WORKSPACE_MAILBOX}", VersionStage="AWSCURRENT")
@@ -509,6 +521,49 @@ def test_a_google_service_account_connects_through_the_wizard_and_rotates_its_ke
     screenshot(page, "address-google-service-account-rotated")
     leaked = [*body_lines(key.private_key_pem), *body_lines(new_key.private_key_pem), *tokens.issued_tokens()]
     assert day.secrets_seen(*leaked) == []
+
+
+def test_a_service_account_hold_is_released_by_a_new_key_in_the_form(day, identity_providers, tmp_path):
+    from relaydesk.addresses import state
+
+    tokens = identity_providers.tokens
+    page = day.page
+    stores = aws_stores()
+    # Verified as test 1 verifies support@acme.test (the XOAUTH2 smarthost here delivers nowhere, so no test mail
+    # can come back through it): forwarding and outbound passed, the connector active.
+    for direction in (state.Direction.FORWARDING, state.Direction.OUTBOUND):
+        for step in (state.StartVerification(direction, secrets.token_hex(8)), state.VerificationPassed(direction)):
+            state.change(stores, day.account_id, WORKSPACE_MAILBOX, step)
+    day.stack.customer.forward(WORKSPACE_MAILBOX, day.system_address)
+    send_mail(day.stack, sender=f"Jane Doe <{JANE}>", to=WORKSPACE_MAILBOX, subject="Workspace printer",
+              body="The printer is out of toner. Jane")
+    day.go(f"log?address={quote(WORKSPACE_MAILBOX, safe='')}")
+    expect(page.locator("table.log tbody tr", has_text="Workspace printer")).to_contain_text("delivered")
+
+    # The key in use is deleted in the Google Cloud console, and the tokens issued with it stop working.
+    in_use = identity_providers.google_keys[-1]  # the one the previous test rotated to
+    tokens.google.delete_key(in_use)
+    tokens.expire_all()
+    identity_providers.gmail.end_sessions(WORKSPACE_MAILBOX)  # the relay's signed-in connection ends with them
+    send_mail(day.stack, sender=f"Jane Doe <{JANE}>", to=WORKSPACE_MAILBOX, subject="Workspace printer again",
+              body="Still no toner. Jane")
+    day.go(f"addresses/{quote(WORKSPACE_MAILBOX, safe='')}")
+    expect(page.locator(".page-head .badges")).to_contain_text("held: credentials refused")
+    expect(page.locator("section:has(#held-title) p").first).to_contain_text("1 notification")
+    expect(page.locator("section:has(#last-error-title)")).to_contain_text("What to do")
+    screenshot(page, "address-google-service-account-held")
+
+    fresh = in_use.new_key()
+    tokens.google.add_key(fresh)
+    key_file = tmp_path / "acme-mail-fresh-key.json"
+    key_file.write_text(fresh.json)
+    rotate_with_file(page, "New service account key file (JSON)", key_file)
+    expect(page.get_by_text("the smarthost accepted the new settings")).to_be_visible()
+    expect(page.get_by_text("No notification is waiting.")).to_be_visible()
+    day.go(f"log?address={quote(WORKSPACE_MAILBOX, safe='')}")
+    expect(page.locator("table.log tbody tr", has_text="Workspace printer again")).to_contain_text("delivered")
+    screenshot(page, "log-google-service-account-released")
+    assert day.secrets_seen(*body_lines(fresh.private_key_pem), *tokens.issued_tokens()) == []
 
 
 def test_a_certificate_address_rotates_to_a_new_certificate_once_entra_id_knows_it(day, identity_providers,
