@@ -105,7 +105,6 @@ def ticket_delivery_write(params: dict) -> bool:
 
 # --- a storage error after acceptance ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="reproduces: a throttled completed write after the 250 is a deferral")
 def test_a_throttled_completed_write_after_the_250_is_retried_not_sent_again(relay, smarthost):
     relay.connect("support@acme.test", smarthost)
     notification = relay.notification("support@acme.test")
@@ -118,8 +117,6 @@ def test_a_throttled_completed_write_after_the_250_is_retried_not_sent_again(rel
     assert relay.queued() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="reproduces: a failed ticket write after delivery fails the whole batch "
-                                       "and the replay never records delivery")
 def test_a_failed_ticket_write_after_delivery_touches_no_batch_mate_and_delivery_is_recorded(relay, smarthost):
     relay.connect("support@acme.test", smarthost)
     first, second = relay.notification("support@acme.test"), relay.notification("support@acme.test")
@@ -135,7 +132,6 @@ def test_a_failed_ticket_write_after_delivery_touches_no_batch_mate_and_delivery
     assert relay.record(second).status is DeliveryStatus.DELIVERED
 
 
-@pytest.mark.xfail(strict=True, reason="reproduces: the replay after a stop never records delivery")
 def test_a_stop_after_the_outcome_was_stored_leaves_the_replay_to_record_delivery(relay, smarthost):
     relay.connect("support@acme.test", smarthost)
     notification = relay.notification("support@acme.test")
@@ -155,7 +151,6 @@ def test_a_stop_after_the_outcome_was_stored_leaves_the_replay_to_record_deliver
 
 # --- stops and the dead-letter queue ----------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="reproduces: repeated stops move a notification to the DLQ with no reason")
 def test_a_notification_stopped_at_every_attempt_reaches_the_dlq_with_its_reason_on_the_ticket(relay, smarthost):
     relay.connect("support@acme.test", smarthost)
     notification = relay.notification("support@acme.test")
@@ -180,7 +175,6 @@ def test_a_notification_stopped_at_every_attempt_reaches_the_dlq_with_its_reason
     assert "dead-letter queue" in record.attempts[-1].reply
 
 
-@pytest.mark.xfail(strict=True, reason="reproduces: dlq redrive sends a delivered notification again")
 def test_dlq_redrive_recognises_a_delivered_notification_and_does_not_send_it_again(relay, smarthost, capsys):
     from relaydesk.cli import main
 
@@ -201,7 +195,6 @@ def test_dlq_redrive_recognises_a_delivered_notification_and_does_not_send_it_ag
     assert relay.queued(relay.stores.settings.notifications_dlq_url) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="reproduces: Lambda's timeout can fall between the 250 and the completed write")
 def test_the_invocations_own_time_limit_never_falls_between_the_end_of_data_and_the_stored_outcome(relay, smarthost):
     import time
 

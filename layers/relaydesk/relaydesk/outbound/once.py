@@ -1,82 +1,123 @@
-"""Exactly once per notification id: powertools Idempotency (DynamoDB) in the Lambda, a dict in unit tests.
+"""Exactly once per notification id: a claim before anything is sent, the final outcome stored before the SQS
+message is released. In DynamoDB in the Lambda (`relaydesk.store.once_dynamodb`), in a dict in unit tests.
 
-Only a final outcome (delivered, permanently failed) is stored as completed; a deferral or a hold raises through
-the guard, so its record is deleted and the next attempt may send.
+- `claim(id)`: the notification is this invocation's for the in-progress window, which is longer than the queue's
+  visibility timeout (so a message that comes back after the timeout finds it still held). A stored final outcome
+  comes back instead (`Claim.stored`): it is replayed and nothing is sent. Held by another invocation:
+  `AlreadyInProgress`, with the end of its window. A claim whose window ran out without an outcome (its invocation
+  was stopped) is taken over (`Claim.taken_over`): the relay then looks at the ticket's delivery record before it
+  sends, because the stopped invocation may have recorded an outcome there.
+- `complete(claim, outcome)`: the final outcome (delivered, failed), kept for the expiry. Writing it again with the
+  same claim succeeds, so a write whose response was lost is simply retried.
+- `release(claim)`: a deferral or a hold stores nothing; the claim is dropped so the next attempt may send.
+- `stored(id)`: the final outcome, if one was stored (`relaydesk dlq redrive` asks).
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
+import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
-from relaydesk.notification import Notification
+from relaydesk.errors import RelaydeskError
 
-DEFAULT_EXPIRY_SECONDS = 4 * 24 * 3600  # the notifications queue's retention: a duplicate can't come later
+# The notifications queue keeps a message 4 days and the DLQ 14 (template.yaml): no copy of a notification can reach
+# the relay later than that after its first attempt, except through `dlq redrive`, which checks the stored outcome
+# and the ticket first.
+DEFAULT_EXPIRY_SECONDS = (4 + 14) * 24 * 3600
+# Longer than the queue's visibility timeout (370 s) plus the relay's timeout (60 s): see template.yaml.
+DEFAULT_IN_PROGRESS_SECONDS = 430
 
 
-class AlreadyInProgress(Exception):
-    """Another invocation holds this notification right now; try again later."""
+class AlreadyInProgress(RelaydeskError):
+    """Another invocation holds this notification until `until` (epoch seconds); try again after that."""
+
+    code = "already_in_progress"
+
+    def __init__(self, notification_id: str, until: float) -> None:
+        super().__init__(f"notification {notification_id} is being delivered by another invocation")
+        self.until = until
+
+
+class ClaimLost(RelaydeskError):
+    """The claim was taken over by another invocation before this one stored its outcome: its window was shorter
+    than this invocation's life, which the template's settings rule out."""
+
+    code = "claim_lost"
+
+
+@dataclass(frozen=True)
+class Claim:
+    notification_id: str
+    token: str = ""
+    stored: dict | None = None  # a final outcome stored earlier: replay it, send nothing
+    taken_over: bool = False  # an earlier claim ran out without an outcome
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
 
 
 class OnceGuard(Protocol):
-    def run(self, notification: Notification, work: Callable[[], dict]) -> dict: ...
+    def claim(self, notification_id: str) -> Claim: ...
+
+    def complete(self, claim: Claim, outcome: dict) -> None: ...
+
+    def release(self, claim: Claim) -> None: ...
+
+    def stored(self, notification_id: str) -> dict | None: ...
+
+
+@dataclass
+class _Held:
+    token: str
+    until: float
+    outcome: dict | None = None
 
 
 class MemoryOnce:
-    def __init__(self) -> None:
-        self.completed: dict[str, dict] = {}
-        self._running: set[str] = set()
+    """The guard in a dict, with the same rules as the DynamoDB one; `now` lets a test move time on."""
+
+    def __init__(self, *, in_progress_seconds: float = DEFAULT_IN_PROGRESS_SECONDS,
+                 now: Callable[[], float] = time.time) -> None:
+        self.in_progress_seconds = in_progress_seconds
+        self.now = now
+        self._items: dict[str, _Held] = {}
         self._lock = threading.Lock()
 
-    def run(self, notification: Notification, work: Callable[[], dict]) -> dict:
-        key = notification.notification_id
+    @property
+    def completed(self) -> dict[str, dict]:
+        return {key: held.outcome for key, held in self._items.items() if held.outcome is not None}
+
+    def claim(self, notification_id: str) -> Claim:
         with self._lock:
-            if key in self.completed:
-                return self.completed[key]
-            if key in self._running:
-                raise AlreadyInProgress(key)
-            self._running.add(key)
-        try:
-            result = work()
-        finally:
-            with self._lock:
-                self._running.discard(key)
+            held = self._items.get(notification_id)
+            now = self.now()
+            if held is not None and held.outcome is not None:
+                return Claim(notification_id, stored=held.outcome)
+            if held is not None and held.until > now:
+                raise AlreadyInProgress(notification_id, held.until)
+            token = new_token()
+            self._items[notification_id] = _Held(token, now + self.in_progress_seconds)
+            return Claim(notification_id, token, taken_over=held is not None)
+
+    def complete(self, claim: Claim, outcome: dict) -> None:
         with self._lock:
-            self.completed[key] = result
-        return result
+            held = self._items.get(claim.notification_id)
+            if held is None or held.token != claim.token:
+                raise ClaimLost(f"the claim on {claim.notification_id} was taken over")
+            held.outcome = outcome
 
+    def release(self, claim: Claim) -> None:
+        with self._lock:
+            held = self._items.get(claim.notification_id)
+            if held is not None and held.token == claim.token and held.outcome is None:
+                del self._items[claim.notification_id]
 
-class PowertoolsOnce:
-    """`idempotent_function` keyed on the notification's `notification_id`."""
-
-    def __init__(self, persistence_store: Any, config: Any) -> None:
-        from aws_lambda_powertools.utilities.idempotency import idempotent_function
-        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
-        self._in_progress = IdempotencyAlreadyInProgressError
-        self.config = config
-
-        @idempotent_function(data_keyword_argument="notification", persistence_store=persistence_store, config=config)
-        def deliver_once(notification: dict, work: Callable[[], dict]) -> dict:
-            return work()
-
-        self._deliver_once = deliver_once
-        # Configure now, once: the first calls come from several smarthost threads at the same time, and the
-        # layer marks itself configured before it has finished configuring.
-        persistence_store.configure(config=config, function_name=f"{deliver_once.__module__}."
-                                    f"{getattr(deliver_once, '__wrapped__', deliver_once).__qualname__}")
-
-    def run(self, notification: Notification, work: Callable[[], dict]) -> dict:
-        try:
-            return self._deliver_once(notification=notification.model_dump(mode="json"), work=work)
-        except self._in_progress:
-            raise AlreadyInProgress(notification.notification_id) from None
-
-
-def powertools_once(table_name: str, *, expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS) -> PowertoolsOnce:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
-
-    config = IdempotencyConfig(event_key_jmespath="notification_id", expires_after_seconds=expires_after_seconds,
-                               raise_on_no_idempotency_key=True)
-    return PowertoolsOnce(DynamoDBPersistenceLayer(table_name=table_name), config)
+    def stored(self, notification_id: str) -> dict | None:
+        with self._lock:
+            held = self._items.get(notification_id)
+            return held.outcome if held is not None else None

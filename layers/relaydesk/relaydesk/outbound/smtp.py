@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -28,6 +29,10 @@ from relaydesk.tickets.model import RecipientOutcome
 
 LOST_AFTER_DATA = ("the connection was lost while the message was being sent or before the server answered its end "
                    "of data: the server may have accepted it; it is retried with the same Message-ID")
+
+
+OUT_OF_TIME = ("not sent: the invocation would end before the server could answer the end of data; retried later "
+               "(the message was not transmitted)")
 
 
 class NothingAcceptedError(TransientDeliveryError):
@@ -142,9 +147,11 @@ class SmtpSubmission:
     async def _login(self, smtp: aiosmtplib.SMTP, *, fresh_token: bool = False) -> None:
         await authenticate(smtp, self._credentials, self._tokens or shared_tokens(), fresh_token=fresh_token)
 
-    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
+    async def send(self, envelope_from: str, recipients: list[str], data: bytes, *,
+                   deadline: float | None = None) -> Accepted:
         """One mail transaction with exactly `data` (already CRLF, signed). Raises a typed error; partial
-        recipient refusals come back in `Accepted.refused`."""
+        recipient refusals come back in `Accepted.refused`. `deadline` (`time.monotonic()`): the answer to the end
+        of data must come by then, so the end of data is not sent when the data timeout would pass it."""
         smtp = self._smtp
         if smtp is None or not smtp.is_connected:
             raise NothingAcceptedError(f"not connected to {self.route}")
@@ -187,6 +194,9 @@ class SmtpSubmission:
                                f"every recipient was refused: {mildest.reply}", recipient=mildest.recipient)
             error.refused = refused  # type: ignore[attr-defined]  # carried to the ticket record
             raise error
+        if deadline is not None and time.monotonic() + self._timeouts.data > deadline:
+            await self._reset()  # nothing was sent after RCPT: the server drops the transaction
+            raise TransientDeliveryError(OUT_OF_TIME)
         try:
             reply = await smtp.data(data, timeout=self._timeouts.data)
         except aiosmtplib.SMTPResponseException as error:

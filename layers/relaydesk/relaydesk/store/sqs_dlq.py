@@ -8,11 +8,16 @@ MAX_BATCH = 10  # SQS ReceiveMessage upper bound
 PEEK_ROUNDS = 20  # SQS samples its servers: a few receives more than one message count's worth see everything
 
 
+REASON_LIMIT = 1000  # characters of the reason kept in the message's attribute (the ticket has it whole)
+
+
 class DeadLetter(NamedTuple):
     message_id: str
     receipt_handle: str
     body: str
-    receive_count: int
+    receive_count: int  # receives in the DLQ (SQS's redrive keeps the count it had in the queue)
+    reason: str = ""  # the relay's reason, when the relay moved it (SQS's own redrive leaves none)
+    attempts: int = 0  # receives in the queue when the relay moved it
 
 
 class SqsDeadLetters:
@@ -24,9 +29,9 @@ class SqsDeadLetters:
     def _receive(self, visibility: int) -> list[DeadLetter]:
         messages = self._client.receive_message(QueueUrl=self._dlq_url, MaxNumberOfMessages=MAX_BATCH,
                                                 VisibilityTimeout=visibility, WaitTimeSeconds=0,
-                                                AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
-        return [DeadLetter(m["MessageId"], m["ReceiptHandle"], m["Body"],
-                           int(m.get("Attributes", {}).get("ApproximateReceiveCount", "0"))) for m in messages]
+                                                AttributeNames=["ApproximateReceiveCount"],
+                                                MessageAttributeNames=["All"]).get("Messages", [])
+        return [_letter(m) for m in messages]
 
     def peek(self) -> list[DeadLetter]:
         """Everything in the DLQ, left there (each receive makes its messages visible again at once)."""
@@ -43,6 +48,18 @@ class SqsDeadLetters:
         """A batch held for `visibility` seconds while the caller redrives or leaves it."""
         return self._receive(visibility=visibility)
 
+    def bury(self, body: str, *, reason: str, notification_id: str | None, receive_count: int) -> None:
+        """The relay's move of a notification out of attempts: the body unchanged, the reason beside it."""
+        attributes = {"reason": {"DataType": "String", "StringValue": (reason or "unknown")[:REASON_LIMIT]},
+                      "attempts": {"DataType": "Number", "StringValue": str(receive_count)}}
+        if notification_id:
+            attributes["notification_id"] = {"DataType": "String", "StringValue": notification_id}
+        self._client.send_message(QueueUrl=self._dlq_url, MessageBody=body, MessageAttributes=attributes)
+
+    def discard(self, letter: DeadLetter) -> None:
+        """Out of the DLQ for good (a notification found delivered)."""
+        self._client.delete_message(QueueUrl=self._dlq_url, ReceiptHandle=letter.receipt_handle)
+
     def redrive(self, letter: DeadLetter, notification_id: str | None) -> None:
         """Back to the notifications queue with its body unchanged, then out of the DLQ."""
         attributes = {"notification_id": {"DataType": "String", "StringValue": notification_id}} \
@@ -54,3 +71,14 @@ class SqsDeadLetters:
         """Leave it in the DLQ, visible again now."""
         self._client.change_message_visibility(QueueUrl=self._dlq_url, ReceiptHandle=letter.receipt_handle,
                                                VisibilityTimeout=0)
+
+
+def _letter(message: dict) -> DeadLetter:
+    attributes = message.get("MessageAttributes", {})
+
+    def text(name: str) -> str:
+        return attributes.get(name, {}).get("StringValue", "")
+
+    return DeadLetter(message["MessageId"], message["ReceiptHandle"], message["Body"],
+                      int(message.get("Attributes", {}).get("ApproximateReceiveCount", "0")), reason=text("reason"),
+                      attempts=int(text("attempts") or 0))
