@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo up test lint unit integration e2e bench build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
+.PHONY: venv demo up test lint unit integration e2e bench hostile build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
 
 $(STAMP): requirements-dev.txt layers/relaydesk/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ e2e: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# The hostile-mail suite at the size SES lets through (40 MB), with the real parser bounds and the inbound function's
+# memory budget (tracemalloc); `make test` runs the same suite small. Minutes, not seconds.
+hostile: venv
+	RELAYDESK_HOSTILE_SCALE=full $(BIN)/python -m pytest --timeout 900 -v -s tests/unit/inbound/test_inbound_hostile.py
 
 # SAM CLI gets its own virtualenv (requirements-build.txt says why). It builds without a container: for the arm64
 # functions it installs each compiled dependency's manylinux aarch64 wheel (pydantic-core, cryptography, cffi and

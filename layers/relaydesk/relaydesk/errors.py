@@ -186,3 +186,17 @@ class OAuthTokenUnavailableError(TransientDeliveryError):
     def __init__(self, token_error: OAuthTokenError) -> None:
         super().__init__(token_error.message, action=token_error.action)
         self.token_error = token_error
+
+
+class ItemTooLargeError(RelaydeskError, ValueError):
+    """A write that DynamoDB would refuse (an item over 400 KB, a key over its limit), refused before it is sent, so
+    nothing of a transaction is written. Inbound bounds every field of a mail so that this never happens."""
+
+    code = "item_too_large"
+    action = ("Nothing was written. This is a defect in what Relaydesk stores: report it with the key named here; the "
+              "raw mail (inbound/<SES message id>) is kept in S3 for a replay once it is fixed.")
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit

@@ -2,7 +2,8 @@
 
 Both tables key on (pk, sk) with one GSI `gsi1` on (gsi1pk, gsi1sk); each item holds the model as JSON in `doc`.
 A ticket's comments and notification records are items of their own, so a long thread never meets the 400 KB item
-limit.
+limit. The tickets table's items are built by `store/ticket_items.py` and every one goes through `item_budget` before
+it is sent: nothing DynamoDB would refuse is half-written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from botocore.exceptions import ClientError
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
+from relaydesk.store import ticket_items
+from relaydesk.store.item_budget import check_item, check_key, check_transaction
+from relaydesk.store.ticket_items import status_partition as _status_partition
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -36,6 +40,15 @@ STATUS_GSI = "gsi2"  # tickets table only: an account's tickets in one status, b
 def _is_conditional_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in {"ConditionalCheckFailedException",
                                                            "TransactionCanceledException"}
+
+
+def _condition_failed(error: ClientError) -> bool:
+    """A conditional write refused because of its condition (not throttling, not a conflicting transaction)."""
+    code = error.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+    return code == "TransactionCanceledException" and reasons[:1] == ["ConditionalCheckFailed"]
 
 
 def _query_all(table: Any, **kwargs: Any) -> list[dict]:
@@ -127,21 +140,20 @@ class DynamoTickets:
 
     def __init__(self, table: Any) -> None:
         self._table = table
+        self._client = table.meta.client  # the resource's own client: it takes plain Python values
 
     def create_ticket(self, ticket: Ticket) -> None:
+        """The ticket with its comments and notification records in one transaction: all of them or none, so a
+        ticket never exists without its first comment. ConflictError when the ticket exists (nothing is written)."""
+        items = check_transaction(ticket_items.ticket_with_children(ticket))
+        puts = [{"Put": {"TableName": self._table.name, "Item": item}} for item in items]
+        puts[0]["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
         try:
-            self._table.put_item(Item=self._ticket_item(ticket), ConditionExpression="attribute_not_exists(pk)")
+            self._client.transact_write_items(TransactItems=puts)
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if _condition_failed(error):
                 raise ConflictError(f"ticket {ticket.ticket_id} exists") from None
             raise
-        for comment in ticket.comments:
-            self._put_comment(ticket.ticket_id, comment)
-        for record in ticket.notifications:
-            self.put_notification(ticket.ticket_id, record)
-
-    def update_ticket(self, ticket: Ticket) -> None:
-        self._table.put_item(Item=self._ticket_item(ticket))
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
         items = _query_all(self._table, KeyConditionExpression="pk = :p",
@@ -201,8 +213,7 @@ class DynamoTickets:
         self._touch(ticket_id, comment.created_at)
 
     def _put_comment(self, ticket_id: str, comment: Comment) -> None:
-        sort_key = f"COMMENT#{comment.created_at.isoformat()}#{comment.comment_id}"
-        self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": sort_key, "doc": comment.model_dump_json()})
+        self._table.put_item(Item=check_item(ticket_items.comment_item(ticket_id, comment)))
 
     def _touch(self, ticket_id: str, at: datetime) -> None:
         """updated_at moves forward only: a retried, older write must not make the ticket look untouched."""
@@ -244,6 +255,9 @@ class DynamoTickets:
 
     def remove_ccs(self, ticket_id: str, addresses: list[str], at: datetime) -> None:
         self._remove_from_set(ticket_id, "ccs", addresses, at)
+
+    def add_flags(self, ticket_id: str, flags: list[str], at: datetime, *, limit: int) -> bool:
+        return self._add_to_set(ticket_id, "flags", flags, at, limit)
 
     def add_followers(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool:
         return self._add_to_set(ticket_id, "followers", addresses, at, limit)
@@ -313,14 +327,13 @@ class DynamoTickets:
 
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
         # The whole record in `doc`: replacing the item also folds in the attempts `append_attempt` kept beside it.
-        self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{record.notification_id}",
-                                   "doc": record.model_dump_json()})
+        self._table.put_item(Item=check_item(ticket_items.notification_item(ticket_id, record)))
 
     def append_attempt(self, ticket_id: str, new_record: NotificationRecord, attempt: DeliveryAttempt) -> None:
         # Attempts after the record was written go to their own list attribute, so recording one is a single
         # UpdateItem instead of a read and a write of the whole JSON document.
         self._table.update_item(
-            Key={"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{new_record.notification_id}"},
+            Key=check_key({"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{new_record.notification_id}"}),
             UpdateExpression="SET doc = if_not_exists(doc, :doc), "
                              "attempts = list_append(if_not_exists(attempts, :none), :attempt), #status = :status",
             ExpressionAttributeNames={"#status": "status"},
@@ -332,37 +345,16 @@ class DynamoTickets:
         return _notification_record(item) if item else None
 
     def link_message_id(self, message_id: str, ticket_id: str) -> None:
-        self._table.put_item(Item={"pk": f"MSGID#{message_id.strip().lower()}", "sk": "LINK",
-                                   "ticket_id": ticket_id})
+        self._table.put_item(Item=check_item(ticket_items.message_link_item(message_id, ticket_id)))
 
     def find_ticket_by_message_id(self, message_id: str) -> str | None:
-        item = self._table.get_item(Key={"pk": f"MSGID#{message_id.strip().lower()}", "sk": "LINK"}).get("Item")
+        link = ticket_items.message_link_item(message_id, "")
+        item = self._table.get_item(Key=check_key({"pk": link["pk"], "sk": link["sk"]})).get("Item")
         return item["ticket_id"] if item else None
 
     @staticmethod
     def _meta_key(ticket_id: str) -> dict[str, str]:
         return {"pk": f"TICKET#{ticket_id}", "sk": "META"}
-
-    @staticmethod
-    def _ticket_item(ticket: Ticket) -> dict:
-        meta = ticket.model_copy(update={"comments": [], "notifications": []})
-        stamp = sort_stamp(ticket.updated_at)
-        item: dict[str, Any] = {
-            "pk": f"TICKET#{ticket.ticket_id}", "sk": "META", "doc": meta.model_dump_json(),
-            "gsi1pk": f"ACCOUNT#{ticket.account_id}", "gsi1sk": f"TICKET#{stamp}#{ticket.ticket_id}",
-            "gsi2pk": _status_partition(ticket.account_id, ticket.status), "gsi2sk": f"{stamp}#{ticket.ticket_id}",
-            "status": ticket.status.value, "requester": ticket.requester, "updated_at": stamp}
-        if ticket.ccs:
-            item["ccs"] = set(ticket.ccs)
-        if ticket.followers:
-            item["followers"] = set(ticket.followers)
-        if ticket.assignee is not None:
-            item["assignee"] = ticket.assignee.model_dump_json()
-        return item
-
-
-def _status_partition(account_id: str, status: TicketStatus) -> str:
-    return f"ACCOUNT#{account_id}#STATUS#{status.value}"
 
 
 def _ticket_of(meta: dict) -> Ticket:
@@ -377,6 +369,8 @@ def _ticket_of(meta: dict) -> Ticket:
     for name in ("ccs", "followers"):
         if complete or name in meta:
             setattr(ticket, name, _ordered(getattr(ticket, name), meta.get(name)))
+    # Flags are only ever added: those of `doc` (an item from before they were a set) and those of the set.
+    ticket.flags = _ordered(ticket.flags, set(ticket.flags) | set(meta.get("flags") or ()))
     if complete or "assignee" in meta:
         ticket.assignee = Agent.model_validate_json(meta["assignee"]) if meta.get("assignee") else None
     return ticket
