@@ -15,6 +15,7 @@ service, the operation and the parameters: a chaos worker kills itself from ther
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Callable, Iterable
@@ -68,17 +69,35 @@ def tables_of(params: dict[str, Any]) -> set[str]:
     return tables
 
 
+def is_completed_write(params: dict[str, Any]) -> bool:
+    """The once guard storing a final outcome (its item turns COMPLETED)."""
+    return "COMPLETED" in json.dumps(params.get("ExpressionAttributeValues", {}), default=str)
+
+
+def is_ticket_delivery_write(params: dict[str, Any]) -> bool:
+    """A delivery attempt recorded on a ticket as delivered."""
+    return "attempts" in params.get("UpdateExpression", "") and "delivered" in json.dumps(
+        params.get("ExpressionAttributeValues", {}), default=str)
+
+
+# Predicates by name, so a rule can be sent to a worker process (pickled) and still say which calls it hits.
+PREDICATES: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "completed_write": is_completed_write,
+    "ticket_delivery_write": is_ticket_delivery_write,
+}
+
+
 @dataclass
 class Rule:
     """Calls of `service` (botocore's hyphenated service id) whose operation is in `operations` (all when empty),
-    that touch one of `tables` (DynamoDB; any when empty) and satisfy `match`, fail with `chance`; at most `times`
-    times when it is set."""
+    that touch one of `tables` (DynamoDB; any when empty) and satisfy `match` (a function, or the name of one in
+    PREDICATES), fail with `chance`; at most `times` times when it is set."""
 
     service: str
     failure: Failure | None = None
     operations: frozenset[str] = frozenset()
     tables: frozenset[str] = frozenset()
-    match: Callable[[dict[str, Any]], bool] | None = None
+    match: Callable[[dict[str, Any]], bool] | str | None = None
     chance: float = 1.0
     times: int | None = None
     lost_response: bool = False
@@ -89,7 +108,10 @@ class Rule:
             return False
         if self.tables and not (tables_of(params) & self.tables):
             return False
-        return self.match is None or bool(self.match(params))
+        if self.match is None:
+            return True
+        predicate = PREDICATES[self.match] if isinstance(self.match, str) else self.match
+        return bool(predicate(params))
 
 
 @dataclass

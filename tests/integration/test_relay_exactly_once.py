@@ -4,14 +4,13 @@ stopped the way Lambda stops them (nothing after the stop runs, nothing is delet
 
 from __future__ import annotations
 
-import json
 from email import message_from_bytes
 from email.policy import default
 
 import pytest
 from relaydesk.tickets.model import DeliveryStatus
 
-from chaos.faults import DYNAMODB_THROTTLED, FAULTS, Rule
+from chaos.faults import DYNAMODB_THROTTLED, FAULTS, Rule, is_ticket_delivery_write
 from local.lambdas import LambdaContext
 from local.sqs_events import sqs_event
 from tests.integration.relay_harness import relay_harness
@@ -92,24 +91,13 @@ def run_until_settled(relay, rounds: int = 12) -> None:
     raise AssertionError("the queue did not settle")
 
 
-def completed_write(params: dict) -> bool:
-    """The idempotency record turning from in progress to completed (its outcome stored)."""
-    values = json.dumps(params.get("ExpressionAttributeValues", {}))
-    return "COMPLETED" in values
-
-
-def ticket_delivery_write(params: dict) -> bool:
-    return "attempts" in params.get("UpdateExpression", "") and "delivered" in json.dumps(
-        params.get("ExpressionAttributeValues", {}))
-
-
 # --- a storage error after acceptance ---------------------------------------------------------------------------
 
 def test_a_throttled_completed_write_after_the_250_is_retried_not_sent_again(relay, smarthost):
     relay.connect("support@acme.test", smarthost)
     notification = relay.notification("support@acme.test")
     FAULTS.set([Rule("dynamodb", DYNAMODB_THROTTLED, operations=frozenset({"UpdateItem"}),
-                     tables=frozenset({relay.stores.settings.idempotency_table}), match=completed_write, times=2)])
+                     tables=frozenset({relay.stores.settings.idempotency_table}), match="completed_write", times=2)])
     relay.enqueue(notification)
     run_until_settled(relay)
     assert ids_received(smarthost) == [notification.notification_id]
@@ -121,7 +109,7 @@ def test_a_failed_ticket_write_after_delivery_touches_no_batch_mate_and_delivery
     relay.connect("support@acme.test", smarthost)
     first, second = relay.notification("support@acme.test"), relay.notification("support@acme.test")
     FAULTS.set([Rule("dynamodb", DYNAMODB_THROTTLED, operations=frozenset({"UpdateItem"}),
-                     tables=frozenset({relay.stores.settings.tickets_table}), match=ticket_delivery_write,
+                     tables=frozenset({relay.stores.settings.tickets_table}), match="ticket_delivery_write",
                      times=1)])
     relay.enqueue(first, second)
     response = invoke(relay, receive(relay))
@@ -137,7 +125,7 @@ def test_a_stop_after_the_outcome_was_stored_leaves_the_replay_to_record_deliver
     notification = relay.notification("support@acme.test")
 
     def stop_at_the_ticket_write(phase, service, operation, params):
-        if phase == "before" and service == "dynamodb" and ticket_delivery_write(params):
+        if phase == "before" and service == "dynamodb" and is_ticket_delivery_write(params):
             raise Stopped
 
     FAULTS.listen(stop_at_the_ticket_write)
