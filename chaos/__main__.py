@@ -32,28 +32,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261206)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--classes", default="", help="comma-separated class names (default: all)")
-    parser.add_argument("--relay-workers", type=int, default=3)
-    parser.add_argument("--inbound-workers", type=int, default=2)
+    parser.add_argument("--lanes", type=int, default=3, help="classes run at the same time, each on its own queue")
+    parser.add_argument("--relay-workers", type=int, default=2, help="relay containers per lane")
+    parser.add_argument("--inbound-workers", type=int, default=1, help="inbound containers per lane")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("chaos").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     chosen = [c for c in classes() if not args.classes or c.name in args.classes.split(",")]
     if not chosen:
         parser.error(f"no such class; known: {', '.join(c.name for c in classes())}")
     shutil.rmtree(args.state_dir, ignore_errors=True)
     args.state_dir.mkdir(parents=True)
     started = time.monotonic()
-    reports = []
-    print(f"chaos: seed {args.seed}, scale {args.scale}, {len(chosen)} classes, "
-          f"{args.relay_workers} relay + {args.inbound_workers} inbound workers; logs in {args.state_dir}",
+    print(f"chaos: seed {args.seed}, scale {args.scale}, {len(chosen)} classes on {args.lanes} lanes "
+          f"({args.relay_workers} relay + {args.inbound_workers} inbound workers each); logs in {args.state_dir}",
           flush=True)
-    with Run(state_dir=args.state_dir, timing=Timing(), seed=args.seed, relay_workers=args.relay_workers,
-             inbound_workers=args.inbound_workers) as run:
-        for index, fault_class in enumerate(chosen):
-            report = run.run_class(fault_class, args.seed + 1000 * (index + 1), args.scale)
-            reports.append(report)
-            print(render_class(report), flush=True)
+    with Run(state_dir=args.state_dir, timing=Timing(), lanes=min(args.lanes, len(chosen)),
+             relay_workers=args.relay_workers, inbound_workers=args.inbound_workers) as run:
+        reports = run.run_classes(chosen, args.seed, args.scale,
+                                  on_report=lambda report: print(render_class(report), flush=True))
         redrive = run.redrive_check()
         print(redrive.render(), flush=True)
     summary = render_summary(reports, time.monotonic() - started)

@@ -28,7 +28,7 @@ from chaos.workers import KillPlan
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
 
 
-def random_kill(chance: float, *, max_call: int = 40, max_seconds: float = 2.0) -> Callable[[random.Random],
+def random_kill(chance: float, *, max_call: int = 16, max_seconds: float = 0.8) -> Callable[[random.Random],
                                                                                                KillPlan | None]:
     """With `chance` per invocation: SIGKILL before or after one of its AWS calls, or after some time (wherever it
     is then: an SMTP exchange, a pause between retries)."""
@@ -82,8 +82,8 @@ def classes() -> list[FaultClass]:
                    smtp=[SmtpFault("RCPT", 0.25, reply="452 4.2.2 Mailbox full")]),
         FaultClass("smtp_stall", smtp=[SmtpFault("CONNECT", 0.04, stall=1.6), SmtpFault("EHLO", 0.04, stall=1.6),
                                        SmtpFault("MAIL", 0.05, stall=1.6), SmtpFault("RCPT", 0.05, stall=0.8),
-                                       SmtpFault("DATA", 0.12, stall=1.6), SmtpFault("DATA", 0.1, stall=0.7)]),
-        FaultClass("sigkill", relay_kill=random_kill(0.3), inbound_kill=random_kill(0.25, max_call=25)),
+                                       SmtpFault("DATA", 0.12, stall=1.6), SmtpFault("DATA", 0.1, stall=0.3)]),
+        FaultClass("sigkill", relay_kill=random_kill(0.3), inbound_kill=random_kill(0.25, max_call=20)),
         FaultClass("same_batch_twice", duplicate_batches=0.6),
         FaultClass("throttle_idempotency_table", rules=lambda s: [
             Rule("dynamodb", DYNAMODB_THROTTLED, tables=_table(s, "idempotency_table"), chance=0.25),
@@ -109,7 +109,7 @@ def classes() -> list[FaultClass]:
             Rule("dynamodb", TRANSACTION_CONFLICT, operations=frozenset({"PutItem", "UpdateItem"}),
                  tables=_table(s, "tickets_table"), chance=0.05)]),
         FaultClass("everything_at_once", duplicate_batches=0.15, two_recipients_share=0.2, attachment_share=0.2,
-                   relay_kill=random_kill(0.1), inbound_kill=random_kill(0.08, max_call=25),
+                   relay_kill=random_kill(0.1), inbound_kill=random_kill(0.08, max_call=20),
                    smtp=[SmtpFault("DATA", 0.06, drop=True), SmtpFault("DATA", 0.06, reply="451 4.3.0 Try later"),
                          SmtpFault("RCPT", 0.05, reply="452 4.2.2 Mailbox full"),
                          SmtpFault("MAIL", 0.03, reply="421 4.3.2 Shutting down"),

@@ -39,6 +39,7 @@ class InboundSource:
         self._rng_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=len(pool.workers), thread_name_prefix="chaos-inbound")
         self.invocations = 0
+        self.outcomes: dict[str, str] = {}  # SES message id -> how its invocations ended (for the report)
 
     def receive(self, ses_message_id: str, raw: bytes, *, mail_from: str, recipients: list[str]) -> Future:
         """Store the mail as SES's S3 action does, then invoke (in the background)."""
@@ -64,6 +65,9 @@ class InboundSource:
             finally:
                 self.pool.release(worker)
             if outcome.status == "done":
+                results = (outcome.response or {}).get("results") or [{}]
+                self.outcomes[ses_message_id] = (f"try {attempt + 1}: {results[0].get('outcome')} "
+                                                 f"{results[0].get('reason') or ''}").strip()
                 return "done"
             if outcome.status in ("killed", "timeout"):
                 self.on_killed(ses_message_id, outcome.status)

@@ -49,27 +49,28 @@ class Copy:
 class Deliveries:
     """Every copy so far, per notification id, from the smarthost and from moto's SES."""
 
-    def __init__(self, smarthost: Any, data_timeout: float) -> None:
+    def __init__(self, smarthosts: list[Any], data_timeout: float) -> None:
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.ses.models import ses_backends
 
-        self.smarthost = smarthost
+        self.smarthosts = smarthosts
         self.data_timeout = data_timeout
         self._ses = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
-        self._smtp_seen = 0
+        self._smtp_seen = [0] * len(smarthosts)
         self._ses_seen = 0
         self.copies: dict[str, list[Copy]] = defaultdict(list)
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
         with self._lock:
-            received = list(self.smarthost.received)
-            for message in received[self._smtp_seen:]:
-                nid = email_id(message.data)
-                if nid:
-                    doubt = message.reply is None or message.stalled >= self.data_timeout
-                    self.copies[nid].append(Copy("smtp", doubt))
-            self._smtp_seen = len(received)
+            for index, smarthost in enumerate(self.smarthosts):
+                received = list(smarthost.received)
+                for message in received[self._smtp_seen[index]:]:
+                    nid = email_id(message.data)
+                    if nid:
+                        doubt = message.reply is None or message.stalled >= self.data_timeout
+                        self.copies[nid].append(Copy("smtp", doubt))
+                self._smtp_seen[index] = len(received)
             sent = list(self._ses.sent_messages)
             for message in sent[self._ses_seen:]:
                 nid = email_id(getattr(message, "raw_data", "") or "")
@@ -131,6 +132,7 @@ class Tally:
     dlq_delivered: int = 0  # delivered and also in the DLQ: must be recognised there
     dlq_delivered_unrecognised: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -146,16 +148,16 @@ class InboundTally:
     dlq_reason: int = 0
     dlq_no_reason: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.twice or self.dlq_no_reason)
 
 
-def dead_letters(world: Any) -> dict[str, Any]:
-    """The notifications DLQ, by notification id (left in place)."""
-    settings = world.settings
-    letters = SqsDeadLetters(world.sqs, settings.notifications_dlq_url, settings.notifications_queue_url).peek()
+def dead_letters(world: Any, dlq_url: str) -> dict[str, Any]:
+    """A notifications DLQ, by notification id (left in place)."""
+    letters = SqsDeadLetters(world.sqs, dlq_url, "").peek()
     found = {}
     for letter in letters:
         try:
@@ -181,13 +183,14 @@ def inbound_dead_letters(world: Any) -> dict[str, str]:
 
 
 def tally(world: Any, account_id: str, deliveries: Deliveries, windows: Windows, mails: dict[str, str],
-          oracle: Oracle) -> tuple[Tally, InboundTally]:
+          oracle: Oracle, *, dlq_url: str, inbound_outcomes: dict[str, str] | None = None) -> tuple[Tally,
+                                                                                                   InboundTally]:
     """`mails`: SES message id -> Message-ID of each inbound mail the class sent."""
     from relaydesk.cli.dlq import delivery_state
 
     deliveries.refresh()
     tickets = world.stores.tickets.list_tickets(account_id)
-    in_dlq = dead_letters(world)
+    in_dlq = dead_letters(world, dlq_url)
     inbound_dlq = inbound_dead_letters(world)
     comments_by_ses: dict[str, int] = defaultdict(int)
     mail_of_ticket: dict[str, set[str]] = defaultdict(set)
@@ -206,7 +209,9 @@ def tally(world: Any, account_id: str, deliveries: Deliveries, windows: Windows,
             if copies and letter is not None:
                 result.dlq_delivered += 1
                 state = delivery_state(world.stores, oracle.once, _notification(letter))
-                if state not in ("delivered", "stored delivered"):
+                # Recognised unless every copy was in doubt: then the relay could not know, and a redrive may send
+                # it again within the documented window.
+                if state not in ("delivered", "stored delivered") and not all(c.in_doubt for c in copies):
                     result.dlq_delivered_unrecognised += 1
                     result.problems.append(f"{nid}: delivered, in the DLQ, shown as {state!r}")
             if len(copies) == 1:
@@ -219,7 +224,8 @@ def tally(world: Any, account_id: str, deliveries: Deliveries, windows: Windows,
                     result.twice_other += 1
                     result.problems.append(f"{nid}: {len(copies)} copies ({[c.route for c in copies]}), "
                                            f"in doubt {[c.in_doubt for c in copies]}, killed in the window "
-                                           f"{windows.sigkill.get(nid, 0)}, by a timeout {windows.timeout.get(nid, 0)}")
+                                           f"{windows.sigkill.get(nid, 0)}, by a timeout {windows.timeout.get(nid, 0)}"
+                                           f"; attempts {[a.reply[:90] for a in record.attempts]}")
             elif letter is not None:
                 last = record.attempts[-1].reply if record.attempts else ""
                 if DLQ_WORDS in last:
@@ -231,6 +237,8 @@ def tally(world: Any, account_id: str, deliveries: Deliveries, windows: Windows,
                 result.failed += 1
             elif mail_of_ticket[ticket.ticket_id] & set(inbound_dlq):
                 result.behind_inbound_dlq += 1
+                result.notes.append(f"{nid}: its inbound mail waits in the inbound DLQ "
+                                    f"({inbound_dlq[next(iter(mail_of_ticket[ticket.ticket_id] & set(inbound_dlq)))]})")
             else:
                 result.lost += 1
                 result.problems.append(f"{nid}: no copy, not in the DLQ, its record is {record.status.value} "
@@ -245,13 +253,15 @@ def tally(world: Any, account_id: str, deliveries: Deliveries, windows: Windows,
             inbound.twice += 1
             inbound.problems.append(f"inbound {ses_id}: {made} comments")
         elif ses_id in inbound_dlq:
+            inbound.notes.append(f"inbound {ses_id} in the inbound DLQ: {inbound_dlq[ses_id][:160]}")
             if inbound_dlq[ses_id]:
                 inbound.dlq_reason += 1
             else:
                 inbound.dlq_no_reason += 1
         else:
             inbound.lost += 1
-            inbound.problems.append(f"inbound {ses_id}: no comment, not in the inbound DLQ")
+            inbound.problems.append(f"inbound {ses_id}: no comment, not in the inbound DLQ; the function said "
+                                    f"{(inbound_outcomes or {}).get(ses_id, 'nothing')}")
     return result, inbound
 
 

@@ -31,6 +31,8 @@ def render_class(report: Any) -> str:
         lines.append(f"  NOT SETTLED: {report.unsettled} message(s) still queued at the limit")
     for problem in [*n.problems, *i.problems][:20]:
         lines.append(f"  ! {problem}")
+    for note in [*n.notes, *i.notes][:10]:
+        lines.append(f"  - {note}")
     lines.append("  ok" if report.ok else "  FAILED")
     return "\n".join(lines)
 
@@ -59,6 +61,6 @@ def as_dict(report: Any) -> dict:
     return {"name": report.name, "seed": report.seed, "seconds": round(report.seconds, 1),
             "invocations": report.invocations, "killed": report.killed, "timeouts": report.timeouts,
             "duplicate_batches": report.duplicate_batches, "injected": report.injected,
-            "notifications": {k: v for k, v in asdict(report.notifications).items() if k != "problems"},
-            "inbound": {k: v for k, v in asdict(report.inbound).items() if k != "problems"},
+            "notifications": {k: v for k, v in asdict(report.notifications).items() if k not in ("problems", "notes")},
+            "inbound": {k: v for k, v in asdict(report.inbound).items() if k not in ("problems", "notes")},
             "ok": report.ok}

@@ -1,27 +1,36 @@
-"""One chaos run: the world, the worker pools, the event sources, then each fault class in turn and its table."""
+"""One chaos run: the world, then lanes that each run fault classes one after another, a table per class.
+
+A lane is one isolated slice of the system: its own notifications queue and DLQ (made like template.yaml's), its
+own smarthost, its own relay and inbound workers (Lambda containers) with its class's faults, its own event source
+mapping. Lanes share moto (tables, bucket, secrets, SES) as the real functions share AWS. Several lanes run at once
+so one class's retry delays overlap another's work.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import random
-import sys
+import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from chaos.classes import FaultClass
 from chaos.event_source import Batch, EventSourceMapping
 from chaos.inbound_source import InboundSource
-from chaos.ledger import Deliveries, InboundTally, Oracle, Tally, Windows, notifications_of, tally
+from chaos.ledger import Deliveries, InboundTally, Oracle, Tally, Windows, dead_letters, notifications_of, tally
 from chaos.smtp_faults import RandomFaults
 from chaos.workers import WorkerPool
-from chaos.world import Timing, World
+from chaos.world import LaneResources, Timing, World
 
 log = logging.getLogger(__name__)
 SETTLE_LIMIT_SECONDS = 240.0
+INBOUND_ARN = "arn:aws:lambda:us-east-1:123456789012:function:chaos-inbound"
 
 
 @dataclass
@@ -59,18 +68,17 @@ class RedriveCheck:
     sent_again: list[str] = field(default_factory=list)
     still_missing: list[str] = field(default_factory=list)
     left_in_dlq: int = 0
-    output: str = ""
 
     @property
     def ok(self) -> bool:
         return not (self.sent_again or self.still_missing or self.left_in_dlq)
 
     def render(self) -> str:
-        lines = [f"\ndlq redrive --all, faults gone: {self.waiting} waiting in the DLQ sent again, "
-                 f"{self.sent_once_after} delivered once now; {self.delivered_before} already delivered "
-                 f"(one planted as SQS's backstop leaves it) taken out without a second copy; "
-                 f"{self.left_in_dlq} left in the DLQ"]
-        lines += [f"  ! sent again although delivered: {nid}" for nid in self.sent_again]
+        lines = [f"\ndlq redrive --all, faults gone: {self.waiting} waiting in the DLQs sent again, "
+                 f"{self.sent_once_after} delivered once now; {self.delivered_before} already delivered (one per "
+                 f"lane planted as SQS's backstop leaves it) taken out without another copy; {self.left_in_dlq} "
+                 "left in the DLQs"]
+        lines += [f"  ! sent again although its delivery was known: {nid}" for nid in self.sent_again]
         lines += [f"  ! still not delivered: {nid}" for nid in self.still_missing]
         lines.append("  ok" if self.ok else "  FAILED")
         return "\n".join(lines)
@@ -81,92 +89,77 @@ class RedriveCheck:
                 "still_missing": self.still_missing, "left_in_dlq": self.left_in_dlq, "ok": self.ok}
 
 
-@dataclass
-class Counters:
-    invocations: int = 0
-    killed: int = 0
-    timeouts: int = 0
-    duplicate_batches: int = 0
-
-
-class Run:
-    def __init__(self, *, state_dir: Path, timing: Timing, seed: int, relay_workers: int = 3,
-                 inbound_workers: int = 2, out: TextIO = sys.stdout) -> None:
-        self.state_dir = state_dir
-        self.timing = timing
-        self.seed = seed
-        self.out = out
-        self.world = World(state_dir, timing)
-        self.relay_workers = relay_workers
-        self.inbound_workers = inbound_workers
-
-    def __enter__(self) -> Run:
-        world = self.world.start()
-        env = world.worker_env()
-        logs = self.state_dir / "logs"
-        self.relay_pool = WorkerPool("relay", self.relay_workers, logs, env)
-        self.inbound_pool = WorkerPool("inbound", self.inbound_workers, logs, env)
-        settings = world.settings
-        self.mapping = EventSourceMapping(world.sqs, settings.notifications_queue_url, self.relay_pool,
-                                          timeout=self.timing.relay_timeout, grace=self.timing.grace)
-        self.inbound = InboundSource(s3=world.s3, bucket=settings.raw_mail_bucket, sqs=world.sqs,
-                                     dlq_url=settings.inbound_dlq_url, pool=self.inbound_pool,
-                                     timeout=self.timing.inbound_timeout, grace=self.timing.grace,
-                                     function_arn="arn:aws:lambda:us-east-1:123456789012:function:chaos-inbound")
-        from relaydesk.store.once_dynamodb import dynamo_once
-
-        self.oracle = Oracle(world.stores, dynamo_once(settings.idempotency_table, session=world.moto.session()))
-        self.deliveries = Deliveries(world.smarthost, self.timing.smtp_data)
-        self.windows = Windows()
-        self.counters = Counters()
+class Lane:
+    def __init__(self, run: Run, number: int, relay_workers: int, inbound_workers: int) -> None:
+        world = run.world
+        self.run = run
+        self.number = number
+        self.resources: LaneResources = world.lane(number)
+        env = world.worker_env(self.resources)
+        logs = run.state_dir / "logs"
+        self.relay_pool = WorkerPool(f"lane{number}-relay", relay_workers, logs, env)
+        self.inbound_pool = WorkerPool(f"lane{number}-inbound", inbound_workers, logs, env)
+        timing = world.timing
+        self.mapping = EventSourceMapping(world.sqs, self.resources.queue_url, self.relay_pool,
+                                          timeout=timing.relay_timeout, grace=timing.grace)
+        self.inbound = InboundSource(s3=world.s3, bucket=world.settings.raw_mail_bucket, sqs=world.sqs,
+                                     dlq_url=world.settings.inbound_dlq_url, pool=self.inbound_pool,
+                                     timeout=timing.inbound_timeout, grace=timing.grace, function_arn=INBOUND_ARN)
         self.mapping.on_batch = self._on_batch
-        self.mapping.on_killed = self._on_killed
+        self.mapping.on_killed = run.on_killed
+        self.inbound.on_killed = lambda ses_id, how: run.count_kill(how, self)
+        self.invocations = self.killed = self.duplicates = 0
         self.mapping.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def _on_batch(self, batch: Batch) -> None:
+        self.invocations += 1
+        self.duplicates += int(batch.duplicate)
+
+    def stop(self) -> None:
         self.mapping.stop()
         self.inbound.stop()
         self.relay_pool.stop()
         self.inbound_pool.stop()
-        self.world.stop()
 
-    # --- what the event source tells ----------------------------------------------------------------------------
+    def queued(self) -> int:
+        attributes = self.run.world.sqs.get_queue_attributes(
+            QueueUrl=self.resources.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        return sum(int(value) for value in attributes.values())
 
-    def _on_batch(self, batch: Batch) -> None:
-        self.counters.invocations += 1
-        self.counters.duplicate_batches += int(batch.duplicate)
-
-    def _on_killed(self, event: dict, how: str) -> None:
-        """The worker is gone: whatever of its batch arrived somewhere without a stored outcome is in the window."""
-        if how == "killed":
-            self.counters.killed += 1
-        else:
-            self.counters.timeouts += 1
-        time.sleep(0.1)  # a request the worker sent just before it died may still be landing at moto
-        self.deliveries.refresh()
-        for nid, ticket_id in notifications_of(event):
-            if self.deliveries.count(nid) and not self.oracle.durable(nid, ticket_id):
-                marks = self.windows.sigkill if how == "killed" else self.windows.timeout
-                marks[nid] += 1
-
-    # --- one class ----------------------------------------------------------------------------------------------
+    def settle(self, pending: Iterable[Future]) -> int:
+        """Wait until every inbound mail was handled and the queue is empty with nothing in flight; returns what
+        was still queued at the limit."""
+        deadline = time.monotonic() + SETTLE_LIMIT_SECONDS
+        for future in pending:
+            future.result(timeout=max(1.0, deadline - time.monotonic()))
+        quiet = 0
+        while time.monotonic() < deadline:
+            if self.queued() == 0 and self.mapping.in_flight == 0:
+                quiet += 1
+                if quiet >= 2:
+                    return 0
+            else:
+                quiet = 0
+            time.sleep(0.4)
+        return self.queued()
 
     def run_class(self, fault_class: FaultClass, class_seed: int, scale: float) -> ClassReport:
-        world = self.world
+        world, run = self.run.world, self.run
         rng = random.Random(class_seed)
-        tenant = world.tenant(fault_class.name)
+        smarthost = self.resources.smarthost
+        tenant = world.tenant(fault_class.name, smarthost)
         rules = fault_class.rules(world.settings)
-        self.mapping.rules = rules
+        self.mapping.rules, self.inbound.rules = rules, rules
         self.mapping.kill_plan = fault_class.relay_kill
+        self.inbound.kill_plan = fault_class.inbound_kill
         self.mapping.duplicate_chance = fault_class.duplicate_batches
         self.mapping.rng = random.Random(class_seed + 1)
-        self.inbound.rules = rules
-        self.inbound.kill_plan = fault_class.inbound_kill
         self.inbound.rng = random.Random(class_seed + 2)
         smtp = RandomFaults(fault_class.smtp, class_seed + 3)
-        world.smarthost.faults = smtp
-        before = Counters(**vars(self.counters))
+        smarthost.faults = smtp
+        before = (self.invocations, self.duplicates, run.kills(self))
         started = time.monotonic()
 
         mails: dict[str, str] = {}
@@ -193,80 +186,153 @@ class Run:
                 elif rng.random() < fault_class.two_recipients_share:
                     readers.append(f"reader{number}-b@example.net")
                 world.notification(tenant, ticket, via_ses=via_ses, recipients=readers,
+                                   queue_url=self.resources.queue_url,
                                    attachment=rng.random() < fault_class.attachment_share)
-        unsettled = self._settle(pending)
+        unsettled = self.settle(pending)
         seconds = time.monotonic() - started
-        world.smarthost.faults = RandomFaults([], 0)
+        smarthost.faults = RandomFaults([], 0)
         self.mapping.rules, self.inbound.rules = [], []
         self.mapping.kill_plan = self.inbound.kill_plan = lambda rng: None
         self.mapping.duplicate_chance = 0.0
-        notifications, inbound = tally(world, tenant.account_id, self.deliveries, self.windows, mails, self.oracle)
-        after = self.counters
-        injected = {f"smtp {key}": value for key, value in smtp.drawn.items()}
+        notifications, inbound = tally(world, tenant.account_id, run.deliveries, run.windows, mails, run.oracle,
+                                       dlq_url=self.resources.dlq_url, inbound_outcomes=self.inbound.outcomes)
+        kills = run.kills(self)
         return ClassReport(fault_class.name, class_seed, notifications, inbound, seconds,
-                           invocations=after.invocations - before.invocations, killed=after.killed - before.killed,
-                           timeouts=after.timeouts - before.timeouts,
-                           duplicate_batches=after.duplicate_batches - before.duplicate_batches,
-                           injected=injected, unsettled=unsettled)
+                           invocations=self.invocations - before[0], killed=kills[0] - before[2][0],
+                           timeouts=kills[1] - before[2][1], duplicate_batches=self.duplicates - before[1],
+                           injected={f"smtp {key}": value for key, value in smtp.drawn.items()},
+                           unsettled=unsettled)
+
+
+class Run:
+    def __init__(self, *, state_dir: Path, timing: Timing, lanes: int = 3, relay_workers: int = 2,
+                 inbound_workers: int = 1) -> None:
+        self.state_dir = state_dir
+        self.world = World(state_dir, timing)
+        self.lane_count = lanes
+        self.relay_workers = relay_workers
+        self.inbound_workers = inbound_workers
+        self._kills: dict[int, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Run:
+        world = self.world.start()
+        os.environ.update(world.timing.env())  # the forkserver (and so every worker) starts with these
+        from relaydesk.store.once_dynamodb import dynamo_once
+
+        self.oracle = Oracle(world.stores, dynamo_once(world.settings.idempotency_table,
+                                                       session=world.moto.session()))
+        self.windows = Windows()
+        self.lanes = [Lane(self, number, self.relay_workers, self.inbound_workers)
+                      for number in range(self.lane_count)]
+        self.deliveries = Deliveries([lane.resources.smarthost for lane in self.lanes],
+                                     world.timing.smtp_data)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for lane in getattr(self, "lanes", []):
+            lane.stop()
+        self.world.stop()
+
+    def kills(self, lane: Lane) -> tuple[int, int]:
+        with self._lock:
+            killed, timeouts = self._kills.get(id(lane), [0, 0])
+        return killed, timeouts
+
+    def count_kill(self, how: str, lane: Lane | None = None) -> None:
+        with self._lock:
+            counts = self._kills.setdefault(id(lane) if lane else 0, [0, 0])
+            counts[0 if how == "killed" else 1] += 1
+
+    def on_killed(self, event: dict, how: str) -> None:
+        """A relay worker is gone: whatever of its batch arrived somewhere without a stored outcome is in the
+        window (a SIGKILL) or must not be (the invocation's own timeout)."""
+        lane = next((lane for lane in self.lanes if lane.mapping.queue_arn == _arn_of(event)), None)
+        self.count_kill(how, lane)
+        time.sleep(0.1)  # a request the worker sent just before it died may still be landing at moto
+        self.deliveries.refresh()
+        for nid, ticket_id in notifications_of(event):
+            if self.deliveries.count(nid) and not self.oracle.durable(nid, ticket_id):
+                marks = self.windows.sigkill if how == "killed" else self.windows.timeout
+                marks[nid] += 1
+
+    def run_classes(self, chosen: list[FaultClass], seed: int, scale: float,
+                    on_report: Callable[[ClassReport], None]) -> list[ClassReport]:
+        """Each lane takes the next class when it is free; reports come back in the classes' order."""
+        todo = list(enumerate(chosen))
+        todo_lock = threading.Lock()
+        reports: dict[int, ClassReport] = {}
+
+        def work(lane: Lane) -> None:
+            while True:
+                with todo_lock:
+                    if not todo:
+                        return
+                    index, fault_class = todo.pop(0)
+                report = lane.run_class(fault_class, seed + 1000 * (index + 1), scale)
+                reports[index] = report
+                on_report(report)
+
+        with ThreadPoolExecutor(max_workers=len(self.lanes)) as pool:
+            for future in [pool.submit(work, lane) for lane in self.lanes]:
+                future.result()
+        return [reports[index] for index in sorted(reports)]
 
     def redrive_check(self) -> RedriveCheck:
-        import contextlib
-        import io
-
+        """Per lane, with the faults gone: a delivered notification planted in its DLQ (as SQS's own redrive leaves
+        one whose delivering invocations kept being killed), then `relaydesk dlq redrive --all`."""
         from relaydesk.cli import main as cli
 
-        from chaos.ledger import dead_letters
+        from local.moto_stack import clear_relaydesk_caches
 
         world = self.world
+        check = RedriveCheck()
         self.deliveries.refresh()
-        delivered = next((n for nid, n in world.enqueued.items() if self.deliveries.count(nid) == 1), None)
-        if delivered is not None:  # as SQS's own redrive leaves one whose delivering invocations kept being killed
-            world.sqs.send_message(QueueUrl=world.settings.notifications_dlq_url,
-                                   MessageBody=delivered.model_dump_json())
-        letters = dead_letters(world)
-        before = {nid: self.deliveries.count(nid) for nid in letters}
-        check = RedriveCheck(waiting=sum(1 for c in before.values() if c == 0),
-                             delivered_before=sum(1 for c in before.values() if c))
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            code = cli(["dlq", "redrive", "--all"])
-        check.output = out.getvalue()
-        if code != 0:
-            check.still_missing.append(f"dlq redrive exited {code}: {check.output[-300:]}")
-        self._settle([])
+        befores = []
+        for lane in self.lanes:
+            planted = next((n for nid, n in world.enqueued.items() if self.deliveries.count(nid) == 1
+                            and not any(c.in_doubt for c in self.deliveries.copies[nid])), None)
+            if planted is not None:
+                world.sqs.send_message(QueueUrl=lane.resources.dlq_url, MessageBody=planted.model_dump_json())
+            before = {nid: self.deliveries.count(nid) for nid in dead_letters(world, lane.resources.dlq_url)}
+            check.waiting += sum(1 for count in before.values() if count == 0)
+            check.delivered_before += sum(1 for count in before.values() if count)
+            befores.append(before)
+            saved = {name: os.environ.get(name) for name in ("RELAYDESK_NOTIFICATIONS_QUEUE_URL",
+                                                               "RELAYDESK_NOTIFICATIONS_DLQ_URL")}
+            os.environ.update({"RELAYDESK_NOTIFICATIONS_QUEUE_URL": lane.resources.queue_url,
+                               "RELAYDESK_NOTIFICATIONS_DLQ_URL": lane.resources.dlq_url})
+            clear_relaydesk_caches()
+            out = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                    code = cli(["dlq", "redrive", "--all"])
+            finally:
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+                clear_relaydesk_caches()
+            if code != 0:
+                check.still_missing.append(f"lane {lane.number}: dlq redrive exited {code}: {out.getvalue()[-300:]}")
+        for lane in self.lanes:
+            lane.settle([])
         self.deliveries.refresh()
-        for nid, count in before.items():
-            now = self.deliveries.count(nid)
-            if count and now != count:
-                check.sent_again.append(nid)
-            elif not count and now == 1:
-                check.sent_once_after += 1
-            elif not count:
-                check.still_missing.append(f"{nid} ({now} copies)")
-        check.left_in_dlq = len(dead_letters(world))
+        for lane, before in zip(self.lanes, befores, strict=True):
+            for nid, count in before.items():
+                now = self.deliveries.count(nid)
+                copies = self.deliveries.copies.get(nid, [])
+                if count and now != count and not all(c.in_doubt for c in copies[:count]):
+                    check.sent_again.append(nid)  # a copy had been answered, yet it went again
+                elif (count and now != count) or (not count and now == 1):
+                    check.sent_once_after += 1  # every earlier copy was in doubt (the documented window), or none
+                elif not count:
+                    check.still_missing.append(f"{nid} ({now} copies)")
+            check.left_in_dlq += len(dead_letters(world, lane.resources.dlq_url))
         return check
 
-    def _settle(self, pending: Iterable[Future]) -> int:
-        """Wait until every inbound mail was handled and the queue is empty with nothing in flight; returns what
-        was still queued at the limit."""
-        deadline = time.monotonic() + SETTLE_LIMIT_SECONDS
-        for future in pending:
-            future.result(timeout=max(1.0, deadline - time.monotonic()))
-        quiet = 0
-        while time.monotonic() < deadline:
-            left = self._queued()
-            if left == 0 and self.mapping.in_flight == 0:
-                quiet += 1
-                if quiet >= 2:
-                    return 0
-            else:
-                quiet = 0
-            time.sleep(0.5)
-        return self._queued()
 
-    def _queued(self) -> int:
-        attributes = self.world.sqs.get_queue_attributes(
-            QueueUrl=self.world.settings.notifications_queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
-        return sum(int(value) for value in attributes.values())
+def _arn_of(event: dict) -> str:
+    records = event.get("Records") or [{}]
+    return records[0].get("eventSourceARN", "")

@@ -41,6 +41,17 @@ class _CallCounter:
                 _die()
 
 
+def _init(load: Any) -> None:
+    """Lambda's init phase (not counted against the timeout): the handler's module and its clients."""
+    from relaydesk.store.inbound_dynamodb import aws_inbound_ports
+    from relaydesk.wiring import aws_stores
+
+    stores = aws_stores()
+    load("relay").services(stores)
+    load("inbound")
+    aws_inbound_ports()
+
+
 def serve(conn: Connection, log_path: str, env: dict[str, str]) -> None:
     os.environ.update(env)
     log = open(log_path, "a", buffering=1)  # the process's own stdout and stderr until it ends
@@ -49,6 +60,8 @@ def serve(conn: Connection, log_path: str, env: dict[str, str]) -> None:
     sys.stdout = sys.stderr = log
     from local.lambdas import LambdaContext, load
 
+    _init(load)
+    conn.send(("ready", None))
     while True:
         invocation = conn.recv()
         if invocation is None:

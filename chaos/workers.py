@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 PRELOAD = ["chaos.worker_main"]
+INIT_LIMIT_SECONDS = 60.0  # Lambda allows 10 s of init; a loaded 2-core machine may need more
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,25 @@ class Worker:
         child.close()
         self.conn: Connection = parent
         self.starts += 1
+        self._ready = False
 
     @property
     def pid(self) -> int | None:
         return self.process.pid
 
+    def _wait_ready(self) -> None:
+        """A new container's init phase (imports, clients) ends before its first invocation's clock starts."""
+        if not self._ready:
+            if self.conn.poll(INIT_LIMIT_SECONDS):
+                self.conn.recv()
+            self._ready = True
+
     def invoke(self, invocation: Invocation, *, grace: float) -> Outcome:
+        try:
+            self._wait_ready()
+        except (EOFError, OSError):
+            self._reap()
+            return Outcome("killed", worker=self.name)
         started = time.monotonic()
         try:
             self.conn.send(invocation)

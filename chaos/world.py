@@ -74,6 +74,16 @@ class ClassAccount:
     system_address: str
 
 
+@dataclass
+class LaneResources:
+    """What one lane (one class at a time) owns: its notifications queue and DLQ, made like template.yaml's, and
+    its own smarthost (so one class's SMTP faults never reach another's mail)."""
+
+    queue_url: str
+    dlq_url: str
+    smarthost: SmtpServer
+
+
 class World:
     def __init__(self, state_dir: Path, timing: Timing) -> None:
         self.state_dir = state_dir
@@ -82,12 +92,15 @@ class World:
         self._ca_dir = tempfile.TemporaryDirectory(prefix="relaydesk-chaos-ca-")
         self.ca = LocalCA(self._ca_dir.name)
         self.password = secrets.token_urlsafe(16)
-        self.smarthost = SmtpServer(self.ca, users={SMARTHOST_USER: self.password}, hostname="smtp.chaos.test")
+        self.smarthosts: list[SmtpServer] = []
         self.stores: Any = None
         self.settings: Any = None
         self.enqueued: dict[str, Notification] = {}  # what this run queued itself, by notification id
 
     def start(self) -> World:
+        from chaos import moto_fidelity
+
+        moto_fidelity.apply()
         self.moto.start()
         from relaydesk.wiring import aws_stores
 
@@ -95,42 +108,56 @@ class World:
         self.settings = self.stores.settings
         self.sqs = self.moto.session().client("sqs")
         self.s3 = self.moto.session().client("s3")
-        self.sqs.set_queue_attributes(QueueUrl=self.settings.notifications_queue_url,
-                                      Attributes={"VisibilityTimeout": str(self.timing.visibility_timeout)})
-        self.smarthost.start()
         return self
 
     def stop(self) -> None:
-        self.smarthost.stop()
+        for smarthost in self.smarthosts:
+            smarthost.stop()
         self.moto.stop()
         self._ca_dir.cleanup()
 
-    @property
-    def max_receive_count(self) -> int:
-        attributes = self.sqs.get_queue_attributes(QueueUrl=self.settings.notifications_queue_url,
-                                                   AttributeNames=["RedrivePolicy"])["Attributes"]
-        return int(json.loads(attributes["RedrivePolicy"])["maxReceiveCount"])
+    def lane(self, number: int) -> LaneResources:
+        """A copy of the template's notifications queue and DLQ (same retention and maxReceiveCount), with the
+        scaled visibility timeout, and a smarthost."""
+        template = self.sqs.get_queue_attributes(QueueUrl=self.settings.notifications_queue_url,
+                                                 AttributeNames=["All"])["Attributes"]
+        dlq_template = self.sqs.get_queue_attributes(QueueUrl=self.settings.notifications_dlq_url,
+                                                     AttributeNames=["All"])["Attributes"]
+        dlq_url = self.sqs.create_queue(QueueName=f"chaos-lane{number}-dlq", Attributes={
+            "MessageRetentionPeriod": dlq_template["MessageRetentionPeriod"]})["QueueUrl"]
+        dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        redrive = json.loads(template["RedrivePolicy"])
+        queue_url = self.sqs.create_queue(QueueName=f"chaos-lane{number}", Attributes={
+            "MessageRetentionPeriod": template["MessageRetentionPeriod"],
+            "VisibilityTimeout": str(self.timing.visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                         "maxReceiveCount": redrive["maxReceiveCount"]})})["QueueUrl"]
+        smarthost = SmtpServer(self.ca, users={SMARTHOST_USER: self.password}, hostname="smtp.chaos.test").start()
+        self.smarthosts.append(smarthost)
+        return LaneResources(queue_url, dlq_url, smarthost)
 
-    def worker_env(self) -> dict[str, str]:
-        return {**self.moto.env, **self.timing.env()}
+    def worker_env(self, lane: LaneResources) -> dict[str, str]:
+        return {**self.moto.env, **self.timing.env(), "RELAYDESK_NOTIFICATIONS_QUEUE_URL": lane.queue_url,
+                "RELAYDESK_NOTIFICATIONS_DLQ_URL": lane.dlq_url}
 
     # --- a fault class's tenant -----------------------------------------------------------------------------------
 
-    def tenant(self, name: str) -> ClassAccount:
+    def tenant(self, name: str, smarthost: SmtpServer) -> ClassAccount:
         subdomain = name.replace("_", "").lower()[:20] + secrets.token_hex(2)
         account_id = new_id("A")
         directory = self.stores.directory
         directory.create_account(Account(account_id=account_id, subdomain=subdomain, name=f"Chaos {name}",
                                          brands=[Brand(brand_id="B1", name=f"Chaos {name} Help")]))
         connector_address = f"support@{subdomain}.test"
-        credentials = SmtpCredentials(host="127.0.0.1", port=self.smarthost.port, tls_mode=TlsMode.STARTTLS,
+        credentials = SmtpCredentials(host="127.0.0.1", port=smarthost.port, tls_mode=TlsMode.STARTTLS,
                                       username=SMARTHOST_USER, password=self.password,
-                                      ca_bundle_pem=self.smarthost.ca_pem)
+                                      ca_bundle_pem=smarthost.ca_pem)
         secret = self.stores.secrets.create(self.settings.secret_prefix + connector_address,
                                             credentials.to_secret_string(), {})
         directory.create_address(SupportAddress(
             email=connector_address, account_id=account_id, brand_id="B1", kind=AddressKind.SMTP_CONNECTOR,
-            connector=Connector(host="127.0.0.1", port=self.smarthost.port, tls_mode=TlsMode.STARTTLS,
+            connector=Connector(host="127.0.0.1", port=smarthost.port, tls_mode=TlsMode.STARTTLS,
                                 secret_arn=secret, state=ConnectorState.ACTIVE),
             forwarding=Verification(status=VerificationStatus.VERIFIED),
             outbound=Verification(status=VerificationStatus.VERIFIED), is_default=True))
@@ -149,7 +176,7 @@ class World:
         return ticket
 
     def notification(self, tenant: ClassAccount, ticket: Ticket, *, via_ses: bool, recipients: list[str],
-                     attachment: bool = False) -> Notification:
+                     queue_url: str, attachment: bool = False) -> Notification:
         """An agent's answer on `ticket`, recorded as queued and enqueued, as the tickets module does it."""
         address = tenant.ses_address if via_ses else tenant.connector_address
         attachments = []
@@ -167,7 +194,7 @@ class World:
         self.stores.tickets.put_notification(ticket.ticket_id, NotificationRecord(
             notification_id=notification.notification_id, message_id=message_id, recipients=recipients))
         self.stores.tickets.link_message_id(message_id, ticket.ticket_id)
-        self.stores.queue.send(notification)
+        self.sqs.send_message(QueueUrl=queue_url, MessageBody=notification.model_dump_json())
         self.enqueued[notification.notification_id] = notification
         return notification
 

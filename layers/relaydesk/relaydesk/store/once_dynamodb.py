@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from relaydesk.outbound.once import (
     DEFAULT_EXPIRY_SECONDS,
@@ -25,6 +25,7 @@ from relaydesk.outbound.once import (
     new_token,
 )
 
+CLAIM_TRIES = 4  # a put that failed or lost its answer is tried again with the same token; a vanished item re-read
 IN_PROGRESS = "INPROGRESS"
 COMPLETED = "COMPLETED"
 _NAMES = {"#status": "status", "#owner": "owner", "#data": "data"}
@@ -51,7 +52,8 @@ class DynamoOnce:
 
     def claim(self, notification_id: str) -> Claim:
         token = new_token()
-        for _ in range(3):  # the item can vanish between a failed condition and the read (released meanwhile)
+        failures = 0
+        for _ in range(CLAIM_TRIES):
             now = self._now()
             try:
                 response = self._table.put_item(
@@ -66,7 +68,15 @@ class DynamoOnce:
                     ReturnValues="ALL_OLD")
             except ClientError as error:
                 if not _condition_failed(error):
+                    failures += 1  # tried again with the same token: if the first put landed, it is ours
+                    if failures >= CLAIM_TRIES - 1:
+                        raise
+                    continue
+            except BotoCoreError:  # no answer (a lost response): the same
+                failures += 1
+                if failures >= CLAIM_TRIES - 1:
                     raise
+                continue
             else:
                 old = response.get("Attributes") or {}
                 taken_over = old.get("status") == IN_PROGRESS and int(old.get("expiration", 0)) >= int(now)
