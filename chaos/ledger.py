@@ -131,12 +131,14 @@ class Tally:
     behind_inbound_dlq: int = 0
     dlq_delivered: int = 0  # delivered and also in the DLQ: must be recognised there
     dlq_delivered_unrecognised: int = 0
+    stale_records: int = 0  # delivered, but the ticket does not say so
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.twice_other or self.dlq_no_reason or self.dlq_delivered_unrecognised)
+        return not (self.lost or self.twice_other or self.dlq_no_reason or self.dlq_delivered_unrecognised
+                    or self.stale_records)
 
 
 @dataclass
@@ -214,6 +216,10 @@ def tally(world: Any, account_id: str, deliveries: Deliveries, windows: Windows,
                 if state not in ("delivered", "stored delivered") and not all(c.in_doubt for c in copies):
                     result.dlq_delivered_unrecognised += 1
                     result.problems.append(f"{nid}: delivered, in the DLQ, shown as {state!r}")
+            if copies and letter is None and record.status not in DECIDED:
+                # Delivered and released: its ticket must say so (as the agent sees it).
+                result.stale_records += 1
+                result.problems.append(f"{nid}: delivered, but its ticket record says {record.status.value}")
             if len(copies) == 1:
                 result.once += 1
             elif len(copies) > 1:

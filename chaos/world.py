@@ -59,7 +59,7 @@ class Timing:
                 "RELAYDESK_SMTP_DATA_TIMEOUT": str(self.smtp_data),
                 "RELAYDESK_RELAY_IN_PROGRESS_SECONDS": str(self.claim_window),
                 "RELAYDESK_RETRY_FIRST_SECONDS": str(self.first_retry),
-                "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+                "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 @dataclass

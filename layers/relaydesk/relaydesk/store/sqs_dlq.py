@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 MAX_BATCH = 10  # SQS ReceiveMessage upper bound
-PEEK_ROUNDS = 20  # SQS samples its servers: a few receives more than one message count's worth see everything
+PEEK_HIDE_SECONDS = 30  # what a look has seen stays out of its next receives, then is made visible again at once
+PEEK_LIMIT = 5000
+EMPTY_RECEIVES = 3  # SQS samples its servers: an empty answer is only believed after a few
 
 
 REASON_LIMIT = 1000  # characters of the reason kept in the message's attribute (the ticket has it whole)
@@ -34,14 +36,16 @@ class SqsDeadLetters:
         return [_letter(m) for m in messages]
 
     def peek(self) -> list[DeadLetter]:
-        """Everything in the DLQ, left there (each receive makes its messages visible again at once)."""
+        """Everything in the DLQ, left there: each receive hides what it returned (so the next one returns other
+        messages), and at the end every message seen is made visible again."""
         seen: dict[str, DeadLetter] = {}
-        for _ in range(PEEK_ROUNDS):
-            batch = self._receive(visibility=0)
-            fresh = [m for m in batch if m.message_id not in seen]
-            seen.update((m.message_id, m) for m in fresh)
-            if not batch:
-                break
+        empty = 0
+        while len(seen) < PEEK_LIMIT and empty < EMPTY_RECEIVES:
+            batch = self._receive(visibility=PEEK_HIDE_SECONDS)
+            empty = 0 if batch else empty + 1
+            seen.update((m.message_id, m) for m in batch)
+        for letter in seen.values():
+            self.release(letter)
         return list(seen.values())
 
     def take(self, visibility: int = 60) -> list[DeadLetter]:
