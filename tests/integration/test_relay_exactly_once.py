@@ -4,6 +4,7 @@ stopped the way Lambda stops them (nothing after the stop runs, nothing is delet
 
 from __future__ import annotations
 
+import json
 from email import message_from_bytes
 from email.policy import default
 
@@ -204,6 +205,82 @@ def test_the_invocations_own_time_limit_never_falls_between_the_end_of_data_and_
     relay.enqueue(notification)
     invoke(relay, receive(relay), timeout_seconds=timeout)
     FAULTS.clear()
+    run_until_settled(relay)
+    assert ids_received(smarthost) == [notification.notification_id]
+    assert relay.record(notification).status is DeliveryStatus.DELIVERED
+
+
+# --- SES ---------------------------------------------------------------------------------------------------------
+
+def test_ses_throttling_and_a_paused_account_are_deferrals_and_the_mail_goes_once_later(relay):
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    from chaos.faults import SES_PAUSED, SES_THROTTLED
+
+    notification = relay.notification("support@acme.test")  # no connector: the default outbound (SES)
+    FAULTS.set([Rule("ses", SES_THROTTLED, operations=frozenset({"SendRawEmail"}), times=1),
+                Rule("ses", SES_PAUSED, operations=frozenset({"SendRawEmail"}), times=1)])
+    relay.enqueue(notification)
+    invoke(relay, receive(relay))
+    assert relay.record(notification).attempts[-1].status is DeliveryStatus.DEFERRED
+    assert "Throttling" in relay.record(notification).attempts[-1].reply
+    run_until_settled(relay)
+    replies = [a.reply for a in relay.record(notification).attempts]
+    assert any("AccountSendingPausedException" in reply for reply in replies)
+    assert relay.record(notification).status is DeliveryStatus.DELIVERED
+    sent = [m for m in ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
+            if notification.notification_id in (m.raw_data or "")]
+    assert len(sent) == 1
+
+
+# --- the DLQ, as an operator reads it --------------------------------------------------------------------------
+
+def test_dlq_list_shows_every_dead_letter_and_whether_it_went_after_all(relay, smarthost, capsys):
+    from relaydesk.cli import main
+
+    relay.connect("support@acme.test", smarthost)
+    delivered = relay.notification("support@acme.test")
+    relay.enqueue(delivered)
+    run_until_settled(relay)
+    dlq = relay.stores.settings.notifications_dlq_url
+    waiting = [relay.notification("support@acme.test") for _ in range(24)]
+    for notification in [delivered, *waiting]:
+        relay.sqs.send_message(QueueUrl=dlq, MessageBody=notification.model_dump_json())
+    capsys.readouterr()
+    assert main(["dlq", "list", "--json"]) == 0
+    rows = {row["notification"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {n.notification_id for n in [delivered, *waiting]}  # all 25, not a sample of ten
+    assert rows[delivered.notification_id]["state"] == "delivered"
+    assert {rows[n.notification_id]["state"] for n in waiting} == {"waiting"}
+    assert relay.queued(dlq) == 25  # a look leaves them all there, visible
+    assert len(relay.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]) == 10
+
+
+def test_dlq_redrive_sends_back_a_notification_whose_outcome_is_stored_and_the_relay_only_records_it(
+        relay, smarthost, capsys):
+    from relaydesk.cli import main
+
+    relay.connect("support@acme.test", smarthost)
+    notification = relay.notification("support@acme.test")
+
+    def stop_at_the_ticket_write(phase, service, operation, params):
+        if phase == "before" and service == "dynamodb" and is_ticket_delivery_write(params):
+            raise Stopped
+
+    FAULTS.listen(stop_at_the_ticket_write)
+    relay.enqueue(notification)
+    assert invoke(relay, receive(relay)) is None  # delivered and stored; stopped before the ticket said so
+    FAULTS.clear()
+    relay.sqs.send_message(QueueUrl=relay.stores.settings.notifications_dlq_url,
+                           MessageBody=notification.model_dump_json())
+    capsys.readouterr()
+    assert main(["dlq", "list", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["state"] == "stored delivered"
+    assert main(["dlq", "redrive", "--all"]) == 0
+    out, err = capsys.readouterr()
+    assert "sends nothing" in out + err
     run_until_settled(relay)
     assert ids_received(smarthost) == [notification.notification_id]
     assert relay.record(notification).status is DeliveryStatus.DELIVERED

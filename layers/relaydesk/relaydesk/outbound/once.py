@@ -33,13 +33,13 @@ DEFAULT_IN_PROGRESS_SECONDS = 430
 
 
 class AlreadyInProgress(RelaydeskError):
-    """Another invocation holds this notification until `until` (epoch seconds); try again after that."""
+    """Another invocation holds this notification for `wait` more seconds; try again after that."""
 
     code = "already_in_progress"
 
-    def __init__(self, notification_id: str, until: float) -> None:
+    def __init__(self, notification_id: str, wait: float) -> None:
         super().__init__(f"notification {notification_id} is being delivered by another invocation")
-        self.until = until
+        self.wait = max(0.0, wait)
 
 
 class ClaimLost(RelaydeskError):
@@ -99,7 +99,7 @@ class MemoryOnce:
             if held is not None and held.outcome is not None:
                 return Claim(notification_id, stored=held.outcome)
             if held is not None and held.until > now:
-                raise AlreadyInProgress(notification_id, held.until)
+                raise AlreadyInProgress(notification_id, held.until - now)
             token = new_token()
             self._items[notification_id] = _Held(token, now + self.in_progress_seconds)
             return Claim(notification_id, token, taken_over=held is not None)

@@ -181,8 +181,8 @@ class Relay:
         retry_in = None
         if last:
             retry_in = 0  # moved to the DLQ now (batch.py), or by SQS's redrive on its next receive
-        elif item.retry_at is not None:
-            retry_in = max(1, math.ceil(item.retry_at - time.time()) + 1)
+        elif item.retry_after is not None:
+            retry_in = math.ceil(item.retry_after) + 1
         elif result.outcome is Outcome.DEFERRED:
             retry_in = retry_delay(count if item.attempted else 1, self.retry_first)
         elif not item.durable:
@@ -208,7 +208,7 @@ class Relay:
             claim = self.once.claim(notification.notification_id)
         except AlreadyInProgress as busy:
             item.result = Result(Outcome.DEFERRED, reply="another invocation is delivering this notification")
-            item.attempted, item.retry_at = False, busy.until
+            item.attempted, item.retry_after = False, busy.wait
             return
         except Exception as error:  # nothing was sent
             log.exception("claiming %s failed", notification.notification_id)

@@ -74,7 +74,7 @@ class BatchItem:
     suppressed: list[RecipientOutcome] = field(default_factory=list)  # recipients left out, and why
     attempted: bool = True  # False: deferred without trying (out of time, held by another invocation, ...)
     durable: bool = True  # False: the outcome (or a last attempt's reason) is not stored yet
-    retry_at: float | None = None  # epoch seconds: not before then (the end of another invocation's claim)
+    retry_after: float | None = None  # seconds: not before then (the end of another invocation's claim)
 
     @property
     def receive_count(self) -> int:

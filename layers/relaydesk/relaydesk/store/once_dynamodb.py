@@ -88,8 +88,8 @@ class DynamoOnce:
                 return Claim(notification_id, stored=json.loads(item["data"]))
             if item.get("owner") == token:  # an earlier try of this very claim landed, its response was lost
                 return Claim(notification_id, token, taken_over=True)  # what it replaced is unknown: look
-            raise AlreadyInProgress(notification_id, float(item.get("in_progress_expiration", 0)) / 1000)
-        raise AlreadyInProgress(notification_id, self._now() + 1)
+            raise AlreadyInProgress(notification_id, float(item.get("in_progress_expiration", 0)) / 1000 - now)
+        raise AlreadyInProgress(notification_id, 1)
 
     def complete(self, claim: Claim, outcome: dict) -> None:
         try:
