@@ -28,15 +28,19 @@ from chaos.workers import KillPlan
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
 
 
-def random_kill(chance: float, *, max_call: int = 16, max_seconds: float = 0.8) -> Callable[[random.Random],
-                                                                                               KillPlan | None]:
+def random_kill(chance: float, *, max_call: int = 16, max_seconds: float = 0.8,
+                in_window: float = 0.0) -> Callable[[random.Random], KillPlan | None]:
     """With `chance` per invocation: SIGKILL before or after one of its AWS calls, or after some time (wherever it
-    is then: an SMTP exchange, a pause between retries)."""
+    is then: an SMTP exchange, a pause between retries). With `in_window` of those, right before the relay stores
+    an accepted message's outcome: inside the documented window, on purpose."""
 
     def plan(rng: random.Random) -> KillPlan | None:
         if rng.random() >= chance:
             return None
-        if rng.random() < 0.7:
+        draw = rng.random()
+        if draw < in_window:
+            return KillPlan(at_predicate="completed_write", phase="before")
+        if draw < 0.7:
             return KillPlan(at_call=rng.randint(1, max_call), phase=rng.choice(("before", "after")))
         return KillPlan(after_seconds=rng.uniform(0.0, max_seconds))
 
@@ -83,7 +87,8 @@ def classes() -> list[FaultClass]:
         FaultClass("smtp_stall", smtp=[SmtpFault("CONNECT", 0.04, stall=1.6), SmtpFault("EHLO", 0.04, stall=1.6),
                                        SmtpFault("MAIL", 0.05, stall=1.6), SmtpFault("RCPT", 0.05, stall=0.8),
                                        SmtpFault("DATA", 0.12, stall=1.6), SmtpFault("DATA", 0.1, stall=0.3)]),
-        FaultClass("sigkill", relay_kill=random_kill(0.3), inbound_kill=random_kill(0.25, max_call=20)),
+        FaultClass("sigkill", relay_kill=random_kill(0.35, in_window=0.35),
+                   inbound_kill=random_kill(0.25, max_call=20)),
         FaultClass("same_batch_twice", duplicate_batches=0.6),
         FaultClass("throttle_idempotency_table", rules=lambda s: [
             Rule("dynamodb", DYNAMODB_THROTTLED, tables=_table(s, "idempotency_table"), chance=0.25),

@@ -51,6 +51,7 @@ class EventSourceMapping:
         self.on_batch: Callable[[Batch], None] = lambda batch: None
         self.on_killed: Callable[[dict, str], None] = lambda event, how: None
         self.rng = random.Random(0)
+        self.injected: dict[str, int] = {}  # AWS faults the workers injected
         self._rng_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,6 +113,9 @@ class EventSourceMapping:
         try:
             outcome = worker.invoke(Invocation("relay", event, self.timeout, list(self.rules), seed, kill),
                                     grace=self.grace)
+            with self._lock:
+                for key, count in outcome.injected.items():
+                    self.injected[key] = self.injected.get(key, 0) + count
             if outcome.status in ("killed", "timeout"):
                 self.on_killed(event, outcome.status)
             elif outcome.status == "done":

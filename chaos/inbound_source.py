@@ -36,6 +36,7 @@ class InboundSource:
         self.kill_plan: Callable[[random.Random], KillPlan | None] = lambda rng: None
         self.on_killed: Callable[[str, str], None] = lambda ses_id, how: None
         self.rng = random.Random(0)
+        self.injected: dict[str, int] = {}  # AWS faults the workers injected
         self._rng_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=len(pool.workers), thread_name_prefix="chaos-inbound")
         self.invocations = 0
@@ -64,6 +65,9 @@ class InboundSource:
                                         grace=self.grace)
             finally:
                 self.pool.release(worker)
+            with self._rng_lock:
+                for key, count in outcome.injected.items():
+                    self.injected[key] = self.injected.get(key, 0) + count
             if outcome.status == "done":
                 results = (outcome.response or {}).get("results") or [{}]
                 self.outcomes[ses_message_id] = (f"try {attempt + 1}: {results[0].get('outcome')} "

@@ -160,6 +160,8 @@ class Lane:
         smtp = RandomFaults(fault_class.smtp, class_seed + 3)
         smarthost.faults = smtp
         before = (self.invocations, self.duplicates, run.kills(self))
+        self.mapping.injected.clear()
+        self.inbound.injected.clear()
         started = time.monotonic()
 
         mails: dict[str, str] = {}
@@ -200,7 +202,8 @@ class Lane:
         return ClassReport(fault_class.name, class_seed, notifications, inbound, seconds,
                            invocations=self.invocations - before[0], killed=kills[0] - before[2][0],
                            timeouts=kills[1] - before[2][1], duplicate_batches=self.duplicates - before[1],
-                           injected={f"smtp {key}": value for key, value in smtp.drawn.items()},
+                           injected={**{f"smtp {key}": value for key, value in smtp.drawn.items()},
+                                     **_merged(self.mapping.injected, self.inbound.injected)},
                            unsettled=unsettled)
 
 
@@ -336,3 +339,11 @@ class Run:
 def _arn_of(event: dict) -> str:
     records = event.get("Records") or [{}]
     return records[0].get("eventSourceARN", "")
+
+
+def _merged(*counts: dict[str, int]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for each in counts:
+        for key, value in each.items():
+            merged[key] = merged.get(key, 0) + value
+    return merged

@@ -18,7 +18,7 @@ import boto3  # noqa: F401  (imported here, so each worker forks with it loaded)
 import relaydesk.inbound.service
 import relaydesk.outbound.relay  # noqa: F401
 
-from chaos.faults import FAULTS
+from chaos.faults import FAULTS, PREDICATES
 
 
 def _die() -> None:
@@ -39,6 +39,18 @@ class _CallCounter:
             self.calls += 1
             if self.calls == self.at_call:
                 _die()
+
+
+class _AtCall:
+    """Kill at the first call whose parameters match a named predicate (chaos.faults.PREDICATES)."""
+
+    def __init__(self, predicate: str, phase: str) -> None:
+        self.predicate = PREDICATES[predicate]
+        self.phase = phase
+
+    def __call__(self, phase: str, service: str, operation: str, params: dict[str, Any]) -> None:
+        if phase == self.phase and self.predicate(params):
+            _die()
 
 
 def _init(load: Any) -> None:
@@ -68,10 +80,13 @@ def serve(conn: Connection, log_path: str, env: dict[str, str]) -> None:
             return
         FAULTS.clear()
         FAULTS.set(invocation.rules, seed=invocation.seed)
+        FAULTS.injected.clear()
         timer = None
         plan = invocation.kill
         if plan is not None and plan.at_call is not None:
             FAULTS.listen(_CallCounter(plan.at_call, plan.phase))
+        elif plan is not None and plan.at_predicate is not None:
+            FAULTS.listen(_AtCall(plan.at_predicate, plan.phase))
         elif plan is not None and plan.after_seconds is not None:
             timer = threading.Timer(plan.after_seconds, _die)
             timer.daemon = True
@@ -82,12 +97,12 @@ def serve(conn: Connection, log_path: str, env: dict[str, str]) -> None:
             response = load(invocation.function).handler(invocation.event, context)
         except Exception as error:  # noqa: BLE001  (Lambda reports it; the event source mapping deletes nothing)
             traceback.print_exc()
-            answer: tuple[str, Any] = ("raised", f"{type(error).__name__}: {error}"[:500])
+            answer: tuple[str, Any, dict] = ("raised", f"{type(error).__name__}: {error}"[:500], {})
         else:
-            answer = ("done", response)
+            answer = ("done", response, {})
         finally:
             if timer is not None:
                 timer.cancel()
             FAULTS.clear()
             FAULTS.set([])
-        conn.send(answer)
+        conn.send((answer[0], answer[1], dict(FAULTS.injected)))

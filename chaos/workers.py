@@ -34,10 +34,13 @@ class KillPlan:
     at_call: int | None = None
     phase: str = "before"
     after_seconds: float | None = None
+    at_predicate: str | None = None  # a name in chaos.faults.PREDICATES: the first call it matches
 
     def describe(self) -> str:
         if self.at_call is not None:
             return f"{self.phase} AWS call {self.at_call}"
+        if self.at_predicate is not None:
+            return f"{self.phase} the {self.at_predicate}"
         return f"after {self.after_seconds:.2f} s"
 
 
@@ -62,6 +65,7 @@ class Outcome:
     started: float = 0.0
     ended: float = 0.0
     worker: str = ""
+    injected: dict = field(default_factory=dict)  # AWS faults the worker injected: "service.Operation.code" -> n
 
 
 class Worker:
@@ -109,14 +113,15 @@ class Worker:
             if not answered:
                 self.kill()
                 return Outcome("timeout", started=started, ended=time.monotonic(), worker=self.name)
-            status, payload = self.conn.recv()
+            status, payload, injected = self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             self._reap()
             return Outcome("killed", started=started, ended=time.monotonic(), worker=self.name)
         ended = time.monotonic()
         if status == "done":
-            return Outcome("done", response=payload, started=started, ended=ended, worker=self.name)
-        return Outcome("raised", error=payload, started=started, ended=ended, worker=self.name)
+            return Outcome("done", response=payload, started=started, ended=ended, worker=self.name,
+                           injected=injected)
+        return Outcome("raised", error=payload, started=started, ended=ended, worker=self.name, injected=injected)
 
     def kill(self) -> None:
         if self.process.is_alive() and self.process.pid is not None:
