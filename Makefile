@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo up test lint unit integration e2e bench hostile chaos build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
+.PHONY: venv demo up test lint unit integration e2e browser chromium console bench bench-postfix hostile chaos build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
 
 $(STAMP): requirements-dev.txt layers/relaydesk/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "is ignored" || true
 	$(BIN)/pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
 	$(BIN)/pip install --quiet --no-deps -e . 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -c "import relaydesk, aiosmtplib, aiosmtpd, moto, dkim"  # fail here, not later
+	$(BIN)/python -c "import relaydesk, aiosmtplib, aiosmtpd, moto, dkim, playwright"  # fail here, not later
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -27,8 +27,23 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint --include-checks I --non-zero-exit-code informational -- template.yaml  # informational too
 
-test: lint
+test: lint chromium
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests  # loadfile: a module sharing one local stack or demo run stays on one worker
+
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads): installed here when missing.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@$(CHROMIUM) --version
+
+browser: venv chromium
+	$(BIN)/python -m pytest tests/browser  # screenshots: test-artifacts/console/
+
+# The admin console's static files (console/dist, committed): rebuilt from console/src with the pinned lockfile.
+console:
+	cd console && npm ci --no-audit --no-fund && node build.mjs
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit
@@ -39,8 +54,22 @@ integration: venv
 e2e: venv
 	$(BIN)/python -m pytest tests/e2e
 
-bench: venv
+bench: venv bench-postfix
 	$(BIN)/python -m bench
+
+# The latency benchmark runs Debian's Postfix (a smarthost and a relay client, its own instances on 127.0.0.1, set
+# up by the bench). Installed when missing and possible; without it that benchmark says so and skips its Postfix
+# columns. "No configuration": the package leaves the system's own Postfix unconfigured and stopped.
+POSTFIX_PACKAGES := postfix sasl2-bin libsasl2-modules
+bench-postfix:
+	@if command -v postfix >/dev/null 2>&1 && command -v saslpasswd2 >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "bench: Postfix is not installed and cannot be installed here (needs root and apt-get)"; exit 0; fi; \
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -qq $(POSTFIX_PACKAGES) >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(POSTFIX_PACKAGES) >/dev/null 2>&1; } || \
+	  echo "bench: Postfix could not be installed; the latency benchmark runs without its Postfix columns"
 
 # Fault injection: the real relay and inbound functions in worker processes against moto and local smarthosts, every
 # fault class with its own seed, a table per class (docs/DELIVERY.md, "Fault injection"); exit 1 on any loss, any

@@ -66,11 +66,23 @@ def host_dependencies(build: Path) -> Path:
     return target
 
 
+def handler_modules() -> dict[str, str]:
+    """Each function's handler module as template.yaml names it (Globals' app.handler unless the function says;
+    the console's publisher has its handler in the layer and the built console as its package)."""
+    from local.aws_resources import load_template
+
+    template = load_template(Path(__file__).resolve().parents[1] / "template.yaml")
+    default = template["Globals"]["Function"]["Handler"]
+    return {name: resource["Properties"].get("Handler", default).rsplit(".", 1)[0]
+            for name, resource in template["Resources"].items() if resource["Type"] == "AWS::Serverless::Function"}
+
+
 def import_handlers(build: Path, python: list[str], layer_path: list[Path]) -> list[str]:
     failures = []
+    modules = handler_modules()
     for function in sorted(p for p in build.iterdir() if p.name.endswith("Function")):
         paths = [str(function), *(str(p) for p in layer_path)]
-        code = f"import sys; sys.path[:0] = {paths!r}; import app"
+        code = f"import sys; sys.path[:0] = {paths!r}; import {modules.get(function.name, 'app')}"
         completed = subprocess.run([*python, "-S", "-c", code], env=IMPORT_ENV, capture_output=True, text=True,
                                    timeout=600, check=False)
         if completed.returncode != 0:

@@ -188,7 +188,7 @@ def tally(world: Any, account_id: str, deliveries: Deliveries, windows: Windows,
           oracle: Oracle, *, dlq_url: str, inbound_outcomes: dict[str, str] | None = None) -> tuple[Tally,
                                                                                                    InboundTally]:
     """`mails`: SES message id -> Message-ID of each inbound mail the class sent."""
-    from relaydesk.cli.dlq import delivery_state
+    from relaydesk.outbound.dead_letters import delivery_state
 
     deliveries.refresh()
     tickets = world.stores.tickets.list_tickets(account_id)
@@ -210,7 +210,7 @@ def tally(world: Any, account_id: str, deliveries: Deliveries, windows: Windows,
             letter = in_dlq.get(nid)
             if copies and letter is not None:
                 result.dlq_delivered += 1
-                state = delivery_state(world.stores, oracle.once, _notification(letter))
+                state = delivery_state(world.stores, _notification(letter), oracle.once)
                 # Recognised unless every copy was in doubt: then the relay could not know, and a redrive may send
                 # it again within the documented window.
                 if state not in ("delivered", "stored delivered") and not all(c.in_doubt for c in copies):

@@ -24,11 +24,13 @@ LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_DEV": "fals
 
 
 def clear_relaydesk_caches() -> None:
+    from relaydesk import destinations
     from relaydesk.config import get_settings
     from relaydesk.wiring import aws_stores
 
     get_settings.cache_clear()
     aws_stores.cache_clear()
+    destinations.policy.cache_clear()
 
 
 class MotoStack:
@@ -40,6 +42,7 @@ class MotoStack:
         self.parameters = parameters or {}
         self.extra_env = dict(extra_env or {})  # e.g. the local DNS server, for the CLI and the functions
         self.env: dict[str, str] = {}
+        self.http_api_auth: dict[str, dict] = {}  # each HTTP API's Auth, resolved (template.yaml)
         self.endpoint = ""
         self._server = None
         self._connections: _Connections | None = None
@@ -61,10 +64,12 @@ class MotoStack:
         from local.aws_resources import provision
 
         provisioned = provision(boto3.session.Session(region_name=REGION), template_path=TEMPLATE,
-                                parameters=self.parameters)
-        self._set_env({**provisioned, **self.extra_env})
+                                parameters=self.parameters, http_api_auth=self.http_api_auth)
+        # The CLI's `relaydesk login` session of this stack lives with its state, never in the user's home.
+        session_file = {"RELAYDESK_SESSION_FILE": str(self.state_dir / "session.json")}
+        self._set_env({**provisioned, **self.extra_env, **session_file})
         self.env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, **provisioned, **LOCAL_POWERTOOLS,
-                    **self.extra_env}
+                    **self.extra_env, **session_file}
         self._write_env_files()
         clear_relaydesk_caches()
         return self
@@ -85,6 +90,12 @@ class MotoStack:
                 os.environ[name] = value
         self._saved_env.clear()
         clear_relaydesk_caches()
+
+    def add_env(self, values: dict[str, str]) -> None:
+        """More of the environment (what the local stand-ins add, such as the APIs' URLs), in the env files too."""
+        self._set_env(values)
+        self.env.update(values)
+        self._write_env_files()
 
     def session(self):
         import boto3

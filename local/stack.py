@@ -15,13 +15,28 @@ import shutil
 from pathlib import Path
 
 from local import lambdas
-from local.aws_resources import function_settings, load_template, receipt_s3_prefix, schedules, stream_mappings
+from local.authorizers import IamAuthorizer, IamCaller, JwtAuthorizer
+from local.aws_resources import (
+    function_names,
+    function_settings,
+    http_api_cors,
+    http_api_routes,
+    load_template,
+    physical_name,
+    receipt_s3_prefix,
+    schedules,
+    stream_mappings,
+)
 from local.ca import LocalCA
+from local.cognito_front import CognitoFront
+from local.console_site import LocalConsoleSite
 from local.customer_mail import CustomerMailServer
 from local.dns_server import LocalDns, seed_records
+from local.http_api import LocalHttpApi
 from local.journal import Journal
+from local.lambda_invoke import LocalLambda
 from local.mailbox import Mailboxes
-from local.moto_stack import TEMPLATE, MotoStack
+from local.moto_stack import FAKE_CREDENTIALS, REGION, TEMPLATE, MotoStack
 from local.schedules import Schedules
 from local.ses_receiving import InboundMx, recipient_matcher
 from local.ses_sending import SesSending
@@ -36,7 +51,7 @@ DEFAULT_STATE_DIR = STATE_ROOT / "up"
 DEMO_STATE_DIR = STATE_ROOT / "demo"
 CUSTOMER_DOMAIN = "acme.test"
 # The functions the local stack runs: what SES receiving, the event source mappings and the schedules invoke.
-LOCAL_FUNCTIONS = ("inbound", "relay", "hold_alerts")
+LOCAL_FUNCTIONS = ("inbound", "relay", "hold_alerts", "tenant_api", "addresses_api")
 
 
 def relay_batch_size(template_path: Path) -> int:
@@ -93,6 +108,7 @@ class LocalStack:
         self._s3 = session.client("s3")
         self._sqs = session.client("sqs")
         lambdas.unload_all()  # handlers load against this stack's environment
+        self._start_console_services(session)
         self._load_handlers()
         functions = function_settings(TEMPLATE)
 
@@ -111,6 +127,7 @@ class LocalStack:
             self.ca, self.mailboxes, self.next_hop,
             on_delivered=lambda ses_id, rcpt, where: self.journal.record("ses", id=ses_id, rcpt=rcpt,
                                                                           where=where)).start())
+        self._start_http_apis()
         self.relay_source = self._keep(SqsEventSource(
             self._sqs, self.env["RELAYDESK_NOTIFICATIONS_QUEUE_URL"],
             invoke=lambda event: lambdas.invoke("relay", event), on_batch=self._relay_done,
@@ -119,6 +136,55 @@ class LocalStack:
             self._keep(self._stream_source(session, mapping).start())
         self._keep(Schedules(schedules(TEMPLATE), invoke=self._scheduled).start())
         self._write_endpoints()
+
+    def _start_http_apis(self) -> None:
+        """template.yaml's HTTP APIs on loopback, each behind its own authorizer: the tenant API (Cognito JWT, the
+        pool's keys served by moto) and the operator API (SigV4 with the local stack's credentials)."""
+        routes = http_api_routes(TEMPLATE)
+        self.http_apis: dict[str, LocalHttpApi] = {}
+        for name, auth in self.moto.http_api_auth.items():
+            self.http_apis[name] = self._keep(LocalHttpApi(
+                self.ca, name=name, routes=routes.get(name, []), authorize=self._authorizer(auth),
+                invoke=lambda function, event: lambdas.invoke(function, event), cors=self._cors(name)).start())
+        self.tenant_api = self.http_apis["TenantApi"]
+        self._publish_console()
+        self.operator_api = self.http_apis["AddressesApi"]
+        self.moto.add_env({"RELAYDESK_TENANT_API_URL": self.tenant_api.url,
+                           "RELAYDESK_OPERATOR_API_URL": self.operator_api.url,
+                           "RELAYDESK_API_CA_BUNDLE": str(self.ca.pem_path)})
+
+    def _start_console_services(self, session) -> None:
+        """What the admin console needs besides the APIs: Cognito's public endpoint (CORS, the SRP password check),
+        Lambda's Invoke API (the tenant API starts the console's jobs asynchronously) and the console's site."""
+        self.cognito_front = self._keep(CognitoFront(self.ca, moto_endpoint=self.moto.endpoint).start())
+        self.lambda_api = self._keep(LocalLambda(function_names(TEMPLATE)).start())
+        self.moto.add_env({"AWS_ENDPOINT_URL_LAMBDA": self.lambda_api.url})
+        self.console = self._keep(LocalConsoleSite(self.ca, session.client("s3"), physical_name("ConsoleBucket"),
+                                                   template_path=TEMPLATE).start())
+        self.moto.add_env({"RELAYDESK_CONSOLE_URL": self.console.url})  # hold alerts link to this console
+
+    def _cors(self, api: str) -> dict | None:
+        """The API's CorsConfiguration, its origin the local console's (in AWS: the CloudFront distribution)."""
+        cors = http_api_cors(TEMPLATE).get(api)
+        return {**cors, "AllowOrigins": [self.console.origin]} if cors else None
+
+    def _publish_console(self) -> None:
+        self.console.publish({"region": REGION, "userPoolId": self.env["RELAYDESK_USER_POOL_ID"],
+                              "clientId": self.env["RELAYDESK_CONSOLE_CLIENT_ID"], "apiUrl": self.tenant_api.url,
+                              "cognitoEndpoint": self.cognito_front.url, "environment": "local"})
+
+    def _authorizer(self, auth: dict):
+        default = auth.get("DefaultAuthorizer")
+        if default == "AWS_IAM":
+            key, secret = FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+            operator = IamCaller(access_key=key, account_id="123456789012",
+                                 user_arn="arn:aws:iam::123456789012:user/relaydesk-operator")
+            return IamAuthorizer({key: (secret, operator)}, region=REGION).authorize
+        config = auth["Authorizers"][default]["JwtConfiguration"]
+        pool_id = config["issuer"].rstrip("/").rsplit("/", 1)[1]
+        self.jwt_authorizer = JwtAuthorizer(issuer=config["issuer"], audience=config["audience"],
+                                            jwks_url=f"{self.moto.endpoint}/{pool_id}/.well-known/jwks.json")
+        return lambda method, url, headers, body: self.jwt_authorizer.authorize(headers)
 
     def _keep(self, part):
         self._started.append(part)
@@ -194,6 +260,8 @@ class LocalStack:
             "customer_mx": f"{self.customer.mx.host}:{self.customer.mx.port}",
             "customer_submission": f"{self.customer.submission.host}:{self.customer.submission.port}",
             "moto": self.moto.endpoint, "ca_bundle": str(self.ca.pem_path),
+            "tenant_api": self.tenant_api.url, "operator_api": self.operator_api.url,
+            "console": self.console.url, "cognito": self.cognito_front.url,
             "mailboxes": str(self.mailboxes.root), "env_file": str(self.state_dir / "env.sh"),
             "dns": self.dns.address,
         }

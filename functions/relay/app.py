@@ -5,13 +5,12 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from relaydesk.outbound.batch import relay_event
+from relaydesk.outbound.batch import DeadLetterSink, relay_event
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.result import RecordResult
 from relaydesk.store.once_dynamodb import dynamo_once
 from relaydesk.store.ses import is_sending_paused
-from relaydesk.store.sqs_dlq import SqsDeadLetters
 from relaydesk.store.sqs_retry import SqsRetryDelay
 from relaydesk.wiring import Stores, aws_client, aws_stores
 
@@ -19,7 +18,7 @@ logger = Logger()
 metrics = Metrics()
 tracer = Tracer(patch_modules=["botocore"])  # patch_all would import requests & co. at cold start
 
-_built: list[tuple[Stores, Relay, SqsRetryDelay, SqsDeadLetters | None]] = []
+_built: list[tuple[Stores, Relay, SqsRetryDelay, DeadLetterSink | None]] = []
 
 
 def observe(result: RecordResult) -> None:
@@ -40,7 +39,7 @@ def observe(result: RecordResult) -> None:
     metrics.add_metric(name="latency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
 
 
-def services(stores: Stores) -> tuple[Relay, SqsRetryDelay, SqsDeadLetters | None]:
+def services(stores: Stores) -> tuple[Relay, SqsRetryDelay, DeadLetterSink | None]:
     """Built once per warm container (and again for other Stores, as tests make): the credential cache, the pool
     of authenticated smarthost connections and any outcome not stored yet live here."""
     if not _built or _built[0][0] is not stores:
@@ -51,10 +50,8 @@ def services(stores: Stores) -> tuple[Relay, SqsRetryDelay, SqsDeadLetters | Non
                            expiry_seconds=settings.idempotency_expiry_seconds)
         relay = Relay(stores, credentials=CredentialCache(stores.secrets, settings.credentials_cache_seconds),
                       once=once, on_result=observe)
-        sqs = aws_client("sqs")
-        dead_letters = SqsDeadLetters(sqs, settings.notifications_dlq_url, settings.notifications_queue_url) \
-            if settings.notifications_dlq_url else None
-        _built[:] = [(stores, relay, SqsRetryDelay(sqs, settings.notifications_queue_url), dead_letters)]
+        _built[:] = [(stores, relay, SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url),
+                      stores.dead_letters)]
     return _built[0][1:]
 
 

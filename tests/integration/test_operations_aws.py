@@ -81,7 +81,7 @@ def test_the_suppression_list_keeps_the_first_report_and_is_per_account(aws_stac
 
 def test_a_change_record_of_a_held_address_mails_its_admins_through_ses(held):
     record = {"eventID": "1", "eventName": "MODIFY", "eventSource": "aws:dynamodb",
-              "dynamodb": {"Keys": {"pk": {"S": f"ADDRESS#{EMAIL}"}, "sk": {"S": "META"}},
+              "dynamodb": {"Keys": {"pk": {"S": f"ADDRESS#{EMAIL}"}, "sk": {"S": "ACCOUNT#A1"}},
                            "SequenceNumber": "100", "SizeBytes": 40, "StreamViewType": "KEYS_ONLY"}}
 
     response = handler("hold_alerts")({"Records": [record]}, CONTEXT)

@@ -268,8 +268,8 @@ def test_the_commands_the_team_contract_names_exist():
 
     assert commands("accounts") == {"create", "list", "show", "admins", "settings"}
     assert commands("suppressions") == {"list", "remove"}
-    assert commands("addresses") == {"list", "show", "connect", "verify", "set-default", "rotate", "disable",
-                                     "enable", "delete"}
+    assert commands("addresses") == {"list", "show", "add", "rename", "connect", "verify", "set-default", "rotate",
+                                     "disable", "enable", "delete"}
     assert commands("tickets") == {"list", "show", "reply", "note", "status", "assign", "cc", "followers"}
 
 

@@ -53,6 +53,13 @@ class OtherEnvironmentUnreadable(RelaydeskError):
               "allows this function to read it (docs/DEPLOY.md).")
 
 
+class SignInError(RelaydeskError):
+    """Cognito did not sign the user in (or no longer refreshes its session); never says which credential was wrong."""
+
+    code = "sign_in_failed"
+    action = "Check the username and password (`relaydesk login`), or ask an admin of your account."
+
+
 class RotationRefusedError(RelaydeskError, ValueError):
     """A rotation step that cannot proceed (nothing staged, a version that is not pending): nothing was changed."""
 
@@ -133,6 +140,13 @@ class DkimSigningError(RelaydeskError, ValueError):
 
     code = "dkim_signing_failed"
     action = "The composed message is malformed: report it with the notification id."
+
+
+class ForeignAttachmentError(RelaydeskError, ValueError):
+    """A notification names an attachment outside its own account's prefix: the relay sends nothing of it."""
+
+    code = "foreign_attachment"
+    action = "Report it with the notification id: a notification can only carry its own account's attachments."
 
 
 class LinkInvalidError(RelaydeskError, ValueError):

@@ -59,7 +59,7 @@ def test_a_hold_sends_one_alert_to_the_account_admins_naming_the_address_the_rea
     body = message.get_content()
     assert "535 5.7.8 Username and Password not accepted" in body  # the server's reason
     assert "What to do:" in body and "relaydesk addresses rotate support@acme.test --password-stdin" in body
-    assert "https://console.relaydesk.test/addresses/support@acme.test" in body
+    assert "https://console.relaydesk.test/#/addresses/support@acme.test" in body
     assert "1 notification(s) are waiting" in body
     assert message["Auto-Submitted"] == "auto-generated" and message["X-Relaydesk-Alert"] == "hold"
     assert len(world.smarthost.transactions) == transactions and world.smarthost.logins[-1][1] is False
@@ -86,7 +86,7 @@ def test_a_reminder_goes_once_a_day_while_the_hold_lasts(world):
 def test_the_release_is_announced_once_and_closes_the_alert(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    release_held(world.stores, SUPPORT)
+    release_held(world.stores, "A1", SUPPORT)
 
     sent = holds.sync_address(world.stores, SUPPORT)
 
@@ -99,7 +99,7 @@ def test_the_release_is_announced_once_and_closes_the_alert(world):
 def test_a_second_hold_of_the_same_address_is_announced_again(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    release_held(world.stores, SUPPORT)
+    release_held(world.stores, "A1", SUPPORT)
     hold(world)  # held again before any run saw the release
 
     sent = holds.sync_address(world.stores, SUPPORT)
@@ -189,7 +189,7 @@ def test_the_sweep_finds_a_hold_without_a_change_record_and_counts_held_addresse
 def test_the_reminder_run_announces_a_release_the_change_stream_missed(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    release_held(world.stores, SUPPORT)
+    release_held(world.stores, "A1", SUPPORT)
 
     report = holds.remind(world.stores)
 
@@ -199,7 +199,7 @@ def test_the_reminder_run_announces_a_release_the_change_stream_missed(world):
 def test_a_deleted_address_closes_its_alert_with_a_notice(world):
     hold(world)
     holds.sync_address(world.stores, SUPPORT)
-    world.stores.directory.delete_address(SUPPORT)
+    world.stores.directory.delete_address("A1", SUPPORT)
 
     sent = holds.sync_address(world.stores, SUPPORT)
 

@@ -58,7 +58,8 @@ def subject_of(facts: HoldFacts) -> str:
 
 
 def console_link(console_url: str, email: str) -> str:
-    return f"{console_url.rstrip('/')}/addresses/{quote(email, safe='@')}" if console_url else ""
+    # The console routes by the URL's fragment (a static site: every page is index.html).
+    return f"{console_url.rstrip('/')}/#/addresses/{quote(email, safe='@')}" if console_url else ""
 
 
 def body_of(facts: HoldFacts, console_url: str, now: datetime) -> str:

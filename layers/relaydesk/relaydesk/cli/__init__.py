@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from relaydesk.cli.output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, fail
+from relaydesk.cli import identity
+from relaydesk.cli.output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, fail, progress
 from relaydesk.errors import RelaydeskError
 
 # Each module defines `register(subparsers)`; its commands set `func(args) -> int` as their default.
@@ -22,6 +23,8 @@ COMMAND_MODULES = (
     "relaydesk.cli.dkim",
     "relaydesk.cli.tickets",
     "relaydesk.cli.suppressions",
+    "relaydesk.cli.login",
+    "relaydesk.cli.users",
 )
 
 
@@ -38,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stack", help="CloudFormation stack name (default: from samconfig.toml)")
     parser.add_argument("--env", default=None, help="samconfig.toml environment (sandbox or production)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--operator", action="store_true",
+                        help="act as the operator with AWS credentials even when signed in as a user (`login`)")
     groups = parser.add_subparsers(dest="group", required=True)
     for name in COMMAND_MODULES:
         try:
@@ -56,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
         os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]  # boto3 reads only the second
     try:
+        identity.check_allowed(args)
+        if identity.command_of(args) not in identity.READ_ONLY:
+            progress(f"relaydesk: {identity.describe(args)}")
         return int(args.func(args) or 0)
     except RelaydeskError as error:
         return fail(error, as_json=args.json)

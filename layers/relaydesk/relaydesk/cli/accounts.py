@@ -9,9 +9,10 @@ from typing import Any
 from relaydesk.accounts import SUBDOMAIN_PATTERN, Account, AccountKind, contact_address, system_address
 from relaydesk.addresses import lifecycle
 from relaydesk.alerts.contacts import change_admin_contacts
-from relaydesk.cli import context
+from relaydesk.cli import context, identity, tenant_addresses
 from relaydesk.cli.addresses import add_json_flag, on_off
 from relaydesk.cli.output import EXIT_OK, emit, print_table
+from relaydesk.errors import ConfigurationError
 
 
 def account_view(account: Account, mail_domain: str, address_count: int | None = None) -> dict[str, Any]:
@@ -98,6 +99,10 @@ def contact_argument(value: str) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.show_account(args, session)
+    if not args.account_id:
+        raise ConfigurationError("the account id is required", action="`relaydesk accounts show ACCOUNT_ID`")
     stores = context.load_stores(args)
     account = stores.directory.get_account(args.account_id)
     _emit(args, account, stores.settings.mail_domain, len(stores.directory.list_addresses(account.account_id)))
@@ -135,7 +140,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.set_defaults(func=cmd_list)
 
     sub = commands.add_parser("show", help="one account: kind, system address, settings")
-    sub.add_argument("account_id")
+    sub.add_argument("account_id", nargs="?", help="the account (a signed-in user: its own, the default)")
     add_json_flag(sub)
     sub.set_defaults(func=cmd_show)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from relaydesk.addresses.model import Connector, SupportAddress, VerificationSta
 from relaydesk.addresses.presets import PRESETS
 from relaydesk.addresses.presets import resolve as resolve_preset
 from relaydesk.addresses.sign_in import PASSWORD_CLEARS
-from relaydesk.cli import context
+from relaydesk.cli import context, identity, tenant_addresses
 from relaydesk.cli.credentials_input import (
     BASIC_AUTH_NOTE,
     MICROSOFT_SMARTHOST,
@@ -47,7 +46,6 @@ from relaydesk.cli.output import (
 )
 from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 from relaydesk.errors import ConfigurationError
-from relaydesk.store.ports import CURRENT, PENDING
 
 # --- helpers shared by the ADDRESSES command groups -----------------------------------------------------------------
 
@@ -224,6 +222,10 @@ def emit_address(args: argparse.Namespace, address: SupportAddress) -> None:
 # --- commands ----------------------------------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.list_addresses(args, session)
+    if not args.account:
+        raise ConfigurationError("--account is required", action="Name the account whose addresses to list.")
     stores = context.load_stores(args)
     stores.directory.get_account(args.account)  # NotFoundError for a mistyped id, not an empty table
     addresses = sorted(stores.directory.list_addresses(args.account), key=lambda a: (a.kind.value, a.email))
@@ -235,9 +237,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def target(stores: Any, args: argparse.Namespace) -> SupportAddress:
+    """The address a per-address command acts on: in the account named by --account, or wherever the operator's
+    cross-account lookup finds it (its owner, or the one account that claimed it)."""
+    if getattr(args, "account", None):
+        return lifecycle.get_address(stores, args.account, args.email)
+    return lifecycle.locate_address(stores, args.email)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.show_address(args, session)
     stores = context.load_stores(args)
-    emit_address(args, lifecycle.get_address(stores, args.email))
+    emit_address(args, target(stores, args))
     return EXIT_OK
 
 
@@ -281,7 +293,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = verification.verify(stores, args.email, timeout=args.timeout, poll=args.poll, on_progress=progress)
+    found = target(stores, args)
+    address = verification.verify(stores, found.account_id, found.email, timeout=args.timeout, poll=args.poll,
+                                  on_progress=progress)
     emit_address(args, address)
     if verification.is_verified(address):
         progress(f"{address.email}: forwarding and outbound verified")
@@ -294,8 +308,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_set_default(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.set_default(args, session)
     stores = context.load_stores(args)
-    emit_address(args, lifecycle.set_default(stores, args.email))
+    found = target(stores, args)
+    emit_address(args, lifecycle.set_default(stores, found.account_id, found.email))
     return EXIT_OK
 
 
@@ -305,7 +322,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     except ImportError:
         raise ConfigurationError("credential rotation is not available in this build") from None
     stores = context.load_stores(args)
-    address = lifecycle.get_address(stores, args.email)
+    address = target(stores, args)
     if address.connector is None:
         raise ConfigurationError(f"{address.email} has no connector credentials to rotate")
     secret_id = address.connector.secret_arn
@@ -331,11 +348,11 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     if kind is not current.auth_kind:
         what = f"{kind.value} credentials (switching from {current.auth_kind.value})"
     progress(f"staging the new {what} for {address.email} as AWSPENDING and starting the rotation")
-    token = stage_rotation(stores, address.email, new_credentials)
+    token = stage_rotation(stores, address.account_id, address.email, new_credentials)
     outcome = _wait_for_rotation(stores, secret_id, token, timeout=args.timeout, poll=args.poll)
     view = {"email": address.email, "version_id": token, "rotation": outcome}
     if outcome == "failed":
-        fresh = lifecycle.get_address(stores, address.email)
+        fresh = lifecycle.get_address(stores, address.account_id, address.email)
         view["error"] = fresh.last_error or "the rotation function refused the new credentials"
     emit(view, as_json=args.json)
     if outcome == "promoted":
@@ -358,22 +375,16 @@ def staged_material(credentials: SmtpCredentials) -> str:
 
 def _wait_for_rotation(stores: Any, secret_id: str, token: str, *, timeout: float, poll: float) -> str:
     """promoted | failed | running: the rotation function runs asynchronously in a deployed stack."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stages = stores.secrets.describe_stages(secret_id).get(token, [])
-        if CURRENT in stages:
-            return "promoted"
-        if PENDING not in stages:
-            return "failed"
-        if time.monotonic() >= deadline:
-            return "running"
-        progress("waiting for the rotation function to test the new credentials ...")
-        time.sleep(poll)
+    from relaydesk.addresses.rotation import wait_for_rotation
+
+    return wait_for_rotation(stores, secret_id, token, timeout=timeout, poll=poll, on_wait=lambda: progress(
+        "waiting for the rotation function to test the new credentials ..."))
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.disable(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.disable(stores, found.account_id, found.email)
     progress(f"{address.email}: connector disabled; notifications now leave through Relaydesk's default outbound")
     emit_address(args, address)
     return EXIT_OK
@@ -381,7 +392,8 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 def cmd_enable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.enable(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.enable(stores, found.account_id, found.email)
     progress(f"{address.email}: connector pending until outbound is verified again: "
              f"relaydesk addresses verify {address.email}")
     emit_address(args, address)
@@ -389,11 +401,36 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.delete_address(args, session)
     stores = context.load_stores(args)
-    address = lifecycle.delete_address(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.delete_address(stores, found.account_id, found.email)
     secret = " and its secret is scheduled for deletion" if address.connector else ""
     progress(f"{address.email} removed{secret}")
     emit({"email": address.email, "deleted": True}, as_json=args.json)
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.add_address(args, session)
+    if not args.account:
+        raise ConfigurationError("--account is required", action="Name the account the address is added to.")
+    stores = context.load_stores(args)
+    address = lifecycle.add_forwarding_address(stores, args.account, args.email, args.name or "",
+                                               peers=peer_directories(args, stores.settings.environment))
+    progress(f"added {address.email} (forwarding unverified). Next: relaydesk addresses verify {address.email}")
+    emit_address(args, address)
+    return EXIT_OK
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.rename_address(args, session)
+    stores = context.load_stores(args)
+    found = target(stores, args)
+    emit_address(args, lifecycle.update_address(stores, found.account_id, found.email, name=args.name))
     return EXIT_OK
 
 
@@ -405,13 +442,19 @@ def register(groups: argparse._SubParsersAction) -> None:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if email:
             sub.add_argument("email", help="the support address")
+            sub.add_argument("--account", help="the account whose address it is (default: the account that verified "
+                                               "it, or the only one that added it)")
         add_json_flag(sub)
         sub.set_defaults(func=func)
         return sub
 
     sub = command("list", cmd_list, "the account's support addresses", email=False)
-    sub.add_argument("--account", required=True, help="account id")
+    sub.add_argument("--account", help="account id (a signed-in user: always its own)")
     command("show", cmd_show, "one address: kind, connector state, verification, last error")
+    sub = command("add", cmd_add, "add a forwarding address (unverified until `verify`)")
+    sub.add_argument("--name", help="display name of the address")
+    sub = command("rename", cmd_rename, "change an address's display name")
+    sub.add_argument("name", help="the new display name")
 
     sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)",
                   email=False)

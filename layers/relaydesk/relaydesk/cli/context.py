@@ -25,6 +25,10 @@ STACK_OUTPUTS = {
     "ConnectorSecretPrefix": "RELAYDESK_SECRET_PREFIX",
     "ConnectorKmsKeyArn": "RELAYDESK_CONNECTOR_KMS_KEY_ID",
     "RotationFunctionArn": "RELAYDESK_ROTATION_FUNCTION_ARN",
+    # A tenant user's CLI: where to sign in (`relaydesk login`) and which API to call.
+    "TenantApiUrl": "RELAYDESK_TENANT_API_URL",
+    "UserPoolId": "RELAYDESK_USER_POOL_ID",
+    "CliClientId": "RELAYDESK_CLI_CLIENT_ID",
 }
 
 
@@ -106,7 +110,7 @@ def peer_directory(current_stack: str | None, current_environment: str):
         import boto3  # cli/context.py may build adapters, like wiring.py
 
         directory = DynamoDirectory(boto3.session.Session().resource("dynamodb").Table(table))
-        directory.get_address("probe@relaydesk.invalid")  # fails now (access denied) rather than mid-rule
+        directory.owner_of("probe@relaydesk.invalid")  # fails now (access denied) rather than mid-rule
     except (ClientError, BotoCoreError) as error:
         return other, None, f"stack {stack} could not be read: {error}"
     return other, directory, ""

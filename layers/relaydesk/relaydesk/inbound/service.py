@@ -86,9 +86,9 @@ def _apply(stores: Stores, decision: Decision, mail: ParsedMail, receipt: SesRec
 
 
 def _comment_of(stores: Stores, decision: Decision, mail: ParsedMail, ses_message_id: str) -> Comment:
-    assert decision.ticket_id and decision.comment_id and decision.requester
+    assert decision.ticket_id and decision.comment_id and decision.requester and decision.account_id
     text, html, attachments, cut = bodies.fit(mail.text, mail.html, mail.attachments)
-    refs = store_attachments(stores.blobs, attachments, decision.ticket_id, decision.comment_id)
+    refs = store_attachments(stores.blobs, attachments, decision.account_id, decision.ticket_id, decision.comment_id)
     return Comment(comment_id=decision.comment_id, author=decision.requester, body=text, html_body=html,
                    public=decision.public, source_message_id=mail.message_id, ses_message_id=ses_message_id,
                    attachments=refs, omitted=[*mail.omitted, *cut], created_at=decision.received_at)

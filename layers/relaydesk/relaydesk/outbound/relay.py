@@ -19,11 +19,12 @@ from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
-from relaydesk.errors import NotFoundError, RelaydeskError
+from relaydesk.attachments.links import account_prefix, owned_by
+from relaydesk.errors import ForeignAttachmentError, NotFoundError, RelaydeskError
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
-from relaydesk.outbound.connector import ConnectorGroup
+from relaydesk.outbound.connector import AddressKey, ConnectorGroup, address_key
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.durable import keep_trying
 from relaydesk.outbound.once import AlreadyInProgress, Claim, ClaimLost, OnceGuard
@@ -90,7 +91,7 @@ class Relay:
         self._store_unsaved()
         items = [BatchItem(record, parse_record(record)) for record in records]
         groups: dict[tuple, list[BatchItem]] = {}
-        addresses: dict[str, SupportAddress | None] = {}  # each address read once per batch, handed to its group
+        addresses: dict[AddressKey, SupportAddress | None] = {}  # each address read once per batch, handed to its group
         for item in items:
             if item.notification is None:
                 # Unreadable: kept in the queue, so after the last attempt it waits in the DLQ for a human.
@@ -147,11 +148,18 @@ class Relay:
         self._not_attempted(item, "the ticket could not be updated first")
         return False
 
-    def _plan(self, notification: Notification, addresses: dict[str, SupportAddress | None]) -> tuple:
+    def _plan(self, notification: Notification, addresses: dict[AddressKey, SupportAddress | None]) -> tuple:
         """("ses",) or ("connector", secret id): the route, and the group that shares one connection."""
-        if notification.support_address not in addresses:
-            addresses[notification.support_address] = self.stores.directory.get_address(notification.support_address)
-        address = addresses[notification.support_address]
+        foreign = [ref for ref in notification.attachments if not owned_by(notification.account_id, ref.s3_key)]
+        if foreign:
+            # Never fetched nor linked: only the notification's own account's attachments go out with it.
+            raise ForeignAttachmentError(
+                f"{len(foreign)} attachment(s) of this notification are not stored under its account's prefix "
+                f"({account_prefix(notification.account_id)}); nothing was sent")
+        key = address_key(notification)
+        if key not in addresses:
+            addresses[key] = self.stores.directory.get_account_address(*key)
+        address = addresses[key]
         settings = self.stores.settings
         if address is None or address.kind is AddressKind.SYSTEM or \
                 subdomain_of_system_address(notification.support_address, settings.mail_domain):
@@ -402,9 +410,9 @@ class Relay:
     # --- a connector group --------------------------------------------------------------------------------------
 
     def _connector_group(self, secret_id: str, items: list[BatchItem],
-                         addresses: dict[str, SupportAddress | None]) -> None:
-        mine = {item.notification.support_address for item in items if item.notification is not None}
-        ConnectorGroup(self, secret_id, {email: addresses[email] for email in mine if email in addresses}).run(items)
+                         addresses: dict[AddressKey, SupportAddress | None]) -> None:
+        mine = {address_key(item.notification) for item in items if item.notification is not None}
+        ConnectorGroup(self, secret_id, {key: addresses[key] for key in mine if key in addresses}).run(items)
 
     def close(self) -> None:
         """Close the pooled connections (a container's relay is replaced, or a test ends)."""

@@ -18,6 +18,7 @@ from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
 from relaydesk.store import ticket_items
 from relaydesk.store.item_budget import check_item, check_key, check_transaction
+from relaydesk.store.ports import created_verified, resolve_claims
 from relaydesk.store.ticket_items import status_partition as _status_partition
 from relaydesk.tickets.model import (
     Agent,
@@ -35,6 +36,7 @@ from relaydesk.tickets.model import (
 
 GSI = "gsi1"
 STATUS_GSI = "gsi2"  # tickets table only: an account's tickets in one status, by update time
+OWNER = "OWNER"  # sort key of the item naming the account that verified an address first
 
 
 def _is_conditional_failure(error: ClientError) -> bool:
@@ -99,8 +101,14 @@ class DynamoDirectory:
         return [Account.model_validate_json(i["doc"]) for i in items]
 
     def create_address(self, address: SupportAddress) -> None:
+        put = {"TableName": self._table.name, "ConditionExpression": "attribute_not_exists(pk)",
+               "Item": self._address_item(address)}
+        writes = [{"Put": put}]
+        if created_verified(address):
+            writes.append({"Put": {"TableName": self._table.name, "ConditionExpression": "attribute_not_exists(pk)",
+                                   "Item": _owner_item(address.email, address.account_id)}})
         try:
-            self._table.put_item(Item=self._address_item(address), ConditionExpression="attribute_not_exists(pk)")
+            self._client.transact_write_items(TransactItems=writes)
         except ClientError as error:
             if _is_conditional_failure(error):
                 raise ConflictError(f"{address.email} is already a support address") from None
@@ -109,8 +117,8 @@ class DynamoDirectory:
     def put_address(self, address: SupportAddress) -> None:
         self._table.put_item(Item=self._address_item(address))
 
-    def get_address(self, email: str) -> SupportAddress | None:
-        item = self._table.get_item(Key={"pk": f"ADDRESS#{email.lower()}", "sk": "META"}).get("Item")
+    def get_account_address(self, account_id: str, email: str) -> SupportAddress | None:
+        item = self._table.get_item(Key=_address_key(email, account_id), ConsistentRead=True).get("Item")
         return SupportAddress.model_validate_json(item["doc"]) if item else None
 
     def list_addresses(self, account_id: str) -> list[SupportAddress]:
@@ -118,8 +126,40 @@ class DynamoDirectory:
                            ExpressionAttributeValues={":p": f"ACCOUNT#{account_id}"})
         return [SupportAddress.model_validate_json(i["doc"]) for i in items]
 
-    def delete_address(self, email: str) -> None:
-        self._table.delete_item(Key={"pk": f"ADDRESS#{email.lower()}", "sk": "META"})
+    def delete_address(self, account_id: str, email: str) -> None:
+        self._table.delete_item(Key=_address_key(email, account_id))
+        try:  # its ownership too, when this account had it
+            self._table.delete_item(Key=_owner_key(email), ConditionExpression="account_id = :a",
+                                    ExpressionAttributeValues={":a": account_id})
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+
+    def _claims(self, email: str) -> tuple[list[SupportAddress], str | None]:
+        items = _query_all(self._table, KeyConditionExpression="pk = :p", ConsistentRead=True,
+                           ExpressionAttributeValues={":p": f"ADDRESS#{email.lower()}"})
+        owner = next((i["account_id"] for i in items if i["sk"] == OWNER), None)
+        return [SupportAddress.model_validate_json(i["doc"]) for i in items if i["sk"] != OWNER], owner
+
+    def list_claims(self, email: str) -> list[SupportAddress]:
+        return self._claims(email)[0]
+
+    def owner_of(self, email: str) -> str | None:
+        item = self._table.get_item(Key=_owner_key(email), ConsistentRead=True).get("Item")
+        return item["account_id"] if item else None
+
+    def claim_address(self, account_id: str, email: str) -> None:
+        try:
+            self._table.put_item(Item=_owner_item(email, account_id),
+                                 ConditionExpression="attribute_not_exists(pk) OR account_id = :a",
+                                 ExpressionAttributeValues={":a": account_id})
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise ConflictError(f"{email} is owned by another account") from None
+            raise
+
+    def get_address(self, email: str) -> SupportAddress | None:
+        return resolve_claims(*self._claims(email))
 
     @staticmethod
     def _account_item(account: Account) -> dict:
@@ -128,8 +168,21 @@ class DynamoDirectory:
 
     @staticmethod
     def _address_item(address: SupportAddress) -> dict:
-        return {"pk": f"ADDRESS#{address.email}", "sk": "META", "gsi1pk": f"ACCOUNT#{address.account_id}",
+        return {**_address_key(address.email, address.account_id), "gsi1pk": f"ACCOUNT#{address.account_id}",
                 "gsi1sk": f"ADDRESS#{address.email}", "doc": address.model_dump_json()}
+
+
+def _address_key(email: str, account_id: str) -> dict:
+    """Each account's record of an address is an item of its own, beside its owner marker: pk ADDRESS#<email>."""
+    return {"pk": f"ADDRESS#{email.lower()}", "sk": f"ACCOUNT#{account_id}"}
+
+
+def _owner_key(email: str) -> dict:
+    return {"pk": f"ADDRESS#{email.lower()}", "sk": OWNER}
+
+
+def _owner_item(email: str, account_id: str) -> dict:
+    return {**_owner_key(email), "account_id": account_id}
 
 
 class DynamoTickets:
@@ -171,6 +224,14 @@ class DynamoTickets:
                            ExpressionAttributeValues={":p": f"ACCOUNT#{account_id}"})
         tickets = (self.get_ticket(i["pk"].removeprefix("TICKET#")) for i in items)
         return [t for t in tickets if t is not None]
+
+    def delete_ticket(self, ticket_id: str) -> None:
+        # META first: a ticket without it is gone for every reader, even if the delete of its children stops here.
+        self._table.delete_item(Key={"pk": f"TICKET#{ticket_id}", "sk": "META"})
+        items = _query_all(self._table, KeyConditionExpression="pk = :p", ProjectionExpression="pk, sk",
+                           ExpressionAttributeValues={":p": f"TICKET#{ticket_id}"})
+        for item in items:  # a suspended ticket has one comment: no batch (and no BatchWriteItem grant) needed
+            self._table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
 
     def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage:
         """A Query of one index partition: gsi1 (the account) or, with a status, gsi2 (the account's tickets in

@@ -12,11 +12,13 @@ from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.alerts.model import HoldAlert
 from relaydesk.errors import ConflictError, NotFoundError
+from relaydesk.jobs.model import MAX_PROGRESS_LINES, MAX_STEPS, Job, JobStatus, JobStep, bounded
 from relaydesk.notification import Notification
 from relaydesk.outbound.suppression import Suppression
 from relaydesk.store import ticket_items
 from relaydesk.store.item_budget import check_item, check_transaction
-from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion
+from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion, created_verified, resolve_claims
+from relaydesk.store.sqs_dlq import DeadLetter
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -29,12 +31,14 @@ from relaydesk.tickets.model import (
     TicketStatus,
     sort_stamp,
 )
+from relaydesk.users import AccountUser, UserRole
 
 
 class MemoryDirectory:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
-        self.addresses: dict[str, SupportAddress] = {}
+        self.addresses: dict[tuple[str, str], SupportAddress] = {}  # (email, account id) -> that account's record
+        self.owners: dict[str, str] = {}  # email -> the account that verified it first
 
     def create_account(self, account: Account) -> None:
         if self.find_account_by_subdomain(account.subdomain) or account.account_id in self.accounts:
@@ -58,22 +62,41 @@ class MemoryDirectory:
         return [a.model_copy(deep=True) for a in self.accounts.values()]
 
     def create_address(self, address: SupportAddress) -> None:
-        if address.email in self.addresses:
-            raise ConflictError(f"{address.email} is already a support address")
-        self.addresses[address.email] = address.model_copy(deep=True)
+        key = (address.email, address.account_id)
+        if key in self.addresses:
+            raise ConflictError(f"{address.email} is already a support address of this account")
+        if created_verified(address):
+            self.claim_address(address.account_id, address.email)
+        self.addresses[key] = address.model_copy(deep=True)
 
     def put_address(self, address: SupportAddress) -> None:
-        self.addresses[address.email] = address.model_copy(deep=True)
+        self.addresses[(address.email, address.account_id)] = address.model_copy(deep=True)
 
-    def get_address(self, email: str) -> SupportAddress | None:
-        found = self.addresses.get(email.lower())
+    def get_account_address(self, account_id: str, email: str) -> SupportAddress | None:
+        found = self.addresses.get((email.lower(), account_id))
         return found.model_copy(deep=True) if found else None
 
     def list_addresses(self, account_id: str) -> list[SupportAddress]:
         return [a.model_copy(deep=True) for a in self.addresses.values() if a.account_id == account_id]
 
-    def delete_address(self, email: str) -> None:
-        self.addresses.pop(email.lower(), None)
+    def delete_address(self, account_id: str, email: str) -> None:
+        self.addresses.pop((email.lower(), account_id), None)
+        if self.owners.get(email.lower()) == account_id:
+            del self.owners[email.lower()]
+
+    def list_claims(self, email: str) -> list[SupportAddress]:
+        return [a.model_copy(deep=True) for (claimed, _), a in self.addresses.items() if claimed == email.lower()]
+
+    def owner_of(self, email: str) -> str | None:
+        return self.owners.get(email.lower())
+
+    def claim_address(self, account_id: str, email: str) -> None:
+        owner = self.owners.setdefault(email.lower(), account_id)
+        if owner != account_id:
+            raise ConflictError(f"{email} is owned by another account")
+
+    def get_address(self, email: str) -> SupportAddress | None:
+        return resolve_claims(self.list_claims(email), self.owner_of(email))
 
 
 class MemoryTickets:
@@ -122,6 +145,9 @@ class MemoryTickets:
                                                                      ticket_id=last.ticket_id))
             found.append(ticket.model_copy(deep=True, update={"comments": [], "notifications": []}))
         return TicketPage(tickets=found)
+
+    def delete_ticket(self, ticket_id: str) -> None:
+        self.tickets.pop(ticket_id, None)
 
     def add_comment(self, ticket_id: str, comment: Comment) -> None:
         check_item(ticket_items.comment_item(ticket_id, comment))
@@ -350,6 +376,97 @@ class MemoryHeld:
 
     def remove(self, email: str, notification_id: str) -> None:
         self.parked.get(email.lower(), {}).pop(notification_id, None)
+
+
+class MemoryJobs:
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], Job] = {}
+
+    def create(self, job: Job) -> None:
+        key = (job.account_id, job.job_id)
+        if key in self.jobs:
+            raise ConflictError(f"job {job.job_id} exists")
+        self.jobs[key] = job.model_copy(deep=True)
+
+    def get(self, account_id: str, job_id: str) -> Job | None:
+        found = self.jobs.get((account_id, job_id))
+        return found.model_copy(deep=True) if found else None
+
+    def add_step(self, account_id: str, job_id: str, step: JobStep) -> None:
+        job = self.jobs.get((account_id, job_id))
+        if job is not None and len(job.steps) < MAX_STEPS:
+            job.steps.append(step.model_copy(deep=True))
+
+    def add_progress(self, account_id: str, job_id: str, line: str) -> None:
+        job = self.jobs.get((account_id, job_id))
+        if job is not None and len(job.progress) < MAX_PROGRESS_LINES:
+            job.progress.append(bounded(line))
+
+    def finish(self, account_id: str, job_id: str, status: JobStatus, *, summary: str | None = None,
+               fix: str | None = None) -> None:
+        job = self.jobs[(account_id, job_id)]
+        job.status, job.summary, job.fix = status, summary and bounded(summary), fix and bounded(fix)
+
+
+class MemoryLauncher:
+    """Records what would have been started; a test runs the job itself (`relaydesk.jobs.runner.run`)."""
+
+    def __init__(self) -> None:
+        self.launched: list[tuple[str, str]] = []
+
+    def launch(self, account_id: str, job_id: str) -> None:
+        self.launched.append((account_id, job_id))
+
+
+class MemoryUsers:
+    def __init__(self) -> None:
+        self.users: dict[str, tuple[str, AccountUser]] = {}  # email -> (account id, user)
+
+    def list_users(self, account_id: str) -> list[AccountUser]:
+        return [user.model_copy() for account, user in self.users.values() if account == account_id]
+
+    def invite(self, account_id: str, email: str, role: UserRole) -> AccountUser:
+        if email in self.users:
+            raise ConflictError("this email already signs in to Relaydesk")
+        user = AccountUser(email=email, role=role, status="FORCE_CHANGE_PASSWORD")
+        self.users[email] = (account_id, user)
+        return user.model_copy()
+
+
+class MemoryDeadLetters:
+    """The notifications DLQ as SqsDeadLetters reads it: peek leaves letters, take hides a batch until redriven
+    (sent to `queue`) or released."""
+
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+        self.taken: list[DeadLetter] = []
+        self.redriven: list[str] = []  # bodies sent back to the queue
+
+    def add(self, body: str) -> None:
+        self.letters.append(DeadLetter(f"m{len(self.letters) + len(self.taken) + 1}", "r", body, 5))
+
+    def peek(self) -> list[DeadLetter]:
+        return list(self.letters)
+
+    def take(self, visibility: int = 60) -> list[DeadLetter]:
+        batch, self.letters = self.letters[:10], self.letters[10:]
+        self.taken += batch
+        return batch
+
+    def redrive(self, letter: DeadLetter, notification_id: str | None) -> None:
+        self.taken.remove(letter)
+        self.redriven.append(letter.body)
+
+    def release(self, letter: DeadLetter) -> None:
+        self.taken.remove(letter)
+        self.letters.append(letter)
+
+    def discard(self, letter: DeadLetter) -> None:
+        self.taken.remove(letter)
+
+    def bury(self, body: str, *, reason: str, notification_id: str | None, receive_count: int) -> None:
+        self.letters.append(DeadLetter(f"m{len(self.letters) + len(self.taken) + 1}", "r", body, 1, reason=reason,
+                                       attempts=receive_count))
 
 
 class MemoryHoldAlerts:
