@@ -202,7 +202,7 @@ def test_a_receive_past_the_last_attempt_is_not_tried_when_its_reason_cannot_be_
 
 
 def test_a_store_failing_before_anything_is_sent_fails_only_its_own_record(world):
-    directory = Flaky(world.stores.directory, "get_address", 1)
+    directory = Flaky(world.stores.directory, "get_account_address", 1)
     world.stores = replace(world.stores, directory=directory)
     first, second = world.notification(), world.notification(support_address="other@acme.test")
     results = world.relay().relay_batch([sqs_record(first), sqs_record(second)])
