@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
              relay_workers=args.relay_workers, inbound_workers=args.inbound_workers) as run:
         reports = run.run_classes(chosen, args.seed, args.scale,
                                   on_report=lambda report: print(render_class(report), flush=True))
-        redrive = run.redrive_check()
+        redrive = run.redrive_check(reports)
         print(redrive.render(), flush=True)
     summary = render_summary(reports, time.monotonic() - started)
     print(summary, flush=True)

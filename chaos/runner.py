@@ -23,7 +23,17 @@ from pathlib import Path
 from chaos.classes import FaultClass
 from chaos.event_source import Batch, EventSourceMapping
 from chaos.inbound_source import InboundSource
-from chaos.ledger import Deliveries, InboundTally, Oracle, Tally, Windows, dead_letters, notifications_of, tally
+from chaos.ledger import (
+    Deliveries,
+    InboundTally,
+    Oracle,
+    Tally,
+    Windows,
+    dead_letters,
+    inbound_dead_letters,
+    notifications_of,
+    tally,
+)
 from chaos.smtp_faults import RandomFaults
 from chaos.workers import WorkerPool
 from chaos.world import LaneResources, Timing, World
@@ -46,6 +56,8 @@ class ClassReport:
     duplicate_batches: int = 0
     injected: dict[str, int] = field(default_factory=dict)
     unsettled: int = 0
+    account_id: str = ""  # the class's tenant and mails: counted again after the redrives
+    mails: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -59,8 +71,9 @@ class ClassReport:
 
 @dataclass
 class RedriveCheck:
-    """`relaydesk dlq redrive --all` with the faults gone: what waited is sent once, what had gone is not sent
-    again (and leaves the DLQ), and the DLQ is empty afterwards."""
+    """`relaydesk dlq redrive --all` and `relaydesk inbound replay --all` with the faults gone: what waited is sent
+    once, what had gone is not sent again (and leaves the DLQ), the DLQs are empty afterwards, and counted again
+    every notification went (or failed with its reason on the ticket) and every mail made exactly one comment."""
 
     waiting: int = 0
     delivered_before: int = 0
@@ -68,10 +81,21 @@ class RedriveCheck:
     sent_again: list[str] = field(default_factory=list)
     still_missing: list[str] = field(default_factory=list)
     left_in_dlq: int = 0
+    inbound_replayed: int = 0
+    left_in_inbound_dlq: int = 0
+    final: Tally = field(default_factory=Tally)
+    final_inbound: InboundTally = field(default_factory=InboundTally)
+
+    @property
+    def final_ok(self) -> bool:
+        n, i = self.final, self.final_inbound
+        return (n.ok and i.ok and not (n.dlq_reason or n.behind_inbound_dlq or i.dlq_reason)
+                and n.once + n.twice_window + n.failed == n.sent and i.once == i.sent)
 
     @property
     def ok(self) -> bool:
-        return not (self.sent_again or self.still_missing or self.left_in_dlq)
+        return not (self.sent_again or self.still_missing or self.left_in_dlq or self.left_in_inbound_dlq) \
+            and self.final_ok
 
     def render(self) -> str:
         lines = [f"\ndlq redrive --all, faults gone: {self.waiting} waiting in the DLQs sent again, "
@@ -80,13 +104,28 @@ class RedriveCheck:
                  "left in the DLQs"]
         lines += [f"  ! sent again although its delivery was known: {nid}" for nid in self.sent_again]
         lines += [f"  ! still not delivered: {nid}" for nid in self.still_missing]
+        n, i = self.final, self.final_inbound
+        lines.append(f"inbound replay --all, faults gone: {self.inbound_replayed} mails replayed from the inbound "
+                     f"DLQ, {self.left_in_inbound_dlq} left in it")
+        lines.append(f"counted again: notifications {n.sent}, {n.once} once, {n.twice_window} twice in the window, "
+                     f"{n.twice_other} twice otherwise, {n.failed} failed with their reason, {n.lost} lost, "
+                     f"{n.dlq_reason + n.dlq_no_reason} in the DLQ, {n.behind_inbound_dlq} behind the inbound DLQ; "
+                     f"inbound mails {i.sent}, {i.once} once, {i.twice} twice, {i.lost} lost")
+        lines += [f"  ! {problem}" for problem in [*n.problems, *i.problems][:20]]
         lines.append("  ok" if self.ok else "  FAILED")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
+        from dataclasses import asdict
+
+        def counts(tally: Tally | InboundTally) -> dict:
+            return {k: v for k, v in asdict(tally).items() if k not in ("problems", "notes")}
+
         return {"waiting": self.waiting, "delivered_before": self.delivered_before,
                 "sent_once_after": self.sent_once_after, "sent_again": self.sent_again,
-                "still_missing": self.still_missing, "left_in_dlq": self.left_in_dlq, "ok": self.ok}
+                "still_missing": self.still_missing, "left_in_dlq": self.left_in_dlq,
+                "inbound_replayed": self.inbound_replayed, "left_in_inbound_dlq": self.left_in_inbound_dlq,
+                "final": counts(self.final), "final_inbound": counts(self.final_inbound), "ok": self.ok}
 
 
 class Lane:
@@ -204,7 +243,7 @@ class Lane:
                            timeouts=kills[1] - before[2][1], duplicate_batches=self.duplicates - before[1],
                            injected={**{f"smtp {key}": value for key, value in smtp.drawn.items()},
                                      **_merged(self.mapping.injected, self.inbound.injected)},
-                           unsettled=unsettled)
+                           unsettled=unsettled, account_id=tenant.account_id, mails=mails)
 
 
 class Run:
@@ -281,13 +320,10 @@ class Run:
                 future.result()
         return [reports[index] for index in sorted(reports)]
 
-    def redrive_check(self) -> RedriveCheck:
-        """Per lane, with the faults gone: a delivered notification planted in its DLQ (as SQS's own redrive leaves
-        one whose delivering invocations kept being killed), then `relaydesk dlq redrive --all`."""
-        from relaydesk.cli import main as cli
-
-        from local.moto_stack import clear_relaydesk_caches
-
+    def redrive_check(self, reports: list[ClassReport]) -> RedriveCheck:
+        """With the faults gone, what an operator does: per lane, a delivered notification planted in its DLQ (as
+        SQS's own redrive leaves one whose delivering invocations kept being killed), then `relaydesk dlq redrive
+        --all`; then `relaydesk inbound replay --all`; then every class counted again."""
         world = self.world
         check = RedriveCheck()
         self.deliveries.refresh()
@@ -301,24 +337,14 @@ class Run:
             check.waiting += sum(1 for count in before.values() if count == 0)
             check.delivered_before += sum(1 for count in before.values() if count)
             befores.append(before)
-            saved = {name: os.environ.get(name) for name in ("RELAYDESK_NOTIFICATIONS_QUEUE_URL",
-                                                               "RELAYDESK_NOTIFICATIONS_DLQ_URL")}
-            os.environ.update({"RELAYDESK_NOTIFICATIONS_QUEUE_URL": lane.resources.queue_url,
-                               "RELAYDESK_NOTIFICATIONS_DLQ_URL": lane.resources.dlq_url})
-            clear_relaydesk_caches()
-            out = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                    code = cli(["dlq", "redrive", "--all"])
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
-                clear_relaydesk_caches()
+            code, out = self._cli(lane, ["dlq", "redrive", "--all"])
             if code != 0:
-                check.still_missing.append(f"lane {lane.number}: dlq redrive exited {code}: {out.getvalue()[-300:]}")
+                check.still_missing.append(f"lane {lane.number}: dlq redrive exited {code}: {out[-300:]}")
+        # The inbound DLQ is shared; the acknowledgements a replay sends go to the first lane's queue.
+        check.inbound_replayed = len(inbound_dead_letters(world))
+        code, out = self._cli(self.lanes[0], ["inbound", "replay", "--all"])
+        if code != 0:
+            check.still_missing.append(f"inbound replay exited {code}: {out[-300:]}")
         for lane in self.lanes:
             lane.settle([])
         self.deliveries.refresh()
@@ -333,7 +359,42 @@ class Run:
                 elif not count:
                     check.still_missing.append(f"{nid} ({now} copies)")
             check.left_in_dlq += len(dead_letters(world, lane.resources.dlq_url))
+        check.left_in_inbound_dlq = len(inbound_dead_letters(world))
+        for report in reports:
+            lane_of_class = self.lanes[0]  # any lane's DLQ: all are empty now unless the check above failed
+            notifications, inbound = tally(world, report.account_id, self.deliveries, self.windows, report.mails,
+                                           self.oracle, dlq_url=lane_of_class.resources.dlq_url)
+            for total, part in ((check.final, notifications), (check.final_inbound, inbound)):
+                for name, value in vars(part).items():
+                    if isinstance(value, int):
+                        setattr(total, name, getattr(total, name) + value)
+                    else:
+                        getattr(total, name).extend(f"{report.name}: {line}" for line in value)
         return check
+
+    def _cli(self, lane: Lane, args: list[str]) -> tuple[int, str]:
+        """`relaydesk ...` in this process, on this lane's queues."""
+        from relaydesk.cli import main as cli
+
+        from local.moto_stack import clear_relaydesk_caches
+
+        saved = {name: os.environ.get(name) for name in ("RELAYDESK_NOTIFICATIONS_QUEUE_URL",
+                                                           "RELAYDESK_NOTIFICATIONS_DLQ_URL")}
+        os.environ.update({"RELAYDESK_NOTIFICATIONS_QUEUE_URL": lane.resources.queue_url,
+                           "RELAYDESK_NOTIFICATIONS_DLQ_URL": lane.resources.dlq_url})
+        clear_relaydesk_caches()
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                code = cli(args)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            clear_relaydesk_caches()
+        return code, out.getvalue()
 
 
 def _arn_of(event: dict) -> str:

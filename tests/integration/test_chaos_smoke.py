@@ -1,6 +1,7 @@
 """A few seconds of `make chaos` in `make test`: the real handlers in worker processes, the SQS event source and
 SES receiving emulated, two fault classes (the same batch to two handlers at once; the smarthost dropping the
-connection after the final dot), then `dlq redrive`. The full run is `make chaos`."""
+connection after the final dot), then `dlq redrive` and `inbound replay`, and every notification and mail counted
+again. The full run is `make chaos`."""
 
 from __future__ import annotations
 
@@ -28,4 +29,10 @@ def test_a_short_chaos_run_loses_nothing_and_sends_nothing_twice_outside_the_win
         assert counts["once"] + counts["twice_window"] + counts["dlq_reason"] == counts["sent"]
         assert fault_class["inbound"]["once"] == fault_class["inbound"]["sent"] >= 3
         assert fault_class["invocations"] >= 2
-    assert report["redrive"]["ok"] and report["redrive"]["delivered_before"] >= 1  # the planted one, not resent
+    redrive = report["redrive"]
+    assert redrive["ok"] and redrive["delivered_before"] >= 1  # the planted one, not resent
+    final = redrive["final"]  # after the redrives, as the agents see it: every notification went, nothing twice
+    assert final["sent"] == sum(c["notifications"]["sent"] for c in by_name.values())
+    assert final["lost"] == final["twice_other"] == final["dlq_reason"] == final["behind_inbound_dlq"] == 0
+    assert final["once"] + final["twice_window"] + final["failed"] == final["sent"]
+    assert redrive["final_inbound"]["once"] == redrive["final_inbound"]["sent"]
