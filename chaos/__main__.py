@@ -3,8 +3,8 @@ outside the documented window, any DLQ entry without its reason.
 
     python -m chaos [--seed N] [--scale X] [--classes a,b] [--relay-workers N] [--inbound-workers N]
 
-`--scale` multiplies each class's counts (1.0: 16 classes x 50 notifications + 30 inbound mails, each mail making
-one acknowledgement: about 1,300 notifications and 500 mails). The seeds make the faults each class draws
+`--scale` multiplies each class's counts (1.0: 18 classes x 50 notifications + 30 inbound mails, each mail making
+one acknowledgement: about 1,450 notifications and 540 mails). The seeds make the faults each class draws
 repeatable; which worker gets which batch still depends on timing.
 """
 
