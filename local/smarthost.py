@@ -108,6 +108,7 @@ class Received:
     reply: str | None
     peer: tuple | None = None
     received_at: float = field(default_factory=time.time)
+    stalled: float = 0.0  # seconds the server waited after the final dot before answering (fault ``stall``)
 
 
 @dataclass(frozen=True)
@@ -404,7 +405,7 @@ class _Handler:
         received = Received(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(envelope.original_content),
             auth_user=login.decode("utf-8", "replace") if isinstance(login, bytes) else login,
-            tls=_is_tls(server), reply=None, peer=session.peer)
+            tls=_is_tls(server), reply=None, peer=session.peer, stalled=sum(f.stall for f in faults))
         if any(f.drop for f in faults):
             # The server has the message; the client never hears so (the "did it go?" case).
             self.owner._record(received)

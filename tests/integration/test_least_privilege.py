@@ -379,13 +379,15 @@ def inbound_jobs(stores) -> Ticket:
     return stores.tickets.get_ticket(result["ticket_id"])
 
 
-def relay_batch(stores, *notifications: Notification) -> dict:
+def relay_batch(stores, *notifications: Notification, receive_count: int | None = None) -> dict:
     sqs = boto3.client("sqs")
     url = stores.settings.notifications_queue_url
     for notification in notifications:
         stores.queue.send(notification)
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
                                    AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+    for message in messages if receive_count else []:  # as if received that often (its last attempt)
+        message["Attributes"]["ApproximateReceiveCount"] = str(receive_count)
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     response = invoke("relay", sqs_event(messages, queue_arn=arn, region="us-east-1"))
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
@@ -420,6 +422,8 @@ def relay_jobs(stores, smarthost, ticket: Ticket, monkeypatch) -> None:
     assert relay_batch(stores, through_ses)["batchItemFailures"] == []
     smarthost.faults.reply("MAIL", "451 4.3.0 Try again later", times=1)
     assert relay_batch(stores, notification())["batchItemFailures"]  # deferred: a visibility delay
+    smarthost.faults.reply("MAIL", "451 4.3.0 Try again later", times=1)
+    assert relay_batch(stores, notification(), receive_count=5)["batchItemFailures"] == []  # moved to the DLQ
     smarthost.faults.clear()
     load("relay")._built[0][1].pool.close()
     smarthost.set_password(smarthost.username, "changed-On-the-server-1")

@@ -64,10 +64,11 @@ def classify_error(error: SmtpDeliveryError) -> Outcome:
     return classify_code(error.smtp_code)
 
 
-def retry_delay(receive_count: int) -> int:
-    """Seconds until the next attempt after the `receive_count`-th one failed: 2, 6, 18, 54 minutes, ..."""
+def retry_delay(receive_count: int, first: float = FIRST_RETRY_SECONDS) -> int:
+    """Seconds until the next attempt after the `receive_count`-th one failed: 2, 6, 18, 54 minutes, ... (from
+    `first`, the setting `retry_first_seconds`)."""
     attempt = max(1, receive_count)
-    return min(FIRST_RETRY_SECONDS * RETRY_GROWTH ** (attempt - 1), MAX_VISIBILITY_SECONDS)
+    return max(1, min(round(first * RETRY_GROWTH ** (attempt - 1)), MAX_VISIBILITY_SECONDS))
 
 
 def error_for_reply(code: int | None, text: str, message: str, *, recipient: str | None = None,

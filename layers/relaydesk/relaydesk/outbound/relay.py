@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,12 +21,20 @@ from relaydesk.accounts import subdomain_of_system_address
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress
 from relaydesk.addresses.state import outbound_proven
 from relaydesk.attachments.links import account_prefix, owned_by
-from relaydesk.errors import AlreadyInProgress, ForeignAttachmentError, NotFoundError, RelaydeskError, ReplyCode
+from relaydesk.errors import (
+    AlreadyInProgress,
+    ClaimLost,
+    ForeignAttachmentError,
+    NotFoundError,
+    RelaydeskError,
+    ReplyCode,
+)
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound.connector import AddressKey, ConnectorGroup, address_key
 from relaydesk.outbound.credentials import CredentialCache
+from relaydesk.outbound.durable import keep_trying
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.pool import ConnectionPool
 from relaydesk.outbound.result import BatchItem, RecordResult, Result
@@ -33,7 +42,7 @@ from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
 from relaydesk.outbound.suppression import without_suppressed
-from relaydesk.store.ports import OnceGuard, SessionPool, Stores
+from relaydesk.store.ports import Claim, OnceGuard, SessionPool, Stores
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, RecipientOutcome
 
 MAX_PARALLEL_SMARTHOSTS = 8
@@ -43,14 +52,11 @@ TIME_MARGIN_MS = 3000  # for recording outcomes and answering SQS after the last
 _STATUS = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.DEFERRED: DeliveryStatus.DEFERRED,
            Outcome.FAILED: DeliveryStatus.FAILED, Outcome.AUTH_FAILED: DeliveryStatus.AUTH_FAILED,
            Outcome.HELD: DeliveryStatus.HELD}
-
-
-class _NotFinal(Exception):
-    """Raised through the idempotency guard so a deferral or a hold is not stored as completed."""
-
-    def __init__(self, result: Result) -> None:
-        super().__init__(result.outcome.value)
-        self.result = result
+FINAL = frozenset({Outcome.DELIVERED, Outcome.FAILED})  # stored by the once guard; everything else may send again
+# A ticket record in one of these was decided by an earlier attempt: never sent again.
+DECIDED = {DeliveryStatus.DELIVERED: Outcome.DELIVERED, DeliveryStatus.FAILED: Outcome.FAILED,
+           DeliveryStatus.BOUNCED: Outcome.DELIVERED}
+DLQ_NOTE = "the notification moves to the dead-letter queue (`relaydesk dlq redrive`)"
 
 
 def parse_record(record: dict) -> Notification | None:
@@ -77,7 +83,11 @@ class Relay:
         self.submission = submission  # unit tests hand in a fake smarthost; no sockets
         self.ses = SesRoute(self.stores)
         self.pool = pool or ConnectionPool()  # authenticated connections kept for the next invocation
+        self.retry_first = stores.settings.retry_first_seconds
         self._remaining_ms: Callable[[], int] | None = None
+        # Outcomes of accepted messages that no store took within their invocation: written first thing by the
+        # next invocation of this warm container.
+        self._unsaved: list[tuple[Notification, Claim, Result]] = []
 
     # --- the batch ----------------------------------------------------------------------------------------------
 
@@ -85,6 +95,7 @@ class Relay:
                     ) -> list[RecordResult]:
         """`remaining_ms` is the invocation's time left: no transaction starts that could outlive it."""
         self._remaining_ms = remaining_ms
+        self._store_unsaved()
         items = [BatchItem(record, parse_record(record)) for record in records]
         groups: dict[tuple, list[BatchItem]] = {}
         addresses: dict[AddressKey, SupportAddress | None] = {}  # each address read once per batch, handed to its group
@@ -93,22 +104,56 @@ class Relay:
                 # Unreadable: kept in the queue, so after the last attempt it waits in the DLQ for a human.
                 item.result = Result(Outcome.DEFERRED, reply="the SQS message is not a Notification")
                 continue
-            if self._leave_out_suppressed(item):
-                continue
             try:
+                if not self._note_overdue(item) or self._leave_out_suppressed(item):
+                    continue
                 plan = self._plan(item.notification, addresses)
             except RelaydeskError as error:
                 item.result = Result(Outcome.FAILED, reply=error.message)
-                self._record(item.notification, item.result)
+                item.durable = self._record(item.notification, item.result)
+                continue
+            except Exception as error:  # a store failed before anything was tried: this record alone waits
+                log.exception("planning %s failed", item.notification.notification_id)
+                self._not_attempted(item, f"{type(error).__name__} while reading the address")
                 continue
             groups.setdefault(plan, []).append(item)
         ses_items = groups.pop(("ses",), [])
         with ThreadPoolExecutor(max_workers=MAX_PARALLEL_SMARTHOSTS) as pool:
             futures = [pool.submit(self._connector_group, key[1], group, addresses) for key, group in groups.items()]
-            self._ses_group(ses_items)
+            self._contained(self._ses_group, ses_items)
             for future in futures:
-                future.result()
+                try:
+                    future.result()
+                except Exception:  # each record already has its result, or none: then it was not attempted
+                    log.exception("a smarthost group ended with an error")
         return [self._finish(item) for item in items]
+
+    @staticmethod
+    def _contained(run: Callable[[list[BatchItem]], None], items: list[BatchItem]) -> None:
+        try:
+            run(items)
+        except Exception:
+            log.exception("a group of the batch ended with an error")
+
+    @staticmethod
+    def _not_attempted(item: BatchItem, why: str) -> None:
+        item.result = Result(Outcome.DEFERRED, reply=f"not attempted: {why}; retried later")
+        item.attempted = False
+
+    def _note_overdue(self, item: BatchItem) -> bool:
+        """Past its last attempt, a notification is only received again when the invocations that had it were
+        stopped. Before it is tried once more, its ticket says where it ends if this one is stopped too: SQS's own
+        redrive (maxReceiveCount) then moves it without the relay. False (not tried now) if that cannot be written."""
+        assert item.notification is not None
+        if item.receive_count <= self.max_attempts or not item.notification.ticket_id:
+            return True
+        note = Result(Outcome.DEFERRED, reply=(
+            f"receive {item.receive_count}: the earlier attempts were stopped before they finished (the function's "
+            f"timeout or a crash); tried once more, and if this one is stopped too, {DLQ_NOTE}"))
+        if self._record(item.notification, note):
+            return True
+        self._not_attempted(item, "the ticket could not be updated first")
+        return False
 
     def _plan(self, notification: Notification, addresses: dict[AddressKey, SupportAddress | None]) -> tuple:
         """("ses",) or ("connector", secret id): the route, and the group that shares one connection."""
@@ -139,16 +184,28 @@ class Relay:
         return ("ses",)
 
     def _finish(self, item: BatchItem) -> RecordResult:
-        result = item.result or Result(Outcome.DEFERRED, reply="not attempted")
+        """Released only when the outcome is stored; a deferral waits its delay; a deferral at the last attempt
+        whose reason is on the ticket moves to the DLQ; one not attempted (out of time, held elsewhere, a store
+        failing before anything was sent) waits too, without using up an attempt's meaning."""
+        if item.result is None:
+            self._not_attempted(item, "the batch ended first")
+        result = item.result
+        assert result is not None
         count = item.receive_count
-        last = count >= self.max_attempts
+        last = result.outcome is Outcome.DEFERRED and item.attempted and item.durable and count >= self.max_attempts
         retry_in = None
-        if result.outcome is Outcome.DEFERRED:
-            retry_in = 0 if last else retry_delay(count)
+        if last:
+            retry_in = 0  # moved to the DLQ now (batch.py), or by SQS's redrive on its next receive
+        elif item.retry_after is not None:
+            retry_in = math.ceil(item.retry_after) + 1
+        elif result.outcome is Outcome.DEFERRED:
+            retry_in = retry_delay(count if item.attempted else 1, self.retry_first)
+        elif not item.durable:
+            retry_in = retry_delay(1, self.retry_first)  # the outcome's write is tried again when it comes back
         outcome = RecordResult(message_id=item.record.get("messageId", ""),
                                receipt_handle=item.record.get("receiptHandle", ""), receive_count=count,
                                notification=item.notification, result=result, retry_in=retry_in,
-                               last_attempt=last and result.outcome is Outcome.DEFERRED,
+                               last_attempt=last, body=item.record.get("body") or "",
                                latency_ms=round((time.perf_counter() - item.started) * 1000, 1))
         if self.on_result is not None:
             self.on_result(outcome)
@@ -157,33 +214,107 @@ class Relay:
     # --- once, and the ticket -----------------------------------------------------------------------------------
 
     def run_once(self, item: BatchItem, work: Callable[[], Result]) -> None:
+        """Claim, send, store: nothing is sent for a notification whose outcome is stored or whose claim another
+        invocation holds; a final outcome is stored (and recorded on the ticket) before the message is released,
+        its writes retried within the invocation's time; a deferral or a hold drops the claim."""
         notification = item.notification
         assert notification is not None
-        ran = False
-
-        def guarded() -> dict:
-            nonlocal ran
-            ran = True
-            result = work()
-            if result.outcome in (Outcome.DEFERRED, Outcome.HELD, Outcome.AUTH_FAILED):
-                raise _NotFinal(result)
-            return result.to_dict()
-
         try:
-            item.result = Result.from_dict(self.once.run(notification, guarded))
-            item.result.duplicate = not ran
-        except _NotFinal as not_final:
-            item.result = not_final.result
-        except AlreadyInProgress:
+            claim = self.once.claim(notification.notification_id)
+        except AlreadyInProgress as busy:
             item.result = Result(Outcome.DEFERRED, reply="another invocation is delivering this notification")
+            item.attempted, item.retry_after = False, busy.wait
             return
-        except Exception as error:  # one record's surprise must not fail its batch-mates
+        except Exception as error:  # nothing was sent
+            log.exception("claiming %s failed", notification.notification_id)
+            self._not_attempted(item, f"{type(error).__name__} from the idempotency store")
+            return
+        if claim.stored is not None:
+            self._replay(item, Result.from_dict(claim.stored))
+            return
+        if claim.taken_over and self._decided_on_ticket(item, claim):
+            return
+        try:
+            result = work()
+        except Exception as error:  # one record's surprise must not fail its batch-mates; nothing was accepted
             log.exception("relaying %s failed unexpectedly", notification.notification_id)
-            item.result = Result(Outcome.DEFERRED, reply=f"unexpected {type(error).__name__}; retried later")
+            result = Result(Outcome.DEFERRED, reply=f"unexpected {type(error).__name__}; retried later")
+        if result.outcome not in FINAL:
+            keep_trying("releasing the claim", lambda: self.once.release(claim), self._remaining_ms)
+            item.result = result
+            item.durable = self._record(notification, result, last=item.receive_count >= self.max_attempts)
             return
-        if not item.result.duplicate:
-            item.result.refused = [*item.result.refused, *item.suppressed]
-            self._record(notification, item.result, last=item.receive_count >= self.max_attempts)
+        result.refused = [*result.refused, *item.suppressed]
+        item.result = result
+        item.durable = self._store(notification, claim, result)
+
+    def _store(self, notification: Notification, claim: Claim, result: Result) -> bool:
+        """The outcome in the once guard, then on the ticket: both, or the message is not released. When neither
+        store takes it within the invocation, this warm container keeps it for its next invocation."""
+        def complete() -> None:
+            try:
+                self.once.complete(claim, result.to_dict())
+            except ClaimLost:
+                log.error("the claim on %s was taken over before its outcome was stored",
+                          notification.notification_id)
+                raise
+
+        stored = keep_trying("storing the outcome", complete, self._remaining_ms)
+        recorded = self._record(notification, result)
+        if not stored and not recorded:
+            self._unsaved.append((notification, claim, result))
+        return stored and recorded
+
+    def _store_unsaved(self) -> None:
+        unsaved, self._unsaved = self._unsaved, []
+        for notification, claim, result in unsaved:
+            self._store(notification, claim, result)
+
+    def _replay(self, item: BatchItem, result: Result) -> None:
+        """A stored outcome: nothing is sent. An earlier invocation may have stored it and been stopped (or failed)
+        before the ticket said so: the ticket gets it now."""
+        notification = item.notification
+        assert notification is not None
+        result.duplicate = True
+        item.result = result
+        if notification.ticket_id is None:
+            return
+        decided: list[bool] = []
+
+        def read() -> None:
+            record = self.stores.tickets.get_notification(notification.ticket_id, notification.notification_id)
+            decided.append(record is not None and record.status in DECIDED)
+
+        if not keep_trying("reading the ticket record", read, self._remaining_ms):
+            item.durable = False
+        elif not decided[-1]:
+            item.durable = self._record(notification, result)
+
+    def _decided_on_ticket(self, item: BatchItem, claim: Claim) -> bool:
+        """After a claim ran out (its invocation was stopped): did that invocation record an outcome on the ticket?
+        Then it is stored and replayed, not sent again. True when the item is settled (or must wait)."""
+        notification = item.notification
+        assert notification is not None
+        if notification.ticket_id is None:
+            return False
+        records = []
+        if not keep_trying("reading the ticket record", lambda: records.append(self.stores.tickets.get_notification(
+                notification.ticket_id, notification.notification_id)), self._remaining_ms):
+            # Unknown: the claim is kept (not released), so the next attempt takes it over and looks again.
+            self._not_attempted(item, "the ticket record could not be read after an interrupted attempt")
+            return True
+        record = records[-1]
+        if record is None or record.status not in DECIDED:
+            return False
+        attempt = next((a for a in reversed(record.attempts) if a.status in DECIDED), None)
+        result = Result(DECIDED[record.status], route=attempt.route if attempt else "",
+                        smtp_code=attempt.smtp_code if attempt else None,
+                        enhanced_status=attempt.enhanced_status if attempt else None,
+                        reply=attempt.reply if attempt else record.status.value, duplicate=True)
+        item.result = result
+        item.durable = keep_trying("storing the outcome", lambda: self.once.complete(claim, result.to_dict()),
+                                   self._remaining_ms)
+        return True
 
     def _leave_out_suppressed(self, item: BatchItem) -> bool:
         """Recipients SES reported as undeliverable or complaining are not sent to by any route (the refusal says
@@ -198,26 +329,27 @@ class Relay:
             return False
         item.result = Result(Outcome.FAILED, reply="; ".join(r.reply for r in item.suppressed),
                              refused=item.suppressed)
-        self._record(notification, item.result)
+        item.durable = self._record(notification, item.result)
         return True
 
-    def _record(self, notification: Notification, result: Result, *, last: bool = False) -> None:
+    def _record(self, notification: Notification, result: Result, *, last: bool = False) -> bool:
+        """The attempt on the ticket, retried within the invocation's time; False if it never landed. A ticket that
+        is gone takes nothing (the outcome still reaches the logs and metrics)."""
         if not notification.ticket_id:
-            return
+            return True
+        ticket_id = notification.ticket_id
         tickets = self.stores.tickets
         reply = result.reply
         if result.outcome is Outcome.DEFERRED and last:
-            reply += " — last attempt: the notification moves to the dead-letter queue (`relaydesk dlq redrive`)"
+            reply += f" — last attempt: {DLQ_NOTE}"
         attempt = DeliveryAttempt(status=_STATUS[result.outcome], route=result.route, smtp_code=result.smtp_code,
                                   enhanced_status=result.enhanced_status, reply=reply, refused=result.refused)
         domain = notification.support_address.rpartition("@")[2]
         new_record = NotificationRecord(notification_id=notification.notification_id,
                                         message_id=message_id_for(notification.notification_id, domain),
                                         recipients=[*notification.recipients, *notification.cc])
-        try:
-            tickets.append_attempt(notification.ticket_id, new_record, attempt)
-        except NotFoundError:
-            pass  # the ticket is gone; the outcome still reaches the logs and metrics
+        return keep_trying("recording the attempt on the ticket",
+                           lambda: tickets.append_attempt(ticket_id, new_record, attempt), self._remaining_ms)
 
     def _put_record(self, notification: Notification, record: NotificationRecord) -> None:
         assert notification.ticket_id is not None
@@ -240,14 +372,20 @@ class Relay:
             "cc": [r for r in notification.cc if r.lower() in deferred]})
         if not follow_up.recipients:  # only CCs were deferred: they become the recipients of the copy
             follow_up = follow_up.model_copy(update={"recipients": follow_up.cc, "cc": []})
+        # After the smarthost's 250: every write here is retried, and none of them may turn the delivery into a
+        # deferral (that would send it again to the recipients who took it).
         if notification.ticket_id:
+            ticket_id = notification.ticket_id
             domain = notification.support_address.rpartition("@")[2]
             message_id = message_id_for(follow_up.notification_id, domain)
-            self.stores.tickets.link_message_id(message_id, notification.ticket_id)
-            self._put_record(follow_up, NotificationRecord(
-                notification_id=follow_up.notification_id, message_id=message_id,
-                recipients=[*follow_up.recipients, *follow_up.cc]))
-        self.stores.queue.send(follow_up, delay_seconds=retry_delay(1))
+            record = NotificationRecord(notification_id=follow_up.notification_id, message_id=message_id,
+                                        recipients=[*follow_up.recipients, *follow_up.cc])
+            keep_trying("linking the copy's Message-ID", lambda: self.stores.tickets.link_message_id(
+                message_id, ticket_id), self._remaining_ms)
+            keep_trying("recording the copy", lambda: self._put_record(follow_up, record), self._remaining_ms)
+        if not keep_trying("queueing the copy for the deferred recipients", lambda: self.stores.queue.send(
+                follow_up, delay_seconds=retry_delay(1, self.retry_first)), self._remaining_ms):
+            return None
         return follow_up.notification_id
 
     def out_of_time(self, item: BatchItem) -> bool:
@@ -257,8 +395,16 @@ class Relay:
         worst = (self.timeouts.command + self.timeouts.data) * 1000  # a stall at MAIL or after the final dot
         if self._remaining_ms() > worst + TIME_MARGIN_MS:
             return False
-        item.result = Result(Outcome.DEFERRED, reply="not attempted: the invocation was about to time out")
+        self._not_attempted(item, "the invocation was about to time out")
         return True
+
+    def end_of_data_deadline(self) -> float | None:
+        """`time.monotonic()` by which the server's answer to the end of data must have come, so that the outcome
+        can still be stored before the invocation ends: no end of data is sent later than the data timeout before
+        it. None: no invocation clock."""
+        if self._remaining_ms is None:
+            return None
+        return time.monotonic() + (self._remaining_ms() - TIME_MARGIN_MS) / 1000
 
     def _ses_group(self, items: list[BatchItem]) -> None:
         for item in items:

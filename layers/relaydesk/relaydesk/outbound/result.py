@@ -43,7 +43,9 @@ class Result:
 
 @dataclass
 class RecordResult:
-    """One SQS record's fate. `retry_in` is set for a deferral: the visibility delay before the next attempt."""
+    """One SQS record's fate. `retry_in` is set when SQS keeps it: the visibility delay before the next attempt (a
+    deferral, or an outcome not stored yet). `last_attempt`: deferred at its last attempt, its reason on the ticket:
+    it moves to the dead-letter queue."""
 
     message_id: str
     receipt_handle: str
@@ -53,11 +55,12 @@ class RecordResult:
     retry_in: int | None = None
     last_attempt: bool = False
     latency_ms: float = 0.0
+    body: str = ""  # the SQS body as received: what the DLQ gets
 
     @property
     def failed(self) -> bool:
-        """Reported in batchItemFailures: SQS keeps it (and after the last attempt, moves it to the DLQ)."""
-        return self.result.outcome is Outcome.DEFERRED
+        """Not released: reported in batchItemFailures (SQS keeps it), or moved to the DLQ."""
+        return self.retry_in is not None or self.last_attempt
 
 
 @dataclass
@@ -69,6 +72,9 @@ class BatchItem:
     started: float = field(default_factory=time.perf_counter)
     result: Result | None = None
     suppressed: list[RecipientOutcome] = field(default_factory=list)  # recipients left out, and why
+    attempted: bool = True  # False: deferred without trying (out of time, held by another invocation, ...)
+    durable: bool = True  # False: the outcome (or a last attempt's reason) is not stored yet
+    retry_after: float | None = None  # seconds: not before then (the end of another invocation's claim)
 
     @property
     def receive_count(self) -> int:
