@@ -186,3 +186,11 @@ class OAuthTokenUnavailableError(TransientDeliveryError):
     def __init__(self, token_error: OAuthTokenError) -> None:
         super().__init__(token_error.message, action=token_error.action)
         self.token_error = token_error
+
+
+class ShaperBusyError(RelaydeskError):
+    """The mailbox's sending-limit state could not be updated (lost races, or the store failed): its notifications
+    wait a little and try again; nothing is sent unshaped."""
+
+    code = "shaper_busy"
+    action = "Nothing to do if it passes; if it lasts, check the counters table (DynamoDB) and the relay's logs."

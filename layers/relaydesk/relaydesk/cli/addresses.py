@@ -13,10 +13,12 @@ import time
 from typing import Any
 
 from relaydesk.addresses import lifecycle, verification
+from relaydesk.addresses.limits import limits_view, set_limits
 from relaydesk.addresses.live_check import CheckStep
 from relaydesk.addresses.model import Connector, SupportAddress, VerificationStatus
-from relaydesk.addresses.presets import PRESETS
+from relaydesk.addresses.presets import PRESETS, PROFILE_OF_PRESET
 from relaydesk.addresses.presets import resolve as resolve_preset
+from relaydesk.addresses.providers import PROFILES, LimitOverrides
 from relaydesk.addresses.sign_in import PASSWORD_CLEARS
 from relaydesk.cli import context
 from relaydesk.cli.credentials_input import (
@@ -122,6 +124,7 @@ def address_view(address: SupportAddress) -> dict[str, Any]:
         if connector.auth_kind is AuthKind.OAUTH2:
             view.update(sign_in_view(connector))
         view["secret"] = connector.secret_arn
+        view.update(limits_view(address))
     return view
 
 
@@ -193,6 +196,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
     progress(f"live check of {host}:{port} ({tls_mode.value}) as {username} ({describe_sign_in(credentials)}):")
     address, _ = lifecycle.connect_address(stores, args.account, args.email, credentials, args.name or "",
                                            on_step=print_step, peers=peers)
+    if args.preset in PROFILE_OF_PRESET:  # the provider's sending limits follow the preset, not only the host
+        address = set_limits(stores.directory, address.email, provider=PROFILE_OF_PRESET[args.preset])
     progress(f"connected {address.email}: connector pending. Next: relaydesk addresses verify {address.email}")
     account = stores.directory.get_account(address.account_id)
     if host.endswith(MICROSOFT_SMARTHOST) and account.settings.include_attachments_in_email:
@@ -301,6 +306,34 @@ def cmd_disable(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+LIMIT_FLAGS = ("messages_per_minute", "messages_per_day", "recipients_per_day", "recipients_per_message",
+               "connections")
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    given = {name: getattr(args, name) for name in LIMIT_FLAGS if getattr(args, name) is not None}
+    if args.provider is None and not given and not args.reset:
+        address = lifecycle.get_address(stores, args.email)  # only show them
+    else:
+        address = set_limits(stores.directory, args.email, provider=args.provider,
+                             overrides=LimitOverrides(**given), reset=args.reset)
+        progress(f"{address.email}: sending limits saved; the relay applies them to the next batch")
+    view = {"email": address.email, **limits_view(address)}
+    emit(view, as_json=args.json)
+    return EXIT_OK
+
+
+def positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def cmd_enable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
     address = lifecycle.enable(stores, args.email)
@@ -363,6 +396,14 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--timeout", type=float, default=120.0,
                      help="seconds to wait for the rotation's outcome (default %(default)s)")
     sub.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
+
+    sub = command("limits", cmd_limits, "show or lower the address's sending limits (a provider's published "
+                                        "limits can only be lowered)")
+    sub.add_argument("--provider", choices=sorted(PROFILES), help="the provider whose published limits apply")
+    for name in LIMIT_FLAGS:
+        sub.add_argument(f"--{name.replace('_', '-')}", dest=name, type=positive, metavar="N")
+    sub.add_argument("--reset", action="store_true", help="drop the limits set for this address (the provider's "
+                                                          "apply), before any given here")
 
     command("disable", cmd_disable, "stop the connector; notifications fall back to the default outbound")
     command("enable", cmd_enable, "turn the connector on again (outbound must be verified again)")

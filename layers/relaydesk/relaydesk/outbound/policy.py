@@ -14,6 +14,7 @@ from relaydesk.errors import (
     TlsRequiredError,
     TransientDeliveryError,
 )
+from relaydesk.outbound.throttles import throttle_rule
 
 ENHANCED_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")  # RFC 3463 2: class.subject.detail
 
@@ -28,6 +29,9 @@ class Outcome(StrEnum):
     FAILED = "failed"  # permanent: recorded, never retried
     AUTH_FAILED = "auth_failed"  # the address is held until its credentials change
     HELD = "held"  # parked behind an auth_failed hold, not attempted
+    # The mailbox's sending limit (outbound/shaper.py): not an attempt, queued again for when a slot frees.
+    WAITING = "waiting"  # held back by the shaper before sending
+    THROTTLED = "throttled"  # the provider answered with a throttle reply (outbound/throttles.py)
 
 
 class ReplyClass(IntEnum):
@@ -63,6 +67,8 @@ def classify_code(code: int | None) -> Outcome:
 def classify_error(error: SmtpDeliveryError) -> Outcome:
     if isinstance(error, AuthenticationFailedError):
         return Outcome.AUTH_FAILED
+    if throttle_rule(error.smtp_code, error.server_reply or "") is not None:
+        return Outcome.THROTTLED  # before the 5xx rule: Microsoft's 5.2.25x sending limits fail nothing
     if isinstance(error, PermanentDeliveryError):
         return Outcome.FAILED
     # As Postfix does with a TLS policy it cannot meet (4.7.5): defer, so the mail goes once the operator fixes the

@@ -12,7 +12,7 @@ from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
 from relaydesk.notification import Notification
-from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion
+from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion, StoredState
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -344,3 +344,27 @@ class MemoryHeld:
 
     def remove(self, email: str, notification_id: str) -> None:
         self.parked.get(email.lower(), {}).pop(notification_id, None)
+
+
+class MemoryShaperStates:
+    """The shaper's items in a dict, with the same conditional writes as the DynamoDB adapter."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, StoredState] = {}
+        self.writes = 0
+        self.conflicts = 0
+        self._lock = threading.Lock()
+
+    def read(self, key: str) -> StoredState:
+        with self._lock:
+            return self.items.get(key, StoredState(None, 0))
+
+    def write(self, key: str, body: str, version: int) -> StoredState | None:
+        with self._lock:
+            current = self.items.get(key, StoredState(None, 0))
+            if current.version != version:
+                self.conflicts += 1
+                return current
+            self.items[key] = StoredState(body, version + 1)
+            self.writes += 1
+            return None

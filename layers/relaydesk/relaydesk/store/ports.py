@@ -119,3 +119,17 @@ class HeldNotifications(Protocol):
     def park(self, email: str, notification: Notification) -> None: ...  # idempotent per notification id
     def list(self, email: str) -> list[Notification]: ...
     def remove(self, email: str, notification_id: str) -> None: ...
+
+
+class StoredState(NamedTuple):
+    body: str | None  # the state's JSON; None when nothing is stored yet
+    version: int  # 0 when nothing is stored yet
+
+
+class ShaperStates(Protocol):
+    """The shaper's state, one item per mailbox, replaced whole by conditional writes (optimistic concurrency)."""
+
+    def read(self, key: str) -> StoredState: ...
+    # Stores `body` as version + 1 if the stored version is still `version` (0: none stored) and returns None;
+    # otherwise stores nothing and returns what is stored now, so the caller retries without another read.
+    def write(self, key: str, body: str, version: int) -> StoredState | None: ...
