@@ -10,8 +10,9 @@ from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.once import PowertoolsOnce, powertools_once
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.result import RecordResult
+from relaydesk.outbound.shaper import Shaper
 from relaydesk.store.sqs_retry import SqsRetryDelay
-from relaydesk.wiring import Stores, aws_client, aws_stores
+from relaydesk.wiring import Stores, aws_client, aws_shaper_states, aws_stores
 
 logger = Logger()
 metrics = Metrics()
@@ -45,7 +46,7 @@ def services(stores: Stores) -> tuple[Relay, PowertoolsOnce, SqsRetryDelay]:
         settings = stores.settings
         once = powertools_once(settings.idempotency_table)
         relay = Relay(stores, credentials=CredentialCache(stores.secrets, settings.credentials_cache_seconds),
-                      once=once, on_result=observe)
+                      once=once, on_result=observe, shaper=Shaper(aws_shaper_states()))
         _built[:] = [(stores, relay, once, SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url))]
     return _built[0][1:]
 

@@ -27,10 +27,14 @@ from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.once import AlreadyInProgress, OnceGuard
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.pool import ConnectionPool
-from relaydesk.outbound.result import BatchItem, RecordResult, Result
+from relaydesk.outbound.result import WAITS, BatchItem, RecordResult, Result
 from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
+from relaydesk.outbound.shaper import Shaper
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
+from relaydesk.outbound.throttles import describe, throttle_rule
+from relaydesk.outbound.turns import Turns
+from relaydesk.store.ports import QueueCarry, Requeued
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, RecipientOutcome
 from relaydesk.wiring import Stores
 
@@ -40,7 +44,10 @@ TIME_MARGIN_MS = 3000  # for recording outcomes and answering SQS after the last
 
 _STATUS = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.DEFERRED: DeliveryStatus.DEFERRED,
            Outcome.FAILED: DeliveryStatus.FAILED, Outcome.AUTH_FAILED: DeliveryStatus.AUTH_FAILED,
-           Outcome.HELD: DeliveryStatus.AUTH_FAILED}
+           Outcome.HELD: DeliveryStatus.AUTH_FAILED, Outcome.WAITING: DeliveryStatus.WAITING,
+           Outcome.THROTTLED: DeliveryStatus.WAITING}
+NOT_FINAL = (Outcome.DEFERRED, Outcome.HELD, Outcome.AUTH_FAILED, Outcome.WAITING, Outcome.THROTTLED)
+MAX_WAIT_SECONDS = 4 * 24 * 3600  # the queue's retention: a notification waits no longer for its mailbox's turns
 
 
 class _NotFinal(Exception):
@@ -63,7 +70,7 @@ class Relay:
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
                  on_result: Callable[[RecordResult], None] | None = None,
                  submission: Callable[..., SmtpSubmission] = SmtpSubmission,
-                 pool: ConnectionPool | None = None) -> None:
+                 pool: ConnectionPool | None = None, shaper: Shaper | None = None) -> None:
         self.stores = serialized(stores)  # smarthost threads share them
         self.credentials = credentials
         self.once = once
@@ -76,6 +83,10 @@ class Relay:
         self.ses = SesRoute(self.stores)
         self.pool = pool or ConnectionPool()  # authenticated connections kept for the next invocation
         self._remaining_ms: Callable[[], int] | None = None
+        # The mailboxes' sending limits, shared with every other invocation (None: unshaped, as unit tests of other
+        # concerns run)
+        self.turns = None if shaper is None else Turns(shaper, credentials=credentials, tickets=self.stores.tickets,
+                                                       queue=self.stores.queue, record=self._record)
 
     # --- the batch ----------------------------------------------------------------------------------------------
 
@@ -104,6 +115,7 @@ class Relay:
             self._ses_group(ses_items)
             for future in futures:
                 future.result()
+        self._settle(items)
         return [self._finish(item) for item in items]
 
     def _plan(self, notification: Notification, addresses: dict[str, SupportAddress | None]) -> tuple:
@@ -129,16 +141,22 @@ class Relay:
 
     def _finish(self, item: BatchItem) -> RecordResult:
         result = item.result or Result(Outcome.DEFERRED, reply="not attempted")
-        count = item.receive_count
+        count = item.attempt
         last = count >= self.max_attempts
-        retry_in = None
+        retry_in = requeue_in = None
         if result.outcome is Outcome.DEFERRED:
             retry_in = 0 if last else retry_delay(count)
+        elif result.outcome in WAITS and self.turns is not None:
+            requeue_in = self.turns.delay_of(item)
+            retry_in = None if item.settled else requeue_in  # not queued again: this message waits instead
+        elif result.outcome in WAITS:  # a throttle reply to an unshaped relay: retried like any deferral
+            retry_in = retry_delay(count)
         outcome = RecordResult(message_id=item.record.get("messageId", ""),
                                receipt_handle=item.record.get("receiptHandle", ""), receive_count=count,
                                notification=item.notification, result=result, retry_in=retry_in,
                                last_attempt=last and result.outcome is Outcome.DEFERRED,
-                               latency_ms=round((time.perf_counter() - item.started) * 1000, 1))
+                               latency_ms=round((time.perf_counter() - item.started) * 1000, 1),
+                               settled=item.settled, requeue_in=requeue_in)
         if self.on_result is not None:
             self.on_result(outcome)
         return outcome
@@ -146,6 +164,14 @@ class Relay:
     # --- once, and the ticket -----------------------------------------------------------------------------------
 
     def run_once(self, item: BatchItem, work: Callable[[], Result]) -> None:
+        turn = item.turn  # the mailbox's turn (outbound/turns.py): a throttle reply stops the rest of the group
+        if turn is not None and turn.held_back(item):
+            return
+        self._run_once(item, work)
+        if turn is not None:
+            turn.after(item)
+
+    def _run_once(self, item: BatchItem, work: Callable[[], Result]) -> None:
         notification = item.notification
         assert notification is not None
         ran = False
@@ -154,7 +180,7 @@ class Relay:
             nonlocal ran
             ran = True
             result = work()
-            if result.outcome in (Outcome.DEFERRED, Outcome.HELD, Outcome.AUTH_FAILED):
+            if result.outcome in NOT_FINAL:
                 raise _NotFinal(result)
             return result.to_dict()
 
@@ -171,13 +197,16 @@ class Relay:
             item.result = Result(Outcome.DEFERRED, reply=f"unexpected {type(error).__name__}; retried later")
             return
         if not item.result.duplicate:
-            self._record(notification, item.result, last=item.receive_count >= self.max_attempts)
+            self._record(notification, item.result, last=item.attempt >= self.max_attempts)
 
     def _record(self, notification: Notification, result: Result, *, last: bool = False) -> None:
         if not notification.ticket_id:
             return
         tickets = self.stores.tickets
         reply = result.reply
+        rule = throttle_rule(result.smtp_code, reply) if result.outcome is Outcome.THROTTLED else None
+        if rule is not None:
+            reply = describe(rule, reply)
         if result.outcome is Outcome.DEFERRED and last:
             reply += " — last attempt: the notification moves to the dead-letter queue (`relaydesk dlq redrive`)"
         attempt = DeliveryAttempt(status=_STATUS[result.outcome], route=result.route, smtp_code=result.smtp_code,
@@ -245,7 +274,58 @@ class Relay:
     def _connector_group(self, secret_id: str, items: list[BatchItem],
                          addresses: dict[str, SupportAddress | None]) -> None:
         mine = {item.notification.support_address for item in items if item.notification is not None}
-        ConnectorGroup(self, secret_id, {email: addresses[email] for email in mine if email in addresses}).run(items)
+        group = ConnectorGroup(self, secret_id, {email: addresses[email] for email in mine if email in addresses})
+        address = addresses.get(next(iter(mine))) if len(mine) == 1 else None
+        if self.turns is None or address is None or address.connector is None or \
+                address.connector.state not in (ConnectorState.ACTIVE, ConnectorState.PENDING):
+            group.run(items)  # unshaped; a held address parks its notifications without sending
+            return
+        turn, admitted = self.turns.begin(secret_id, items, address, self._remaining_ms)
+        try:
+            group.run(admitted)
+        finally:
+            if turn is not None:
+                turn.close()
+
+    def _settle(self, items: list[BatchItem]) -> None:
+        """Waiting notifications go back to the queue for their turn as new SQS messages (a wait is not a
+        receive: it never counts toward the DLQ), carrying their attempts; a notification whose carried attempts
+        run out moves to the DLQ itself, as SQS's receive count would not move it."""
+        if self.turns is None:
+            return
+        wall = time.time()
+        waiting = [item for item in items if item.result is not None and item.result.outcome in WAITS
+                   and item.notification is not None]
+        entries = []
+        for item in waiting:
+            carry = item.carry
+            since = carry.waiting_since or wall
+            if wall - since > MAX_WAIT_SECONDS:
+                item.result = Result(Outcome.DEFERRED, route=item.result.route,  # type: ignore[union-attr]
+                                     reply=f"waited more than {MAX_WAIT_SECONDS // 86400} days for the mailbox's "
+                                           "sending limit")
+                self._record(item.notification, item.result, last=True)  # type: ignore[arg-type]
+                self._dead_letter(item, QueueCarry(self.max_attempts, since))
+                continue
+            entries.append(Requeued(item.notification, self.turns.delay_of(item),  # type: ignore[arg-type]
+                                    QueueCarry(carry.attempts + item.receive_count - 1, since, item.wait_until)))
+        failed = self.stores.queue.requeue(entries) if entries else set()
+        for item in waiting:
+            item.settled = item.settled or (item.result is not None and item.result.outcome in WAITS
+                                            and item.notification.notification_id not in failed)  # type: ignore
+        for item in items:
+            if item.result is not None and item.result.outcome is Outcome.DEFERRED and item.carry.attempts and \
+                    item.attempt >= self.max_attempts and item.notification is not None:
+                self._dead_letter(item, QueueCarry(item.attempt, item.carry.waiting_since))
+
+    def _dead_letter(self, item: BatchItem, carry: QueueCarry) -> None:
+        assert item.notification is not None
+        try:
+            self.stores.queue.dead_letter(item.notification, carry)
+        except Exception:  # SQS's own redrive still moves it once its receive count runs out
+            log.exception("moving %s to the DLQ failed", item.notification.notification_id)
+            return
+        item.settled = True
 
     def close(self) -> None:
         """Close the pooled connections (a container's relay is replaced, or a test ends)."""

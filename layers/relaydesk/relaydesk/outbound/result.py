@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from relaydesk.errors import SmtpDeliveryError
 from relaydesk.notification import Notification
 from relaydesk.outbound.policy import Outcome, classify_error
+from relaydesk.store.ports import CARRY_ATTRIBUTES, QueueCarry
 from relaydesk.tickets.model import RecipientOutcome
+
+WAITS = (Outcome.WAITING, Outcome.THROTTLED)  # queued again by the relay for the mailbox's next turn
 
 
 @dataclass
@@ -53,11 +57,13 @@ class RecordResult:
     retry_in: int | None = None
     last_attempt: bool = False
     latency_ms: float = 0.0
+    settled: bool = False  # the relay queued it again itself (its turn) or moved it to the DLQ: delete this one
+    requeue_in: int | None = None  # a wait: seconds until the new SQS message is visible
 
     @property
     def failed(self) -> bool:
         """Reported in batchItemFailures: SQS keeps it (and after the last attempt, moves it to the DLQ)."""
-        return self.result.outcome is Outcome.DEFERRED
+        return not self.settled and (self.result.outcome is Outcome.DEFERRED or self.result.outcome in WAITS)
 
 
 @dataclass
@@ -68,7 +74,36 @@ class BatchItem:
     notification: Notification | None
     started: float = field(default_factory=time.perf_counter)
     result: Result | None = None
+    turn: Any = None  # its mailbox's turn in this batch (outbound/turns.py), when the shaper admitted it
+    wait_until: float | None = None  # when it waits: its turn, on the shaper's clock
+    settled: bool = False
 
     @property
     def receive_count(self) -> int:
         return int(self.record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+
+    @property
+    def carry(self) -> QueueCarry:
+        return carry_of(self.record.get("messageAttributes") or {})
+
+    @property
+    def attempt(self) -> int:
+        """Which delivery attempt this is: those carried from earlier SQS messages, then this message's receives."""
+        return self.carry.attempts + self.receive_count
+
+
+def carry_of(message_attributes: dict[str, Any]) -> QueueCarry:
+    """What an SQS record carries (Lambda's event shape, `stringValue`); anything unreadable counts as absent."""
+
+    def number(name: str) -> float | None:
+        raw = (message_attributes.get(name) or {}).get("stringValue") if isinstance(message_attributes, dict) \
+            else None
+        try:
+            value = float(raw) if isinstance(raw, str) and len(raw) < 32 else None
+        except ValueError:
+            return None
+        return value if value is not None and 0 <= value < 1e11 else None
+
+    attempts = number(CARRY_ATTRIBUTES["attempts"])
+    return QueueCarry(attempts=min(int(attempts or 0), 1000), waiting_since=number(CARRY_ATTRIBUTES["waiting_since"]),
+                      turn_at=number(CARRY_ATTRIBUTES["turn_at"]))

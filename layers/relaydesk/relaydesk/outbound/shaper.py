@@ -28,6 +28,7 @@ class ShaperClock(Protocol):
 
     def now(self) -> float: ...
     def real_seconds(self, seconds: float) -> float: ...
+    def shaper_seconds(self, real: float) -> float: ...
 
 
 class SystemClock:
@@ -36,6 +37,9 @@ class SystemClock:
 
     def real_seconds(self, seconds: float) -> float:
         return seconds
+
+    def shaper_seconds(self, real: float) -> float:
+        return real
 
 
 class ScaledClock:
@@ -52,6 +56,9 @@ class ScaledClock:
 
     def real_seconds(self, seconds: float) -> float:
         return seconds / self.factor
+
+    def shaper_seconds(self, real: float) -> float:
+        return real * self.factor
 
 
 def mailbox_key(host: str, username: str) -> str:

@@ -12,7 +12,7 @@ from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
 from relaydesk.notification import Notification
-from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, SecretVersion, StoredState
+from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, QueueCarry, Requeued, SecretVersion, StoredState
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -316,9 +316,25 @@ class MemorySecrets:
 class MemoryQueue:
     def __init__(self) -> None:
         self.sent: list[tuple[Notification, int]] = []
+        self.carried: dict[str, QueueCarry] = {}  # notification id -> what its last requeue carried
+        self.dead: list[tuple[Notification, QueueCarry]] = []
+        self.refuse: set[str] = set()  # notification ids whose requeue fails (SQS refusing an entry)
 
     def send(self, notification: Notification, delay_seconds: int = 0) -> None:
         self.sent.append((notification.model_copy(deep=True), delay_seconds))
+
+    def requeue(self, entries: list[Requeued]) -> set[str]:
+        failed = set()
+        for entry in entries:
+            if entry.notification.notification_id in self.refuse:
+                failed.add(entry.notification.notification_id)
+                continue
+            self.send(entry.notification, entry.delay_seconds)
+            self.carried[entry.notification.notification_id] = entry.carry
+        return failed
+
+    def dead_letter(self, notification: Notification, carry: QueueCarry) -> None:
+        self.dead.append((notification.model_copy(deep=True), carry))
 
 
 class MemoryOutbox:

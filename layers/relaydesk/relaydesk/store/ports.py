@@ -103,8 +103,37 @@ class SecretStore(Protocol):
     def start_rotation(self, secret_id: str, token: str, rotation_function_arn: str) -> None: ...  # RotateSecret
 
 
+class QueueCarry(NamedTuple):
+    """What a notification carries from one SQS message to the next when the relay queues it again itself (waiting
+    for its mailbox's sending limit), so a wait is never counted as a delivery attempt and no attempt is lost."""
+
+    attempts: int = 0  # delivery attempts made on earlier SQS messages of this notification
+    waiting_since: float | None = None  # wall-clock epoch seconds it first waited for the sending limit
+    turn_at: float | None = None  # the turn the shaper gave it (the shaper's clock)
+
+
+# The SQS message attributes a QueueCarry travels in (Number attributes; absent when zero or unset).
+CARRY_ATTRIBUTES = {"attempts": "relaydesk_attempts", "waiting_since": "relaydesk_waiting_since",
+                    "turn_at": "relaydesk_turn_at"}
+
+
+class Requeued(NamedTuple):
+    notification: Notification
+    delay_seconds: int
+    carry: QueueCarry = QueueCarry()
+
+
 class NotificationQueue(Protocol):
+    """The notifications queue. Every message's group is its account (SQS fair queues: one account's burst does
+    not hold back another's)."""
+
     def send(self, notification: Notification, delay_seconds: int = 0) -> None: ...
+    # The relay's own sends, each with what it carries, batched where SQS allows it; returns the notification ids
+    # that could not be queued (they stay with their SQS message).
+    def requeue(self, entries: list[Requeued]) -> set[str]: ...
+    # Straight to the dead-letter queue: a notification whose attempts were carried over runs out of them before
+    # SQS's own receive count would move it.
+    def dead_letter(self, notification: Notification, carry: QueueCarry) -> None: ...
 
 
 class RawMailSender(Protocol):

@@ -34,6 +34,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # permanent failure, not retried
     AUTH_FAILED = "auth_failed"  # held until the credentials change
     BOUNCED = "bounced"  # a delivery status notification reported a failure later
+    WAITING = "waiting"  # waiting for the mailbox's sending limit (or a throttle reply's pause); sent at its turn
 
 
 class RecipientOutcome(BaseModel):
