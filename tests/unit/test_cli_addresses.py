@@ -265,7 +265,7 @@ def test_the_commands_the_team_contract_names_exist():
 
     assert commands("accounts") == {"create", "show", "settings"}
     assert commands("addresses") == {"list", "show", "connect", "verify", "set-default", "rotate", "disable",
-                                     "enable", "delete"}
+                                     "enable", "delete", "limits"}
     assert commands("tickets") == {"list", "show", "reply", "note", "status", "assign", "cc", "followers"}
 
 
