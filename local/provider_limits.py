@@ -52,12 +52,12 @@ class SendingLimits:
 
     def __post_init__(self) -> None:
         self.start = time.time() if self.start is None else self.start
-        self._wall = time.monotonic()
         self._active: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
 
     def now(self) -> float:
-        return self.start + (time.monotonic() - self._wall) * self.time_scale  # type: ignore[operator]
+        """Scaled from the wall clock at `start`, as the relay's ScaledClock with the same start reads it."""
+        return self.start + (time.time() - self.start) * self.time_scale  # type: ignore[operator]
 
     # --- the hooks the smarthost calls ---------------------------------------------------------------------------
     def begin(self, user: str) -> str | None:

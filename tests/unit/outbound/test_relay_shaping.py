@@ -91,8 +91,10 @@ def test_a_waiting_notification_back_before_its_turn_is_queued_again_without_ask
 def test_at_its_turn_a_waiting_notification_goes_before_new_ones(world, relay, clock):
     for start in range(0, 30, 10):
         relay.relay_batch([sqs_record(n) for n in batch(world, 10)])
-    [waiting] = relay.relay_batch([sqs_record(world.notification())])
+    waiting, *later = [r for start in range(0, 40, 10)
+                       for r in relay.relay_batch([sqs_record(n) for n in batch(world, 10)])]
     carry = world.stores.queue.carried[waiting.notification.notification_id]
+    assert max(world.stores.queue.carried[r.notification.notification_id].turn_at for r in later) > carry.turn_at
     clock.at = carry.turn_at
     newcomer = world.notification()
     results = relay.relay_batch([sqs_record(newcomer), carried(waiting.notification, carry)])

@@ -308,7 +308,7 @@ class Relay:
                 self._dead_letter(item, QueueCarry(self.max_attempts, since))
                 continue
             entries.append(Requeued(item.notification, self.turns.delay_of(item),  # type: ignore[arg-type]
-                                    QueueCarry(carry.attempts + item.receive_count - 1, since, item.wait_until)))
+                                    QueueCarry(carry.attempts + item.receive_count - 1, since, item.booking)))
         failed = self.stores.queue.requeue(entries) if entries else set()
         for item in waiting:
             item.settled = item.settled or (item.result is not None and item.result.outcome in WAITS

@@ -75,7 +75,8 @@ class BatchItem:
     started: float = field(default_factory=time.perf_counter)
     result: Result | None = None
     turn: Any = None  # its mailbox's turn in this batch (outbound/turns.py), when the shaper admitted it
-    wait_until: float | None = None  # when it waits: its turn, on the shaper's clock
+    wait_until: float | None = None  # when it waits: when to look again, on the shaper's clock
+    booking: float | None = None  # the turn the shaper gave it, carried to its next SQS message
     settled: bool = False
 
     @property

@@ -44,15 +44,15 @@ class SystemClock:
 
 class ScaledClock:
     """A clock `factor` times faster than the wall, for tests and the bench: a minute passes in 60/factor seconds.
-    The local smarthost takes the same factor and start, so both sides agree on every minute and day."""
+    It reads the wall clock from the common `start`, so every relay worker and the local smarthost (same factor,
+    same start) agree on every minute and day, whenever each was built."""
 
     def __init__(self, factor: float, *, start: float | None = None) -> None:
         self.factor = factor
         self.start = time.time() if start is None else start
-        self._wall = time.monotonic()
 
     def now(self) -> float:
-        return self.start + (time.monotonic() - self._wall) * self.factor
+        return self.start + (time.time() - self.start) * self.factor
 
     def real_seconds(self, seconds: float) -> float:
         return seconds / self.factor

@@ -8,9 +8,10 @@
   `DAY_BUCKETS` covers more than any day the server can look back on (a send completes well within a bucket).
 - **Connections**: one lease per relay batch that sends for the mailbox, with an expiry, so a killed invocation
   gives its connection back by itself; its open sends then count as completed at the expiry.
-- **The line**: a notification that cannot go now is given a turn. Turns are spaced at the long-run rate from the
-  end of the line, so the waiting ones come back in order and spread out; a notification whose turn has come goes
-  before new ones.
+- **The line**: a notification that cannot go now is given a turn: the time a slot of the minute frees for it,
+  counting the sends of the last minute, the open ones and the turns already given (each turn holds a slot for a
+  minute, as the send it stands for will). The waiting ones come back in order, each when its slot is free; one
+  whose turn has come goes before new ones, and one that still finds no room waits for the next free slot.
 - **Throttle replies** pause the mailbox (the pause doubles while throttles follow each other) and halve its rate
   and connections; they recover linearly over `RECOVERY` seconds.
 
@@ -19,6 +20,7 @@ Times are seconds on the shaper's clock (epoch seconds, or time-scaled in tests 
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import NamedTuple
 
@@ -60,7 +62,7 @@ class ShaperState(BaseModel):
     done: list[tuple[float, int]] = Field(default_factory=list)  # (completion time rounded up, sends), last minute
     day: dict[int, tuple[int, int]] = Field(default_factory=dict)  # bucket -> (recipients, messages)
     leases: dict[str, Lease] = Field(default_factory=dict)
-    line_at: float = 0.0  # the end of the line of notifications given a turn
+    line: list[float] = Field(default_factory=list)  # turns given to waiting notifications (the latest ones)
     paused_until: float = 0.0
     slow: float = 1.0  # rate factor set by the last throttle reply, recovering toward 1
     slowed_at: float = 0.0
@@ -68,17 +70,22 @@ class ShaperState(BaseModel):
 
 
 class Ask(NamedTuple):
-    """One notification that wants to go: its recipients, and whether a turn it was given has come."""
+    """One notification that wants to go: its recipients, and the turn it was given earlier, if any (it has come)."""
 
     recipients: int
-    due: bool = False
+    turn_at: float | None = None
+
+    @property
+    def due(self) -> bool:
+        return self.turn_at is not None
 
 
 class Turn(NamedTuple):
     lease: str | None  # the connection lease the admitted ones go under
     admitted: list[int]  # indexes into the asks, in the order to send them
-    waits: dict[int, float]  # the others: index -> the time their turn comes
+    waits: dict[int, float]  # the others: index -> when to look again
     reasons: dict[int, str]  # why each of them waits
+    booked: dict[int, float]  # the new turns given (a due one that waits again keeps its turn)
 
 
 def slow_factor(state: ShaperState, now: float) -> float:
@@ -100,6 +107,7 @@ def tidy(state: ShaperState, now: float) -> None:
                 _add_done(state, lease.expires_at, lease.open)
             del state.leases[lease_id]
     state.done = [(at, n) for at, n in state.done if at > now - WINDOW]
+    state.line = [turn for turn in state.line if turn > now - WINDOW]
     oldest = _bucket(now) - DAY_BUCKETS + 1
     state.day = {bucket: counts for bucket, counts in state.day.items() if bucket >= oldest}
 
@@ -118,13 +126,14 @@ def admit(state: ShaperState, limits: Limits, asks: list[Ask], now: float, *, le
     reasons: dict[int, str] = {}
     if state.paused_until > now:
         reasons = dict.fromkeys(order, Reason.PAUSED)
-    elif len(state.leases) >= connections:
-        return Turn(None, [], {i: now + LEASE_RETRY for i in order}, dict.fromkeys(order, Reason.CONNECTIONS))
+    elif len(state.leases) >= connections:  # nothing changes: asking again soon costs nothing twice
+        return Turn(None, [], {i: now + LEASE_RETRY for i in order}, dict.fromkeys(order, Reason.CONNECTIONS), {})
     else:
         room = rate - in_minute(state, now)
         recipients, messages = _day_totals(state, now)
+        waiting_line = any(turn > now for turn in state.line)
         for i in order:
-            if not asks[i].due and state.line_at > now:
+            if not asks[i].due and waiting_line:
                 reasons[i] = Reason.LINE
             elif room <= 0:
                 reasons[i] = Reason.RATE
@@ -143,8 +152,11 @@ def admit(state: ShaperState, limits: Limits, asks: list[Ask], now: float, *, le
                                        recipients=sent, messages=len(admitted))
         recipients_now, messages_now = state.day.get(_bucket(now), (0, 0))
         state.day[_bucket(now)] = (recipients_now + sent, messages_now + len(admitted))
-    waits = _turns(state, limits, asks, [i for i in order if i in reasons], rate, now)
-    return Turn(lease, admitted, waits, reasons)
+        for i in admitted:  # its turn becomes its send
+            if asks[i].turn_at is not None and asks[i].turn_at in state.line:
+                state.line.remove(asks[i].turn_at)
+    waits, booked = _turns(state, limits, asks, [i for i in order if i in reasons], rate, now)
+    return Turn(lease, admitted, waits, reasons, booked)
 
 
 def release(state: ShaperState, lease_id: str, completions: list[float], *, sent_recipients: int,
@@ -227,19 +239,24 @@ def _day_free_at(state: ShaperState, limits: Limits, recipients: int, now: float
 
 
 def _turns(state: ShaperState, limits: Limits, asks: list[Ask], waiting: list[int], rate: int,
-           now: float) -> dict[int, float]:
-    """A turn for each waiting ask: a due one at the next free slot, a new one at the end of the line (which then
-    moves one long-run interval on)."""
+           now: float) -> tuple[dict[int, float], dict[int, float]]:
+    """When each waiting ask looks again, and the new turns: a due one at the next free slot (keeping its turn), a
+    new one when the slot of the `rate`-th latest send or turn frees (a minute after it)."""
     if not waiting:
-        return {}
+        return {}, {}
     base = max(now, state.paused_until, _rate_free_at(state, rate, now))
-    spacing = WINDOW / rate
-    turns: dict[int, float] = {}
+    occupied = sorted([at for at, n in state.done if at > now - WINDOW for _ in range(n)]
+                      + [now] * sum(lease.open for lease in state.leases.values()) + state.line)
+    waits: dict[int, float] = {}
+    booked: dict[int, float] = {}
     for i in waiting:
         ready = max(base, _day_free_at(state, limits, asks[i].recipients, now))
         if asks[i].due:
-            turns[i] = ready
-        else:
-            turns[i] = max(state.line_at, ready)
-            state.line_at = turns[i] + spacing
-    return turns
+            waits[i] = ready
+            continue
+        slot = occupied[-rate] + WINDOW + RESOLUTION if len(occupied) >= rate else now
+        waits[i] = booked[i] = max(ready, slot)
+        bisect.insort(occupied, booked[i])
+        bisect.insort(state.line, booked[i])
+    state.line = state.line[-limits.messages_per_minute:]  # the latest turns are all a new one depends on
+    return waits, booked

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable
 
@@ -25,7 +26,7 @@ from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.result import BatchItem, Result
 from relaydesk.outbound.shaper import Shaper, mailbox_key
-from relaydesk.outbound.shaping import Ask
+from relaydesk.outbound.shaping import Ask, Reason, Turn
 from relaydesk.outbound.throttles import throttle_rule
 from relaydesk.store.ports import NotificationQueue, Requeued, TicketStore
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord
@@ -35,6 +36,9 @@ BUSY_WAIT = 30.0  # wall seconds a batch waits when the shaper's state cannot be
 DEFAULT_LEASE = 120.0  # wall seconds a lease lasts when the invocation's time left is unknown
 LEASE_MARGIN = 10.0  # past the invocation's end: a live invocation always gives its lease back first
 DUE_SLACK = 1.0  # wall seconds: SQS delays are whole seconds, rounded up, so a turn comes back on or after its time
+LEASE_PATIENCE = 2.0  # wall seconds a batch waits for a connection lease in its invocation before it queues again
+LEASE_POLL = 0.1
+MIN_REMAINING_MS = 20_000  # an invocation with less time left does not wait for a lease
 NOT_SENT = (Outcome.HELD, Outcome.WAITING)
 
 
@@ -111,17 +115,17 @@ class Turns:
             turn_at = item.carry.turn_at
             if turn_at is not None and turn_at > now + slack:  # a long wait comes back every 15 minutes
                 self._wait(item, turn_at, route, "", limits, address, record=False)
+                item.booking = turn_at
             elif self._split(item, min(limits.recipients_per_message, limits.recipients_per_day), route, limits,
                              address):
                 asking.append(item)
         if not asking:
             return None, []
         key = self._key(secret_id, address)
-        asks = [Ask(splitting.recipient_count(item.notification), due=item.carry.turn_at is not None)  # type: ignore
+        asks = [Ask(splitting.recipient_count(item.notification), item.carry.turn_at)  # type: ignore[arg-type]
                 for item in asking]
         try:
-            turn = self.shaper.take(key, limits, asks, lease_id=uuid.uuid4().hex,
-                                    lease_seconds=self._lease_seconds(remaining_ms))
+            turn = self._take(key, limits, asks, remaining_ms)
         except RelaydeskError as error:
             log.warning("shaper unavailable for %s: %s", address.email, error.message)
             for item in asking:
@@ -130,6 +134,7 @@ class Turns:
             return None, []
         for index, until in turn.waits.items():
             self._wait(asking[index], until, route, turn.reasons[index], limits, address)
+            asking[index].booking = turn.booked.get(index, asking[index].carry.turn_at)
         if turn.lease is None:
             return None, []
         mailbox = MailboxTurn(self.shaper, key, turn.lease)
@@ -137,6 +142,19 @@ class Turns:
         for item in admitted:
             item.turn = mailbox
         return mailbox, admitted
+
+    def _take(self, key: str, limits: Limits, asks: list[Ask], remaining_ms: Callable[[], int] | None) -> Turn:
+        """The shaper's turn; when all connections are taken (a send frees one within moments), asked again for a
+        little while in this invocation rather than queueing everything again for seconds."""
+        patience = time.monotonic() + LEASE_PATIENCE
+        while True:
+            turn = self.shaper.take(key, limits, asks, lease_id=uuid.uuid4().hex,
+                                    lease_seconds=self._lease_seconds(remaining_ms))
+            busy = turn.lease is None and turn.waits and set(turn.reasons.values()) == {Reason.CONNECTIONS}
+            if not busy or time.monotonic() + LEASE_POLL > patience or \
+                    (remaining_ms is not None and remaining_ms() < MIN_REMAINING_MS):
+                return turn
+            time.sleep(LEASE_POLL)
 
     def delay_of(self, item: BatchItem) -> int:
         """Wall seconds until the item's turn: at least one (never hot), at most SQS's 15 minutes (a longer wait

@@ -1,0 +1,338 @@
+"""Sending limits and fairness under a burst: one tenant pushes N notifications for one Microsoft 365 mailbox through
+four concurrent relay workers while a second tenant keeps sending; time-scaled so a minute passes in seconds.
+
+- The world: moto (in process) with template.yaml's resources; the notifications queue with SQS fair queues'
+  order (`local/fair_queues.py`); the event source mapping's pollers (`local/sqs_events.py`), one per worker, each
+  worker a `Relay` of its own (its own AWS clients, connection pool, credential cache) with the DynamoDB shaper on
+  a scaled clock: a container each.
+- Tenant A's smarthost (a process of its own) enforces Exchange Online's SMTP AUTH limits on the same scaled clock
+  (`local/provider_limits.py`): 30 messages a minute, 10,000 recipients a day, 3 concurrent transactions. Each of
+  A's notifications has 10 recipients, so 1,000 of them are exactly one day's recipients.
+- Tenant B (another account, another smarthost) sends one notification every `b_interval` seconds: first alone (its
+  idle latency), then during A's burst. Latency: queued to taken by B's smarthost.
+
+Reported: throttle replies (must be 0), A's rate after its first minute against the limit (target >= 95%), the most
+recipients in any day (<= 10,000), each notification taken exactly once, and B's latency p50/p99 idle and during
+the burst (target: p99 during <= 2x p99 idle), with and without the fair queues' order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.smarthost_process import SmarthostProcess  # noqa: E402
+
+NAME = "shaper"
+TITLE = "Sending limits and fairness: a 1,000-notification burst for one Microsoft 365 mailbox, 4 relay workers"
+ACCOUNT_A, ACCOUNT_B = "A01BENCHSHAPERBURST", "A01BENCHSHAPERQUIET"
+ADDRESS_A, ADDRESS_B = "support@acme.test", "support@globex.test"
+MINUTE = 60.0
+TARGET_RATE = 0.95
+TARGET_LATENCY_RATIO = 2.0
+
+
+@dataclass
+class Burst:
+    notifications: int = 1000
+    recipients: int = 10
+    workers: int = 4
+    time_scale: float = 30.0  # a minute passes in two seconds
+    b_interval: float = 0.2
+    idle_samples: int = 60
+    fair: bool = True
+    timeout: float = 600.0
+
+
+@dataclass
+class Outcome:
+    burst: Burst
+    sent: int = 0
+    taken_once: bool = False
+    throttles: dict[str, int] = field(default_factory=dict)
+    most_in_a_minute: int = 0
+    most_recipients_in_a_day: int = 0
+    steady_rate: float = 0.0  # messages a minute after the first minute
+    span_minutes: float = 0.0  # scaled
+    wall_seconds: float = 0.0
+    requeued: int = 0
+    idle: list[float] = field(default_factory=list)  # B's latencies, seconds
+    during: list[float] = field(default_factory=list)
+
+    @property
+    def rate_ratio(self) -> float:
+        return self.steady_rate / 30.0
+
+
+def p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+class World:
+    """moto + template, two tenants and their smarthosts, N relay workers polling the queue."""
+
+    def __init__(self, burst: Burst) -> None:
+        self.burst = burst
+        self.start = time.time()
+
+    def __enter__(self) -> World:
+        import boto3
+
+        from bench.moto_process import MotoProcess
+        from local.aws_resources import provision
+
+        self._stack = contextlib.ExitStack()
+        self._saved_env = dict(os.environ)
+        endpoint = self._stack.enter_context(MotoProcess(fair=self.burst.fair))
+        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+                           "POWERTOOLS_TRACE_DISABLED": "true", "AWS_ENDPOINT_URL": endpoint})
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+            os.environ.pop(name, None)
+        env = provision(boto3.session.Session(), template_path=ROOT / "template.yaml")
+        os.environ.update({k: v for k, v in env.items() if k.startswith("RELAYDESK_")})
+        scale = self.burst.time_scale
+        self.smarthost_a = self._stack.enter_context(SmarthostProcess(limits=dict(
+            messages_per_minute=30, recipients_per_day=10_000, recipients_per_message=500, connections=3,
+            time_scale=scale, start=self.start)))
+        self.smarthost_b = self._stack.enter_context(SmarthostProcess(username="relay@globex.test"))
+        self.stores = _fresh_stores()
+        self._populate()
+        self.sqs = boto3.client("sqs")
+        self.queue_url = self.stores.settings.notifications_queue_url
+        self.relays = [self._worker() for _ in range(self.burst.workers)]
+        from local.sqs_events import SqsEventSource
+
+        self.source = SqsEventSource(self.sqs, self.queue_url, [invoke for _, invoke in self.relays]).start()
+        self._stack.callback(self.source.stop)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for relay, _ in self.relays:
+            relay.close()
+        self._stack.close()
+        os.environ.clear()
+        os.environ.update(self._saved_env)
+
+    # --- set-up ----------------------------------------------------------------------------------------------------
+    def _populate(self) -> None:
+        from relaydesk.accounts import Account, Brand
+        from relaydesk.addresses.model import (
+            AddressKind,
+            Connector,
+            ConnectorState,
+            SupportAddress,
+            Verification,
+            VerificationStatus,
+        )
+        from relaydesk.addresses.providers import LimitOverrides
+        from relaydesk.credentials import SmtpCredentials, TlsMode
+        from relaydesk.ids import new_id
+        from relaydesk.tickets.model import Ticket
+
+        self.tickets: dict[str, list[str]] = {}
+        for account, address, host, provider, limits in (
+                (ACCOUNT_A, ADDRESS_A, self.smarthost_a, "microsoft365", None),
+                (ACCOUNT_B, ADDRESS_B, self.smarthost_b, "other",
+                 LimitOverrides(messages_per_minute=6000, connections=20))):  # B's own server: its limits never bind
+            subdomain = address.split("@")[1].split(".")[0]
+            self.stores.directory.create_account(Account(account_id=account, subdomain=subdomain, name=subdomain,
+                                                         brands=[Brand(brand_id="B1", name=subdomain)]))
+            secret = self.stores.secrets.create(self.stores.settings.secret_prefix + address, SmtpCredentials(
+                host=host.host, port=host.port, tls_mode=TlsMode.STARTTLS, username=host.username,
+                password=host.password, ca_bundle_pem=host.ca_pem).to_secret_string(), {})
+            self.stores.directory.create_address(SupportAddress(
+                email=address, account_id=account, brand_id="B1", kind=AddressKind.SMTP_CONNECTOR,
+                connector=Connector(host=host.host, port=host.port, tls_mode=TlsMode.STARTTLS, secret_arn=secret,
+                                    state=ConnectorState.ACTIVE, provider=provider, limits=limits),
+                outbound=Verification(status=VerificationStatus.VERIFIED)))
+            self.tickets[account] = []
+            for _ in range(20):
+                ticket = Ticket(ticket_id=new_id("T"), account_id=account, support_address=address,
+                                subject="Printer jammed", requester="jane@example.net")
+                self.stores.tickets.create_ticket(ticket)
+                self.tickets[account].append(ticket.ticket_id)
+
+    def _worker(self):
+        from relaydesk.outbound.batch import relay_event
+        from relaydesk.outbound.credentials import CredentialCache
+        from relaydesk.outbound.once import powertools_once
+        from relaydesk.outbound.relay import Relay
+        from relaydesk.outbound.shaper import ScaledClock, Shaper
+        from relaydesk.store.sqs_retry import SqsRetryDelay
+        from relaydesk.wiring import aws_client, aws_shaper_states
+
+        stores = _fresh_stores()  # a container: its own clients, pool, caches
+        settings = stores.settings
+        relay = Relay(stores, credentials=CredentialCache(stores.secrets, 300),
+                      once=powertools_once(settings.idempotency_table),
+                      shaper=Shaper(aws_shaper_states(), ScaledClock(self.burst.time_scale, start=self.start)))
+        retry = SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url)
+        return relay, lambda event: relay_event(relay, event, retry, lambda: 60_000)
+
+    def notification(self, account: str, index: int, recipients: int):
+        from relaydesk.ids import new_id
+        from relaydesk.notification import Notification
+
+        tickets = self.tickets[account]
+        address = ADDRESS_A if account == ACCOUNT_A else ADDRESS_B
+        ticket = tickets[index % len(tickets)]
+        return Notification(notification_id=new_id("N"), account_id=account, ticket_id=ticket,
+                            support_address=address, recipients=[f"user{index}-{r}@example.net"
+                                                                 for r in range(recipients)],
+                            subject=f"Mass update [RD#{ticket}]", text_body="We changed the printer policy.")
+
+    # --- running ---------------------------------------------------------------------------------------------------
+    def enqueue(self, notifications) -> None:
+        from relaydesk.store.ports import Requeued
+
+        failed = self.stores.queue.requeue([Requeued(n, 0) for n in notifications])
+        assert not failed, f"{len(failed)} notifications could not be queued"
+
+    def quiet_tenant(self, samples: int | None, stop: threading.Event, sent: dict[str, float]) -> None:
+        """Tenant B: one notification every `b_interval` seconds, `samples` of them or until `stop`."""
+        index = 0
+        while (samples is None or index < samples) and not stop.is_set():
+            notification = self.notification(ACCOUNT_B, index, 1)
+            sent[notification.notification_id] = time.time()
+            self.stores.queue.send(notification)
+            index += 1
+            stop.wait(self.burst.b_interval)
+
+
+def _fresh_stores():
+    from relaydesk.wiring import aws_stores
+
+    return aws_stores.__wrapped__()
+
+
+def latencies(sent: dict[str, float], arrivals: list[tuple[str, float, int]]) -> list[float]:
+    return [at - sent[nid] for nid, at, _ in arrivals if nid in sent]
+
+
+def run_burst(burst: Burst) -> Outcome:
+    outcome = Outcome(burst)
+    with World(burst) as world:
+        # B alone: its idle latency
+        sent_b: dict[str, float] = {}
+        world.quiet_tenant(burst.idle_samples, threading.Event(), sent_b)
+        arrivals_b = _wait_for(world.smarthost_b, len(sent_b), 60)
+        outcome.idle = latencies(sent_b, arrivals_b)
+
+        # A's burst, B keeps sending
+        started = time.time()
+        burst_notifications = [world.notification(ACCOUNT_A, i, burst.recipients) for i in range(burst.notifications)]
+        sent_b = {}
+        stop = threading.Event()
+        quiet = threading.Thread(target=world.quiet_tenant, args=(None, stop, sent_b), daemon=True)
+        quiet.start()
+        world.enqueue(burst_notifications)
+        arrivals_a = _wait_for(world.smarthost_a, burst.notifications, burst.timeout)
+        stop.set()
+        quiet.join()
+        outcome.wall_seconds = time.time() - started
+        arrivals_b = _wait_for(world.smarthost_b, len(sent_b), 60)
+        outcome.during = latencies(sent_b, arrivals_b)
+
+        report = world.smarthost_a.limits_report() or {"events": {}, "users": {}}
+        user = report["users"].get(world.smarthost_a.username, {})
+        taken = user.get("taken", [])
+        outcome.sent = len(arrivals_a)
+        ids = [nid for nid, _, _ in arrivals_a]
+        outcome.taken_once = len(ids) == len(set(ids)) == burst.notifications and \
+            set(ids) == {n.notification_id for n in burst_notifications}
+        outcome.throttles = report["events"]
+        outcome.most_in_a_minute = user.get("most_in_a_minute", 0)
+        outcome.most_recipients_in_a_day = user.get("most_recipients_in_a_day", 0)
+        if taken:
+            first, last = min(taken), max(taken)
+            outcome.span_minutes = (last - first) / MINUTE
+            steady = [t for t in taken if t > first + MINUTE]
+            if last - first > MINUTE and steady:
+                outcome.steady_rate = len(steady) / ((last - first - MINUTE) / MINUTE)
+        outcome.requeued = sum(1 for relay, _ in world.relays for _ in [relay])  # workers, for the notes
+    return outcome
+
+
+def _wait_for(smarthost: SmarthostProcess, count: int, timeout: float) -> list[tuple[str, float, int]]:
+    arrivals: list[tuple[str, float, int]] = []
+    deadline = time.monotonic() + timeout
+    while len(arrivals) < count and time.monotonic() < deadline:
+        arrivals += smarthost.arrivals()
+        time.sleep(0.05)
+    return arrivals
+
+
+# --- the report ----------------------------------------------------------------------------------------------------
+
+def run(config):
+    from bench.harness import machine, machine_line
+
+    quick = config.quick
+    burst = Burst(notifications=90, idle_samples=10, time_scale=30.0) if quick else Burst()
+    fair = run_burst(burst)
+    unfair = run_burst(Burst(notifications=burst.notifications // (1 if quick else 3), idle_samples=burst.idle_samples,
+                             time_scale=burst.time_scale, fair=False))
+    return render(fair, unfair, machine_line(machine(), "make bench  # or: python -m bench --only shaper"))
+
+
+def render(fair: Outcome, unfair: Outcome, machine_text: str = "") -> str:
+    b = fair.burst
+    rate_met = "met" if fair.rate_ratio >= TARGET_RATE else "MISSED"
+    ratio = p(fair.during, 0.99) / p(fair.idle, 0.99)
+    ratio_met = "met" if ratio <= TARGET_LATENCY_RATIO else "MISSED"
+    unfair_ratio = p(unfair.during, 0.99) / p(unfair.idle, 0.99)
+    lines = [
+        f"## {TITLE}", "",
+        f"{b.notifications} notifications of {b.recipients} recipients each for one Microsoft 365 mailbox (30 messages "
+        f"a minute, 10,000 recipients a day, 3 connections), {b.workers} relay workers, time scaled {b.time_scale:g}x "
+        f"(a minute in {MINUTE / b.time_scale:g} s). Tenant B sends one notification every {b.b_interval:g} s.", "",
+        "| figure | value | target |", "|---|---:|---|",
+        f"| throttle replies and delays (432, minute over, 554 5.2.0) | {sum(fair.throttles.values())} | 0: "
+        f"{'met' if not fair.throttles else 'MISSED ' + str(fair.throttles)} |",
+        f"| taken by the smarthost, each exactly once | {fair.sent} of {b.notifications} | "
+        f"{'met' if fair.taken_once else 'MISSED'} |",
+        f"| rate after the first minute | {fair.steady_rate:.2f} msg/min ({fair.rate_ratio:.1%} of 30) | >= 95%: "
+        f"{rate_met} |",
+        f"| most messages in any minute (provider's count) | {fair.most_in_a_minute} | <= 30 |",
+        f"| most recipients in any day (provider's count) | {fair.most_recipients_in_a_day:,} | <= 10,000 |",
+        f"| burst span | {fair.span_minutes:.1f} scaled min, {fair.wall_seconds:.0f} s wall | |",
+        f"| B's latency idle, p50 / p99 | {p(fair.idle, .5) * 1000:.0f} / {p(fair.idle, .99) * 1000:.0f} ms "
+        f"({len(fair.idle)} notifications) | |",
+        f"| B's latency during A's burst, p50 / p99 | {p(fair.during, .5) * 1000:.0f} / "
+        f"{p(fair.during, .99) * 1000:.0f} ms ({len(fair.during)}) | |",
+        f"| B's p99 during / idle | {ratio:.2f}x | <= 2x: {ratio_met} |",
+        f"| without the fair queues' order ({unfair.burst.notifications} notifications): B's p99 during / idle | "
+        f"{unfair_ratio:.2f}x ({p(unfair.during, .99) * 1000:.0f} / {p(unfair.idle, .99) * 1000:.0f} ms) | "
+        "(for contrast) |",
+        "",
+    ]
+    if machine_text:
+        lines.append(machine_text)
+    return "\n".join(lines)
+
+
+def summary(outcome: Outcome) -> str:
+    return (f"sent {outcome.sent}, throttles {outcome.throttles}, minute {outcome.most_in_a_minute}, day "
+            f"{outcome.most_recipients_in_a_day}, rate {outcome.steady_rate:.2f}/min, idle p50/p99 "
+            f"{p(outcome.idle, .5):.3f}/{p(outcome.idle, .99):.3f}, during {p(outcome.during, .5):.3f}/"
+            f"{p(outcome.during, .99):.3f}, wall {outcome.wall_seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    print(summary(run_burst(Burst(notifications=int(sys.argv[1]) if len(sys.argv) > 1 else 120,
+                                  time_scale=float(sys.argv[2]) if len(sys.argv) > 2 else 30.0,
+                                  idle_samples=20))))
