@@ -4,6 +4,7 @@ a throttle reply slows the mailbox and fails nothing."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -89,9 +90,9 @@ def test_a_waiting_notification_back_before_its_turn_is_queued_again_without_ask
 
 
 def test_at_its_turn_a_waiting_notification_goes_before_new_ones(world, relay, clock):
-    for start in range(0, 30, 10):
+    for _ in range(3):
         relay.relay_batch([sqs_record(n) for n in batch(world, 10)])
-    waiting, *later = [r for start in range(0, 40, 10)
+    waiting, *later = [r for _ in range(4)
                        for r in relay.relay_batch([sqs_record(n) for n in batch(world, 10)])]
     carry = world.stores.queue.carried[waiting.notification.notification_id]
     assert max(world.stores.queue.carried[r.notification.notification_id].turn_at for r in later) > carry.turn_at
@@ -223,3 +224,17 @@ def test_a_notification_that_waited_past_the_queues_retention_goes_to_the_dlq_an
     [result] = relay.relay_batch([carried(notification, QueueCarry(0, time.time() - 5 * 86400, None))])
     assert result.settled and world.stores.queue.dead[0][0].notification_id == notification.notification_id
     assert "waited more than 4 days" in world.record(notification).attempts[-1].reply
+
+
+def test_a_turn_that_finds_its_slot_freeing_within_a_moment_waits_in_the_invocation(world, states, clock,
+                                                                                     monkeypatch):
+    monkeypatch.setattr("relaydesk.outbound.turns.time.sleep", lambda seconds: setattr(clock, "at", clock.at + seconds))
+    relay = world.relay(shaper=Shaper(states, clock))
+    relay.relay_batch([sqs_record(n) for n in batch(world, 30)])
+    [waiting] = relay.relay_batch([sqs_record(world.notification())])
+    carry = world.stores.queue.carried[waiting.notification.notification_id]
+    assert waiting.requeue_in == math.ceil(carry.turn_at - clock.at)  # whole seconds, rounded up
+    clock.at = carry.turn_at - 0.3  # the clocks of two invocations differ a little: its turn has come, its slot
+    [result] = relay.relay_batch([carried(waiting.notification, carry)])  # frees in 0.3 s: waited for here
+    assert result.result.outcome is Outcome.DELIVERED and clock.at >= carry.turn_at
+    assert len(world.smarthost.transactions) == 31

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from relaydesk.errors import AuthenticationFailedError, PermanentDeliveryError
+from relaydesk.notification import Notification
 from relaydesk.outbound.policy import Outcome, classify_error, error_for_reply
 from relaydesk.outbound.split import NOTIFICATION_ID, part_id, split
 from relaydesk.outbound.throttles import THROTTLE_REPLIES, describe, throttle_rule
-from relaydesk.notification import Notification
 
 THROTTLES = [
     (432, "4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending"),

@@ -48,6 +48,7 @@ _STATUS = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.DEFERRED: Delive
            Outcome.THROTTLED: DeliveryStatus.WAITING}
 NOT_FINAL = (Outcome.DEFERRED, Outcome.HELD, Outcome.AUTH_FAILED, Outcome.WAITING, Outcome.THROTTLED)
 MAX_WAIT_SECONDS = 4 * 24 * 3600  # the queue's retention: a notification waits no longer for its mailbox's turns
+SHAPED_ROUNDS = 3
 
 
 class _NotFinal(Exception):
@@ -167,7 +168,7 @@ class Relay:
         turn = item.turn  # the mailbox's turn (outbound/turns.py): a throttle reply stops the rest of the group
         if turn is not None and turn.held_back(item):
             return
-        self._run_once(item, work)
+        self._run_once(item, work if turn is None else turn.timed(work))
         if turn is not None:
             turn.after(item)
 
@@ -280,12 +281,18 @@ class Relay:
                 address.connector.state not in (ConnectorState.ACTIVE, ConnectorState.PENDING):
             group.run(items)  # unshaped; a held address parks its notifications without sending
             return
-        turn, admitted = self.turns.begin(secret_id, items, address, self._remaining_ms)
-        try:
-            group.run(admitted)
-        finally:
-            if turn is not None:
-                turn.close()
+        pending = items
+        for last in [False] * (SHAPED_ROUNDS - 1) + [True]:  # a turn coming within a moment is waited for here
+            turn, admitted = self.turns.begin(secret_id, pending, address, self._remaining_ms)
+            try:
+                group.run(admitted)
+            finally:
+                if turn is not None:
+                    turn.close()
+            pending = [] if last else self.turns.soon(pending, self._remaining_ms)
+            if not pending:
+                break
+            group = ConnectorGroup(self, secret_id, {address.email: address})
 
     def _settle(self, items: list[BatchItem]) -> None:
         """Waiting notifications go back to the queue for their turn as new SQS messages (a wait is not a

@@ -98,6 +98,10 @@ class Shaper:
             state = ShaperState.model_validate_json(stored.body) if stored.body else ShaperState()
             result = change(state, self.clock.now())
             body = state.model_dump_json()
+            if body == stored.body:  # nothing changed (all connections taken, say): nothing to write, and the
+                with self._lock:     # next change reads afresh (this view may be the stale one)
+                    self._seen.pop(key, None)
+                return result
             current = self.states.write(key, body, stored.version)
             if current is None:
                 with self._lock:

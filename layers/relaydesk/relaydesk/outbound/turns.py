@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 BUSY_WAIT = 30.0  # wall seconds a batch waits when the shaper's state cannot be updated
 DEFAULT_LEASE = 120.0  # wall seconds a lease lasts when the invocation's time left is unknown
 LEASE_MARGIN = 10.0  # past the invocation's end: a live invocation always gives its lease back first
-DUE_SLACK = 1.0  # wall seconds: SQS delays are whole seconds, rounded up, so a turn comes back on or after its time
-LEASE_PATIENCE = 2.0  # wall seconds a batch waits for a connection lease in its invocation before it queues again
+DUE_SLACK = 0.5  # wall seconds: clocks of two invocations may differ a little; a turn that close has come
+PATIENCE = 0.5  # wall seconds a batch waits in its invocation for a turn or a free slot coming that soon
+LEASE_PATIENCE = 0.5  # wall seconds a batch waits for a connection lease in its invocation before it queues again
 LEASE_POLL = 0.1
 MIN_REMAINING_MS = 20_000  # an invocation with less time left does not wait for a lease
 NOT_SENT = (Outcome.HELD, Outcome.WAITING)
@@ -53,6 +54,7 @@ class MailboxTurn:
         self.sent_recipients = 0
         self.resume_at: float | None = None  # set by a throttle reply: the rest of the group waits until then
         self.stopped_by = ""
+        self._answered: float | None = None
 
     def held_back(self, item: BatchItem) -> bool:
         """After a throttle reply in this group the others do not try: they wait for the mailbox's pause."""
@@ -63,11 +65,22 @@ class MailboxTurn:
         item.wait_until = self.resume_at
         return True
 
+    def timed(self, work: Callable[[], Result]) -> Callable[[], Result]:
+        """The send, noting when the server's answer came (before the outcome is stored): the provider counts the
+        message from then."""
+        def send() -> Result:
+            try:
+                return work()
+            finally:
+                self._answered = self.shaper.clock.now()
+        return send
+
     def after(self, item: BatchItem) -> None:
         result = item.result
+        answered, self._answered = self._answered, None
         if result is None or result.duplicate or result.outcome in NOT_SENT:
             return
-        self.completions.append(self.shaper.clock.now())
+        self.completions.append(answered if answered is not None else self.shaper.clock.now())
         if item.notification is not None:
             self.sent_recipients += splitting.recipient_count(item.notification)
         if result.outcome is Outcome.THROTTLED:
@@ -112,7 +125,7 @@ class Turns:
         asking: list[BatchItem] = []
         for item in items:
             assert item.notification is not None
-            turn_at = item.carry.turn_at
+            turn_at = item.booking if item.booking is not None else item.carry.turn_at
             if turn_at is not None and turn_at > now + slack:  # a long wait comes back every 15 minutes
                 self._wait(item, turn_at, route, "", limits, address, record=False)
                 item.booking = turn_at
@@ -122,8 +135,8 @@ class Turns:
         if not asking:
             return None, []
         key = self._key(secret_id, address)
-        asks = [Ask(splitting.recipient_count(item.notification), item.carry.turn_at)  # type: ignore[arg-type]
-                for item in asking]
+        asks = [Ask(splitting.recipient_count(item.notification),  # type: ignore[arg-type]
+                    item.booking if item.booking is not None else item.carry.turn_at) for item in asking]
         try:
             turn = self._take(key, limits, asks, remaining_ms)
         except RelaydeskError as error:
@@ -156,11 +169,32 @@ class Turns:
                 return turn
             time.sleep(LEASE_POLL)
 
+    def soon(self, items: list[BatchItem], remaining_ms: Callable[[], int] | None) -> list[BatchItem]:
+        """The items whose turn has come but found no room yet, when room frees within a moment: this invocation
+        waits for it (a whole second's SQS delay would cost the slot more than the wait), then they ask again."""
+        now = self.clock.now()
+        patience = self.clock.shaper_seconds(PATIENCE)
+        ready = [item for item in items if item.result is not None and item.result.outcome is Outcome.WAITING
+                 and item.booking is not None and item.booking <= now + self.clock.shaper_seconds(DUE_SLACK)
+                 and item.wait_until is not None and item.wait_until - now <= patience]
+        if not ready or (remaining_ms is not None and remaining_ms() < MIN_REMAINING_MS):
+            return []
+        self._sleep_until(min(item.wait_until for item in ready), remaining_ms)  # type: ignore[type-var]
+        for item in ready:
+            item.result, item.wait_until = None, None
+        return ready
+
     def delay_of(self, item: BatchItem) -> int:
-        """Wall seconds until the item's turn: at least one (never hot), at most SQS's 15 minutes (a longer wait
-        comes back then and is queued again without asking the shaper)."""
+        """Wall seconds until the item should look again, in SQS's whole seconds rounded up (it comes back on or
+        after its turn); at least one (never hot), at most SQS's 15 minutes (a longer wait comes back then and is
+        queued again without asking the shaper)."""
         until = item.wait_until if item.wait_until is not None else self.clock.now()
         return min(max(1, math.ceil(self.clock.real_seconds(until - self.clock.now()))), 900)
+
+    def _sleep_until(self, at: float, remaining_ms: Callable[[], int] | None) -> None:
+        wait = min(self.clock.real_seconds(at - self.clock.now()), PATIENCE)
+        if wait > 0 and (remaining_ms is None or remaining_ms() > MIN_REMAINING_MS):
+            time.sleep(wait)
 
     # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -185,8 +219,9 @@ class Turns:
             f"waiting for the mailbox's sending limit ({profile.label}: {limits.messages_per_minute} messages a "
             f"minute, {limits.connections} connections{held}); its turn comes in about {seconds} s"))
         item.wait_until = until
-        if record and item.carry.waiting_since is None and item.notification is not None:
+        if record and not item.waited and item.carry.waiting_since is None and item.notification is not None:
             self.record(item.notification, item.result)  # once, when it starts waiting
+            item.waited = True
 
     def _split(self, item: BatchItem, limit: int, route: str, limits: Limits, address: SupportAddress) -> bool:
         """Parts of a notification over the per-message limit go to the queue as notifications of their own (the
