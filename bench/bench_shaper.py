@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 import sys
 import threading
 import time
@@ -52,6 +51,7 @@ class Burst:
     idle_samples: int = 60
     fair: bool = True
     timeout: float = 600.0
+    over_the_day: int = 0  # notifications more, after the burst, whose recipients the day has no room for
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Outcome:
     steady_rate: float = 0.0  # messages a minute after the first minute
     span_minutes: float = 0.0  # scaled
     wall_seconds: float = 0.0
-    requeued: int = 0
+    over_the_day: list[str] = field(default_factory=list)  # what their tickets say
     idle: list[float] = field(default_factory=list)  # B's latencies, seconds
     during: list[float] = field(default_factory=list)
 
@@ -196,6 +196,10 @@ class World:
                             subject=f"Mass update [RD#{ticket}]", text_body="We changed the printer policy.")
 
     # --- running ---------------------------------------------------------------------------------------------------
+    def record(self, notification) -> str:
+        found = self.stores.tickets.get_notification(notification.ticket_id, notification.notification_id)
+        return f"{found.status.value}: {found.attempts[-1].reply}" if found and found.attempts else "no record"
+
     def enqueue(self, notifications) -> None:
         from relaydesk.store.ports import Requeued
 
@@ -235,12 +239,19 @@ def run_burst(burst: Burst) -> Outcome:
         # A's burst, B keeps sending
         started = time.time()
         burst_notifications = [world.notification(ACCOUNT_A, i, burst.recipients) for i in range(burst.notifications)]
+        late = [world.notification(ACCOUNT_A, burst.notifications + i, burst.recipients)
+                for i in range(burst.over_the_day)]
         sent_b = {}
         stop = threading.Event()
         quiet = threading.Thread(target=world.quiet_tenant, args=(None, stop, sent_b), daemon=True)
         quiet.start()
         world.enqueue(burst_notifications)
         arrivals_a = _wait_for(world.smarthost_a, burst.notifications, burst.timeout)
+        if late:
+            world.enqueue(late)
+            time.sleep(3 * MINUTE / burst.time_scale)  # three scaled minutes: room enough for any rate
+            arrivals_a += world.smarthost_a.arrivals()
+            outcome.over_the_day = [world.record(n) for n in late]
         stop.set()
         quiet.join()
         outcome.wall_seconds = time.time() - started
@@ -253,7 +264,7 @@ def run_burst(burst: Burst) -> Outcome:
         outcome.sent = len(arrivals_a)
         ids = [nid for nid, _, _ in arrivals_a]
         outcome.taken_once = len(ids) == len(set(ids)) == burst.notifications and \
-            set(ids) == {n.notification_id for n in burst_notifications}
+            set(ids) == {n.notification_id for n in burst_notifications}  # and none of the late ones
         outcome.throttles = report["events"]
         outcome.most_in_a_minute = user.get("most_in_a_minute", 0)
         outcome.most_recipients_in_a_day = user.get("most_recipients_in_a_day", 0)
@@ -263,7 +274,6 @@ def run_burst(burst: Burst) -> Outcome:
             steady = [t for t in taken if t > first + MINUTE]
             if last - first > MINUTE and steady:
                 outcome.steady_rate = len(steady) / ((last - first - MINUTE) / MINUTE)
-        outcome.requeued = sum(1 for relay, _ in world.relays for _ in [relay])  # workers, for the notes
     return outcome
 
 
