@@ -52,6 +52,7 @@ class Burst:
     fair: bool = True
     timeout: float = 600.0
     over_the_day: int = 0  # notifications more, after the burst, whose recipients the day has no room for
+    batching_window: float = 0.0  # the event source mapping's MaximumBatchingWindowInSeconds (template.yaml: 2)
 
 
 @dataclass
@@ -116,7 +117,8 @@ class World:
         self.relays = [self._worker() for _ in range(self.burst.workers)]
         from local.sqs_events import SqsEventSource
 
-        self.source = SqsEventSource(self.sqs, self.queue_url, [invoke for _, invoke in self.relays]).start()
+        self.source = SqsEventSource(self.sqs, self.queue_url, [invoke for _, invoke in self.relays],
+                                     batching_window=self.burst.batching_window).start()
         self._stack.callback(self.source.stop)
         return self
 
@@ -228,6 +230,11 @@ def latencies(sent: dict[str, float], arrivals: list[tuple[str, float, int]]) ->
 
 
 def run_burst(burst: Burst) -> Outcome:
+    import warnings
+
+    # powertools' idempotency asks for the Lambda context to expire an in-progress record with its invocation;
+    # these workers are not Lambda invocations (the handler registers it in AWS).
+    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
     outcome = Outcome(burst)
     with World(burst) as world:
         # B alone: its idle latency
@@ -249,7 +256,10 @@ def run_burst(burst: Burst) -> Outcome:
         arrivals_a = _wait_for(world.smarthost_a, burst.notifications, burst.timeout)
         if late:
             world.enqueue(late)
-            time.sleep(3 * MINUTE / burst.time_scale)  # three scaled minutes: room enough for any rate
+            deadline = time.monotonic() + 3 * MINUTE / burst.time_scale  # room enough for any rate
+            while time.monotonic() < deadline and any(world.record(n) == "no record" for n in late):
+                time.sleep(0.1)
+            time.sleep(0.5)
             arrivals_a += world.smarthost_a.arrivals()
             outcome.over_the_day = [world.record(n) for n in late]
         stop.set()
@@ -288,46 +298,71 @@ def _wait_for(smarthost: SmarthostProcess, count: int, timeout: float) -> list[t
 
 # --- the report ----------------------------------------------------------------------------------------------------
 
+def template_batching_window() -> float:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)  # noqa: S506 (a safe loader)
+    mapping = template["Resources"]["RelayNotificationsMapping"]["Properties"]
+    return float(mapping.get("MaximumBatchingWindowInSeconds", 0))
+
+
 def run(config):
     from bench.harness import machine, machine_line
 
     quick = config.quick
-    burst = Burst(notifications=90, idle_samples=10, time_scale=30.0) if quick else Burst()
-    fair = run_burst(burst)
-    unfair = run_burst(Burst(notifications=burst.notifications // (1 if quick else 3), idle_samples=burst.idle_samples,
-                             time_scale=burst.time_scale, fair=False))
-    return render(fair, unfair, machine_line(machine(), "make bench  # or: python -m bench --only shaper"))
+    main = Burst(notifications=60, idle_samples=10) if quick else Burst(time_scale=10.0)
+    side = 40 if quick else 300
+    fair = run_burst(main)
+    unfair = run_burst(Burst(notifications=side, idle_samples=main.idle_samples, time_scale=main.time_scale,
+                             fair=False))
+    deployed = run_burst(Burst(notifications=side, idle_samples=main.idle_samples, time_scale=main.time_scale,
+                               batching_window=template_batching_window()))
+    return render(fair, unfair, deployed, machine_line(machine(), "make bench  # or: python -m bench --only shaper"))
 
 
-def render(fair: Outcome, unfair: Outcome, machine_text: str = "") -> str:
+def _latency_row(label: str, outcome: Outcome) -> str:
+    ratio = p(outcome.during, .99) / p(outcome.idle, .99)
+    return (f"| {label} | {outcome.burst.notifications} | {p(outcome.idle, .5) * 1000:.0f} / "
+            f"{p(outcome.idle, .99) * 1000:.0f} ms | {p(outcome.during, .5) * 1000:.0f} / "
+            f"{p(outcome.during, .99) * 1000:.0f} ms | {ratio:.2f}x | "
+            f"{'met' if ratio <= TARGET_LATENCY_RATIO else 'MISSED'} |")
+
+
+def render(fair: Outcome, unfair: Outcome, deployed: Outcome, machine_text: str = "") -> str:
     b = fair.burst
-    rate_met = "met" if fair.rate_ratio >= TARGET_RATE else "MISSED"
-    ratio = p(fair.during, 0.99) / p(fair.idle, 0.99)
-    ratio_met = "met" if ratio <= TARGET_LATENCY_RATIO else "MISSED"
-    unfair_ratio = p(unfair.during, 0.99) / p(unfair.idle, 0.99)
     lines = [
         f"## {TITLE}", "",
-        f"{b.notifications} notifications of {b.recipients} recipients each for one Microsoft 365 mailbox (30 messages "
-        f"a minute, 10,000 recipients a day, 3 connections), {b.workers} relay workers, time scaled {b.time_scale:g}x "
-        f"(a minute in {MINUTE / b.time_scale:g} s). Tenant B sends one notification every {b.b_interval:g} s.", "",
+        f"`bench/bench_shaper.py`: {b.notifications} notifications of {b.recipients} recipients each for one "
+        f"Microsoft 365 mailbox through {b.workers} relay workers (each a `Relay` with its own AWS clients and pool, "
+        f"the DynamoDB shaper on a clock {b.time_scale:g}x the wall's: a minute passes in "
+        f"{MINUTE / b.time_scale:g} s), moto in a process of its own with SQS fair queues' order, the event source "
+        "mapping's pollers one per worker, and the local smarthost in a process of its own enforcing Exchange "
+        "Online's limits on the same clock. Tenant B (another account and smarthost) sends one notification every "
+        f"{b.b_interval:g} s, alone first, then during A's burst; its latency is from the queue to its smarthost.", "",
         "| figure | value | target |", "|---|---:|---|",
-        f"| throttle replies and delays (432, minute over, 554 5.2.0) | {sum(fair.throttles.values())} | 0: "
-        f"{'met' if not fair.throttles else 'MISSED ' + str(fair.throttles)} |",
+        f"| throttle replies and delayed messages (432 4.3.2, over the minute, 554 5.2.0) | "
+        f"{sum(fair.throttles.values())} | 0: {'met' if not fair.throttles else 'MISSED ' + str(fair.throttles)} |",
         f"| taken by the smarthost, each exactly once | {fair.sent} of {b.notifications} | "
         f"{'met' if fair.taken_once else 'MISSED'} |",
-        f"| rate after the first minute | {fair.steady_rate:.2f} msg/min ({fair.rate_ratio:.1%} of 30) | >= 95%: "
-        f"{rate_met} |",
-        f"| most messages in any minute (provider's count) | {fair.most_in_a_minute} | <= 30 |",
-        f"| most recipients in any day (provider's count) | {fair.most_recipients_in_a_day:,} | <= 10,000 |",
-        f"| burst span | {fair.span_minutes:.1f} scaled min, {fair.wall_seconds:.0f} s wall | |",
-        f"| B's latency idle, p50 / p99 | {p(fair.idle, .5) * 1000:.0f} / {p(fair.idle, .99) * 1000:.0f} ms "
-        f"({len(fair.idle)} notifications) | |",
-        f"| B's latency during A's burst, p50 / p99 | {p(fair.during, .5) * 1000:.0f} / "
-        f"{p(fair.during, .99) * 1000:.0f} ms ({len(fair.during)}) | |",
-        f"| B's p99 during / idle | {ratio:.2f}x | <= 2x: {ratio_met} |",
-        f"| without the fair queues' order ({unfair.burst.notifications} notifications): B's p99 during / idle | "
-        f"{unfair_ratio:.2f}x ({p(unfair.during, .99) * 1000:.0f} / {p(unfair.idle, .99) * 1000:.0f} ms) | "
-        "(for contrast) |",
+        f"| rate after the first minute | {fair.steady_rate:.2f} msg/min, {fair.rate_ratio:.1%} of 30 | >= 95%: "
+        f"{'met' if fair.rate_ratio >= TARGET_RATE else 'MISSED'} |",
+        f"| most messages in any minute, as the provider counts | {fair.most_in_a_minute} | <= 30: "
+        f"{'met' if fair.most_in_a_minute <= 30 else 'MISSED'} |",
+        f"| most recipients in any day, as the provider counts | {fair.most_recipients_in_a_day:,} | <= 10,000: "
+        f"{'met' if fair.most_recipients_in_a_day <= 10_000 else 'MISSED'} |",
+        f"| the burst's span | {fair.span_minutes:.1f} scaled minutes, {fair.wall_seconds:.0f} s of wall time | |",
+        "",
+        "Tenant B's latency, idle and during A's burst (p99 during / p99 idle, target <= 2x):", "",
+        "| run | A's notifications | idle p50 / p99 | during p50 / p99 | ratio | target |",
+        "|---|---:|---:|---:|---:|---|",
+        _latency_row("fair queues' order, no batching window (strict)", fair),
+        _latency_row("fair queues' order, the template's batching window "
+                     f"({deployed.burst.batching_window:g} s, as deployed)", deployed),
+        _latency_row("arrival order (no fair queues), no batching window", unfair),
         "",
     ]
     if machine_text:

@@ -274,3 +274,42 @@ def test_bad_subdomain_and_bad_address_are_plain_errors(cli, account_id, live_ch
     assert code == EXIT_ERROR and "not a valid subdomain" in err and "validation error" not in err
     code, _, err = connect(cli, account_id, email="not-an-address")
     assert code == EXIT_ERROR and "not an email address" in err
+
+
+# --- sending limits ------------------------------------------------------------------------------------------------
+
+def test_connect_with_a_preset_keeps_the_providers_limits_and_show_lists_them(cli, account_id, live_check):
+    assert connect(cli, account_id)[0] == 0
+    code, out, _ = cli("addresses", "show", "support@acme.com", "--json")
+    assert json.loads(out)["connector"]["provider"] == "microsoft365"
+    code, out, _ = cli("addresses", "show", "support@acme.com")
+    assert code == 0 and "Microsoft 365 (microsoft365)" in out and "messages_per_minute" in out
+
+
+def test_an_admin_lowers_the_limits_and_cannot_raise_microsofts(cli, account_id, live_check):
+    connect(cli, account_id)
+    code, out, err = cli("addresses", "limits", "support@acme.com", "--messages-per-minute", "12",
+                         "--connections", "1", "--json")
+    view = json.loads(out)
+    assert code == 0 and view["messages_per_minute"] == "12 (set for this address)" and view["connections"] == \
+        "1 (set for this address)" and "saved" in err
+    code, _, err = cli("addresses", "limits", "support@acme.com", "--recipients-per-day", "20000")
+    assert code == EXIT_ERROR and "Microsoft 365 allows at most 10000 for recipients per day" in err
+    code, out, _ = cli("addresses", "limits", "support@acme.com", "--reset", "--json")
+    assert json.loads(out)["messages_per_minute"] == "30"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_limit_that_is_not_a_positive_number_is_a_usage_error(cli, account_id, live_check, value):
+    connect(cli, account_id)
+    with pytest.raises(SystemExit) as usage:
+        cli("addresses", "limits", "support@acme.com", "--messages-per-minute", value)
+    assert usage.value.code == 2
+
+
+def test_an_own_servers_limits_follow_the_admin(cli, account_id, live_check):
+    connect(cli, account_id)
+    code, out, _ = cli("addresses", "limits", "support@acme.com", "--provider", "postfix",
+                       "--messages-per-minute", "240", "--json")
+    assert code == 0 and json.loads(out)["messages_per_minute"] == "240 (set for this address)"
+    assert json.loads(out)["provider"] == "Postfix (postfix)"
