@@ -87,7 +87,7 @@ class Relay:
         # The mailboxes' sending limits, shared with every other invocation (None: unshaped, as unit tests of other
         # concerns run)
         self.turns = None if shaper is None else Turns(shaper, credentials=credentials, tickets=self.stores.tickets,
-                                                       queue=self.stores.queue, record=self._record)
+                                                       queue=self.stores.queue)
 
     # --- the batch ----------------------------------------------------------------------------------------------
 
@@ -303,6 +303,9 @@ class Relay:
         wall = time.time()
         waiting = [item for item in items if item.result is not None and item.result.outcome in WAITS
                    and item.notification is not None]
+        for item in waiting:  # after every smarthost group's sends: another account's mail does not wait for these
+            if item.waited and item.result is not None and item.result.outcome is Outcome.WAITING:
+                self._record(item.notification, item.result)  # type: ignore[arg-type]
         entries = []
         for item in waiting:
             carry = item.carry

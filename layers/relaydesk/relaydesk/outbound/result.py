@@ -77,7 +77,7 @@ class BatchItem:
     turn: Any = None  # its mailbox's turn in this batch (outbound/turns.py), when the shaper admitted it
     wait_until: float | None = None  # when it waits: when to look again, on the shaper's clock
     booking: float | None = None  # the turn the shaper gave it, carried to its next SQS message
-    waited: bool = False  # its waiting is on its ticket already
+    waited: bool = False  # it started waiting in this batch: its ticket is told once, after the batch's sends
     settled: bool = False
 
     @property

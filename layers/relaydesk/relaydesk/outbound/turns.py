@@ -105,13 +105,12 @@ class Turns:
     """Takes a mailbox's turn for a batch's connector group (see the module docstring)."""
 
     def __init__(self, shaper: Shaper, *, credentials: CredentialCache, tickets: TicketStore,
-                 queue: NotificationQueue, record: Callable[[Notification, Result], None]) -> None:
+                 queue: NotificationQueue) -> None:
         self.shaper = shaper
         self.clock = shaper.clock
         self.credentials = credentials
         self.tickets = tickets
         self.queue = queue
-        self.record = record
 
     def begin(self, secret_id: str, items: list[BatchItem], address: SupportAddress,
               remaining_ms: Callable[[], int] | None) -> tuple[MailboxTurn | None, list[BatchItem]]:
@@ -219,9 +218,8 @@ class Turns:
             f"waiting for the mailbox's sending limit ({profile.label}: {limits.messages_per_minute} messages a "
             f"minute, {limits.connections} connections{held}); its turn comes in about {seconds} s"))
         item.wait_until = until
-        if record and not item.waited and item.carry.waiting_since is None and item.notification is not None:
-            self.record(item.notification, item.result)  # once, when it starts waiting
-            item.waited = True
+        if record and item.carry.waiting_since is None:
+            item.waited = True  # its ticket says so once, when it starts waiting (written after the batch's sends)
 
     def _split(self, item: BatchItem, limit: int, route: str, limits: Limits, address: SupportAddress) -> bool:
         """Parts of a notification over the per-message limit go to the queue as notifications of their own (the
