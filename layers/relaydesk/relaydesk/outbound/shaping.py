@@ -8,10 +8,11 @@
   `DAY_BUCKETS` covers more than any day the server can look back on (a send completes well within a bucket).
 - **Connections**: one lease per relay batch that sends for the mailbox, with an expiry, so a killed invocation
   gives its connection back by itself; its open sends then count as completed at the expiry.
-- **The line**: a notification that cannot go now is given a turn: the time a slot of the minute frees for it,
-  counting the sends of the last minute, the open ones and the turns already given (each turn holds a slot for a
-  minute, as the send it stands for will). The waiting ones come back in order, each when its slot is free; one
-  whose turn has come goes before new ones, and one that still finds no room waits for the next free slot.
+- **The line**: a notification that cannot go now is given a turn: a minute after the `rate`-th latest of the
+  turns already given and the sends made without one (each holds its slot for a minute). Turns stay on that grid:
+  a send that completes late does not push the turns after it (it only makes its successor wait a moment for its
+  slot), so the waiting ones go at the full rate. They come back in order; one whose turn has come goes before new
+  ones, and one that still finds no room waits for the next free slot.
 - **Throttle replies** pause the mailbox (the pause doubles while throttles follow each other) and halve its rate
   and connections; they recover linearly over `RECOVERY` seconds.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 from typing import NamedTuple
 
 from pydantic import BaseModel, Field
@@ -51,6 +53,7 @@ class Reason:
 class Lease(BaseModel):
     expires_at: float
     open: int = 0  # sends admitted under this lease whose completion is not reported yet
+    open_unturned: int = 0  # of them, those admitted without a turn
     bucket: int = 0  # the day bucket their recipients were counted in
     recipients: int = 0
     messages: int = 0
@@ -60,6 +63,7 @@ class ShaperState(BaseModel):
     """One mailbox's state, stored as one item; every change is a conditional write of the whole."""
 
     done: list[tuple[float, int]] = Field(default_factory=list)  # (completion time rounded up, sends), last minute
+    unturned: list[float] = Field(default_factory=list)  # completions of sends made without a turn, last minute
     day: dict[int, tuple[int, int]] = Field(default_factory=dict)  # bucket -> (recipients, messages)
     leases: dict[str, Lease] = Field(default_factory=dict)
     line: list[float] = Field(default_factory=list)  # turns given to waiting notifications (the latest ones)
@@ -105,8 +109,10 @@ def tidy(state: ShaperState, now: float) -> None:
         if lease.expires_at <= now:
             if lease.open:
                 _add_done(state, lease.expires_at, lease.open)
+                state.unturned += [lease.expires_at] * lease.open_unturned
             del state.leases[lease_id]
     state.done = [(at, n) for at, n in state.done if at > now - WINDOW]
+    state.unturned = [at for at in state.unturned if at > now - WINDOW]
     state.line = [turn for turn in state.line if turn > now - WINDOW]
     oldest = _bucket(now) - DAY_BUCKETS + 1
     state.day = {bucket: counts for bucket, counts in state.day.items() if bucket >= oldest}
@@ -149,24 +155,25 @@ def admit(state: ShaperState, limits: Limits, asks: list[Ask], now: float, *, le
         lease = lease_id
         sent = sum(asks[i].recipients for i in admitted)
         state.leases[lease_id] = Lease(expires_at=now + lease_seconds, open=len(admitted), bucket=_bucket(now),
-                                       recipients=sent, messages=len(admitted))
+                                       recipients=sent, messages=len(admitted),
+                                       open_unturned=sum(1 for i in admitted if not asks[i].due))
         recipients_now, messages_now = state.day.get(_bucket(now), (0, 0))
         state.day[_bucket(now)] = (recipients_now + sent, messages_now + len(admitted))
-        for i in admitted:  # its turn becomes its send
-            if asks[i].turn_at is not None and asks[i].turn_at in state.line:
-                state.line.remove(asks[i].turn_at)
     waits, booked = _turns(state, limits, asks, [i for i in order if i in reasons], rate, now)
     return Turn(lease, admitted, waits, reasons, booked)
 
 
 def release(state: ShaperState, lease_id: str, completions: list[float], *, sent_recipients: int,
-            now: float) -> None:
-    """The batch is done with its lease: each send that reached the server counts from its completion; what was
+            now: float, turned: list[float] | None = None) -> None:
+    """The batch is done with its lease: each send that reached the server counts from its completion (`turned`:
+    the completions of the sends that had a turn, whose slots their turns already hold in the line); what was
     admitted but never sent is given back to the day's count."""
     tidy(state, now)
     lease = state.leases.pop(lease_id, None)
     for at in completions:
         _add_done(state, at, 1)
+    had_turns = Counter(turned or [])
+    state.unturned = sorted(state.unturned + list((Counter(completions) - had_turns).elements()))
     if lease is None:
         return  # expired first: its sends were counted at the expiry, and count again now (never fewer)
     unsent_messages = max(0, lease.messages - len(completions))
@@ -245,8 +252,10 @@ def _turns(state: ShaperState, limits: Limits, asks: list[Ask], waiting: list[in
     if not waiting:
         return {}, {}
     base = max(now, state.paused_until, _rate_free_at(state, rate, now))
-    occupied = sorted([at for at, n in state.done if at > now - WINDOW for _ in range(n)]
-                      + [now] * sum(lease.open for lease in state.leases.values()) + state.line)
+    # The slots taken: the turns given (a turn keeps its slot on the grid whenever its send completes), and the
+    # sends made without a turn, done or still open.
+    occupied = sorted(state.unturned + [now] * sum(lease.open_unturned for lease in state.leases.values())
+                      + state.line)
     waits: dict[int, float] = {}
     booked: dict[int, float] = {}
     for i in waiting:
