@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLERS = ("inbound", "relay", "rotation", "addresses_api", "attachments")
+HANDLERS = ("inbound", "relay", "rotation", "addresses_api", "attachments", "hold_alerts", "ses_feedback")
 TARGET_RATIO = 1.5
 BASELINE = "import boto3"
 

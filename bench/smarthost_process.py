@@ -6,17 +6,13 @@ The parent talks to it over a pipe: how many messages arrived, the messages them
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.child_process import ChildProcess
+
 _CHILD = "import sys; from bench.smarthost_process import serve_fd; serve_fd(int(sys.argv[1]))"
 
 USER = "relay@acme.test"
@@ -54,6 +50,9 @@ def _serve(connection: Connection, password: str, limits: dict | None = None, us
                 elif command == "take":  # the messages themselves: (envelope from, recipients, exact bytes)
                     taken, server.received = server.received, []
                     connection.send([(r.mail_from, list(r.rcpt_tos), r.data) for r in taken])
+                elif command == "end_of_data_wait":  # seconds before answering the end of DATA
+                    server.end_of_data_wait = argument
+                    connection.send(argument)
                 elif command == "stats":
                     connection.send((server.stats.connections, server.stats.auth_attempts))
                 elif command == "arrivals":  # (X-Relaydesk-Email-Id, wall time taken, recipients); forgets them
@@ -89,22 +88,14 @@ class SmarthostProcess:
 
     def __enter__(self) -> SmarthostProcess:
         self.password = secrets.token_urlsafe(16)
-        ours, theirs = socket.socketpair()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        self._process = subprocess.Popen([sys.executable, "-c", _CHILD, str(theirs.fileno())],
-                                         pass_fds=[theirs.fileno()], cwd=ROOT, env=env)
-        theirs.close()
-        self._pipe = Connection(ours.detach())
-        self._pipe.send((self.password, self.limits, self.username))  # over the socket pair, never on argv
-        if not self._pipe.poll(60):
-            self._process.kill()
-            raise RuntimeError("the benchmark smarthost did not start")
-        self.port, self.ca_pem = self._pipe.recv()
+        self._child = ChildProcess(_CHILD, "the benchmark smarthost")
+        # the password, the limits and the user over the socket pair, never on argv
+        self.port, self.ca_pem = self._child.start(hello=(self.password, self.limits, self.username))
+        self._process = self._child.process
         return self
 
     def _ask(self, command: str, argument=None):
-        self._pipe.send((command, argument))
-        return self._pipe.recv()
+        return self._child.ask(command, argument)
 
     def wait(self, count: int) -> int:
         """Block until `count` messages arrived since the last call; returns how many (and forgets them)."""
@@ -112,6 +103,10 @@ class SmarthostProcess:
 
     def take(self) -> list[tuple[str, list[str], bytes]]:
         return self._ask("take")
+
+    def set_end_of_data_wait(self, seconds: float) -> None:
+        """Wait that long before answering each end of DATA (a server that scans what it receives)."""
+        self._ask("end_of_data_wait", seconds)
 
     def stats(self) -> tuple[int, int]:
         """(connections, AUTH attempts) since start."""
@@ -125,13 +120,4 @@ class SmarthostProcess:
         return self._ask("limits")
 
     def __exit__(self, *exc) -> None:
-        try:
-            self._ask("stop")
-        except (OSError, EOFError):
-            pass
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(5)
-        self._pipe.close()
+        self._child.stop()

@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 
-DEFAULT_PARAMETERS = {"MailDomain": "mail.relaydesk.test", "Environment": "sandbox"}
+# Everything local (smarthosts, token endpoints) listens on loopback: the operator's allow-list names it.
+DEFAULT_PARAMETERS = {"MailDomain": "mail.relaydesk.test", "Environment": "sandbox",
+                      "AllowedPrivateDestinations": "127.0.0.0/8,::1/128", "AllowedTokenHosts": "127.0.0.1,localhost"}
 _NO_VALUE = object()  # AWS::NoValue: the property or list item disappears
 
 
@@ -195,6 +197,9 @@ def _create_table(session: Any, stack: _Stack, logical_id: str, props: dict) -> 
         kwargs["SSESpecification"] = {"Enabled": bool(sse.get("SSEEnabled")),
                                       **({"SSEType": sse["SSEType"]} if "SSEType" in sse else {}),
                                       **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {})}
+    stream = props.get("StreamSpecification")
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     table = dynamodb.create_table(**kwargs)["TableDescription"]
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
@@ -206,6 +211,8 @@ def _create_table(session: Any, stack: _Stack, logical_id: str, props: dict) -> 
             "PointInTimeRecoveryEnabled": True})
     stack.refs[logical_id] = name
     stack.attributes[(logical_id, "Arn")] = table["TableArn"]
+    if "LatestStreamArn" in table:
+        stack.attributes[(logical_id, "StreamArn")] = table["LatestStreamArn"]
 
 
 def _create_bucket(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
@@ -229,6 +236,7 @@ def _create_bucket(session: Any, stack: _Stack, logical_id: str, props: dict) ->
     stack.refs[logical_id] = name
     stack.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
     stack.attributes[(logical_id, "DomainName")] = f"{name}.s3.amazonaws.com"
+    stack.attributes[(logical_id, "RegionalDomainName")] = f"{name}.s3.{stack.region}.amazonaws.com"
 
 
 _QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize",
@@ -286,6 +294,12 @@ def _teach_moto_ses_subdomains() -> None:
     SESBackend._is_verified_address = is_verified
 
 
+def _create_configuration_set(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    name = props.get("Name") or stack.physical_name(logical_id)
+    session.client("ses").create_configuration_set(ConfigurationSet={"Name": name})
+    stack.refs[logical_id] = name
+
+
 def _create_rule_set(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
     name = props.get("RuleSetName") or stack.physical_name(logical_id)
     ses = session.client("ses")
@@ -317,7 +331,54 @@ def _create_secret(session: Any, stack: _Stack, logical_id: str, props: dict) ->
     stack.attributes[(logical_id, "Id")] = arn
 
 
+def _create_user_pool(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    """moto's Cognito: the pool with its custom attributes, password policy and MFA setting, as CloudFormation would."""
+    cognito = session.client("cognito-idp")
+    kwargs: dict[str, Any] = {"PoolName": props.get("UserPoolName") or stack.physical_name(logical_id)}
+    for key in ("Policies", "Schema", "AutoVerifiedAttributes", "UsernameAttributes", "MfaConfiguration",
+                "AdminCreateUserConfig", "AccountRecoverySetting", "DeletionProtection"):
+        if key in props:
+            kwargs[key] = props[key]
+    pool = cognito.create_user_pool(**kwargs)["UserPool"]
+    stack.refs[logical_id] = pool["Id"]
+    stack.attributes[(logical_id, "Arn")] = pool["Arn"]
+    stack.attributes[(logical_id, "ProviderURL")] = f"https://cognito-idp.{stack.region}.amazonaws.com/{pool['Id']}"
+
+
+def _create_user_pool_group(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    session.client("cognito-idp").create_group(**{key: props[key] for key in (
+        "UserPoolId", "GroupName", "Description", "Precedence") if key in props})
+    stack.refs[logical_id] = props["GroupName"]
+
+
+def _create_user_pool_client(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    kwargs = {key: props[key] for key in (
+        "UserPoolId", "ClientName", "GenerateSecret", "ExplicitAuthFlows", "ReadAttributes", "WriteAttributes",
+        "PreventUserExistenceErrors", "EnableTokenRevocation", "IdTokenValidity", "AccessTokenValidity",
+        "RefreshTokenValidity", "TokenValidityUnits") if key in props}
+    client = session.client("cognito-idp").create_user_pool_client(**kwargs)["UserPoolClient"]
+    stack.refs[logical_id] = client["ClientId"]
+
+
+def _create_role(session: Any, stack: _Stack, logical_id: str, props: dict) -> None:
+    """An IAM role with its trust and inline policies (moto keeps them; it does not enforce them)."""
+    iam = session.client("iam")
+    name = props.get("RoleName") or stack.physical_name(logical_id)[:64]
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+                           Description=props.get("Description", ""),
+                           MaxSessionDuration=int(props.get("MaxSessionDuration", 3600)))["Role"]
+    for policy in props.get("Policies", []):
+        iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                            PolicyDocument=json.dumps(policy["PolicyDocument"]))
+    stack.refs[logical_id] = name
+    stack.attributes[(logical_id, "Arn")] = role["Arn"]
+
+
 _CREATORS: dict[str, Callable[[Any, _Stack, str, dict], None]] = {
+    "AWS::Cognito::UserPool": _create_user_pool,
+    "AWS::Cognito::UserPoolGroup": _create_user_pool_group,
+    "AWS::Cognito::UserPoolClient": _create_user_pool_client,
+    "AWS::IAM::Role": _create_role,
     "AWS::SecretsManager::Secret": _create_secret,
     "AWS::KMS::Key": _create_kms_key,
     "AWS::KMS::Alias": _create_kms_alias,
@@ -327,6 +388,7 @@ _CREATORS: dict[str, Callable[[Any, _Stack, str, dict], None]] = {
     "AWS::SES::EmailIdentity": _create_ses_identity,
     "AWS::SES::ReceiptRuleSet": _create_rule_set,
     "AWS::SES::ReceiptRule": _create_receipt_rule,
+    "AWS::SES::ConfigurationSet": _create_configuration_set,
 }
 
 
@@ -338,6 +400,8 @@ def _stand_in_for_code(stack: _Stack, logical_id: str, resource_type: str) -> No
     service = resource_type.split("::")[1].lower().replace("serverless", "lambda")
     kind = "function" if "Function" in resource_type else _kebab(resource_type.split("::")[-1])
     stack.attributes[(logical_id, "Arn")] = f"arn:aws:{service}:{stack.region}:{stack.account}:{kind}:{name}"
+    if resource_type == "AWS::CloudFront::Distribution":  # the local console site stands in for it
+        stack.attributes[(logical_id, "DomainName")] = f"{name}.cloudfront.invalid"
 
 
 def _create_all(session: Any, stack: _Stack) -> None:
@@ -369,6 +433,11 @@ def _environment(stack: _Stack) -> dict[str, str]:
     template = stack.template
     env = {key: str(value) for key, value in stack.resolve(
         template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})).items()}
+    # A function's ARN handed to another AWS service (the rotation function, for Secrets Manager's RotateSecret)
+    # names code moto cannot run: left out, as the outputs naming it are, so the local stack rotates in process.
+    # A function's name (its Ref) stays: the local Lambda API (local/lambda_invoke.py) invokes it by that name.
+    code_arns = {value for (logical_id, attribute), value in stack.attributes.items()
+                 if logical_id in stack.stand_ins and attribute == "Arn"}
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
@@ -376,9 +445,11 @@ def _environment(stack: _Stack) -> dict[str, str]:
                 if not key.startswith("RELAYDESK_"):
                     continue
                 try:
-                    env[key] = str(stack.resolve(value))
+                    resolved = str(stack.resolve(value))
                 except _Unresolved:  # names code that is not created locally (the attachments function's URL)
                     continue
+                if resolved not in code_arns:
+                    env[key] = resolved
     # Outputs the CLI reads, except those naming code that does not exist locally (e.g. the rotation function).
     for logical_id in stack.stand_ins:
         stack.refs.pop(logical_id, None)
@@ -393,17 +464,39 @@ def _environment(stack: _Stack) -> dict[str, str]:
 
 
 def provision(session: Any, *, template_path: Path = Path("template.yaml"), name_prefix: str = "relaydesk-local",
-              parameters: dict[str, str] | None = None) -> dict[str, str]:
-    """Create the template's tables, bucket, queues, KMS key and SES identity/rules; return the functions' env.
+              parameters: dict[str, str] | None = None, http_api_auth: dict[str, dict] | None = None,
+              ) -> dict[str, str]:
+    """Create the template's tables, bucket, queues, KMS key, SES identity/rules, user pool and roles; return the
+    functions' env.
 
     `name_prefix` plays the stack name. `parameters` override the template's (MailDomain, Environment, ...).
+    `http_api_auth`, when given, receives each HTTP API's `Auth` with its references resolved (the JWT authorizer's
+    issuer and audience), for the local stand-in of API Gateway.
     """
     session = _Clients(session)
     account = session.client("sts").get_caller_identity()["Account"]
     stack = _Stack(load_template(template_path), {**DEFAULT_PARAMETERS, **(parameters or {})}, name_prefix,
                    session.region_name or "us-east-1", account)
     _create_all(session, stack)
+    if http_api_auth is not None:
+        for logical_id, resource in stack.template["Resources"].items():
+            if resource["Type"] == "AWS::Serverless::HttpApi":
+                http_api_auth[logical_id] = stack.resolve(resource["Properties"].get("Auth", {}))
     return _environment(stack)
+
+
+def http_api_routes(template_path: Path = Path("template.yaml")) -> dict[str, list[tuple[str, str, str]]]:
+    """Each HTTP API's routes as template.yaml declares them: API logical id -> [(method, path, functions/<dir>)]."""
+    routes: dict[str, list[tuple[str, str, str]]] = {}
+    for resource in load_template(template_path)["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        function = Path(resource["Properties"]["CodeUri"]).name
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                props = event["Properties"]
+                routes.setdefault(props["ApiId"]["Ref"], []).append((props["Method"].upper(), props["Path"], function))
+    return routes
 
 
 def function_settings(template_path: Path = Path("template.yaml")) -> dict[str, dict[str, Any]]:
@@ -432,3 +525,76 @@ def receipt_s3_prefix(template_path: Path = Path("template.yaml")) -> str:
                 if "S3Action" in action:
                     return action["S3Action"].get("ObjectKeyPrefix", "")
     raise ValueError("template.yaml has no SES receipt rule with an S3 action")
+
+
+def _function_dirs(template: dict) -> dict[str, str]:
+    """Logical id of each function -> its directory under functions/."""
+    return {logical_id: Path(resource["Properties"]["CodeUri"]).name
+            for logical_id, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::Function"}
+
+
+def function_names(template_path: Path = Path("template.yaml"), name_prefix: str = "relaydesk-local",
+                   ) -> dict[str, str]:
+    """The name each function has in a stack provisioned by `provision` (what its Ref resolves to, and so what a
+    function that invokes it is given) -> its directory under functions/."""
+    return {f"{name_prefix}-{_kebab(logical_id)}": directory
+            for logical_id, directory in _function_dirs(load_template(template_path)).items()}
+
+
+def physical_name(logical_id: str, name_prefix: str = "relaydesk-local") -> str:
+    """The name `provision` gives a resource the template does not name (a bucket, a table)."""
+    return f"{name_prefix}-{_kebab(logical_id)}"
+
+
+def http_api_cors(template_path: Path = Path("template.yaml")) -> dict[str, dict]:
+    """Each HTTP API's CorsConfiguration as template.yaml declares it (AllowOrigins left for the caller to resolve)."""
+    return {logical_id: resource["Properties"]["CorsConfiguration"]
+            for logical_id, resource in load_template(template_path)["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::HttpApi" and "CorsConfiguration" in resource["Properties"]}
+
+
+def stream_mappings(template_path: Path = Path("template.yaml"), *, name_prefix: str = "relaydesk-local",
+                    ) -> list[dict[str, Any]]:
+    """The DynamoDB-stream event source mappings: function directory, table and failure queue names (as `provision`
+    names them), filters, batch size and retries."""
+    template = load_template(template_path)
+    functions = _function_dirs(template)
+    mappings = []
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        source = props.get("EventSourceArn")
+        if resource["Type"] != "AWS::Lambda::EventSourceMapping" or not (
+                isinstance(source, dict) and source.get("Fn::GetAtt", [None, None])[1] == "StreamArn"):
+            continue
+        failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", {}).get("Fn::GetAtt")
+        mappings.append({
+            "function": functions[props["FunctionName"]["Ref"]],
+            "table": f"{name_prefix}-{_kebab(source['Fn::GetAtt'][0])}",
+            "filters": [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])],
+            "batch_size": int(props.get("BatchSize", 100)),
+            "max_retries": int(props.get("MaximumRetryAttempts", 3)),
+            "on_failure_queue": f"{name_prefix}-{_kebab(failure[0])}" if failure else None,
+        })
+    return mappings
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def schedules(template_path: Path = Path("template.yaml")) -> list[dict[str, Any]]:
+    """Each function's `Schedule` events: directory, period in seconds, and the event it is invoked with."""
+    template = load_template(template_path)
+    found = []
+    for logical_id, directory in _function_dirs(template).items():
+        for event in template["Resources"][logical_id]["Properties"].get("Events", {}).values():
+            if event["Type"] != "Schedule":
+                continue
+            match = _RATE.match(event["Properties"]["Schedule"])
+            if match is None:
+                raise ValueError(f"{logical_id}: only rate(...) schedules run locally")
+            seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+            found.append({"function": directory, "seconds": seconds,
+                          "event": json.loads(event["Properties"].get("Input", "{}"))})
+    return found

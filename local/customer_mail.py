@@ -9,7 +9,7 @@ events/inbound_ses.json: the message is resent unchanged except for new headers 
 loop header for that address is not forwarded again (Exchange's loop protection).
 
 Mail for other acme.test users lands in their mailbox; authenticated submissions for outside recipients are
-"sent to the internet": they land in that recipient's mailbox (`local/.state/mailboxes/<address>/`).
+"sent to the internet": they land in that recipient's mailbox (`<state folder>/mailboxes/<address>/`).
 """
 
 from __future__ import annotations
@@ -77,8 +77,11 @@ class CustomerMailServer:
         with self._lock:
             self.forwards[address.lower()] = to.lower()
 
-    def set_password(self, user: str, password: str) -> None:
+    def set_password(self, user: str, password: str, *, end_sessions: bool = False) -> None:
+        """`end_sessions`: also close the user's open submission sessions, as after an admin's password reset."""
         self.submission.set_password(user, password)
+        if end_sessions:
+            self.submission.end_sessions(user)
 
     # -- delivery ----------------------------------------------------------------------------------------------
     def _submitted(self, received: Received) -> None:

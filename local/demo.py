@@ -8,7 +8,7 @@ smarthost, and Jane's answer to it comes back through the forward onto the same 
 Outlook, suspended beside the normal ticket.
 Exits 1 at the first step that fails, saying which and why. Never prints the password.
 
-    python -m local.demo [--state-dir DIR] [--result-json FILE]
+    python -m local.demo [--state-dir DIR] [--result-json FILE]     (default folder: local/.state/demo)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from local.cli_runner import CliResult, run_cli
-from local.stack import LocalStack, state_dir_from_env
+from local.stack import DEMO_STATE_DIR, LocalStack
 
 SUPPORT = "support@acme.test"
 CUSTOMER_DOMAIN = "acme.test"
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=None, help="where env, mailboxes and logs go")
     parser.add_argument("--result-json", type=Path, default=None, help="write what the demo saw here (for tests)")
     args = parser.parse_args(argv)
-    state_dir = args.state_dir or state_dir_from_env()
+    state_dir = args.state_dir or DEMO_STATE_DIR  # never `make up`'s folder (RELAYDESK_LOCAL_STATE is up's)
     out = sys.stdout
     password = os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(18)
     logs = state_dir / "logs"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
+LOCAL_BIN = ROOT / "local" / "bin"  # `relaydesk` and `acme-admin`, each running in the project's .venv
 REGION = "us-east-1"
 # moto accepts any credentials; these make sure nothing local can ever use a real profile.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -23,20 +24,25 @@ LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_DEV": "fals
 
 
 def clear_relaydesk_caches() -> None:
+    from relaydesk import destinations
     from relaydesk.config import get_settings
     from relaydesk.wiring import aws_stores
 
     get_settings.cache_clear()
     aws_stores.cache_clear()
+    destinations.policy.cache_clear()
 
 
 class MotoStack:
     """`start()` runs the server, resets moto, provisions the template, sets the environment; `stop()` undoes all."""
 
-    def __init__(self, state_dir: Path, *, parameters: dict[str, str] | None = None) -> None:
+    def __init__(self, state_dir: Path, *, parameters: dict[str, str] | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.parameters = parameters or {}
+        self.extra_env = dict(extra_env or {})  # e.g. the local DNS server, for the CLI and the functions
         self.env: dict[str, str] = {}
+        self.http_api_auth: dict[str, dict] = {}  # each HTTP API's Auth, resolved (template.yaml)
         self.endpoint = ""
         self._server = None
         self._connections: _Connections | None = None
@@ -61,9 +67,12 @@ class MotoStack:
         from local.aws_resources import provision
 
         provisioned = provision(boto3.session.Session(region_name=REGION), template_path=TEMPLATE,
-                                parameters=self.parameters)
-        self._set_env(provisioned)
-        self.env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, **provisioned, **LOCAL_POWERTOOLS}
+                                parameters=self.parameters, http_api_auth=self.http_api_auth)
+        # The CLI's `relaydesk login` session of this stack lives with its state, never in the user's home.
+        session_file = {"RELAYDESK_SESSION_FILE": str(self.state_dir / "session.json")}
+        self._set_env({**provisioned, **self.extra_env, **session_file})
+        self.env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, **provisioned, **LOCAL_POWERTOOLS,
+                    **self.extra_env, **session_file}
         self._write_env_files()
         clear_relaydesk_caches()
         return self
@@ -88,6 +97,12 @@ class MotoStack:
         self._saved_env.clear()
         clear_relaydesk_caches()
 
+    def add_env(self, values: dict[str, str]) -> None:
+        """More of the environment (what the local stand-ins add, such as the APIs' URLs), in the env files too."""
+        self._set_env(values)
+        self.env.update(values)
+        self._write_env_files()
+
     def session(self):
         import boto3
 
@@ -109,9 +124,12 @@ class MotoStack:
     def _write_env_files(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "env.json").write_text(json.dumps(self.env, indent=2, sort_keys=True) + "\n")
-        lines = ["# Written by the local stack: `source` it to point the relaydesk CLI and boto3 at it.",
+        lines = ["# Written by the local stack: `source` it to point the relaydesk CLI and boto3 at it. It also puts",
+                 "# `relaydesk` and `acme-admin` (acme.test's mail server and DNS) on your PATH.",
                  *(f"unset {name}" for name in CLEARED),
-                 *(f"export {name}={shlex.quote(value)}" for name, value in sorted(self.env.items()))]
+                 *(f"export {name}={shlex.quote(value)}" for name, value in sorted(self.env.items())),
+                 f"export RELAYDESK_LOCAL_STATE={shlex.quote(str(self.state_dir))}",
+                 f'export PATH={shlex.quote(str(LOCAL_BIN))}:"$PATH"']
         (self.state_dir / "env.sh").write_text("\n".join(lines) + "\n")
 
 

@@ -13,6 +13,12 @@ One class, `SmtpServer`, in the modes a customer's mail server has:
   very mailbox (its `sub`) with Gmail's scope. Anything else gets ``535 5.7.3 Authentication unsuccessful`` as
   Exchange Online answers, or with ``xoauth2_replies="gmail"`` Gmail's error challenge (334 and a base64 JSON
   status), then ``535-5.7.8 Username and Password not accepted``.
+- ``pipelining=True`` (the default, as Postfix, Exchange Online and Gmail do) advertises PIPELINING (RFC 2920) in
+  the EHLO reply; aiosmtpd reads commands line by line and answers each in order, so a pipelined group works.
+- ``end_of_data_wait=0.2`` waits that long before answering the end of DATA, as Exchange Online does while it scans
+  a message; ``server.end_of_data_wait`` may be changed while it runs.
+- ``record_reads=True`` keeps every chunk the server read after TLS (``server.reads``: connection number, bytes), so
+  a test can see which commands arrived together.
 
 It runs on 127.0.0.1 with an ephemeral port in its own thread (aiosmtpd's threaded controller), so sync and
 async tests use it alike::
@@ -65,6 +71,9 @@ logging.getLogger("mail.log").addFilter(_not_aiosmtpd_own_deprecation)
 
 Mode = Literal["starttls", "implicit", "none"]
 COMMANDS = ("CONNECT", "EHLO", "MAIL", "RCPT", "DATA")
+DATA_COMMAND = "DATA-COMMAND"  # faults on the DATA command itself; "DATA" ones apply after the final dot
+DATA_WITHOUT_RECIPIENTS = "DATA-WITHOUT-RECIPIENTS"
+DATA_WITHOUT_RECIPIENTS_REPLY = "554 5.5.1 Error: no valid recipients"
 XOAUTH2_REFUSED = "535 5.7.3 Authentication unsuccessful"  # Exchange Online's reply to a token it does not accept
 # Gmail's: an error challenge (developers.google.com/gmail/imap/xoauth2-protocol), then 535 5.7.8 once the client
 # sends an empty line.
@@ -102,6 +111,7 @@ class Stats:
     auth_failures: int = 0
     mail_commands: int = 0
     transactions: int = 0  # transactions that reached the end of DATA, whatever the reply
+    reads: int = 0  # chunks read from clients (after TLS): a pipelined group arrives as one
 
 
 @dataclass
@@ -120,7 +130,14 @@ class Faults:
     - ``reply(command, "451 4.3.0 Try later", recipient=None, times=None)``: answer MAIL, RCPT (all recipients or
       one) or DATA with a fixed reply instead of accepting (e.g. 421, 451, 452, 550, 552, 554). A 421 also closes
       the connection, as RFC 5321 says.
+    - ``refuse_data(reply, times=None)``: answer the DATA command itself with `reply` instead of 354 (the refused
+      DATA of RFC 2920 3.1; with no valid recipient aiosmtpd answers 503 by itself).
+    - ``data_without_recipients(times=None)``: answer DATA with 354 even when no recipient was accepted (a server
+      that ignores RFC 2920 3.1's advice); whatever the client sends up to the final dot is refused with 554 and
+      kept in ``server.unaddressed`` (a client that follows RFC 2920 sends a lone dot).
     - ``drop_after_data(times=None)``: read the whole message, then drop the connection before replying.
+    - ``drop_at(command, recipient=None, times=None)``: drop the connection instead of answering MAIL, RCPT (all
+      recipients or one) or the DATA command: a connection lost in the middle of a pipelined group.
     - ``stall(command, seconds, times=None)``: say nothing for `seconds` before handling CONNECT (the greeting),
       EHLO, MAIL, RCPT or DATA (after the final dot).
     - ``clear()``: behave again.
@@ -140,8 +157,23 @@ class Faults:
             raise ValueError("a reply starts with a three-digit code")
         self._add(_Fault(command, reply=reply, recipient=recipient.lower() if recipient else None, times=times))
 
+    def refuse_data(self, reply: str, *, times: int | None = None) -> None:
+        if not reply[:3].isdigit():
+            raise ValueError("a reply starts with a three-digit code")
+        self._add(_Fault(DATA_COMMAND, reply=reply, times=times))
+
+    def data_without_recipients(self, *, times: int | None = None) -> None:
+        self._add(_Fault(DATA_WITHOUT_RECIPIENTS, reply=DATA_WITHOUT_RECIPIENTS_REPLY, times=times))
+
     def drop_after_data(self, *, times: int | None = None) -> None:
         self._add(_Fault("DATA", drop=True, times=times))
+
+    def drop_at(self, command: str, *, recipient: str | None = None, times: int | None = None) -> None:
+        command = command.upper()
+        if command not in ("MAIL", "RCPT", "DATA"):
+            raise ValueError(f"drop_at applies to MAIL, RCPT or DATA, not {command}")
+        self._add(_Fault(DATA_COMMAND if command == "DATA" else command, drop=True,
+                         recipient=recipient.lower() if recipient else None, times=times))
 
     def stall(self, command: str, seconds: float, *, times: int | None = None) -> None:
         command = command.upper()
@@ -189,6 +221,7 @@ class _Protocol(SMTP):
     def __init__(self, owner: SmtpServer, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._owner = owner
+        self._number = 0  # this connection's place in the server's count (1 = the first client)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
@@ -199,19 +232,52 @@ class _Protocol(SMTP):
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
         if first:
-            self._owner._count("connections")
+            self._number = self._owner._count("connections")
+            self._owner._sessions.add(self)
             # aiosmtpd only knows STARTTLS as "TLS"; on an implicit-TLS connection AUTH is already protected.
             if transport.get_extra_info("ssl_object") is not None:
                 self._auth_require_tls = False
+
+    def data_received(self, data: bytes) -> None:
+        self._owner._read(self._number, data)
+        super().data_received(data)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._owner._sessions.discard(self)
+        _Handler.end_transaction(self._owner, self.session)
+        super().connection_lost(error)
 
     async def _handle_client(self) -> None:
         for fault in self._owner.faults.take("CONNECT"):
             await asyncio.sleep(fault.stall)
         await super()._handle_client()
 
-    def connection_lost(self, error: Exception | None) -> None:
-        _Handler.end_transaction(self._owner, self.session)
-        super().connection_lost(error)
+    async def smtp_DATA(self, arg: str) -> None:
+        if self.envelope is not None and self.envelope.mail_from and not self.envelope.rcpt_tos \
+                and self._owner.faults.take(DATA_WITHOUT_RECIPIENTS):
+            await self._take_unaddressed()
+            return
+        # Only where aiosmtpd itself would answer 354: a fault does not hide a missing EHLO, AUTH or recipient.
+        ready = self.session is not None and self.session.host_name and self.envelope is not None \
+            and self.envelope.rcpt_tos and not arg and (self.session.authenticated or not self._auth_required)
+        faults = self._owner.faults.take(DATA_COMMAND) if ready else []
+        if any(fault.drop for fault in faults):
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        if reply := next((fault.reply for fault in faults if fault.reply), None):
+            await self.push(reply)
+            return
+        await super().smtp_DATA(arg)
+
+
+    async def _take_unaddressed(self) -> None:
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        lines = []
+        while (line := await self._reader.readuntil(b"\r\n")) != b".\r\n":
+            lines.append(line)
+        self._owner.unaddressed.append(b"".join(lines))
+        await self.push(DATA_WITHOUT_RECIPIENTS_REPLY)
 
 
 class _Handler:
@@ -274,12 +340,21 @@ class _Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         await self._stall(self.owner.faults.take("EHLO"))
         session.host_name = hostname
+        if self.owner.pipelining:
+            responses.insert(-1, "250-PIPELINING")  # before the last line ("250 HELP"), which ends the reply
         return responses
+
+    @staticmethod
+    async def _drop(server: SMTP) -> None:
+        server.transport.abort()
+        await asyncio.sleep(3600)  # cancelled by connection_lost
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.owner._count("mail_commands")
         faults = self.owner.faults.take("MAIL")
         await self._stall(faults)
+        if any(fault.drop for fault in faults):
+            await self._drop(server)
         if reply := self._scripted(faults):
             return await self._refuse(server, reply)
         if self.owner.limits is not None:
@@ -293,6 +368,8 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         faults = self.owner.faults.take("RCPT", recipient=address)
         await self._stall(faults)
+        if any(fault.drop for fault in faults):
+            await self._drop(server)
         if reply := self._scripted(faults):
             return await self._refuse(server, reply)
         if self.owner.accept_recipient is not None and not self.owner.accept_recipient(address):
@@ -314,6 +391,8 @@ class _Handler:
         self.owner._count("transactions")
         faults = self.owner.faults.take("DATA")
         await self._stall(faults)
+        if self.owner.end_of_data_wait > 0:
+            await asyncio.sleep(self.owner.end_of_data_wait)
         login = getattr(session.auth_data, "login", None)
         received = Received(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(envelope.original_content),
@@ -377,6 +456,9 @@ class SmtpServer:
         oauth: a `local.oauth_server.TokenServer` whose tokens AUTH XOAUTH2 accepts; XOAUTH2 is offered only then.
         oauth_mailboxes: client id -> the mailboxes its tokens may send as (`allow_mailbox` adds one).
         xoauth2_replies: "exchange" (535 5.7.3) or "gmail" (error challenge, then 535 5.7.8) for a refused token.
+        pipelining: advertise PIPELINING (RFC 2920) in the EHLO reply.
+        end_of_data_wait: seconds to wait before answering the end of DATA (a server scanning the message).
+        record_reads: keep every chunk read from clients in `reads` (connection number, bytes).
         limits: a provider's sending limits, enforced per signed-in mailbox and time-scaled
             (`local.provider_limits`); over them the server answers as Microsoft 365 does.
     """
@@ -388,7 +470,8 @@ class SmtpServer:
                  accept_recipient: Callable[[str], bool] | None = None,
                  data_size_limit: int = 35 * 1024 * 1024, oauth: TokenServer | None = None,
                  oauth_mailboxes: dict[str, set[str]] | None = None,
-                 xoauth2_replies: Literal["exchange", "gmail"] = "exchange",
+                 xoauth2_replies: Literal["exchange", "gmail"] = "exchange", pipelining: bool = True,
+                 end_of_data_wait: float = 0.0, record_reads: bool = False,
                  limits: SendingLimits | None = None) -> None:
         if mode not in ("starttls", "implicit", "none"):
             raise ValueError(f"unknown mode {mode!r}")
@@ -405,9 +488,15 @@ class SmtpServer:
         self._users: dict[str, str] = dict(users or {})
         self.oauth = oauth
         self.xoauth2_replies = xoauth2_replies
+        self.pipelining = pipelining
+        self.end_of_data_wait = end_of_data_wait
+        self.record_reads = record_reads
+        self.reads: list[tuple[int, bytes]] = []
+        self.unaddressed: list[bytes] = []  # bodies sent after DATA with no recipient (fault data_without_recipients)
         self._oauth_mailboxes = {client: {box.lower() for box in boxes}
                                  for client, boxes in (oauth_mailboxes or {}).items()}
         self._lock = threading.Condition()
+        self._sessions: set[_Protocol] = set()  # open connections, so a password change can end a user's sessions
         self._cert: ServerCertificate | None = ca.issue(list(cert_names)) if mode != "none" else None
         self._options = {"require_tls": require_tls, "auth_required": auth_required,
                          "data_size_limit": data_size_limit}
@@ -459,6 +548,18 @@ class SmtpServer:
         with self._lock:
             self._users[user] = password
 
+    def end_sessions(self, user: str) -> int:
+        """Close every open connection authenticated as `user` (what a server does when an admin resets the
+        password); its client signs in again on its next connection. Returns how many were closed."""
+        ended = 0
+        for session in list(self._sessions):
+            login = getattr(getattr(session.session, "auth_data", None), "login", None) if session.session else None
+            login = login.decode("utf-8", "replace") if isinstance(login, bytes) else login
+            if login == user and session.transport is not None and self._controller is not None:
+                self._controller.loop.call_soon_threadsafe(session.transport.close)
+                ended += 1
+        return ended
+
     def remove_user(self, user: str) -> None:
         with self._lock:
             self._users.pop(user, None)
@@ -500,9 +601,16 @@ class SmtpServer:
         return AuthResult(success=False, handled=False)
 
     # -- recording -------------------------------------------------------------------------------------------
-    def _count(self, name: str) -> None:
+    def _count(self, name: str) -> int:
         with self._lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
+            return getattr(self.stats, name)
+
+    def _read(self, connection: int, data: bytes) -> None:
+        with self._lock:
+            self.stats.reads += 1
+            if self.record_reads:
+                self.reads.append((connection, bytes(data)))
 
     def _record(self, received: Received) -> None:
         with self._lock:

@@ -1,6 +1,7 @@
 """The whole system on one machine, as one context manager: moto with template.yaml's resources, SES receiving
-(inbound MX -> S3 -> inbound function), the SQS event source (-> relay function), SES sending, and acme.test's own
-mail server with its server-level forward. Everything binds to 127.0.0.1 on ephemeral ports and stops on exit.
+(inbound MX -> S3 -> inbound function), the SQS event source (-> relay function), the directory table's change
+stream and the schedules (-> hold alerts function), SES sending, acme.test's own mail server with its server-level
+forward, and a DNS server for acme.test. Everything binds to 127.0.0.1 on ephemeral ports and stops on exit.
 
     with LocalStack(state_dir) as stack:
         stack.customer.submission.port, stack.customer.mx.port, stack.inbound_mx.port, stack.env, stack.journal
@@ -14,19 +15,43 @@ import shutil
 from pathlib import Path
 
 from local import lambdas
-from local.aws_resources import function_settings, load_template, receipt_s3_prefix
+from local.authorizers import IamAuthorizer, IamCaller, JwtAuthorizer
+from local.aws_resources import (
+    function_names,
+    function_settings,
+    http_api_cors,
+    http_api_routes,
+    load_template,
+    physical_name,
+    receipt_s3_prefix,
+    schedules,
+    stream_mappings,
+)
 from local.ca import LocalCA
+from local.cognito_front import CognitoFront
+from local.console_site import LocalConsoleSite
 from local.customer_mail import CustomerMailServer
+from local.dns_server import LocalDns, seed_records
+from local.http_api import LocalHttpApi
 from local.journal import Journal
+from local.lambda_invoke import LocalLambda
 from local.mailbox import Mailboxes
-from local.moto_stack import TEMPLATE, MotoStack
+from local.moto_stack import FAKE_CREDENTIALS, REGION, TEMPLATE, MotoStack
+from local.schedules import Schedules
 from local.ses_receiving import InboundMx, recipient_matcher
 from local.ses_sending import SesSending
 from local.sqs_events import SqsEventSource
+from local.streams import DynamoDbStreamSource
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_STATE_DIR = ROOT / "local" / ".state"
+# `make up` and `make demo` each have their own folder: the demo never replaces the CA, mailboxes or env file of a
+# running `make up`.
+STATE_ROOT = ROOT / "local" / ".state"
+DEFAULT_STATE_DIR = STATE_ROOT / "up"
+DEMO_STATE_DIR = STATE_ROOT / "demo"
 CUSTOMER_DOMAIN = "acme.test"
+# The functions the local stack runs: what SES receiving, the event source mappings and the schedules invoke.
+LOCAL_FUNCTIONS = ("inbound", "relay", "hold_alerts", "tenant_api", "addresses_api")
 
 
 def relay_batch_size(template_path: Path) -> int:
@@ -39,8 +64,8 @@ def relay_batch_size(template_path: Path) -> int:
     return 10
 
 
-def state_dir_from_env() -> Path:
-    return Path(os.environ.get("RELAYDESK_LOCAL_STATE") or DEFAULT_STATE_DIR)
+def state_dir_from_env(default: Path = DEFAULT_STATE_DIR) -> Path:
+    return Path(os.environ.get("RELAYDESK_LOCAL_STATE") or default)
 
 
 class LocalStack:
@@ -67,19 +92,23 @@ class LocalStack:
         self.stop()
 
     def _start(self) -> None:
-        for stale in ("mailboxes", "ca"):  # a fresh run shows only its own mail and trusts only its own CA
+        for stale in ("mailboxes", "ca", "passwords", "dns"):  # a fresh run starts from nothing of the last one
             shutil.rmtree(self.state_dir / stale, ignore_errors=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.ca = LocalCA(self.state_dir / "ca")
         self.mailboxes = Mailboxes(self.state_dir / "mailboxes")
+        self.dns = self._keep(LocalDns(self.state_dir / "dns" / "zone.json",
+                                       seed=seed_records(self.customer_domain)).start())
 
-        self.moto = self._keep(MotoStack(self.state_dir).start())
+        self.moto = self._keep(MotoStack(self.state_dir, extra_env={
+            "RELAYDESK_DNS_RESOLVER": self.dns.address}).start())
         self.env = self.moto.env
         self.mail_domain = self.env["RELAYDESK_MAIL_DOMAIN"]
         session = self.moto.session()
         self._s3 = session.client("s3")
         self._sqs = session.client("sqs")
         lambdas.unload_all()  # handlers load against this stack's environment
+        self._start_console_services(session)
         self._load_handlers()
         functions = function_settings(TEMPLATE)
 
@@ -98,11 +127,64 @@ class LocalStack:
             self.ca, self.mailboxes, self.next_hop,
             on_delivered=lambda ses_id, rcpt, where: self.journal.record("ses", id=ses_id, rcpt=rcpt,
                                                                           where=where)).start())
+        self._start_http_apis()
         self.relay_source = self._keep(SqsEventSource(
             self._sqs, self.env["RELAYDESK_NOTIFICATIONS_QUEUE_URL"],
             invoke=lambda event: lambdas.invoke("relay", event), on_batch=self._relay_done,
             batch_size=relay_batch_size(TEMPLATE)).start())
+        for mapping in stream_mappings(TEMPLATE):
+            self._keep(self._stream_source(session, mapping).start())
+        self._keep(Schedules(schedules(TEMPLATE), invoke=self._scheduled).start())
         self._write_endpoints()
+
+    def _start_http_apis(self) -> None:
+        """template.yaml's HTTP APIs on loopback, each behind its own authorizer: the tenant API (Cognito JWT, the
+        pool's keys served by moto) and the operator API (SigV4 with the local stack's credentials)."""
+        routes = http_api_routes(TEMPLATE)
+        self.http_apis: dict[str, LocalHttpApi] = {}
+        for name, auth in self.moto.http_api_auth.items():
+            self.http_apis[name] = self._keep(LocalHttpApi(
+                self.ca, name=name, routes=routes.get(name, []), authorize=self._authorizer(auth),
+                invoke=lambda function, event: lambdas.invoke(function, event), cors=self._cors(name)).start())
+        self.tenant_api = self.http_apis["TenantApi"]
+        self._publish_console()
+        self.operator_api = self.http_apis["AddressesApi"]
+        self.moto.add_env({"RELAYDESK_TENANT_API_URL": self.tenant_api.url,
+                           "RELAYDESK_OPERATOR_API_URL": self.operator_api.url,
+                           "RELAYDESK_API_CA_BUNDLE": str(self.ca.pem_path)})
+
+    def _start_console_services(self, session) -> None:
+        """What the admin console needs besides the APIs: Cognito's public endpoint (CORS, the SRP password check),
+        Lambda's Invoke API (the tenant API starts the console's jobs asynchronously) and the console's site."""
+        self.cognito_front = self._keep(CognitoFront(self.ca, moto_endpoint=self.moto.endpoint).start())
+        self.lambda_api = self._keep(LocalLambda(function_names(TEMPLATE)).start())
+        self.moto.add_env({"AWS_ENDPOINT_URL_LAMBDA": self.lambda_api.url})
+        self.console = self._keep(LocalConsoleSite(self.ca, session.client("s3"), physical_name("ConsoleBucket"),
+                                                   template_path=TEMPLATE).start())
+        self.moto.add_env({"RELAYDESK_CONSOLE_URL": self.console.url})  # hold alerts link to this console
+
+    def _cors(self, api: str) -> dict | None:
+        """The API's CorsConfiguration, its origin the local console's (in AWS: the CloudFront distribution)."""
+        cors = http_api_cors(TEMPLATE).get(api)
+        return {**cors, "AllowOrigins": [self.console.origin]} if cors else None
+
+    def _publish_console(self) -> None:
+        self.console.publish({"region": REGION, "userPoolId": self.env["RELAYDESK_USER_POOL_ID"],
+                              "clientId": self.env["RELAYDESK_CONSOLE_CLIENT_ID"], "apiUrl": self.tenant_api.url,
+                              "cognitoEndpoint": self.cognito_front.url, "environment": "local"})
+
+    def _authorizer(self, auth: dict):
+        default = auth.get("DefaultAuthorizer")
+        if default == "AWS_IAM":
+            key, secret = FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+            operator = IamCaller(access_key=key, account_id="123456789012",
+                                 user_arn="arn:aws:iam::123456789012:user/relaydesk-operator")
+            return IamAuthorizer({key: (secret, operator)}, region=REGION).authorize
+        config = auth["Authorizers"][default]["JwtConfiguration"]
+        pool_id = config["issuer"].rstrip("/").rsplit("/", 1)[1]
+        self.jwt_authorizer = JwtAuthorizer(issuer=config["issuer"], audience=config["audience"],
+                                            jwks_url=f"{self.moto.endpoint}/{pool_id}/.well-known/jwks.json")
+        return lambda method, url, headers, body: self.jwt_authorizer.authorize(headers)
 
     def _keep(self, part):
         self._started.append(part)
@@ -115,8 +197,23 @@ class LocalStack:
         lambdas.unload_all()
 
     # -- wiring ------------------------------------------------------------------------------------------------
+    def _stream_source(self, session, mapping: dict) -> DynamoDbStreamSource:
+        failure_url = session.client("sqs").get_queue_url(QueueName=mapping["on_failure_queue"])["QueueUrl"] \
+            if mapping["on_failure_queue"] else None
+        name = mapping["function"]
+        return DynamoDbStreamSource(
+            session, mapping["table"], invoke=lambda event: lambdas.invoke(name, event),
+            batch_size=mapping["batch_size"], filters=mapping["filters"], max_retries=mapping["max_retries"],
+            on_failure_queue_url=failure_url,
+            on_batch=lambda event, response, error: self.journal.record(
+                name, records=len(event["Records"]), response=response, error=repr(error) if error else None))
+
+    def _scheduled(self, name: str, event: dict) -> None:
+        response = lambdas.invoke(name, event)
+        self.journal.record(name, scheduled=event, response=response)
+
     def _load_handlers(self) -> None:
-        for name in ("inbound", "relay"):
+        for name in LOCAL_FUNCTIONS:
             try:
                 lambdas.load(name)
             except lambdas.FunctionNotFound:
@@ -163,7 +260,10 @@ class LocalStack:
             "customer_mx": f"{self.customer.mx.host}:{self.customer.mx.port}",
             "customer_submission": f"{self.customer.submission.host}:{self.customer.submission.port}",
             "moto": self.moto.endpoint, "ca_bundle": str(self.ca.pem_path),
+            "tenant_api": self.tenant_api.url, "operator_api": self.operator_api.url,
+            "console": self.console.url, "cognito": self.cognito_front.url,
             "mailboxes": str(self.mailboxes.root), "env_file": str(self.state_dir / "env.sh"),
+            "dns": self.dns.address,
         }
         self.endpoints = endpoints
         (self.state_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2) + "\n")

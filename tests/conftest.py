@@ -27,6 +27,11 @@ os.environ.update({
     "POWERTOOLS_METRICS_NAMESPACE": "RelaydeskTests",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
+    # Test smarthosts and token endpoints listen on loopback: allowed as the operator allows a private smarthost.
+    "RELAYDESK_ALLOWED_DESTINATIONS": "127.0.0.0/8,::1/128",
+    "RELAYDESK_ALLOWED_TOKEN_HOSTS": "127.0.0.1,localhost",
+    # No test ever uses a developer's own `relaydesk login` session; a test that signs in sets its own file.
+    "RELAYDESK_SESSION_FILE": os.path.join(os.path.dirname(__file__), ".no-session", "session.json"),
 })
 
 

@@ -11,11 +11,13 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 
 
 def _clear_caches() -> None:
+    from relaydesk import destinations
     from relaydesk.config import get_settings
     from relaydesk.wiring import aws_stores
 
     get_settings.cache_clear()
     aws_stores.cache_clear()
+    destinations.policy.cache_clear()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from relaydesk.outbound.once import PowertoolsOnce, powertools_once
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.result import RecordResult
 from relaydesk.outbound.shaper import Shaper
+from relaydesk.store.ses import is_sending_paused
 from relaydesk.store.sqs_retry import SqsRetryDelay
 from relaydesk.wiring import Stores, aws_client, aws_shaper_states, aws_stores
 
@@ -34,6 +35,8 @@ def observe(result: RecordResult) -> None:
         "enhanced_status": result.result.enhanced_status, "reply": result.result.reply,
         "duplicate": result.result.duplicate, "retry_in": result.retry_in, "last_attempt": result.last_attempt})
     metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)
+    if result.result.route == "ses" and is_sending_paused(result.result.reply):
+        metrics.add_metric(name="ses_sending_paused", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="latency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
 
 

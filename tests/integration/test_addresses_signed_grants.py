@@ -233,7 +233,7 @@ def test_rotation_refuses_a_certificate_entra_does_not_know_in_the_domain_functi
                                              **certificate_fields(second.bundle_pem)})
 
     with pytest.raises(AuthenticationFailedError) as refused:
-        rotation.stage_rotation(aws_stack, EMAIL, staged,
+        rotation.stage_rotation(aws_stack, account_id, EMAIL, staged,
                                 start=lambda sid, token: rotation.rotate_in_process(aws_stack, sid, token))
 
     assert "current credentials stay live" in refused.value.message

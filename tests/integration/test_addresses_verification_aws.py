@@ -13,6 +13,8 @@ from relaydesk.addresses.model import VerificationStatus
 from relaydesk.cli import main
 from relaydesk.markers import VERIFICATION_HEADER, verification_marker
 
+from tests.tenancy import account_of
+
 
 @pytest.fixture
 def forwarding_address(aws_stack):
@@ -26,7 +28,8 @@ def sent_by_ses() -> list:
 
 
 def test_forwarding_test_mail_leaves_through_ses_with_the_token(forwarding_address):
-    address = verification.start_forwarding(forwarding_address, "support@acme.test")
+    address = verification.start_forwarding(forwarding_address, account_of(forwarding_address, "support@acme.test"),
+                                            "support@acme.test")
 
     assert address.forwarding.status is VerificationStatus.PENDING
     [sent] = sent_by_ses()

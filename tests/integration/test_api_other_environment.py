@@ -12,7 +12,7 @@ import boto3
 import pytest
 from relaydesk.accounts import Account
 from relaydesk.addresses import lifecycle
-from relaydesk.addresses.model import SupportAddress
+from relaydesk.addresses.model import SupportAddress, Verification, VerificationStatus
 from relaydesk.store.dynamodb import DynamoDirectory
 
 from tests.unit.api_client import ApiClient, address_path
@@ -25,6 +25,7 @@ PRODUCTION_ACCOUNT = Account(account_id="A-PROD-ACME-42", subdomain="acme-live",
 NOTE_HEADER = "X-Relaydesk-Note"
 
 
+VERIFIED = Verification(status=VerificationStatus.VERIFIED)  # the other account proved control: it owns it
 def _clear_caches() -> None:
     from relaydesk.config import get_settings
     from relaydesk.wiring import aws_stores
@@ -100,7 +101,7 @@ def _api() -> tuple[ApiClient, list[dict]]:
 
 
 def test_address_in_production_is_refused_by_the_sandbox_api_and_not_created(sandbox, production_directory):
-    production_directory.create_address(SupportAddress(email="support@acme.test",
+    production_directory.create_address(SupportAddress(email="support@acme.test", forwarding=VERIFIED,
                                                        account_id=PRODUCTION_ACCOUNT.account_id))
     account, _ = lifecycle.create_account(sandbox, "acme", "Acme", "sandbox")
     api, _ = _api()
@@ -138,6 +139,7 @@ def test_the_production_stack_refuses_an_address_the_sandbox_holds_once_both_are
     sandbox_stores = aws_stores()
     sandbox_account, _ = lifecycle.create_account(sandbox_stores, "acme", "Acme", "sandbox")
     lifecycle.add_forwarding_address(sandbox_stores, sandbox_account.account_id, "support@acme.test")
+    sandbox_stores.directory.claim_address(sandbox_account.account_id, "support@acme.test")  # verified in sandbox
     sandbox_arn = boto3.client("dynamodb").describe_table(
         TableName=sandbox_env["RELAYDESK_DIRECTORY_TABLE"])["Table"]["TableArn"]
     _deploy(monkeypatch, "relaydesk-production-2", "production", "mail.relaydesk.test", sandbox_arn)
@@ -172,7 +174,7 @@ def test_a_missing_other_table_adds_the_address_with_a_note_and_logs_why(monkeyp
 
 
 def test_without_the_parameter_the_api_does_not_read_another_table(monkeypatch, production_directory):
-    production_directory.create_address(SupportAddress(email="support@acme.test",
+    production_directory.create_address(SupportAddress(email="support@acme.test", forwarding=VERIFIED,
                                                        account_id=PRODUCTION_ACCOUNT.account_id))
     _deploy_sandbox(monkeypatch, "")
     from relaydesk.wiring import aws_stores
@@ -195,7 +197,8 @@ def test_the_other_environment_may_be_in_another_region(monkeypatch, production_
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                               {"AttributeName": "sk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
-    DynamoDirectory(table).put_address(SupportAddress(email="support@acme.test", account_id="A-PROD-EU"))
+    DynamoDirectory(table).create_address(SupportAddress(email="support@acme.test", account_id="A-PROD-EU",
+                                                         forwarding=VERIFIED))
     _deploy_sandbox(monkeypatch, table.table_arn)
     from relaydesk.wiring import aws_stores
 

@@ -23,7 +23,7 @@ from local.lambdas import LambdaContext, load, unload_all
 from tests.integration.relay_harness import ACCOUNT, FAST_SMTP, Relay
 
 BASE_URL = "https://abc123.lambda-url.us-east-1.on.aws/"  # the deployed FunctionUrl's shape; never contacted
-KEY = "attachments/T-1/C-1/01-invoice März.pdf"
+KEY = f"attachments/{ACCOUNT}/T-1/C-1/01-invoice März.pdf"
 
 
 def url_event(path: str, method: str = "GET") -> dict:

@@ -80,11 +80,17 @@ def test_same_address_in_sandbox_and_production_is_refused(cli, passing_live_che
     _, out, _ = cli("accounts", "create", "--subdomain", "acme", "--kind", "production", "--json")
     production = json.loads(out)["account_id"]
     assert connect(cli, sandbox)[0] == 0
+    assert connect(cli, production)[0] == 0  # neither has proven control yet: both may add it
+    cli("addresses", "delete", "support@acme.com", "--account", production)
+    from relaydesk.wiring import aws_stores
+
+    aws_stores().directory.claim_address(sandbox, "support@acme.com")  # the sandbox verified it first
 
     code, _, err = connect(cli, production)
 
     assert code == 4
-    assert "already a support address in the sandbox account 'acme-sandbox'" in err
+    assert "already verified by another Relaydesk account" in err
+    assert "acme-sandbox" not in err and sandbox not in err
 
 
 def test_connect_against_a_real_smarthost_with_a_private_ca(cli, smarthost, tmp_path):

@@ -8,7 +8,7 @@ import json
 import boto3
 import pytest
 from relaydesk.addresses import lifecycle
-from relaydesk.addresses.model import SupportAddress
+from relaydesk.addresses.model import SupportAddress, Verification, VerificationStatus
 from relaydesk.cli import context
 from relaydesk.errors import RuleViolation
 from relaydesk.store.dynamodb import DynamoDirectory
@@ -34,7 +34,8 @@ def production_stack(aws_stack):
 
 
 def test_address_connected_in_production_is_refused_in_sandbox(aws_stack, production_stack):
-    production_stack.put_address(SupportAddress(email="support@acme.test", account_id="A-PROD"))
+    production_stack.create_address(SupportAddress(email="support@acme.test", account_id="A-PROD",
+                                                    forwarding=Verification(status=VerificationStatus.VERIFIED)))
     account, _ = lifecycle.create_account(aws_stack, "acme", "Acme", "sandbox")
 
     label, directory, reason = context.peer_directory("relaydesk-sandbox", "sandbox")

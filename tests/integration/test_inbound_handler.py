@@ -108,7 +108,7 @@ def test_attachments_land_in_s3_under_the_ticket(stack):
     deliver(stack, "apple_mail_pdf_postfix_forward.eml", "ses0000000000000004")
     [result] = handler(ses_event("ses0000000000000004"), Context())["results"]
     [attachment] = stack.tickets.get_ticket(result["ticket_id"]).comments[0].attachments
-    assert attachment.s3_key.startswith(f"attachments/{result['ticket_id']}/")
+    assert attachment.s3_key.startswith(f"attachments/A01M8000000000000AC/{result['ticket_id']}/")
     assert stack.blobs.get(attachment.s3_key).startswith(b"%PDF-1.4")
 
 

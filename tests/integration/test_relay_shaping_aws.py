@@ -30,7 +30,7 @@ def all_messages(relay) -> list[dict]:
 
 def test_the_third_of_a_two_a_minute_mailbox_waits_as_a_new_message_in_its_accounts_group(relay, smarthost):
     relay.connect(ADDRESS, smarthost)
-    set_limits(relay.stores.directory, ADDRESS, provider="microsoft365",
+    set_limits(relay.stores.directory, ACCOUNT, ADDRESS, provider="microsoft365",
                overrides=LimitOverrides(messages_per_minute=2))
     notifications = [relay.notification(ADDRESS) for _ in range(3)]
     relay.enqueue(*notifications)

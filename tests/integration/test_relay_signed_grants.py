@@ -91,7 +91,7 @@ def rotate_in(relay, fields: dict, server) -> str:
     secret = relay.stores.directory.get_address(MAILBOX).connector.secret_arn
     current = json.loads(relay.stores.secrets.get(secret).value)
     new = SmtpCredentials.model_validate({**current, **fields})
-    return rotation.stage_rotation(relay.stores, MAILBOX, new,
+    return rotation.stage_rotation(relay.stores, ACCOUNT, MAILBOX, new,
                                    start=lambda sid, token: rotation.rotate_in_process(relay.stores, sid, token))
 
 
@@ -120,7 +120,7 @@ class RelayLog:
 def verify_outbound(relay, server) -> None:
     """`relaydesk addresses verify`'s outbound half: the relay sends the test mail through the connector; the
     customer's forward brings it back to the system address, where inbound hands its token to verification."""
-    verification.start_outbound(relay.stores, MAILBOX)
+    verification.start_outbound(relay.stores, ACCOUNT, MAILBOX)
     relay.poll()
     test_mail = server.received[-1]
     token = next(line.split(":", 1)[1].strip() for line in test_mail.data.decode().splitlines()

@@ -16,6 +16,8 @@ from relaydesk.ids import new_id
 from relaydesk.notification import Notification
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS
 
+from tests.tenancy import account_of
+
 EMAIL = "support@acme.test"
 NEW_PASSWORD = "n3w-Rotated-Pa55!"
 
@@ -51,7 +53,8 @@ def test_rotation_promotes_the_password_the_customer_set_on_the_server(aws_stack
     old_version = aws_stack.secrets.get(secret, CURRENT).version_id
     smarthost.set_password(smarthost.username, NEW_PASSWORD)  # the admin changes it on the mail server first
 
-    token = rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, NEW_PASSWORD),
+    token = rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                                    EMAIL, credentials_for(smarthost, NEW_PASSWORD),
                                     start=in_process(aws_stack))
 
     assert secret_password(aws_stack, secret, CURRENT) == NEW_PASSWORD
@@ -71,7 +74,8 @@ def test_rotation_with_a_wrong_password_keeps_the_current_one_and_says_why(aws_s
     current = aws_stack.secrets.get(secret, CURRENT)
 
     with pytest.raises(AuthenticationFailedError) as caught:
-        rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, "not-the-server-password"),
+        rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                                EMAIL, credentials_for(smarthost, "not-the-server-password"),
                                 start=in_process(aws_stack))
 
     assert "current credentials stay live" in caught.value.message
@@ -99,7 +103,8 @@ def test_steps_accept_the_arn_secrets_manager_sends(aws_stack, smarthost, connec
     secret_arn = connected.connector.secret_arn
     assert secret_arn.startswith("arn:aws:secretsmanager:")
     smarthost.set_password(smarthost.username, NEW_PASSWORD)
-    token = rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, NEW_PASSWORD),
+    token = rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                                    EMAIL, credentials_for(smarthost, NEW_PASSWORD),
                                     start=lambda *_: None)
 
     for step in rotation.Step:
@@ -116,12 +121,14 @@ def test_no_password_in_logs_errors_or_records_of_a_rotation(aws_stack, smarthos
     old_password = smarthost.password
     seen: list[str] = []
     try:
-        rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, "Wr0ng-Pa55word"),
+        rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                                EMAIL, credentials_for(smarthost, "Wr0ng-Pa55word"),
                                 start=in_process(aws_stack))
     except AuthenticationFailedError as error:
         seen += [str(error), repr(error), error.server_reply, error.action or ""]
     smarthost.set_password(smarthost.username, NEW_PASSWORD)
-    rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, NEW_PASSWORD), start=in_process(aws_stack))
+    rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                            EMAIL, credentials_for(smarthost, NEW_PASSWORD), start=in_process(aws_stack))
 
     out = capsys.readouterr()
     seen += [out.out, out.err, caplog.text, aws_stack.directory.get_address(EMAIL).model_dump_json()]
@@ -154,7 +161,8 @@ def test_notifications_keep_flowing_through_a_rotation_with_none_lost(aws_stack,
 
     before = relay_one(relay, sent[0])  # the old password, cached by the relay
     smarthost.set_password(smarthost.username, NEW_PASSWORD)  # the admin changes it on the server ...
-    token = rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, NEW_PASSWORD),
+    token = rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                                    EMAIL, credentials_for(smarthost, NEW_PASSWORD),
                                     start=lambda *_: None)  # ... and stages it; the rotation has not run yet
     during = relay_one(relay, sent[1])  # 535 with AWSCURRENT: the relay tries AWSPENDING
     for step in rotation.Step:
@@ -184,7 +192,8 @@ def test_notifications_held_for_a_refused_password_go_out_after_the_rotation(aws
 
     outcomes = [relay_one(relay, note).outcome.value for note in held]
     assert aws_stack.directory.get_address(EMAIL).connector.state is ConnectorState.AUTH_FAILED
-    rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, NEW_PASSWORD), start=in_process(aws_stack))
+    rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                            EMAIL, credentials_for(smarthost, NEW_PASSWORD), start=in_process(aws_stack))
     # finishSecret released the parked notifications: they are back on the queue, and the relay sends them.
     messages = boto3.client("sqs").receive_message(
         QueueUrl=aws_stack.settings.notifications_queue_url, MaxNumberOfMessages=10,

@@ -13,6 +13,7 @@ from relaydesk.errors import RotationRefusedError
 from relaydesk.store.ports import CURRENT
 
 from tests.integration.test_rotation import EMAIL, NEW_PASSWORD, connected, credentials_for, secret_password
+from tests.tenancy import account_of
 
 __all__ = ["connected"]  # the fixture, shared with test_rotation
 
@@ -32,7 +33,8 @@ def handler(aws_stack):
 def test_the_four_invocations_rotate_the_secret(aws_stack, smarthost, connected, handler):
     secret_arn = connected.connector.secret_arn
     smarthost.set_password(smarthost.username, NEW_PASSWORD)
-    token = rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, NEW_PASSWORD),
+    token = rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                                    EMAIL, credentials_for(smarthost, NEW_PASSWORD),
                                     start=lambda *_: None)
 
     for step in rotation.Step:

@@ -21,6 +21,7 @@ from relaydesk.notification import Notification
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS
 
 from local.smarthost import SmtpServer
+from tests.tenancy import account_of
 
 EMAIL = "support@acme.test"
 NEW_SECRET = "n3w~Client.Secret-Value_0123456789"
@@ -85,7 +86,7 @@ def test_a_new_client_secret_is_tested_with_a_real_token_and_promoted(aws_stack,
     token_server.set_secret(token_server.client_id, NEW_SECRET)  # the admin created a new secret in Entra ID
 
     staged = stored(aws_stack, secret, CURRENT).model_copy(update={"oauth_client_secret": SecretStr(NEW_SECRET)})
-    token = rotation.stage_rotation(aws_stack, EMAIL, staged, start=in_process(aws_stack))
+    token = rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL), EMAIL, staged, start=in_process(aws_stack))
 
     assert token_server.tokens_issued == issued_before + 1  # testSecret fetched a token with the new secret
     assert client_secret(aws_stack, secret, CURRENT) == NEW_SECRET
@@ -105,7 +106,8 @@ def test_a_wrong_new_client_secret_keeps_the_current_one_and_says_why(aws_stack,
     wrong = "the-Secret-ID-not-the-Value-9999"
 
     with pytest.raises(AuthenticationFailedError) as refused:
-        rotation.stage_rotation(aws_stack, EMAIL, stored(aws_stack, secret, CURRENT).model_copy(
+        rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                                EMAIL, stored(aws_stack, secret, CURRENT).model_copy(
             update={"oauth_client_secret": SecretStr(wrong)}), start=in_process(aws_stack))
 
     assert "current credentials stay live" in refused.value.message
@@ -132,7 +134,8 @@ def test_notifications_keep_flowing_while_the_client_secret_is_rotated(aws_stack
 
     before = relay_one(relay, connected.account_id, 0)  # a token from the old secret, cached by the relay
     token_server.set_secret(token_server.client_id, NEW_SECRET)  # new secret in Entra ID, old one refused ...
-    token = rotation.stage_rotation(aws_stack, EMAIL, stored(aws_stack, secret, CURRENT).model_copy(
+    token = rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                                    EMAIL, stored(aws_stack, secret, CURRENT).model_copy(
         update={"oauth_client_secret": SecretStr(NEW_SECRET)}), start=lambda *_: None)  # ... staged, not yet tested
     during_cached = relay_one(relay, connected.account_id, 1)  # issued tokens stay valid, as in Entra ID
     token_server.expire_all()  # then the cached token expires: AWSCURRENT's secret gets no new one
@@ -263,7 +266,7 @@ def test_basic_auth_turned_off_holds_the_notifications_and_the_switch_to_oauth2_
     assert "5.7.30" in address.last_error and "--auth oauth2" in address.last_error
 
     switched = oauth_credentials(exchange, token_server, token_server.client_secret)
-    rotation.stage_rotation(aws_stack, EMAIL, switched, start=in_process(aws_stack))
+    rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL), EMAIL, switched, start=in_process(aws_stack))
     messages = boto3.client("sqs").receive_message(
         QueueUrl=aws_stack.settings.notifications_queue_url, MaxNumberOfMessages=10,
         AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])

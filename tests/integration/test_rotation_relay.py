@@ -15,6 +15,7 @@ from relaydesk.store.ports import CURRENT
 from local.lambdas import invoke, unload_all
 from local.sqs_events import SqsEventSource
 from tests.integration.test_rotation import EMAIL, NEW_PASSWORD, connected, credentials_for, secret_password
+from tests.tenancy import account_of
 
 __all__ = ["connected"]  # the fixture, shared with test_rotation
 
@@ -43,7 +44,8 @@ def test_notifications_queued_during_a_rotation_are_all_delivered_first_time(aws
     source.poll_once()  # the old password, now in the relay's warm credential cache
 
     smarthost.set_password(smarthost.username, NEW_PASSWORD)  # the admin changes it on the server ...
-    token = rotation.stage_rotation(aws_stack, EMAIL, credentials_for(smarthost, NEW_PASSWORD),
+    token = rotation.stage_rotation(aws_stack, account_of(aws_stack, EMAIL),
+                                    EMAIL, credentials_for(smarthost, NEW_PASSWORD),
                                     start=lambda *_: None)  # ... and runs `rotate`: staged, steps not run yet
     sent.append(send(aws_stack, connected.account_id, 1))
     source.poll_once()  # the cached AWSCURRENT gets 535: the relay tries AWSPENDING

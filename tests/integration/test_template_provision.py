@@ -141,8 +141,10 @@ def test_the_environment_is_what_the_settings_model_and_the_cli_expect(aws_stack
     assert settings.environment == "sandbox"
     assert settings.secret_prefix == "relaydesk/connector/"
     assert settings.max_delivery_attempts == 5
-    # Every stack output the CLI reads is in the local environment, except the rotation function (no Lambda in moto).
-    assert set(STACK_OUTPUTS.values()) - set(aws_stack_env) == {"RELAYDESK_ROTATION_FUNCTION_ARN"}
+    # Every stack output the CLI reads is in the local environment, except the rotation function (no Lambda in moto)
+    # and the tenant API's URL (the local stack serves that API itself and sets its URL when it starts).
+    assert set(STACK_OUTPUTS.values()) - set(aws_stack_env) == {"RELAYDESK_ROTATION_FUNCTION_ARN",
+                                                                "RELAYDESK_TENANT_API_URL"}
 
 
 def test_aws_stack_stores_round_trip_through_moto(aws_stack):

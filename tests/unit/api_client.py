@@ -1,5 +1,5 @@
-"""A test client for the support addresses API: API Gateway HTTP API (v2) events in, every response checked against
-the OpenAPI document the code generates."""
+"""Test clients for the HTTP APIs: API Gateway HTTP API (v2) events in, as API Gateway's IAM or JWT authorizer hands
+them to the function, every response checked against the OpenAPI document the code generates."""
 
 from __future__ import annotations
 
@@ -20,7 +20,18 @@ def spec() -> dict:
     return openapi_document()
 
 
-def http_event(method: str, path: str, query: dict[str, str] | None = None, body: Any = None) -> dict:
+IAM_AUTHORIZER = {"iam": {"accountId": "123456789012", "userArn": "arn:aws:iam::123456789012:user/admin"}}
+
+
+def jwt_authorizer(claims: dict[str, Any]) -> dict:
+    """What the JWT authorizer attaches: every claim a string, arrays as "[a b]" (API Gateway's own format)."""
+    def text(value: Any) -> str:
+        return "[" + " ".join(str(v) for v in value) + "]" if isinstance(value, list) else str(value)
+    return {"jwt": {"claims": {name: text(value) for name, value in claims.items()}, "scopes": None}}
+
+
+def http_event(method: str, path: str, query: dict[str, str] | None = None, body: Any = None, *,
+               authorizer: dict | None = None) -> dict:
     raw_body = None if body is None else body if isinstance(body, str) else json.dumps(body)
     return {
         "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": urlencode(query or {}),
@@ -29,8 +40,7 @@ def http_event(method: str, path: str, query: dict[str, str] | None = None, body
         "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
                                     "userAgent": "tests"},
                            "stage": "$default", "requestId": "req-1", "routeKey": "$default",
-                           "authorizer": {"iam": {"accountId": "123456789012",
-                                                  "userArn": "arn:aws:iam::123456789012:user/admin"}}},
+                           "authorizer": IAM_AUTHORIZER if authorizer is None else authorizer},
         "body": raw_body, "isBase64Encoded": False,
     }
 
@@ -40,7 +50,11 @@ def address_path(email: str) -> str:
 
 
 def _template_of(path: str) -> str:
-    return "/support_addresses/{id}" if re.fullmatch(r"/support_addresses/[^/]+", path) else path
+    """The documented path template a concrete path belongs to ({name} matches one segment)."""
+    for template in spec()["paths"]:
+        if re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)), path):
+            return template
+    return path
 
 
 @dataclass
@@ -63,11 +77,12 @@ def check_against_spec(method: str, path: str, status: int, body: Any) -> None:
 
 
 class ApiClient:
-    def __init__(self, call) -> None:
+    def __init__(self, call, *, authorizer: dict | None = None) -> None:
         self._call = call  # event -> the Lambda proxy response dict
+        self.authorizer = authorizer  # None: the operator's IAM identity
 
     def request(self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None) -> Reply:
-        response = self._call(http_event(method, path, query, body))
+        response = self._call(http_event(method, path, query, body, authorizer=self.authorizer))
         assert response["headers"]["Content-Type"] == "application/json"
         parsed = json.loads(response["body"])
         check_against_spec(method, path, response["statusCode"], parsed)

@@ -10,7 +10,7 @@ import pytest
 from relaydesk.addresses import lifecycle
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
 from relaydesk.cli import context, main
-from relaydesk.cli.output import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from relaydesk.cli.output import EXIT_OK, EXIT_USAGE
 from relaydesk.credentials import AuthKind
 
 CLIENT_SECRET = "Qx8~client-SECRET-value.0123456789"
@@ -119,7 +119,7 @@ def test_rotate_refuses_a_client_secret_argument_too(cli, account_id, seen):
 def test_oauth2_without_tenant_or_client_id_says_where_to_find_them(cli, account_id, seen):
     code, _, err = cli("addresses", "connect", "support@acme.com", "--account", account_id, "--preset",
                        "microsoft365", "--auth", "oauth2", "--client-secret-stdin", stdin=CLIENT_SECRET + "\n")
-    assert code == EXIT_ERROR
+    assert code == EXIT_USAGE
     assert "--tenant-id and --client-id" in err and "Overview page" in err
     assert not seen
 
@@ -127,14 +127,14 @@ def test_oauth2_without_tenant_or_client_id_says_where_to_find_them(cli, account
 def test_oauth2_without_a_client_secret_on_stdin_or_a_terminal_refuses(cli, account_id, seen):
     code, _, err = cli("addresses", "connect", "support@acme.com", "--account", account_id, "--preset",
                        "microsoft365", "--auth", "oauth2", "--tenant-id", TENANT, "--client-id", CLIENT)
-    assert code == EXIT_ERROR
+    assert code == EXIT_USAGE
     assert "no client secret given" in err and "--client-secret-stdin" in err
     assert not seen
 
 
 def test_oauth2_with_password_stdin_points_to_client_secret_stdin(cli, account_id, seen):
     code, _, err = connect_oauth(cli, account_id, "--password-stdin")
-    assert code == EXIT_ERROR and "--client-secret-stdin" in err
+    assert code == EXIT_USAGE and "--client-secret-stdin" in err
     assert not seen
 
 
@@ -142,7 +142,7 @@ def test_oauth_flags_without_auth_oauth2_are_refused(cli, account_id, seen):
     code, _, err = cli("addresses", "connect", "support@acme.com", "--account", account_id, "--preset",
                        "microsoft365", "--username", "support@acme.com", "--password-stdin", "--client-id", CLIENT,
                        stdin="pw\n")
-    assert code == EXIT_ERROR and "only apply to --auth oauth2" in err
+    assert code == EXIT_USAGE and "only apply to --auth oauth2" in err
     assert not seen
 
 
@@ -167,7 +167,7 @@ def test_an_explicit_auth_password_or_another_preset_has_no_note(cli, account_id
 def test_password_connect_still_needs_a_username(cli, account_id, seen):
     code, _, err = cli("addresses", "connect", "support@acme.com", "--account", account_id, "--host", "smtp.acme.com",
                        "--password-stdin", stdin="pw\n")
-    assert code == EXIT_ERROR and "--username is required" in err
+    assert code == EXIT_USAGE and "--username is required" in err
 
 
 @pytest.mark.parametrize(("preset", "refusal", "advice"), [
@@ -179,7 +179,7 @@ def test_an_entra_client_secret_is_refused_for_providers_whose_smtp_does_not_tak
     code, _, err = cli("addresses", "connect", "support@acme.com", "--account", account_id, "--preset", preset,
                        "--auth", "oauth2", "--tenant-id", TENANT, "--client-id", CLIENT, "--client-secret-stdin",
                        stdin=CLIENT_SECRET + "\n")
-    assert code == EXIT_ERROR and refusal in err and advice in err
+    assert code == EXIT_USAGE and refusal in err and advice in err
     assert not seen
 
 

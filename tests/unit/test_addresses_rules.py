@@ -12,6 +12,8 @@ from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import AuthenticationFailedError, ConflictError, RuleViolation
 from relaydesk.store.ports import CURRENT
 
+from tests.tenancy import account_of
+
 PASSWORD = "s3cret-Pa55word!"
 
 
@@ -108,19 +110,6 @@ def test_another_accounts_system_address_cannot_be_connected(memory_stores, acme
     assert caught.value.code == "system_address"
 
 
-def test_same_address_cannot_be_in_sandbox_and_production(memory_stores, acme):
-    production, _ = lifecycle.create_account(memory_stores, "acme-prod", "Acme", "production")
-    connect(memory_stores, acme.account_id)
-
-    with pytest.raises(RuleViolation) as caught:
-        connect(memory_stores, production.account_id)
-
-    assert caught.value.code == "address_in_use"
-    assert "sandbox account 'acme'" in caught.value.message
-    with pytest.raises(RuleViolation):
-        lifecycle.add_forwarding_address(memory_stores, production.account_id, "Support@Acme.com")
-
-
 def test_connector_requires_ccs_and_followers(memory_stores, acme):
     lifecycle.update_account_settings(memory_stores, acme.account_id, ccs_and_followers_enabled=False)
     with pytest.raises(RuleViolation) as caught:
@@ -145,7 +134,7 @@ def test_account_settings_change(memory_stores, acme):
 def test_unverified_address_cannot_become_default(memory_stores, acme):
     connect(memory_stores, acme.account_id)
     with pytest.raises(RuleViolation) as caught:
-        lifecycle.set_default(memory_stores, "support@acme.com")
+        lifecycle.set_default(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
     assert caught.value.code == "default_requires_verification"
     assert "forwarding" in caught.value.message and "outbound" in caught.value.message
 
@@ -156,14 +145,15 @@ def test_only_forwarding_verified_is_not_enough_for_default(memory_stores, acme)
     address.forwarding.status = VerificationStatus.VERIFIED
     memory_stores.directory.put_address(address)
     with pytest.raises(RuleViolation):
-        lifecycle.update_address(memory_stores, "help@acme.com", is_default=True)
+        lifecycle.update_address(memory_stores, account_of(memory_stores, "help@acme.com"),
+                                 "help@acme.com", is_default=True)
 
 
 def test_verified_address_becomes_the_only_default(memory_stores, acme):
     connect(memory_stores, acme.account_id)
     verified(memory_stores, "support@acme.com")
 
-    lifecycle.set_default(memory_stores, "support@acme.com")
+    lifecycle.set_default(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
 
     defaults = [a.email for a in memory_stores.directory.list_addresses(acme.account_id) if a.is_default]
     assert defaults == ["support@acme.com"]
@@ -192,7 +182,7 @@ def test_forwarding_address_cannot_switch_to_connector_in_place(memory_stores, a
 
 def test_forwarding_address_removed_and_added_again_as_connector(memory_stores, acme):
     lifecycle.add_forwarding_address(memory_stores, acme.account_id, "support@acme.com")
-    lifecycle.delete_address(memory_stores, "support@acme.com")
+    lifecycle.delete_address(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
     address, _ = connect(memory_stores, acme.account_id)
     assert address.kind is AddressKind.SMTP_CONNECTOR
 
@@ -206,14 +196,14 @@ def test_connecting_twice_points_to_rotate(memory_stores, acme):
 
 def test_delete_removes_address_and_schedules_secret_deletion(memory_stores, acme):
     address, _ = connect(memory_stores, acme.account_id)
-    lifecycle.delete_address(memory_stores, "support@acme.com")
+    lifecycle.delete_address(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
     assert memory_stores.directory.get_address("support@acme.com") is None
     assert address.connector.secret_arn in memory_stores.secrets.deleted
 
 
 def test_reconnect_after_delete_reuses_the_secret_with_new_credentials(memory_stores, acme):
     address, _ = connect(memory_stores, acme.account_id)
-    lifecycle.delete_address(memory_stores, "support@acme.com")
+    lifecycle.delete_address(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
     new = SmtpCredentials(host="smtp.office365.com", username="support@acme.com", password="another-one")
     lifecycle.connect_address(memory_stores, acme.account_id, "support@acme.com", new, checker=passing_checker())
     stored = json.loads(memory_stores.secrets.get(address.connector.secret_arn, CURRENT).value)
@@ -222,13 +212,14 @@ def test_reconnect_after_delete_reuses_the_secret_with_new_credentials(memory_st
 
 def test_system_and_default_addresses_cannot_be_deleted(memory_stores, acme):
     with pytest.raises(RuleViolation) as caught:
-        lifecycle.delete_address(memory_stores, "support@acme.mail.relaydesk.test")
+        lifecycle.delete_address(memory_stores, account_of(memory_stores, "support@acme.mail.relaydesk.test"),
+                                 "support@acme.mail.relaydesk.test")
     assert caught.value.code == "system_address"
     connect(memory_stores, acme.account_id)
     verified(memory_stores, "support@acme.com")
-    lifecycle.set_default(memory_stores, "support@acme.com")
+    lifecycle.set_default(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
     with pytest.raises(RuleViolation) as caught:
-        lifecycle.delete_address(memory_stores, "support@acme.com")
+        lifecycle.delete_address(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
     assert caught.value.code == "default_required"
 
 
@@ -236,11 +227,11 @@ def test_disable_falls_back_and_enable_requires_outbound_verification_again(memo
     connect(memory_stores, acme.account_id)
     verified(memory_stores, "support@acme.com")
 
-    disabled = lifecycle.disable(memory_stores, "support@acme.com")
+    disabled = lifecycle.disable(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
     assert disabled.connector.state is ConnectorState.DISABLED
     assert not disabled.sends_through_connector
 
-    enabled = lifecycle.enable(memory_stores, "support@acme.com")
+    enabled = lifecycle.enable(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
     assert enabled.connector.state is ConnectorState.PENDING
     assert enabled.outbound.status is VerificationStatus.UNVERIFIED
     assert enabled.forwarding.status is VerificationStatus.VERIFIED
@@ -250,21 +241,23 @@ def test_disable_falls_back_and_enable_requires_outbound_verification_again(memo
 def test_forwarding_address_cannot_be_disabled(memory_stores, acme):
     lifecycle.add_forwarding_address(memory_stores, acme.account_id, "help@acme.com")
     with pytest.raises(RuleViolation) as caught:
-        lifecycle.disable(memory_stores, "help@acme.com")
+        lifecycle.disable(memory_stores, account_of(memory_stores, "help@acme.com"), "help@acme.com")
     assert caught.value.code == "not_a_connector"
 
 
 def test_update_address_renames(memory_stores, acme):
     connect(memory_stores, acme.account_id)
-    assert lifecycle.update_address(memory_stores, "support@acme.com", name="Acme Help").name == "Acme Help"
+    assert lifecycle.update_address(memory_stores, account_of(memory_stores, "support@acme.com"),
+                                    "support@acme.com", name="Acme Help").name == "Acme Help"
 
 
-def test_address_in_the_other_environments_stack_is_refused(memory_stores, acme):
-    from relaydesk.addresses.model import SupportAddress
+def test_address_verified_in_the_other_environments_stack_is_refused(memory_stores, acme):
+    from relaydesk.addresses.model import SupportAddress, Verification
     from relaydesk.store.memory import MemoryDirectory
 
     production = MemoryDirectory()
-    production.put_address(SupportAddress(email="support@acme.com", account_id="A-PROD"))
+    production.create_address(SupportAddress(email="support@acme.com", account_id="A-PROD",
+                                             forwarding=Verification(status=VerificationStatus.VERIFIED)))
 
     with pytest.raises(RuleViolation) as caught:
         lifecycle.connect_address(memory_stores, acme.account_id, "support@acme.com", creds(),
@@ -275,3 +268,16 @@ def test_address_in_the_other_environments_stack_is_refused(memory_stores, acme)
         lifecycle.add_forwarding_address(memory_stores, acme.account_id, "support@acme.com",
                                          peers=[("production", production)])
     assert memory_stores.directory.get_address("support@acme.com") is None
+
+
+def test_address_only_added_in_the_other_environments_stack_blocks_nothing(memory_stores, acme):
+    from relaydesk.addresses.model import SupportAddress
+    from relaydesk.store.memory import MemoryDirectory
+
+    production = MemoryDirectory()
+    production.create_address(SupportAddress(email="support@acme.com", account_id="A-PROD"))
+
+    address = lifecycle.add_forwarding_address(memory_stores, acme.account_id, "support@acme.com",
+                                               peers=[("production", production)])
+
+    assert address.account_id == acme.account_id

@@ -11,7 +11,7 @@ import pytest
 from relaydesk.addresses import lifecycle
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
 from relaydesk.cli import context, main
-from relaydesk.cli.output import EXIT_ERROR, EXIT_OK
+from relaydesk.cli.output import EXIT_OK, EXIT_USAGE
 from relaydesk.credentials import GMAIL_SCOPE, OAuthGrant
 
 TENANT = "3f2c1a9e-0000-4000-8000-00000000c0de"
@@ -109,14 +109,14 @@ def test_show_gives_the_service_account_and_the_client_id_to_delegate(cli, accou
 def test_google_without_a_key_file_says_how_to_give_one(cli, account_id, seen):
     code, _, err = connect_google(cli, account_id)
 
-    assert code == EXIT_ERROR and "service account" in err and "--service-account-file KEY.json" in err
+    assert code == EXIT_USAGE and "service account" in err and "--service-account-file KEY.json" in err
     assert not seen
 
 
 def test_a_tenant_or_client_id_with_a_service_account_is_refused(cli, account_id, seen, key_file):
     code, _, err = connect_google(cli, account_id, "--service-account-file", key_file, "--client-id", CLIENT)
 
-    assert code == EXIT_ERROR and "--client-id do not apply to a Google service account" in err
+    assert code == EXIT_USAGE and "--client-id do not apply to a Google service account" in err
     assert not seen
 
 
@@ -124,18 +124,18 @@ def test_a_service_account_cannot_sign_in_to_microsoft_365(cli, account_id, seen
     code, _, err = cli("addresses", "connect", EMAIL, "--account", account_id, "--preset", "microsoft365", "--auth",
                        "oauth2", "--service-account-file", key_file)
 
-    assert code == EXIT_ERROR and "cannot sign in to Microsoft 365" in err
+    assert code == EXIT_USAGE and "cannot sign in to Microsoft 365" in err
     assert not seen
 
 
 def test_a_missing_key_file_or_two_kinds_of_material_are_refused(cli, account_id, seen, key_file, tmp_path):
     code, _, err = connect_google(cli, account_id, "--service-account-file", str(tmp_path / "nope.json"))
-    assert code == EXIT_ERROR and "cannot read the service account key file" in err
+    assert code == EXIT_USAGE and "cannot read the service account key file" in err
 
     code, _, err = cli("addresses", "connect", EMAIL, "--account", account_id, "--preset", "microsoft365", "--auth",
                        "oauth2", "--tenant-id", TENANT, "--client-id", CLIENT, "--certificate-stdin",
                        "--client-secret-stdin")
-    assert code == EXIT_ERROR and "give one kind of sign-in material" in err
+    assert code == EXIT_USAGE and "give one kind of sign-in material" in err
     assert not seen
 
 
@@ -143,7 +143,7 @@ def test_a_key_file_flag_without_auth_oauth2_is_refused(cli, account_id, seen, k
     code, _, err = cli("addresses", "connect", EMAIL, "--account", account_id, "--preset", "google", "--username",
                        EMAIL, "--password-stdin", "--service-account-file", key_file, stdin="pw\n")
 
-    assert code == EXIT_ERROR and "--service-account-file only apply to --auth oauth2" in err
+    assert code == EXIT_USAGE and "--service-account-file only apply to --auth oauth2" in err
     assert not seen
 
 
@@ -181,7 +181,7 @@ def test_a_certificate_without_its_key_is_refused_before_the_live_check(cli, acc
 
     code, _, err = connect_certificate(cli, account_id, str(pem))
 
-    assert code == EXIT_ERROR and "0 private keys and 1 certificates" in err and "cat app.crt app.key" in err
+    assert code == EXIT_USAGE and "0 private keys and 1 certificates" in err and "cat app.crt app.key" in err
     assert not seen
 
 

@@ -11,6 +11,7 @@ from relaydesk.errors import RuleViolation
 from relaydesk.markers import VERIFICATION_HEADER, verification_marker
 from relaydesk.notification import NotificationKind
 
+from tests.tenancy import account_of
 from tests.unit.test_addresses_rules import creds, passing_checker
 
 SYSTEM = "support@acme.mail.relaydesk.test"
@@ -50,7 +51,8 @@ def connected(memory_stores):
 
 def test_forwarding_test_mail_carries_the_token_in_header_and_body(connected):
     outbox = Outbox()
-    address = verification.start_forwarding(connected, "support@acme.com", sender=outbox)
+    address = verification.start_forwarding(connected, account_of(connected, "support@acme.com"),
+                                            "support@acme.com", sender=outbox)
 
     mail = outbox.sent[0]
     token = address.forwarding.token
@@ -63,7 +65,8 @@ def test_forwarding_test_mail_carries_the_token_in_header_and_body(connected):
 
 def test_forwarded_test_mail_marks_forwarding_verified(connected):
     outbox = Outbox()
-    token = verification.start_forwarding(connected, "support@acme.com", sender=outbox).forwarding.token
+    token = verification.start_forwarding(connected, account_of(connected, "support@acme.com"),
+                                          "support@acme.com", sender=outbox).forwarding.token
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
     handled = verification.on_verification_mail(connected, token=token, recipient=SYSTEM, forwarding_hops=1,
@@ -81,7 +84,8 @@ def test_unknown_token_is_not_handled(connected):
 
 
 def test_test_mail_through_two_forwarding_hops_fails_with_the_reason(connected):
-    token = verification.start_forwarding(connected, "support@acme.com", sender=Outbox()).forwarding.token
+    token = verification.start_forwarding(connected, account_of(connected, "support@acme.com"),
+                                          "support@acme.com", sender=Outbox()).forwarding.token
     assert verification.on_verification_mail(connected, token=token, recipient="support@acme.com",
                                              forwarding_hops=2)
     address = connected.directory.get_address("support@acme.com")
@@ -91,15 +95,16 @@ def test_test_mail_through_two_forwarding_hops_fails_with_the_reason(connected):
 
 def test_outbound_verification_needs_forwarding_first(connected):
     with pytest.raises(RuleViolation) as caught:
-        verification.start_outbound(connected, "support@acme.com")
+        verification.start_outbound(connected, account_of(connected, "support@acme.com"), "support@acme.com")
     assert caught.value.code == "forwarding_not_verified"
 
 
 def test_outbound_verification_queues_a_verification_notification_and_activates_on_return(connected):
-    token = verification.start_forwarding(connected, "support@acme.com", sender=Outbox()).forwarding.token
+    token = verification.start_forwarding(connected, account_of(connected, "support@acme.com"),
+                                          "support@acme.com", sender=Outbox()).forwarding.token
     verification.on_verification_mail(connected, token=token, recipient=SYSTEM, forwarding_hops=1)
 
-    address = verification.start_outbound(connected, "support@acme.com")
+    address = verification.start_outbound(connected, account_of(connected, "support@acme.com"), "support@acme.com")
     notification, _ = connected.queue.sent[-1]
 
     assert notification.kind is NotificationKind.VERIFICATION
@@ -131,18 +136,20 @@ def test_verify_succeeds_when_both_mails_come_back(connected):
 
     clock.hooks.append(inbound_delivers)
     progress: list[str] = []
-    address = verification.verify(connected, "support@acme.com", timeout=30, sender=outbox,
+    address = verification.verify(connected, account_of(connected, "support@acme.com"),
+                                  "support@acme.com", timeout=30, sender=outbox,
                                   on_progress=progress.append, sleep=clock.sleep, clock=clock)
 
     assert verification.is_verified(address)
     assert address.connector.state is ConnectorState.ACTIVE
     assert "forwarding: verified" in progress and "outbound: verified" in progress
-    lifecycle.set_default(connected, "support@acme.com")  # now allowed
+    lifecycle.set_default(connected, account_of(connected, "support@acme.com"), "support@acme.com")  # now allowed
 
 
 def test_forwarding_timeout_fails_with_hints(connected):
     clock = FakeClock()
-    address = verification.verify(connected, "support@acme.com", timeout=10, sender=Outbox(),
+    address = verification.verify(connected, account_of(connected, "support@acme.com"),
+                                  "support@acme.com", timeout=10, sender=Outbox(),
                                   sleep=clock.sleep, clock=clock)
 
     assert address.forwarding.status is VerificationStatus.FAILED
@@ -162,7 +169,8 @@ def test_outbound_timeout_fails_with_hints_and_keeps_connector_pending(connected
                                               recipient=SYSTEM, forwarding_hops=1)
 
     clock.hooks.append(only_forwarding_returns)
-    address = verification.verify(connected, "support@acme.com", timeout=10, sender=outbox,
+    address = verification.verify(connected, account_of(connected, "support@acme.com"),
+                                  "support@acme.com", timeout=10, sender=outbox,
                                   sleep=clock.sleep, clock=clock)
 
     assert address.forwarding.status is VerificationStatus.VERIFIED
@@ -173,12 +181,14 @@ def test_outbound_timeout_fails_with_hints_and_keeps_connector_pending(connected
 
 def test_verify_again_after_a_timeout_starts_over_with_a_new_token(connected):
     clock = FakeClock()
-    first = verification.verify(connected, "support@acme.com", timeout=5, sender=Outbox(),
+    first = verification.verify(connected, account_of(connected, "support@acme.com"),
+                                "support@acme.com", timeout=5, sender=Outbox(),
                                 sleep=clock.sleep, clock=clock).forwarding.token
     outbox = Outbox()
     clock.hooks.append(lambda _now: outbox.sent and verification.on_verification_mail(
         connected, token=outbox.sent.pop()[VERIFICATION_HEADER], recipient=SYSTEM, forwarding_hops=1))
-    second = verification.verify(connected, "support@acme.com", timeout=5, sender=outbox,
+    second = verification.verify(connected, account_of(connected, "support@acme.com"),
+                                 "support@acme.com", timeout=5, sender=outbox,
                                  sleep=clock.sleep, clock=clock)
     assert second.forwarding.token != first
     assert second.forwarding.status is VerificationStatus.VERIFIED
@@ -201,7 +211,8 @@ def test_auth_failure_during_outbound_verification_ends_the_wait(connected):
             connected.directory.put_address(address)
 
     clock.hooks.append(relay_reports_auth_failure)
-    address = verification.verify(connected, "support@acme.com", timeout=600, sender=outbox,
+    address = verification.verify(connected, account_of(connected, "support@acme.com"),
+                                  "support@acme.com", timeout=600, sender=outbox,
                                   sleep=clock.sleep, clock=clock)
     assert address.outbound.status is VerificationStatus.FAILED
     assert "535 5.7.3" in address.outbound.error
@@ -220,11 +231,13 @@ def test_enable_then_outbound_verification_again(connected):
                                               recipient=SYSTEM, forwarding_hops=1)
 
     clock.hooks.append(inbound_delivers)
-    verification.verify(connected, "support@acme.com", timeout=30, sender=outbox, sleep=clock.sleep, clock=clock)
-    lifecycle.disable(connected, "support@acme.com")
-    lifecycle.enable(connected, "support@acme.com")
+    verification.verify(connected, account_of(connected, "support@acme.com"),
+                        "support@acme.com", timeout=30, sender=outbox, sleep=clock.sleep, clock=clock)
+    lifecycle.disable(connected, account_of(connected, "support@acme.com"), "support@acme.com")
+    lifecycle.enable(connected, account_of(connected, "support@acme.com"), "support@acme.com")
 
-    address = verification.verify(connected, "support@acme.com", timeout=30, sender=outbox,
+    address = verification.verify(connected, account_of(connected, "support@acme.com"),
+                                  "support@acme.com", timeout=30, sender=outbox,
                                   sleep=clock.sleep, clock=clock)
     assert address.connector.state is ConnectorState.ACTIVE
 
@@ -244,7 +257,8 @@ def test_relay_refusing_the_verification_mail_ends_the_wait(connected):
             connected.directory.put_address(address)
 
     clock.hooks.append(relay_refuses)
-    address = verification.verify(connected, "support@acme.com", timeout=600, sender=outbox,
+    address = verification.verify(connected, account_of(connected, "support@acme.com"),
+                                  "support@acme.com", timeout=600, sender=outbox,
                                   sleep=clock.sleep, clock=clock)
     assert address.outbound.status is VerificationStatus.FAILED
     assert "5.7.60" in address.outbound.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from relaydesk.api.openapi import render
 from relaydesk.api.routes import build_resolver
 from relaydesk.credentials import SmtpCredentials
 
+from tests.tenancy import account_of
 from tests.unit.api_client import ApiClient, address_path, spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,25 +64,46 @@ def test_committed_openapi_document_matches_the_code():
     assert committed == render(), "regenerate it: python -m relaydesk.api.openapi > docs/openapi.json"
 
 
-def test_openapi_document_is_valid_and_requires_sigv4():
+def test_openapi_document_is_valid_and_each_api_names_its_authorization():
     document = spec()
 
     validate_spec(document)
-    assert document["security"] == [{"sigv4": []}]
+    assert "security" not in document  # per operation: the two APIs are authorized differently
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            expected = [{"cognito": []}] if path.startswith("/accounts/{account_id}") else [{"sigv4": []}]
+            assert operation["security"] == expected, path
     assert document["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert document["components"]["securitySchemes"]["cognito"]["bearerFormat"] == "JWT"
 
 
 def test_every_route_of_the_template_is_in_the_document_and_nothing_else():
-    template = (ROOT / "template.yaml").read_text()
-    routes = {(method.lower(), path.strip('"')) for path, method in
-              re.findall(r"Path: (\"?/support_addresses[^,]*?\"?), Method: (\w+)", template)}
+    from local.aws_resources import http_api_routes
+
+    routes = {(method.lower(), path) for api in http_api_routes(ROOT / "template.yaml").values()
+              for method, path, _ in api}
 
     documented = {(method, path) for path, ops in spec()["paths"].items() for method in ops}
     assert routes == documented
 
 
+def response_schemas(document: dict) -> dict[str, dict]:
+    """Every component schema a response can contain (request bodies, such as the console's credential forms, are
+    not responses), following $ref to the end."""
+    schemas, seen, todo = document["components"]["schemas"], set(), []
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            todo += re.findall(r'"#/components/schemas/(\w+)"', json.dumps(operation.get("responses", {})))
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += re.findall(r'"#/components/schemas/(\w+)"', json.dumps(schemas[name]))
+    return {name: schemas[name] for name in seen}
+
+
 def test_no_response_schema_has_a_credential_field():
-    names = {name.lower() for schema in spec()["components"]["schemas"].values()
+    names = {name.lower() for schema in response_schemas(spec()).values()
              for name in schema.get("properties", {})} - {"secret_deletion_scheduled"}  # a flag, not a secret
 
     assert names  # the walk found the fields ...
@@ -213,14 +236,25 @@ def test_post_of_the_system_address_is_refused(api, acme):
     assert reply.body["code"] == "system_address"
 
 
-def test_post_of_an_address_of_another_account_is_a_conflict(api, memory_stores, acme):
+def test_post_of_an_address_another_account_verified_is_a_conflict_naming_no_account(api, memory_stores, acme):
     globex, _ = lifecycle.create_account(memory_stores, "globex", "Globex", "production")
     lifecycle.add_forwarding_address(memory_stores, globex.account_id, "help@acme.com")
+    memory_stores.directory.claim_address(globex.account_id, "help@acme.com")  # globex verified it
 
     reply = api.post("/support_addresses", {"account_id": acme.account_id, "email": "help@acme.com"})
 
     assert reply.status == 409
     assert reply.body["code"] == "address_in_use"
+    assert not {globex.account_id, "globex", "Globex"} & set(reply.raw.replace('"', " ").split())
+
+
+def test_post_of_an_address_another_account_only_added_is_accepted(api, memory_stores, acme):
+    globex, _ = lifecycle.create_account(memory_stores, "globex", "Globex", "production")
+    lifecycle.add_forwarding_address(memory_stores, globex.account_id, "help@acme.com")
+
+    reply = api.post("/support_addresses", {"account_id": acme.account_id, "email": "help@acme.com"})
+
+    assert reply.status == 201  # uniqueness is decided when one of them verifies it
 
 
 def test_post_of_an_existing_address_is_a_conflict(api, memory_stores, acme):
@@ -320,7 +354,7 @@ def test_delete_of_a_connector_schedules_its_secrets_deletion(api, memory_stores
 
 def test_delete_of_the_default_address_is_refused(api, memory_stores, acme, connector):
     verify(memory_stores, "support@acme.com")
-    lifecycle.set_default(memory_stores, "support@acme.com")
+    lifecycle.set_default(memory_stores, account_of(memory_stores, "support@acme.com"), "support@acme.com")
 
     reply = api.delete(address_path("support@acme.com"))
 
@@ -378,7 +412,8 @@ def test_no_response_ever_contains_a_password_or_the_secret(api, memory_stores, 
         api.put(address_path("support@acme.mail.relaydesk.test"), {"default": True}),
         api.delete(address_path("support@acme.mail.relaydesk.test")),
     ]
-    lifecycle.set_default(memory_stores, "support@acme.mail.relaydesk.test")
+    lifecycle.set_default(memory_stores, account_of(memory_stores, "support@acme.mail.relaydesk.test"),
+                          "support@acme.mail.relaydesk.test")
     replies.append(api.delete(address_path("support@acme.com")))
 
     assert memory_stores.directory.get_address("support@acme.com") is None

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from relaydesk.accounts import Account
 from relaydesk.addresses import lifecycle
-from relaydesk.addresses.model import AddressKind, Connector, SupportAddress
+from relaydesk.addresses.model import AddressKind, Connector, SupportAddress, Verification, VerificationStatus
 from relaydesk.api.routes import build_resolver
 from relaydesk.api.uniqueness import NOTE_HEADER
 from relaydesk.errors import OtherEnvironmentUnreadable
@@ -18,12 +18,13 @@ from tests.unit.api_client import ApiClient, address_path
 
 PRODUCTION_ACCOUNT = Account(account_id="A-PROD-GLOBEX-7", subdomain="globex-prod", name="Globex Corp Production")
 PRODUCTION_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:210987654321:secret:relaydesk/connector/A-PROD/x-AbCdEf"
+VERIFIED = Verification(status=VerificationStatus.VERIFIED)  # the account proved control: it owns the address
 
 
 class UnreadableDirectory(MemoryDirectory):
     """The other stack's table when this stack may not read it (or it is gone)."""
 
-    def get_address(self, email: str) -> SupportAddress | None:
+    def owner_of(self, email: str) -> str | None:
         raise OtherEnvironmentUnreadable("the production environment's directory could not be read "
                                          "(AccessDeniedException)")
 
@@ -33,9 +34,10 @@ def production() -> MemoryDirectory:
     directory = MemoryDirectory()
     directory.create_account(PRODUCTION_ACCOUNT)
     directory.create_address(SupportAddress(email="help@globex.com", account_id=PRODUCTION_ACCOUNT.account_id,
-                                            name="Globex Help"))
+                                            name="Globex Help", forwarding=VERIFIED))
     directory.create_address(SupportAddress(
         email="support@globex.com", account_id=PRODUCTION_ACCOUNT.account_id, kind=AddressKind.SMTP_CONNECTOR,
+        forwarding=VERIFIED,
         connector=Connector(host="smtp.globex-internal.example", secret_arn=PRODUCTION_SECRET_ARN)))
     return directory
 
@@ -110,7 +112,7 @@ def test_address_free_in_both_environments_is_added_without_a_note(memory_stores
 
 def test_production_refuses_an_address_that_is_in_the_sandbox(memory_stores):
     sandbox = MemoryDirectory()
-    sandbox.create_address(SupportAddress(email="support@acme.com", account_id="A-SANDBOX"))
+    sandbox.create_address(SupportAddress(email="support@acme.com", account_id="A-SANDBOX", forwarding=VERIFIED))
     production_settings = memory_stores.settings.model_copy(update={"environment": "production"})
     stores = dataclasses.replace(memory_stores, settings=production_settings, peers=(("sandbox", sandbox),))
     account, _ = lifecycle.create_account(stores, "acme", "Acme", "production")

@@ -64,6 +64,6 @@ def test_the_shaper_benchmark_reports_every_target_with_its_verdict():
     assert "| most recipients in any day, as the provider counts | 10,000 | <= 10,000: met |" in section
     assert "| fair queues' order, no batching window (strict) | 1000 | 50 / 50 ms | 80 / 80 ms | 1.60x | met |" \
         in section
-    assert "| arrival order (no fair queues), no batching window | 300 | 50 / 50 ms | 900 / 900 ms | 18.00x | MISSED |" \
-        in section
+    assert "| arrival order (no fair queues), no batching window | 300 | 50 / 50 ms | 900 / 900 ms | 18.00x | " \
+           "MISSED |" in section
     assert section.endswith("machine: test")

@@ -73,7 +73,11 @@ def test_inbound_benchmark_processes_the_corpus_and_measures_the_peak_of_a_large
     peak = next(row for row in result.rows if row.label.startswith("peak allocated"))
     assert peak.median > 1  # processing holds at least the decoded attachment
     assert "outcome new_ticket" in peak.note
-    assert [ratio.label for ratio, _ in result.ratio_values()] == ["peak / message size"]
+    assert [ratio.label for ratio, _ in result.ratio_values()] == [
+        "peak / message size", "header-heavy mail / the same at a quarter of the size",
+        "stdlib decode_header / ours, one header"]
+    heavy = next(row for row in result.rows if row.label.startswith("header-heavy"))
+    assert heavy.median > 0 and heavy.note == "outcome new_ticket"
 
 
 def test_coldstart_benchmark_times_every_handler_present_against_boto3():

@@ -21,6 +21,10 @@ ALSO_NOT = {
     "attachments": {"cryptography", "aiosmtplib", "asyncio"},
     "rotation": {"cryptography", "aiosmtplib", "asyncio"},  # the SMTP probe is imported by the testSecret step only
     "addresses_api": {"cryptography", "aiosmtplib"},  # ... and by the live-check operations only
+    # Alerts and SES feedback go through SES's API only: no SMTP, no signing. (powertools' batch utility, which
+    # checkpoints the change stream, imports asyncio.)
+    "hold_alerts": {"cryptography", "aiosmtplib"},
+    "ses_feedback": {"cryptography", "aiosmtplib", "asyncio"},
 }
 
 _PROBE = """

@@ -47,20 +47,20 @@ def directory():
 
 
 def test_an_admin_lowers_an_addresss_limits_and_they_are_kept_with_its_connector(directory):
-    set_limits(directory, "support@acme.test", overrides=LimitOverrides(messages_per_minute=12))
-    set_limits(directory, "support@acme.test", overrides=LimitOverrides(connections=2))
-    address = directory.get_address("support@acme.test")
+    set_limits(directory, "A1", "support@acme.test", overrides=LimitOverrides(messages_per_minute=12))
+    set_limits(directory, "A1", "support@acme.test", overrides=LimitOverrides(connections=2))
+    address = directory.get_account_address("A1", "support@acme.test")
     assert address.connector.limits.given() == {"messages_per_minute": 12, "connections": 2}
     assert limits_of(address).messages_per_minute == 12
-    set_limits(directory, "support@acme.test", reset=True)
-    assert limits_of(directory.get_address("support@acme.test")).messages_per_minute == 30
+    set_limits(directory, "A1", "support@acme.test", reset=True)
+    assert limits_of(directory.get_account_address("A1", "support@acme.test")).messages_per_minute == 30
 
 
 def test_raising_microsofts_limit_is_refused_naming_the_providers_figure(directory):
     with pytest.raises(ConfigurationError) as refused:
-        set_limits(directory, "support@acme.test", overrides=LimitOverrides(messages_per_minute=31))
+        set_limits(directory, "A1", "support@acme.test", overrides=LimitOverrides(messages_per_minute=31))
     assert "Microsoft 365 allows at most 30 for messages per minute" in refused.value.message
-    assert directory.get_address("support@acme.test").connector.limits is None  # nothing saved
+    assert directory.get_account_address("A1", "support@acme.test").connector.limits is None  # nothing saved
 
 
 @pytest.mark.parametrize("hostile", [0, -1, 10**12])
@@ -70,8 +70,8 @@ def test_a_limit_outside_its_bounds_is_refused(hostile):
 
 
 def test_naming_the_provider_changes_the_profile(directory):
-    address = set_limits(directory, "support@acme.test", provider="postfix",
+    address = set_limits(directory, "A1", "support@acme.test", provider="postfix",
                          overrides=LimitOverrides(messages_per_minute=120))
     assert address.connector.provider == "postfix" and limits_of(address).messages_per_minute == 120
     with pytest.raises(ConfigurationError):
-        set_limits(directory, "support@acme.test", provider="hotmail")
+        set_limits(directory, "A1", "support@acme.test", provider="hotmail")

@@ -13,6 +13,8 @@ from relaydesk.credentials import SmtpCredentials
 from relaydesk.errors import AuthenticationFailedError, NotFoundError, RotationRefusedError, RuleViolation
 from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS
 
+from tests.tenancy import account_of
+
 OLD_PASSWORD = "0ld-Pa55word!"
 NEW_PASSWORD = "n3w-Pa55word?"
 EMAIL = "support@acme.com"
@@ -76,7 +78,7 @@ def test_rotate_promotes_new_credentials_and_keeps_the_old_as_previous(memory_st
     secret = connected.connector.secret_arn
     old_version = memory_stores.secrets.get(secret, CURRENT).version_id
 
-    token = rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD),
+    token = rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds(NEW_PASSWORD),
                                     start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
 
     assert value(memory_stores, secret, CURRENT).password.get_secret_value() == NEW_PASSWORD
@@ -91,7 +93,7 @@ def test_rotate_with_a_rotation_function_stages_pending_and_calls_rotate_secret(
         update={"rotation_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:rotation"}))
     secret = connected.connector.secret_arn
 
-    token = rotation.stage_rotation(stores, EMAIL, creds(NEW_PASSWORD))
+    token = rotation.stage_rotation(stores, account_of(stores, EMAIL), EMAIL, creds(NEW_PASSWORD))
 
     assert stores.secrets.rotations == [(secret, token, "arn:aws:lambda:us-east-1:123456789012:function:rotation")]
     assert stores.secrets.get(secret, PENDING).version_id == token
@@ -102,7 +104,8 @@ def test_rotate_with_a_rotation_function_stages_pending_and_calls_rotate_secret(
 def test_test_step_logs_in_with_the_pending_credentials_as_the_support_address(memory_stores, connected):
     smarthost = FakeSmarthost(NEW_PASSWORD)
 
-    rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD, username="helpdesk@acme.com"),
+    rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL),
+                            EMAIL, creds(NEW_PASSWORD, username="helpdesk@acme.com"),
                             start=in_process(memory_stores, smarthost))
 
     (tested, kwargs), = smarthost.checked
@@ -115,20 +118,22 @@ def test_rotating_a_forwarding_address_is_refused(memory_stores, connected):
     lifecycle.add_forwarding_address(memory_stores, connected.account_id, "help@acme.com")
 
     with pytest.raises(RuleViolation) as caught:
-        rotation.stage_rotation(memory_stores, "help@acme.com", creds(NEW_PASSWORD), start=lambda *_: None)
+        rotation.stage_rotation(memory_stores, account_of(memory_stores, "help@acme.com"),
+                                "help@acme.com", creds(NEW_PASSWORD), start=lambda *_: None)
 
     assert caught.value.code == "not_a_connector"
 
 
 def test_rotating_an_unknown_address_says_not_found(memory_stores, connected):
     with pytest.raises(NotFoundError):
-        rotation.stage_rotation(memory_stores, "nobody@acme.com", creds(NEW_PASSWORD), start=lambda *_: None)
+        rotation.stage_rotation(memory_stores, connected.account_id, "nobody@acme.com", creds(NEW_PASSWORD),
+                                start=lambda *_: None)
 
 
 # --- the four steps -----------------------------------------------------------------------------------------------
 
 def stage_only(stores, password: str = NEW_PASSWORD) -> str:
-    return rotation.stage_rotation(stores, EMAIL, creds(password), start=lambda *_: None)
+    return rotation.stage_rotation(stores, account_of(stores, EMAIL), EMAIL, creds(password), start=lambda *_: None)
 
 
 def test_create_keeps_the_staged_version(memory_stores, connected):
@@ -176,7 +181,7 @@ def test_failed_test_keeps_current_live_and_records_why(memory_stores, connected
     current_before = memory_stores.secrets.get(secret, CURRENT).version_id
 
     with pytest.raises(AuthenticationFailedError) as caught:
-        rotation.stage_rotation(memory_stores, EMAIL, creds("wrong-password"),
+        rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds("wrong-password"),
                                 start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
 
     assert "current credentials stay live" in caught.value.message
@@ -206,7 +211,7 @@ def test_an_unknown_step_is_refused(memory_stores, connected):
 
 def test_finish_run_twice_is_harmless(memory_stores, connected):
     secret = connected.connector.secret_arn
-    token = rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD),
+    token = rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds(NEW_PASSWORD),
                                     start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
     stages = memory_stores.secrets.describe_stages(secret)
 
@@ -227,7 +232,7 @@ def test_finish_clears_an_auth_failed_hold(memory_stores, connected, state, outb
     address.last_error = "535 5.7.8 authentication failed"
     memory_stores.directory.put_address(address)
 
-    rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD),
+    rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds(NEW_PASSWORD),
                             start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
 
     after = memory_stores.directory.get_address(EMAIL)
@@ -238,10 +243,11 @@ def test_finish_clears_an_auth_failed_hold(memory_stores, connected, state, outb
 
 def test_finish_releases_the_notifications_held_for_the_address(memory_stores, connected, monkeypatch):
     released: list[str] = []
-    monkeypatch.setattr(lifecycle, "release_held_notifications", lambda stores, email: released.append(email))
+    monkeypatch.setattr(lifecycle, "release_held_notifications",
+                        lambda _stores, _account, email: released.append(email))
     set_state(memory_stores, ConnectorState.AUTH_FAILED, VerificationStatus.VERIFIED)
 
-    rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD),
+    rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds(NEW_PASSWORD),
                             start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
 
     assert released == [EMAIL]
@@ -249,10 +255,11 @@ def test_finish_releases_the_notifications_held_for_the_address(memory_stores, c
 
 def test_failed_rotation_releases_nothing(memory_stores, connected, monkeypatch):
     released: list[str] = []
-    monkeypatch.setattr(lifecycle, "release_held_notifications", lambda stores, email: released.append(email))
+    monkeypatch.setattr(lifecycle, "release_held_notifications",
+                        lambda _stores, _account, email: released.append(email))
 
     with pytest.raises(AuthenticationFailedError):
-        rotation.stage_rotation(memory_stores, EMAIL, creds("wrong"),
+        rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL), EMAIL, creds("wrong"),
                                 start=in_process(memory_stores, FakeSmarthost(NEW_PASSWORD)))
 
     assert released == []

@@ -12,6 +12,7 @@ from relaydesk.addresses import lifecycle, rotation
 from relaydesk.errors import AuthenticationFailedError, RotationRefusedError
 from relaydesk.store.ports import CURRENT
 
+from tests.tenancy import account_of
 from tests.unit.test_rotation import EMAIL, NEW_PASSWORD, OLD_PASSWORD, FakeSmarthost, creds
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "rotation" / "app.py"
@@ -46,7 +47,8 @@ def events(secret: str, token: str) -> list[dict]:
 def test_the_four_events_promote_the_staged_credentials(memory_stores, connected, monkeypatch):
     handler = load_handler(memory_stores, monkeypatch, FakeSmarthost(NEW_PASSWORD))
     secret = connected.connector.secret_arn
-    token = rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD), start=lambda *_: None)
+    token = rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL),
+                                    EMAIL, creds(NEW_PASSWORD), start=lambda *_: None)
 
     for event in events(secret, token):
         handler(event, CONTEXT)
@@ -69,13 +71,15 @@ def test_no_password_in_logs_errors_or_the_address(memory_stores, connected, mon
     handler = load_handler(memory_stores, monkeypatch, FakeSmarthost(NEW_PASSWORD))
     seen: list[str] = []
 
-    failing = rotation.stage_rotation(memory_stores, EMAIL, creds(wrong), start=lambda *_: None)
+    failing = rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL),
+                                      EMAIL, creds(wrong), start=lambda *_: None)
     for event in events(secret, failing)[:3]:
         try:
             handler(event, CONTEXT)
         except AuthenticationFailedError as error:
             seen += [str(error), repr(error), error.server_reply, error.action or ""]
-    working = rotation.stage_rotation(memory_stores, EMAIL, creds(NEW_PASSWORD), start=lambda *_: None)
+    working = rotation.stage_rotation(memory_stores, account_of(memory_stores, EMAIL),
+                                      EMAIL, creds(NEW_PASSWORD), start=lambda *_: None)
     for event in events(secret, working):
         handler(event, CONTEXT)
 

@@ -3,6 +3,7 @@ may touch, and that the CLI finds every output it needs."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -157,15 +158,20 @@ def test_inbound_failures_reach_the_inbound_dlq_after_two_retries(resources):
 
 
 def test_relay_reads_only_connector_and_dkim_secrets_and_the_link_signing_key(resources):
-    secret_statements = [statement for statement in _statements(resources["RelayFunction"])
-                         if any(action.startswith("secretsmanager:") for action in _as_list(statement["Action"]))]
+    secret_statements = {statement["Sid"]: statement for statement in _statements(resources["RelayFunction"])
+                         if any(action.startswith("secretsmanager:") for action in _as_list(statement["Action"]))}
 
-    (statement, signing) = secret_statements
-    assert signing == {"Sid": "SignAttachmentLinks", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-                       "Resource": {"Ref": "LinkSigningSecret"}}
-    assert set(statement["Action"]) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
-    arns = sorted(_sub_text(resource) for resource in statement["Resource"])
+    assert set(secret_statements) == {"ReadOnlyConnectorAndDkimSecrets", "CheckTheConnectorSecretsVersion",
+                                      "SignAttachmentLinks"}
+    assert secret_statements["SignAttachmentLinks"]["Resource"] == {"Ref": "LinkSigningSecret"}
+    read = secret_statements["ReadOnlyConnectorAndDkimSecrets"]
+    assert read["Action"] == "secretsmanager:GetSecretValue"
+    arns = sorted(_sub_text(resource) for resource in read["Resource"])
     assert [arn.rsplit(":secret:", 1)[1] for arn in arns] == ["relaydesk/connector/*", "relaydesk/dkim/*"]
+    describe = secret_statements["CheckTheConnectorSecretsVersion"]
+    assert _sub_text(describe["Resource"]).endswith(":secret:relaydesk/connector/*")
+    actions = {a for s in secret_statements.values() for a in _as_list(s["Action"])}
+    assert actions == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}  # never a write
 
 
 def test_rotation_changes_only_the_staging_of_connector_secrets(resources):
@@ -173,12 +179,12 @@ def test_rotation_changes_only_the_staging_of_connector_secrets(resources):
                     if any(action.startswith("secretsmanager:") for action in _as_list(statement["Action"]))]
 
     assert "secretsmanager:UpdateSecretVersionStage" in statement["Action"]
-    assert "secretsmanager:PutSecretValue" in statement["Action"]
-    assert not {"secretsmanager:DeleteSecret", "secretsmanager:CreateSecret"} & set(statement["Action"])
+    assert not {"secretsmanager:DeleteSecret", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue"} & set(
+        statement["Action"])  # the admin stages the new version; the function only tests and re-labels it
     assert _sub_text(statement["Resource"]).endswith(":secret:relaydesk/connector/*")
     # finishSecret releases the notifications held behind an auth_failed hold back to the queue.
-    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["NotificationsQueue", "QueueName"]}}} in resources[
-        "RotationFunction"]["Properties"]["Policies"]
+    (release,) = [s for s in _statements(resources["RotationFunction"]) if s["Action"] == "sqs:SendMessage"]
+    assert release["Resource"] == {"Fn::GetAtt": ["NotificationsQueue", "Arn"]}
 
 
 def test_secrets_manager_may_invoke_the_rotation_function_of_this_account_only(resources):
@@ -211,8 +217,12 @@ def test_fallback_mail_goes_only_through_our_own_ses_identities(resources):
     (statement,) = [statement for statement in _statements(resources["RelayFunction"])
                     if statement["Action"] == "ses:SendRawEmail"]
 
-    identities = [resource for resource in statement["Resource"] if "Fn::Sub" in resource]
-    assert [_sub_text(arn).rsplit(":identity/", 1)[1] for arn in identities] == ["${MailDomain}", "*.${MailDomain}"]
+    arns = [_sub_text(resource) for resource in statement["Resource"] if "Fn::Sub" in resource]
+    identities = [arn.rsplit(":identity/", 1)[1] for arn in arns if ":identity/" in arn]
+    assert identities == ["${MailDomain}", "*.${MailDomain}"]
+    # and only through the stack's configuration set, whose bounces and complaints come back (docs/OPERATIONS.md)
+    assert [arn for arn in arns if ":identity/" not in arn] == [
+        "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${OutboundConfigurationSet}"]
     (optional,) = [resource for resource in statement["Resource"] if "Fn::If" in resource]
     assert optional["Fn::If"][0] == "HasDefaultFromDomain"
 
@@ -240,7 +250,12 @@ def test_each_function_runs_its_handler_on_python_311_with_the_relaydesk_layer(t
     assert function_globals["Layers"] == [{"Ref": "RelaydeskLayer"}]
     assert {f["Properties"]["CodeUri"] for f in functions.values()} == {
         "functions/inbound/", "functions/relay/", "functions/rotation/", "functions/addresses_api/",
-        "functions/attachments/"}
+        "functions/attachments/", "functions/hold_alerts/", "functions/ses_feedback/", "functions/tenant_api/",
+        "functions/console_jobs/", "console/dist/"}
+    # The console's publisher: its package is the built console, its handler in the layer.
+    publisher = functions["ConsolePublisherFunction"]["Properties"]
+    assert (publisher["CodeUri"], publisher["Handler"]) == ("console/dist/", "relaydesk.console_site.handler")
+    assert all("Handler" not in f["Properties"] for name, f in functions.items() if name != "ConsolePublisherFunction")
     layer = resources["RelaydeskLayer"]
     assert layer["Properties"]["ContentUri"] == "layers/relaydesk/"
     assert layer["Metadata"]["BuildMethod"] == "python3.11"
@@ -279,22 +294,41 @@ def test_the_local_stack_runs_each_function_with_the_template_timeouts_and_retri
 
     settings = function_settings(TEMPLATE)
 
-    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments"}
+    assert set(settings) == {"inbound", "relay", "rotation", "addresses_api", "attachments", "hold_alerts",
+                             "ses_feedback", "tenant_api", "console_jobs", "dist"}
+    assert settings["console_jobs"]["MaximumRetryAttempts"] == 0  # a failed job is recorded, never run twice
     assert settings["relay"]["Timeout"] == resources["RelayFunction"]["Properties"]["Timeout"]
-    assert settings["addresses_api"]["Timeout"] == template["Globals"]["Function"]["Timeout"]  # from Globals
+    assert settings["addresses_api"]["Timeout"] == resources["AddressesApiFunction"]["Properties"]["Timeout"]
+    assert settings["addresses_api"]["MemorySize"] == template["Globals"]["Function"]["MemorySize"]  # from Globals
     assert settings["inbound"]["MaximumRetryAttempts"] == 2
     assert receipt_s3_prefix(TEMPLATE) == "inbound/"
 
 
 def test_inbound_reads_raw_mail_and_writes_only_attachments_so_raw_mail_is_never_deleted(resources):
-    function = resources["InboundFunction"]["Properties"]
-    templates = {name for policy in function["Policies"] if "Statement" not in policy for name in policy}
-    assert "S3CrudPolicy" not in templates and "S3ReadPolicy" in templates
-    s3_actions = {action for statement in _statements(resources["InboundFunction"])
-                  for action in _as_list(statement["Action"]) if action.startswith("s3:")}
-    assert s3_actions == {"s3:PutObject"}
-    (put,) = [s for s in _statements(resources["InboundFunction"]) if s["Action"] == "s3:PutObject"]
-    assert put["Resource"]["Fn::Sub"].endswith("/attachments/*")
+    s3 = {(action, _sub_text(statement["Resource"]).rsplit("}", 1)[1])
+          for statement in _statements(resources["InboundFunction"])
+          for action in _as_list(statement["Action"]) if action.startswith("s3:")}
+
+    assert s3 == {("s3:GetObject", "/inbound/*"), ("s3:PutObject", "/attachments/*")}
+    assert all("Statement" in policy for policy in _policies(resources["InboundFunction"]))  # no S3CrudPolicy
+
+
+def test_the_relay_reads_attachments_never_raw_mail_and_touches_no_counters_or_dlq(resources):
+    statements = _statements(resources["RelayFunction"])
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
+    resources_touched = json.dumps([s["Resource"] for s in statements])
+
+    assert [(s["Action"], s["Resource"]) for s in s3] == [
+        ("s3:GetObject", {"Fn::Sub": "${RawMailBucket.Arn}/attachments/*"})]
+    assert "CountersTable" not in resources_touched and "NotificationsDlq" not in resources_touched
+
+
+def test_the_attachments_url_has_reserved_concurrency_by_default(template, resources):
+    function = resources["AttachmentsFunction"]["Properties"]
+
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasAttachmentsConcurrency", {"Ref": "AttachmentsConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert 0 < template["Parameters"]["AttachmentsConcurrency"]["Default"] <= 10
 
 
 def _snake_to_api(name: str) -> str:
@@ -315,6 +349,19 @@ def test_the_admin_policy_allows_every_secrets_manager_call_the_cli_makes_and_no
         assert all(isinstance(resource, dict) for resource in _as_list(statement["Resource"])), statement["Sid"]
 
 
+def test_the_admin_policy_allows_every_user_pool_call_the_cli_makes_on_the_pool_only(resources):
+    import re
+
+    adapter = (TEMPLATE.parent / "layers/relaydesk/relaydesk/store/cognito.py").read_text()
+    users = adapter[adapter.index("class CognitoUsers"):]
+    calls = {f"cognito-idp:{_snake_to_api(m)}" for m in re.findall(r"self\._client\.(\w+)\(", users)}
+    statements = resources["AdminPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (pool,) = [s for s in statements if any(a.startswith("cognito-idp:") for a in _as_list(s["Action"]))]
+
+    assert calls and set(pool["Action"]) == calls
+    assert pool["Resource"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+
+
 def test_the_attachments_function_url_is_the_only_entry_without_authentication(resources):
     functions = _of_type(resources, "AWS::Serverless::Function")
     urls = {name: f["Properties"]["FunctionUrlConfig"] for name, f in functions.items()
@@ -323,8 +370,12 @@ def test_the_attachments_function_url_is_the_only_entry_without_authentication(r
     assert urls == {"AttachmentsFunction": {"AuthType": "NONE"}}  # the signed token is the authorization
     assert not _of_type(resources, "AWS::Lambda::Url")
     assert not _of_type(resources, "AWS::Serverless::Api")
-    for name, api in _of_type(resources, "AWS::Serverless::HttpApi").items():
-        assert api["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM", name
+    apis = _of_type(resources, "AWS::Serverless::HttpApi")
+    assert {name: api["Properties"]["Auth"]["DefaultAuthorizer"] for name, api in apis.items()} == {
+        "AddressesApi": "AWS_IAM", "TenantApi": "UserPoolIdToken"}
+    for function in _of_type(resources, "AWS::Serverless::Function").values():
+        for event in function["Properties"].get("Events", {}).values():
+            assert "Auth" not in event.get("Properties", {})  # no route opts out of its API's authorizer
     public = [res for res in _of_type(resources, "AWS::Lambda::Permission").values()
               if res["Properties"]["Principal"] == "*"]
     assert not public  # SAM adds the URL's own public permissions; nothing else is invocable by anyone
@@ -406,18 +457,19 @@ def test_the_other_environments_directory_is_an_optional_arn_parameter_the_other
     assert template["Outputs"]["DirectoryTableArn"]["Value"] == {"Fn::GetAtt": ["DirectoryTable", "Arn"]}
 
 
-def test_the_api_may_read_the_other_environments_directory_and_its_index_only_when_it_is_named(resources):
-    function = resources["AddressesApiFunction"]["Properties"]
-    (conditional,) = [policy for policy in function["Policies"] if "Fn::If" in policy]
+@pytest.mark.parametrize("function", ["AddressesApiFunction", "TenantApiFunction", "InboundFunction"])
+def test_who_checks_uniqueness_reads_one_item_of_the_other_environments_directory_only_when_it_is_named(
+        resources, function):
+    props = resources[function]["Properties"]
+    (conditional,) = [policy for policy in props["Policies"] if "Fn::If" in policy]
     condition, policy, otherwise = conditional["Fn::If"]
     (statement,) = policy["Statement"]
 
     assert condition == "HasOtherEnvironmentDirectory" and otherwise == {"Ref": "AWS::NoValue"}
     assert statement["Effect"] == "Allow"
-    assert set(_as_list(statement["Action"])) == READ_ACTIONS
-    assert statement["Resource"] == [{"Ref": OTHER_DIRECTORY},
-                                     {"Fn::Sub": "${" + OTHER_DIRECTORY + "}/index/gsi1"}]
-    assert function["Environment"]["Variables"]["RELAYDESK_OTHER_ENVIRONMENT_DIRECTORY_TABLE"] == {
+    assert statement["Action"] == "dynamodb:GetItem"
+    assert statement["Resource"] == {"Ref": OTHER_DIRECTORY}
+    assert props["Environment"]["Variables"]["RELAYDESK_OTHER_ENVIRONMENT_DIRECTORY_TABLE"] == {
         "Ref": OTHER_DIRECTORY}
 
 
@@ -432,8 +484,8 @@ def test_the_api_may_not_write_the_other_environments_directory(resources):
     assert not _mentions(templates, OTHER_DIRECTORY)  # no CRUD policy template names it
 
 
-def test_nothing_but_the_api_gains_access_to_the_other_environments_directory(resources):
+def test_nothing_but_the_uniqueness_checks_gain_access_to_the_other_environments_directory(resources):
     for name, resource in resources.items():
-        if name == "AddressesApiFunction":
+        if name in ("AddressesApiFunction", "TenantApiFunction", "InboundFunction", "ConsoleJobsFunction"):
             continue
         assert not _mentions(resource, OTHER_DIRECTORY), name  # other functions, the admin policy, the tables

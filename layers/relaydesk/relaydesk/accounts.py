@@ -11,6 +11,13 @@ from pydantic import BaseModel, Field, field_validator
 from relaydesk.clock import utcnow
 
 SUBDOMAIN_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # one DNS label, RFC 1035 2.3.1
+# Who hears about an address's hold. A short list kept on the account: the user directory cannot be queried by
+# account, and a hold alert must reach people even if nobody can sign in.
+MAX_ADMIN_CONTACTS = 10
+ADDRESS_LIMIT = 254  # RFC 5321 4.5.3.1.3
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 3.2.3
+CONTACT_PATTERN = re.compile(rf"^{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                             rf"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
 class AccountKind(StrEnum):
@@ -65,6 +72,7 @@ class Account(BaseModel):
     kind: AccountKind = AccountKind.SANDBOX
     settings: AccountSettings = Field(default_factory=AccountSettings)
     brands: list[Brand] = Field(default_factory=list)
+    admin_emails: list[str] = Field(default_factory=list, max_length=MAX_ADMIN_CONTACTS)
     created_at: datetime = Field(default_factory=utcnow)
 
     @field_validator("subdomain")
@@ -75,9 +83,22 @@ class Account(BaseModel):
             raise ValueError("subdomain must be one DNS label: letters, digits and hyphens")
         return value
 
+    @field_validator("admin_emails")
+    @classmethod
+    def _admin_emails_are_plain_addresses(cls, values: list[str]) -> list[str]:
+        return list(dict.fromkeys(contact_address(value) for value in values))
+
     @property
     def display_name(self) -> str:
         return self.brands[0].name if self.brands else (self.name or self.subdomain)
+
+
+def contact_address(value: str) -> str:
+    """One plain addr-spec (no display name, no second address, no line break), lower-cased; ValueError if not."""
+    address = value.strip().lower()
+    if len(address) > ADDRESS_LIMIT or not CONTACT_PATTERN.match(address):
+        raise ValueError("an admin contact must be one plain email address (name@example.com)")
+    return address
 
 
 def system_address(subdomain: str, mail_domain: str) -> str:

@@ -50,6 +50,23 @@ class Settings(BaseModel):
     # The other environment's (sandbox <-> production) directory table, name or ARN: the API reads it so that an
     # address is never in both. Empty: not checked by the API (docs/ADMIN.md).
     other_environment_directory_table: str = ""
+    # Hold alerts to an account's admins: the admin console's address (a link in each alert; empty: the alert names
+    # the CLI command instead), and the hours between reminders while a hold lasts.
+    console_url: str = Field(default="", pattern=r"^$|^https://[^\s]+$|^http://(127\.0\.0\.1|localhost)[:/][^\s]*$")
+    hold_reminder_hours: float = Field(default=24.0, gt=0)
+    # Where connections on a customer's behalf may go beyond public addresses (relaydesk.destinations reads them):
+    # comma-separated addresses or networks, and token hosts beyond the providers' own.
+    allowed_destinations: str = ""
+    allowed_token_hosts: str = ""
+    # The tenant API: the role it assumes, tagged with the caller's account, to touch that account's connector
+    # secrets (empty: its own credentials), and the admin console's app client, the only one allowed on
+    # console-only routes (empty: none is).
+    tenant_secrets_role_arn: str = ""
+    console_client_id: str = ""
+    # The admin console: the function that runs its jobs (connect, verify, rotate; invoked asynchronously by the
+    # tenant API) and the user pool whose users the account's admins list and invite.
+    console_jobs_function: str = ""
+    user_pool_id: str = ""
 
     @property
     def outbound_default_domain(self) -> str:

@@ -7,7 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from relaydesk.errors import ConfigurationError
 
 SUBMISSION_PORT = 587  # RFC 6409 message submission, STARTTLS
 SUBMISSIONS_PORT = 465  # RFC 8314 3.3, implicit TLS
@@ -156,3 +158,15 @@ class SmtpCredentials(BaseModel):
     def fingerprint(self) -> tuple[str, int, str]:
         """What one SMTP connection can be reused for: smarthost and login."""
         return (self.host, self.port, self.username)
+
+
+def checked_credentials(fields: dict) -> SmtpCredentials:
+    """Credentials from a form or the command line; a ConfigurationError names each invalid field with pydantic's
+    message and never quotes the input (it may be a password)."""
+    try:
+        return SmtpCredentials.model_validate(fields)
+    except ValidationError as error:
+        problems = "; ".join(": ".join(part for part in (".".join(str(p) for p in e["loc"]), e["msg"]) if part)
+                             for e in error.errors(include_input=False))
+        raise ConfigurationError(f"invalid connector settings: {problems}",
+                                 action="Correct the fields named and try again.") from None

@@ -53,6 +53,13 @@ class OtherEnvironmentUnreadable(RelaydeskError):
               "allows this function to read it (docs/DEPLOY.md).")
 
 
+class SignInError(RelaydeskError):
+    """Cognito did not sign the user in (or no longer refreshes its session); never says which credential was wrong."""
+
+    code = "sign_in_failed"
+    action = "Check the username and password (`relaydesk login`), or ask an admin of your account."
+
+
 class RotationRefusedError(RelaydeskError, ValueError):
     """A rotation step that cannot proceed (nothing staged, a version that is not pending): nothing was changed."""
 
@@ -135,6 +142,13 @@ class DkimSigningError(RelaydeskError, ValueError):
     action = "The composed message is malformed: report it with the notification id."
 
 
+class ForeignAttachmentError(RelaydeskError, ValueError):
+    """A notification names an attachment outside its own account's prefix: the relay sends nothing of it."""
+
+    code = "foreign_attachment"
+    action = "Report it with the notification id: a notification can only carry its own account's attachments."
+
+
 class LinkInvalidError(RelaydeskError, ValueError):
     """An attachment link that this stack did not sign as it is (tampered, malformed, not an attachment)."""
 
@@ -186,6 +200,20 @@ class OAuthTokenUnavailableError(TransientDeliveryError):
     def __init__(self, token_error: OAuthTokenError) -> None:
         super().__init__(token_error.message, action=token_error.action)
         self.token_error = token_error
+
+
+class ItemTooLargeError(RelaydeskError, ValueError):
+    """A write that DynamoDB would refuse (an item over 400 KB, a key over its limit), refused before it is sent, so
+    nothing of a transaction is written. Inbound bounds every field of a mail so that this never happens."""
+
+    code = "item_too_large"
+    action = ("Nothing was written. This is a defect in what Relaydesk stores: report it with the key named here; the "
+              "raw mail (inbound/<SES message id>) is kept in S3 for a replay once it is fixed.")
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class ShaperBusyError(RelaydeskError):

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from relaydesk import destinations
 from relaydesk.credentials import OAuthGrant, SmtpCredentials
 from relaydesk.errors import OAuthTokenError
 
@@ -135,6 +136,9 @@ class AccessTokens:
             if cached is not None:
                 return cached
         url = _checked_url(creds.token_url)
+        refused = destinations.token_url_refusal(url, creds.host)
+        if refused is not None:
+            raise OAuthTokenError(refused.message, oauth_error="destination_refused", action=refused.action)
         issued_at = self._clock()
         value, expires_in = _parse(self._fetch(url, _form(creds, self._wall_clock()), creds, self._timeout), creds)
         key = TokenKey.of(creds)
@@ -208,8 +212,9 @@ def post_form(url: str, body: bytes, creds: SmtpCredentials, timeout: float) -> 
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None  # the 3xx is then an HTTPError, answered below as a refusal
 
+    # Connects only to the token host's checked addresses (never loopback, link-local or private, unless allowed).
     opener = urllib.request.build_opener(
-        urllib.request.HTTPSHandler(context=client_tls_context(creds.ca_bundle_pem)), _NoRedirect())
+        destinations.CheckedHTTPSHandler(client_tls_context(creds.ca_bundle_pem)), _NoRedirect())
     request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 (https only: _checked_url)
         "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
     try:
@@ -220,6 +225,8 @@ def post_form(url: str, body: bytes, creds: SmtpCredentials, timeout: float) -> 
             return Response(error.code, error.read(MAX_RESPONSE_BYTES))
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
+        if isinstance(reason, destinations.DestinationRefused):
+            raise OAuthTokenError(reason.message, oauth_error="destination_refused", action=reason.action) from None
         if _is_certificate_error(reason):
             raise OAuthTokenError(
                 f"the certificate of the token endpoint {_host(url)} did not verify", oauth_error="certificate_invalid",

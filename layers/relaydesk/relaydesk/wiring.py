@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -11,10 +12,15 @@ from relaydesk.store.ports import (
     BlobStore,
     DirectoryStore,
     HeldNotifications,
+    HoldAlertLedger,
+    JobLauncher,
+    JobStore,
     NotificationQueue,
     RawMailSender,
     SecretStore,
+    SuppressionList,
     TicketStore,
+    UserDirectory,
 )
 
 
@@ -31,6 +37,14 @@ class Stores:
     held: HeldNotifications | None = None
     # The API's: the other environment's directory (sandbox <-> production), labelled, for the uniqueness rule.
     peers: tuple[tuple[str, DirectoryStore], ...] = ()
+    # The admin console's: its jobs and what starts them, the account's users (the pool), the notifications DLQ.
+    jobs: JobStore | None = None
+    launcher: JobLauncher | None = None
+    users: UserDirectory | None = None
+    dead_letters: Any = None  # store.sqs_dlq.SqsDeadLetters
+    # Operations: alerts to an account's admins about a held address, and recipients SES reported as undeliverable.
+    hold_alerts: HoldAlertLedger | None = None
+    suppressions: SuppressionList | None = None
 
 
 def other_environment(environment: str) -> str:
@@ -61,26 +75,78 @@ def _session() -> Any:
 def aws_stores() -> Stores:
     from relaydesk.store.dynamodb import DynamoDirectory, DynamoTickets
     from relaydesk.store.held import DynamoHeld
+    from relaydesk.store.hold_alerts import DynamoHoldAlerts
+    from relaydesk.store.jobs import DynamoJobs, LambdaJobLauncher
     from relaydesk.store.s3 import S3Blobs
     from relaydesk.store.secrets import SecretsManagerStore
     from relaydesk.store.ses import SesRawOutbound
     from relaydesk.store.sqs import SqsNotificationQueue
+    from relaydesk.store.sqs_dlq import SqsDeadLetters
+    from relaydesk.store.suppressions import DynamoSuppressions
 
     settings = get_settings()
     session = _session()
     dynamodb = session.resource("dynamodb")
+    sqs = session.client("sqs")
     return Stores(
         directory=DynamoDirectory(dynamodb.Table(settings.directory_table)),
         tickets=DynamoTickets(dynamodb.Table(settings.tickets_table)),
         blobs=S3Blobs(session.client("s3"), settings.raw_mail_bucket),
         secrets=SecretsManagerStore(session.client("secretsmanager"), settings.connector_kms_key_id or None),
-        queue=SqsNotificationQueue(session.client("sqs"), settings.notifications_queue_url,
-                                   settings.notifications_dlq_url),
+        queue=SqsNotificationQueue(sqs, settings.notifications_queue_url, settings.notifications_dlq_url),
         settings=settings,
         mailer=SesRawOutbound(session.client("ses"), settings.ses_configuration_set),
         held=DynamoHeld(dynamodb.Table(settings.directory_table)),
         peers=_peers(session, dynamodb, settings),
+        jobs=DynamoJobs(dynamodb.Table(settings.directory_table)),
+        # Clients only the tenant API and the jobs function use are made at their first call, not at every
+        # function's cold start.
+        launcher=LambdaJobLauncher(_lazy_client(session, "lambda"), settings.console_jobs_function)
+        if settings.console_jobs_function else None,
+        users=_users(session, settings),
+        dead_letters=SqsDeadLetters(sqs, settings.notifications_dlq_url, settings.notifications_queue_url)
+        if settings.notifications_dlq_url else None,
+        hold_alerts=DynamoHoldAlerts(dynamodb.Table(settings.directory_table)),
+        suppressions=DynamoSuppressions(dynamodb.Table(settings.directory_table)),
     )
+
+
+def _lazy_client(session: Any, service: str) -> Any:
+    """A function returning the service's client, made once at the first call."""
+    from functools import cache
+
+    return cache(lambda: session.client(service))
+
+
+def _users(session: Any, settings: Settings) -> UserDirectory | None:
+    from relaydesk.store.cognito_users import CognitoUsers
+
+    return CognitoUsers(_lazy_client(session, "cognito-idp"), settings.user_pool_id) if settings.user_pool_id \
+        else None
+
+
+@lru_cache(maxsize=2)
+def _account_sessions(role_arn: str, endpoint: str) -> Any:
+    """Per role and endpoint (a test's moto server), so a warm container keeps its cached sessions."""
+    from relaydesk.store.account_secrets import AccountSessions
+
+    session = _session()
+    return AccountSessions(session.client("sts"), role_arn, session.client)
+
+
+def tenant_stores(account_id: str) -> Stores:
+    """The stores of one tenant request: connector secrets through a role session tagged with the caller's account
+    (`store/account_secrets.py`), so that IAM refuses any other account's secret."""
+    from dataclasses import replace
+
+    from relaydesk.store.account_secrets import AccountSecrets
+
+    stores = aws_stores()
+    if not stores.settings.tenant_secrets_role_arn:
+        return stores
+    sessions = _account_sessions(stores.settings.tenant_secrets_role_arn, os.environ.get("AWS_ENDPOINT_URL", ""))
+    return replace(stores, secrets=AccountSecrets(sessions, account_id,
+                                                  stores.settings.connector_kms_key_id or None))
 
 
 def aws_secrets() -> SecretStore:

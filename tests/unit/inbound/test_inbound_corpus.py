@@ -70,7 +70,7 @@ def test_corpus_message_ends_in_its_expected_outcome(world, case):
             assert [a.filename for a in comment.attachments if a.inline and a.content_id] == case["inline"]
         for attachment in comment.attachments:
             assert world.stores.blobs.exists(attachment.s3_key)
-            assert attachment.s3_key.startswith(f"attachments/{result.ticket_id}/")
+            assert attachment.s3_key.startswith(f"attachments/{world.account.account_id}/{result.ticket_id}/")
             assert attachment.size == len(world.stores.blobs.get(attachment.s3_key)) > 0
         if "text_contains" in case:
             assert case["text_contains"] in comment.body

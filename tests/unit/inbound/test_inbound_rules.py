@@ -113,7 +113,7 @@ def test_without_a_default_address_the_system_address_answers():
     stores = memory_stores_for_inbound()
     world = make_world(stores)
     for address in stores.directory.list_addresses(world.account.account_id):
-        stores.directory.delete_address(address.email)
+        stores.directory.delete_address(address.account_id, address.email)
     result = world.deliver(mail_from("kim@example.net"))
     assert world.ticket(result.ticket_id).support_address == "support@acme.mail.relaydesk.test"
     assert world.sent[0].support_address == "support@acme.mail.relaydesk.test"

@@ -10,6 +10,7 @@ from relaydesk.outbound.hold import release_held
 from relaydesk.outbound.policy import Outcome
 from relaydesk.tickets.model import DeliveryStatus
 
+from tests.tenancy import account_of
 from tests.unit.outbound.kit import PASSWORD, SUPPORT, make_world, rotate_secret, sqs_record
 
 
@@ -87,7 +88,7 @@ def test_release_held_after_a_rotation_queues_the_parked_notifications_and_lifts
     _server_changes_password(world)
     notification = world.notification()
     world.relay().relay_batch([sqs_record(notification)])
-    assert release_held(world.stores, SUPPORT) == 1
+    assert release_held(world.stores, account_of(world.stores, SUPPORT), SUPPORT) == 1
     assert world.address().connector.state is ConnectorState.ACTIVE and world.address().last_error is None
     assert [n.notification_id for n, _ in world.stores.queue.sent] == [notification.notification_id]
     assert world.stores.held.list(SUPPORT) == []
@@ -97,7 +98,7 @@ def test_release_held_leaves_a_disabled_connector_disabled(world):
     address = world.address()
     address.connector.state = ConnectorState.DISABLED
     world.stores.directory.put_address(address)
-    assert release_held(world.stores, SUPPORT) == 0
+    assert release_held(world.stores, account_of(world.stores, SUPPORT), SUPPORT) == 0
     assert world.address().connector.state is ConnectorState.DISABLED
 
 

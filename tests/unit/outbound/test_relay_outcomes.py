@@ -150,8 +150,8 @@ def test_a_pending_connectors_verification_mail_goes_through_the_connector(memor
 def test_over_the_ses_limit_attachments_become_links(memory_stores, monkeypatch):
     monkeypatch.setattr(ses_module, "SES_RAW_MESSAGE_LIMIT", 4000)
     world = make_world(memory_stores, kind=AddressKind.FORWARDING)
-    world.stores.blobs.put("att/big", b"x" * 5000)
-    ref = AttachmentRef(filename="big.bin", size=5000, s3_key="att/big")
+    world.stores.blobs.put("attachments/A1/T1/C1/01-big.bin", b"x" * 5000)
+    ref = AttachmentRef(filename="big.bin", size=5000, s3_key="attachments/A1/T1/C1/01-big.bin")
     [result] = world.relay().relay_batch([sqs_record(world.notification(attachments=[ref]))])
     assert result.result.outcome is Outcome.DELIVERED
     parsed = message_from_bytes(world.stores.mailer.sent[0][2], policy=default)
@@ -237,8 +237,8 @@ def test_a_recipient_refused_for_good_is_recorded_and_not_retried(world):
 
 
 def test_a_mail_too_big_with_attachments_goes_again_with_links(world):
-    world.stores.blobs.put("att/big", b"x" * 3000)
-    ref = AttachmentRef(filename="big.bin", size=3000, s3_key="att/big")
+    world.stores.blobs.put("attachments/A1/T1/C1/01-big.bin", b"x" * 3000)
+    ref = AttachmentRef(filename="big.bin", size=3000, s3_key="attachments/A1/T1/C1/01-big.bin")
     world.smarthost.replies = [(552, "5.3.4 Message size exceeds fixed maximum message size")]
     notification = world.notification(attachments=[ref])
     [result] = world.relay().relay_batch([sqs_record(notification)])
@@ -286,3 +286,17 @@ def test_a_message_that_cannot_be_signed_fails_for_good_instead_of_looping(world
     assert result.result.outcome is Outcome.FAILED and not result.failed
     assert world.smarthost.transactions == []
     assert world.record(notification).status is DeliveryStatus.FAILED
+
+
+@pytest.mark.parametrize("key", ["attachments/A2/T1/C1/01-theirs.pdf", "inbound/ses-message-id",
+                                 "attachments/A1/../A2/T1/C1/01-x.pdf", "attachments/A10/T1/C1/01-prefix.pdf"])
+def test_an_attachment_outside_the_notifications_own_account_is_never_fetched_and_fails_it(world, key):
+    world.stores.blobs.put(key, b"another account's invoice")
+    notification = world.notification(attachments=[AttachmentRef(filename="invoice.pdf", s3_key=key)])
+
+    [result] = world.relay().relay_batch([sqs_record(notification)])
+
+    assert result.result.outcome is Outcome.FAILED
+    assert "not stored under its account's prefix" in result.result.reply
+    assert world.smarthost.transactions == []
+    assert world.record(notification).status.value == "failed"  # recorded on the ticket

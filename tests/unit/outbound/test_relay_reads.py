@@ -32,7 +32,7 @@ def test_a_batch_of_ten_for_one_address_reads_the_address_and_the_account_once(m
     notifications = [world.notification() for _ in range(10)]
     world.relay().relay_batch([sqs_record(n) for n in notifications])
     assert {world.record(n).status for n in notifications} == {DeliveryStatus.DELIVERED}
-    assert directory.reads == {"get_address": 1, "get_account": 1}
+    assert directory.reads == {"get_account_address": 1, "get_account": 1}
 
 
 def test_a_hold_within_the_batch_is_seen_by_the_next_message_and_lifted_once(memory_stores):

@@ -35,7 +35,7 @@ def carried(notification, carry: QueueCarry, receive_count: int = 1) -> dict:
 @pytest.fixture
 def world(memory_stores):
     world = make_world(memory_stores)
-    set_limits(world.stores.directory, SUPPORT, provider="microsoft365")  # 30 a minute, 3 connections
+    set_limits(world.stores.directory, "A1", SUPPORT, provider="microsoft365")  # 30 a minute, 3 connections
     return world
 
 
@@ -175,7 +175,7 @@ def test_microsofts_continuous_error_throttling_is_a_wait_not_a_failure(world, r
 
 
 def test_recipients_over_the_per_message_limit_go_in_several_messages_each_recorded(world, relay):
-    set_limits(world.stores.directory, SUPPORT, provider="google")  # 100 recipients per message
+    set_limits(world.stores.directory, "A1", SUPPORT, provider="google")  # 100 recipients per message
     notification = world.notification(recipients=[f"r{i}@example.net" for i in range(180)],
                                        cc=[f"c{i}@example.net" for i in range(70)])
     [result] = relay.relay_batch([sqs_record(notification)])

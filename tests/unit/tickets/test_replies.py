@@ -179,7 +179,7 @@ def test_a_suspended_ticket_or_another_accounts_ticket_cannot_be_answered(memory
 def test_the_reply_leaves_from_the_default_address_when_the_tickets_address_was_deleted(acme):
     from relaydesk.addresses.model import SupportAddress
 
-    acme.directory.delete_address("support@acme.test")
+    acme.directory.delete_address(ACCOUNT, "support@acme.test")
     acme.directory.put_address(SupportAddress(email="help@acme.test", account_id=ACCOUNT, is_default=True))
 
     replies.reply(acme, ACCOUNT, TICKET, agent=BOB, body="hi", now=NOW)

@@ -321,8 +321,9 @@ def explain_step(step: str, *, code: int | None = None, reply: str = "", error: 
     if step == "tcp":
         return Explanation(
             f"Could not open a connection to {host} port {port}: {detail}",
-            "Check the port (587 for STARTTLS, 465 for implicit TLS) and that the server's firewall allows "
-            "Relaydesk's outbound addresses.")
+            "Check the port (587 for STARTTLS, 465 for implicit TLS) and that the server's firewall lets this "
+            "machine in; notifications connect from Relaydesk's functions (fixed addresses only if the stack has "
+            "them: its OutboundIpAddresses output).")
     if step == "greeting":
         return Explanation(f"The server did not greet with 220: {detail}",
                            "Check that the host and port are an SMTP submission service.")

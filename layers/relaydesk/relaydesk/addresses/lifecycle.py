@@ -2,8 +2,10 @@
 
 Rules (each a `RuleViolation` whose `code` names it):
 - `system_address`: the account's system address (or any address in the mail domain) cannot be connected or removed.
-- `address_in_use`: an address is unique across every account, sandbox and production alike (also across the
-  separately deployed sandbox and production stacks, through `peers`).
+- `address_in_use`: an address belongs to one account only, sandbox and production alike (also across the
+  separately deployed sandbox and production stacks, through `peers`). Decided at verification: any account may add
+  an address no one has verified; the first to verify its forwarding owns it (`take_ownership`), and the others'
+  verifications of it fail with a message that names no account.
 - `ccs_and_followers_required`: the connector needs the account's CCs and followers enabled.
 - `default_requires_verification`: only an address whose forwarding and outbound are verified can be the default.
 - `connector_requires_admin_path`: connector addresses are created only by `connect_address`, which carries
@@ -13,6 +15,7 @@ Rules (each a `RuleViolation` whose `code` names it):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,7 +33,7 @@ from relaydesk.addresses.model import (
 )
 from relaydesk.clock import utcnow
 from relaydesk.credentials import SmtpCredentials
-from relaydesk.errors import ConfigurationError, ConflictError, NotFoundError, RuleViolation
+from relaydesk.errors import ConfigurationError, ConflictError, NotFoundError, OtherEnvironmentUnreadable, RuleViolation
 from relaydesk.ids import new_id
 from relaydesk.store.ports import DirectoryStore
 from relaydesk.wiring import Stores
@@ -40,6 +43,8 @@ Checker = Callable[..., LiveCheckReport]  # run_live_check's signature: (credent
 SECRET_RECOVERY_DAYS = 7  # Secrets Manager's shortest window is 7 days: a deleted address can still be restored
 TAG_ACCOUNT = "relaydesk:account-id"
 TAG_ADDRESS = "relaydesk:address"
+
+logger = logging.getLogger(__name__)
 
 
 # --- accounts -----------------------------------------------------------------------------------------------------
@@ -127,9 +132,9 @@ def _refuse_system_address(stores: Stores, email: str, account: Account) -> None
 
 
 def _refuse_in_peers(email: str, peers: Sequence[tuple[str, DirectoryStore]]) -> None:
-    """The other environment's deployment (sandbox <-> production) must not hold the address either."""
+    """The other environment's deployment (sandbox <-> production) must not have verified the address either."""
     for label, directory in peers:
-        if directory.get_address(email) is not None:
+        if directory.owner_of(email) is not None:
             raise RuleViolation(
                 f"{email} is already a support address in the {label} environment; an address can belong to one "
                 "account only, never to a sandbox and a production account",
@@ -137,17 +142,22 @@ def _refuse_in_peers(email: str, peers: Sequence[tuple[str, DirectoryStore]]) ->
                 action=f"Delete it in {label} first (`relaydesk --env {label} addresses delete {email}`).")
 
 
+def _in_use(email: str) -> RuleViolation:
+    # Names no account: whoever owns the address is none of the caller's business.
+    return RuleViolation(
+        f"{email} is already verified by another Relaydesk account; an address can belong to one account only",
+        rule="address_in_use",
+        action="If the address is yours (for example in your sandbox account), delete it there first; otherwise "
+               "ask the owner of the mailbox which help desk it forwards to.")
+
+
 def _refuse_existing(stores: Stores, email: str, account: Account, *, connecting: bool) -> None:
-    existing = stores.directory.get_address(email)
+    existing = stores.directory.get_account_address(account.account_id, email)
     if existing is None:
+        # Another account's claim blocks nothing until that account verifies the address (`take_ownership`).
+        if stores.directory.owner_of(email) not in (None, account.account_id):
+            raise _in_use(email)
         return
-    if existing.account_id != account.account_id:
-        other = _account_or_none(stores, existing.account_id)
-        where = f"the {other.kind.value} account {other.subdomain!r}" if other else "another account"
-        raise RuleViolation(
-            f"{email} is already a support address in {where}; an address can belong to one account only",
-            rule="address_in_use",
-            action="Test in the sandbox, then delete the address there before adding it to production.")
     if connecting and existing.kind is AddressKind.FORWARDING:
         raise RuleViolation(
             f"{email} is set up with standard forwarding; it cannot be switched to the SMTP connector in place",
@@ -159,11 +169,28 @@ def _refuse_existing(stores: Stores, email: str, account: Account, *, connecting
     raise ConflictError(f"{email} is already a support address of this account")
 
 
-def _account_or_none(stores: Stores, account_id: str) -> Account | None:
+# --- uniqueness, decided at verification ----------------------------------------------------------------------------
+
+def ensure_can_own(stores: Stores, address: SupportAddress) -> None:
+    """Refuse (`address_in_use`) when another account, here or in the other environment, has verified the address.
+    Called before a forwarding test mail is sent, so none goes out for an address someone else owns."""
+    if stores.directory.owner_of(address.email) not in (None, address.account_id):
+        raise _in_use(address.email)
     try:
-        return stores.directory.get_account(account_id)
-    except NotFoundError:
-        return None
+        _refuse_in_peers(address.email, stores.peers)
+    except OtherEnvironmentUnreadable as error:
+        # As when adding an address: an unreachable other stack must not stop this one (the API noted it then).
+        logger.warning("uniqueness across environments not checked at verification: %s", error.message)
+
+
+def take_ownership(stores: Stores, address: SupportAddress) -> None:
+    """The first account to prove control of the mailbox (its forwarding verified) owns the address; every other
+    account's verification of it fails from then on. Atomic: of two accounts verifying at once, one wins."""
+    ensure_can_own(stores, address)
+    try:
+        stores.directory.claim_address(address.account_id, address.email)
+    except ConflictError:
+        raise _in_use(address.email) from None
 
 
 def add_forwarding_address(stores: Stores, account_id: str, email: str, name: str = "", *,
@@ -191,9 +218,8 @@ def _create(stores: Stores, address: SupportAddress) -> None:
     try:
         stores.directory.create_address(address)
     except ConflictError:
-        # Lost a race with another admin: the uniqueness rule still holds, say which rule.
-        raise RuleViolation(f"{address.email} is already a support address", rule="address_in_use",
-                            action="An address can belong to one account only.") from None
+        # Lost a race with another admin of the same account.
+        raise ConflictError(f"{address.email} is already a support address of this account") from None
 
 
 def connect_address(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials, name: str = "", *,
@@ -201,6 +227,18 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
                     peers: Sequence[tuple[str, DirectoryStore]] = (),
                     ) -> tuple[SupportAddress, LiveCheckReport]:
     """Rules, then a live check, then the secret, then the address in state `pending`. Nothing is saved on failure."""
+    account, email = check_can_connect(stores, account_id, email, peers=peers)
+    report = (checker or run_live_check)(credentials, sender=email, on_step=on_step)
+    if not report.ok:
+        raise report.to_error()
+    secret_arn = write_connector_secret(stores, account_id, email, credentials)
+    return create_connector_address(stores, account, email, credentials, secret_arn, name), report
+
+
+def check_can_connect(stores: Stores, account_id: str, email: str, *,
+                      peers: Sequence[tuple[str, DirectoryStore]] = ()) -> tuple[Account, str]:
+    """Every rule a new connector address must pass (before credentials are tested or kept): the account and the
+    normalised address, or the `RuleViolation` that says what to do."""
     account = stores.directory.get_account(account_id)
     email = _normalise(email)
     _refuse_system_address(stores, email, account)
@@ -211,24 +249,27 @@ def connect_address(stores: Stores, account_id: str, email: str, credentials: Sm
             "the SMTP connector requires the account's CCs and followers to be enabled",
             rule="ccs_and_followers_required",
             action=f"Run `relaydesk accounts settings {account_id} --ccs-and-followers on`, then connect again.")
-    report = (checker or run_live_check)(credentials, sender=email, on_step=on_step)
-    if not report.ok:
-        raise report.to_error()
-    secret_arn = _create_secret(stores, account_id, email, credentials)
+    return account, email
+
+
+def create_connector_address(stores: Stores, account: Account, email: str, credentials: SmtpCredentials,
+                             secret_arn: str, name: str = "") -> SupportAddress:
+    """The connector address, `pending` until outbound is verified, whose credentials are in `secret_arn`."""
     connector = Connector(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode,
                           secret_arn=secret_arn, state=ConnectorState.PENDING)
     connector.take_sign_in(credentials)
-    address = SupportAddress(email=email, account_id=account_id, name=name or account.display_name,
+    address = SupportAddress(email=email, account_id=account.account_id, name=name or account.display_name,
                              kind=AddressKind.SMTP_CONNECTOR, connector=connector)
     try:
         _create(stores, address)
-    except RuleViolation:
+    except ConflictError:
         stores.secrets.schedule_deletion(secret_arn, SECRET_RECOVERY_DAYS)
         raise
-    return address, report
+    return address
 
 
-def _create_secret(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials) -> str:
+def write_connector_secret(stores: Stores, account_id: str, email: str, credentials: SmtpCredentials) -> str:
+    """The address's one secret with `credentials` as its current version; returns its id."""
     name = secret_name(stores, account_id, email)
     tags = {TAG_ACCOUNT: account_id, TAG_ADDRESS: email}
     try:
@@ -243,12 +284,27 @@ def _create_secret(stores: Stores, account_id: str, email: str, credentials: Smt
 
 # --- changing addresses -------------------------------------------------------------------------------------------
 
-def get_address(stores: Stores, email: str) -> SupportAddress:
-    address = stores.directory.get_address(email.strip().lower())
+def get_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
+    """The account's address. Another account's address is not found, with the same words as one that does not
+    exist: an account never learns that an address is someone else's."""
+    address = stores.directory.get_account_address(account_id, email.strip().lower())
     if address is None:
         raise NotFoundError(f"{email} is not a support address",
                             action="List the account's addresses with `relaydesk addresses list --account ID`.")
     return address
+
+
+def locate_address(stores: Stores, email: str) -> SupportAddress:
+    """The operator's lookup across every account (the CLI with AWS credentials, the operator API): the owner's
+    record, or the one account's claim. Tenant paths never call it; they name their account and use `get_address`."""
+    address = stores.directory.get_address(email.strip().lower())
+    if address is not None:
+        return address
+    if len(stores.directory.list_claims(email.strip().lower())) > 1:
+        raise NotFoundError(f"{email} is claimed by several accounts and verified by none",
+                            action="Name the account: `--account ID`.")
+    raise NotFoundError(f"{email} is not a support address",
+                        action="List an account's addresses with `relaydesk addresses list --account ID`.")
 
 
 def _save(stores: Stores, address: SupportAddress) -> SupportAddress:
@@ -257,9 +313,9 @@ def _save(stores: Stores, address: SupportAddress) -> SupportAddress:
     return address
 
 
-def set_default(stores: Stores, email: str) -> SupportAddress:
+def set_default(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Make the address the account's default; only when its forwarding and outbound are both verified."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     missing = [what for what, check in (("forwarding", address.forwarding), ("outbound", address.outbound))
                if check.status is not VerificationStatus.VERIFIED]
     if address.connector is not None and address.connector.state is not ConnectorState.ACTIVE:
@@ -278,10 +334,10 @@ def set_default(stores: Stores, email: str) -> SupportAddress:
     return _save(stores, address)
 
 
-def update_address(stores: Stores, email: str, *, name: str | None = None,
+def update_address(stores: Stores, account_id: str, email: str, *, name: str | None = None,
                    is_default: bool | None = None) -> SupportAddress:
     """The API's PUT: the name, and the default flag (true only when verified; false is refused, see below)."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if is_default is False and address.is_default:
         raise RuleViolation(f"{address.email} is the default address; an account always has one",
                             rule="default_required", action="Make another verified address the default instead.")
@@ -289,33 +345,33 @@ def update_address(stores: Stores, email: str, *, name: str | None = None,
         address.name = name
         address = _save(stores, address)
     if is_default:
-        address = set_default(stores, address.email)
+        address = set_default(stores, account_id, address.email)
     return address
 
 
-def _connector_address(stores: Stores, email: str) -> SupportAddress:
-    address = get_address(stores, email)
+def _connector_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
+    address = get_address(stores, account_id, email)
     if address.kind is not AddressKind.SMTP_CONNECTOR or address.connector is None:
         raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
                             action="Only connector addresses can be disabled, enabled or rotated.")
     return address
 
 
-def disable(stores: Stores, email: str) -> SupportAddress:
+def disable(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Stop the connector: tickets keep updating, notifications leave through the default outbound (SES)."""
-    address = _connector_address(stores, email)
+    address = _connector_address(stores, account_id, email)
     assert address.connector is not None
     address.connector.state = ConnectorState.DISABLED
     address.connector.held_since = None
     address = _save(stores, address)
     # Anything held for bad credentials now goes out through the default outbound.
-    release_held_notifications(stores, address.email)
+    release_held_notifications(stores, address.account_id, address.email)
     return address
 
 
-def enable(stores: Stores, email: str) -> SupportAddress:
+def enable(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Turn the connector on again: `pending` until outbound is verified again (`relaydesk addresses verify`)."""
-    address = _connector_address(stores, email)
+    address = _connector_address(stores, account_id, email)
     assert address.connector is not None
     if address.connector.state is not ConnectorState.DISABLED:
         raise ConflictError(f"{address.email} is not disabled (state {address.connector.state.value})")
@@ -323,13 +379,13 @@ def enable(stores: Stores, email: str) -> SupportAddress:
     address.outbound = Verification()
     address.last_error = None
     address = _save(stores, address)
-    release_held_notifications(stores, address.email)
+    release_held_notifications(stores, address.account_id, address.email)
     return address
 
 
-def delete_address(stores: Stores, email: str) -> SupportAddress:
+def delete_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Remove one address and schedule its secret's deletion (recoverable for SECRET_RECOVERY_DAYS days)."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if address.kind is AddressKind.SYSTEM:
         raise RuleViolation(f"{address.email} is the account's system address and cannot be removed",
                             rule="system_address")
@@ -338,7 +394,7 @@ def delete_address(stores: Stores, email: str) -> SupportAddress:
                             rule="default_required",
                             action="Make another verified address the default (`relaydesk addresses set-default`) "
                                    "before removing this one.")
-    stores.directory.delete_address(address.email)
+    stores.directory.delete_address(account_id, address.email)
     if address.connector is not None:
         try:
             stores.secrets.schedule_deletion(address.connector.secret_arn, SECRET_RECOVERY_DAYS)
@@ -347,10 +403,10 @@ def delete_address(stores: Stores, email: str) -> SupportAddress:
     return address
 
 
-def release_held_notifications(stores: Stores, email: str) -> None:
+def release_held_notifications(stores: Stores, account_id: str, email: str) -> None:
     """Hand notifications held for this address back to the relay (RELAY's hook; absent until it lands)."""
     try:
         from relaydesk.outbound.hold import release_held  # lazy: owned by the relay, optional here
     except ImportError:
         return
-    release_held(stores, email)
+    release_held(stores, account_id, email)

@@ -33,13 +33,14 @@ def limits_of(address: SupportAddress) -> Limits:
     return effective_limits(profile_of(address), address.connector.limits)
 
 
-def set_limits(directory: DirectoryStore, email: str, *, provider: str | None = None,
+def set_limits(directory: DirectoryStore, account_id: str, email: str, *, provider: str | None = None,
                overrides: LimitOverrides | None = None, reset: bool = False) -> SupportAddress:
-    """Name the provider and/or lower the limits. Given limits join the ones already set; `reset` drops them all
-    first. A published limit is never raised (ConfigurationError names the provider's figure)."""
-    address = directory.get_address(email)
+    """Name the provider and/or lower the limits of the account's address. Given limits join the ones already set;
+    `reset` drops them all first. A published limit is never raised (ConfigurationError names the provider's
+    figure)."""
+    address = directory.get_account_address(account_id, email)
     if address is None:
-        raise NotFoundError(f"no support address {email}")
+        raise NotFoundError(f"no support address {email} in account {account_id}")
     connector = address.connector
     if connector is None:
         raise ConfigurationError(f"{email} has no connector", action="Limits apply to a connected address "

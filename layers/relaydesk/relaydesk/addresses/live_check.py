@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, Field
 
-from relaydesk.credentials import SmtpCredentials, TlsMode
+from relaydesk.credentials import AuthKind, SmtpCredentials, TlsMode
 from relaydesk.errors import (
     AuthenticationFailedError,
     CertificateVerificationError,
@@ -71,6 +71,13 @@ class LiveCheckReport(BaseModel):
         message = f"live check failed at {step.name}: {self.summary or step.detail}"
         return kind(message, smtp_code=step.smtp_code, enhanced_status=step.enhanced_status,
                     server_reply=step.detail, action=self.fix)
+
+
+def planned_steps(credentials: SmtpCredentials, *, sender: bool = True) -> list[str]:
+    """The steps a check of these credentials runs, in order, when every one passes (what a progress view lists)."""
+    tls = ["tls"] if credentials.tls_mode is TlsMode.IMPLICIT else ["greeting", "starttls"]
+    token = ["token"] if credentials.auth_kind is AuthKind.OAUTH2 else []
+    return ["dns", "tcp", *tls, "certificate", *token, "auth", *(["sender"] if sender else [])]
 
 
 async def live_check(credentials: SmtpCredentials, *, resolver: Resolver | None = None,

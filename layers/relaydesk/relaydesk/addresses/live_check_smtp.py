@@ -13,7 +13,7 @@ from typing import Any
 
 import aiosmtplib
 
-from relaydesk import oauth
+from relaydesk import destinations, oauth
 from relaydesk.addresses.explain import (
     Explanation,
     enhanced_status_of,
@@ -127,6 +127,10 @@ class Checker:
             self.record("dns", False, f"{self.credentials.host}: {_describe(error)}", started)
         if not addresses:
             self.record("dns", False, f"{self.credentials.host} has no address records", started)
+        try:
+            destinations.check(self.credentials.host, addresses)  # the TCP step connects to exactly these
+        except destinations.DestinationRefused as refused:
+            self.record("dns", False, refused.message, started)
         self.record("dns", True, f"{self.credentials.host} -> {', '.join(addresses)}", started)
         return addresses
 

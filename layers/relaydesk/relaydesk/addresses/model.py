@@ -11,6 +11,9 @@ from relaydesk.addresses.providers import LimitOverrides
 from relaydesk.clock import utcnow
 from relaydesk.credentials import SUBMISSION_PORT, AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 
+EMAIL_MAX_LENGTH = 254  # RFC 5321 4.5.3.1.3: a path of 256 octets, less the angle brackets
+LOCAL_PART_MAX_LENGTH = 64  # RFC 5321 4.5.3.1.1
+
 
 class AddressKind(StrEnum):
     SYSTEM = "system"
@@ -102,11 +105,16 @@ class SupportAddress(BaseModel):
     @field_validator("email")
     @classmethod
     def _email_is_lowercase(cls, value: str) -> str:
+        if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):  # NUL, CR, LF, ESC, DEL, C1 ...
+            raise ValueError("an email address cannot contain control characters")
         value = value.strip().lower()
         if value.count("@") != 1 or not all(value.split("@")):
             raise ValueError("not an email address")
-        if any(ch in value for ch in "\r\n\t <>,;\"'"):
+        if any(ch in value for ch in " <>,;\"'\\"):
             raise ValueError("an email address cannot contain white space, quotes or separators")
+        if len(value) > EMAIL_MAX_LENGTH or len(value.partition("@")[0]) > LOCAL_PART_MAX_LENGTH:
+            raise ValueError(f"an email address has at most {EMAIL_MAX_LENGTH} characters, "
+                             f"{LOCAL_PART_MAX_LENGTH} before the @")
         return value
 
     @property

@@ -13,7 +13,9 @@ address. `finishSecret` promotes AWSPENDING to AWSCURRENT (the old version becom
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from enum import StrEnum
@@ -24,8 +26,13 @@ from relaydesk.addresses import lifecycle
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
 from relaydesk.clock import utcnow
-from relaydesk.credentials import SmtpCredentials
-from relaydesk.errors import NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
+from relaydesk.credentials import AuthKind, SmtpCredentials, checked_credentials
+from relaydesk.errors import (
+    NotFoundError,
+    RotationRefusedError,
+    RuleViolation,
+    SmtpDeliveryError,
+)
 from relaydesk.store.ports import CURRENT, PENDING
 from relaydesk.wiring import Stores
 
@@ -47,13 +54,13 @@ class Step(StrEnum):
 
 # --- staging (the admin path: `relaydesk addresses rotate`) ---------------------------------------------------------
 
-def stage_rotation(stores: Stores, email: str, new_credentials: SmtpCredentials, *,
+def stage_rotation(stores: Stores, account_id: str, email: str, new_credentials: SmtpCredentials, *,
                    start: Starter | None = None) -> str:
     """Stage `new_credentials` as AWSPENDING under a fresh token and start the rotation; returns the token.
 
     `start` defaults to RotateSecret with the stack's rotation function, or, where none is configured (the local
     stack), to running the four steps in this process."""
-    address = _connector_address(stores, email)
+    address = _connector_address(stores, account_id, email)
     assert address.connector is not None
     token = str(uuid.uuid4())  # Secrets Manager's ClientRequestToken: 32-64 characters, becomes the VersionId
     stores.secrets.put_version(address.connector.secret_arn, new_credentials.to_secret_string(), [PENDING],
@@ -73,6 +80,28 @@ def rotate_in_process(stores: Stores, secret_id: str, token: str, *, checker: Ch
     """The four steps in order, as Secrets Manager would invoke them; stops at the first failure."""
     for step in Step:
         run_step(stores, secret_id, token, step, checker=checker)
+
+
+def rotation_outcome(stores: Stores, secret_id: str, token: str) -> str:
+    """promoted (the version is AWSCURRENT), failed (it is no longer pending: the test refused it) or running."""
+    stages = stores.secrets.describe_stages(secret_id).get(token, [])
+    if CURRENT in stages:
+        return "promoted"
+    return "running" if PENDING in stages else "failed"
+
+
+def wait_for_rotation(stores: Stores, secret_id: str, token: str, *, timeout: float, poll: float,
+                      on_wait: Callable[[], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> str:
+    """The outcome, waiting up to `timeout` seconds: in a deployed stack the rotation function runs asynchronously."""
+    deadline = clock() + timeout
+    while True:
+        outcome = rotation_outcome(stores, secret_id, token)
+        if outcome != "running" or clock() >= deadline:
+            return outcome
+        if on_wait is not None:
+            on_wait()
+        sleep(poll)
 
 
 # --- the rotation function's steps ----------------------------------------------------------------------------------
@@ -167,7 +196,7 @@ def finish_secret(stores: Stores, secret_id: str, token: str) -> str:
     connector.held_version = None
     address.last_error = None
     _save(stores, address)
-    lifecycle.release_held_notifications(stores, address.email)
+    lifecycle.release_held_notifications(stores, address.account_id, address.email)
     return "promoted the pending version to AWSCURRENT"
 
 
@@ -184,16 +213,16 @@ def address_for_secret(stores: Stores, secret_id: str) -> SupportAddress:
     name = secret_name_of(secret_id)
     prefix = stores.settings.secret_prefix
     account_id, _, email = name[len(prefix):].partition("/") if name.startswith(prefix) else ("", "", "")
-    address = stores.directory.get_address(email) if email else None
-    if (address is None or address.account_id != account_id or address.connector is None
+    address = stores.directory.get_account_address(account_id, email) if email and account_id else None
+    if (address is None or address.connector is None
             or secret_name_of(address.connector.secret_arn) != name):
         raise NotFoundError(f"the secret {name!r} belongs to no connected support address; nothing changed",
                             action="Rotate only secrets created by `relaydesk addresses connect`.")
     return address
 
 
-def _connector_address(stores: Stores, email: str) -> SupportAddress:
-    address = lifecycle.get_address(stores, email)
+def _connector_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
+    address = lifecycle.get_address(stores, account_id, email)
     if address.kind is not AddressKind.SMTP_CONNECTOR or address.connector is None:
         raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
                             action="Only connector addresses have credentials to rotate.")
@@ -228,3 +257,31 @@ def _reason(report: LiveCheckReport, error: SmtpDeliveryError) -> str:
 def _save(stores: Stores, address: SupportAddress) -> None:
     address.updated_at = utcnow()
     stores.directory.put_address(address)
+
+
+# --- new settings from a form (the console): what changes, the rest kept ------------------------------------------
+
+def changed_credentials(current: SmtpCredentials, changes: dict) -> SmtpCredentials:
+    """`current` with `changes` applied (host, port, tls_mode, username, ca_bundle_pem, auth_kind, password, oauth_*):
+    a field left out or empty keeps its current value, so a host change keeps the password and a new password keeps
+    the host. Switching the sign-in kind clears the other kind's fields. A ConfigurationError names the invalid
+    fields, never a value."""
+    given = {key: value for key, value in changes.items() if value not in (None, "")}
+    fields = json.loads(current.to_secret_string())
+    kind = AuthKind(given.get("auth_kind", current.auth_kind))
+    if kind is not current.auth_kind:
+        for name in ("password", "oauth_client_secret", "oauth_tenant_id", "oauth_client_id", "oauth_token_url"):
+            fields[name] = "" if name == "password" else None
+    fields.update(given)
+    fields["auth_kind"] = kind
+    return checked_credentials(fields)
+
+
+def stage_change(stores: Stores, account_id: str, email: str, changes: dict) -> str:
+    """Stage the address's credentials with `changes` as AWSPENDING, without starting the rotation (the caller
+    starts it: the console's rotate job); returns the version's token."""
+    address = _connector_address(stores, account_id, email)
+    assert address.connector is not None
+    current = _credentials(stores.secrets.get(address.connector.secret_arn, CURRENT).value)
+    return stage_rotation(stores, account_id, address.email, changed_credentials(current, changes),
+                          start=lambda secret_id, token: None)

@@ -18,7 +18,7 @@ from email.utils import formatdate, make_msgid
 from enum import StrEnum
 
 from relaydesk.accounts import subdomain_of_system_address, system_address
-from relaydesk.addresses.lifecycle import get_address, release_held_notifications
+from relaydesk.addresses.lifecycle import ensure_can_own, get_address, release_held_notifications, take_ownership
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, Verification, VerificationStatus
 from relaydesk.clock import utcnow
 from relaydesk.errors import RelaydeskError, RuleViolation
@@ -97,11 +97,13 @@ def default_forwarding_sender(stores: Stores) -> ForwardingSender:
     return send
 
 
-def start_forwarding(stores: Stores, email: str, *, sender: ForwardingSender | None = None) -> SupportAddress:
+def start_forwarding(stores: Stores, account_id: str, email: str, *,
+                     sender: ForwardingSender | None = None) -> SupportAddress:
     """Send the forwarding test mail and mark forwarding `pending`; safe to run again (a new token each time)."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if address.kind is AddressKind.SYSTEM:
         return address  # Relaydesk's own address receives directly
+    ensure_can_own(stores, address)  # no test mail for an address another account has verified
     send = sender or default_forwarding_sender(stores)
     token = new_token()
     address.forwarding = _pending(token)
@@ -109,13 +111,13 @@ def start_forwarding(stores: Stores, email: str, *, sender: ForwardingSender | N
     try:
         send(forwarding_test_mail(stores, address, token))
     except (OSError, RelaydeskError) as error:
-        return _fail(stores, address.email, Direction.FORWARDING, f"the test mail could not be sent: {error}")
+        return _fail(stores, address, Direction.FORWARDING, f"the test mail could not be sent: {error}")
     return address
 
 
-def start_outbound(stores: Stores, email: str) -> SupportAddress:
+def start_outbound(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Queue the verification notification the relay sends through the connector to the address itself."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if address.kind is AddressKind.SYSTEM:
         return address
     if address.forwarding.status is not VerificationStatus.VERIFIED:
@@ -143,10 +145,9 @@ def start_outbound(stores: Stores, email: str) -> SupportAddress:
 
 def _find_by_token(stores: Stores, token: str, recipient: str) -> SupportAddress | None:
     candidates: list[SupportAddress] = []
-    direct = stores.directory.get_address(recipient.strip().lower()) if recipient else None
-    if direct is not None:
-        candidates.append(direct)
-        candidates.extend(stores.directory.list_addresses(direct.account_id))
+    for claim in stores.directory.list_claims(recipient.strip().lower()) if recipient else []:
+        candidates.append(claim)
+        candidates.extend(stores.directory.list_addresses(claim.account_id))
     subdomain = subdomain_of_system_address(recipient or "", stores.settings.mail_domain)
     account = stores.directory.find_account_by_subdomain(subdomain) if subdomain else None
     if account is not None:
@@ -168,10 +169,16 @@ def on_verification_mail(stores: Stores, *, token: str, recipient: str, forwardi
     if check.status is VerificationStatus.VERIFIED:
         return True  # a duplicate delivery of a mail already counted
     if forwarding_hops is not None and forwarding_hops > MAX_FORWARDING_HOPS:
-        _fail(stores, address.email, direction,
+        _fail(stores, address, direction,
               f"the test mail came back through {forwarding_hops} forwarding hops; Relaydesk supports exactly one "
-              "server-level forward from the support address", address=address)
+              "server-level forward from the support address")
         return True
+    if direction is Direction.FORWARDING:
+        try:
+            take_ownership(stores, address)
+        except RuleViolation as error:
+            _fail(stores, address, direction, error.message)
+            return True
     check.status = VerificationStatus.VERIFIED
     check.verified_at = received_at or utcnow()
     check.error = None
@@ -181,7 +188,7 @@ def on_verification_mail(stores: Stores, *, token: str, recipient: str, forwardi
         address.last_error = None
     _save(stores, address)
     if direction is Direction.OUTBOUND:
-        release_held_notifications(stores, address.email)
+        release_held_notifications(stores, address.account_id, address.email)
     return True
 
 
@@ -202,9 +209,7 @@ def timeout_hint(stores: Stores, address: SupportAddress, direction: Direction, 
             "still works.")
 
 
-def _fail(stores: Stores, email: str, direction: Direction, error: str, *,
-          address: SupportAddress | None = None) -> SupportAddress:
-    address = address or get_address(stores, email)
+def _fail(stores: Stores, address: SupportAddress, direction: Direction, error: str) -> SupportAddress:
     check = _verification(address, direction)
     check.status = VerificationStatus.FAILED
     check.error = error
@@ -212,7 +217,8 @@ def _fail(stores: Stores, email: str, direction: Direction, error: str, *,
     return _save(stores, address)
 
 
-def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+def wait_for(stores: Stores, account_id: str, email: str, direction: Direction, *,
+             timeout: float = DEFAULT_TIMEOUT_SECONDS,
              poll: float = POLL_SECONDS, on_progress: ProgressListener | None = None,
              sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
              ) -> SupportAddress:
@@ -221,19 +227,18 @@ def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float
     started = clock()
     next_report = 0.0
     while True:
-        address = get_address(stores, email)
+        address = get_address(stores, account_id, email)
         check = _verification(address, direction)
         if check.status is not VerificationStatus.PENDING:
             return address
         if direction is Direction.OUTBOUND and address.connector is not None and \
                 address.connector.state is ConnectorState.AUTH_FAILED:
-            return _fail(stores, email, direction, f"the smarthost refused the credentials: {address.last_error}",
-                         address=address)
+            return _fail(stores, address, direction, f"the smarthost refused the credentials: {address.last_error}")
         if direction is Direction.OUTBOUND and RELAY_REFUSED in (address.last_error or ""):
             # The relay noted a permanent refusal of the verification mail: no point waiting for it.
-            return _fail(stores, email, direction, address.last_error or "", address=address)
+            return _fail(stores, address, direction, address.last_error or "")
         if clock() >= deadline:
-            return _fail(stores, email, direction, timeout_hint(stores, address, direction, timeout), address=address)
+            return _fail(stores, address, direction, timeout_hint(stores, address, direction, timeout))
         waited = clock() - started
         if on_progress is not None and waited >= next_report:
             on_progress(f"waiting for the {direction.value} test mail to come back ({waited:.0f} s of {timeout:.0f} s)")
@@ -241,18 +246,18 @@ def wait_for(stores: Stores, email: str, direction: Direction, *, timeout: float
         sleep(min(poll, max(0.0, deadline - clock())))
 
 
-def verify(stores: Stores, email: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+def verify(stores: Stores, account_id: str, email: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
            sender: ForwardingSender | None = None, on_progress: ProgressListener | None = None,
            poll: float = POLL_SECONDS, sleep: Callable[[float], None] = time.sleep,
            clock: Callable[[], float] = time.monotonic) -> SupportAddress:
     """Verify forwarding, then outbound, each only when not verified yet. Run it again after fixing a failure."""
-    address = get_address(stores, email)
+    address = get_address(stores, account_id, email)
     if address.forwarding.status is not VerificationStatus.VERIFIED:
         if on_progress:
             on_progress(f"forwarding: sending a test mail to {address.email}")
-        address = start_forwarding(stores, address.email, sender=sender)
+        address = start_forwarding(stores, account_id, address.email, sender=sender)
         if address.forwarding.status is VerificationStatus.PENDING:
-            address = wait_for(stores, address.email, Direction.FORWARDING, timeout=timeout, poll=poll,
+            address = wait_for(stores, account_id, address.email, Direction.FORWARDING, timeout=timeout, poll=poll,
                                on_progress=on_progress, sleep=sleep, clock=clock)
         if address.forwarding.status is not VerificationStatus.VERIFIED:
             return address
@@ -262,8 +267,8 @@ def verify(stores: Stores, email: str, *, timeout: float = DEFAULT_TIMEOUT_SECON
         if on_progress:
             route = f"the connector ({address.connector.host})" if address.connector else "the default outbound"
             on_progress(f"outbound: sending a verification mail through {route}")
-        address = start_outbound(stores, address.email)
-        address = wait_for(stores, address.email, Direction.OUTBOUND, timeout=timeout, poll=poll,
+        address = start_outbound(stores, account_id, address.email)
+        address = wait_for(stores, account_id, address.email, Direction.OUTBOUND, timeout=timeout, poll=poll,
                            on_progress=on_progress, sleep=sleep, clock=clock)
         if on_progress and address.outbound.status is VerificationStatus.VERIFIED:
             on_progress("outbound: verified")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from relaydesk.api.schemas import ErrorBody, FieldError
 from relaydesk.errors import ConflictError, NotFoundError, RelaydeskError, RuleViolation
+
+logger = Logger(child=True)
 
 ADMIN_PATH = "connector_requires_admin_path"  # lifecycle's rule code: connector addresses need the admin path
 # Rules broken by what the request asks for (422); every other rule conflicts with the address's state (409).
@@ -79,3 +85,30 @@ def internal_error() -> Response:
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, ErrorBody(
         code="internal_error", message="the request failed on our side; nothing was reported to the caller",
         action="Retry; if it keeps failing, give the request id to the operator."))
+
+
+def install_handlers(app: APIGatewayHttpResolver, *, on_no_route: Callable[[], Response]) -> None:
+    """Every failure of a route as a JSON error: domain refusals with their code, invalid input as 400/422, anything
+    else as a 500 whose details stay in the log."""
+
+    @app.exception_handler(RelaydeskError)
+    def on_domain_error(error: RelaydeskError) -> Response:
+        logger.info("request refused", extra={"code": error.code, "reason": error.message})
+        return from_domain(error)
+
+    @app.exception_handler(RequestValidationError)
+    def on_invalid_request(error: RequestValidationError) -> Response:
+        return from_validation(list(error.errors()))
+
+    @app.exception_handler(ValidationError)
+    def on_invalid_data(error: ValidationError) -> Response:
+        return from_pydantic(error)
+
+    @app.not_found
+    def on_not_found(error: RouteNotFound) -> Response:
+        return on_no_route()
+
+    @app.exception_handler(Exception)
+    def on_unexpected(error: Exception) -> Response:
+        logger.exception("unexpected error")
+        return internal_error()

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import ValidationError
 
 from relaydesk.addresses import lifecycle
 from relaydesk.api import errors, uniqueness
-from relaydesk.api.schemas import AddressList, AddressOut, CreateAddress, DeletedAddress, ErrorBody, UpdateAddress
-from relaydesk.errors import RelaydeskError
+from relaydesk.api.responses import documented
+from relaydesk.api.schemas import (
+    ACCOUNT_ID_MAX_LENGTH,
+    AddressList,
+    AddressOut,
+    CreateAddress,
+    DeletedAddress,
+    UpdateAddress,
+)
 from relaydesk.wiring import Stores
 
 logger = Logger(child=True)
@@ -31,29 +35,15 @@ NOTE = {uniqueness.NOTE_HEADER: {"description": "present when the other environm
                                                 "not be checked for this address", "schema": {"type": "string"}}}
 
 
-def _responses(status: int, model: type, description: str, *errors: int,
-               headers: dict[str, Any] | None = None) -> dict[int, Any]:
-    """The success response (and its headers) and the error responses of a route, for the OpenAPI document."""
-    reasons = {400: "the body is not JSON", 404: "no such address, account or route",
-               409: "refused by a connector rule that the address's state breaks (see `code`)",
-               422: "invalid request (see `errors`), or refused by a rule about what was asked (see `code`)",
-               500: "failed on our side (code internal_error); safe to retry"}
-    documented: dict[int, Any] = {status: {"description": description,
-                                           "content": {"application/json": {"model": model}},
-                                           **({"headers": headers} if headers else {})}}
-    for error in sorted({*errors, 422, 500}):  # every route validates its input and may fail
-        documented[error] = {"description": reasons[error], "content": {"application/json": {"model": ErrorBody}}}
-    return documented
-
-
 def build_resolver(get_stores: Callable[[], Stores]) -> APIGatewayHttpResolver:
     """The resolver with validation and its OpenAPI document; `get_stores` is called per request (cached in AWS)."""
     app = APIGatewayHttpResolver(enable_validation=True)
 
     @app.get("/support_addresses", summary="List an account's support addresses", tags=["support addresses"],
-             responses=_responses(200, AddressList, "the account's addresses, by email", 404))
+             responses=documented(200, AddressList, "the account's addresses, by email", 404))
     def list_addresses(
-        account_id: Annotated[str, Query(min_length=1, description="the account whose addresses to list")],
+        account_id: Annotated[str, Query(min_length=1, max_length=ACCOUNT_ID_MAX_LENGTH,
+                                         description="the account whose addresses to list")],
     ) -> AddressList:
         stores = get_stores()
         stores.directory.get_account(account_id)  # an unknown account is a 404, not an empty list
@@ -63,7 +53,7 @@ def build_resolver(get_stores: Callable[[], Stores]) -> APIGatewayHttpResolver:
     @app.post("/support_addresses", status_code=HTTPStatus.CREATED, tags=["support addresses"],
               summary="Add a forwarding address (connector addresses only through `relaydesk addresses connect`)",
               description=CREATE_DESCRIPTION,
-              responses=_responses(201, AddressOut, "the new forwarding address", 400, 404, 409, headers=NOTE))
+              responses=documented(201, AddressOut, "the new forwarding address", 400, 404, 409, headers=NOTE))
     def create_address(body: CreateAddress) -> AddressOut:
         address, note = uniqueness.add_forwarding_address(get_stores(), body.account_id, body.email, body.name,
                                                           body.kind)
@@ -73,46 +63,32 @@ def build_resolver(get_stores: Callable[[], Stores]) -> APIGatewayHttpResolver:
         return response  # type: ignore[return-value]
 
     @app.get("/support_addresses/<id>", summary="Show one support address", tags=["support addresses"],
-             responses=_responses(200, AddressOut, "the address", 404))
+             responses=documented(200, AddressOut, "the address", 404))
     def show_address(id: Annotated[str, Path(description=ID_DESCRIPTION)]) -> AddressOut:
-        return AddressOut.of(lifecycle.get_address(get_stores(), unquote(id)))
+        return AddressOut.of(lifecycle.locate_address(get_stores(), unquote(id)))
 
     @app.put("/support_addresses/<id>", summary="Rename an address or make it the default (only when verified)",
-             tags=["support addresses"], responses=_responses(200, AddressOut, "the updated address", 400, 404, 409))
+             tags=["support addresses"], responses=documented(200, AddressOut, "the updated address", 400, 404, 409))
     def update_address(id: Annotated[str, Path(description=ID_DESCRIPTION)],
                        body: UpdateAddress) -> AddressOut:
-        address = lifecycle.update_address(get_stores(), unquote(id), name=body.name, is_default=body.default)
+        stores = get_stores()
+        found = lifecycle.locate_address(stores, unquote(id))
+        address = lifecycle.update_address(stores, found.account_id, found.email, name=body.name,
+                                           is_default=body.default)
         return AddressOut.of(address)
 
     @app.delete("/support_addresses/<id>", tags=["support addresses"],
                 summary="Delete one address; a connector's secret is scheduled for deletion",
-                responses=_responses(200, DeletedAddress, "the address was removed", 404, 409))
+                responses=documented(200, DeletedAddress, "the address was removed", 404, 409))
     def delete_address(id: Annotated[str, Path(description=ID_DESCRIPTION)]) -> DeletedAddress:
-        address = lifecycle.delete_address(get_stores(), unquote(id))
+        stores = get_stores()
+        found = lifecycle.locate_address(stores, unquote(id))
+        address = lifecycle.delete_address(stores, found.account_id, found.email)
         connected = address.connector is not None
         return DeletedAddress(id=address.email, email=address.email, secret_deletion_scheduled=connected,
                               recovery_window_days=lifecycle.SECRET_RECOVERY_DAYS if connected else None)
 
-    @app.exception_handler(RelaydeskError)
-    def on_domain_error(error: RelaydeskError) -> Response:
-        logger.info("request refused", extra={"code": error.code, "reason": error.message})
-        return errors.from_domain(error)
-
-    @app.exception_handler(RequestValidationError)
-    def on_invalid_request(error: RequestValidationError) -> Response:
-        return errors.from_validation(list(error.errors()))
-
-    @app.exception_handler(ValidationError)
-    def on_invalid_data(error: ValidationError) -> Response:
-        return errors.from_pydantic(error)
-
-    @app.not_found
-    def on_no_route(error: RouteNotFound) -> Response:
-        return errors.route_not_found(app.current_event.http_method, app.current_event.path)
-
-    @app.exception_handler(Exception)
-    def on_unexpected(error: Exception) -> Response:
-        logger.exception("unexpected error")
-        return errors.internal_error()
+    errors.install_handlers(app, on_no_route=lambda: errors.route_not_found(app.current_event.http_method,
+                                                                            app.current_event.path))
 
     return app

@@ -8,7 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from relaydesk.accounts import Account, AccountKind, system_address
 from relaydesk.addresses.model import (
+    EMAIL_MAX_LENGTH,
     AddressKind,
     ConnectorState,
     SupportAddress,
@@ -18,6 +20,15 @@ from relaydesk.addresses.model import (
 from relaydesk.credentials import AuthKind, TlsMode
 
 NAME_MAX_LENGTH = 255  # a display name in a From header; longer ones are folded awkwardly by mail clients
+ACCOUNT_ID_MAX_LENGTH = 64  # ids are 19 characters (relaydesk.ids); the documented bound leaves room
+ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def _no_control_characters(value: str | None) -> str | None:
+    """A name goes into a From header: CR and LF would start a new header, other controls garble it."""
+    if value is not None and any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
+        raise ValueError("control characters are not allowed")
+    return value
 
 
 class ErrorBody(BaseModel):
@@ -97,14 +108,14 @@ class AddressList(BaseModel):
     support_addresses: list[AddressOut]
 
 
-class CreateAddress(BaseModel):
+class NewAddress(BaseModel):
     """Only forwarding addresses: a connector address needs credentials, which only the admin CLI carries."""
 
     model_config = ConfigDict(extra="forbid")
 
-    account_id: str = Field(min_length=1)
-    email: str = Field(min_length=3, max_length=254, description="RFC 5321 4.5.3.1.3: at most 254 characters")
-    name: str = Field(default="", max_length=NAME_MAX_LENGTH)
+    email: str = Field(min_length=3, max_length=EMAIL_MAX_LENGTH,
+                       description="RFC 5321 4.5.3.1.3: at most 254 characters; no control characters")
+    name: str = Field(default="", max_length=NAME_MAX_LENGTH, description="the display name; no control characters")
     kind: Literal["forwarding", "smtp_connector"] = Field(
         default="forwarding", description="smtp_connector is refused here: use `relaydesk addresses connect`")
 
@@ -116,14 +127,47 @@ class CreateAddress(BaseModel):
         except ValidationError:
             raise ValueError("not a valid email address") from None
 
+    _name_has_no_controls = field_validator("name")(_no_control_characters)
+
+
+class CreateAddress(NewAddress):
+    """The operator API's body: the account is named in it (the tenant API takes it from the path)."""
+
+    account_id: str = Field(min_length=1, max_length=ACCOUNT_ID_MAX_LENGTH, pattern=ACCOUNT_ID_PATTERN)
+
 
 class UpdateAddress(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH,
+                             description="the display name; no control characters")
     default: bool | None = Field(
         default=None, description="true makes it the account's default: only when forwarding and outbound are "
                                   "verified; false on the default address is refused (an account always has one)")
+
+    _name_has_no_controls = field_validator("name")(_no_control_characters)
+
+
+class AccountSettingsOut(BaseModel):
+    ccs_and_followers_enabled: bool
+    include_attachments_in_email: bool
+
+
+class AccountOut(BaseModel):
+    """The caller's own account; no other account is ever shown."""
+
+    account_id: str
+    subdomain: str
+    name: str
+    kind: AccountKind
+    system_address: str = Field(description="support@<subdomain>.<mail domain>: where the server-level forward goes")
+    settings: AccountSettingsOut
+
+    @classmethod
+    def of(cls, account: Account, mail_domain: str) -> AccountOut:
+        return cls(account_id=account.account_id, subdomain=account.subdomain, name=account.display_name,
+                   kind=account.kind, system_address=system_address(account.subdomain, mail_domain),
+                   settings=AccountSettingsOut(**account.settings.model_dump()))
 
 
 class DeletedAddress(BaseModel):

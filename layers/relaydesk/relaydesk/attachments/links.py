@@ -53,6 +53,15 @@ def is_attachment_key(key: str) -> bool:
     return posixpath.normpath(key) == key and ".." not in key.split("/")
 
 
+def account_prefix(account_id: str) -> str:
+    """Every attachment of an account lives under attachments/<account id>/."""
+    return f"{PREFIX}{account_id}/"
+
+
+def owned_by(account_id: str, key: str) -> bool:
+    return is_attachment_key(key) and key.startswith(account_prefix(account_id)) and "/" not in account_id
+
+
 def sign_link(key: str, account_id: str, expires_at: datetime | int, signing_key: bytes) -> str:
     """A URL-safe token naming `key` (under attachments/) of `account_id`, valid until `expires_at`."""
     _check_signing_key(signing_key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+from pathlib import Path
 from typing import Any
 
 from relaydesk.addresses import lifecycle, verification
@@ -20,7 +20,7 @@ from relaydesk.addresses.presets import PRESETS, PROFILE_OF_PRESET
 from relaydesk.addresses.presets import resolve as resolve_preset
 from relaydesk.addresses.providers import PROFILES, LimitOverrides
 from relaydesk.addresses.sign_in import PASSWORD_CLEARS
-from relaydesk.cli import context
+from relaydesk.cli import context, identity, tenant_addresses
 from relaydesk.cli.credentials_input import (
     BASIC_AUTH_NOTE,
     MICROSOFT_SMARTHOST,
@@ -36,10 +36,18 @@ from relaydesk.cli.credentials_input import (
     refuse_oauth_for_preset,
     secret_fields,
 )
-from relaydesk.cli.output import EXIT_AUTH, EXIT_OK, EXIT_VERIFY_TIMEOUT, emit, print_table, progress
+from relaydesk.cli.output import (
+    EXIT_AUTH,
+    EXIT_OK,
+    EXIT_VERIFY_TIMEOUT,
+    UsageError,
+    command_line_checks,
+    emit,
+    print_table,
+    progress,
+)
 from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 from relaydesk.errors import ConfigurationError
-from relaydesk.store.ports import CURRENT, PENDING
 
 # --- helpers shared by the ADDRESSES command groups -----------------------------------------------------------------
 
@@ -64,6 +72,69 @@ def when(value: Any) -> str:
 def print_step(step: CheckStep) -> None:
     mark = "ok  " if step.ok else "FAIL"
     progress(f"  [{mark}] {step.name:<11} {step.detail} ({step.elapsed_ms:.0f} ms)")
+
+
+class StepsUnder:
+    """Prints live-check steps under `heading`, the heading only with the first step: a refusal that comes before any
+    network step (a rule, a missing account) is not announced as a live check. `done()` prints it if the check ran
+    without reporting a step."""
+
+    def __init__(self, heading: str) -> None:
+        self.heading = heading
+        self.printed = False
+
+    def __call__(self, step: CheckStep) -> None:
+        self.done()
+        print_step(step)
+
+    def done(self) -> None:
+        if not self.printed:
+            progress(self.heading)
+            self.printed = True
+
+
+# --- command-line values, checked before anything runs (exit 2) --------------------------------------------------
+
+MAX_PORT = 65535
+STARTTLS_PORTS = (25, 587)  # SMTP relay and submission (RFC 6409): plain text first, then STARTTLS
+IMPLICIT_TLS_PORTS = (465,)  # submissions (RFC 8314 3.3): TLS from the first byte
+
+
+def port_number(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1 to {MAX_PORT})") from None
+    if not 1 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is out of range: a port is 1 to {MAX_PORT} "
+                                         "(587 for STARTTLS, 465 for implicit TLS)")
+    return port
+
+
+def existing_file(value: str) -> str:
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value}: no such file (give the PEM file of the smarthost's CA)")
+    return str(path)
+
+
+def support_address(value: str) -> str:
+    try:
+        return SupportAddress.model_validate({"email": value, "account_id": "-"}).email
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an email address (give it as name@domain)") from None
+
+
+def check_tls_and_port(tls_mode: TlsMode, port: int) -> None:
+    """The two well-known mistakes, refused before any connection: TLS on a port that starts in plain text, and
+    plain text (STARTTLS) on the implicit-TLS port."""
+    if tls_mode is TlsMode.IMPLICIT and port in STARTTLS_PORTS:
+        raise UsageError(f"port {port} starts in plain text and upgrades with STARTTLS; --tls implicit would never "
+                         "get a TLS handshake there",
+                         action=f"Use --tls starttls with port {port}, or --tls implicit with port 465.")
+    if tls_mode is TlsMode.STARTTLS and port in IMPLICIT_TLS_PORTS:
+        raise UsageError(f"port {port} speaks TLS from the first byte (implicit TLS); STARTTLS does not apply there",
+                         action=f"Use --tls implicit with port {port}, or --tls starttls with port 587.")
 
 
 def peer_directories(args: argparse.Namespace, environment: str) -> list[tuple[str, Any]]:
@@ -154,6 +225,10 @@ def emit_address(args: argparse.Namespace, address: SupportAddress) -> None:
 # --- commands ----------------------------------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.list_addresses(args, session)
+    if not args.account:
+        raise ConfigurationError("--account is required", action="Name the account whose addresses to list.")
     stores = context.load_stores(args)
     stores.directory.get_account(args.account)  # NotFoundError for a mistyped id, not an empty table
     addresses = sorted(stores.directory.list_addresses(args.account), key=lambda a: (a.kind.value, a.email))
@@ -165,39 +240,54 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def target(stores: Any, args: argparse.Namespace) -> SupportAddress:
+    """The address a per-address command acts on: in the account named by --account, or wherever the operator's
+    cross-account lookup finds it (its owner, or the one account that claimed it)."""
+    if getattr(args, "account", None):
+        return lifecycle.get_address(stores, args.account, args.email)
+    return lifecycle.locate_address(stores, args.email)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.show_address(args, session)
     stores = context.load_stores(args)
-    emit_address(args, lifecycle.get_address(stores, args.email))
+    emit_address(args, target(stores, args))
     return EXIT_OK
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    host, port, tls_mode = resolve_preset(args.preset, host=args.host, port=args.port, tls_mode=args.tls,
-                                          region=args.region)
-    kind = auth_kind_of(args)
-    username = args.username or (args.email if kind is AuthKind.OAUTH2 else None)
-    if not username:
-        raise ConfigurationError("--username is required", action="Give the mailbox that signs in (usually the "
-                                                                  "support address itself).")
-    fields: dict[str, Any] = {"host": host, "port": port, "tls_mode": tls_mode, "username": username,
-                              "ca_bundle_pem": read_ca_bundle(args.ca_bundle)}
-    if kind is AuthKind.OAUTH2:
-        refuse_oauth_for_preset(args.preset, grant_of(args))
-        fields.update(oauth_fields(args))
-    else:
-        refuse_oauth_flags(args)
-        fields["password"] = read_password(args)
-    credentials = build_credentials(fields)
+    with command_line_checks():
+        host, port, tls_mode = resolve_preset(args.preset, host=args.host, port=args.port, tls_mode=args.tls,
+                                              region=args.region)
+        check_tls_and_port(tls_mode, port)
+        kind = auth_kind_of(args)
+        username = args.username or (args.email if kind is AuthKind.OAUTH2 else None)
+        if not username:
+            raise ConfigurationError("--username is required", action="Give the mailbox that signs in (usually the "
+                                                                      "support address itself).")
+        fields: dict[str, Any] = {"host": host, "port": port, "tls_mode": tls_mode, "username": username,
+                                  "ca_bundle_pem": read_ca_bundle(args.ca_bundle)}
+        if kind is AuthKind.OAUTH2:
+            refuse_oauth_for_preset(args.preset, grant_of(args))
+            fields.update(oauth_fields(args))
+        else:
+            refuse_oauth_flags(args)
+            fields["password"] = read_password(args)
+        credentials = build_credentials(fields)
     local_stack = bool(os.environ.get("RELAYDESK_TICKETS_TABLE"))  # the environment names the stack already
     stores = context.load_stores(args)
     peers = [] if local_stack else peer_directories(args, stores.settings.environment)
     if args.preset == "microsoft365" and args.auth is None:
         progress(BASIC_AUTH_NOTE)
-    progress(f"live check of {host}:{port} ({tls_mode.value}) as {username} ({describe_sign_in(credentials)}):")
+    on_step = StepsUnder(f"live check of {host}:{port} ({tls_mode.value}) as {username} "
+                         f"({describe_sign_in(credentials)}):")
     address, _ = lifecycle.connect_address(stores, args.account, args.email, credentials, args.name or "",
-                                           on_step=print_step, peers=peers)
+                                           on_step=on_step, peers=peers)
+    on_step.done()
     if args.preset in PROFILE_OF_PRESET:  # the provider's sending limits follow the preset, not only the host
-        address = set_limits(stores.directory, address.email, provider=PROFILE_OF_PRESET[args.preset])
+        address = set_limits(stores.directory, address.account_id, address.email,
+                             provider=PROFILE_OF_PRESET[args.preset])
     progress(f"connected {address.email}: connector pending. Next: relaydesk addresses verify {address.email}")
     account = stores.directory.get_account(address.account_id)
     if host.endswith(MICROSOFT_SMARTHOST) and account.settings.include_attachments_in_email:
@@ -209,7 +299,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = verification.verify(stores, args.email, timeout=args.timeout, poll=args.poll, on_progress=progress)
+    found = target(stores, args)
+    address = verification.verify(stores, found.account_id, found.email, timeout=args.timeout, poll=args.poll,
+                                  on_progress=progress)
     emit_address(args, address)
     if verification.is_verified(address):
         progress(f"{address.email}: forwarding and outbound verified")
@@ -222,8 +314,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_set_default(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.set_default(args, session)
     stores = context.load_stores(args)
-    emit_address(args, lifecycle.set_default(stores, args.email))
+    found = target(stores, args)
+    emit_address(args, lifecycle.set_default(stores, found.account_id, found.email))
     return EXIT_OK
 
 
@@ -233,36 +328,37 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     except ImportError:
         raise ConfigurationError("credential rotation is not available in this build") from None
     stores = context.load_stores(args)
-    address = lifecycle.get_address(stores, args.email)
+    address = target(stores, args)
     if address.connector is None:
         raise ConfigurationError(f"{address.email} has no connector credentials to rotate")
     secret_id = address.connector.secret_arn
     current = SmtpCredentials.model_validate_json(stores.secrets.get(secret_id).value)
     kind = AuthKind(args.auth) if args.auth else current.auth_kind
     changes: dict[str, Any] = {}
-    if kind is AuthKind.OAUTH2:
-        # Also the switch of a password address to OAuth 2.0: the new fields go through testSecret like any
-        # rotation, so the password stays live until the app's token is accepted by the smarthost.
-        changes.update(oauth_fields(args, current if current.auth_kind is AuthKind.OAUTH2 else None))
-    else:
-        refuse_oauth_flags(args)
-        changes.update({"auth_kind": AuthKind.PASSWORD, "password": read_password(args, "new SMTP password: "),
-                        "oauth_client_secret": None, "oauth_tenant_id": None, "oauth_client_id": None,
-                        "oauth_token_url": None, **PASSWORD_CLEARS})
-    if args.username:
-        changes["username"] = args.username
-    if args.ca_bundle:
-        changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
-    new_credentials = build_credentials({**secret_fields(current), **changes})
+    with command_line_checks():
+        if kind is AuthKind.OAUTH2:
+            # Also the switch of a password address to OAuth 2.0: the new fields go through testSecret like any
+            # rotation, so the password stays live until the app's token is accepted by the smarthost.
+            changes.update(oauth_fields(args, current if current.auth_kind is AuthKind.OAUTH2 else None))
+        else:
+            refuse_oauth_flags(args)
+            changes.update({"auth_kind": AuthKind.PASSWORD, "password": read_password(args, "new SMTP password: "),
+                            "oauth_client_secret": None, "oauth_tenant_id": None, "oauth_client_id": None,
+                            "oauth_token_url": None, **PASSWORD_CLEARS})
+        if args.username:
+            changes["username"] = args.username
+        if args.ca_bundle:
+            changes["ca_bundle_pem"] = read_ca_bundle(args.ca_bundle)
+        new_credentials = build_credentials({**secret_fields(current), **changes})
     what = staged_material(new_credentials) if kind is AuthKind.OAUTH2 else "credentials"
     if kind is not current.auth_kind:
         what = f"{kind.value} credentials (switching from {current.auth_kind.value})"
     progress(f"staging the new {what} for {address.email} as AWSPENDING and starting the rotation")
-    token = stage_rotation(stores, address.email, new_credentials)
+    token = stage_rotation(stores, address.account_id, address.email, new_credentials)
     outcome = _wait_for_rotation(stores, secret_id, token, timeout=args.timeout, poll=args.poll)
     view = {"email": address.email, "version_id": token, "rotation": outcome}
     if outcome == "failed":
-        fresh = lifecycle.get_address(stores, address.email)
+        fresh = lifecycle.get_address(stores, address.account_id, address.email)
         view["error"] = fresh.last_error or "the rotation function refused the new credentials"
     emit(view, as_json=args.json)
     if outcome == "promoted":
@@ -285,22 +381,16 @@ def staged_material(credentials: SmtpCredentials) -> str:
 
 def _wait_for_rotation(stores: Any, secret_id: str, token: str, *, timeout: float, poll: float) -> str:
     """promoted | failed | running: the rotation function runs asynchronously in a deployed stack."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stages = stores.secrets.describe_stages(secret_id).get(token, [])
-        if CURRENT in stages:
-            return "promoted"
-        if PENDING not in stages:
-            return "failed"
-        if time.monotonic() >= deadline:
-            return "running"
-        progress("waiting for the rotation function to test the new credentials ...")
-        time.sleep(poll)
+    from relaydesk.addresses.rotation import wait_for_rotation
+
+    return wait_for_rotation(stores, secret_id, token, timeout=timeout, poll=poll, on_wait=lambda: progress(
+        "waiting for the rotation function to test the new credentials ..."))
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.disable(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.disable(stores, found.account_id, found.email)
     progress(f"{address.email}: connector disabled; notifications now leave through Relaydesk's default outbound")
     emit_address(args, address)
     return EXIT_OK
@@ -313,10 +403,9 @@ LIMIT_FLAGS = ("messages_per_minute", "messages_per_day", "recipients_per_day", 
 def cmd_limits(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
     given = {name: getattr(args, name) for name in LIMIT_FLAGS if getattr(args, name) is not None}
-    if args.provider is None and not given and not args.reset:
-        address = lifecycle.get_address(stores, args.email)  # only show them
-    else:
-        address = set_limits(stores.directory, args.email, provider=args.provider,
+    address = target(stores, args)
+    if args.provider is not None or given or args.reset:  # else only show them
+        address = set_limits(stores.directory, address.account_id, address.email, provider=args.provider,
                              overrides=LimitOverrides(**given), reset=args.reset)
         progress(f"{address.email}: sending limits saved; the relay applies them to the next batch")
     view = {"email": address.email, **limits_view(address)}
@@ -336,7 +425,8 @@ def positive(value: str) -> int:
 
 def cmd_enable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    address = lifecycle.enable(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.enable(stores, found.account_id, found.email)
     progress(f"{address.email}: connector pending until outbound is verified again: "
              f"relaydesk addresses verify {address.email}")
     emit_address(args, address)
@@ -344,11 +434,36 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.delete_address(args, session)
     stores = context.load_stores(args)
-    address = lifecycle.delete_address(stores, args.email)
+    found = target(stores, args)
+    address = lifecycle.delete_address(stores, found.account_id, found.email)
     secret = " and its secret is scheduled for deletion" if address.connector else ""
     progress(f"{address.email} removed{secret}")
     emit({"email": address.email, "deleted": True}, as_json=args.json)
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.add_address(args, session)
+    if not args.account:
+        raise ConfigurationError("--account is required", action="Name the account the address is added to.")
+    stores = context.load_stores(args)
+    address = lifecycle.add_forwarding_address(stores, args.account, args.email, args.name or "",
+                                               peers=peer_directories(args, stores.settings.environment))
+    progress(f"added {address.email} (forwarding unverified). Next: relaydesk addresses verify {address.email}")
+    emit_address(args, address)
+    return EXIT_OK
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_addresses.rename_address(args, session)
+    stores = context.load_stores(args)
+    found = target(stores, args)
+    emit_address(args, lifecycle.update_address(stores, found.account_id, found.email, name=args.name))
     return EXIT_OK
 
 
@@ -360,25 +475,33 @@ def register(groups: argparse._SubParsersAction) -> None:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if email:
             sub.add_argument("email", help="the support address")
+            sub.add_argument("--account", help="the account whose address it is (default: the account that verified "
+                                               "it, or the only one that added it)")
         add_json_flag(sub)
         sub.set_defaults(func=func)
         return sub
 
     sub = command("list", cmd_list, "the account's support addresses", email=False)
-    sub.add_argument("--account", required=True, help="account id")
+    sub.add_argument("--account", help="account id (a signed-in user: always its own)")
     command("show", cmd_show, "one address: kind, connector state, verification, last error")
+    sub = command("add", cmd_add, "add a forwarding address (unverified until `verify`)")
+    sub.add_argument("--name", help="display name of the address")
+    sub = command("rename", cmd_rename, "change an address's display name")
+    sub.add_argument("name", help="the new display name")
 
-    sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)")
+    sub = command("connect", cmd_connect, "connect an address to its own smarthost (live check, then saved pending)",
+                  email=False)
+    sub.add_argument("email", type=support_address, help="the support address")
     sub.add_argument("--account", required=True, help="account id")
     sub.add_argument("--preset", choices=sorted(PRESETS), default="generic", help="provider preset")
     sub.add_argument("--host", help="smarthost (overrides the preset)")
-    sub.add_argument("--port", type=int, help="587 for STARTTLS, 465 for implicit TLS")
+    sub.add_argument("--port", type=port_number, help="587 for STARTTLS, 465 for implicit TLS")
     sub.add_argument("--tls", choices=[m.value for m in TlsMode], help="starttls (default) or implicit")
     sub.add_argument("--region", help="AWS region of the amazon-ses preset")
     sub.add_argument("--username", help="the mailbox that signs in (oauth2: default the address itself)")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add_oauth_arguments(sub)
-    sub.add_argument("--ca-bundle", metavar="FILE", help="PEM CA bundle of a private smarthost")
+    sub.add_argument("--ca-bundle", metavar="FILE", type=existing_file, help="PEM CA bundle of a private smarthost")
     sub.add_argument("--name", help="display name of the address")
 
     sub = command("verify", cmd_verify, "verify forwarding, then outbound; waits with progress, can be run again")
@@ -392,7 +515,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--username", help="a new username (default: keep the current one)")
     sub.add_argument("--password-stdin", action="store_true", help="read the new password from standard input")
     add_oauth_arguments(sub, rotating=True)
-    sub.add_argument("--ca-bundle", metavar="FILE", help="a new PEM CA bundle")
+    sub.add_argument("--ca-bundle", metavar="FILE", type=existing_file, help="a new PEM CA bundle")
     sub.add_argument("--timeout", type=float, default=120.0,
                      help="seconds to wait for the rotation's outcome (default %(default)s)")
     sub.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)

@@ -25,22 +25,46 @@ STACK_OUTPUTS = {
     "ConnectorSecretPrefix": "RELAYDESK_SECRET_PREFIX",
     "ConnectorKmsKeyArn": "RELAYDESK_CONNECTOR_KMS_KEY_ID",
     "RotationFunctionArn": "RELAYDESK_ROTATION_FUNCTION_ARN",
+    # A tenant user's CLI: where to sign in (`relaydesk login`) and which API to call.
+    "TenantApiUrl": "RELAYDESK_TENANT_API_URL",
+    "UserPoolId": "RELAYDESK_USER_POOL_ID",
+    "CliClientId": "RELAYDESK_CLI_CLIENT_ID",
 }
+
+
+DEFAULT_ENVIRONMENT = "sandbox"  # without --env the CLI talks to the sandbox; production only when asked
 
 
 def stack_name_from_samconfig(env: str | None, path: Path = Path("samconfig.toml")) -> str | None:
     if not path.exists():
         return None
     config = tomllib.loads(path.read_text())
-    section = config.get(env or "default", {})
+    section = config.get(env or DEFAULT_ENVIRONMENT, {})
     return section.get("deploy", {}).get("parameters", {}).get("stack_name") or section.get(
         "global", {}).get("parameters", {}).get("stack_name")
+
+
+def region_from_samconfig(env: str | None, path: Path = Path("samconfig.toml")) -> str | None:
+    """The region the environment's stack is deployed in, as samconfig.toml names it."""
+    if not path.exists():
+        return None
+    config = tomllib.loads(path.read_text())
+    for section in (env or DEFAULT_ENVIRONMENT, "default"):
+        for command in ("deploy", "global"):
+            region = config.get(section, {}).get(command, {}).get("parameters", {}).get("region")
+            if region:
+                return region
+    return None
 
 
 def ensure_stack_environment(args: Namespace) -> None:
     """Fill the RELAYDESK_* variables from the stack's outputs unless the environment already names them."""
     if os.environ.get("RELAYDESK_TICKETS_TABLE"):
         return
+    if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+        region = region_from_samconfig(getattr(args, "env", None))  # where the stack is; else the profile's
+        if region:
+            os.environ["AWS_DEFAULT_REGION"] = region
     stack = getattr(args, "stack", None) or stack_name_from_samconfig(getattr(args, "env", None))
     if not stack:
         raise ConfigurationError(
@@ -86,7 +110,7 @@ def peer_directory(current_stack: str | None, current_environment: str):
         import boto3  # cli/context.py may build adapters, like wiring.py
 
         directory = DynamoDirectory(boto3.session.Session().resource("dynamodb").Table(table))
-        directory.get_address("probe@relaydesk.invalid")  # fails now (access denied) rather than mid-rule
+        directory.owner_of("probe@relaydesk.invalid")  # fails now (access denied) rather than mid-rule
     except (ClientError, BotoCoreError) as error:
         return other, None, f"stack {stack} could not be read: {error}"
     return other, directory, ""

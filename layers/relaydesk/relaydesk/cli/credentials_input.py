@@ -11,15 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from relaydesk.addresses.sign_in import (
     CLEARED_FOR_CLIENT_SECRET,
     MAX_KEY_FILE_BYTES,
     certificate_fields,
     service_account_fields,
 )
-from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials
+from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, checked_credentials
 from relaydesk.errors import ConfigurationError
 
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
@@ -176,14 +174,7 @@ def describe_sign_in(credentials: SmtpCredentials) -> str:
 
 
 def build_credentials(fields: dict[str, Any]) -> SmtpCredentials:
-    try:
-        return SmtpCredentials.model_validate(fields)
-    except ValidationError as error:
-        # Never str(error): it could quote the input, which may be a secret. A field's name and pydantic's
-        # message (SmtpCredentials' own messages name fields, never values) are enough.
-        problems = "; ".join(": ".join(part for part in (".".join(str(p) for p in e["loc"]), e["msg"]) if part)
-                             for e in error.errors(include_input=False))
-        raise ConfigurationError(f"invalid connector settings: {problems}") from None
+    return checked_credentials(fields)
 
 
 def read_ca_bundle(path: str | None) -> str | None:

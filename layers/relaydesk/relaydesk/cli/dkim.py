@@ -4,6 +4,7 @@ publish for them. Private keys stay in Secrets Manager: only public keys and sel
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -14,12 +15,12 @@ from relaydesk.clock import utcnow
 from relaydesk.dkim import domains
 from relaydesk.dkim.keyring import DEFAULT_OVERLAP, Keyring, KeyState
 from relaydesk.dkim.records import DnsRecord, key_record
-from relaydesk.dkim.resolver import Resolver, dns_resolver
+from relaydesk.dkim.resolver import RESOLVER_VARIABLE, Resolver, dns_resolver
 
 
 def resolver_factory() -> Resolver:
     """The resolver `dkim enable` checks the records with; tests replace this function."""
-    return dns_resolver()
+    return dns_resolver(nameserver=os.environ.get(RESOLVER_VARIABLE) or None)
 
 
 def register(subparsers: Any) -> None:

@@ -8,45 +8,24 @@ from typing import Any
 
 from relaydesk.cli import context
 from relaydesk.cli.output import EXIT_OK, emit, print_table, progress
-from relaydesk.errors import ConfigurationError, NotFoundError
-from relaydesk.outbound.relay import parse_record
-from relaydesk.store.sqs_dlq import DeadLetter, SqsDeadLetters
+from relaydesk.errors import NotFoundError
+from relaydesk.outbound import dead_letters
+from relaydesk.store.sqs_dlq import DeadLetter
 
 COLUMNS = ["notification", "ticket", "address", "recipients", "receives", "last_error"]
 
 
-def dead_letters(stores: Any) -> SqsDeadLetters:
-    from relaydesk.wiring import aws_client
-
-    settings = stores.settings
-    if not settings.notifications_dlq_url:
-        raise ConfigurationError("the stack names no notifications DLQ (RELAYDESK_NOTIFICATIONS_DLQ_URL)")
-    return SqsDeadLetters(aws_client("sqs"), settings.notifications_dlq_url, settings.notifications_queue_url)
-
-
 def describe(stores: Any, letter: DeadLetter) -> dict[str, Any]:
     """What an operator needs to decide: whose notification, to whom, and the last thing the server said."""
-    notification = parse_record({"body": letter.body})
-    if notification is None:
-        return {"notification": "-", "ticket": "-", "address": "-", "recipients": "-",
-                "receives": letter.receive_count, "last_error": "not a Notification (unreadable body)",
-                "sqs_message_id": letter.message_id}
-    last_error = ""
-    if notification.ticket_id:
-        record = stores.tickets.get_notification(notification.ticket_id, notification.notification_id)
-        if record is not None and record.attempts:
-            attempt = record.attempts[-1]
-            last_error = f"{attempt.route} {attempt.reply}".strip()
-    return {"notification": notification.notification_id, "ticket": notification.ticket_id or "-",
-            "address": notification.support_address,
-            "recipients": ", ".join([*notification.recipients, *notification.cc]),
-            "receives": letter.receive_count, "last_error": last_error or "unknown",
-            "sqs_message_id": letter.message_id}
+    view = dead_letters.describe(stores, letter)
+    return {"notification": view.notification_id or "-", "ticket": view.ticket_id or "-",
+            "address": view.support_address or "-", "recipients": ", ".join(view.recipients) or "-",
+            "receives": view.receives, "last_error": view.last_error, "sqs_message_id": view.sqs_message_id}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
-    rows = [describe(stores, letter) for letter in dead_letters(stores).peek()]
+    rows = [describe(stores, letter) for letter in dead_letters.queue(stores).peek()]
     if args.json:
         emit(rows, as_json=True)
     else:
@@ -59,28 +38,9 @@ def cmd_redrive(args: argparse.Namespace) -> int:
         print("error: name a notification with --notification-id ID, or pass --all", file=sys.stderr)
         return 2
     stores = context.load_stores(args)
-    dlq = dead_letters(stores)
-    wanted = set(args.notification_id or [])
-    moved: list[str] = []
-    skipped: list[DeadLetter] = []
-    while True:
-        batch = dlq.take()
-        if not batch:
-            break
-        for letter in batch:
-            notification = parse_record({"body": letter.body})
-            notification_id = notification.notification_id if notification else None
-            if args.all or notification_id in wanted:
-                dlq.redrive(letter, notification_id)
-                moved.append(notification_id or letter.message_id)
-                progress(f"sent {notification_id or letter.message_id} back to the notifications queue")
-            else:
-                skipped.append(letter)
-        if not args.all and wanted <= set(moved):
-            break
-    for letter in skipped:
-        dlq.release(letter)
-    missing = sorted(wanted - set(moved))
+    moved, missing = dead_letters.redrive(stores, None if args.all else set(args.notification_id))
+    for notification_id in moved:
+        progress(f"sent {notification_id} back to the notifications queue")
     if args.json:
         emit({"redriven": moved, "not_found": missing}, as_json=True)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from relaydesk.cli import context
@@ -11,7 +12,7 @@ from relaydesk.cli.output import EXIT_ERROR, EXIT_OK, emit
 from relaydesk.clock import utcnow
 from relaydesk.dkim import domains
 from relaydesk.dkim.dnscheck import Status, check_domain, worst
-from relaydesk.dkim.resolver import Resolver, dns_resolver
+from relaydesk.dkim.resolver import RESOLVER_VARIABLE, Resolver, dns_resolver
 from relaydesk.errors import DkimNotSetUpError
 
 MARKS = {Status.OK: "ok  ", Status.INFO: "info", Status.WARN: "warn", Status.FAIL: "FAIL"}
@@ -19,7 +20,7 @@ MARKS = {Status.OK: "ok  ", Status.INFO: "info", Status.WARN: "warn", Status.FAI
 
 def resolver_factory() -> Resolver:
     """The resolver the check uses; tests replace this function with an offline one."""
-    return dns_resolver()
+    return dns_resolver(nameserver=os.environ.get(RESOLVER_VARIABLE) or None)
 
 
 def register(subparsers: Any) -> None:

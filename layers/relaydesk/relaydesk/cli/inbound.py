@@ -1,4 +1,5 @@
-"""`relaydesk inbound replay`: reprocess inbound mail that failed after Lambda's retries (inbound DLQ or S3 key)."""
+"""`relaydesk inbound replay`: reprocess inbound mail that failed after Lambda's retries (inbound DLQ or S3 key).
+`relaydesk inbound original`: the full view of a comment that came by mail: its raw mail, whole, as SES stored it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--all", action="store_true", help="every message in the inbound DLQ")
     replay.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     replay.set_defaults(func=cmd_replay)
+    original = group.add_parser("original", help="the raw mail a ticket's comment came from, whole (the full view)")
+    original.add_argument("ticket_id")
+    original.add_argument("--comment", metavar="ID", help="this comment (default: the ticket's first)")
+    original.add_argument("--output", "-o", metavar="FILE", help="write it here instead of to stdout")
+    original.set_defaults(func=cmd_original)
 
 
 def _row(ses_message_id: str, result, error: str | None) -> dict[str, str]:
@@ -47,3 +53,36 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.ses_message_id and not rows:
         return EXIT_NOT_FOUND
     return EXIT_ERROR if any(r["outcome"] == "failed" for r in rows) else EXIT_OK
+
+
+def raw_mail_of(stores, ticket_id: str, comment_id: str | None) -> str:
+    """The S3 key of the raw mail behind a ticket's comment (NotFoundError when there is none)."""
+    from relaydesk.errors import NotFoundError
+    from relaydesk.inbound.receipt import raw_mail_key
+
+    ticket = stores.tickets.get_ticket(ticket_id)
+    if ticket is None:
+        raise NotFoundError(f"no ticket {ticket_id!r}", action="List tickets with `relaydesk tickets list`.")
+    comment = next((c for c in ticket.comments if comment_id in (None, c.comment_id)), None)
+    if comment is None or not comment.ses_message_id:
+        which = f"comment {comment_id}" if comment_id else "first comment"
+        raise NotFoundError(f"ticket {ticket_id} has no {which} that came by mail",
+                            action="`relaydesk tickets show TICKET --json` lists its comments and their ids.")
+    return raw_mail_key(comment.ses_message_id)
+
+
+def cmd_original(args: argparse.Namespace) -> int:
+    import sys
+
+    stores = context.load_stores(args)
+    key = raw_mail_of(stores, args.ticket_id, args.comment)
+    if args.output:
+        with open(args.output, "wb") as out:
+            for chunk in stores.blobs.chunks(key):
+                out.write(chunk)
+        progress(f"wrote s3://{stores.settings.raw_mail_bucket}/{key} to {args.output}")
+    else:
+        for chunk in stores.blobs.chunks(key):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+    return EXIT_OK

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from relaydesk.errors import (
     AuthenticationFailedError,
+    ConfigurationError,
     ConflictError,
     NotFoundError,
     RelaydeskError,
@@ -25,10 +27,28 @@ EXIT_CONFLICT = 5
 EXIT_SMTP = 6  # the smarthost refused: connection, TLS or delivery
 EXIT_AUTH = 7  # the smarthost refused the credentials
 EXIT_VERIFY_TIMEOUT = 8
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT (128 + 2)
+
+
+class UsageError(RelaydeskError, ValueError):
+    """The command line itself is wrong (a value out of range, options that do not go together): exit 2, like
+    argparse's own errors. Nothing was sent or changed."""
+
+    code = "usage"
+
+
+@contextlib.contextmanager
+def command_line_checks() -> Iterator[None]:
+    """Inside: a ConfigurationError is about what the command line gave (a flag, a value), so it is a UsageError."""
+    try:
+        yield
+    except ConfigurationError as error:
+        raise UsageError(error.message, action=error.action or None) from None
 
 
 def exit_code_for(error: RelaydeskError) -> int:
-    for kind, code in ((NotFoundError, EXIT_NOT_FOUND), (RuleViolation, EXIT_RULE), (ConflictError, EXIT_CONFLICT),
+    for kind, code in ((UsageError, EXIT_USAGE), (NotFoundError, EXIT_NOT_FOUND), (RuleViolation, EXIT_RULE),
+                       (ConflictError, EXIT_CONFLICT),
                        (AuthenticationFailedError, EXIT_AUTH), (SmtpDeliveryError, EXIT_SMTP)):
         if isinstance(error, kind):
             return code

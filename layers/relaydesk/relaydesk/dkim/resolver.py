@@ -7,6 +7,8 @@ from typing import Protocol
 from relaydesk.errors import RelaydeskError
 
 LOOKUP_TIMEOUT_SECONDS = 5.0
+# The DNS server `relaydesk dns check` and `dkim enable` ask instead of the system's ("host" or "host:port").
+RESOLVER_VARIABLE = "RELAYDESK_DNS_RESOLVER"
 
 
 class DnsLookupError(RelaydeskError, ConnectionError):
@@ -22,12 +24,17 @@ class Resolver(Protocol):
         ...
 
 
-def dns_resolver(timeout: float = LOOKUP_TIMEOUT_SECONDS) -> Resolver:
-    """The system's resolver through dnspython; CNAMEs are followed, as a receiving server follows them."""
+def dns_resolver(timeout: float = LOOKUP_TIMEOUT_SECONDS, nameserver: str | None = None) -> Resolver:
+    """The system's resolver through dnspython, or the one server `nameserver` names ("host" or "host:port", e.g.
+    the domain's authoritative server, or the local stack's); CNAMEs are followed, as a receiving server does."""
     import dns.exception
     import dns.resolver
 
-    resolver = dns.resolver.Resolver()
+    resolver = dns.resolver.Resolver(configure=not nameserver)
+    if nameserver:
+        host, _, port = nameserver.rpartition(":") if nameserver.count(":") == 1 else (nameserver, "", "")
+        resolver.nameservers = [host]
+        resolver.port = int(port) if port else 53
     resolver.lifetime = timeout
 
     def resolve(name: str, rdtype: str) -> list[str]:

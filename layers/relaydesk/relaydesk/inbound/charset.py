@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 
 # Labels mail clients write that Python does not know, or knows under a narrower meaning than the sender used.
 CHARSET_ALIASES = {
@@ -25,6 +26,7 @@ CHARSET_ALIASES = {
 _OFTEN_MISLABELLED = {"cp1252", "iso8859-15", "iso8859-2", "mac-roman", "ascii", "latin-1"}
 FALLBACKS = ("utf-8", "cp1252")
 _SEVEN_BIT_ENCODINGS = ("iso2022", "utf-7", "hz")  # encodings of non-ASCII text that use only ASCII bytes
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a raw 8-bit byte
 
 
 def python_codec(label: str | None) -> str | None:
@@ -71,7 +73,7 @@ def _without_lone_surrogates(text: str) -> str:
 
 def unescape_surrogates(text: str) -> str:
     """Header text the parser kept as surrogate escapes (raw 8-bit bytes, e.g. SMTPUTF8 addresses) made readable."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+    if _ESCAPED_BYTE.search(text) is None:
         return text
     try:
         raw = text.encode("utf-8", "surrogateescape")

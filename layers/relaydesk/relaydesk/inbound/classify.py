@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from relaydesk import markers
 from relaydesk.ids import new_id
-from relaydesk.inbound import dsn, forwarding, loops, routing
+from relaydesk.inbound import dsn, forwarding, limits, loops, routing
 from relaydesk.inbound.outcome import Decision, DropReason, Outcome
 from relaydesk.inbound.parse import ParsedMail
 from relaydesk.inbound.ports import InboundPorts
@@ -24,7 +24,7 @@ RATE_LIMIT_EXPLANATION = ("{sender} sent {count} messages to this account within
 
 
 def verification_token(mail: ParsedMail) -> str | None:
-    token = (mail.header(markers.VERIFICATION_HEADER) or "").strip().upper()
+    token = limits.one_line(mail.header(markers.VERIFICATION_HEADER) or "", limits.MAX_TOKEN_CHARS).upper()
     return token or markers.verification_token_from_body(mail.text[:200000])
 
 
@@ -51,11 +51,11 @@ def decide(stores: Stores, ports: InboundPorts, mail: ParsedMail, receipt: SesRe
     if loops.is_our_own_mail(mail, our_domains, account.account_id):
         return Decision(outcome=Outcome.DROPPED, reason=DropReason.OWN_MAIL_LOOP, **base)
 
-    requester = routing.requester_of(mail)
-    if requester is None:
+    sender = routing.requester_mailbox(mail)
+    if sender is None:
         return Decision(outcome=Outcome.DROPPED, reason=DropReason.NO_SENDER, **base)
-    base |= {"requester": requester, "requester_name": routing.requester_name(mail, requester),
-             "ccs": routing.ccs_of(mail, route, requester)}
+    requester = sender.address
+    base |= {"requester": requester, "requester_name": sender.name, "ccs": routing.ccs_of(mail, route, requester)}
     flags = ["multiple_forwarding"] if fwd.multiple else []
     auto = loops.auto_generated_reason(mail, requester)
     if auto:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from relaydesk import markers
+from relaydesk.inbound.limits import MAX_REPORT_FIELD_CHARS, MAX_REPORTS, one_line
 from relaydesk.inbound.loops import DAEMON_LOCAL_PARTS, EMAIL_ID_HEADER
 from relaydesk.inbound.parse import ParsedMail
 from relaydesk.tickets.model import DeliveryStatus, NotificationRecord
@@ -114,11 +115,12 @@ def record_reports(record: NotificationRecord, reports: list[RecipientReport], s
     seen = {(r.get("ses_message_id"), r.get("recipient")) for r in record.reports}
     changed = False
     for report in reports:
-        if (ses_message_id, report.recipient) in seen:
-            continue
-        record.reports.append({"ses_message_id": ses_message_id, "recipient": report.recipient,
-                               "action": report.action, "status": report.status,
-                               "diagnostic_code": report.diagnostic_code, "reporting_mta": report.reporting_mta})
+        if (ses_message_id, report.recipient) in seen or len(record.reports) >= MAX_REPORTS:
+            continue  # past MAX_REPORTS the status below still counts them; the raw reports stay in S3
+        record.reports.append({"ses_message_id": ses_message_id, **{
+            name: one_line(value, MAX_REPORT_FIELD_CHARS) for name, value in (
+                ("recipient", report.recipient), ("action", report.action), ("status", report.status),
+                ("diagnostic_code", report.diagnostic_code), ("reporting_mta", report.reporting_mta))}})
         changed = True
     new_status = status_after(record, reports)
     if new_status is not record.status:

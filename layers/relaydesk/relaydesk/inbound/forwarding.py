@@ -54,7 +54,8 @@ def analyse(mail: ParsedMail, own_final: set[str]) -> Forwarding:
         forwarders.extend(a for a in addresses if a not in not_hops)
 
     # Microsoft 365 / Exchange: each forwarding mailbox or rule leaves its address in these loop-detection headers.
-    exchange = mail.header_all("X-MS-Exchange-ForwardingLoop") + mail.header_all("X-MS-Exchange-Inbox-Rules-Loop")
+    exchange = [*mail.raw_header_all("X-MS-Exchange-ForwardingLoop"),
+                *mail.raw_header_all("X-MS-Exchange-Inbox-Rules-Loop")]
     auto = (mail.header("X-MS-Exchange-Organization-AutoForwarded") or "").strip().lower() == "true"
     # A mail flow (transport) rule that redirects leaves only a loop counter, no address.
     auto = auto or mail.header("X-MS-Exchange-Transport-Rules-Loop") is not None \
@@ -66,13 +67,12 @@ def analyse(mail: ParsedMail, own_final: set[str]) -> Forwarding:
     if google or mail.header_all("X-Forwarded-To"):
         add("google", [v.split()[0].lower().strip("<>") for v in google if v.split()])
     # Postfix, sieve, procmail: every local delivery on the way leaves a Delivered-To (or X-Original-To).
-    delivered = parse_addresses(mail.header_all("Delivered-To") + mail.header_all("X-Original-To"))
+    delivered = mail.addresses("Delivered-To", "X-Original-To")
     if [a for a in delivered if a not in not_hops]:
         add("delivered-to", delivered)
     # Resent-* (RFC 5322 3.6.6): a redirect/bounce re-sends with a block naming who re-sent it.
-    resent = mail.header_all("Resent-From") + mail.header_all("Resent-Sender")
-    if resent:
-        add("resent", parse_addresses(resent))
+    if mail.header_all("Resent-From") or mail.header_all("Resent-Sender"):
+        add("resent", mail.addresses("Resent-From", "Resent-Sender"))
     # Sender Rewriting Scheme (postsrsd, Exchange Online, Gmail's "+caf_="): the envelope sender was rewritten by
     # a forwarding server; SRS1 means a forward of a forward.
     return_path = (mail.header("Return-Path") or "").lower()

@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 
 from relaydesk import markers
+from relaydesk.inbound.limits import flag
 from relaydesk.inbound.parse import ParsedMail
 from relaydesk.inbound.ports import Counters
 
@@ -21,7 +22,7 @@ def auto_generated_reason(mail: ParsedMail, sender: str | None) -> str | None:
     """Why this mail must never be answered (RFC 3834), or None for mail a person wrote."""
     auto_submitted = (mail.header("Auto-Submitted") or "").strip().lower()
     if auto_submitted and not auto_submitted.startswith("no"):
-        return f"auto_submitted:{auto_submitted.split(';')[0].strip()}"
+        return flag(f"auto_submitted:{auto_submitted.split(';')[0].strip()}")
     if mail.header("X-Auto-Response-Suppress") is not None:
         return "x_auto_response_suppress"
     precedence = (mail.header("Precedence") or "").strip().lower()

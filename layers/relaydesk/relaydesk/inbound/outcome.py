@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+from relaydesk.inbound import limits
+
+
+def _at_most(limit: int) -> AfterValidator:
+    """Cut to `limit` (characters of a str, items of a list): a Decision is stored in the ledger before anything else,
+    so what it holds of a mail must fit there whatever the mail (the parser bounds it first; this makes sure)."""
+    return AfterValidator(lambda value: value[:limit])
+
+
+Name = Annotated[str, _at_most(limits.MAX_DISPLAY_NAME_CHARS)]
+Addresses = Annotated[list[str], _at_most(limits.MAX_CCS)]
+Flags = Annotated[list[Annotated[str, _at_most(limits.MAX_FLAG_CHARS)]], _at_most(limits.MAX_FLAGS)]
 
 
 class Outcome(StrEnum):
@@ -31,8 +45,8 @@ class Decision(BaseModel):
     same thing with the same ids."""
 
     outcome: Outcome
-    reason: str | None = None
-    explanation: str = ""
+    reason: Annotated[str, _at_most(64)] | None = None
+    explanation: Annotated[str, _at_most(limits.MAX_EXPLANATION_CHARS)] = ""
     received_at: datetime
     account_id: str | None = None
     ticket_id: str | None = None
@@ -41,16 +55,16 @@ class Decision(BaseModel):
     support_address: str | None = None
     recipient: str | None = None  # the system address SES delivered to
     requester: str | None = None
-    requester_name: str = ""
-    ccs: list[str] = Field(default_factory=list)
-    new_ccs: list[str] = Field(default_factory=list)  # added to an existing ticket by a participant's reply
-    flags: list[str] = Field(default_factory=list)
+    requester_name: Name = ""
+    ccs: Addresses = Field(default_factory=list)
+    new_ccs: Addresses = Field(default_factory=list)  # added to an existing ticket by a participant's reply
+    flags: Flags = Field(default_factory=list)
     public: bool = True
-    notify_to: list[str] = Field(default_factory=list)
-    notify_cc: list[str] = Field(default_factory=list)
+    notify_to: Addresses = Field(default_factory=list)
+    notify_cc: Addresses = Field(default_factory=list)
     thread_by: str | None = None
     forwarding_hops: int = 0
-    verification_token: str | None = None
+    verification_token: Annotated[str, _at_most(limits.MAX_TOKEN_CHARS)] | None = None
     dsn_ticket_id: str | None = None
     dsn_notification_id: str | None = None
 

@@ -2,34 +2,37 @@
 
 Memory: the mail is fed to the parser in chunks, straight from the S3 stream (`BlobStore.chunks`), so the raw bytes
 are never held whole; attachment payloads stay encoded inside the parsed tree and are decoded one at a time when
-stored (`Attachment.payload()`).
+stored (`Attachment.payload()`). What the parser may read is bounded (`parse_guard`); every field taken from the
+mail is bounded here (`limits`): addresses are parsed from the header as written, before encoded words are decoded.
 """
 
 from __future__ import annotations
 
 import binascii
 import re
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError, MessageError
 from email.feedparser import BytesFeedParser
-from email.header import decode_header
 from email.message import Message
 from email.policy import compat32
-from email.utils import collapse_rfc2231_value, getaddresses
+from email.utils import collapse_rfc2231_value
 
+from relaydesk.inbound import limits
+from relaydesk.inbound.addresses import Mailbox, parse_mailbox_values
 from relaydesk.inbound.charset import decode_bytes, unescape_surrogates
+from relaydesk.inbound.encoded_words import decode_words
 from relaydesk.inbound.html_text import html_to_text
+from relaydesk.inbound.parse_guard import FeedGuard
 
 DECODE_CHUNK = 1 << 20  # characters of base64 decoded at a time (a multiple of 4)
 _NOT_BASE64 = bytes(c for c in range(256) if chr(c) not in
                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 FEED_CHUNK = 1 << 16  # bytes per parser feed: bounded extra memory while parsing
 FALLBACK_TEXT_BYTES = 1 << 20  # of a mail the parser gave up on, this much of its start becomes the text
-MAX_HEADER_ADDRESSES = 200  # a header naming more is junk; the rest is ignored
-MAX_DEPTH = 20  # nesting of multiparts we follow
-_BARE_ADDRESS = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+\.[^\s<>\"',;:()\[\]]+")
-_MSGID = re.compile(r"<[^<>\s]{1,250}>")
+_MSGID = re.compile(rf"<[^<>\s\x00-\x1f\x7f]{{1,{limits.MAX_MESSAGE_ID_CHARS}}}>")
+_FOLDING = re.compile(r"\r?\n[ \t]+")
 # What the stdlib raises on malformed input it does not just record as a defect.
 PARSE_ERRORS = (MessageError, HeaderParseError, ValueError, LookupError, TypeError, AttributeError, IndexError,
                 UnicodeError, AssertionError)
@@ -64,6 +67,9 @@ class ParsedMail:
     report_type: str | None = None
     size: int = 0
     defects: list[str] = field(default_factory=list)
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)  # unfolded, encoded words left as written
+    _mailboxes: dict[str, list[Mailbox]] = field(default_factory=dict, repr=False, compare=False)  # parsed once
+    omitted: list[str] = field(default_factory=list)  # what the bounds left out (the raw mail in S3 has it)
 
     def header(self, name: str) -> str | None:
         wanted = name.lower()
@@ -73,80 +79,78 @@ class ParsedMail:
         wanted = name.lower()
         return [v for n, v in self.headers if n.lower() == wanted]
 
+    def raw_header_all(self, name: str) -> list[str]:
+        wanted = name.lower()
+        return [v for n, v in self.raw_headers if n.lower() == wanted]
+
+    def mailboxes(self, *names: str) -> list[Mailbox]:
+        """The mailboxes of the named headers, in order, parsed from the headers as written (encoded words are
+        decoded in display names only, after the list was split), at most MAX_HEADER_ADDRESSES per header."""
+        found: list[Mailbox] = []
+        for name in names:
+            key = name.lower()
+            if key not in self._mailboxes:
+                self._mailboxes[key] = parse_mailbox_values(self.raw_header_all(name))
+            found.extend(self._mailboxes[key])
+        return found
+
     def addresses(self, *names: str) -> list[str]:
         """Lower-cased addr-specs from the named headers, in order, without duplicates."""
-        found: list[str] = []
-        for name in names:
-            found.extend(parse_addresses(self.header_all(name)))
-        return list(dict.fromkeys(found))
-
-    def named_addresses(self, name: str) -> list[tuple[str, str]]:
-        return parse_named_addresses(self.header_all(name))
+        return list(dict.fromkeys(m.address for m in self.mailboxes(*names)))
 
     @property
     def subject(self) -> str:
-        return " ".join((self.header("Subject") or "").split())
+        return limits.one_line(self.header("Subject") or "", limits.MAX_SUBJECT_CHARS)
 
     @property
     def message_id(self) -> str | None:
-        ids = _MSGID.findall(self.header("Message-ID") or "")
-        return ids[0] if ids else None
+        found = _MSGID.search(self.header("Message-ID") or "")
+        return found.group() if found else None
 
     @property
     def in_reply_to(self) -> list[str]:
-        return _MSGID.findall(" ".join(self.header_all("In-Reply-To")))
+        return [m.group() for m, _ in zip(_MSGID.finditer(" ".join(self.header_all("In-Reply-To"))),
+                                          range(limits.MAX_REFERENCES), strict=False)]
 
     @property
     def references(self) -> list[str]:
-        return _MSGID.findall(" ".join(self.header_all("References")))
+        """The newest MAX_REFERENCES ids (the last ones) of a References header of any length."""
+        newest = deque((m.group() for m in _MSGID.finditer(" ".join(self.header_all("References")))),
+                       maxlen=limits.MAX_REFERENCES)
+        return list(newest)
+
+
+def unfold(raw: str) -> str:
+    """A header value as one line, raw 8-bit bytes (SMTPUTF8) made readable; encoded words left as written."""
+    return _FOLDING.sub(" ", unescape_surrogates(str(raw))).strip()
 
 
 def decode_header_value(raw: str) -> str:
-    """RFC 2047 encoded words and raw 8-bit bytes decoded; folding removed."""
-    text = re.sub(r"\r?\n[ \t]+", " ", unescape_surrogates(str(raw)))
-    if "=?" not in text:
-        return text.strip()
-    try:
-        pieces = decode_header(text)
-    except PARSE_ERRORS:
-        return text.strip()
-    out = [decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk for chunk, charset in pieces]
-    return "".join(out).strip()
-
-
-def _valid_addr(addr: str) -> bool:
-    return addr.count("@") == 1 and all(addr.split("@")) and not any(c.isspace() or c in "<>\"" for c in addr)
-
-
-def parse_named_addresses(values: list[str]) -> list[tuple[str, str]]:
-    result: list[tuple[str, str]] = []
-    for value in values:
-        try:
-            found = [(name, addr.strip().lower()) for name, addr in getaddresses([value])]
-        except PARSE_ERRORS:
-            found = []
-        found = [(name, addr) for name, addr in found if _valid_addr(addr)]
-        # An unbalanced quote or bracket defeats the RFC 5322 parser; the addr-spec is usually still plain to see.
-        result.extend(found or [("", m.lower()) for m in _BARE_ADDRESS.findall(value)])
-    return result[:MAX_HEADER_ADDRESSES]
+    """RFC 2047 encoded words and raw 8-bit bytes decoded; folding removed. Linear in the value's length."""
+    return decode_words(unfold(raw)).strip()
 
 
 def parse_addresses(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(addr for _, addr in parse_named_addresses(values)))
+    """The addr-specs of header values as written (not decoded), in order, without duplicates."""
+    return list(dict.fromkeys(m.address for m in parse_mailbox_values([unfold(v) for v in values])))
 
 
 def parse(raw: bytes | Iterable[bytes]) -> ParsedMail:
     """The mail as bytes, or as chunks of bytes in order (a stream, read once). Malformed mail never raises: whatever
     cannot be read becomes a defect and the rest is kept. An error of the stream itself (S3) is not the mail's: it
     propagates, so the invocation fails and is retried."""
-    message, size, head, error = _feed(_chunked(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw)
-    mail = ParsedMail(size=size)
+    guard = FeedGuard()
+    message, size, head, error = _feed(_chunked(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw,
+                                       guard)
+    mail = ParsedMail(size=size, omitted=guard.omitted)
     if message is None:
         mail.defects.append(f"unparseable: {type(error).__name__}")
-        mail.text = decode_bytes(bytes(head))
+        mail.text = limits.safe_text(decode_bytes(bytes(head)))
+        mail.omitted.append("the structure: the parser gave up, the start of the mail is the text")
         return mail
     try:
-        mail.headers = [(str(name), decode_header_value(value)) for name, value in message.raw_items()]
+        mail.raw_headers = [(str(name), unfold(value)) for name, value in message.raw_items()]
+        mail.headers = [(name, decode_words(value).strip()) for name, value in mail.raw_headers]
     except PARSE_ERRORS as error:
         mail.defects.append(f"headers: {type(error).__name__}")
     mail.content_type = _content_type(message)
@@ -157,10 +161,12 @@ def parse(raw: bytes | Iterable[bytes]) -> ParsedMail:
         _walk(message, mail, texts, htmls, depth=0)
     except (*PARSE_ERRORS, RecursionError) as error:  # keep the parts read so far
         mail.defects.append(f"structure: {type(error).__name__}")
-    mail.text = "\n\n".join(t for t in texts if t.strip()).strip()
-    mail.html = "\n".join(htmls) if htmls else None
+    mail.text = limits.safe_text("\n\n".join(t for t in texts if t.strip()).strip())
+    mail.html = limits.safe_text("\n".join(htmls)) if htmls else None
     if not mail.text and mail.html:
-        mail.text = html_to_text(mail.html)
+        if len(mail.html) > limits.MAX_HTML_TO_TEXT_CHARS:
+            mail.omitted.append(f"the text of the HTML after its first {limits.MAX_HTML_TO_TEXT_CHARS:,} characters")
+        mail.text = html_to_text(mail.html[:limits.MAX_HTML_TO_TEXT_CHARS])
     return mail
 
 
@@ -169,32 +175,35 @@ def _chunked(raw: bytes | bytearray | memoryview) -> Iterable[bytes]:
     return (view[start:start + FEED_CHUNK].tobytes() for start in range(0, len(view), FEED_CHUNK))
 
 
-def _feed(chunks: Iterable[bytes]) -> tuple[Message | None, int, bytearray, Exception | None]:
+def _feed(chunks: Iterable[bytes], guard: FeedGuard) -> tuple[Message | None, int, bytearray, Exception | None]:
     """(the message or None, size in bytes, the start of the mail, the parser's error). Only the parser's errors are
     caught: the loop reading `chunks` is outside the guard. The stream is read to its end even after the parser gave
-    up, so the size is the mail's."""
-    parser = BytesFeedParser(policy=compat32)
+    up or the guard stopped feeding it, so the size is the mail's."""
+    parser = BytesFeedParser(_factory=guard.factory, policy=compat32)
+    guard.reset_parts()
     size, head, error = 0, bytearray(), None
     for chunk in chunks:
         size += len(chunk)
         if len(head) < FALLBACK_TEXT_BYTES:
             head += chunk[:FALLBACK_TEXT_BYTES - len(head)]
-        if error is None:
+        if error is None and not guard.stopped:
             try:
-                parser.feed(chunk)
-            except PARSE_ERRORS as failed:
+                parser.feed(guard.admit(chunk))
+            except (*PARSE_ERRORS, RecursionError) as failed:
                 error = failed
+            guard.check_parts()
     if error is None:
         try:
+            parser.feed(guard.finish())
             return parser.close(), size, head, None
-        except PARSE_ERRORS as failed:
+        except (*PARSE_ERRORS, RecursionError) as failed:
             error = failed
     return None, size, head, error
 
 
 def _content_type(part: Message) -> str:
     try:
-        return part.get_content_type()
+        return limits.content_type(part.get_content_type())
     except PARSE_ERRORS:
         return "application/octet-stream"
 
@@ -212,6 +221,11 @@ def _param(part: Message, name: str, header: str = "content-type") -> str | None
         return None
 
 
+def _charset(part: Message) -> str | None:
+    charset = _param(part, "charset")
+    return charset[:limits.MAX_CHARSET_CHARS] if charset else None
+
+
 def _disposition(part: Message) -> str:
     try:
         return (part.get_content_disposition() or "").lower()
@@ -220,7 +234,8 @@ def _disposition(part: Message) -> str:
 
 
 def _filename(part: Message) -> str | None:
-    return _param(part, "filename", "content-disposition") or _param(part, "name")
+    name = _param(part, "filename", "content-disposition") or _param(part, "name")
+    return limits.filename(name) if name else None
 
 
 def _base64_chunked(text: str) -> bytes:
@@ -261,7 +276,7 @@ def _decoded_payload(part: Message) -> bytes:
 
 
 def _text_of(part: Message) -> str:
-    return decode_bytes(_decoded_payload(part), _param(part, "charset"))
+    return decode_bytes(_decoded_payload(part), _charset(part))
 
 
 def _serialized(part: Message) -> bytes:
@@ -270,21 +285,24 @@ def _serialized(part: Message) -> bytes:
     target = inner[0] if isinstance(inner, list) and inner else part
     try:
         return target.as_bytes(policy=compat32) if isinstance(target, Message) else b""
-    except PARSE_ERRORS:
+    except (*PARSE_ERRORS, RecursionError):
         return str(target).encode("utf-8", "surrogateescape")
 
 
 def _walk(part: Message, mail: ParsedMail, texts: list[str], htmls: list[str], depth: int) -> None:
-    if depth > MAX_DEPTH:
-        mail.defects.append("nesting too deep")
+    if depth > limits.MAX_STRUCTURE_DEPTH:
+        _walk_flat(part, mail, texts, htmls)
         return
     ctype = _content_type(part)
     if ctype == "multipart/report":
-        mail.report_type = (_param(part, "report-type") or "").lower() or None
+        mail.report_type = limits.one_line(_param(part, "report-type") or "", 64).lower() or None
         _walk_report(part, mail, texts, htmls, depth)
         return
     if ctype == "message/rfc822":  # kept whole as an attachment; the forwarded mail is not our comment
         _add_attachment(mail, part, _filename(part) or "forwarded-message.eml", ctype, payload=_serialized)
+        return
+    if ctype.startswith("multipart/") and not part.is_multipart():  # its boundary never appears: it is text
+        texts.append(_text_of(part))
         return
     if part.is_multipart():
         children = [c for c in (part.get_payload() or []) if isinstance(c, Message)]
@@ -294,15 +312,39 @@ def _walk(part: Message, mail: ParsedMail, texts: list[str], htmls: list[str], d
             for child in children:
                 _walk(child, mail, texts, htmls, depth + 1)
         return
+    _leaf(part, ctype, mail, texts, htmls)
+
+
+def _leaf(part: Message, ctype: str, mail: ParsedMail, texts: list[str], htmls: list[str]) -> None:
+    """A part that holds content: text for the comment, a file, or both. Text the sender's client shows inline
+    reaches the comment even when it also has a file name (Apple Mail writes one), and the file is kept too; a named
+    text part without a disposition is a file, as before."""
     disposition = _disposition(part)
     filename = _filename(part)
-    is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
-    if is_body_text:
+    if ctype in ("text/plain", "text/html") and (disposition == "inline" or (not disposition and not filename)):
         (texts if ctype == "text/plain" else htmls).append(_text_of(part))
-        return
+        if not filename:
+            return
     if ctype == "application/ms-tnef" and not filename:
         filename = "winmail.dat"
     _add_attachment(mail, part, filename or _default_name(ctype, len(mail.attachments) + 1), ctype)
+
+
+def _walk_flat(top: Message, mail: ParsedMail, texts: list[str], htmls: list[str]) -> None:
+    """Parts nested deeper than MAX_STRUCTURE_DEPTH, in order, without their structure (no recursion): every text
+    reaches the comment, every other part is kept as a file."""
+    mail.omitted.append(f"the structure of parts nested deeper than {limits.MAX_STRUCTURE_DEPTH} levels "
+                        "(their text and files are kept, in order)")
+    stack = [top]
+    while stack:
+        part = stack.pop()
+        ctype = _content_type(part)
+        if ctype == "message/rfc822":
+            _add_attachment(mail, part, _filename(part) or "forwarded-message.eml", ctype, payload=_serialized)
+        elif part.is_multipart():
+            stack.extend(reversed([c for c in (part.get_payload() or []) if isinstance(c, Message)]))
+        else:
+            _leaf(part, ctype, mail, texts, htmls)
 
 
 def _walk_alternative(children: list[Message], mail: ParsedMail, texts: list[str], htmls: list[str],
@@ -365,10 +407,9 @@ def _default_name(ctype: str, index: int) -> str:
 
 def _add_attachment(mail: ParsedMail, part: Message, filename: str, ctype: str,
                     payload: Callable[[Message], bytes] = _decoded_payload) -> None:
-    content_id = None
     try:
         raw_cid = part.get("Content-ID")
-        content_id = decode_header_value(raw_cid).strip("<> ") if raw_cid else None
+        content_id = limits.content_id(decode_header_value(raw_cid)) if raw_cid else None
     except PARSE_ERRORS:
         content_id = None
     inline = _disposition(part) == "inline" or (content_id is not None and _disposition(part) != "attachment")

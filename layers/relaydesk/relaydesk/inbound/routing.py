@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from relaydesk.accounts import Account, subdomain_of_system_address, system_address
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.inbound.addresses import Mailbox
+from relaydesk.inbound.limits import MAX_CCS
 from relaydesk.inbound.parse import ParsedMail
 from relaydesk.store.ports import DirectoryStore
 
@@ -55,29 +57,23 @@ def resolve(directory: DirectoryStore, mail: ParsedMail, account: Account, recip
                  mail_domain=mail_domain.lower())
 
 
-def requester_of(mail: ParsedMail) -> str | None:
-    """The first address of Reply-To, else of From (issue 4), whatever forwarding happened."""
+def requester_mailbox(mail: ParsedMail) -> Mailbox | None:
+    """The first mailbox of Reply-To, else of From, whatever forwarding happened: its angle-bracket address, never
+    its display name (parsed before the name's encoded words are decoded, `inbound/addresses.py`)."""
     for name in ("Reply-To", "From"):
-        found = mail.addresses(name)
+        found = mail.mailboxes(name)
         if found:
             return found[0]
     return None
 
 
-def requester_name(mail: ParsedMail, requester: str) -> str:
-    for name in ("Reply-To", "From"):
-        for display, addr in mail.named_addresses(name):
-            if addr == requester and display:
-                return display
-    return ""
-
-
 def ccs_of(mail: ParsedMail, route: Route, requester: str | None) -> list[str]:
-    """The other To/Cc addresses, when the account has CCs and followers on; never one of our own addresses."""
+    """The other To/Cc addresses, when the account has CCs and followers on; never one of our own addresses; at most
+    MAX_CCS of them."""
     if not route.account.settings.ccs_and_followers_enabled:
         return []
     return [a for a in mail.addresses("To", "Cc")
-            if a not in route.own_addresses and a != requester and not is_system_domain(a, route.mail_domain)]
+            if a not in route.own_addresses and a != requester and not is_system_domain(a, route.mail_domain)][:MAX_CCS]
 
 
 def is_system_domain(address: str, mail_domain: str) -> bool:

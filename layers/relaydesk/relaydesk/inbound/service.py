@@ -14,7 +14,7 @@ from typing import Any
 
 from relaydesk import markers
 from relaydesk.errors import ConflictError, NotFoundError
-from relaydesk.inbound import acknowledge, bodies
+from relaydesk.inbound import acknowledge, bodies, limits
 from relaydesk.inbound.attachments import store_attachments
 from relaydesk.inbound.classify import decide, email_id_alias
 from relaydesk.inbound.dsn import read_report, record_reports
@@ -86,12 +86,12 @@ def _apply(stores: Stores, decision: Decision, mail: ParsedMail, receipt: SesRec
 
 
 def _comment_of(stores: Stores, decision: Decision, mail: ParsedMail, ses_message_id: str) -> Comment:
-    assert decision.ticket_id and decision.comment_id and decision.requester
-    text, html, attachments = bodies.fit(mail.text, mail.html, mail.attachments)
-    refs = store_attachments(stores.blobs, attachments, decision.ticket_id, decision.comment_id)
+    assert decision.ticket_id and decision.comment_id and decision.requester and decision.account_id
+    text, html, attachments, cut = bodies.fit(mail.text, mail.html, mail.attachments)
+    refs = store_attachments(stores.blobs, attachments, decision.account_id, decision.ticket_id, decision.comment_id)
     return Comment(comment_id=decision.comment_id, author=decision.requester, body=text, html_body=html,
                    public=decision.public, source_message_id=mail.message_id, ses_message_id=ses_message_id,
-                   attachments=refs, created_at=decision.received_at)
+                   attachments=refs, omitted=[*mail.omitted, *cut], created_at=decision.received_at)
 
 
 def _new_ticket(stores: Stores, decision: Decision, mail: ParsedMail, ses_message_id: str) -> None:
@@ -99,18 +99,16 @@ def _new_ticket(stores: Stores, decision: Decision, mail: ParsedMail, ses_messag
     comment = _comment_of(stores, decision, mail, ses_message_id)
     suspended = decision.outcome is Outcome.SUSPENDED
     ticket = Ticket(ticket_id=decision.ticket_id, account_id=decision.account_id,
-                    support_address=decision.support_address, subject=mail.subject[:500] or "(no subject)",
+                    support_address=decision.support_address, subject=mail.subject or "(no subject)",
                     requester=decision.requester, ccs=decision.ccs,
                     status=TicketStatus.SUSPENDED if suspended else TicketStatus.NEW,
                     suspension_reason=SuspensionReason(decision.reason) if suspended else None,
                     suspension_explanation=decision.explanation or None, flags=decision.flags,
                     comments=[comment], created_at=decision.received_at, updated_at=decision.received_at)
     try:
-        stores.tickets.create_ticket(ticket)
-    except ConflictError:  # an earlier attempt created it; make sure its first comment is there
-        existing = stores.tickets.get_ticket(decision.ticket_id)
-        if existing is not None and not any(c.comment_id == comment.comment_id for c in existing.comments):
-            stores.tickets.add_comment(decision.ticket_id, comment)
+        stores.tickets.create_ticket(ticket)  # with its first comment, in one transaction
+    except ConflictError:
+        pass  # an earlier attempt of this decision wrote both: nothing is missing
     if mail.message_id:
         stores.tickets.link_message_id(mail.message_id, decision.ticket_id)  # replies-all to the original mail
     if decision.notification_id:
@@ -126,24 +124,18 @@ def _comment(stores: Stores, decision: Decision, mail: ParsedMail, ses_message_i
     if ticket is None:
         raise NotFoundError(f"ticket {decision.ticket_id} vanished while a comment was added")
     comment = _comment_of(stores, decision, mail, ses_message_id)
-    if not any(c.comment_id == comment.comment_id for c in ticket.comments):
-        stores.tickets.add_comment(decision.ticket_id, comment)
+    stores.tickets.add_comment(decision.ticket_id, comment)  # the same item again on a retry; moves updated_at
     if mail.message_id:
         stores.tickets.link_message_id(mail.message_id, decision.ticket_id)
-    changed = False
-    for cc in decision.new_ccs:
-        if cc not in ticket.ccs:
-            ticket.ccs.append(cc)
-            changed = True
-    for flag in decision.flags:
-        if flag not in ticket.flags:
-            ticket.flags.append(flag)
-            changed = True
-    if decision.public and ticket.status in (TicketStatus.PENDING, TicketStatus.SOLVED):
-        ticket.status, changed = TicketStatus.OPEN, True
-    if changed:
-        ticket.updated_at = max(ticket.updated_at, decision.received_at)
-        stores.tickets.update_ticket(ticket)
+    # Attribute by attribute, in place: another reply (or an agent) may be changing this ticket at this very moment.
+    at = decision.received_at
+    for cc in decision.new_ccs:  # one at a time: as many as fit under the limit land
+        stores.tickets.add_ccs(decision.ticket_id, [cc], at, limit=limits.MAX_CCS)
+    if decision.flags:
+        stores.tickets.add_flags(decision.ticket_id, decision.flags, at, limit=limits.MAX_FLAGS)
+    if decision.public:
+        stores.tickets.change_status(decision.ticket_id, TicketStatus.OPEN, at,
+                                     from_statuses=frozenset({TicketStatus.PENDING, TicketStatus.SOLVED}))
     if decision.notification_id:
         account = stores.directory.get_account(decision.account_id)
         author = decision.requester_name or decision.requester or "Someone"

@@ -33,16 +33,23 @@ if TYPE_CHECKING:
 
 MESSAGE_TOO_BIG = 552  # RFC 5321 4.2.2: exceeded storage allocation; submission servers use it for size limits
 
+AddressKey = tuple[str, str]  # (account id, email): each account has its own record of an address
+
+
+def address_key(notification: Notification) -> AddressKey:
+    """The notification's support address as its own account has it, never another account's record."""
+    return notification.account_id, notification.support_address
+
 
 class ConnectorGroup:
     """One smarthost and credential within one batch: at most one open connection, reused message after message."""
 
     def __init__(self, relay: Relay, secret_id: str,
-                 addresses: dict[str, SupportAddress | None] | None = None) -> None:
+                 addresses: dict[AddressKey, SupportAddress | None] | None = None) -> None:
         self.relay = relay
         # Read once per group (the relay's plan already read them), not once per message; dropped whenever this
         # group writes an address (hold, release, error, working version), so it never acts on a stale copy.
-        self.addresses: dict[str, SupportAddress | None] = dict(addresses or {})
+        self.addresses: dict[AddressKey, SupportAddress | None] = dict(addresses or {})
         self.accounts: dict[str, Account] = {}
         self.stores = relay.stores
         self.secret_id = secret_id
@@ -70,7 +77,7 @@ class ConnectorGroup:
                 pool.run(session.close())
 
     def deliver(self, notification: Notification) -> Result:
-        address = self._address(notification.support_address)
+        address = self._address(notification)
         if address is None or address.connector is None:
             return self.relay.ses.send(notification)
         if self.broken is not None:
@@ -140,10 +147,11 @@ class ConnectorGroup:
 
     # --- helpers ------------------------------------------------------------------------------------------------
 
-    def _address(self, email: str) -> SupportAddress | None:
-        if email not in self.addresses:
-            self.addresses[email] = self.stores.directory.get_address(email)
-        return self.addresses[email]
+    def _address(self, notification: Notification) -> SupportAddress | None:
+        key = address_key(notification)
+        if key not in self.addresses:
+            self.addresses[key] = self.stores.directory.get_account_address(*key)
+        return self.addresses[key]
 
     def _refused(self, notification: Notification, address: SupportAddress, error: SmtpDeliveryError) -> Result:
         if error.smtp_code is None:  # timed out or dropped, not a reply: its state is doubtful, so it is not pooled
@@ -253,9 +261,9 @@ class ConnectorGroup:
         self.reusable = False
         self.relay.pool.forget(self.secret_id)
         if notification.kind is NotificationKind.VERIFICATION:
-            hold.hold_address(self.stores, address.email, error, version_id=getattr(error, "version_id", None))
+            hold.hold_address(self.stores, address, error, version_id=getattr(error, "version_id", None))
             return Result.of_error(error, self._route(address))  # a test mail is not parked: `verify` reports it
-        hold.hold_address(self.stores, address.email, error, version_id=getattr(error, "version_id", None))
+        hold.hold_address(self.stores, address, error, version_id=getattr(error, "version_id", None))
         hold.park(self.stores, notification)
         self.broken = Result.of_error(error, self._route(address))
         return Result(Outcome.HELD, route=self._route(address), smtp_code=error.smtp_code,
@@ -275,16 +283,17 @@ class ConnectorGroup:
         assert self.version is not None and address.connector is not None
         if hold.is_held(address):
             self.addresses.clear()
-            hold.release_held(self.stores, address.email)
-            address = self.stores.directory.get_address(address.email) or address
+            hold.release_held(self.stores, address.account_id, address.email)
+            address = self.stores.directory.get_account_address(address.account_id, address.email) or address
         if address.connector is not None and address.connector.credentials_version != self.version.version_id:
             address.connector.credentials_version = self.version.version_id
             self.stores.directory.put_address(address)
-            self.addresses = {address.email: address}  # what was just written is what the next message sees
+            # What was just written is what the next message sees.
+            self.addresses = {(address.account_id, address.email): address}
 
     def _note_error(self, address: SupportAddress, text: str) -> None:
         self.addresses.clear()
-        fresh = self.stores.directory.get_address(address.email)
+        fresh = self.stores.directory.get_account_address(address.account_id, address.email)
         if fresh is not None:
             fresh.last_error = text
             self.stores.directory.put_address(fresh)

@@ -2,7 +2,7 @@
 reply and what to do, and its notifications are parked (neither dropped nor retried hot) until the credentials
 change; then `release_held` sends them again.
 
-Who calls `release_held(stores, email)`: rotation's finish step and every credential change of ADDRESSES
+Who calls `release_held(stores, account_id, email)`: rotation's finish step and every credential change of ADDRESSES
 (through `lifecycle.release_held_notifications`), and the relay itself when it sees a new secret VersionId.
 """
 
@@ -48,9 +48,10 @@ def explanation(error: AuthenticationFailedError, *, host: str, username: str, o
             f"change. What to do: {what_to_do}")
 
 
-def hold_address(stores: Stores, email: str, error: AuthenticationFailedError, *, version_id: str | None) -> None:
+def hold_address(stores: Stores, refused: SupportAddress, error: AuthenticationFailedError, *,
+                 version_id: str | None) -> None:
     """Put the address in the auth_failed hold (idempotent: the first hold's time is kept)."""
-    address = stores.directory.get_address(email)
+    address = stores.directory.get_account_address(refused.account_id, refused.email)
     if address is None or address.connector is None:
         return
     connector = address.connector
@@ -70,9 +71,9 @@ def park(stores: Stores, notification: Notification) -> None:
     held_store(stores).park(notification.support_address, notification)
 
 
-def lift_hold(stores: Stores, email: str) -> SupportAddress | None:
+def lift_hold(stores: Stores, account_id: str, email: str) -> SupportAddress | None:
     """Back to work: active when outbound was verified, else pending. No-op unless the address is held."""
-    address = stores.directory.get_address(email)
+    address = stores.directory.get_account_address(account_id, email)
     if not is_held(address):
         return address
     assert address is not None and address.connector is not None
@@ -87,19 +88,28 @@ def lift_hold(stores: Stores, email: str) -> SupportAddress | None:
     return address
 
 
-def release_held(stores: Stores, email: str) -> int:
+def release_held(stores: Stores, account_id: str, email: str) -> int:
     """Lift the address's hold and send every parked notification to the queue again; returns how many.
 
     Call it after the credentials changed (rotation, `addresses rotate`, reconnect) or the connector was disabled,
     enabled or verified. Each notification is queued before it is unparked: a crash in between leaves a duplicate
     that the relay's idempotency turns into one SMTP transaction, never a loss.
     """
-    lift_hold(stores, email)
+    lift_hold(stores, account_id, email)
     if stores.held is None:
         return 0
     released = 0
     for notification in stores.held.list(email):
+        if notification.account_id != account_id:
+            continue  # another account's record of the same address: its own hold releases them
         stores.queue.send(notification)
         stores.held.remove(email, notification.notification_id)
         released += 1
     return released
+
+
+def held_notifications(stores: Stores, account_id: str, email: str) -> list[Notification]:
+    """What waits behind the address's hold, for this account only (an address record is per account)."""
+    if stores.held is None:
+        return []
+    return [n for n in stores.held.list(email) if n.account_id == account_id]

@@ -18,11 +18,12 @@ from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress, VerificationStatus
-from relaydesk.errors import NotFoundError, RelaydeskError
+from relaydesk.attachments.links import account_prefix, owned_by
+from relaydesk.errors import ForeignAttachmentError, NotFoundError, RelaydeskError
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
-from relaydesk.outbound.connector import ConnectorGroup
+from relaydesk.outbound.connector import AddressKey, ConnectorGroup, address_key
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.once import AlreadyInProgress, OnceGuard
 from relaydesk.outbound.policy import Outcome, retry_delay
@@ -32,6 +33,7 @@ from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.shaper import Shaper
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
+from relaydesk.outbound.suppression import without_suppressed
 from relaydesk.outbound.throttles import describe, throttle_rule
 from relaydesk.outbound.turns import Turns
 from relaydesk.store.ports import QueueCarry, Requeued
@@ -97,11 +99,13 @@ class Relay:
         self._remaining_ms = remaining_ms
         items = [BatchItem(record, parse_record(record)) for record in records]
         groups: dict[tuple, list[BatchItem]] = {}
-        addresses: dict[str, SupportAddress | None] = {}  # each address read once per batch, handed to its group
+        addresses: dict[AddressKey, SupportAddress | None] = {}  # each address read once per batch, handed to its group
         for item in items:
             if item.notification is None:
                 # Unreadable: kept in the queue, so after the last attempt it waits in the DLQ for a human.
                 item.result = Result(Outcome.DEFERRED, reply="the SQS message is not a Notification")
+                continue
+            if self._leave_out_suppressed(item):
                 continue
             try:
                 plan = self._plan(item.notification, addresses)
@@ -119,11 +123,18 @@ class Relay:
         self._settle(items)
         return [self._finish(item) for item in items]
 
-    def _plan(self, notification: Notification, addresses: dict[str, SupportAddress | None]) -> tuple:
+    def _plan(self, notification: Notification, addresses: dict[AddressKey, SupportAddress | None]) -> tuple:
         """("ses",) or ("connector", secret id): the route, and the group that shares one connection."""
-        if notification.support_address not in addresses:
-            addresses[notification.support_address] = self.stores.directory.get_address(notification.support_address)
-        address = addresses[notification.support_address]
+        foreign = [ref for ref in notification.attachments if not owned_by(notification.account_id, ref.s3_key)]
+        if foreign:
+            # Never fetched nor linked: only the notification's own account's attachments go out with it.
+            raise ForeignAttachmentError(
+                f"{len(foreign)} attachment(s) of this notification are not stored under its account's prefix "
+                f"({account_prefix(notification.account_id)}); nothing was sent")
+        key = address_key(notification)
+        if key not in addresses:
+            addresses[key] = self.stores.directory.get_account_address(*key)
+        address = addresses[key]
         settings = self.stores.settings
         if address is None or address.kind is AddressKind.SYSTEM or \
                 subdomain_of_system_address(notification.support_address, settings.mail_domain):
@@ -198,7 +209,24 @@ class Relay:
             item.result = Result(Outcome.DEFERRED, reply=f"unexpected {type(error).__name__}; retried later")
             return
         if not item.result.duplicate:
+            item.result.refused = [*item.result.refused, *item.suppressed]
             self._record(notification, item.result, last=item.attempt >= self.max_attempts)
+
+    def _leave_out_suppressed(self, item: BatchItem) -> bool:
+        """Recipients SES reported as undeliverable or complaining are not sent to by any route (the refusal says
+        why); True when nobody is left, the notification then recorded as failed."""
+        notification = item.notification
+        suppressions = self.stores.suppressions
+        if suppressions is None or notification is None or notification.kind is NotificationKind.VERIFICATION:
+            return False
+        found = suppressions.suppressed(notification.account_id, [*notification.recipients, *notification.cc])
+        item.notification, item.suppressed = without_suppressed(notification, found)
+        if item.notification.recipients:
+            return False
+        item.result = Result(Outcome.FAILED, reply="; ".join(r.reply for r in item.suppressed),
+                             refused=item.suppressed)
+        self._record(notification, item.result)
+        return True
 
     def _record(self, notification: Notification, result: Result, *, last: bool = False) -> None:
         if not notification.ticket_id:
@@ -273,10 +301,11 @@ class Relay:
     # --- a connector group --------------------------------------------------------------------------------------
 
     def _connector_group(self, secret_id: str, items: list[BatchItem],
-                         addresses: dict[str, SupportAddress | None]) -> None:
-        mine = {item.notification.support_address for item in items if item.notification is not None}
-        group = ConnectorGroup(self, secret_id, {email: addresses[email] for email in mine if email in addresses})
-        address = addresses.get(next(iter(mine))) if len(mine) == 1 else None
+                         addresses: dict[AddressKey, SupportAddress | None]) -> None:
+        mine = {address_key(item.notification) for item in items if item.notification is not None}
+        group = ConnectorGroup(self, secret_id, {key: addresses[key] for key in mine if key in addresses})
+        only = next(iter(mine)) if len(mine) == 1 else None
+        address = addresses.get(only) if only is not None else None
         if self.turns is None or address is None or address.connector is None or \
                 address.connector.state not in (ConnectorState.ACTIVE, ConnectorState.PENDING):
             group.run(items)  # unshaped; a held address parks its notifications without sending
@@ -292,7 +321,7 @@ class Relay:
             pending = [] if last else self.turns.soon(pending, self._remaining_ms)
             if not pending:
                 break
-            group = ConnectorGroup(self, secret_id, {address.email: address})
+            group = ConnectorGroup(self, secret_id, {only: address})  # type: ignore[dict-item]
 
     def _settle(self, items: list[BatchItem]) -> None:
         """Waiting notifications go back to the queue for their turn as new SQS messages (a wait is not a

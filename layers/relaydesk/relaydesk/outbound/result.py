@@ -74,6 +74,7 @@ class BatchItem:
     notification: Notification | None
     started: float = field(default_factory=time.perf_counter)
     result: Result | None = None
+    suppressed: list[RecipientOutcome] = field(default_factory=list)  # recipients left out, and why
     turn: Any = None  # its mailbox's turn in this batch (outbound/turns.py), when the shaper admitted it
     wait_until: float | None = None  # when it waits: when to look again, on the shaper's clock
     booking: float | None = None  # the turn the shaper gave it, carried to its next SQS message

@@ -38,7 +38,7 @@ class SesRoute:
     def _compose(self, notification: Notification, *, inline: bool) -> Composed:
         directory = self.stores.directory
         account = directory.get_account(notification.account_id)
-        address = directory.get_address(notification.support_address)
+        address = directory.get_account_address(notification.account_id, notification.support_address)
         sender_address = system_address(account.subdomain, self.stores.settings.mail_domain)
         name = sender_name(account, address, notification)
         support_domain = notification.support_address.rpartition("@")[2]

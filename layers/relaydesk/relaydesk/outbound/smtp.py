@@ -9,11 +9,13 @@ password or access token is only ever sent over TLS and never appears in an erro
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from dataclasses import dataclass, field
 
 import aiosmtplib
 
+from relaydesk import destinations
 from relaydesk.credentials import SmtpCredentials, TlsMode
 from relaydesk.errors import (
     CertificateVerificationError,
@@ -68,6 +70,8 @@ def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | N
 class SmtpSubmission:
     """One authenticated connection to one smarthost with one login. Not thread-safe: one batch group uses it."""
 
+    client_class: type[aiosmtplib.SMTP] = aiosmtplib.SMTP  # a subclass may speak through another protocol
+
     def __init__(self, credentials: SmtpCredentials, *, timeouts: Timeouts | None = None,
                  local_hostname: str = "relaydesk.invalid", tokens: AccessTokens | None = None) -> None:
         self._credentials = credentials
@@ -89,17 +93,26 @@ class SmtpSubmission:
         `fresh_token` (oauth2): a new access token rather than the cached one (the smarthost refused it)."""
         creds = self._credentials
         implicit = creds.tls_mode is TlsMode.IMPLICIT
-        smtp = aiosmtplib.SMTP(hostname=creds.host, port=creds.port, use_tls=implicit, start_tls=False,
-                               tls_context=client_tls_context(creds.ca_bundle_pem), timeout=self._timeouts.command,
-                               local_hostname=self._local_hostname)
+        sock = await self._socket()  # to an address checked after resolution (relaydesk.destinations)
+        smtp = self.client_class(hostname=creds.host, sock=sock, use_tls=implicit, start_tls=False,
+                                 tls_context=client_tls_context(creds.ca_bundle_pem),
+                                 timeout=self._timeouts.command, local_hostname=self._local_hostname)
         self._smtp = smtp
         try:
+            # asyncio's transport owns the socket from here and closes it, also when the connection fails.
             await self._connect(smtp)
             await self._secure(smtp, implicit)
             await self._login(smtp, fresh_token=fresh_token)
         except BaseException:
             await self.close()
             raise
+
+    async def _socket(self) -> socket.socket:
+        try:
+            return await destinations.open_socket(self._credentials.host, self._credentials.port,
+                                                  self._timeouts.connect)
+        except (OSError, TimeoutError) as error:
+            raise TransientDeliveryError(f"could not connect to {self.route}: {type(error).__name__}") from None
 
     async def _connect(self, smtp: aiosmtplib.SMTP) -> None:
         try:

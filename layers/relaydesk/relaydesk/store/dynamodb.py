@@ -2,7 +2,8 @@
 
 Both tables key on (pk, sk) with one GSI `gsi1` on (gsi1pk, gsi1sk); each item holds the model as JSON in `doc`.
 A ticket's comments and notification records are items of their own, so a long thread never meets the 400 KB item
-limit.
+limit. The tickets table's items are built by `store/ticket_items.py` and every one goes through `item_budget` before
+it is sent: nothing DynamoDB would refuse is half-written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from botocore.exceptions import ClientError
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import ConflictError, NotFoundError
+from relaydesk.store import ticket_items
+from relaydesk.store.item_budget import check_item, check_key, check_transaction
+from relaydesk.store.ports import created_verified, resolve_claims
+from relaydesk.store.ticket_items import status_partition as _status_partition
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -31,11 +36,21 @@ from relaydesk.tickets.model import (
 
 GSI = "gsi1"
 STATUS_GSI = "gsi2"  # tickets table only: an account's tickets in one status, by update time
+OWNER = "OWNER"  # sort key of the item naming the account that verified an address first
 
 
 def _is_conditional_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in {"ConditionalCheckFailedException",
                                                            "TransactionCanceledException"}
+
+
+def _condition_failed(error: ClientError) -> bool:
+    """A conditional write refused because of its condition (not throttling, not a conflicting transaction)."""
+    code = error.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+    return code == "TransactionCanceledException" and reasons[:1] == ["ConditionalCheckFailed"]
 
 
 def _query_all(table: Any, **kwargs: Any) -> list[dict]:
@@ -86,8 +101,14 @@ class DynamoDirectory:
         return [Account.model_validate_json(i["doc"]) for i in items]
 
     def create_address(self, address: SupportAddress) -> None:
+        put = {"TableName": self._table.name, "ConditionExpression": "attribute_not_exists(pk)",
+               "Item": self._address_item(address)}
+        writes = [{"Put": put}]
+        if created_verified(address):
+            writes.append({"Put": {"TableName": self._table.name, "ConditionExpression": "attribute_not_exists(pk)",
+                                   "Item": _owner_item(address.email, address.account_id)}})
         try:
-            self._table.put_item(Item=self._address_item(address), ConditionExpression="attribute_not_exists(pk)")
+            self._client.transact_write_items(TransactItems=writes)
         except ClientError as error:
             if _is_conditional_failure(error):
                 raise ConflictError(f"{address.email} is already a support address") from None
@@ -96,8 +117,8 @@ class DynamoDirectory:
     def put_address(self, address: SupportAddress) -> None:
         self._table.put_item(Item=self._address_item(address))
 
-    def get_address(self, email: str) -> SupportAddress | None:
-        item = self._table.get_item(Key={"pk": f"ADDRESS#{email.lower()}", "sk": "META"}).get("Item")
+    def get_account_address(self, account_id: str, email: str) -> SupportAddress | None:
+        item = self._table.get_item(Key=_address_key(email, account_id), ConsistentRead=True).get("Item")
         return SupportAddress.model_validate_json(item["doc"]) if item else None
 
     def list_addresses(self, account_id: str) -> list[SupportAddress]:
@@ -105,8 +126,40 @@ class DynamoDirectory:
                            ExpressionAttributeValues={":p": f"ACCOUNT#{account_id}"})
         return [SupportAddress.model_validate_json(i["doc"]) for i in items]
 
-    def delete_address(self, email: str) -> None:
-        self._table.delete_item(Key={"pk": f"ADDRESS#{email.lower()}", "sk": "META"})
+    def delete_address(self, account_id: str, email: str) -> None:
+        self._table.delete_item(Key=_address_key(email, account_id))
+        try:  # its ownership too, when this account had it
+            self._table.delete_item(Key=_owner_key(email), ConditionExpression="account_id = :a",
+                                    ExpressionAttributeValues={":a": account_id})
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+
+    def _claims(self, email: str) -> tuple[list[SupportAddress], str | None]:
+        items = _query_all(self._table, KeyConditionExpression="pk = :p", ConsistentRead=True,
+                           ExpressionAttributeValues={":p": f"ADDRESS#{email.lower()}"})
+        owner = next((i["account_id"] for i in items if i["sk"] == OWNER), None)
+        return [SupportAddress.model_validate_json(i["doc"]) for i in items if i["sk"] != OWNER], owner
+
+    def list_claims(self, email: str) -> list[SupportAddress]:
+        return self._claims(email)[0]
+
+    def owner_of(self, email: str) -> str | None:
+        item = self._table.get_item(Key=_owner_key(email), ConsistentRead=True).get("Item")
+        return item["account_id"] if item else None
+
+    def claim_address(self, account_id: str, email: str) -> None:
+        try:
+            self._table.put_item(Item=_owner_item(email, account_id),
+                                 ConditionExpression="attribute_not_exists(pk) OR account_id = :a",
+                                 ExpressionAttributeValues={":a": account_id})
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise ConflictError(f"{email} is owned by another account") from None
+            raise
+
+    def get_address(self, email: str) -> SupportAddress | None:
+        return resolve_claims(*self._claims(email))
 
     @staticmethod
     def _account_item(account: Account) -> dict:
@@ -115,8 +168,21 @@ class DynamoDirectory:
 
     @staticmethod
     def _address_item(address: SupportAddress) -> dict:
-        return {"pk": f"ADDRESS#{address.email}", "sk": "META", "gsi1pk": f"ACCOUNT#{address.account_id}",
+        return {**_address_key(address.email, address.account_id), "gsi1pk": f"ACCOUNT#{address.account_id}",
                 "gsi1sk": f"ADDRESS#{address.email}", "doc": address.model_dump_json()}
+
+
+def _address_key(email: str, account_id: str) -> dict:
+    """Each account's record of an address is an item of its own, beside its owner marker: pk ADDRESS#<email>."""
+    return {"pk": f"ADDRESS#{email.lower()}", "sk": f"ACCOUNT#{account_id}"}
+
+
+def _owner_key(email: str) -> dict:
+    return {"pk": f"ADDRESS#{email.lower()}", "sk": OWNER}
+
+
+def _owner_item(email: str, account_id: str) -> dict:
+    return {**_owner_key(email), "account_id": account_id}
 
 
 class DynamoTickets:
@@ -127,21 +193,20 @@ class DynamoTickets:
 
     def __init__(self, table: Any) -> None:
         self._table = table
+        self._client = table.meta.client  # the resource's own client: it takes plain Python values
 
     def create_ticket(self, ticket: Ticket) -> None:
+        """The ticket with its comments and notification records in one transaction: all of them or none, so a
+        ticket never exists without its first comment. ConflictError when the ticket exists (nothing is written)."""
+        items = check_transaction(ticket_items.ticket_with_children(ticket))
+        puts = [{"Put": {"TableName": self._table.name, "Item": item}} for item in items]
+        puts[0]["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
         try:
-            self._table.put_item(Item=self._ticket_item(ticket), ConditionExpression="attribute_not_exists(pk)")
+            self._client.transact_write_items(TransactItems=puts)
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if _condition_failed(error):
                 raise ConflictError(f"ticket {ticket.ticket_id} exists") from None
             raise
-        for comment in ticket.comments:
-            self._put_comment(ticket.ticket_id, comment)
-        for record in ticket.notifications:
-            self.put_notification(ticket.ticket_id, record)
-
-    def update_ticket(self, ticket: Ticket) -> None:
-        self._table.put_item(Item=self._ticket_item(ticket))
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
         items = _query_all(self._table, KeyConditionExpression="pk = :p",
@@ -159,6 +224,14 @@ class DynamoTickets:
                            ExpressionAttributeValues={":p": f"ACCOUNT#{account_id}"})
         tickets = (self.get_ticket(i["pk"].removeprefix("TICKET#")) for i in items)
         return [t for t in tickets if t is not None]
+
+    def delete_ticket(self, ticket_id: str) -> None:
+        # META first: a ticket without it is gone for every reader, even if the delete of its children stops here.
+        self._table.delete_item(Key={"pk": f"TICKET#{ticket_id}", "sk": "META"})
+        items = _query_all(self._table, KeyConditionExpression="pk = :p", ProjectionExpression="pk, sk",
+                           ExpressionAttributeValues={":p": f"TICKET#{ticket_id}"})
+        for item in items:  # a suspended ticket has one comment: no batch (and no BatchWriteItem grant) needed
+            self._table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
 
     def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage:
         """A Query of one index partition: gsi1 (the account) or, with a status, gsi2 (the account's tickets in
@@ -201,8 +274,7 @@ class DynamoTickets:
         self._touch(ticket_id, comment.created_at)
 
     def _put_comment(self, ticket_id: str, comment: Comment) -> None:
-        sort_key = f"COMMENT#{comment.created_at.isoformat()}#{comment.comment_id}"
-        self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": sort_key, "doc": comment.model_dump_json()})
+        self._table.put_item(Item=check_item(ticket_items.comment_item(ticket_id, comment)))
 
     def _touch(self, ticket_id: str, at: datetime) -> None:
         """updated_at moves forward only: a retried, older write must not make the ticket look untouched."""
@@ -244,6 +316,9 @@ class DynamoTickets:
 
     def remove_ccs(self, ticket_id: str, addresses: list[str], at: datetime) -> None:
         self._remove_from_set(ticket_id, "ccs", addresses, at)
+
+    def add_flags(self, ticket_id: str, flags: list[str], at: datetime, *, limit: int) -> bool:
+        return self._add_to_set(ticket_id, "flags", flags, at, limit)
 
     def add_followers(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool:
         return self._add_to_set(ticket_id, "followers", addresses, at, limit)
@@ -313,14 +388,13 @@ class DynamoTickets:
 
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
         # The whole record in `doc`: replacing the item also folds in the attempts `append_attempt` kept beside it.
-        self._table.put_item(Item={"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{record.notification_id}",
-                                   "doc": record.model_dump_json()})
+        self._table.put_item(Item=check_item(ticket_items.notification_item(ticket_id, record)))
 
     def append_attempt(self, ticket_id: str, new_record: NotificationRecord, attempt: DeliveryAttempt) -> None:
         # Attempts after the record was written go to their own list attribute, so recording one is a single
         # UpdateItem instead of a read and a write of the whole JSON document.
         self._table.update_item(
-            Key={"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{new_record.notification_id}"},
+            Key=check_key({"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{new_record.notification_id}"}),
             UpdateExpression="SET doc = if_not_exists(doc, :doc), "
                              "attempts = list_append(if_not_exists(attempts, :none), :attempt), #status = :status",
             ExpressionAttributeNames={"#status": "status"},
@@ -332,37 +406,16 @@ class DynamoTickets:
         return _notification_record(item) if item else None
 
     def link_message_id(self, message_id: str, ticket_id: str) -> None:
-        self._table.put_item(Item={"pk": f"MSGID#{message_id.strip().lower()}", "sk": "LINK",
-                                   "ticket_id": ticket_id})
+        self._table.put_item(Item=check_item(ticket_items.message_link_item(message_id, ticket_id)))
 
     def find_ticket_by_message_id(self, message_id: str) -> str | None:
-        item = self._table.get_item(Key={"pk": f"MSGID#{message_id.strip().lower()}", "sk": "LINK"}).get("Item")
+        link = ticket_items.message_link_item(message_id, "")
+        item = self._table.get_item(Key=check_key({"pk": link["pk"], "sk": link["sk"]})).get("Item")
         return item["ticket_id"] if item else None
 
     @staticmethod
     def _meta_key(ticket_id: str) -> dict[str, str]:
         return {"pk": f"TICKET#{ticket_id}", "sk": "META"}
-
-    @staticmethod
-    def _ticket_item(ticket: Ticket) -> dict:
-        meta = ticket.model_copy(update={"comments": [], "notifications": []})
-        stamp = sort_stamp(ticket.updated_at)
-        item: dict[str, Any] = {
-            "pk": f"TICKET#{ticket.ticket_id}", "sk": "META", "doc": meta.model_dump_json(),
-            "gsi1pk": f"ACCOUNT#{ticket.account_id}", "gsi1sk": f"TICKET#{stamp}#{ticket.ticket_id}",
-            "gsi2pk": _status_partition(ticket.account_id, ticket.status), "gsi2sk": f"{stamp}#{ticket.ticket_id}",
-            "status": ticket.status.value, "requester": ticket.requester, "updated_at": stamp}
-        if ticket.ccs:
-            item["ccs"] = set(ticket.ccs)
-        if ticket.followers:
-            item["followers"] = set(ticket.followers)
-        if ticket.assignee is not None:
-            item["assignee"] = ticket.assignee.model_dump_json()
-        return item
-
-
-def _status_partition(account_id: str, status: TicketStatus) -> str:
-    return f"ACCOUNT#{account_id}#STATUS#{status.value}"
 
 
 def _ticket_of(meta: dict) -> Ticket:
@@ -377,6 +430,8 @@ def _ticket_of(meta: dict) -> Ticket:
     for name in ("ccs", "followers"):
         if complete or name in meta:
             setattr(ticket, name, _ordered(getattr(ticket, name), meta.get(name)))
+    # Flags are only ever added: those of `doc` (an item from before they were a set) and those of the set.
+    ticket.flags = _ordered(ticket.flags, set(ticket.flags) | set(meta.get("flags") or ()))
     if complete or "assignee" in meta:
         ticket.assignee = Agent.model_validate_json(meta["assignee"]) if meta.get("assignee") else None
     return ticket

@@ -12,6 +12,8 @@ from botocore.exceptions import ClientError
 
 from relaydesk.errors import ConflictError
 from relaydesk.inbound.ports import InboundPorts
+from relaydesk.store.item_budget import check_item, check_key
+from relaydesk.store.ticket_items import ledger_item, ledger_key
 
 
 class DynamoLedger:
@@ -20,17 +22,13 @@ class DynamoLedger:
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    @staticmethod
-    def _key(ses_message_id: str) -> dict[str, str]:
-        return {"pk": f"INBOUND#{ses_message_id}", "sk": "DECISION"}
-
     def get(self, ses_message_id: str) -> tuple[str, bool] | None:
-        item = self._table.get_item(Key=self._key(ses_message_id), ConsistentRead=True).get("Item")
+        item = self._table.get_item(Key=ledger_key(ses_message_id), ConsistentRead=True).get("Item")
         return (item["doc"], bool(item.get("done"))) if item else None
 
     def claim(self, ses_message_id: str, decision_json: str) -> str:
         try:
-            self._table.put_item(Item={**self._key(ses_message_id), "doc": decision_json, "done": False},
+            self._table.put_item(Item=check_item(ledger_item(ses_message_id, decision_json)),
                                  ConditionExpression="attribute_not_exists(pk)")
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
@@ -42,7 +40,7 @@ class DynamoLedger:
         return decision_json
 
     def complete(self, ses_message_id: str) -> None:
-        self._table.update_item(Key=self._key(ses_message_id), UpdateExpression="SET done = :t",
+        self._table.update_item(Key=ledger_key(ses_message_id), UpdateExpression="SET done = :t",
                                 ExpressionAttributeValues={":t": True})
 
 
@@ -66,6 +64,7 @@ class DynamoCounters:
 
     def count_once(self, key: str, event_id: str, expires_at: int) -> int:
         marker = self.marker_key(key, event_id)
+        check_key({"pk": marker})  # the longer of the two keys
         for attempt in range(self.MAX_ATTEMPTS):
             seen = self._read(key)
             try:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 import threading
 
+from relaydesk.store.item_budget import check_item, check_key
+from relaydesk.store.ticket_items import ledger_item
+
 
 class MemoryLedger:
     def __init__(self) -> None:
@@ -15,6 +18,7 @@ class MemoryLedger:
         return self.records.get(ses_message_id)
 
     def claim(self, ses_message_id: str, decision_json: str) -> str:
+        check_item(ledger_item(ses_message_id, decision_json))  # the same limit as the DynamoDB ledger
         with self._lock:  # the conditional put: the first decision wins
             return self.records.setdefault(ses_message_id, (decision_json, False))[0]
 
@@ -33,6 +37,7 @@ class MemoryCounters:
         self._lock = threading.Lock()
 
     def count_once(self, key: str, event_id: str, expires_at: int) -> int:
+        check_key({"pk": f"counted#{key}#{event_id}"})  # the DynamoDB counters' marker key
         with self._lock:  # the transaction: marker and counter change together or not at all
             if (key, event_id) in self.counted:
                 return self.counted[key, event_id]

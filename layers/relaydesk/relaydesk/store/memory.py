@@ -10,9 +10,25 @@ from datetime import datetime
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
+from relaydesk.alerts.model import HoldAlert
 from relaydesk.errors import ConflictError, NotFoundError
+from relaydesk.jobs.model import MAX_PROGRESS_LINES, MAX_STEPS, Job, JobStatus, JobStep, bounded
 from relaydesk.notification import Notification
-from relaydesk.store.ports import CURRENT, PENDING, PREVIOUS, QueueCarry, Requeued, SecretVersion, StoredState
+from relaydesk.outbound.suppression import Suppression
+from relaydesk.store import ticket_items
+from relaydesk.store.item_budget import check_item, check_transaction
+from relaydesk.store.ports import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    QueueCarry,
+    Requeued,
+    SecretVersion,
+    StoredState,
+    created_verified,
+    resolve_claims,
+)
+from relaydesk.store.sqs_dlq import DeadLetter
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -25,12 +41,14 @@ from relaydesk.tickets.model import (
     TicketStatus,
     sort_stamp,
 )
+from relaydesk.users import AccountUser, UserRole
 
 
 class MemoryDirectory:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
-        self.addresses: dict[str, SupportAddress] = {}
+        self.addresses: dict[tuple[str, str], SupportAddress] = {}  # (email, account id) -> that account's record
+        self.owners: dict[str, str] = {}  # email -> the account that verified it first
 
     def create_account(self, account: Account) -> None:
         if self.find_account_by_subdomain(account.subdomain) or account.account_id in self.accounts:
@@ -54,26 +72,47 @@ class MemoryDirectory:
         return [a.model_copy(deep=True) for a in self.accounts.values()]
 
     def create_address(self, address: SupportAddress) -> None:
-        if address.email in self.addresses:
-            raise ConflictError(f"{address.email} is already a support address")
-        self.addresses[address.email] = address.model_copy(deep=True)
+        key = (address.email, address.account_id)
+        if key in self.addresses:
+            raise ConflictError(f"{address.email} is already a support address of this account")
+        if created_verified(address):
+            self.claim_address(address.account_id, address.email)
+        self.addresses[key] = address.model_copy(deep=True)
 
     def put_address(self, address: SupportAddress) -> None:
-        self.addresses[address.email] = address.model_copy(deep=True)
+        self.addresses[(address.email, address.account_id)] = address.model_copy(deep=True)
 
-    def get_address(self, email: str) -> SupportAddress | None:
-        found = self.addresses.get(email.lower())
+    def get_account_address(self, account_id: str, email: str) -> SupportAddress | None:
+        found = self.addresses.get((email.lower(), account_id))
         return found.model_copy(deep=True) if found else None
 
     def list_addresses(self, account_id: str) -> list[SupportAddress]:
         return [a.model_copy(deep=True) for a in self.addresses.values() if a.account_id == account_id]
 
-    def delete_address(self, email: str) -> None:
-        self.addresses.pop(email.lower(), None)
+    def delete_address(self, account_id: str, email: str) -> None:
+        self.addresses.pop((email.lower(), account_id), None)
+        if self.owners.get(email.lower()) == account_id:
+            del self.owners[email.lower()]
+
+    def list_claims(self, email: str) -> list[SupportAddress]:
+        return [a.model_copy(deep=True) for (claimed, _), a in self.addresses.items() if claimed == email.lower()]
+
+    def owner_of(self, email: str) -> str | None:
+        return self.owners.get(email.lower())
+
+    def claim_address(self, account_id: str, email: str) -> None:
+        owner = self.owners.setdefault(email.lower(), account_id)
+        if owner != account_id:
+            raise ConflictError(f"{email} is owned by another account")
+
+    def get_address(self, email: str) -> SupportAddress | None:
+        return resolve_claims(self.list_claims(email), self.owner_of(email))
 
 
 class MemoryTickets:
-    """Each method is one atomic step, as its DynamoDB write is (a lock stands for the item-level atomicity)."""
+    """Each method is one atomic step, as its DynamoDB write is (a lock stands for the item-level atomicity); a
+    ticket is created with its comments all or nothing, as the adapter's transaction; every item is checked against
+    DynamoDB's limits (the adapter's own items, built by `ticket_items`), so unit tests meet them too."""
 
     def __init__(self) -> None:
         self.tickets: dict[str, Ticket] = {}
@@ -81,17 +120,11 @@ class MemoryTickets:
         self._lock = threading.RLock()
 
     def create_ticket(self, ticket: Ticket) -> None:
+        check_transaction(ticket_items.ticket_with_children(ticket))
         with self._lock:
             if ticket.ticket_id in self.tickets:
                 raise ConflictError(f"ticket {ticket.ticket_id} exists")
             self.tickets[ticket.ticket_id] = ticket.model_copy(deep=True)
-
-    def update_ticket(self, ticket: Ticket) -> None:
-        with self._lock:
-            stored = self._get(ticket.ticket_id)
-            updated = ticket.model_copy(deep=True, update={"comments": stored.comments,
-                                                           "notifications": stored.notifications})
-            self.tickets[ticket.ticket_id] = updated
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
         with self._lock:
@@ -123,7 +156,11 @@ class MemoryTickets:
             found.append(ticket.model_copy(deep=True, update={"comments": [], "notifications": []}))
         return TicketPage(tickets=found)
 
+    def delete_ticket(self, ticket_id: str) -> None:
+        self.tickets.pop(ticket_id, None)
+
     def add_comment(self, ticket_id: str, comment: Comment) -> None:
+        check_item(ticket_items.comment_item(ticket_id, comment))
         with self._lock:
             ticket = self._get(ticket_id)
             if not any(c.comment_id == comment.comment_id for c in ticket.comments):
@@ -150,6 +187,9 @@ class MemoryTickets:
     def remove_ccs(self, ticket_id: str, addresses: list[str], at: datetime) -> None:
         self._remove(ticket_id, "ccs", addresses, at)
 
+    def add_flags(self, ticket_id: str, flags: list[str], at: datetime, *, limit: int) -> bool:
+        return self._add(ticket_id, "flags", flags, at, limit)
+
     def add_followers(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool:
         return self._add(ticket_id, "followers", addresses, at, limit)
 
@@ -174,6 +214,7 @@ class MemoryTickets:
             ticket.updated_at = at
 
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None:
+        check_item(ticket_items.notification_item(ticket_id, record))
         records = self._get(ticket_id).notifications
         for index, existing in enumerate(records):
             if existing.notification_id == record.notification_id:
@@ -196,6 +237,7 @@ class MemoryTickets:
         return found.model_copy(deep=True) if found else None
 
     def link_message_id(self, message_id: str, ticket_id: str) -> None:
+        check_item(ticket_items.message_link_item(message_id, ticket_id))
         self.message_ids[message_id.strip().lower()] = ticket_id
 
     def find_ticket_by_message_id(self, message_id: str) -> str | None:
@@ -360,6 +402,135 @@ class MemoryHeld:
 
     def remove(self, email: str, notification_id: str) -> None:
         self.parked.get(email.lower(), {}).pop(notification_id, None)
+
+
+class MemoryJobs:
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], Job] = {}
+
+    def create(self, job: Job) -> None:
+        key = (job.account_id, job.job_id)
+        if key in self.jobs:
+            raise ConflictError(f"job {job.job_id} exists")
+        self.jobs[key] = job.model_copy(deep=True)
+
+    def get(self, account_id: str, job_id: str) -> Job | None:
+        found = self.jobs.get((account_id, job_id))
+        return found.model_copy(deep=True) if found else None
+
+    def add_step(self, account_id: str, job_id: str, step: JobStep) -> None:
+        job = self.jobs.get((account_id, job_id))
+        if job is not None and len(job.steps) < MAX_STEPS:
+            job.steps.append(step.model_copy(deep=True))
+
+    def add_progress(self, account_id: str, job_id: str, line: str) -> None:
+        job = self.jobs.get((account_id, job_id))
+        if job is not None and len(job.progress) < MAX_PROGRESS_LINES:
+            job.progress.append(bounded(line))
+
+    def finish(self, account_id: str, job_id: str, status: JobStatus, *, summary: str | None = None,
+               fix: str | None = None) -> None:
+        job = self.jobs[(account_id, job_id)]
+        job.status, job.summary, job.fix = status, summary and bounded(summary), fix and bounded(fix)
+
+
+class MemoryLauncher:
+    """Records what would have been started; a test runs the job itself (`relaydesk.jobs.runner.run`)."""
+
+    def __init__(self) -> None:
+        self.launched: list[tuple[str, str]] = []
+
+    def launch(self, account_id: str, job_id: str) -> None:
+        self.launched.append((account_id, job_id))
+
+
+class MemoryUsers:
+    def __init__(self) -> None:
+        self.users: dict[str, tuple[str, AccountUser]] = {}  # email -> (account id, user)
+
+    def list_users(self, account_id: str) -> list[AccountUser]:
+        return [user.model_copy() for account, user in self.users.values() if account == account_id]
+
+    def invite(self, account_id: str, email: str, role: UserRole) -> AccountUser:
+        if email in self.users:
+            raise ConflictError("this email already signs in to Relaydesk")
+        user = AccountUser(email=email, role=role, status="FORCE_CHANGE_PASSWORD")
+        self.users[email] = (account_id, user)
+        return user.model_copy()
+
+
+class MemoryDeadLetters:
+    """The notifications DLQ as SqsDeadLetters reads it: peek leaves letters, take hides a batch until redriven
+    (sent to `queue`) or released."""
+
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+        self.taken: list[DeadLetter] = []
+        self.redriven: list[str] = []  # bodies sent back to the queue
+
+    def add(self, body: str) -> None:
+        self.letters.append(DeadLetter(f"m{len(self.letters) + len(self.taken) + 1}", "r", body, 5))
+
+    def peek(self) -> list[DeadLetter]:
+        return list(self.letters)
+
+    def take(self, visibility: int = 60) -> list[DeadLetter]:
+        batch, self.letters = self.letters[:10], self.letters[10:]
+        self.taken += batch
+        return batch
+
+    def redrive(self, letter: DeadLetter, notification_id: str | None) -> None:
+        self.taken.remove(letter)
+        self.redriven.append(letter.body)
+
+    def release(self, letter: DeadLetter) -> None:
+        self.taken.remove(letter)
+        self.letters.append(letter)
+class MemoryHoldAlerts:
+    """The hold-alert ledger with the DynamoDB adapter's compare-and-set semantics."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[str, HoldAlert] = {}
+
+    def get(self, email: str) -> HoldAlert | None:
+        found = self.alerts.get(email.lower())
+        return found.model_copy(deep=True) if found else None
+
+    def list(self) -> list[HoldAlert]:
+        return [a.model_copy(deep=True) for a in self.alerts.values()]
+
+    def put_if(self, alert: HoldAlert, expected_version: int | None) -> bool:
+        current = self.alerts.get(alert.email.lower())
+        if (current.version if current else None) != expected_version:
+            return False
+        self.alerts[alert.email.lower()] = alert.model_copy(deep=True, update={"version": (expected_version or 0) + 1})
+        return True
+
+    def delete_if(self, email: str, expected_version: int) -> bool:
+        current = self.alerts.get(email.lower())
+        if current is None or current.version != expected_version:
+            return False
+        del self.alerts[email.lower()]
+        return True
+
+
+class MemorySuppressions:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], Suppression] = {}
+
+    def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]:
+        return {r.lower(): self.entries[(account_id, r.lower())].model_copy()
+                for r in recipients if (account_id, r.lower()) in self.entries}
+
+    def add(self, suppression: Suppression) -> None:
+        key = (suppression.account_id, suppression.recipient.lower())
+        self.entries.setdefault(key, suppression.model_copy(update={"recipient": key[1]}))
+
+    def list(self, account_id: str) -> list[Suppression]:
+        return [s.model_copy() for (account, _), s in self.entries.items() if account == account_id]
+
+    def remove(self, account_id: str, recipient: str) -> bool:
+        return self.entries.pop((account_id, recipient.lower()), None) is not None
 
 
 class MemoryShaperStates:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.errors import OtherEnvironmentUnreadable
 from relaydesk.store.dynamodb import DynamoDirectory
+
+T = TypeVar("T")
 
 
 class PeerDirectory(DynamoDirectory):
@@ -20,9 +23,15 @@ class PeerDirectory(DynamoDirectory):
         super().__init__(table)
         self.label = label
 
+    def owner_of(self, email: str) -> str | None:
+        return self._read(lambda: super(PeerDirectory, self).owner_of(email))
+
     def get_address(self, email: str) -> SupportAddress | None:
+        return self._read(lambda: super(PeerDirectory, self).get_address(email))
+
+    def _read(self, read: Callable[[], T]) -> T:
         try:
-            return super().get_address(email)
+            return read()
         except ClientError as error:
             reason = error.response.get("Error", {}).get("Code", "ClientError")
         except BotoCoreError as error:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from relaydesk.accounts import Account
-from relaydesk.addresses.model import SupportAddress
+from relaydesk.addresses.model import SupportAddress, VerificationStatus
+from relaydesk.alerts.model import HoldAlert
 from relaydesk.notification import Notification
+from relaydesk.outbound.suppression import Suppression
 from relaydesk.tickets.model import (
     Agent,
     Comment,
@@ -20,31 +22,61 @@ from relaydesk.tickets.model import (
     TicketStatus,
 )
 
+if TYPE_CHECKING:  # only the console's ports name them: no function but the tenant API's pays for their import
+    from relaydesk.jobs.model import Job, JobStatus, JobStep
+    from relaydesk.users import AccountUser, UserRole
+
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
 
 
 class DirectoryStore(Protocol):
-    """Accounts and support addresses. An address is unique across every account."""
+    """Accounts and support addresses. Each account keeps its own record of an address; the address belongs to the
+    first account that verifies it (its owner), and no other account can verify it after that."""
 
     def create_account(self, account: Account) -> None: ...  # ConflictError: subdomain taken
     def put_account(self, account: Account) -> None: ...
     def get_account(self, account_id: str) -> Account: ...  # NotFoundError
     def find_account_by_subdomain(self, subdomain: str) -> Account | None: ...
     def list_accounts(self) -> list[Account]: ...
-    def create_address(self, address: SupportAddress) -> None: ...  # ConflictError: address exists anywhere
+    # ConflictError: the account has the address already, or (an address created verified, as a system address is)
+    # another account owns it.
+    def create_address(self, address: SupportAddress) -> None: ...
     def put_address(self, address: SupportAddress) -> None: ...
-    def get_address(self, email: str) -> SupportAddress | None: ...
+    # The account's own record; another account's is None, exactly like one that does not exist.
+    def get_account_address(self, account_id: str, email: str) -> SupportAddress | None: ...
     def list_addresses(self, account_id: str) -> list[SupportAddress]: ...
-    def delete_address(self, email: str) -> None: ...
+    def delete_address(self, account_id: str, email: str) -> None: ...  # and its ownership, if it had it
+    # Across accounts, for the uniqueness rule, verification mail and the operator only:
+    def list_claims(self, email: str) -> list[SupportAddress]: ...  # every account's record of the address
+    def owner_of(self, email: str) -> str | None: ...  # the account that verified it first
+    def claim_address(self, account_id: str, email: str) -> None: ...  # ConflictError: another account owns it
+    # The owner's record; with no owner, the one claim when only one account has claimed the address; else None.
+    def get_address(self, email: str) -> SupportAddress | None: ...
+
+
+def created_verified(address: SupportAddress) -> bool:
+    """An address created already verified (a system address) is owned by its account from the start."""
+    return address.forwarding.status is VerificationStatus.VERIFIED
+
+
+def resolve_claims(claims: list[SupportAddress], owner: str | None) -> SupportAddress | None:
+    """What an address resolves to without an account (`DirectoryStore.get_address`): its owner's record, or the
+    only claim when no account has verified it and only one has claimed it."""
+    if owner is not None:
+        return next((claim for claim in claims if claim.account_id == owner), None)
+    return claims[0] if len(claims) == 1 else None
 
 
 class TicketStore(Protocol):
-    def create_ticket(self, ticket: Ticket) -> None: ...  # comments and notifications included
-    def update_ticket(self, ticket: Ticket) -> None: ...  # the ticket's own fields, not its children
+    """Every write fits DynamoDB's item limits or is refused before anything is written (ItemTooLargeError)."""
+
+    # One transaction with its comments and notification records: all or nothing. ConflictError: it exists.
+    def create_ticket(self, ticket: Ticket) -> None: ...
     def get_ticket(self, ticket_id: str) -> Ticket | None: ...
     def list_tickets(self, account_id: str) -> list[Ticket]: ...
+    def delete_ticket(self, ticket_id: str) -> None: ...  # the ticket and every item of it; absent: nothing
     # One page of an account's tickets (a query keyed by the account, never a scan), newest update first.
     def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage: ...
     # Written once per comment id (a retry writes the same item); moves the ticket's updated_at forward to the
@@ -58,6 +90,9 @@ class TicketStore(Protocol):
     # False: the ticket would have more than `limit` CCs (or followers); nothing changed.
     def add_ccs(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool: ...
     def remove_ccs(self, ticket_id: str, addresses: list[str], at: datetime) -> None: ...
+    # A ticket's flags (multiple_forwarding, auto_generated:..., reply_from_non_participant) as a set: concurrent
+    # adds all land. False: the ticket would have more than `limit` flags; nothing changed.
+    def add_flags(self, ticket_id: str, flags: list[str], at: datetime, *, limit: int) -> bool: ...
     def add_followers(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool: ...
     def remove_followers(self, ticket_id: str, addresses: list[str], at: datetime) -> None: ...
     def put_notification(self, ticket_id: str, record: NotificationRecord) -> None: ...  # upsert
@@ -162,3 +197,48 @@ class ShaperStates(Protocol):
     # Stores `body` as version + 1 if the stored version is still `version` (0: none stored) and returns None;
     # otherwise stores nothing and returns what is stored now, so the caller retries without another read.
     def write(self, key: str, body: str, version: int) -> StoredState | None: ...
+
+
+class JobStore(Protocol):
+    """Jobs of an account (`relaydesk.jobs`): each step and progress line is one write, so a poller sees it at once.
+    Another account's job is None, exactly like one that does not exist."""
+
+    def create(self, job: Job) -> None: ...
+    def get(self, account_id: str, job_id: str) -> Job | None: ...
+    def add_step(self, account_id: str, job_id: str, step: JobStep) -> None: ...  # dropped past MAX_STEPS
+    def add_progress(self, account_id: str, job_id: str, line: str) -> None: ...  # dropped past MAX_PROGRESS_LINES
+    def finish(self, account_id: str, job_id: str, status: JobStatus, *, summary: str | None = None,
+               fix: str | None = None) -> None: ...
+
+
+class JobLauncher(Protocol):
+    """Starts a job's runner without waiting for it (Lambda's asynchronous invocation of the jobs function)."""
+
+    def launch(self, account_id: str, job_id: str) -> None: ...
+
+
+class UserDirectory(Protocol):
+    """The user pool's users of one account (`custom:account_id`) and their role (group)."""
+
+    def list_users(self, account_id: str) -> list[AccountUser]: ...
+    # The pool sends the invitation (a temporary password to change at first sign-in). ConflictError: the email
+    # already signs in to Relaydesk (in this account or another; which one is never said).
+    def invite(self, account_id: str, email: str, role: UserRole) -> AccountUser: ...
+
+class HoldAlertLedger(Protocol):
+    """Per held address, the alerts its account's admins were sent. Every write is a compare-and-set on `version`
+    (None: the entry must not exist), so two runs never send the same alert; False means another run got there."""
+
+    def get(self, email: str) -> HoldAlert | None: ...
+    def list(self) -> list[HoldAlert]: ...  # every address with an open alert
+    def put_if(self, alert: HoldAlert, expected_version: int | None) -> bool: ...  # stores alert.version + 1
+    def delete_if(self, email: str, expected_version: int) -> bool: ...
+
+
+class SuppressionList(Protocol):
+    """Recipients an account no longer sends to (SES bounces and complaints), keyed by account and address."""
+
+    def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]: ...  # lower-cased keys
+    def add(self, suppression: Suppression) -> None: ...  # keeps the first reason and time of an existing entry
+    def list(self, account_id: str) -> list[Suppression]: ...
+    def remove(self, account_id: str, recipient: str) -> bool: ...  # False: it was not suppressed

@@ -10,8 +10,15 @@ from relaydesk.errors import PermanentDeliveryError, TransientDeliveryError
 
 # SES errors that say the message itself will never go (RFC 3463 5.x.x in spirit); everything else is worth a retry.
 PERMANENT_CODES = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException", "ConfigurationSetDoesNotExist",
-                             "ConfigurationSetSendingPausedException", "AccountSendingPausedException",
                              "InvalidParameterValue"})
+# Sending paused (SES's reputation review, or an operator): nothing is wrong with the message, so it waits and is
+# retried like any transient failure; the relay raises it to the operator (metric `ses_sending_paused`).
+PAUSED_CODES = frozenset({"ConfigurationSetSendingPausedException", "AccountSendingPausedException"})
+
+
+def is_sending_paused(reply: str) -> bool:
+    """True for the reply of a send refused because SES sending is paused."""
+    return reply.split(":", 1)[0] in PAUSED_CODES
 
 
 class SesRawOutbound:

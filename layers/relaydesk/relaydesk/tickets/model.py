@@ -82,6 +82,9 @@ class Comment(BaseModel):
     ses_message_id: str | None = None
     attachments: list[AttachmentRef] = Field(default_factory=list)
     notification_ids: list[str] = Field(default_factory=list)  # what this comment sent, per recipient set
+    # What of the mail is not on this comment because a bound was reached (docs/INBOUND.md, "Limits"); the raw mail
+    # in S3 (ses_message_id) holds all of it.
+    omitted: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -1,0 +1,1 @@
+"""Long admin operations run as jobs (connect, verify, rotate): recorded step by step so a browser can poll them."""

@@ -1,0 +1,232 @@
+"""Mail transactions over one smarthost connection, pipelined (RFC 2920) when the server advertises PIPELINING.
+
+A message costs one round trip for its envelope (MAIL FROM, every RCPT TO and DATA in one write) and one for its
+body; when the next message is ready, its envelope rides in the same write as the previous body and final dot
+(RFC 2920 3.1: message content may open a group), so a stream of messages costs one round trip each. Without
+PIPELINING, one command at a time. TLS and AUTH are `SmtpSubmission`'s: a verified TLS connection before any
+credentials, one AUTH. Results per message have the shape of `SmtpSubmission.send`: `Accepted` with the refused
+recipients, or the typed error it raises.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import aiosmtplib
+from aiosmtplib.response import SMTPResponse
+
+from relaydesk.errors import SmtpDeliveryError, TransientDeliveryError
+from relaydesk.outbound.envelope import (
+    END_OF_DATA,
+    OK,
+    RESET,
+    Outgoing,
+    Verdict,
+    body_with_end,
+    envelope_lines,
+    judge,
+)
+from relaydesk.outbound.pipelining import GroupReplies, PipeliningSMTP
+from relaydesk.outbound.policy import enhanced_status, error_for_reply
+from relaydesk.outbound.smtp import (
+    LOST_AFTER_DATA,
+    SERVER_CLOSING,
+    Accepted,
+    NothingAcceptedError,
+    SmtpSubmission,
+)
+from relaydesk.tickets.model import RecipientOutcome
+
+Sent = Accepted | SmtpDeliveryError
+Report = Callable[[Outgoing, Sent], None]
+
+
+class MessageSource(Protocol):
+    """Where a connection takes its next message from (several connections may share one)."""
+
+    def ready(self) -> Outgoing | None:
+        """A message prepared already, or None; never waits."""
+
+    async def next(self) -> Outgoing | None:
+        """The next message, once it is prepared; None when there are no more."""
+
+
+class Backlog:
+    """A `MessageSource` over messages prepared in advance, shared by any number of connections."""
+
+    def __init__(self, messages: Iterable[Outgoing]) -> None:
+        self._waiting = deque(messages)
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def ready(self) -> Outgoing | None:
+        return self._waiting.popleft() if self._waiting else None
+
+    async def next(self) -> Outgoing | None:
+        return self.ready()
+
+
+@dataclass
+class _Carried:
+    """Bytes that open the next group (a body and its final dot, or a lone dot and RSET) and whose replies that
+    group reads first: for `message` the end of data's reply decides its fate; the others are only read."""
+
+    data: bytes = b""
+    message: Outgoing | None = None
+    refused: list[RecipientOutcome] = field(default_factory=list)
+    replies: int = 0
+
+    @classmethod
+    def after(cls, message: Outgoing, verdict: Verdict) -> _Carried:
+        if verdict.send_body:
+            return cls(body_with_end(message.data), message, verdict.refused, 1)
+        data = (END_OF_DATA if verdict.lone_dot else b"") + (RESET if verdict.reset else b"")
+        return cls(data, None, [], data.count(b"\r\n"))
+
+
+class PipelinedSubmission(SmtpSubmission):
+    """`SmtpSubmission` (open, TLS, AUTH, close, pooling) whose mail transactions are pipelined when the server
+    advertises PIPELINING. `send` keeps `SmtpSubmission.send`'s contract; `stream` sends many messages."""
+
+    client_class = PipeliningSMTP
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.round_trips = 0  # groups written, each followed by a wait for its replies
+
+    @property
+    def pipelining(self) -> bool:
+        smtp = self._smtp
+        return isinstance(smtp, PipeliningSMTP) and smtp.is_connected and smtp.pipelining
+
+    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
+        """One mail transaction with exactly `data`. Raises a typed error; partial recipient refusals come back in
+        `Accepted.refused`."""
+        [sent] = await self.send_all([Outgoing(envelope_from, tuple(recipients), data)])
+        if isinstance(sent, SmtpDeliveryError):
+            raise sent
+        return sent
+
+    async def send_all(self, messages: Iterable[Outgoing]) -> list[Sent]:
+        """Every message's result, in order; a message the connection ended before is NothingAcceptedError."""
+        batch = [replace(message, tag=index) for index, message in enumerate(messages)]
+        results: dict[object, Sent] = {}
+        await self.stream(Backlog(batch), lambda message, sent: results.__setitem__(message.tag, sent))
+        return [results.get(index) or NothingAcceptedError(f"not connected to {self.route}")
+                for index in range(len(batch))]
+
+    async def stream(self, source: MessageSource, report: Report) -> None:
+        """Send messages from `source` until it has none left or the connection ends. `report(message, result)` is
+        called for each message taken, as soon as its result is known; a message this connection did not take
+        stays in `source` for another one."""
+        carried = _Carried()
+        message = await source.next() if self.connected else None
+        while message is not None:
+            verdict = await self._transaction(message, carried, report)
+            if verdict is None or verdict.closing:
+                return
+            carried = _Carried.after(message, verdict)
+            if not self.connected:  # closed by the server after its reply: the body never left
+                if carried.message is not None:
+                    report(message, NothingAcceptedError(f"the connection to {self.route} closed before the body"))
+                return
+            # The next envelope rides with this body when it is ready; otherwise the body goes alone, now.
+            message = source.ready() if self.pipelining else None
+            if message is None:
+                if carried.data and not await self._flush(carried, report):
+                    return
+                carried = _Carried()
+                message = await source.next() if self.connected else None
+
+    async def _transaction(self, message: Outgoing, carried: _Carried, report: Report) -> Verdict | None:
+        """Envelope of `message` (after what is carried); reports the carried message's result and, when the
+        transaction ends here, this one's. None: the connection ended."""
+        try:
+            lines = envelope_lines(message)
+        except SmtpDeliveryError as error:
+            if carried.data and not await self._flush(carried, report):
+                return None
+            report(message, error)
+            return Verdict(False)
+        if self.pipelining:
+            group = await self._exchange(carried.data + b"".join(lines),
+                                         self._timeouts_for(carried) + [self._timeouts.command] * len(lines))
+            replies = self._settle(carried, group, report)
+        else:
+            replies, group = await self._one_at_a_time(message, lines)
+        if group.failure is not None and len(replies) < len(lines):
+            report(message, self._before_data(group.failure, replies))
+            return None
+        verdict = judge(message, replies)
+        if verdict.error is not None:
+            report(message, verdict.error)
+        return verdict
+
+    async def _one_at_a_time(self, message: Outgoing, lines: list[bytes]) -> tuple[list[SMTPResponse], GroupReplies]:
+        """Without PIPELINING: each command waits for its reply; no RCPT after a refused MAIL, no DATA when every
+        recipient was refused."""
+        replies: list[SMTPResponse] = []
+        for index, line in enumerate(lines):
+            group = await self._exchange(line, [self._timeouts.command])
+            replies += group.replies
+            if group.failure is not None:
+                return replies, group
+            refused_mail = index == 0 and replies[0].code != OK
+            nobody = index == len(message.recipients) and all(r.code // 100 != 2 for r in replies[1:])
+            if refused_mail or nobody:
+                break
+        return replies, GroupReplies(replies)
+
+    async def _flush(self, carried: _Carried, report: Report) -> bool:
+        """Send what is carried on its own; False when the connection ended."""
+        group = await self._exchange(carried.data, self._timeouts_for(carried))
+        self._settle(carried, group, report)
+        return group.failure is None and self.connected
+
+    def _timeouts_for(self, carried: _Carried) -> list[float]:
+        first = self._timeouts.data if carried.message is not None else self._timeouts.command
+        return [first] + [self._timeouts.command] * (carried.replies - 1) if carried.replies else []
+
+    def _settle(self, carried: _Carried, group: GroupReplies, report: Report) -> list[SMTPResponse]:
+        """Report the carried message's end of data; returns the replies that follow the carried ones."""
+        if carried.message is not None:
+            if group.replies:
+                report(carried.message, self._end_of_data(carried, group.replies[0]))
+            else:
+                name = type(group.failure).__name__
+                report(carried.message, TransientDeliveryError(f"{LOST_AFTER_DATA} ({name})"))
+        return group.replies[carried.replies:]
+
+    def _end_of_data(self, carried: _Carried, reply: SMTPResponse) -> Sent:
+        if reply.code // 100 == 2:
+            return Accepted(code=reply.code, reply=f"{reply.code} {reply.message}", refused=carried.refused)
+        error = error_for_reply(reply.code, reply.message, f"the message was refused: {reply.code} {reply.message}")
+        error.refused = carried.refused  # type: ignore[attr-defined]
+        return error
+
+    def _before_data(self, failure: aiosmtplib.SMTPException, replies: list[SMTPResponse]) -> SmtpDeliveryError:
+        """The connection failed before the server saw any of the body: nothing of this message was accepted.
+        A stalled server is not a closed one: a timeout is not sent again at once (that would double the wait)."""
+        if isinstance(failure, aiosmtplib.SMTPTimeoutError):
+            return TransientDeliveryError(f"the envelope to {self.route} timed out")
+        closing = next((reply for reply in replies if reply.code == SERVER_CLOSING), None)
+        if closing is not None:  # RFC 5321 3.8: it said why before it closed
+            said = f"{closing.code} {closing.message}"
+            return NothingAcceptedError(f"the smarthost closed the connection: {said}", smtp_code=closing.code,
+                                        enhanced_status=enhanced_status(closing.message), server_reply=said)
+        return NothingAcceptedError(f"the envelope to {self.route} failed: {type(failure).__name__}")
+
+    async def _exchange(self, group: bytes, timeouts: list[float]) -> GroupReplies:
+        smtp = self._smtp
+        if not isinstance(smtp, PipeliningSMTP) or not smtp.is_connected:
+            return GroupReplies([], aiosmtplib.SMTPServerDisconnected(f"not connected to {self.route}"))
+        self.round_trips += 1
+        group_replies = await smtp.exchange(group, timeouts)
+        if group_replies.failure is not None or any(r.code == SERVER_CLOSING for r in group_replies.replies):
+            smtp.close()  # no QUIT: the server is closing, or replies still owed would pair with the wrong commands
+            await self.close()
+        return group_replies

@@ -1,0 +1,391 @@
+"""An admin's whole day in the admin console, in Debian's Chromium against the local stack (HTTPS APIs behind the real
+JWT authorizer, Cognito's SRP sign-in with a real password check, acme.test's own smarthost with STARTTLS and AUTH):
+
+1. sign in, connect support@acme.test to the local smarthost through the wizard (a wrong password first: the
+   failed step is explained), verify it;
+2. a mail comes in: the ticket's notification is delivered, as the delivery log shows;
+3. the smarthost's password changes: the next notification is held, the address says why;
+4. new credentials in the rotate form: the held notification is released and delivered;
+5. DKIM is turned on: the records shown are the domain's keys;
+6. the connector is disabled: notifications fall back to Relaydesk's own outbound;
+7. another tenant's admin signs in and sees none of it.
+
+Between them: suspended tickets (recover), settings and users (invite), held, deferred and dead letters, and every
+page at a phone's width. Each test saves its last page under test-artifacts/console/ (tests/browser/harness.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import smtplib
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from urllib.parse import quote
+
+import boto3
+import pytest
+from playwright.sync_api import Page, expect
+from relaydesk.accounts import system_address
+from relaydesk.wiring import aws_stores
+
+from local.dns_server import write_zone, zone_records
+from local.stack import LocalStack
+from local.tenants import User, add_tenant
+from tests.browser.harness import (
+    DESKTOP,
+    PHONE,
+    chromium,
+    no_horizontal_overflow,
+    screenshot,
+    send_mail,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+SUPPORT = "support@acme.test"
+JANE = "jane@example.net"
+
+
+@dataclass
+class Day:
+    stack: LocalStack
+    page: Page
+    admin: User
+    other: User
+    account_id: str
+    system_address: str
+    smtp_password: str
+    api_bodies: list[str] = field(default_factory=list)  # every tenant API response the console received
+
+    @property
+    def url(self) -> str:
+        return self.stack.console.url
+
+    def go(self, route: str) -> None:
+        self.page.goto(f"{self.url}#/{route}")
+
+    def secrets_seen(self, *values: str) -> list[str]:
+        text = self.page.content() + "\n".join(self.api_bodies)
+        return [value for value in values if value and value in text]
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    with LocalStack(tmp_path_factory.mktemp("console")) as stack:
+        stores = aws_stores()
+        cognito = boto3.client("cognito-idp")
+        pool = stack.env["RELAYDESK_USER_POOL_ID"]
+        account, admin = add_tenant(stores, cognito, pool, "acme", "Acme", domain="acme.test")
+        _, other = add_tenant(stores, cognito, pool, "globex", "Globex", domain="globex.test")
+        target = system_address(account.subdomain, stack.mail_domain)
+        password = secrets.token_urlsafe(18)
+        stack.customer.set_password(SUPPORT, password)
+        stack.customer.forward(SUPPORT, target)
+        with chromium(stack.ca.pem_path) as browser:
+            page = browser.new_page()
+            today = Day(stack, page, admin, other, account.account_id, target, password)
+            api_origin = stack.tenant_api.url.rstrip("/")
+
+            def keep(response) -> None:
+                if response.url.startswith(api_origin):
+                    with contextlib.suppress(Exception):  # a response without a body (a preflight)
+                        today.api_bodies.append(response.text())
+            page.on("response", keep)
+            yield today
+
+
+def sign_in(day: Day, user: User) -> None:
+    day.page.goto(day.url)
+    day.page.get_by_label("Email address", exact=True).fill(user.username)
+    day.page.get_by_label("Password", exact=True).fill(user.password)
+    day.page.get_by_role("button", name="Sign in").click()
+    expect(day.page.get_by_role("heading", name="Support addresses")).to_be_visible()
+
+
+def fill_connection(day: Day, password: str) -> None:
+    page = day.page
+    submission = day.stack.customer.submission
+    page.get_by_label("Support address", exact=True).fill(SUPPORT)
+    page.get_by_label("Display name (optional)", exact=True).fill("Acme Support")
+    page.get_by_label("Host", exact=True).fill(submission.host)
+    page.get_by_label("Port", exact=True).fill(str(submission.port))
+    page.get_by_label("Password", exact=True).fill(password)
+
+
+def upload_ca(day: Day) -> None:
+    field = day.page.get_by_label("CA certificate of a private mail server (optional)", exact=True)
+    field.set_input_files(str(day.stack.ca.pem_path))
+
+
+def step_row(page: Page, name: str):
+    """The live check's row of one step, by the start of its name ("AUTH: ...")."""
+    return page.locator(".step", has=page.locator(".step-name", has_text=re.compile(f"^{re.escape(name)}:")))
+
+
+def test_1_sign_in_connect_through_the_wizard_and_verify(day):
+    page = day.page
+    page.goto(day.url)
+    page.get_by_label("Email address", exact=True).fill(day.admin.username)
+    page.get_by_label("Password", exact=True).fill("not-the-password-1A")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("The email address or the password is wrong.")
+    sign_in(day, day.admin)
+
+    page.get_by_role("link", name="Connect", exact=True).click()
+    page.get_by_role("radio", name=re.compile("Postfix or another server")).check()
+    page.get_by_role("button", name="Next").click()
+    wrong = "wrong-" + day.smtp_password
+    fill_connection(day, day.smtp_password)  # without the private CA's certificate first
+    page.get_by_role("button", name="Check and connect").click()
+    expect(step_row(page, "Certificate")).to_contain_text("failed")
+    outcome = page.locator(".error-box")
+    expect(outcome).to_contain_text("authority Relaydesk does not trust")
+    expect(outcome).to_contain_text("the CA certificate field")  # the console's words, not the CLI's flag
+    assert "--ca-bundle" not in outcome.inner_text()
+    expect(step_row(page, "AUTH")).to_contain_text("not run")  # no password over an unverified connection
+    page.get_by_role("button", name="Back to the form").click()
+    upload_ca(day)
+    page.get_by_label("Password", exact=True).fill(wrong)
+    page.get_by_role("button", name="Check and connect").click()
+    expect(step_row(page, "AUTH")).to_contain_text("failed")
+    expect(step_row(page, "STARTTLS")).to_contain_text("passed")
+    expect(step_row(page, "Certificate")).to_contain_text("passed")
+    expect(page.locator(".error-box")).to_contain_text("What to do")
+    screenshot(page, "1a-wizard-live-check-refused")
+
+    page.get_by_role("button", name="Back to the form").click()
+    page.get_by_label("Password", exact=True).fill(day.smtp_password)
+    page.get_by_role("button", name="Check and connect").click()
+    expect(page.get_by_role("button", name="Next: forward and verify")).to_be_visible()
+    for name in ("DNS", "TCP", "Greeting", "STARTTLS", "Certificate", "AUTH", "Sender"):
+        expect(step_row(page, name)).to_contain_text("passed")
+    screenshot(page, "1b-wizard-live-check-passed")
+
+    page.get_by_role("button", name="Next: forward and verify").click()
+    expect(page.get_by_text(day.system_address).first).to_be_visible()
+    page.get_by_role("button", name="Verify now").click()
+    expect(page.get_by_text("forwarding and outbound verified")).to_be_visible()
+    facts = page.locator("#forward-title ~ dl, .facts").first
+    expect(facts).to_contain_text("Forwarding")
+    expect(page.locator(".facts .badge-ok")).to_have_count(2)
+    screenshot(page, "1c-wizard-verified")
+    assert day.secrets_seen(day.smtp_password, wrong) == []  # written once, never shown again
+
+    page.get_by_role("link", name="Open the address").click()
+    expect(page.locator(".page-head .badges")).to_contain_text("verified")
+
+
+def test_2_a_mail_in_and_its_notification_delivered_in_the_log(day):
+    page = day.page
+    send_mail(day.stack, sender=f"Jane Doe <{JANE}>", to=SUPPORT, subject="Printer on floor 3 is jammed",
+              body="Hi, the printer shows E-52. Jane")
+    day.go("log")
+    row = page.locator("table.log tbody tr", has_text="Printer on floor 3 is jammed")
+    expect(row).to_contain_text("delivered")
+    expect(row).to_contain_text(f"your server ({day.stack.customer.submission.host}")
+    expect(row.locator(".reply")).to_contain_text(re.compile(r"\b250\b"))
+    expect(row).to_contain_text(JANE)
+    screenshot(page, "2-delivery-log-delivered")
+
+
+def test_3_a_new_smarthost_password_holds_the_address_with_the_explanation(day):
+    page = day.page
+    day.stack.customer.set_password(SUPPORT, "changed-on-the-server-" + secrets.token_urlsafe(8), end_sessions=True)
+    send_mail(day.stack, sender=f"Jane Doe <{JANE}>", to=SUPPORT, subject="Still jammed",
+              body="It is still jammed. Jane")
+    day.go("addresses")
+    listed = page.locator("table.list tbody tr", has_text=SUPPORT)
+    expect(listed).to_contain_text("held: credentials refused")
+    expect(listed).to_contain_text("refused the credentials")
+    day.go(f"addresses/{quote(SUPPORT, safe='')}")
+    expect(page.locator(".page-head .badges")).to_contain_text("held: credentials refused")
+    explanation = page.locator("#last-error-title + .explanation, .explanation")
+    expect(explanation).to_contain_text("refused the credentials")
+    expect(explanation).to_contain_text("What to do")
+    expect(page.locator("#held-title + p, section:has(#held-title) p").first).to_contain_text("1 notification")
+    screenshot(page, "3-address-held-with-explanation")
+
+
+def test_4_rotating_in_the_form_releases_the_held_notification(day):
+    page = day.page
+    new_password = "rotated-" + secrets.token_urlsafe(12)
+    day.stack.customer.set_password(SUPPORT, new_password, end_sessions=True)
+    page.get_by_role("button", name="Rotate credentials").click()
+    page.get_by_label("New password", exact=True).fill(new_password)
+    page.get_by_role("button", name="Test and save").click()
+    expect(page.get_by_text("the smarthost accepted the new settings")).to_be_visible()
+    expect(page.get_by_text("No notification is waiting.")).to_be_visible()
+    expect(page.locator(".page-head .badges")).to_contain_text("verified")
+    screenshot(page, "4a-address-rotated")
+    day.go("log")
+    row = page.locator("table.log tbody tr", has_text="Still jammed")
+    expect(row).to_contain_text("delivered")
+    expect(row).to_contain_text("attempts")  # the refused attempt, then the delivery
+    screenshot(page, "4b-delivery-log-released")
+    assert day.secrets_seen(new_password, day.smtp_password) == []
+
+
+def test_5_dkim_turned_on_shows_the_domains_records(day):
+    from relaydesk.dkim import domains
+    from relaydesk.dkim.records import key_record
+
+    page = day.page
+    day.go("dkim")
+    page.get_by_role("link", name="acme.test").click()
+    page.get_by_role("button", name="Turn on DKIM").click()
+    records = page.locator(".record")
+    expect(records).to_have_count(2)
+    keyring = domains.load(aws_stores(), "acme.test")
+    expected = [key_record(key, "acme.test") for generation in keyring.generations for key in generation.keys]
+    shown = [(records.nth(i).locator("code").nth(0).inner_text(), records.nth(i).locator("code").nth(2).inner_text())
+             for i in range(2)]
+    assert sorted(shown) == sorted((record.name, record.value) for record in expected)
+    assert all(value.startswith("v=DKIM1; k=") for _, value in shown)
+    expect(page.get_by_role("button", name=re.compile("Copy name"))).to_have_count(2)
+    page.get_by_role("button", name="Start signing").click()  # not published yet: refused, with what to do
+    expect(page.get_by_role("alert").first).to_contain_text("Publish")
+    expect(page.get_by_role("button", name="Sign anyway (I have just published them)")).to_be_visible()
+
+    # acme.test's DNS admin publishes the records shown (the local stack's DNS serves acme.test)
+    zone = day.stack.state_dir / "dns" / "zone.json"
+    write_zone(zone, [*zone_records(zone), *({"name": name, "type": "TXT", "value": value} for name, value in shown)])
+    page.get_by_role("button", name="Check DNS").click()
+    check = page.locator("section:has(#dns-check-title)")
+    expect(check.locator(".finding", has_text="rsa._domainkey")).to_contain_text("DKIM ok")
+    expect(check.locator(".finding", has_text="ed._domainkey")).to_contain_text("DKIM ok")
+    page.get_by_role("button", name="Start signing").click()
+    expect(page.get_by_text("Notifications from acme.test are signed from now on.")).to_be_visible()
+    expect(page.locator("#records-title ~ p .badge").first).to_have_text("on")
+    screenshot(page, "5-dkim-records-checked-and-signing")
+
+
+def test_suspended_tickets_are_recovered_from_the_log(day):
+    page = day.page
+    bob_password = secrets.token_urlsafe(12)
+    day.stack.customer.set_password("bob@acme.test", bob_password)
+    message = EmailMessage()
+    message["From"] = "Bob Agent <bob@acme.test>"
+    message["To"] = day.system_address
+    message["Subject"] = "FW: Invoice question"
+    message.set_content("---------- Forwarded message ---------\nFrom: Carol <carol@example.org>\n"
+                        "Subject: Invoice question\n\nWhy was I charged twice?\n")
+    submission = day.stack.customer.submission
+    with smtplib.SMTP(submission.host, submission.port, local_hostname="bob-laptop.acme.test", timeout=30) as c:
+        c.starttls(context=day.stack.client_tls())
+        c.login("bob@acme.test", bob_password)
+        c.send_message(message, from_addr="bob@acme.test", to_addrs=[day.system_address])
+    day.go("log?tab=suspended")
+    item = page.locator("li.suspended", has_text="FW: Invoice question")
+    expect(item).to_contain_text("forwarded by hand")
+    screenshot(page, "log-suspended-tickets")
+    item.get_by_role("button", name="Recover").click()
+    expect(page.get_by_text("is a normal ticket now")).to_be_visible()
+
+
+def test_settings_and_an_invitation(day):
+    page = day.page
+    day.go("settings")
+    ccs = page.get_by_label("CCs and followers", exact=True)
+    ccs.uncheck()
+    expect(page.get_by_role("alert")).to_contain_text("CCs and followers cannot be turned off")
+    page.get_by_label("Include attachments in email", exact=True).uncheck()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+    page.get_by_label("Email address", exact=True).fill("ann@acme.test")
+    page.get_by_label("Role", exact=True).select_option("agent")
+    page.get_by_role("button", name="Invite").click()
+    expect(page.get_by_text("ann@acme.test is invited")).to_be_visible()
+    expect(page.locator("table.list tbody tr", has_text="ann@acme.test")).to_contain_text("invited")
+    screenshot(page, "settings-and-users")
+
+
+def test_held_deferred_and_dead_letters_tabs(day):
+    page = day.page
+    day.go("log?tab=held")
+    expect(page.get_by_text("Nothing is held.")).to_be_visible()
+    screenshot(page, "log-held-and-deferred")
+    page.get_by_role("tab", name="Dead letters").click()
+    expect(page.get_by_text("The dead-letter queue is empty.")).to_be_visible()
+    screenshot(page, "log-dead-letters")
+
+
+def test_6_disabling_the_connector_falls_back_to_relaydesk(day):
+    page = day.page
+    day.go(f"addresses/{quote(SUPPORT, safe='')}")
+    page.get_by_role("button", name="Disable connector").click()
+    expect(page.locator(".page-head .badges")).to_contain_text("disabled: sent by Relaydesk")
+    send_mail(day.stack, sender=f"Jane Doe <{JANE}>", to=SUPPORT, subject="Thanks, it works",
+              body="All good now. Jane")
+    day.go(f"log?address={quote(SUPPORT, safe='')}")
+    row = page.locator("table.log tbody tr", has_text="Thanks, it works")
+    expect(row).to_contain_text("delivered")
+    expect(row).to_contain_text("Relaydesk (SES)")
+    screenshot(page, "6-disabled-fallback-in-the-log")
+    day.go(f"addresses/{quote(SUPPORT, safe='')}")
+    expect(page.get_by_text("notifications go out through Relaydesk")).to_be_visible()
+    screenshot(page, "6-address-disabled")
+
+
+def test_the_wizard_can_be_reached_and_driven_from_the_keyboard(day):
+    page = day.page
+    day.go("addresses")
+    expect(page.locator("main h1")).to_be_focused()  # the page's heading takes the focus: screen readers say where
+    page.keyboard.press("Shift+Tab")
+    for _ in range(20):  # Tab to the page's own "Connect an address" link
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Connect an address":
+            break
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Connect an address")).to_be_focused()
+    expect(page.get_by_role("radio").first).to_be_visible()  # the providers are loaded
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.type") == "radio":
+            break
+    focused = page.evaluate("document.activeElement.value")
+    page.keyboard.press("Space")  # the focused provider is chosen
+    expect(page.locator(f"input[type=radio][value={focused}]")).to_be_checked()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Next")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Support address", exact=True)).to_be_visible()
+    screenshot(page, "keyboard-wizard-connection-step")
+
+
+@pytest.mark.parametrize("route", ["addresses", f"addresses/{quote(SUPPORT, safe='')}", "connect", "dkim/acme.test",
+                                   "log", "log?tab=suspended", "settings"])
+def test_every_page_fits_a_phone(day, route):
+    page = day.page
+    page.set_viewport_size(PHONE)
+    try:
+        day.go(route)
+        expect(page.locator("main h1")).to_be_visible()
+        expect(page.locator("main .spinner")).to_have_count(0)  # loaded
+        assert no_horizontal_overflow(page) <= 0, route
+        screenshot(page, "phone-" + re.sub(r"[^a-z0-9]+", "-", route.split("%40")[0].lower()).strip("-"))
+    finally:
+        page.set_viewport_size(DESKTOP)
+    assert no_horizontal_overflow(page) <= 0, route  # and at 1280 x 800
+
+
+def test_7_another_tenant_sees_none_of_it(day):
+    page = day.page
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    sign_in(day, day.other)
+    expect(page.locator("table.list tbody tr")).to_have_count(1)  # its own system address only
+    assert "acme" not in page.locator("main").inner_text().lower()
+    day.go(f"addresses/{quote(SUPPORT, safe='')}")
+    expect(page.get_by_role("alert")).to_contain_text("not a support address")
+    day.go("log")
+    expect(page.get_by_text("No notification matches.")).to_be_visible()
+    day.go("log?tab=suspended")
+    expect(page.get_by_text("No suspended ticket.")).to_be_visible()
+    day.go("dkim")
+    expect(page.get_by_text("No domain yet")).to_be_visible()
+    day.go("dkim/acme.test")
+    expect(page.get_by_role("alert").first).to_be_visible()
+    text = page.locator("main").inner_text()
+    assert "_domainkey" not in text and day.account_id not in json.dumps(day.api_bodies[-5:])
+    screenshot(page, "7-other-tenant-sees-nothing")

@@ -1,0 +1,303 @@
+"""The tenant boundary, proven route by route against the HTTP APIs as the local stack serves them (HTTPS on loopback,
+API Gateway's authorizers, the real handlers, moto's Cognito and Secrets Manager):
+
+    two tenants x every route of template.yaml x (own resource, other tenant's resource, other tenant's resource
+    under one's own account, no token, expired token, wrong role, operator IAM)
+
+and, on the operator API, every route x (tenant token, no credentials, operator IAM). The counts are printed
+(`pytest -s tests/e2e/test_tenant_matrix.py`); the test asserts 0 cross-tenant successes, 0 secrets in any response,
+and that each tenant's addresses, names and secrets are untouched by the other."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import boto3
+import jwt
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from relaydesk.addresses import lifecycle
+from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
+from relaydesk.api.tenant_routes import build_tenant_api
+from relaydesk.credentials import SmtpCredentials
+
+from local.aws_resources import http_api_routes
+from local.moto_stack import FAKE_CREDENTIALS, REGION
+from local.stack import LocalStack
+from local.tenants import User, add_tenant, add_user
+from tests.e2e import console_cells
+
+pytestmark = pytest.mark.e2e
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+TENANTS = (("acme", "Acme Corp"), ("globex", "Globex Industries"))
+CASES = ("own", "other tenant's", "other's in own path", "no token", "expired token", "wrong role", "operator IAM")
+EXPECTED = {"other tenant's": {404}, "other's in own path": {404}, "no token": {401}, "expired token": {401},
+            "wrong role": {403}, "operator IAM": {401}}
+CROSS_TENANT = ("other tenant's", "other's in own path")
+
+
+def passing(credentials, **_):
+    steps = [CheckStep(name=n, ok=True) for n in ("dns", "tcp", "greeting", "starttls", "certificate", "auth")]
+    return LiveCheckReport(host=credentials.host, port=credentials.port, tls_mode=credentials.tls_mode, steps=steps)
+
+
+@dataclass
+class Tenant:
+    subdomain: str
+    name: str
+    account_id: str
+    domain: str
+    admin: User
+    agent: User
+    nobody: User  # signed in, in no group
+    smtp_password: str
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> ID token
+    console_tokens: dict[str, str] = field(default_factory=dict)  # role -> ID token of the console's app client
+    job_id: str = ""
+    refresh_tokens: list[str] = field(default_factory=list)
+    expired: str = ""
+    secret_arns: dict[str, str] = field(default_factory=dict)  # address -> its connector secret's ARN
+    counter: itertools.count = field(default_factory=itertools.count)
+
+    def fresh(self, prefix: str) -> str:
+        return f"{prefix}-{next(self.counter)}@{self.domain}"
+
+
+@dataclass
+class Reply:
+    status: int
+    text: str
+
+
+class World:
+    def __init__(self, stack: LocalStack) -> None:
+        from relaydesk.wiring import aws_stores
+
+        self.stack = stack
+        self.stores = aws_stores()
+        self.cognito = boto3.client("cognito-idp")
+        self.secrets = boto3.client("secretsmanager")
+        self.pool = stack.env["RELAYDESK_USER_POOL_ID"]
+        self.client_id = stack.env["RELAYDESK_CLI_CLIENT_ID"]
+        self.tls = ssl.create_default_context(cafile=str(stack.ca.pem_path))
+        self.tenants = [self._tenant(sub, name) for sub, name in TENANTS]
+
+    # -- setup -------------------------------------------------------------------------------------------------------
+    def _tenant(self, subdomain: str, name: str) -> Tenant:
+        domain = f"{subdomain}.example"
+        account, admin = add_tenant(self.stores, self.cognito, self.pool, subdomain, name, domain=domain)
+        tenant = Tenant(subdomain, name, account.account_id, domain, admin,
+                        add_user(self.cognito, self.pool, account.account_id, f"agent@{domain}", "agent"),
+                        add_user(self.cognito, self.pool, account.account_id, f"nobody@{domain}", None),
+                        smtp_password=f"smtp-{subdomain}-S3cret!")
+        lifecycle.add_forwarding_address(self.stores, tenant.account_id, f"help@{domain}", f"{name} Help")
+        self.connect(tenant, f"support@{domain}")
+        for role, user in (("admin", tenant.admin), ("agent", tenant.agent), ("nobody", tenant.nobody)):
+            result = self.cognito.initiate_auth(ClientId=self.client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters={
+                "USERNAME": user.username, "PASSWORD": user.password})["AuthenticationResult"]
+            tenant.tokens[role] = result["IdToken"]
+            tenant.refresh_tokens.append(result["RefreshToken"])
+        tenant.expired = expired_copy(tenant.tokens["admin"])
+        return tenant
+
+    def connect(self, tenant: Tenant, email: str) -> None:
+        credentials = SmtpCredentials(host=f"smtp.{tenant.domain}", username=email, password=tenant.smtp_password)
+        address, _ = lifecycle.connect_address(self.stores, tenant.account_id, email, credentials, checker=passing)
+        tenant.secret_arns[email] = address.connector.secret_arn
+
+    def secret_values(self) -> list[str]:
+        values = []
+        for tenant in self.tenants:
+            values += [tenant.smtp_password, tenant.admin.password, tenant.agent.password, tenant.nobody.password,
+                       tenant.expired, *tenant.tokens.values(), *tenant.refresh_tokens, *tenant.secret_arns.values()]
+        return [*values, "arn:aws:secretsmanager", FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"] + '"']
+
+    # -- requests ----------------------------------------------------------------------------------------------------
+    def call(self, base: str, method: str, path: str, *, token: str | None = None, sign: bool = False,
+             body: dict | None = None) -> Reply:
+        url = base.rstrip("/") + path
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if sign:
+            request = AWSRequest(method=method, url=url, data=data or b"", headers=headers)
+            SigV4Auth(Credentials(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]),
+                      "execute-api", REGION).add_auth(request)
+            headers = dict(request.headers.items())
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 (https, loopback)
+        try:
+            with urllib.request.urlopen(request, context=self.tls, timeout=30) as response:  # noqa: S310
+                return Reply(response.status, response.read().decode())
+        except urllib.error.HTTPError as error:
+            return Reply(error.code, error.read().decode())
+
+
+def expired_copy(id_token: str) -> str:
+    """The same claims, signed by the same key of the pool (moto's), with an `exp` an hour ago."""
+    from moto.utilities.utils import load_resource
+
+    private = load_resource("cognitoidp/resources/jwks-private.json")  # the key moto signs every pool's tokens with
+    claims = jwt.decode(id_token, options={"verify_signature": False})
+    claims["exp"] = int(time.time()) - 3600
+    key = jwt.PyJWK(private).key
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": jwt.get_unverified_header(id_token)["kid"]})
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with LocalStack(tmp_path_factory.mktemp("matrix")) as stack, pytest.MonkeyPatch.context() as monkeypatch:
+        world = World(stack)
+        for tenant in world.tenants:
+            console_cells.prepare(world, tenant, monkeypatch)
+        yield world
+
+
+def needed_roles() -> dict[tuple[str, str], str]:
+    """(method, path template) -> the role the tenant route table asks for."""
+    table = build_tenant_api(lambda account_id: None).table
+    return {(rule.method, rule.openapi_path): rule.role.label for rule in table.rules}
+
+
+def tenant_request(world: World, actor: Tenant, victim: Tenant, method: str, template: str, case: str, role: str):
+    """The path and body of one cell of the matrix."""
+    if console_cells.is_console_route(template):
+        return console_cells.tenant_request(world, actor, victim, method, template, case, role)
+    account = victim.account_id if case == "other tenant's" else actor.account_id
+    owner = actor if case == "own" else victim
+    if method == "DELETE" and case == "own":
+        email = owner.fresh("leaving")
+        world.connect(owner, email)  # deleting a connector address schedules its secret's deletion (ABAC path)
+    elif method == "POST":
+        email = owner.fresh("new")
+    else:
+        email = f"help@{owner.domain}"
+    path = template.replace("{account_id}", quote(account, safe="")).replace("{id}", quote(email, safe=""))
+    # Renaming one's own address keeps its name (the check at the end compares it); another's, as an attacker would.
+    name = f"{owner.name} Help" if case == "own" else "IT Security - action required"
+    body = {"email": email} if method == "POST" else {"name": name} if method == "PUT" else None
+    token = {"own": actor.tokens[role], "other tenant's": actor.tokens["admin"],
+             "other's in own path": actor.tokens["admin"], "expired token": actor.expired,
+             "wrong role": actor.tokens["agent" if role == "admin" else "nobody"]}.get(case)
+    return path, body, token
+
+
+def test_two_tenants_every_route_every_identity(world):
+    tenant_routes = http_api_routes(TEMPLATE)["TenantApi"]
+    roles = needed_roles()
+    assert {(method, path) for method, path, _ in tenant_routes} == set(roles)  # template and route table agree
+    counts: dict[str, Counter] = {case: Counter() for case in CASES}
+    unexpected, leaks, successes_across = [], [], 0
+    secrets = world.secret_values()
+    for actor, victim in itertools.permutations(world.tenants, 2):
+        foreign = (victim.account_id, victim.name, victim.subdomain + ".mail", f"{victim.name} Help")
+        for method, template, _ in tenant_routes:
+            for case in CASES:
+                if case == "other's in own path" and not console_cells.names_a_resource(template):
+                    continue
+                path, body, token = tenant_request(world, actor, victim, method, template, case,
+                                                   roles[(method, template)])
+                reply = world.call(world.stack.tenant_api.url, method, path, token=token, body=body,
+                                   sign=case == "operator IAM")
+                counts[case][reply.status] += 1
+                ok = 200 <= reply.status < 300
+                if case in CROSS_TENANT and ok:
+                    successes_across += 1
+                if (case == "own" and not ok) or (case != "own" and reply.status not in EXPECTED[case]):
+                    unexpected.append((case, method, path, reply.status, reply.text[:200]))
+                if any(secret in reply.text for secret in secrets):
+                    leaks.append((case, method, path))
+                if case != "own" and any(name in reply.text for name in foreign):
+                    leaks.append((case, method, path, "names the other tenant"))
+
+    operator_counts = operator_rows(world, secrets, leaks, unexpected)
+    print_counts(counts, operator_counts, successes_across, leaks)
+    assert successes_across == 0
+    assert leaks == []
+    assert unexpected == []
+    for tenant in world.tenants:
+        assert_untouched(world, tenant)
+
+
+def operator_rows(world: World, secrets: list[str], leaks: list, unexpected: list) -> dict[str, Counter]:
+    """The operator API (IAM, across accounts by design): a tenant's token never gets through."""
+    counts: dict[str, Counter] = {case: Counter() for case in ("tenant admin token", "no credentials", "operator IAM")}
+    acme = world.tenants[0]
+    for method, template, _ in http_api_routes(TEMPLATE)["AddressesApi"]:
+        for case in counts:
+            email = acme.fresh("operator") if method in ("POST", "DELETE") else f"help@{acme.domain}"
+            if method == "DELETE" and case == "operator IAM":
+                lifecycle.add_forwarding_address(world.stores, acme.account_id, email)
+            path = template.replace("{id}", quote(email, safe=""))
+            path += f"?account_id={acme.account_id}" if (method, template) == ("GET", "/support_addresses") else ""
+            body = {"account_id": acme.account_id, "email": email} if method == "POST" else \
+                {"name": f"{acme.name} Help"} if method == "PUT" else None
+            reply = world.call(world.stack.operator_api.url, method, path, body=body,
+                               token=acme.tokens["admin"] if case == "tenant admin token" else None,
+                               sign=case == "operator IAM")
+            counts[case][reply.status] += 1
+            expected_ok = case == "operator IAM"
+            if (200 <= reply.status < 300) != expected_ok or (not expected_ok and reply.status != 403):
+                unexpected.append(("operator API", case, method, path, reply.status, reply.text[:200]))
+            if any(secret in reply.text for secret in secrets):
+                leaks.append(("operator API", case, method, path))
+    return counts
+
+
+def assert_untouched(world: World, tenant: Tenant) -> None:
+    """What the other tenant tried left nothing changed: names, addresses and the connector's secret."""
+    help_address = world.stores.directory.get_account_address(tenant.account_id, f"help@{tenant.domain}")
+    assert help_address is not None and help_address.name == f"{tenant.name} Help"
+    connector = world.stores.directory.get_account_address(tenant.account_id, f"support@{tenant.domain}")
+    assert connector is not None and connector.connector.secret_arn == tenant.secret_arns[f"support@{tenant.domain}"]
+    for email, arn in tenant.secret_arns.items():
+        described = world.secrets.describe_secret(SecretId=arn)
+        deleted_by_its_admin = email.startswith("leaving-")
+        assert ("DeletedDate" in described) == deleted_by_its_admin, email
+        tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+        assert tags["relaydesk:account-id"] == tenant.account_id
+
+
+def print_counts(counts: dict[str, Counter], operator: dict[str, Counter], successes_across: int,
+                 leaks: list) -> None:
+    lines = ["", "tenant API: responses by case and status (2 tenants x every route)"]
+    for case, statuses in counts.items():
+        lines.append(f"  {case:<22} {sum(statuses.values()):>4} requests  " +
+                     "  ".join(f"{status}: {n}" for status, n in sorted(statuses.items())))
+    lines.append("operator API (IAM, across accounts by design): responses by case and status")
+    for case, statuses in operator.items():
+        lines.append(f"  {case:<22} {sum(statuses.values()):>4} requests  " +
+                     "  ".join(f"{status}: {n}" for status, n in sorted(statuses.items())))
+    lines.append(f"cross-tenant successes: {successes_across}; responses with a secret or another tenant's "
+                 f"name: {len(leaks)}")
+    print("\n".join(lines))
+
+
+def test_a_token_signed_by_another_key_or_for_another_client_is_refused(world):
+    acme = world.tenants[0]
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    claims = jwt.decode(acme.tokens["admin"], options={"verify_signature": False})
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(claims, other_key, algorithm="RS256",
+                        headers={"kid": jwt.get_unverified_header(acme.tokens["admin"])["kid"]})
+    unsigned = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode() + "." + \
+        acme.tokens["admin"].split(".")[1] + "."
+    path = f"/accounts/{acme.account_id}/support_addresses"
+
+    for token in (forged, unsigned, acme.tokens["admin"][:-4] + "AAAA"):
+        assert world.call(world.stack.tenant_api.url, "GET", path, token=token).status == 401
+    assert world.call(world.stack.tenant_api.url, "GET", path, token=acme.tokens["admin"]).status == 200
