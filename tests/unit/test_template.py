@@ -313,14 +313,17 @@ def test_inbound_reads_raw_mail_and_writes_only_attachments_so_raw_mail_is_never
     assert all("Statement" in policy for policy in _policies(resources["InboundFunction"]))  # no S3CrudPolicy
 
 
-def test_the_relay_reads_attachments_never_raw_mail_and_touches_no_counters_or_dlq(resources):
+def test_the_relay_reads_attachments_never_raw_mail_and_only_sends_to_the_dlq_and_shapes_in_the_counters(resources):
     statements = _statements(resources["RelayFunction"])
     s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
-    resources_touched = json.dumps([s["Resource"] for s in statements])
+    on = {json.dumps(s["Resource"]): _as_list(s["Action"]) for s in statements}
 
     assert [(s["Action"], s["Resource"]) for s in s3] == [
         ("s3:GetObject", {"Fn::Sub": "${RawMailBucket.Arn}/attachments/*"})]
-    assert "CountersTable" not in resources_touched and "NotificationsDlq" not in resources_touched
+    # the DLQ: a notification whose carried attempts ran out is sent there; nothing is read from it
+    assert on[json.dumps({"Fn::GetAtt": ["NotificationsDlq", "Arn"]})] == ["sqs:SendMessage"]
+    # the counters table: the mailboxes' sending limits, one item each, read and replaced whole
+    assert on[json.dumps({"Fn::GetAtt": ["CountersTable", "Arn"]})] == ["dynamodb:GetItem", "dynamodb:PutItem"]
 
 
 def test_the_attachments_url_has_reserved_concurrency_by_default(template, resources):

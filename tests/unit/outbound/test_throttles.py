@@ -30,6 +30,7 @@ NOT_THROTTLES = [
     (554, "5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied"),
     (421, "4.7.0 TLS required for RCPT domain, closing connection."),
     (451, "4.3.0 Temporary System Problem. Try again later"),
+    (421, "4.3.2 Service shutting down"),
     (535, "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant."),
 ]
 

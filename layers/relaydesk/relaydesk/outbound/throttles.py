@@ -67,9 +67,9 @@ THROTTLE_REPLIES: tuple[ThrottleRule, ...] = (
                  "Postfix limits mail or connections a minute from this client",
                  "Set --messages-per-minute / --connections to the server's smtpd_client_message_rate_limit and "
                  "smtpd_client_connection_count_limit."),
-    # RFC 3463: X.3.2 "system not accepting network messages", as a reply code 432 from any server
-    ThrottleRule("any server", 432, None, None, 30.0, "the server is not accepting messages from this client now"),
-    ThrottleRule("any server", None, "4.3.2", None, 30.0, "the server is not accepting messages from this client now"),
+    # 432 is no RFC 5321 code: servers that use it (Exchange, and clones of it) mean "too many of yours at once". A
+    # 421 4.3.2 ("shutting down", maintenance) stays a deferral, counted as an attempt.
+    ThrottleRule("any server", 432, None, None, 30.0, "the server is not accepting more messages from this client now"),
 )
 
 ENHANCED_STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
