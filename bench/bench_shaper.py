@@ -311,8 +311,6 @@ def template_batching_window() -> float:
 
 
 def run(config):
-    from bench.harness import machine, machine_line
-
     quick = config.quick
     main = Burst(notifications=60, idle_samples=10) if quick else Burst(time_scale=10.0)
     side = 40 if quick else 300
@@ -321,7 +319,7 @@ def run(config):
                              fair=False))
     deployed = run_burst(Burst(notifications=side, idle_samples=main.idle_samples, time_scale=main.time_scale,
                                batching_window=template_batching_window()))
-    return render(fair, unfair, deployed, machine_line(machine(), "make bench  # or: python -m bench --only shaper"))
+    return render(fair, unfair, deployed)  # bench/__main__.py adds the machine's line
 
 
 def _latency_row(label: str, outcome: Outcome) -> str:
@@ -332,7 +330,7 @@ def _latency_row(label: str, outcome: Outcome) -> str:
             f"{'met' if ratio <= TARGET_LATENCY_RATIO else 'MISSED'} |")
 
 
-def render(fair: Outcome, unfair: Outcome, deployed: Outcome, machine_text: str = "") -> str:
+def render(fair: Outcome, unfair: Outcome, deployed: Outcome) -> str:
     b = fair.burst
     lines = [
         f"## {TITLE}", "",
@@ -363,10 +361,7 @@ def render(fair: Outcome, unfair: Outcome, deployed: Outcome, machine_text: str 
         _latency_row("fair queues' order, the template's batching window "
                      f"({deployed.burst.batching_window:g} s, as deployed)", deployed),
         _latency_row("arrival order (no fair queues), no batching window", unfair),
-        "",
     ]
-    if machine_text:
-        lines.append(machine_text)
     return "\n".join(lines)
 
 
