@@ -27,6 +27,9 @@ os.environ.update({
     "POWERTOOLS_METRICS_NAMESPACE": "RelaydeskTests",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
+    # The local stack runs the handlers in threads of the test process: their EMF metric lines (printed to stdout at
+    # each flush) would land in whatever a test is capturing from stdout at that moment, such as a CLI's --json.
+    "POWERTOOLS_METRICS_DISABLED": "true",
     # Test smarthosts and token endpoints listen on loopback: allowed as the operator allows a private smarthost.
     "RELAYDESK_ALLOWED_DESTINATIONS": "127.0.0.0/8,::1/128",
     "RELAYDESK_ALLOWED_TOKEN_HOSTS": "127.0.0.1,localhost",

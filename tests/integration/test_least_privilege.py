@@ -554,6 +554,7 @@ def console_jobs(stores, smarthost, monkeypatch) -> None:
     def call(method: str, path: str, body=None, status: int = 200) -> dict:
         response = invoke("tenant_api", http_event(method, f"{base}{path}", None, body, authorizer=claims))
         assert response["statusCode"] < 300 or response["statusCode"] == status, (method, path, response["body"])
+        assert api.wait_idle()  # an Event invocation answers 202 before its worker has recorded the event
         for event in started:
             _account_sessions.cache_clear()  # the jobs function is a Lambda of its own: it takes its own session
             invoke("console_jobs", event)
