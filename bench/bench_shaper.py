@@ -52,6 +52,7 @@ class Burst:
     fair: bool = True
     timeout: float = 600.0
     over_the_day: int = 0  # notifications more, after the burst, whose recipients the day has no room for
+    recipients_per_day: int = 10_000  # Microsoft's; lower: the admin lowered it (fewer RCPTs for a short run)
     batching_window: float = 0.0  # the event source mapping's MaximumBatchingWindowInSeconds (template.yaml: 2)
 
 
@@ -107,8 +108,8 @@ class World:
         os.environ.update({k: v for k, v in env.items() if k.startswith("RELAYDESK_")})
         scale = self.burst.time_scale
         self.smarthost_a = self._stack.enter_context(SmarthostProcess(limits=dict(
-            messages_per_minute=30, recipients_per_day=10_000, recipients_per_message=500, connections=3,
-            time_scale=scale, start=self.start)))
+            messages_per_minute=30, recipients_per_day=self.burst.recipients_per_day, recipients_per_message=500,
+            connections=3, time_scale=scale, start=self.start)))
         self.smarthost_b = self._stack.enter_context(SmarthostProcess(username="relay@globex.test"))
         self.stores = _fresh_stores()
         self._populate()
@@ -147,7 +148,7 @@ class World:
 
         self.tickets: dict[str, list[str]] = {}
         for account, address, host, provider, limits in (
-                (ACCOUNT_A, ADDRESS_A, self.smarthost_a, "microsoft365", None),
+                (ACCOUNT_A, ADDRESS_A, self.smarthost_a, "microsoft365", self._lowered()),
                 (ACCOUNT_B, ADDRESS_B, self.smarthost_b, "other",
                  LimitOverrides(messages_per_minute=6000, connections=20))):  # B's own server: its limits never bind
             subdomain = address.split("@")[1].split(".")[0]
@@ -167,6 +168,12 @@ class World:
                                 subject="Printer jammed", requester="jane@example.net")
                 self.stores.tickets.create_ticket(ticket)
                 self.tickets[account].append(ticket.ticket_id)
+
+    def _lowered(self):
+        from relaydesk.addresses.providers import LimitOverrides
+
+        day = self.burst.recipients_per_day
+        return LimitOverrides(recipients_per_day=day) if day < 10_000 else None
 
     def _worker(self):
         from relaydesk.outbound.batch import relay_event
@@ -350,8 +357,8 @@ def render(fair: Outcome, unfair: Outcome, deployed: Outcome) -> str:
         f"{'met' if fair.rate_ratio >= TARGET_RATE else 'MISSED'} |",
         f"| most messages in any minute, as the provider counts | {fair.most_in_a_minute} | <= 30: "
         f"{'met' if fair.most_in_a_minute <= 30 else 'MISSED'} |",
-        f"| most recipients in any day, as the provider counts | {fair.most_recipients_in_a_day:,} | <= 10,000: "
-        f"{'met' if fair.most_recipients_in_a_day <= 10_000 else 'MISSED'} |",
+        f"| most recipients in any day, as the provider counts | {fair.most_recipients_in_a_day:,} | <= "
+        f"{b.recipients_per_day:,}: {'met' if fair.most_recipients_in_a_day <= b.recipients_per_day else 'MISSED'} |",
         f"| the burst's span | {fair.span_minutes:.1f} scaled minutes, {fair.wall_seconds:.0f} s of wall time | |",
         "",
         "Tenant B's latency, idle and during A's burst (p99 during / p99 idle, target <= 2x):", "",
