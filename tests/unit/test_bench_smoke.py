@@ -67,3 +67,19 @@ def test_the_shaper_benchmark_reports_every_target_with_its_verdict():
     assert "| arrival order (no fair queues), no batching window | 300 | 50 / 50 ms | 900 / 900 ms | 18.00x | " \
            "MISSED |" in section
     assert "Measured" not in section  # the machine's line is the harness's, once
+
+
+def test_the_bench_allows_its_loopback_smarthosts_where_the_test_environment_does_not_help():
+    """The tests' conftest allows loopback destinations for every test; `make bench` runs without it, so a fresh
+    interpreter without those variables must still let the relay reach the bench's 127.0.0.1 smarthosts."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_ALLOWED_")}
+    probe = ("import ipaddress, bench; from relaydesk import destinations; "
+             "print(destinations.policy().permits(ipaddress.ip_address('127.0.0.1')))")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2], check=False)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]

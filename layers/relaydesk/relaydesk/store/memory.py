@@ -39,6 +39,7 @@ from relaydesk.tickets.model import (
     TicketPosition,
     TicketQuery,
     TicketStatus,
+    agent_name,
     sort_stamp,
 )
 from relaydesk.users import AccountUser, UserRole
@@ -457,6 +458,13 @@ class MemoryUsers:
         user = AccountUser(email=email, role=role, status="FORCE_CHANGE_PASSWORD")
         self.users[email] = (account_id, user)
         return user.model_copy()
+
+    def agent(self, account_id: str, email: str) -> Agent | None:
+        account, user = self.users.get((email or "").strip().lower(), ("", None))
+        if user is None or account != account_id or not user.enabled or user.role is None:
+            return None
+        return Agent(agent_id=f"user-{user.email}", name=agent_name(user.name) or user.email.partition("@")[0],
+                     email=user.email)
 
 
 class MemoryDeadLetters:

@@ -63,11 +63,23 @@ class NotificationRecord(BaseModel):
     reports: list[dict[str, str]] = Field(default_factory=list)  # from delivery status notifications
 
 
+AGENT_NAME_MAX_LENGTH = 120
+
+
+def agent_name(value: object) -> str:
+    """A person's name as it goes into a From header: one line (line breaks and tabs become spaces), invisible and
+    control characters (bidi overrides too) dropped, bounded."""
+    if not isinstance(value, str):
+        return ""
+    visible = "".join(ch if ch.isprintable() else " " if ch.isspace() else "" for ch in value)
+    return " ".join(visible.split())[:AGENT_NAME_MAX_LENGTH].strip()
+
+
 class Agent(BaseModel):
     """A help desk agent as the tenant boundary names one: a stable id and a display name."""
 
     agent_id: str = Field(min_length=1, max_length=128)
-    name: str = Field(min_length=1, max_length=120)
+    name: str = Field(min_length=1, max_length=AGENT_NAME_MAX_LENGTH)
     email: str | None = None  # the agent's own address: never sent a copy of their own reply
 
 

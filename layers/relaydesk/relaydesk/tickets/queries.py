@@ -20,6 +20,8 @@ MAX_CURSOR = 200
 class InvalidCursorError(RelaydeskError, ValueError):
     """A cursor that this service did not hand out (changed, truncated or from elsewhere)."""
 
+    code = "invalid_cursor"
+
 
 def ticket_of(stores: Stores, account_id: str, ticket_id: str) -> Ticket:
     """The ticket with its comments and notifications; another account's ticket is not found, like a missing one."""
