@@ -9,11 +9,12 @@ from relaydesk.outbound.batch import relay_event
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.result import RecordResult
+from relaydesk.outbound.shaper import Shaper
 from relaydesk.store.once_dynamodb import dynamo_once
 from relaydesk.store.ports import NotificationDeadLetters, Stores
 from relaydesk.store.ses import is_sending_paused
 from relaydesk.store.sqs_retry import SqsRetryDelay
-from relaydesk.wiring import aws_client, aws_stores
+from relaydesk.wiring import aws_client, aws_shaper_states, aws_stores
 
 logger = Logger()
 metrics = Metrics()
@@ -50,7 +51,7 @@ def services(stores: Stores) -> tuple[Relay, SqsRetryDelay, NotificationDeadLett
         once = dynamo_once(settings.idempotency_table, in_progress_seconds=settings.relay_in_progress_seconds,
                            expiry_seconds=settings.idempotency_expiry_seconds)
         relay = Relay(stores, credentials=CredentialCache(stores.secrets, settings.credentials_cache_seconds),
-                      once=once, on_result=observe)
+                      once=once, on_result=observe, shaper=Shaper(aws_shaper_states()))
         _built[:] = [(stores, relay, SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url),
                       stores.dead_letters)]
     return _built[0][1:]

@@ -25,6 +25,7 @@ from botocore.client import BaseClient
 from pydantic import SecretStr
 from relaydesk.accounts import Account, Brand
 from relaydesk.addresses import lifecycle, rotation, state
+from relaydesk.addresses.limits import set_limits
 from relaydesk.addresses.model import (
     AddressKind,
     Connector,
@@ -33,6 +34,7 @@ from relaydesk.addresses.model import (
     Verification,
     VerificationStatus,
 )
+from relaydesk.addresses.providers import LimitOverrides
 from relaydesk.attachments.links import sign_link
 from relaydesk.clock import utcnow
 from relaydesk.credentials import SmtpCredentials, TlsMode
@@ -74,7 +76,9 @@ KMS_FOR = {("sqs", "SendMessage"): {"kms:GenerateDataKey", "kms:Decrypt"},
            ("secretsmanager", "CreateSecret"): {"kms:GenerateDataKey"}}
 IAM_NAME = {("s3", "HeadObject"): "s3:GetObject",  # HEAD is authorized as GetObject
             ("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "DeleteObjects"): "s3:DeleteObject",
-            ("lambda", "Invoke"): "lambda:InvokeFunction"}
+            ("lambda", "Invoke"): "lambda:InvokeFunction",
+            # SQS authorizes a batch as its single action (SQS Developer Guide, "Amazon SQS API permissions").
+            ("sqs", "SendMessageBatch"): "sqs:SendMessage"}
 UNENCRYPTED_BY_THE_DATA_KEY = ("ConsoleBucket",)  # SSE-S3: CloudFront's origin access control reads it
 TRANSACT_ACTION = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem",
                    "ConditionCheck": "dynamodb:ConditionCheckItem"}  # what IAM checks for each part of a transaction
@@ -438,6 +442,17 @@ def relay_jobs(stores, smarthost, ticket: Ticket, monkeypatch) -> None:
     smarthost.faults.reply("RCPT", "550 5.7.1 Sending as this address is not allowed", times=1)
     relay_batch(stores, notification(kind=NotificationKind.VERIFICATION, recipients=[SUPPORT],
                                      verification_token="TOKEN0123456789"))
+    # Its fifth attempt, four carried from earlier SQS messages: refused again, the relay moves it to the DLQ itself.
+    smarthost.faults.reply("MAIL", "451 4.3.0 Try again later", times=1)
+    boto3.client("sqs").send_message(QueueUrl=stores.settings.notifications_queue_url,
+                                      MessageBody=notification().model_dump_json(), MessageGroupId=ACCOUNT,
+                                      MessageAttributes={"relaydesk_attempts": {"DataType": "Number",
+                                                                                "StringValue": "4"}})
+    assert relay_batch(stores)["batchItemFailures"] == []
+    # Over the mailbox's minute the second waits: queued again for its turn (the shaper's state in the counters table).
+    set_limits(stores.directory, ACCOUNT, SUPPORT, overrides=LimitOverrides(messages_per_minute=1))
+    assert relay_batch(stores, notification(), notification())["batchItemFailures"] == []
+    set_limits(stores.directory, ACCOUNT, SUPPORT, reset=True)
 
 
 def rotation_jobs(stores, smarthost, ticket: Ticket) -> None:

@@ -410,3 +410,11 @@ class ItemTooLargeError(RelaydeskError, ValueError):
         super().__init__(message)
         self.size = size
         self.limit = limit
+
+
+class ShaperBusyError(RelaydeskError):
+    """The mailbox's sending-limit state could not be updated (lost races, or the store failed): its notifications
+    wait a little and try again; nothing is sent unshaped."""
+
+    code = "shaper_busy"
+    action = "Nothing to do if it passes; if it lasts, check the counters table (DynamoDB) and the relay's logs."

@@ -37,12 +37,15 @@ from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.durable import keep_trying
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.pool import ConnectionPool
-from relaydesk.outbound.result import BatchItem, RecordResult, Result
+from relaydesk.outbound.result import WAITS, BatchItem, RecordResult, Result
 from relaydesk.outbound.serial import serialized
 from relaydesk.outbound.ses import SesRoute
+from relaydesk.outbound.shaper import Shaper
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
 from relaydesk.outbound.suppression import without_suppressed
-from relaydesk.store.ports import Claim, OnceGuard, SessionPool, Stores
+from relaydesk.outbound.throttles import describe, throttle_rule
+from relaydesk.outbound.turns import Turns
+from relaydesk.store.ports import Claim, OnceGuard, QueueCarry, Requeued, SessionPool, Stores
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, RecipientOutcome
 
 MAX_PARALLEL_SMARTHOSTS = 8
@@ -51,12 +54,15 @@ TIME_MARGIN_MS = 3000  # for recording outcomes and answering SQS after the last
 
 _STATUS = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.DEFERRED: DeliveryStatus.DEFERRED,
            Outcome.FAILED: DeliveryStatus.FAILED, Outcome.AUTH_FAILED: DeliveryStatus.AUTH_FAILED,
-           Outcome.HELD: DeliveryStatus.HELD}
+           Outcome.HELD: DeliveryStatus.HELD, Outcome.WAITING: DeliveryStatus.WAITING,
+           Outcome.THROTTLED: DeliveryStatus.WAITING}
 FINAL = frozenset({Outcome.DELIVERED, Outcome.FAILED})  # stored by the once guard; everything else may send again
 # A ticket record in one of these was decided by an earlier attempt: never sent again.
 DECIDED = {DeliveryStatus.DELIVERED: Outcome.DELIVERED, DeliveryStatus.FAILED: Outcome.FAILED,
            DeliveryStatus.BOUNCED: Outcome.DELIVERED}
 DLQ_NOTE = "the notification moves to the dead-letter queue (`relaydesk dlq redrive`)"
+MAX_WAIT_SECONDS = 4 * 24 * 3600  # the queue's retention: a notification waits no longer for its mailbox's turns
+SHAPED_ROUNDS = 3
 
 
 def parse_record(record: dict) -> Notification | None:
@@ -71,7 +77,7 @@ class Relay:
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
                  on_result: Callable[[RecordResult], None] | None = None,
                  submission: Callable[..., SmtpSubmission] = SmtpSubmission,
-                 pool: SessionPool | None = None) -> None:
+                 pool: SessionPool | None = None, shaper: Shaper | None = None) -> None:
         self.stores = serialized(stores)  # smarthost threads share them
         self.credentials = credentials
         self.once = once
@@ -88,6 +94,10 @@ class Relay:
         # Outcomes of accepted messages that no store took within their invocation: written first thing by the
         # next invocation of this warm container.
         self._unsaved: list[tuple[Notification, Claim, Result]] = []
+        # The mailboxes' sending limits, shared with every other invocation (None: unshaped, as unit tests of other
+        # concerns run)
+        self.turns = None if shaper is None else Turns(shaper, credentials=credentials, tickets=self.stores.tickets,
+                                                       queue=self.stores.queue)
 
     # --- the batch ----------------------------------------------------------------------------------------------
 
@@ -126,6 +136,7 @@ class Relay:
                     future.result()
                 except Exception:  # each record already has its result, or none: then it was not attempted
                     log.exception("a smarthost group ended with an error")
+        self._contained(self._settle, items)
         return [self._finish(item) for item in items]
 
     @staticmethod
@@ -145,10 +156,10 @@ class Relay:
         stopped. Before it is tried once more, its ticket says where it ends if this one is stopped too: SQS's own
         redrive (maxReceiveCount) then moves it without the relay. False (not tried now) if that cannot be written."""
         assert item.notification is not None
-        if item.receive_count <= self.max_attempts or not item.notification.ticket_id:
+        if item.attempt <= self.max_attempts or not item.notification.ticket_id:
             return True
         note = Result(Outcome.DEFERRED, reply=(
-            f"receive {item.receive_count}: the earlier attempts were stopped before they finished (the function's "
+            f"attempt {item.attempt}: the earlier attempts were stopped before they finished (the function's "
             f"timeout or a crash); tried once more, and if this one is stopped too, {DLQ_NOTE}"))
         if self._record(item.notification, note):
             return True
@@ -185,28 +196,37 @@ class Relay:
 
     def _finish(self, item: BatchItem) -> RecordResult:
         """Released only when the outcome is stored; a deferral waits its delay; a deferral at the last attempt
-        whose reason is on the ticket moves to the DLQ; one not attempted (out of time, held elsewhere, a store
-        failing before anything was sent) waits too, without using up an attempt's meaning."""
+        (attempts carried from earlier messages count) or past the longest wait, its reason on the ticket, moves to
+        the DLQ; one not attempted (out of time, held elsewhere, a store failing before anything was sent) waits too,
+        without using up an attempt's meaning. A wait for the mailbox's turn was queued again as a new message
+        (`_settle`): this one is released; if that failed, this one waits by its visibility instead."""
         if item.result is None:
             self._not_attempted(item, "the batch ended first")
         result = item.result
         assert result is not None
-        count = item.receive_count
-        last = result.outcome is Outcome.DEFERRED and item.attempted and item.durable and count >= self.max_attempts
-        retry_in = None
+        count = item.attempt
+        last = result.outcome is Outcome.DEFERRED and item.durable and \
+            (item.gave_up or (item.attempted and count >= self.max_attempts))
+        retry_in = requeue_in = None
         if last:
             retry_in = 0  # moved to the DLQ now (batch.py), or by SQS's redrive on its next receive
         elif item.retry_after is not None:
             retry_in = math.ceil(item.retry_after) + 1
         elif result.outcome is Outcome.DEFERRED:
             retry_in = retry_delay(count if item.attempted else 1, self.retry_first)
+        elif result.outcome in WAITS and self.turns is not None:
+            requeue_in = self.turns.delay_of(item)
+            retry_in = None if item.settled else requeue_in  # not queued again: this message waits instead
+        elif result.outcome in WAITS:  # a throttle reply to an unshaped relay: retried like any deferral
+            retry_in = retry_delay(count, self.retry_first)
         elif not item.durable:
             retry_in = retry_delay(1, self.retry_first)  # the outcome's write is tried again when it comes back
         outcome = RecordResult(message_id=item.record.get("messageId", ""),
                                receipt_handle=item.record.get("receiptHandle", ""), receive_count=count,
                                notification=item.notification, result=result, retry_in=retry_in,
                                last_attempt=last, body=item.record.get("body") or "",
-                               latency_ms=round((time.perf_counter() - item.started) * 1000, 1))
+                               latency_ms=round((time.perf_counter() - item.started) * 1000, 1),
+                               settled=item.settled, requeue_in=requeue_in)
         if self.on_result is not None:
             self.on_result(outcome)
         return outcome
@@ -214,6 +234,14 @@ class Relay:
     # --- once, and the ticket -----------------------------------------------------------------------------------
 
     def run_once(self, item: BatchItem, work: Callable[[], Result]) -> None:
+        turn = item.turn  # the mailbox's turn (outbound/turns.py): a throttle reply stops the rest of the group
+        if turn is not None and turn.held_back(item):
+            return
+        self._run_once(item, work if turn is None else turn.timed(work))
+        if turn is not None:
+            turn.after(item)
+
+    def _run_once(self, item: BatchItem, work: Callable[[], Result]) -> None:
         """Claim, send, store: nothing is sent for a notification whose outcome is stored or whose claim another
         invocation holds; a final outcome is stored (and recorded on the ticket) before the message is released,
         its writes retried within the invocation's time; a deferral or a hold drops the claim."""
@@ -242,7 +270,7 @@ class Relay:
         if result.outcome not in FINAL:
             keep_trying("releasing the claim", lambda: self.once.release(claim), self._remaining_ms)
             item.result = result
-            item.durable = self._record(notification, result, last=item.receive_count >= self.max_attempts)
+            item.durable = self._record(notification, result, last=item.attempt >= self.max_attempts)
             return
         result.refused = [*result.refused, *item.suppressed]
         item.result = result
@@ -340,6 +368,9 @@ class Relay:
         ticket_id = notification.ticket_id
         tickets = self.stores.tickets
         reply = result.reply
+        rule = throttle_rule(result.smtp_code, reply) if result.outcome is Outcome.THROTTLED else None
+        if rule is not None:
+            reply = describe(rule, reply)
         if result.outcome is Outcome.DEFERRED and last:
             reply += f" — last attempt: {DLQ_NOTE}"
         attempt = DeliveryAttempt(status=_STATUS[result.outcome], route=result.route, smtp_code=result.smtp_code,
@@ -419,7 +450,59 @@ class Relay:
     def _connector_group(self, secret_id: str, items: list[BatchItem],
                          addresses: dict[AddressKey, SupportAddress | None]) -> None:
         mine = {address_key(item.notification) for item in items if item.notification is not None}
-        ConnectorGroup(self, secret_id, {key: addresses[key] for key in mine if key in addresses}).run(items)
+        group = ConnectorGroup(self, secret_id, {key: addresses[key] for key in mine if key in addresses})
+        only = next(iter(mine)) if len(mine) == 1 else None
+        address = addresses.get(only) if only is not None else None
+        if self.turns is None or address is None or address.connector is None or \
+                address.connector.state not in (ConnectorState.ACTIVE, ConnectorState.PENDING):
+            group.run(items)  # unshaped; a held address parks its notifications without sending
+            return
+        pending = items
+        for last in [False] * (SHAPED_ROUNDS - 1) + [True]:  # a turn coming within a moment is waited for here
+            turn, admitted = self.turns.begin(secret_id, pending, address, self._remaining_ms)
+            try:
+                group.run(admitted)
+            finally:
+                if turn is not None:
+                    turn.close()
+            pending = [] if last else self.turns.soon(pending, self._remaining_ms)
+            if not pending:
+                break
+            group = ConnectorGroup(self, secret_id, {only: address})  # type: ignore[dict-item]
+
+    def _settle(self, items: list[BatchItem]) -> None:
+        """Waiting notifications go back to the queue for their turn as new SQS messages (a wait is not a
+        receive: it never counts toward the DLQ), carrying their attempts. One that waited longer than the queue
+        keeps a message is deferred for good: its reason on the ticket, it moves to the DLQ (`_finish`)."""
+        if self.turns is None:
+            return
+        wall = time.time()
+        waiting = [item for item in items if item.result is not None and item.result.outcome in WAITS
+                   and item.notification is not None]
+        for item in waiting:  # after every smarthost group's sends: another account's mail does not wait for these
+            if item.waited and item.result is not None and item.result.outcome is Outcome.WAITING:
+                self._record(item.notification, item.result)  # type: ignore[arg-type]
+        entries = []
+        for item in waiting:
+            carry = item.carry
+            since = carry.waiting_since or wall
+            if wall - since > MAX_WAIT_SECONDS:
+                item.result = Result(Outcome.DEFERRED, route=item.result.route,  # type: ignore[union-attr]
+                                     reply=f"waited more than {MAX_WAIT_SECONDS // 86400} days for the mailbox's "
+                                           "sending limit")
+                item.gave_up = True
+                item.durable = self._record(item.notification, item.result, last=True)  # type: ignore[arg-type]
+                continue
+            entries.append(Requeued(item.notification, self.turns.delay_of(item),  # type: ignore[arg-type]
+                                    QueueCarry(carry.attempts + item.receive_count - 1, since, item.booking)))
+        try:
+            failed = self.stores.queue.requeue(entries) if entries else set()
+        except Exception:  # each waits by its own message's visibility instead
+            log.exception("queueing %d waiting notification(s) again failed", len(entries))
+            failed = {entry.notification.notification_id for entry in entries}
+        for item in waiting:
+            item.settled = item.settled or (item.result is not None and item.result.outcome in WAITS
+                                            and item.notification.notification_id not in failed)  # type: ignore
 
     def close(self) -> None:
         """Close the pooled connections (a container's relay is replaced, or a test ends)."""

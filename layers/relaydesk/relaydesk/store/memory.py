@@ -29,7 +29,10 @@ from relaydesk.store.ports import (
     PREVIOUS,
     Claim,
     DeadLetter,
+    QueueCarry,
+    Requeued,
     SecretVersion,
+    StoredState,
     created_verified,
     new_claim_token,
     resolve_claims,
@@ -364,9 +367,22 @@ class MemorySecrets:
 class MemoryQueue:
     def __init__(self) -> None:
         self.sent: list[tuple[Notification, int]] = []
+        self.carried: dict[str, QueueCarry] = {}  # notification id -> what its last requeue carried
+        self.refuse: set[str] = set()  # notification ids whose requeue fails (SQS refusing an entry)
 
     def send(self, notification: Notification, delay_seconds: int = 0) -> None:
         self.sent.append((notification.model_copy(deep=True), delay_seconds))
+
+    def requeue(self, entries: list[Requeued]) -> set[str]:
+        failed = set()
+        for entry in entries:
+            if entry.notification.notification_id in self.refuse:
+                failed.add(entry.notification.notification_id)
+                continue
+            self.send(entry.notification, entry.delay_seconds)
+            self.carried[entry.notification.notification_id] = entry.carry
+        return failed
+
 
 
 class MemoryOutbox:
@@ -664,3 +680,27 @@ class MemorySuppressions:
 
     def remove(self, account_id: str, recipient: str) -> bool:
         return self.entries.pop((account_id, recipient.lower()), None) is not None
+
+
+class MemoryShaperStates:
+    """The shaper's items in a dict, with the same conditional writes as the DynamoDB adapter."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, StoredState] = {}
+        self.writes = 0
+        self.conflicts = 0
+        self._lock = threading.Lock()
+
+    def read(self, key: str) -> StoredState:
+        with self._lock:
+            return self.items.get(key, StoredState(None, 0))
+
+    def write(self, key: str, body: str, version: int) -> StoredState | None:
+        with self._lock:
+            current = self.items.get(key, StoredState(None, 0))
+            if current.version != version:
+                self.conflicts += 1
+                return current
+            self.items[key] = StoredState(body, version + 1)
+            self.writes += 1
+            return None

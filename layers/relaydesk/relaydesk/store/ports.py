@@ -142,8 +142,34 @@ class SecretStore(Protocol):
     def start_rotation(self, secret_id: str, token: str, rotation_function_arn: str) -> None: ...  # RotateSecret
 
 
+class QueueCarry(NamedTuple):
+    """What a notification carries from one SQS message to the next when the relay queues it again itself (waiting
+    for its mailbox's sending limit), so a wait is never counted as a delivery attempt and no attempt is lost."""
+
+    attempts: int = 0  # delivery attempts made on earlier SQS messages of this notification
+    waiting_since: float | None = None  # wall-clock epoch seconds it first waited for the sending limit
+    turn_at: float | None = None  # the turn the shaper gave it (the shaper's clock)
+
+
+# The SQS message attributes a QueueCarry travels in (Number attributes; absent when zero or unset).
+CARRY_ATTRIBUTES = {"attempts": "relaydesk_attempts", "waiting_since": "relaydesk_waiting_since",
+                    "turn_at": "relaydesk_turn_at"}
+
+
+class Requeued(NamedTuple):
+    notification: Notification
+    delay_seconds: int
+    carry: QueueCarry = QueueCarry()
+
+
 class NotificationQueue(Protocol):
+    """The notifications queue. Every message's group is its account (SQS fair queues: one account's burst does
+    not hold back another's)."""
+
     def send(self, notification: Notification, delay_seconds: int = 0) -> None: ...
+    # The relay's own sends, each with what it carries, batched where SQS allows it; returns the notification ids
+    # that could not be queued (they stay with their SQS message).
+    def requeue(self, entries: list[Requeued]) -> set[str]: ...
 
 
 class RawMailSender(Protocol):
@@ -158,6 +184,20 @@ class HeldNotifications(Protocol):
     def park(self, email: str, notification: Notification) -> None: ...  # idempotent per notification id
     def list(self, email: str) -> list[Notification]: ...
     def remove(self, email: str, notification_id: str) -> None: ...
+
+
+class StoredState(NamedTuple):
+    body: str | None  # the state's JSON; None when nothing is stored yet
+    version: int  # 0 when nothing is stored yet
+
+
+class ShaperStates(Protocol):
+    """The shaper's state, one item per mailbox, replaced whole by conditional writes (optimistic concurrency)."""
+
+    def read(self, key: str) -> StoredState: ...
+    # Stores `body` as version + 1 if the stored version is still `version` (0: none stored) and returns None;
+    # otherwise stores nothing and returns what is stored now, so the caller retries without another read.
+    def write(self, key: str, body: str, version: int) -> StoredState | None: ...
 
 
 # The notifications queue keeps a message 4 days and the DLQ 14 (template.yaml): no copy of a notification can reach

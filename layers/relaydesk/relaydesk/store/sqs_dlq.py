@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from relaydesk.store.ports import DeadLetter
+from relaydesk.store.sqs import group_of_body
 
 MAX_BATCH = 10  # SQS ReceiveMessage upper bound
 PEEK_HIDE_SECONDS = 30  # what a look has seen stays out of its next receives, then is made visible again at once
@@ -51,7 +52,8 @@ class SqsDeadLetters:
                       "attempts": {"DataType": "Number", "StringValue": str(receive_count)}}
         if notification_id:
             attributes["notification_id"] = {"DataType": "String", "StringValue": notification_id}
-        self._client.send_message(QueueUrl=self._dlq_url, MessageBody=body, MessageAttributes=attributes)
+        self._client.send_message(QueueUrl=self._dlq_url, MessageBody=body, MessageAttributes=attributes,
+                                  **group_of_body(body))
 
     def discard(self, letter: DeadLetter) -> None:
         """Out of the DLQ for good (a notification found delivered)."""
@@ -61,7 +63,8 @@ class SqsDeadLetters:
         """Back to the notifications queue with its body unchanged, then out of the DLQ."""
         attributes = {"notification_id": {"DataType": "String", "StringValue": notification_id}} \
             if notification_id else {}
-        self._client.send_message(QueueUrl=self._queue_url, MessageBody=letter.body, MessageAttributes=attributes)
+        self._client.send_message(QueueUrl=self._queue_url, MessageBody=letter.body, MessageAttributes=attributes,
+                                  **group_of_body(letter.body))
         self._client.delete_message(QueueUrl=self._dlq_url, ReceiptHandle=letter.receipt_handle)
 
     def release(self, letter: DeadLetter) -> None:
