@@ -67,6 +67,13 @@ def test_the_tenant_function_assigns_to_a_user_of_the_account_and_signs_an_uploa
                                            "size": 1234}).body
 
     assert assigned.body["assignee"]["name"] == "Ann Agent Bcc: x@y.z"
+
+    def assigned_to(who: str) -> list[str]:
+        return [t["ticket_id"] for t in client.get(f"/accounts/{ACME}/tickets", assignee=who).body["tickets"]]
+
+    assert [assigned_to(who) for who in ("ANN@acme.test", "ada@acme.test", "none")] == [[TICKET], [], []]
+    client.put(f"{base}/assignee", {"assignee": None})
+    assert [assigned_to(who) for who in ("ann@acme.test", "none")] == [[], [TICKET]]  # DynamoDB's filter
     assert (foreign.status, foreign.body["code"]) == (422, "assignee_not_agent")
     assert form["key"].startswith(f"attachments/{ACME}/uploads/") and form["key"].endswith("/quote.pdf")
     policy = json.loads(base64.b64decode(form["fields"]["policy"]))

@@ -87,13 +87,15 @@ def add_ticket_routes(routes: RouteTable, caller: Callable[[], Caller], get_stor
         status: Annotated[Literal["new", "open", "pending", "solved", "suspended"] | None,
                           Query(description="only tickets with this status")] = None,
         requester: Annotated[str | None, Query(max_length=254, description="only this requester's tickets")] = None,
+        assignee: Annotated[str | None, Query(max_length=254, description="only the tickets of this agent (an "
+                                                                          "address), or `none`: unassigned")] = None,
         updated_since: Annotated[str | None, Query(max_length=40, description="ISO 8601; UTC unless it says")] = None,
         limit: Annotated[int, Query(ge=1, le=TICKET_PAGE_LIMIT, description="tickets per page")] = 25,
         cursor: Annotated[str | None, Query(max_length=queries.MAX_CURSOR, description="from the last page")] = None,
     ) -> TicketPageOut:
         tickets, next_cursor = queries.list_page(
             get_stores(), account(), status=TicketStatus(status) if status else None, requester=requester,
-            updated_since=since(updated_since), limit=limit, cursor=cursor)
+            assignee=assignee, updated_since=since(updated_since), limit=limit, cursor=cursor)
         return TicketPageOut(tickets=[TicketSummary.of(t) for t in tickets], next_cursor=next_cursor)
 
     @routes.get("/tickets/<ticket_id>", role=Role.AGENT, tags=[TAG],

@@ -38,6 +38,7 @@ from relaydesk.store.ports import (
     resolve_claims,
 )
 from relaydesk.tickets.model import (
+    UNASSIGNED,
     Agent,
     Comment,
     DeliveryAttempt,
@@ -118,6 +119,14 @@ class MemoryDirectory:
         return resolve_claims(self.list_claims(email), self.owner_of(email))
 
 
+def _assigned_as_asked(ticket: Ticket, assignee: str | None) -> bool:
+    if assignee is None:
+        return True
+    if assignee == UNASSIGNED:
+        return ticket.assignee is None
+    return ticket.assignee is not None and (ticket.assignee.email or "").lower() == assignee
+
+
 class MemoryTickets:
     """Each method is one atomic step, as its DynamoDB write is (a lock stands for the item-level atomicity); a
     ticket is created with its comments all or nothing, as the adapter's transaction; every item is checked against
@@ -156,7 +165,8 @@ class MemoryTickets:
             if (after and position >= after) or position[0] < since:
                 continue
             if (query.status and ticket.status is not query.status) or \
-                    (query.requester and ticket.requester != query.requester):
+                    (query.requester and ticket.requester != query.requester) or \
+                    not _assigned_as_asked(ticket, query.assignee):
                 continue
             if len(found) == query.limit:  # one more exists: the page ends at the last one taken
                 last = found[-1]

@@ -131,13 +131,17 @@ class TicketPosition(BaseModel):
 
 
 class TicketQuery(BaseModel):
-    """An account's tickets, newest update first, narrowed by status, requester and update time."""
+    """An account's tickets, newest update first, narrowed by status, requester, assignee and update time."""
 
     status: TicketStatus | None = None
     requester: str | None = None
+    assignee: str | None = None  # an agent's address (lower case), or UNASSIGNED
     updated_since: datetime | None = None
     limit: int = Field(default=25, ge=1, le=TICKET_PAGE_LIMIT)
     after: TicketPosition | None = None
+
+
+UNASSIGNED = "none"  # TicketQuery.assignee: tickets nobody is assigned to
 
 
 class TicketPage(BaseModel):
