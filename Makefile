@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo up test lint unit integration e2e browser chromium console bench bench-postfix hostile build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
+.PHONY: venv demo up test lint unit integration e2e browser chromium console bench bench-postfix hostile chaos build arm64-root bench-arch checkov deploy-sandbox deploy-production clean
 
 $(STAMP): requirements-dev.txt layers/relaydesk/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ bench-postfix:
 	apt-get install -y -qq $(POSTFIX_PACKAGES) >/dev/null 2>&1 || \
 	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(POSTFIX_PACKAGES) >/dev/null 2>&1; } || \
 	  echo "bench: Postfix could not be installed; the latency benchmark runs without its Postfix columns"
+
+# Fault injection: the real relay and inbound functions in worker processes against moto and local smarthosts, every
+# fault class with its own seed, a table per class (docs/DELIVERY.md, "Fault injection"); exit 1 on any loss, any
+# duplicate outside the documented window, any DLQ entry without its reason. A few seconds of it run in `make test`.
+chaos: venv
+	$(BIN)/python -m chaos
 
 # The hostile-mail suite at the size SES lets through (40 MB), with the real parser bounds and the inbound function's
 # memory budget (tracemalloc); `make test` runs the same suite small. Minutes, not seconds.

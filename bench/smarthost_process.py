@@ -19,22 +19,26 @@ USER = "relay@acme.test"
 
 
 def serve_fd(fd: int) -> None:
-    """The child's entry point: the parent's end of a socket pair is `fd`; the first thing sent is the password."""
+    """The child's entry point: the parent's end of a socket pair is `fd`; the first thing sent is the password and
+    the sending limits to enforce (keyword arguments of `local.provider_limits.SendingLimits`, or None)."""
     connection = Connection(fd)
-    _serve(connection, connection.recv())
+    password, limits, username = connection.recv()
+    _serve(connection, password, limits, username)
 
 
-def _serve(connection: Connection, password: str) -> None:
+def _serve(connection: Connection, password: str, limits: dict | None = None, username: str = USER) -> None:
     import warnings
 
     # aiosmtpd 1.4.6 warns about its own deprecated Session.login_data on every AUTH: noise in a benchmark.
     warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
     from local.ca import LocalCA
+    from local.provider_limits import SendingLimits
     from local.smarthost import SmtpServer
 
     with tempfile.TemporaryDirectory(prefix="relaydesk-bench-ca-") as directory:
         ca = LocalCA(directory)
-        server = SmtpServer(ca, users={USER: password}).start()
+        enforced = SendingLimits(**limits) if limits else None
+        server = SmtpServer(ca, users={username: password}, limits=enforced).start()
         try:
             connection.send((server.port, ca.pem))
             while True:
@@ -51,11 +55,24 @@ def _serve(connection: Connection, password: str) -> None:
                     connection.send(argument)
                 elif command == "stats":
                     connection.send((server.stats.connections, server.stats.auth_attempts))
+                elif command == "arrivals":  # (X-Relaydesk-Email-Id, wall time taken, recipients); forgets them
+                    taken, server.received = server.received, []
+                    connection.send([(_email_id(r.data), r.received_at, len(r.rcpt_tos)) for r in taken])
+                elif command == "limits":  # what the sending limits saw (local.provider_limits.SendingLimits.report)
+                    connection.send(enforced.report() if enforced else None)
                 elif command == "stop":
                     break
         finally:
             server.stop()
             connection.send("stopped")
+
+
+def _email_id(data: bytes) -> str:
+    head = data.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"x-relaydesk-email-id:"):
+            return line.split(b":", 1)[1].strip().decode("ascii", "replace")
+    return ""
 
 
 @dataclass
@@ -67,11 +84,13 @@ class SmarthostProcess:
     ca_pem: str = ""
     username: str = USER
     password: str = ""
+    limits: dict | None = None  # SendingLimits' keyword arguments: the provider's limits this smarthost enforces
 
     def __enter__(self) -> SmarthostProcess:
         self.password = secrets.token_urlsafe(16)
         self._child = ChildProcess(_CHILD, "the benchmark smarthost")
-        self.port, self.ca_pem = self._child.start(hello=self.password)
+        # the password, the limits and the user over the socket pair, never on argv
+        self.port, self.ca_pem = self._child.start(hello=(self.password, self.limits, self.username))
         self._process = self._child.process
         return self
 
@@ -92,6 +111,13 @@ class SmarthostProcess:
     def stats(self) -> tuple[int, int]:
         """(connections, AUTH attempts) since start."""
         return self._ask("stats")
+
+    def arrivals(self) -> list[tuple[str, float, int]]:
+        """(notification id, wall-clock time taken, recipients) of the messages since the last call."""
+        return self._ask("arrivals")
+
+    def limits_report(self) -> dict | None:
+        return self._ask("limits")
 
     def __exit__(self, *exc) -> None:
         self._child.stop()

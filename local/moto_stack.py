@@ -51,6 +51,9 @@ class MotoStack:
     def start(self) -> MotoStack:
         from moto.server import ThreadedMotoServer
 
+        from local import fair_queues
+
+        fair_queues.install()  # the notifications queue hands out messages in SQS fair queues' order
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per AWS call is noise here
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -83,6 +86,9 @@ class MotoStack:
                 self._server._server.server_close()
                 self._connections.close_all()
                 self._server = None
+                from local import fair_queues
+
+                fair_queues.uninstall()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

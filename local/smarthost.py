@@ -65,6 +65,7 @@ from local.ca import LocalCA, ServerCertificate
 
 if TYPE_CHECKING:
     from local.oauth_server import TokenServer
+    from local.provider_limits import SendingLimits
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class Received:
     reply: str | None
     peer: tuple | None = None
     received_at: float = field(default_factory=time.time)
+    stalled: float = 0.0  # seconds the server waited after the final dot before answering (fault ``stall``)
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,11 @@ def _is_tls(server: SMTP) -> bool:
     return server.transport is not None and server.transport.get_extra_info("ssl_object") is not None
 
 
+def _user(session) -> str:
+    login = getattr(session.auth_data, "login", None)
+    return login.decode("utf-8", "replace") if isinstance(login, bytes) else (login or "anonymous")
+
+
 class _Protocol(SMTP):
     """aiosmtpd's SMTP plus a connection counter, a greeting stall and AUTH over implicit TLS."""
 
@@ -265,6 +272,7 @@ class _Protocol(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self._owner._sessions.discard(self)
+        _Handler.end_transaction(self._owner, self.session)
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
@@ -305,6 +313,18 @@ class _Handler:
 
     def __init__(self, owner: SmtpServer) -> None:
         self.owner = owner
+
+    @staticmethod
+    def end_transaction(owner: SmtpServer, session) -> None:
+        """A transaction counted by the sending limits is over (answered, reset, or its connection lost)."""
+        user = getattr(session, "limits_user", None) if session is not None else None
+        if user is not None and owner.limits is not None:
+            owner.limits.end(user)
+            session.limits_user = None
+
+    async def handle_RSET(self, server, session, envelope):
+        self.end_transaction(self.owner, session)
+        return "250 OK"
 
     async def _stall(self, faults: list[_Fault]) -> None:
         for fault in faults:
@@ -377,6 +397,10 @@ class _Handler:
             await self._drop(server)
         if reply := self._scripted(faults):
             return await self._refuse(server, reply)
+        if self.owner.limits is not None:
+            if refusal := self.owner.limits.begin(_user(session)):
+                return refusal
+            session.limits_user = _user(session)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Sender OK"
@@ -390,11 +414,20 @@ class _Handler:
             return await self._refuse(server, reply)
         if self.owner.accept_recipient is not None and not self.owner.accept_recipient(address):
             return "550 5.7.1 Relaying denied: this server does not accept mail for that recipient"
+        if self.owner.limits is not None and \
+                (refusal := self.owner.limits.recipient(_user(session), len(envelope.rcpt_tos))):
+            return refusal
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Recipient OK"
 
     async def handle_DATA(self, server, session, envelope):
+        try:
+            return await self._data(server, session, envelope)
+        finally:
+            self.end_transaction(self.owner, session)
+
+    async def _data(self, server, session, envelope):
         self.owner._count("transactions")
         faults = self.owner.faults.take("DATA")
         await self._stall(faults)
@@ -404,7 +437,7 @@ class _Handler:
         received = Received(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(envelope.original_content),
             auth_user=login.decode("utf-8", "replace") if isinstance(login, bytes) else login,
-            tls=_is_tls(server), reply=None, peer=session.peer)
+            tls=_is_tls(server), reply=None, peer=session.peer, stalled=sum(f.stall for f in faults))
         if any(f.drop for f in faults):
             # The server has the message; the client never hears so (the "did it go?" case).
             self.owner._record(received)
@@ -412,6 +445,9 @@ class _Handler:
             await asyncio.sleep(3600)  # cancelled by connection_lost
         if reply := self._scripted(faults):
             return await self._refuse(server, reply)
+        if self.owner.limits is not None and \
+                (refusal := self.owner.limits.complete(_user(session), len(envelope.rcpt_tos))):
+            return refusal
         if self.owner.on_message is not None:
             try:
                 await asyncio.get_running_loop().run_in_executor(None, self.owner.on_message, received)
@@ -463,6 +499,8 @@ class SmtpServer:
         pipelining: advertise PIPELINING (RFC 2920) in the EHLO reply.
         end_of_data_wait: seconds to wait before answering the end of DATA (a server scanning the message).
         record_reads: keep every chunk read from clients in `reads` (connection number, bytes).
+        limits: a provider's sending limits, enforced per signed-in mailbox and time-scaled
+            (`local.provider_limits`); over them the server answers as Microsoft 365 does.
     """
 
     def __init__(self, ca: LocalCA, *, users: dict[str, str] | None = None, mode: Mode = "starttls",
@@ -473,7 +511,8 @@ class SmtpServer:
                  data_size_limit: int = 35 * 1024 * 1024, oauth: TokenServer | None = None,
                  oauth_mailboxes: dict[str, set[str]] | None = None,
                  xoauth2_replies: Literal["exchange", "gmail"] = "exchange", pipelining: bool = True,
-                 end_of_data_wait: float = 0.0, record_reads: bool = False, cram_md5: bool = False) -> None:
+                 end_of_data_wait: float = 0.0, record_reads: bool = False, cram_md5: bool = False,
+                 limits: SendingLimits | None = None) -> None:
         if mode not in ("starttls", "implicit", "none"):
             raise ValueError(f"unknown mode {mode!r}")
         self.ca = ca
@@ -483,6 +522,7 @@ class SmtpServer:
         self.on_message = on_message
         self.accept_recipient = accept_recipient
         self.faults = Faults()
+        self.limits = limits  # a provider's sending limits per mailbox (local/provider_limits.py), or none
         self.stats = Stats()
         self.received: list[Received] = []
         self._users: dict[str, str] = dict(users or {})

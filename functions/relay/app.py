@@ -9,17 +9,18 @@ from relaydesk.outbound.batch import relay_event
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.result import RecordResult
-from relaydesk.store.idempotency import PowertoolsOnce, powertools_once
-from relaydesk.store.ports import Stores
+from relaydesk.outbound.shaper import Shaper
+from relaydesk.store.once_dynamodb import dynamo_once
+from relaydesk.store.ports import NotificationDeadLetters, Stores
 from relaydesk.store.ses import is_sending_paused
 from relaydesk.store.sqs_retry import SqsRetryDelay
-from relaydesk.wiring import aws_client, aws_stores
+from relaydesk.wiring import aws_client, aws_shaper_states, aws_stores
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer(patch_modules=["botocore"])  # patch_all would import requests & co. at cold start
 
-_built: list[tuple[Stores, Relay, PowertoolsOnce, SqsRetryDelay]] = []
+_built: list[tuple[Stores, Relay, SqsRetryDelay, NotificationDeadLetters | None]] = []
 
 
 def observe(result: RecordResult) -> None:
@@ -40,17 +41,19 @@ def observe(result: RecordResult) -> None:
     metrics.add_metric(name="latency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
 
 
-def services(stores: Stores) -> tuple[Relay, PowertoolsOnce, SqsRetryDelay]:
-    """Built once per warm container (and again for other Stores, as tests make): the credential cache and the
-    pool of authenticated smarthost connections live here."""
+def services(stores: Stores) -> tuple[Relay, SqsRetryDelay, NotificationDeadLetters | None]:
+    """Built once per warm container (and again for other Stores, as tests make): the credential cache, the pool
+    of authenticated smarthost connections and any outcome not stored yet live here."""
     if not _built or _built[0][0] is not stores:
         if _built:
             _built[0][1].close()  # the pooled connections belong to the old stores' relay
         settings = stores.settings
-        once = powertools_once(settings.idempotency_table)
+        once = dynamo_once(settings.idempotency_table, in_progress_seconds=settings.relay_in_progress_seconds,
+                           expiry_seconds=settings.idempotency_expiry_seconds)
         relay = Relay(stores, credentials=CredentialCache(stores.secrets, settings.credentials_cache_seconds),
-                      once=once, on_result=observe)
-        _built[:] = [(stores, relay, once, SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url))]
+                      once=once, on_result=observe, shaper=Shaper(aws_shaper_states()))
+        _built[:] = [(stores, relay, SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url),
+                      stores.dead_letters)]
     return _built[0][1:]
 
 
@@ -58,6 +61,5 @@ def services(stores: Stores) -> tuple[Relay, PowertoolsOnce, SqsRetryDelay]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
-    relay, once, retry = services(aws_stores())
-    once.config.register_lambda_context(context)  # an in-progress record expires with this invocation
-    return relay_event(relay, event, retry, context.get_remaining_time_in_millis)
+    relay, retry, dead_letters = services(aws_stores())
+    return relay_event(relay, event, retry, context.get_remaining_time_in_millis, dead_letters)

@@ -25,6 +25,7 @@ from botocore.client import BaseClient
 from pydantic import SecretStr
 from relaydesk.accounts import Account, Brand
 from relaydesk.addresses import lifecycle, rotation, state
+from relaydesk.addresses.limits import set_limits
 from relaydesk.addresses.model import (
     AddressKind,
     Connector,
@@ -33,6 +34,7 @@ from relaydesk.addresses.model import (
     Verification,
     VerificationStatus,
 )
+from relaydesk.addresses.providers import LimitOverrides
 from relaydesk.attachments.links import sign_link
 from relaydesk.clock import utcnow
 from relaydesk.credentials import SmtpCredentials, TlsMode
@@ -74,7 +76,9 @@ KMS_FOR = {("sqs", "SendMessage"): {"kms:GenerateDataKey", "kms:Decrypt"},
            ("secretsmanager", "CreateSecret"): {"kms:GenerateDataKey"}}
 IAM_NAME = {("s3", "HeadObject"): "s3:GetObject",  # HEAD is authorized as GetObject
             ("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "DeleteObjects"): "s3:DeleteObject",
-            ("lambda", "Invoke"): "lambda:InvokeFunction"}
+            ("lambda", "Invoke"): "lambda:InvokeFunction",
+            # SQS authorizes a batch as its single action (SQS Developer Guide, "Amazon SQS API permissions").
+            ("sqs", "SendMessageBatch"): "sqs:SendMessage"}
 UNENCRYPTED_BY_THE_DATA_KEY = ("ConsoleBucket",)  # SSE-S3: CloudFront's origin access control reads it
 TRANSACT_ACTION = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem",
                    "ConditionCheck": "dynamodb:ConditionCheckItem"}  # what IAM checks for each part of a transaction
@@ -379,13 +383,15 @@ def inbound_jobs(stores) -> Ticket:
     return stores.tickets.get_ticket(result["ticket_id"])
 
 
-def relay_batch(stores, *notifications: Notification) -> dict:
+def relay_batch(stores, *notifications: Notification, receive_count: int | None = None) -> dict:
     sqs = boto3.client("sqs")
     url = stores.settings.notifications_queue_url
     for notification in notifications:
         stores.queue.send(notification)
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
                                    AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+    for message in messages if receive_count else []:  # as if received that often (its last attempt)
+        message["Attributes"]["ApproximateReceiveCount"] = str(receive_count)
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     response = invoke("relay", sqs_event(messages, queue_arn=arn, region="us-east-1"))
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
@@ -420,6 +426,8 @@ def relay_jobs(stores, smarthost, ticket: Ticket, monkeypatch) -> None:
     assert relay_batch(stores, through_ses)["batchItemFailures"] == []
     smarthost.faults.reply("MAIL", "451 4.3.0 Try again later", times=1)
     assert relay_batch(stores, notification())["batchItemFailures"]  # deferred: a visibility delay
+    smarthost.faults.reply("MAIL", "451 4.3.0 Try again later", times=1)
+    assert relay_batch(stores, notification(), receive_count=5)["batchItemFailures"] == []  # moved to the DLQ
     smarthost.faults.clear()
     load("relay")._built[0][1].pool.close()
     smarthost.set_password(smarthost.username, "changed-On-the-server-1")
@@ -434,6 +442,17 @@ def relay_jobs(stores, smarthost, ticket: Ticket, monkeypatch) -> None:
     smarthost.faults.reply("RCPT", "550 5.7.1 Sending as this address is not allowed", times=1)
     relay_batch(stores, notification(kind=NotificationKind.VERIFICATION, recipients=[SUPPORT],
                                      verification_token="TOKEN0123456789"))
+    # Its fifth attempt, four carried from earlier SQS messages: refused again, the relay moves it to the DLQ itself.
+    smarthost.faults.reply("MAIL", "451 4.3.0 Try again later", times=1)
+    boto3.client("sqs").send_message(QueueUrl=stores.settings.notifications_queue_url,
+                                      MessageBody=notification().model_dump_json(), MessageGroupId=ACCOUNT,
+                                      MessageAttributes={"relaydesk_attempts": {"DataType": "Number",
+                                                                                "StringValue": "4"}})
+    assert relay_batch(stores)["batchItemFailures"] == []
+    # Over the mailbox's minute the second waits: queued again for its turn (the shaper's state in the counters table).
+    set_limits(stores.directory, ACCOUNT, SUPPORT, overrides=LimitOverrides(messages_per_minute=1))
+    assert relay_batch(stores, notification(), notification())["batchItemFailures"] == []
+    set_limits(stores.directory, ACCOUNT, SUPPORT, reset=True)
 
 
 def rotation_jobs(stores, smarthost, ticket: Ticket) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
-from relaydesk.errors import AlreadyInProgress, ConflictError, NotFoundError
+from relaydesk.errors import ConflictError, NotFoundError
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification
 from relaydesk.store import memory
@@ -27,8 +25,6 @@ from relaydesk.tickets.model import (
 )
 
 KINDS = ["memory", "aws"]
-# powertools warns that a test has no Lambda context to bound an in-progress record by; the guard works without it.
-pytestmark = pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time left")
 
 
 @pytest.fixture(params=KINDS)
@@ -303,53 +299,7 @@ def test_dead_letters_are_received_released_and_deleted(inbound):
     assert dead.receive() == []
 
 
-# --- the once guard and the retry delay -------------------------------------------------------------------------------
-
-@dataclass
-class Guard:
-    once: object
-    calls: list[str]
-
-    def run(self, note: Notification, result: dict | Callable[[], dict]) -> dict:
-        def work() -> dict:
-            self.calls.append(note.notification_id)
-            return result() if callable(result) else result
-
-        return self.once.run(note, work)
-
-
-@pytest.fixture
-def guard(kind, request) -> Guard:
-    if kind == "memory":
-        return Guard(memory.MemoryOnce(), [])
-    request.getfixturevalue("aws_stack")
-    from relaydesk.config import get_settings
-    from relaydesk.store.idempotency import powertools_once
-
-    return Guard(powertools_once(get_settings().idempotency_table), [])
-
-
-def test_the_once_guard_replays_a_stored_outcome_and_stores_nothing_for_a_failure(guard):
-    note, other = notification(), notification()
-    assert guard.run(note, {"outcome": "delivered"}) == {"outcome": "delivered"}
-    assert guard.run(note, {"outcome": "again"}) == {"outcome": "delivered"}  # replayed, work not run
-    assert guard.calls == [note.notification_id]
-
-    def fails() -> dict:
-        raise RuntimeError("deferred")
-
-    with pytest.raises(RuntimeError):
-        guard.run(other, fails)
-    assert guard.run(other, {"outcome": "delivered"}) == {"outcome": "delivered"}  # nothing was stored
-
-    def nested() -> dict:  # the same notification again while it runs: another invocation holds it
-        with pytest.raises(AlreadyInProgress):
-            guard.run(third, {"outcome": "twice"})
-        return {"outcome": "once"}
-
-    third = notification()
-    assert guard.run(third, nested) == {"outcome": "once"}
-
+# --- the retry delay (the once guard's contract, on both: test_once_guard.py) ----------------------------------------
 
 def test_the_retry_delay_sets_an_in_flight_records_visibility_and_says_when_it_no_longer_can(kind, request):
     if kind == "memory":

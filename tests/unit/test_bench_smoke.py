@@ -49,6 +49,26 @@ def test_writing_one_section_leaves_the_others_as_they_were(tmp_path):
     assert text.index("## Relay") < text.index("## DKIM")
 
 
+def test_the_shaper_benchmark_reports_every_target_with_its_verdict():
+    from bench.bench_shaper import Burst, Outcome, render
+
+    def outcome(notifications: int, idle: float, during: float, **extra) -> Outcome:
+        return Outcome(Burst(notifications=notifications, **extra), sent=notifications, taken_once=True,
+                       most_in_a_minute=30, most_recipients_in_a_day=10_000, steady_rate=29.4, span_minutes=33.5,
+                       wall_seconds=210, idle=[idle] * 50, during=[during] * 50)
+
+    section = render(outcome(1000, 0.05, 0.08), outcome(300, 0.05, 0.9, fair=False),
+                     outcome(300, 1.9, 0.4, batching_window=2.0))
+    assert "| throttle replies and delayed messages (432 4.3.2, over the minute, 554 5.2.0) | 0 | 0: met |" in section
+    assert "98.0% of 30 | >= 95%: met |" in section
+    assert "| most recipients in any day, as the provider counts | 10,000 | <= 10,000: met |" in section
+    assert "| fair queues' order, no batching window (strict) | 1000 | 50 / 50 ms | 80 / 80 ms | 1.60x | met |" \
+        in section
+    assert "| arrival order (no fair queues), no batching window | 300 | 50 / 50 ms | 900 / 900 ms | 18.00x | " \
+           "MISSED |" in section
+    assert "Measured" not in section  # the machine's line is the harness's, once
+
+
 def test_the_bench_allows_its_loopback_smarthosts_where_the_test_environment_does_not_help():
     """The tests' conftest allows loopback destinations for every test; `make bench` runs without it, so a fresh
     interpreter without those variables must still let the relay reach the bench's 127.0.0.1 smarthosts."""

@@ -11,7 +11,7 @@ import pytest
 from relaydesk.addresses import lifecycle, verification
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
 from relaydesk.cli import context, main
-from relaydesk.cli.output import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_RULE, EXIT_USAGE, EXIT_VERIFY_TIMEOUT
+from relaydesk.cli.output import EXIT_AUTH, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_RULE, EXIT_USAGE, EXIT_VERIFY_TIMEOUT
 from relaydesk.errors import AuthenticationFailedError
 from relaydesk.markers import VERIFICATION_HEADER
 from relaydesk.tickets.model import (
@@ -272,7 +272,7 @@ def test_the_commands_the_team_contract_names_exist():
     assert commands("accounts") == {"create", "list", "show", "admins", "settings"}
     assert commands("suppressions") == {"list", "remove"}
     assert commands("addresses") == {"list", "show", "add", "rename", "connect", "verify", "set-default", "set",
-                                     "rotate", "disable", "enable", "delete"}
+                                     "rotate", "disable", "enable", "delete", "limits"}
     assert commands("tickets") == {"list", "show", "reply", "note", "status", "assign", "cc", "followers"}
 
 
@@ -281,3 +281,41 @@ def test_bad_subdomain_and_bad_address_are_plain_errors(cli, account_id, live_ch
     assert code == EXIT_USAGE and "not a valid subdomain" in err and "validation error" not in err
     code, _, err = connect(cli, account_id, email="not-an-address")
     assert code == EXIT_USAGE and "not an email address" in err
+
+
+# --- sending limits ------------------------------------------------------------------------------------------------
+
+def test_connect_with_a_preset_keeps_the_providers_limits_and_show_lists_them(cli, account_id, live_check):
+    assert connect(cli, account_id)[0] == 0
+    code, out, _ = cli("addresses", "show", "support@acme.com", "--json")
+    assert json.loads(out)["connector"]["provider"] == "microsoft365"
+    code, out, _ = cli("addresses", "show", "support@acme.com")
+    assert code == 0 and "Microsoft 365 (microsoft365)" in out and "messages_per_minute" in out
+
+
+def test_an_admin_lowers_the_limits_and_cannot_raise_microsofts(cli, account_id, live_check):
+    connect(cli, account_id)
+    code, out, err = cli("addresses", "limits", "support@acme.com", "--messages-per-minute", "12",
+                         "--connections", "1", "--json")
+    view = json.loads(out)
+    assert code == 0 and view["messages_per_minute"] == "12 (set for this address)" and view["connections"] == \
+        "1 (set for this address)" and "saved" in err
+    code, _, err = cli("addresses", "limits", "support@acme.com", "--recipients-per-day", "20000")
+    assert code == EXIT_ERROR and "Microsoft 365 allows at most 10000 for recipients per day" in err
+    code, out, _ = cli("addresses", "limits", "support@acme.com", "--reset", "--json")
+    assert json.loads(out)["messages_per_minute"] == "30"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_limit_that_is_not_a_positive_number_is_a_usage_error(cli, account_id, live_check, value):
+    connect(cli, account_id)
+    code, _, err = cli("addresses", "limits", "support@acme.com", "--messages-per-minute", value)
+    assert code == EXIT_USAGE and "--messages-per-minute" in err
+
+
+def test_an_own_servers_limits_follow_the_admin(cli, account_id, live_check):
+    connect(cli, account_id)
+    code, out, _ = cli("addresses", "limits", "support@acme.com", "--provider", "postfix",
+                       "--messages-per-minute", "240", "--json")
+    assert code == 0 and json.loads(out)["messages_per_minute"] == "240 (set for this address)"
+    assert json.loads(out)["provider"] == "Postfix (postfix)"

@@ -82,12 +82,36 @@ def test_relay_reads_batches_of_ten_and_reports_only_the_failed_records(resource
     assert 0 < mapping["MaximumBatchingWindowInSeconds"] <= 5
 
 
-def test_the_last_delivery_attempt_is_the_last_receive_before_the_dlq(template, resources):
+def test_the_relay_moves_a_notification_after_its_last_attempt_and_sqs_redrive_is_only_the_backstop(template,
+                                                                                                  resources):
     redrive = resources["NotificationsQueue"]["Properties"]["RedrivePolicy"]
     attempts = template["Globals"]["Function"]["Environment"]["Variables"]["RELAYDESK_MAX_DELIVERY_ATTEMPTS"]
 
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["NotificationsDlq", "Arn"]}
-    assert redrive["maxReceiveCount"] == int(attempts)
+    # Three receives past the last attempt: a stopped last attempt, the receive that finds its claim still held,
+    # and one more try, before SQS moves it without the relay.
+    assert redrive["maxReceiveCount"] == int(attempts) + 3
+
+
+def test_the_relays_claim_outlasts_the_visibility_timeout_and_the_relays_own_life(template, resources):
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    claim = float(variables["RELAYDESK_RELAY_IN_PROGRESS_SECONDS"])
+    queue = resources["NotificationsQueue"]["Properties"]
+
+    assert claim > queue["VisibilityTimeout"] + resources["RelayFunction"]["Properties"]["Timeout"] - 1
+    assert queue["VisibilityTimeout"] >= 6 * resources["RelayFunction"]["Properties"]["Timeout"]
+
+
+def test_a_stored_outcome_outlives_every_copy_of_its_notification(template, resources):
+    expiry = int(template["Globals"]["Function"]["Environment"]["Variables"]["RELAYDESK_IDEMPOTENCY_EXPIRY_SECONDS"])
+    queue_retention = resources["NotificationsQueue"]["Properties"]["MessageRetentionPeriod"]
+    dlq_retention = resources["NotificationsDlq"]["Properties"]["MessageRetentionPeriod"]
+
+    # A copy can wait in the queue, then in the DLQ (whose retention counts from its move); `dlq redrive` checks
+    # the stored outcome and the ticket before it sends one back.
+    assert expiry >= queue_retention + dlq_retention
+    assert resources["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expiration", "Enabled": True}
 
 
 def test_every_table_has_point_in_time_recovery_encryption_and_on_demand_billing(resources):
@@ -313,14 +337,17 @@ def test_inbound_reads_raw_mail_and_writes_only_attachments_so_raw_mail_is_never
     assert all("Statement" in policy for policy in _policies(resources["InboundFunction"]))  # no S3CrudPolicy
 
 
-def test_the_relay_reads_attachments_never_raw_mail_and_touches_no_counters_or_dlq(resources):
+def test_the_relay_reads_attachments_never_raw_mail_and_only_sends_to_the_dlq_and_shapes_in_the_counters(resources):
     statements = _statements(resources["RelayFunction"])
     s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
-    resources_touched = json.dumps([s["Resource"] for s in statements])
+    on = {json.dumps(s["Resource"]): _as_list(s["Action"]) for s in statements}
 
     assert [(s["Action"], s["Resource"]) for s in s3] == [
         ("s3:GetObject", {"Fn::Sub": "${RawMailBucket.Arn}/attachments/*"})]
-    assert "CountersTable" not in resources_touched and "NotificationsDlq" not in resources_touched
+    # The relay moves a notification out of attempts itself (docs/DELIVERY.md); it never reads or deletes there.
+    assert on[json.dumps({"Fn::GetAtt": ["NotificationsDlq", "Arn"]})] == ["sqs:SendMessage"]
+    # the counters table: the mailboxes' sending limits, one item each, read and replaced whole
+    assert on[json.dumps({"Fn::GetAtt": ["CountersTable", "Arn"]})] == ["dynamodb:GetItem", "dynamodb:PutItem"]
 
 
 def test_the_attachments_url_has_reserved_concurrency_by_default(template, resources):

@@ -39,6 +39,11 @@ class Settings(BaseModel):
     ses_configuration_set: str = ""
     credentials_cache_seconds: int = Field(default=300, ge=0)
     max_delivery_attempts: int = Field(default=5, ge=1)
+    # The relay's once guard (store/ports.py's OnceGuard): how long a claim holds a notification (longer than the
+    # queue's visibility timeout) and how long a stored outcome is kept (as long as a copy can still reach the relay).
+    relay_in_progress_seconds: float = Field(default=430.0, gt=0)
+    idempotency_expiry_seconds: int = Field(default=18 * 24 * 3600, gt=0)
+    retry_first_seconds: float = Field(default=120.0, gt=0)  # a deferral's first delay; each next one is 3x
     smtp_connect_timeout: float = Field(default=10.0, gt=0)  # the relay's SMTP timeouts, seconds
     smtp_command_timeout: float = Field(default=15.0, gt=0)
     smtp_data_timeout: float = Field(default=20.0, gt=0)

@@ -111,10 +111,29 @@ class ConflictError(RelaydeskError):
 
 
 class AlreadyInProgress(ConflictError):
-    """Another invocation is delivering this notification right now: this attempt is deferred, not sent."""
+    """Another invocation holds this notification's claim for `wait` more seconds: this attempt is deferred, not
+    sent, and comes back after that."""
 
     code = "already_in_progress"
     action = "Nothing to do: the notification is retried later and then finds the stored outcome."
+
+    def __init__(self, notification_id: str, wait: float) -> None:
+        super().__init__(f"notification {notification_id} is being delivered by another invocation")
+        self.notification_id = notification_id
+        self.wait = max(0.0, wait)
+
+
+class ClaimLost(ConflictError):
+    """A notification's claim was taken over by another invocation before this one stored its outcome: its window
+    was shorter than this invocation's life, which the template's settings rule out."""
+
+    code = "claim_lost"
+    action = ("Check that the relay's in-progress window (RELAYDESK_RELAY_IN_PROGRESS_SECONDS) is longer than the "
+              "queue's visibility timeout plus the function's timeout (template.yaml).")
+
+    def __init__(self, notification_id: str) -> None:
+        super().__init__(f"the claim on notification {notification_id} was taken over before its outcome was stored")
+        self.notification_id = notification_id
 
 
 class TransitionRefused(ConflictError):
@@ -391,3 +410,11 @@ class ItemTooLargeError(RelaydeskError, ValueError):
         super().__init__(message)
         self.size = size
         self.limit = limit
+
+
+class ShaperBusyError(RelaydeskError):
+    """The mailbox's sending-limit state could not be updated (lost races, or the store failed): its notifications
+    wait a little and try again; nothing is sent unshaped."""
+
+    code = "shaper_busy"
+    action = "Nothing to do if it passes; if it lasts, check the counters table (DynamoDB) and the relay's logs."

@@ -143,5 +143,12 @@ def aws_secrets() -> SecretStore:
     return SecretsManagerStore(_session().client("secretsmanager"), get_settings().connector_kms_key_id or None)
 
 
+def aws_shaper_states() -> Any:
+    """The relay's per-mailbox sending-limit state in the counters table (a client: thread-safe)."""
+    from relaydesk.store.shaper_dynamodb import DynamoShaperStates
+
+    return DynamoShaperStates(_session().client("dynamodb"), get_settings().counters_table)
+
+
 def aws_client(service: str) -> Any:
     return _session().client(service)

@@ -63,7 +63,8 @@ class FakeSession:
                                             server_reply="535 5.7.8 Username and Password not accepted")
         self.connected = True
 
-    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
+    async def send(self, envelope_from: str, recipients: list[str], data: bytes, *,
+                   deadline: float | None = None) -> Accepted:
         if not self.connected:
             raise TransientDeliveryError("not connected")
         code, text = self.host.replies.pop(0) if self.host.replies else (250, "2.0.0 Ok: queued as FAKE1")

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
 
+from relaydesk.addresses.providers import LimitOverrides
 from relaydesk.clock import utcnow
 from relaydesk.credentials import SUBMISSION_PORT, AuthKind, OAuthGrant, SmtpCredentials, TlsMode
 
@@ -69,6 +70,10 @@ class Connector(BaseModel):
     credentials_version: str | None = None  # Secrets Manager VersionId last seen working
     held_since: datetime | None = None
     held_version: str | None = None  # the secret VersionId the smarthost refused (auth_failed); a new one releases
+    # Sending limits (addresses/providers.py): the provider's profile (None: recognised from the host) and the
+    # admin's lower limits for this address.
+    provider: str | None = None
+    limits: LimitOverrides | None = None
 
     def take_sign_in(self, credentials: SmtpCredentials) -> None:
         """Copy how `credentials` sign in (never a secret) onto the connector, for `show` and the hold's words."""

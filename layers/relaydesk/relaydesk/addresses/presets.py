@@ -1,4 +1,5 @@
-"""Provider presets for `addresses connect`: the smarthost, port and TLS mode each provider documents."""
+"""Provider presets for `addresses connect`: the smarthost, port and TLS mode each provider documents. A preset
+also names the provider's sending limits (`addresses/providers.py`)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,17 @@ PRESETS: dict[str, Preset] = {
     "amazon-ses": Preset("amazon-ses", f"email-smtp.{DEFAULT_SES_REGION}.amazonaws.com", SUBMISSION_PORT,
                          TlsMode.STARTTLS, "Use SES SMTP credentials (not IAM access keys); the support address's "
                          "domain must be verified in SES."),
+    # The customer's own servers: the host is theirs; the preset picks the limits' profile.
+    "exchange": Preset("exchange", None, SUBMISSION_PORT, TlsMode.STARTTLS,
+                       "Exchange Server's Client Frontend receive connector (587, STARTTLS, AUTH)."),
+    "postfix": Preset("postfix", None, SUBMISSION_PORT, TlsMode.STARTTLS,
+                      "Postfix's submission service (587, STARTTLS, SASL AUTH)."),
     "generic": Preset("generic", None, SUBMISSION_PORT, TlsMode.STARTTLS,
                       "Any submission server with STARTTLS (587) or implicit TLS (465) and SMTP AUTH."),
 }
+# The sending limits' profile (addresses/providers.py) each preset names; generic leaves it to the host.
+PROFILE_OF_PRESET = {"microsoft365": "microsoft365", "google": "google", "amazon-ses": "amazon-ses",
+                     "exchange": "exchange", "postfix": "postfix"}
 
 
 def ses_host(region: str) -> str:
@@ -51,7 +60,8 @@ def resolve(preset: str | None, *, host: str | None = None, port: int | None = N
     default_host = ses_host(region) if chosen.name == "amazon-ses" and region else chosen.host
     final_host = host or default_host
     if not final_host:
-        raise ConfigurationError("the generic preset needs a smarthost", action="Pass --host (and --port, --tls).")
+        raise ConfigurationError(f"the {chosen.name} preset needs a smarthost",
+                                 action="Pass --host (and --port, --tls).")
     mode = TlsMode(tls_mode) if tls_mode else chosen.tls_mode
     final_port = port or (SUBMISSIONS_PORT if mode is TlsMode.IMPLICIT else chosen.port)
     return final_host, final_port, mode

@@ -400,8 +400,8 @@ def _log(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable[
                  responses=documented(200, Redriven, "what was sent again, and what was not found", *AUTH_ERRORS))
     def redrive(account_id: AccountId, body: Redrive) -> Redriven:
         wanted = None if body.all else set(body.notification_ids)
-        moved, missing = dead_letters.redrive(get_stores(), wanted, account_id=caller().account_id)
-        return Redriven(redriven=moved, not_found=missing)
+        done = dead_letters.redrive(get_stores(), wanted, account_id=caller().account_id)
+        return Redriven(redriven=done.moved, not_found=done.not_found)
 
     @routes.get("/suspended_tickets", role=Role.AGENT, tags=[LOG], summary="Suspended tickets, newest first",
                 responses=documented(200, SuspendedList, "with the reason for each", *AUTH_ERRORS))

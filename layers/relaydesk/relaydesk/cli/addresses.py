@@ -15,9 +15,11 @@ from typing import Any
 
 from relaydesk.addresses import connector_settings, lifecycle, rotation, state, verification
 from relaydesk.addresses.check_report import CheckStep
+from relaydesk.addresses.limits import limits_view, set_limits
 from relaydesk.addresses.model import Connector, ConnectorState, SupportAddress, VerificationStatus
-from relaydesk.addresses.presets import PRESETS
+from relaydesk.addresses.presets import PRESETS, PROFILE_OF_PRESET
 from relaydesk.addresses.presets import resolve as resolve_preset
+from relaydesk.addresses.providers import PROFILES, LimitOverrides
 from relaydesk.cli import context, identity, tenant_addresses
 from relaydesk.cli.credentials_input import (
     BASIC_AUTH_NOTE,
@@ -195,6 +197,7 @@ def address_view(address: SupportAddress) -> dict[str, Any]:
         if connector.auth_kind is AuthKind.OAUTH2:
             view.update(sign_in_view(connector))
         view["secret"] = connector.secret_arn
+        view.update(limits_view(address))
     return view
 
 
@@ -284,6 +287,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
     address, _ = lifecycle.connect_address(stores, args.account, args.email, credentials, args.name or "",
                                            on_step=on_step, peers=peers)
     on_step.done()
+    if args.preset in PROFILE_OF_PRESET:  # the provider's sending limits follow the preset, not only the host
+        address = set_limits(stores.directory, address.account_id, address.email,
+                             provider=PROFILE_OF_PRESET[args.preset])
     progress(f"connected {address.email}: connector pending. Next: relaydesk addresses verify {address.email}")
     account = stores.directory.get_account(address.account_id)
     if host.endswith(MICROSOFT_SMARTHOST) and account.settings.include_attachments_in_email:
@@ -406,6 +412,33 @@ def cmd_disable(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+LIMIT_FLAGS = ("messages_per_minute", "messages_per_day", "recipients_per_day", "recipients_per_message",
+               "connections")
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    stores = context.load_stores(args)
+    given = {name: getattr(args, name) for name in LIMIT_FLAGS if getattr(args, name) is not None}
+    address = target(stores, args)
+    if args.provider is not None or given or args.reset:  # else only show them
+        address = set_limits(stores.directory, address.account_id, address.email, provider=args.provider,
+                             overrides=LimitOverrides(**given), reset=args.reset)
+        progress(f"{address.email}: sending limits saved; the relay applies them to the next batch")
+    view = {"email": address.email, **limits_view(address)}
+    emit(view, as_json=args.json)
+    return EXIT_OK
+
+
+def positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def cmd_enable(args: argparse.Namespace) -> int:
     stores = context.load_stores(args)
     found = target(stores, args)
@@ -509,6 +542,14 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("--port", type=port_number, help="587 for STARTTLS, 465 for implicit TLS")
     sub.add_argument("--tls", choices=[m.value for m in TlsMode], help="starttls or implicit")
     sub.add_argument("--ca-bundle", metavar="FILE", type=existing_file, help="a new PEM CA bundle (private smarthost)")
+
+    sub = command("limits", cmd_limits, "show or lower the address's sending limits (a provider's published "
+                                        "limits can only be lowered)")
+    sub.add_argument("--provider", choices=sorted(PROFILES), help="the provider whose published limits apply")
+    for name in LIMIT_FLAGS:
+        sub.add_argument(f"--{name.replace('_', '-')}", dest=name, type=positive, metavar="N")
+    sub.add_argument("--reset", action="store_true", help="drop the limits set for this address (the provider's "
+                                                          "apply), before any given here")
 
     command("disable", cmd_disable, "stop the connector; notifications fall back to the default outbound")
     command("enable", cmd_enable, "turn the connector on again (outbound must be verified again)")

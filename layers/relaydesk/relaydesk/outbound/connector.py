@@ -5,6 +5,7 @@ parked; a delivery that works ends the hold. Every change of the address goes th
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from relaydesk.accounts import Account
@@ -39,6 +40,8 @@ from relaydesk.store.ports import CURRENT, PENDING, PoolKey
 
 if TYPE_CHECKING:
     from relaydesk.outbound.relay import Relay
+
+log = logging.getLogger(__name__)
 
 AddressKey = tuple[str, str]  # (account id, email): each account has its own record of an address
 
@@ -142,7 +145,8 @@ class ConnectorGroup:
             assert self.session is not None
             reused, self.from_pool = self.from_pool, False
             try:
-                accepted = pool.run(self.session.send(composed.envelope_from, list(composed.recipients), data))
+                accepted = pool.run(self.session.send(composed.envelope_from, list(composed.recipients), data,
+                                                      deadline=self.relay.end_of_data_deadline()))
             except AuthenticationFailedError as error:
                 return self._hold(address, notification, error, HoldReason.CREDENTIALS)
             except NothingAcceptedError as error:
@@ -156,7 +160,10 @@ class ConnectorGroup:
             except SmtpDeliveryError as error:
                 return self._refused(notification, address, error)
             break
-        self._remember_working(address)
+        try:  # accepted: nothing from here on may turn the delivery into a deferral (it would be sent again)
+            self._remember_working(address)
+        except Exception:
+            log.exception("recording the working credentials of %s failed; the delivery stands", address.email)
         follow_up = self.relay.retry_deferred_recipients(notification, accepted.refused)
         reply = accepted.reply + (f"; temporarily refused recipients retried as {follow_up}" if follow_up else "")
         return Result(Outcome.DELIVERED, route=self.session.route, smtp_code=accepted.code,

@@ -24,12 +24,14 @@ RESET = b"RSET\r\n"
 @dataclass(frozen=True, eq=False)
 class Outgoing:
     """A message ready for the wire: envelope and exact bytes (CRLF, signed). `tag` is the caller's own handle
-    (a notification id, an index), handed back with the result untouched."""
+    (a notification id, an index), handed back with the result untouched. `deadline` (`time.monotonic()`): the
+    server's answer to its end of data must come by then, else the end of data is not sent (OUT_OF_TIME)."""
 
     envelope_from: str
     recipients: tuple[str, ...]
     data: bytes
     tag: object = None
+    deadline: float | None = None
 
 
 def _address_line(verb: bytes, address: str) -> bytes:

@@ -17,6 +17,7 @@ from relaydesk.errors import (
     TlsRequiredError,
     TransientDeliveryError,
 )
+from relaydesk.outbound.throttles import throttle_rule
 from relaydesk.tickets.model import RecipientOutcome
 
 ENHANCED_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")  # RFC 3463 2: class.subject.detail
@@ -32,6 +33,9 @@ class Outcome(StrEnum):
     FAILED = "failed"  # permanent: recorded, never retried
     AUTH_FAILED = "auth_failed"  # the smarthost refused the credentials: the address is held
     HELD = "held"  # parked behind the address's hold (credentials or TLS) until the fix is in
+    # The mailbox's sending limit (outbound/shaper.py): not an attempt, queued again for when a slot frees.
+    WAITING = "waiting"  # held back by the shaper before sending
+    THROTTLED = "throttled"  # the provider answered with a throttle reply (outbound/throttles.py)
 
 
 def enhanced_status(text: str) -> str | None:
@@ -55,6 +59,8 @@ def classify_code(code: int | None) -> Outcome:
 def classify_error(error: SmtpDeliveryError) -> Outcome:
     if isinstance(error, AuthenticationFailedError):
         return Outcome.AUTH_FAILED
+    if throttle_rule(error.smtp_code, error.server_reply or "") is not None:
+        return Outcome.THROTTLED  # before the 5xx rule: Microsoft's 5.2.25x sending limits fail nothing
     if isinstance(error, PermanentDeliveryError):
         return Outcome.FAILED
     # As Postfix does with a TLS policy it cannot meet (4.7.5): defer, so the mail goes once the operator fixes the
@@ -64,10 +70,11 @@ def classify_error(error: SmtpDeliveryError) -> Outcome:
     return classify_code(error.smtp_code)
 
 
-def retry_delay(receive_count: int) -> int:
-    """Seconds until the next attempt after the `receive_count`-th one failed: 2, 6, 18, 54 minutes, ..."""
+def retry_delay(receive_count: int, first: float = FIRST_RETRY_SECONDS) -> int:
+    """Seconds until the next attempt after the `receive_count`-th one failed: 2, 6, 18, 54 minutes, ... (from
+    `first`, the setting `retry_first_seconds`)."""
     attempt = max(1, receive_count)
-    return min(FIRST_RETRY_SECONDS * RETRY_GROWTH ** (attempt - 1), MAX_VISIBILITY_SECONDS)
+    return max(1, min(round(first * RETRY_GROWTH ** (attempt - 1)), MAX_VISIBILITY_SECONDS))
 
 
 def error_for_reply(code: int | None, text: str, message: str, *, recipient: str | None = None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ from relaydesk.tickets.model import RecipientOutcome
 
 LOST_AFTER_DATA = ("the connection was lost while the message was being sent or before the server answered its end "
                    "of data: the server may have accepted it; it is retried with the same Message-ID")
+OUT_OF_TIME = ("not sent: the invocation would end before the server could answer the end of data; retried later "
+               "(the message was not transmitted)")
 
 
 @dataclass(frozen=True)
@@ -235,10 +238,12 @@ class SmtpSubmission:
             raise TransientDeliveryError(f"MAIL FROM to {self.route} failed: {_describe(error)}") from error
         await self.reset()
 
-    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
+    async def send(self, envelope_from: str, recipients: list[str], data: bytes, *,
+                   deadline: float | None = None) -> Accepted:
         """One mail transaction with exactly `data` (already CRLF, signed). Raises a typed error; partial
-        recipient refusals come back in `Accepted.refused`."""
-        return await self._mail_transaction(self, Outgoing(envelope_from, tuple(recipients), data))
+        recipient refusals come back in `Accepted.refused`. `deadline` (`time.monotonic()`): the answer to the end
+        of data must come by then, so the end of data is not sent when the data timeout would pass it."""
+        return await self._mail_transaction(self, Outgoing(envelope_from, tuple(recipients), data, deadline=deadline))
 
     async def reset(self) -> None:
         if self._smtp is not None and self._smtp.is_connected:
@@ -322,6 +327,9 @@ async def one_command_at_a_time(session: SmtpSubmission, envelope: Outgoing) -> 
     if not accepted:
         await session.reset()
         raise every_recipient_refused(refused)
+    if envelope.deadline is not None and time.monotonic() + session.timeouts.data > envelope.deadline:
+        await session.reset()  # nothing was sent after RCPT: the server drops the transaction
+        raise TransientDeliveryError(OUT_OF_TIME)
     try:
         reply = await smtp.data(envelope.data, timeout=session.timeouts.data)
     except aiosmtplib.SMTPResponseException as error:

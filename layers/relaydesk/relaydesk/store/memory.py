@@ -4,16 +4,19 @@ deep copies, so a test never shares state with the store by accident."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from relaydesk.accounts import Account
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.alerts.model import HoldAlert
-from relaydesk.errors import AlreadyInProgress, ConflictError, NotFoundError
+from relaydesk.errors import AlreadyInProgress, ClaimLost, ConflictError, NotFoundError
 from relaydesk.jobs.model import MAX_PROGRESS_LINES, MAX_STEPS, Job, JobStatus, JobStep, bounded
 from relaydesk.notification import Notification
 from relaydesk.outbound.suppression import Suppression
@@ -21,11 +24,17 @@ from relaydesk.store import ticket_items
 from relaydesk.store.item_budget import check_item, check_key, check_transaction
 from relaydesk.store.ports import (
     CURRENT,
+    ONCE_IN_PROGRESS_SECONDS,
     PENDING,
     PREVIOUS,
+    Claim,
     DeadLetter,
+    QueueCarry,
+    Requeued,
     SecretVersion,
+    StoredState,
     created_verified,
+    new_claim_token,
     resolve_claims,
 )
 from relaydesk.tickets.model import (
@@ -368,9 +377,22 @@ class MemorySecrets:
 class MemoryQueue:
     def __init__(self) -> None:
         self.sent: list[tuple[Notification, int]] = []
+        self.carried: dict[str, QueueCarry] = {}  # notification id -> what its last requeue carried
+        self.refuse: set[str] = set()  # notification ids whose requeue fails (SQS refusing an entry)
 
     def send(self, notification: Notification, delay_seconds: int = 0) -> None:
         self.sent.append((notification.model_copy(deep=True), delay_seconds))
+
+    def requeue(self, entries: list[Requeued]) -> set[str]:
+        failed = set()
+        for entry in entries:
+            if entry.notification.notification_id in self.refuse:
+                failed.add(entry.notification.notification_id)
+                continue
+            self.send(entry.notification, entry.delay_seconds)
+            self.carried[entry.notification.notification_id] = entry.carry
+        return failed
+
 
 
 class MemoryOutbox:
@@ -413,30 +435,57 @@ class MemoryHeld:
         self.parked.get(email.lower(), {}).pop(notification_id, None)
 
 
-class MemoryOnce:
-    """The once guard: a completed outcome is replayed, a running one refused (AlreadyInProgress)."""
+@dataclass
+class _Held:
+    token: str
+    until: float
+    outcome: dict | None = None
 
-    def __init__(self) -> None:
-        self.completed: dict[str, dict] = {}
-        self._running: set[str] = set()
+
+class MemoryOnce:
+    """The once guard with the DynamoDB adapter's rules (`ports.OnceGuard`); `now` lets a test move time on."""
+
+    def __init__(self, *, in_progress_seconds: float = ONCE_IN_PROGRESS_SECONDS,
+                 now: Callable[[], float] = time.time) -> None:
+        self.in_progress_seconds = in_progress_seconds
+        self.now = now
+        self._items: dict[str, _Held] = {}
         self._lock = threading.Lock()
 
-    def run(self, notification: Notification, work: Callable[[], dict]) -> dict:
-        key = notification.notification_id
+    @property
+    def completed(self) -> dict[str, dict]:
         with self._lock:
-            if key in self.completed:
-                return self.completed[key]
-            if key in self._running:
-                raise AlreadyInProgress(f"notification {key} is being delivered by another invocation")
-            self._running.add(key)
-        try:
-            result = work()
-        finally:
-            with self._lock:
-                self._running.discard(key)
+            return {key: copy.deepcopy(held.outcome) for key, held in self._items.items() if held.outcome is not None}
+
+    def claim(self, notification_id: str) -> Claim:
         with self._lock:
-            self.completed[key] = result
-        return result
+            held = self._items.get(notification_id)
+            now = self.now()
+            if held is not None and held.outcome is not None:
+                return Claim(notification_id, stored=copy.deepcopy(held.outcome))
+            if held is not None and held.until > now:
+                raise AlreadyInProgress(notification_id, held.until - now)
+            token = new_claim_token()
+            self._items[notification_id] = _Held(token, now + self.in_progress_seconds)
+            return Claim(notification_id, token, taken_over=held is not None)
+
+    def complete(self, claim: Claim, outcome: dict) -> None:
+        with self._lock:
+            held = self._items.get(claim.notification_id)
+            if held is None or held.token != claim.token:
+                raise ClaimLost(claim.notification_id)
+            held.outcome = copy.deepcopy(outcome)
+
+    def release(self, claim: Claim) -> None:
+        with self._lock:
+            held = self._items.get(claim.notification_id)
+            if held is not None and held.token == claim.token and held.outcome is None:
+                del self._items[claim.notification_id]
+
+    def stored(self, notification_id: str) -> dict | None:
+        with self._lock:
+            held = self._items.get(notification_id)
+            return copy.deepcopy(held.outcome) if held is not None else None
 
 
 class MemoryLedger:
@@ -588,6 +637,13 @@ class MemoryDeadLetters:
         self.taken.remove(letter)
         self.letters.append(letter)
 
+    def discard(self, letter: DeadLetter) -> None:
+        self.taken.remove(letter)
+
+    def bury(self, body: str, *, reason: str, notification_id: str | None, receive_count: int) -> None:
+        self.letters.append(DeadLetter(f"m{len(self.letters) + len(self.taken) + 1}", "r", body, 1, reason=reason,
+                                       attempts=receive_count))
+
 
 class MemoryHoldAlerts:
     """The hold-alert ledger with the DynamoDB adapter's compare-and-set semantics."""
@@ -634,3 +690,27 @@ class MemorySuppressions:
 
     def remove(self, account_id: str, recipient: str) -> bool:
         return self.entries.pop((account_id, recipient.lower()), None) is not None
+
+
+class MemoryShaperStates:
+    """The shaper's items in a dict, with the same conditional writes as the DynamoDB adapter."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, StoredState] = {}
+        self.writes = 0
+        self.conflicts = 0
+        self._lock = threading.Lock()
+
+    def read(self, key: str) -> StoredState:
+        with self._lock:
+            return self.items.get(key, StoredState(None, 0))
+
+    def write(self, key: str, body: str, version: int) -> StoredState | None:
+        with self._lock:
+            current = self.items.get(key, StoredState(None, 0))
+            if current.version != version:
+                self.conflicts += 1
+                return current
+            self.items[key] = StoredState(body, version + 1)
+            self.writes += 1
+            return None

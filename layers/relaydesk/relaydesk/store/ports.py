@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -141,8 +142,34 @@ class SecretStore(Protocol):
     def start_rotation(self, secret_id: str, token: str, rotation_function_arn: str) -> None: ...  # RotateSecret
 
 
+class QueueCarry(NamedTuple):
+    """What a notification carries from one SQS message to the next when the relay queues it again itself (waiting
+    for its mailbox's sending limit), so a wait is never counted as a delivery attempt and no attempt is lost."""
+
+    attempts: int = 0  # delivery attempts made on earlier SQS messages of this notification
+    waiting_since: float | None = None  # wall-clock epoch seconds it first waited for the sending limit
+    turn_at: float | None = None  # the turn the shaper gave it (the shaper's clock)
+
+
+# The SQS message attributes a QueueCarry travels in (Number attributes; absent when zero or unset).
+CARRY_ATTRIBUTES = {"attempts": "relaydesk_attempts", "waiting_since": "relaydesk_waiting_since",
+                    "turn_at": "relaydesk_turn_at"}
+
+
+class Requeued(NamedTuple):
+    notification: Notification
+    delay_seconds: int
+    carry: QueueCarry = QueueCarry()
+
+
 class NotificationQueue(Protocol):
+    """The notifications queue. Every message's group is its account (SQS fair queues: one account's burst does
+    not hold back another's)."""
+
     def send(self, notification: Notification, delay_seconds: int = 0) -> None: ...
+    # The relay's own sends, each with what it carries, batched where SQS allows it; returns the notification ids
+    # that could not be queued (they stay with their SQS message).
+    def requeue(self, entries: list[Requeued]) -> set[str]: ...
 
 
 class RawMailSender(Protocol):
@@ -159,11 +186,62 @@ class HeldNotifications(Protocol):
     def remove(self, email: str, notification_id: str) -> None: ...
 
 
-class OnceGuard(Protocol):
-    """Runs `work` at most once per notification id and returns its (stored) outcome; a deferral or a hold raises
-    through it, so nothing is stored and the next attempt may run. AlreadyInProgress: another invocation holds it."""
+class StoredState(NamedTuple):
+    body: str | None  # the state's JSON; None when nothing is stored yet
+    version: int  # 0 when nothing is stored yet
 
-    def run(self, notification: Notification, work: Callable[[], dict]) -> dict: ...
+
+class ShaperStates(Protocol):
+    """The shaper's state, one item per mailbox, replaced whole by conditional writes (optimistic concurrency)."""
+
+    def read(self, key: str) -> StoredState: ...
+    # Stores `body` as version + 1 if the stored version is still `version` (0: none stored) and returns None;
+    # otherwise stores nothing and returns what is stored now, so the caller retries without another read.
+    def write(self, key: str, body: str, version: int) -> StoredState | None: ...
+
+
+# The notifications queue keeps a message 4 days and the DLQ 14 (template.yaml): no copy of a notification can reach
+# the relay later than that after its first attempt, except through `dlq redrive`, which checks the stored outcome
+# and the ticket first.
+ONCE_EXPIRY_SECONDS = (4 + 14) * 24 * 3600
+# Longer than the queue's visibility timeout (370 s) plus the relay's timeout (60 s): see template.yaml.
+ONCE_IN_PROGRESS_SECONDS = 430
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A notification held by one invocation (`token`), or the outcome an earlier one stored (`stored`)."""
+
+    notification_id: str
+    token: str = ""
+    stored: dict | None = None  # a final outcome stored earlier: replay it, send nothing
+    taken_over: bool = False  # an earlier claim ran out without an outcome
+
+
+def new_claim_token() -> str:
+    return secrets.token_hex(8)
+
+
+class OnceGuard(Protocol):
+    """Exactly once per notification id: a claim before anything is sent, the final outcome stored before the SQS
+    message is released (`store/once_dynamodb.py` on the idempotency table; `memory.MemoryOnce` in unit tests).
+
+    - `claim(id)`: the notification is this invocation's for the in-progress window, which is longer than the
+      queue's visibility timeout (so a message that comes back after the timeout finds it still held). A stored
+      final outcome comes back instead (`Claim.stored`): it is replayed and nothing is sent. Held by another
+      invocation: AlreadyInProgress, with the end of its window. A claim whose window ran out without an outcome
+      (its invocation was stopped) is taken over (`Claim.taken_over`): the relay then looks at the ticket's
+      delivery record before it sends, because the stopped invocation may have recorded an outcome there.
+    - `complete(claim, outcome)`: the final outcome (delivered, failed), kept for the expiry. Writing it again with
+      the same claim succeeds, so a write whose response was lost is simply retried. ClaimLost: taken over.
+    - `release(claim)`: a deferral or a hold stores nothing; the claim is dropped so the next attempt may send.
+    - `stored(id)`: the final outcome, if one was stored (`relaydesk dlq redrive` asks).
+    """
+
+    def claim(self, notification_id: str) -> Claim: ...
+    def complete(self, claim: Claim, outcome: dict) -> None: ...
+    def release(self, claim: Claim) -> None: ...
+    def stored(self, notification_id: str) -> dict | None: ...
 
 
 class RetryDelay(Protocol):
@@ -235,16 +313,22 @@ class DeadLetter(NamedTuple):
     message_id: str
     receipt_handle: str
     body: str
-    receive_count: int
+    receive_count: int  # receives in the DLQ (SQS's redrive keeps the count it had in the queue)
+    reason: str = ""  # the relay's reason, when the relay moved it (SQS's own redrive leaves none)
+    attempts: int = 0  # receives in the queue when the relay moved it
 
 
 class NotificationDeadLetters(Protocol):
-    """The notifications DLQ: what waits there, and sending it back to the notifications queue."""
+    """The notifications DLQ: what waits there, sending it back to the notifications queue, and the relay's own
+    move of a notification out of attempts (its reason beside it)."""
 
     def peek(self) -> list[DeadLetter]: ...  # everything, left there
     def take(self, visibility: int = 60) -> list[DeadLetter]: ...  # a batch, hidden until redriven or released
     def redrive(self, letter: DeadLetter, notification_id: str | None) -> None: ...  # to the queue, out of the DLQ
     def release(self, letter: DeadLetter) -> None: ...  # left in the DLQ, visible again now
+    def discard(self, letter: DeadLetter) -> None: ...  # out of the DLQ for good (found delivered after all)
+    # The body unchanged into the DLQ, with the reason and the attempts it had.
+    def bury(self, body: str, *, reason: str, notification_id: str | None, receive_count: int) -> None: ...
 
 
 class HoldAlertLedger(Protocol):

@@ -35,6 +35,7 @@ class DeliveryStatus(StrEnum):
     AUTH_FAILED = "auth_failed"  # the smarthost refused the credentials (a verification mail: not retried)
     HELD = "held"  # parked behind the address's hold (credentials or TLS) until the fix is in, then sent
     BOUNCED = "bounced"  # a delivery status notification reported a failure later
+    WAITING = "waiting"  # waiting for the mailbox's sending limit (or a throttle reply's pause); sent at its turn
 
 
 class RecipientOutcome(BaseModel):
