@@ -89,6 +89,8 @@ In the browser: the admin console {e['console']}
   sign in as {ACME_ADMIN}, password in {state_dir / 'users' / ACME_ADMIN}
   Connect > "Postfix or another server": support address {SUPPORT}, host {sub_host}, port {sub_port}, STARTTLS,
   password in {password}, CA certificate {e['ca_bundle']} (docs/CONSOLE.md goes on from there)
+  agents answer tickets there: sign in as agent@acme.test, password in {state_dir / 'users' / 'agent@acme.test'}
+  (Tickets: the thread, reply with attachments, notes, status and assignee; docs/TICKETS.md)
   The browser must trust the local CA (the console calls the API and Cognito on other loopback ports): import
   {e['ca_bundle']} as an authority, or start Chromium with a profile of its own:
     chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list={ca_key_hash(stack)} {e['console']}
