@@ -47,3 +47,19 @@ def test_writing_one_section_leaves_the_others_as_they_were(tmp_path):
     text = report.read_text()
     assert "relay figures v1" in text and "dkim figures v2" in text and "dkim figures v1" not in text
     assert text.index("## Relay") < text.index("## DKIM")
+
+
+def test_the_bench_allows_its_loopback_smarthosts_where_the_test_environment_does_not_help():
+    """The tests' conftest allows loopback destinations for every test; `make bench` runs without it, so a fresh
+    interpreter without those variables must still let the relay reach the bench's 127.0.0.1 smarthosts."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYDESK_ALLOWED_")}
+    probe = ("import ipaddress, bench; from relaydesk import destinations; "
+             "print(destinations.policy().permits(ipaddress.ip_address('127.0.0.1')))")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2], check=False)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]
