@@ -1,7 +1,9 @@
 """Relay one SQS batch of notifications: route each, send it once, record the outcome on its ticket.
 
 Connector notifications are grouped by smarthost and credential: each group gets one SMTP connection, reused for
-its messages, in a thread of its own (so different smarthosts are served concurrently). Everything else goes
+its messages, in a thread of its own (so different smarthosts are served concurrently). Its mail transactions are
+pipelined (`outbound/pipelined.py`, RFC 2920) when the server advertises PIPELINING: MAIL FROM, every RCPT TO and
+DATA in one write, then the body; one command at a time when it does not. Everything else goes
 through the default outbound (SES). Returns one `RecordResult` per SQS record; the handler turns deferrals into
 `batchItemFailures` with a growing visibility delay.
 """
@@ -27,6 +29,7 @@ from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound.connector import AddressKey, ConnectorGroup, address_key
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.policy import Outcome, retry_delay
+from relaydesk.outbound.pipelined import PipelinedSubmission
 from relaydesk.outbound.pool import ConnectionPool
 from relaydesk.outbound.result import BatchItem, RecordResult, Result
 from relaydesk.outbound.serial import serialized
@@ -64,7 +67,7 @@ class Relay:
     def __init__(self, stores: Stores, *, credentials: CredentialCache, once: OnceGuard,
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
                  on_result: Callable[[RecordResult], None] | None = None,
-                 submission: Callable[..., SmtpSubmission] = SmtpSubmission,
+                 submission: Callable[..., SmtpSubmission] = PipelinedSubmission,
                  pool: SessionPool | None = None) -> None:
         self.stores = serialized(stores)  # smarthost threads share them
         self.credentials = credentials
