@@ -143,3 +143,18 @@ def test_a_354_after_every_recipient_was_refused_gets_a_lone_dot_and_the_next_me
     assert relay.record(after).status is DeliveryStatus.DELIVERED
     assert [r.rcpt_tos for r in server.received] == [[JANE]]
     assert sum(chunk.count(b"nobody takes it") for _, chunk in server.reads) == 0
+
+
+def test_a_batch_for_one_mailbox_goes_over_three_pipelined_connections_each_notification_once(relay, make_smarthost):
+    server = make_smarthost(pipelining=True)
+    relay.connect(SUPPORT, server)
+    notifications = [relay.notification(SUPPORT) for _ in range(10)]
+    relay.enqueue(*notifications)
+    assert relay.poll() == 10
+
+    assert server.stats.connections == 3 and server.stats.auth_attempts == 3  # each logged in once, over TLS
+    assert all(received.tls for received in server.received)
+    ids = [received.data.split(b"X-Relaydesk-Email-Id: ")[1].split(b"\r\n")[0].decode() for received in server.received]
+    assert sorted(ids) == sorted(n.notification_id for n in notifications)  # each once, none twice
+    assert {relay.record(n).status for n in notifications} == {DeliveryStatus.DELIVERED}
+    assert relay.failures() == [] and relay.queued() == 0

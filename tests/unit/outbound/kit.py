@@ -41,6 +41,8 @@ class FakeSmarthost:
         self.replies: list[tuple[int, str]] = []
         self.refuse: dict[str, str] = {}  # recipient -> RCPT reply, e.g. "452 4.2.2 Mailbox full"
         self.connections = 0
+        self.open_now = 0
+        self.max_connections: int | None = None  # more at once are refused, as Microsoft 365 refuses a fourth
 
     def submission(self, credentials: SmtpCredentials, *, version_id: str | None = None, timeouts: object = None,
                    local_hostname: str = "") -> FakeSession:
@@ -56,12 +58,15 @@ class FakeSession:
 
     async def open(self) -> None:
         self.host.connections += 1
+        if self.host.max_connections is not None and self.host.open_now >= self.host.max_connections:
+            raise TransientDeliveryError("432 4.3.2 Concurrent connections limit exceeded", smtp_code=432)
         ok = self.credentials.password.get_secret_value() == self.host.password
         self.host.logins.append((self.credentials.username, ok))
         if not ok:
             raise AuthenticationFailedError("refused", smtp_code=535, enhanced_status="5.7.8",
                                             server_reply="535 5.7.8 Username and Password not accepted")
         self.connected = True
+        self.host.open_now += 1
 
     async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
         if not self.connected:
@@ -81,6 +86,8 @@ class FakeSession:
         return Accepted(code=code, reply=f"{code} {text}", refused=refused)
 
     async def close(self) -> None:
+        if self.connected:
+            self.host.open_now -= 1
         self.connected = False
 
 

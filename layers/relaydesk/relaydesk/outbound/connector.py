@@ -1,10 +1,21 @@
-"""One smarthost and credential within one batch: one connection, taken from the warm pool or opened lazily (TLS,
-then AUTH with the secret's current version, rotation-aware), reused message after message and given back to the
-pool. When the smarthost cannot be used (credentials refused, no TLS) the address is held and its notifications
-parked; a delivery that works ends the hold. Every change of the address goes through `addresses/state.py`."""
+"""One smarthost and credential within one batch: up to `connections` connections, each taken from the warm pool or
+opened lazily (TLS, then AUTH with the secret's current version, rotation-aware), reused message after message and
+given back to the pool. When the smarthost cannot be used (credentials refused, no TLS) the address is held and its
+notifications parked; a delivery that works ends the hold. Every change of the address goes through
+`addresses/state.py`.
+
+The group's first connection (its lead) opens alone: credentials the server refuses cost one failed login, and a
+hold or a release is decided once. Only when it has delivered a message do the other connections (`_Lane`) open with
+the version it logged in with (and the address as it left it), each in a thread of its own, and take messages from
+the same backlog, so a message is taken by exactly one connection; they stop when the lead held the address, and
+leave the rest to it when they cannot open or their connection fails."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from relaydesk.accounts import Account
@@ -41,6 +52,10 @@ if TYPE_CHECKING:
     from relaydesk.outbound.relay import Relay
 
 AddressKey = tuple[str, str]  # (account id, email): each account has its own record of an address
+# Connections per smarthost and credential a batch may use: Microsoft 365 allows 3 per mailbox sending at the same
+# time (more are refused with 432 4.3.2), Gmail and Postfix more; 3 is safe with all of them.
+CONNECTIONS_PER_SMARTHOST = 3
+log = logging.getLogger(__name__)
 
 
 def address_key(notification: Notification) -> AddressKey:
@@ -52,8 +67,11 @@ class ConnectorGroup:
     """One smarthost and credential within one batch: at most one open connection, reused message after message."""
 
     def __init__(self, relay: Relay, secret_id: str,
-                 addresses: dict[AddressKey, SupportAddress | None] | None = None) -> None:
+                 addresses: dict[AddressKey, SupportAddress | None] | None = None, *,
+                 connections: int = CONNECTIONS_PER_SMARTHOST) -> None:
         self.relay = relay
+        self.connections = max(1, connections)
+        self.on_working: Callable[[], None] | None = None  # called after this connection delivered a message
         # Read once per group (the relay's plan already read them), not once per message; dropped whenever this
         # group writes an address (hold, release, error, working version), so it never acts on a stale copy.
         self.addresses: dict[AddressKey, SupportAddress | None] = dict(addresses or {})
@@ -70,19 +88,46 @@ class ConnectorGroup:
         self.reconnects = 0
 
     def run(self, items: list[BatchItem]) -> None:
+        backlog = _Backlog(items)
+        lanes: list[threading.Thread] = []
+
+        def widen() -> None:
+            """The lead delivered (so its login works, and a hold was lifted): the other connections open with its
+            version and share the backlog."""
+            self.on_working = None
+            assert self.version is not None
+            for _ in range(min(self.connections - 1, len(backlog))):
+                lane = _Lane(self, self.version)
+                lanes.append(threading.Thread(target=lane.run, args=(backlog,), name="relaydesk-smtp-lane",
+                                              daemon=True))
+                lanes[-1].start()
+
+        self.on_working = widen if self.connections > 1 else None
         try:
-            for item in items:
-                assert item.notification is not None
-                if self.relay.out_of_time(item):
-                    continue
-                notification = item.notification
-                self.relay.run_once(item, lambda n=notification: self.deliver(n))
+            while (item := backlog.take()) is not None:
+                self.send_one(item)
+                if self.broken is not None or self.held:
+                    for lane in lanes:  # the other connections finish or stop; what is left shares this failure
+                        lane.join()
         finally:
-            session, self.session = self.session, None
-            if session is not None and self.version is not None and self.reusable:
-                self.relay.pool.give(self._key(self.version), session)
-            elif session is not None:
-                pool.run(session.close())
+            for lane in lanes:
+                lane.join()
+            self.give_back()
+
+    def send_one(self, item: BatchItem) -> None:
+        assert item.notification is not None
+        if self.relay.out_of_time(item):
+            return
+        notification = item.notification
+        self.relay.run_once(item, lambda n=notification: self.deliver(n))
+
+    def give_back(self) -> None:
+        """The connection to the pool for the next invocation, or closed when it must not be reused."""
+        session, self.session = self.session, None
+        if session is not None and self.version is not None and self.reusable:
+            self.relay.pool.give(self._key(self.version), session)
+        elif session is not None:
+            pool.run(session.close())
 
     def deliver(self, notification: Notification) -> Result:
         address = self._address(notification)
@@ -157,6 +202,8 @@ class ConnectorGroup:
                 return self._refused(notification, address, error)
             break
         self._remember_working(address)
+        if self.on_working is not None:
+            self.on_working()
         follow_up = self.relay.retry_deferred_recipients(notification, accepted.refused)
         reply = accepted.reply + (f"; temporarily refused recipients retried as {follow_up}" if follow_up else "")
         return Result(Outcome.DELIVERED, route=self.session.route, smtp_code=accepted.code,
@@ -374,3 +421,63 @@ def _refused_version(error: AuthenticationFailedError, version_id: str) -> Authe
                                       version_id=version_id)
     return type(error)(error.message, version_id=version_id, smtp_code=error.smtp_code,
                        enhanced_status=error.enhanced_status, server_reply=error.server_reply, action=error.action)
+
+
+class _Backlog:
+    """A group's notifications, each taken by exactly one of its connections."""
+
+    def __init__(self, items: list[BatchItem]) -> None:
+        self._items = deque(items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def take(self) -> BatchItem | None:
+        try:
+            return self._items.popleft()  # atomic: connections in other threads take from the same deque
+        except IndexError:
+            return None
+
+
+class _Lane(ConnectorGroup):
+    """One more connection of a group, opened after its lead logged in, with the version the lead logged in with
+    (a warm one from the pool first). It never decides for the address what the lead decides: when it cannot open
+    it leaves the backlog to the others, and it stops taking messages once the lead held the address or its own
+    connection failed."""
+
+    def __init__(self, lead: ConnectorGroup, version: VersionedCredentials) -> None:
+        super().__init__(lead.relay, lead.secret_id, lead.addresses, connections=1)
+        self.lead = lead
+        self.version = version
+        self.accounts = dict(lead.accounts)
+
+    def run(self, backlog: _Backlog) -> None:  # type: ignore[override]
+        try:
+            if not self._open_lane():
+                return
+            while not self.lead.held and self.broken is None and not self.held \
+                    and self.session is not None and (item := backlog.take()) is not None:
+                self.send_one(item)
+        except Exception:  # a surprise here must not lose the lead's batch; what this lane took is deferred
+            log.exception("a connection of the smarthost group %s failed unexpectedly", self.secret_id)
+        finally:
+            self.give_back()
+
+    def _open_lane(self) -> bool:
+        assert self.version is not None
+        warm = self.relay.pool.take(self._key(self.version))
+        if warm is not None:
+            self.session, self.from_pool = warm, True  # type: ignore[assignment]
+            return True
+        session = self.relay.submission(self.version.credentials, version_id=self.version.version_id,
+                                        timeouts=self.relay.timeouts, local_hostname=self.stores.settings.mail_domain)
+        try:
+            pool.run(session.open())
+        except SmtpDeliveryError as error:
+            # Refused, busy (Microsoft 365 refuses a fourth concurrent connection) or down: the lead's connection
+            # carries on with the backlog; nothing about the address changes for a connection that only adds speed.
+            log.info("another connection to %s could not open (%s); the group's others carry its mail",
+                     session.route, type(error).__name__)
+            return False
+        self.session = session
+        return True

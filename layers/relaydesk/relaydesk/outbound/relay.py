@@ -1,7 +1,8 @@
 """Relay one SQS batch of notifications: route each, send it once, record the outcome on its ticket.
 
-Connector notifications are grouped by smarthost and credential: each group gets one SMTP connection, reused for
-its messages, in a thread of its own (so different smarthosts are served concurrently). Its mail transactions are
+Connector notifications are grouped by smarthost and credential: each group gets up to `connections_per_smarthost`
+SMTP connections (`outbound/connector.py`), reused for its messages, in threads of its own (so different smarthosts
+are served concurrently). Its mail transactions are
 pipelined (`outbound/pipelined.py`, RFC 2920) when the server advertises PIPELINING: MAIL FROM, every RCPT TO and
 DATA in one write, then the body; one command at a time when it does not. Everything else goes
 through the default outbound (SES). Returns one `RecordResult` per SQS record; the handler turns deferrals into
@@ -26,10 +27,10 @@ from relaydesk.errors import AlreadyInProgress, ForeignAttachmentError, NotFound
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
-from relaydesk.outbound.connector import AddressKey, ConnectorGroup, address_key
+from relaydesk.outbound.connector import CONNECTIONS_PER_SMARTHOST, AddressKey, ConnectorGroup, address_key
 from relaydesk.outbound.credentials import CredentialCache
-from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.pipelined import PipelinedSubmission
+from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.pool import ConnectionPool
 from relaydesk.outbound.result import BatchItem, RecordResult, Result
 from relaydesk.outbound.serial import serialized
@@ -68,8 +69,9 @@ class Relay:
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
                  on_result: Callable[[RecordResult], None] | None = None,
                  submission: Callable[..., SmtpSubmission] = PipelinedSubmission,
-                 pool: SessionPool | None = None) -> None:
+                 pool: SessionPool | None = None, connections_per_smarthost: int = CONNECTIONS_PER_SMARTHOST) -> None:
         self.stores = serialized(stores)  # smarthost threads share them
+        self.connections_per_smarthost = connections_per_smarthost
         self.credentials = credentials
         self.once = once
         self.timeouts = timeouts or Timeouts(connect=stores.settings.smtp_connect_timeout,
@@ -276,7 +278,8 @@ class Relay:
     def _connector_group(self, secret_id: str, items: list[BatchItem],
                          addresses: dict[AddressKey, SupportAddress | None]) -> None:
         mine = {address_key(item.notification) for item in items if item.notification is not None}
-        ConnectorGroup(self, secret_id, {key: addresses[key] for key in mine if key in addresses}).run(items)
+        ConnectorGroup(self, secret_id, {key: addresses[key] for key in mine if key in addresses},
+                       connections=self.connections_per_smarthost).run(items)
 
     def close(self) -> None:
         """Close the pooled connections (a container's relay is replaced, or a test ends)."""

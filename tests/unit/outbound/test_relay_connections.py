@@ -1,0 +1,81 @@
+"""A smarthost group's connections within one batch: the first opens alone, the others join once it delivered, each
+notification is sent by exactly one of them, and a connection that cannot open leaves its share to the others."""
+
+from __future__ import annotations
+
+from email import message_from_bytes
+from email.policy import default
+
+import pytest
+from relaydesk.addresses.model import ConnectorState
+from relaydesk.outbound.connector import CONNECTIONS_PER_SMARTHOST
+from relaydesk.outbound.policy import Outcome
+from relaydesk.tickets.model import DeliveryStatus
+
+from tests.unit.outbound.kit import SUPPORT, make_world, sqs_record
+
+
+@pytest.fixture
+def world(memory_stores):
+    return make_world(memory_stores)
+
+
+def _message_ids(world) -> list[str]:
+    return [message_from_bytes(data, policy=default)["Message-ID"] for _, _, data in world.smarthost.transactions]
+
+
+def test_a_batch_for_one_mailbox_is_spread_over_three_connections_each_notification_sent_once(world):
+    notifications = [world.notification() for _ in range(10)]
+    relay = world.relay()
+    results = relay.relay_batch([sqs_record(n) for n in notifications])
+
+    assert [r.result.outcome for r in results] == [Outcome.DELIVERED] * 10
+    assert CONNECTIONS_PER_SMARTHOST == 3 and world.smarthost.connections == 3
+    ids = _message_ids(world)
+    assert len(ids) == 10 and len(set(ids)) == 10  # every notification once, none twice
+    assert {world.record(n).status for n in notifications} == {DeliveryStatus.DELIVERED}
+    assert len(relay.pool) == 3 and world.smarthost.open_now == 3  # all kept open for the next invocation
+
+    relay.relay_batch([sqs_record(world.notification()) for _ in range(10)])
+    assert world.smarthost.connections == 3 and len(_message_ids(world)) == 20  # the warm ones were reused
+
+
+def test_no_more_connections_than_messages_left_and_never_more_than_the_limit(world):
+    world.relay(connections_per_smarthost=5).relay_batch([sqs_record(world.notification()) for _ in range(2)])
+    assert world.smarthost.connections == 2  # the first delivered, one left: one more connection
+
+
+def test_refused_credentials_cost_one_login_not_one_per_connection(memory_stores):
+    world = make_world(memory_stores)
+    world.smarthost.password = "changed-on-the-server"
+    notifications = [world.notification() for _ in range(6)]
+    results = world.relay().relay_batch([sqs_record(n) for n in notifications])
+
+    assert world.smarthost.logins == [(SUPPORT, False)]  # the other connections never opened
+    assert {r.result.outcome for r in results} == {Outcome.HELD}
+    assert world.address().connector.state is ConnectorState.AUTH_FAILED
+    assert world.smarthost.transactions == []
+
+
+def test_a_connection_the_server_refuses_leaves_its_share_to_the_others_and_changes_nothing(world):
+    world.smarthost.max_connections = 2  # a third at once is refused (432 4.3.2, as Microsoft 365 answers)
+    notifications = [world.notification() for _ in range(10)]
+    results = world.relay().relay_batch([sqs_record(n) for n in notifications])
+
+    assert [r.result.outcome for r in results] == [Outcome.DELIVERED] * 10
+    assert world.smarthost.connections == 3  # tried three, two carried the batch
+    ids = _message_ids(world)
+    assert len(ids) == 10 and len(set(ids)) == 10
+    address = world.address()
+    assert address.connector.state is ConnectorState.ACTIVE and address.last_error is None
+
+
+def test_a_connection_lost_after_the_final_dot_defers_only_that_notification(world):
+    world.smarthost.replies = [(250, "2.0.0 Ok: queued as A1"), (None, "")]  # the second answer never comes
+    notifications = [world.notification() for _ in range(8)]
+    results = world.relay().relay_batch([sqs_record(n) for n in notifications])
+
+    outcomes = [r.result.outcome for r in results]
+    assert outcomes.count(Outcome.DEFERRED) == 1 and outcomes.count(Outcome.DELIVERED) == 7
+    ids = _message_ids(world)
+    assert len(ids) == 8 and len(set(ids)) == 8  # the doubtful one went once; it is retried with its Message-ID
