@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field, replace
 
@@ -43,6 +44,7 @@ class FakeSmarthost:
         self.connections = 0
         self.open_now = 0
         self.max_connections: int | None = None  # more at once are refused, as Microsoft 365 refuses a fourth
+        self.slow_until_open: int | None = None  # after the first mail, answers wait (<= 5 s) for that many sessions
 
     def submission(self, credentials: SmtpCredentials, *, version_id: str | None = None, timeouts: object = None,
                    local_hostname: str = "") -> FakeSession:
@@ -71,6 +73,11 @@ class FakeSession:
     async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
         if not self.connected:
             raise TransientDeliveryError("not connected")
+        if self.host.slow_until_open and self.host.transactions:  # a server far away: the others get to open
+            for _ in range(500):
+                if self.host.open_now >= self.host.slow_until_open:
+                    break
+                await asyncio.sleep(0.01)
         code, text = self.host.replies.pop(0) if self.host.replies else (250, "2.0.0 Ok: queued as FAKE1")
         if code is None:  # the connection drops after the final dot
             self.host.transactions.append((envelope_from, recipients, data))

@@ -7,8 +7,8 @@ notifications parked; a delivery that works ends the hold. Every change of the a
 The group's first connection (its lead) opens alone: credentials the server refuses cost one failed login, and a
 hold or a release is decided once. Only when it has delivered a message do the other connections (`_Lane`) open with
 the version it logged in with (and the address as it left it), each in a thread of its own, and take messages from
-the same backlog, so a message is taken by exactly one connection; they stop when the lead held the address, and
-leave the rest to it when they cannot open or their connection fails."""
+the same backlog, so a message is taken by exactly one connection; they stop when the lead held the address (and a
+hold one of them met stops the lead too), and leave the rest to it when they cannot open or their connection fails."""
 
 from __future__ import annotations
 
@@ -458,6 +458,8 @@ class _Lane(ConnectorGroup):
             while not self.lead.held and self.broken is None and not self.held \
                     and self.session is not None and (item := backlog.take()) is not None:
                 self.send_one(item)
+            if self.held:  # the server refused this login mid-batch: the lead parks the rest with the hold
+                self.lead.broken, self.lead.held = self.broken, True
         except Exception:  # a surprise here must not lose the lead's batch; what this lane took is deferred
             log.exception("a connection of the smarthost group %s failed unexpectedly", self.secret_id)
         finally:
