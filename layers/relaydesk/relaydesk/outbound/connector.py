@@ -64,7 +64,8 @@ def address_key(notification: Notification) -> AddressKey:
 
 
 class ConnectorGroup:
-    """One smarthost and credential within one batch: at most one open connection, reused message after message."""
+    """One smarthost and credential within one batch: its first connection (the lead), reused message after
+    message, which widens the group to `connections` once it delivered (see the module docstring)."""
 
     def __init__(self, relay: Relay, secret_id: str,
                  addresses: dict[AddressKey, SupportAddress | None] | None = None, *,
@@ -440,7 +441,7 @@ class _Backlog:
 
 
 class _Lane(ConnectorGroup):
-    """One more connection of a group, opened after its lead logged in, with the version the lead logged in with
+    """One more connection of a group, opened after its lead delivered, with the version the lead logged in with
     (a warm one from the pool first). It never decides for the address what the lead decides: when it cannot open
     it leaves the backlog to the others, and it stops taking messages once the lead held the address or its own
     connection failed."""
