@@ -171,7 +171,8 @@ class LocalStack:
     def _publish_console(self) -> None:
         self.console.publish({"region": REGION, "userPoolId": self.env["RELAYDESK_USER_POOL_ID"],
                               "clientId": self.env["RELAYDESK_CONSOLE_CLIENT_ID"], "apiUrl": self.tenant_api.url,
-                              "cognitoEndpoint": self.cognito_front.url, "environment": "local"})
+                              "cognitoEndpoint": self.cognito_front.url, "uploadsUrl": self.moto.endpoint,
+                              "environment": "local"})
 
     def _authorizer(self, auth: dict):
         default = auth.get("DefaultAuthorizer")

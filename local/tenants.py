@@ -28,12 +28,13 @@ def new_password() -> str:
     return f"{secrets.token_urlsafe(18)}Aa1"
 
 
-def add_user(cognito: Any, pool_id: str, account_id: str, email: str, role: str | None) -> User:
+def add_user(cognito: Any, pool_id: str, account_id: str, email: str, role: str | None, *,
+             name: str | None = None) -> User:
     """A confirmed user with a permanent password (`relaydesk users add --password-stdin`), in the group named by
     `role`; with no role, a user in no group (signed in, allowed nothing)."""
     password = new_password()
     if role:
-        CognitoUsers(cognito, pool_id).add(email, account_id, role, password=password)
+        CognitoUsers(cognito, pool_id).add(email, account_id, role, password=password, name=name)
     else:
         cognito.admin_create_user(UserPoolId=pool_id, Username=email, MessageAction="SUPPRESS", UserAttributes=[
             {"Name": "email", "Value": email}, {"Name": ACCOUNT_ATTRIBUTE, "Value": account_id}])

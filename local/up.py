@@ -13,7 +13,9 @@ import secrets
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from relaydesk.alerts.contacts import change_admin_contacts
 from relaydesk.wiring import aws_stores
@@ -21,6 +23,9 @@ from relaydesk.wiring import aws_stores
 from local.acme_admin import password_file, set_password
 from local.demo import SUPPORT, function_output_to
 from local.stack import LocalStack, state_dir_from_env
+
+if TYPE_CHECKING:
+    from local.tenants import User
 
 POLL_SECONDS = 0.5
 
@@ -77,8 +82,8 @@ def banner(stack: LocalStack, state_dir: Path, system_address: str, acme) -> str
   acme.test DNS                          {e['dns']}   `acme-admin dns list`
   local CA (trust it, never skip it)     {e['ca_bundle']}
 
-The Acme account (subdomain acme, {acme.account_id}) is made, with its admin {ACME_ADMIN}; it@acme.test hears
-of a hold (`relaydesk accounts admins {acme.account_id}`).
+The Acme account (subdomain acme, {acme.account_id}) is made, with its admin {ACME_ADMIN} and its agent
+agent@acme.test; it@acme.test hears of a hold (`relaydesk accounts admins {acme.account_id}`).
 
 In the browser: the admin console {e['console']}
   sign in as {ACME_ADMIN}, password in {state_dir / 'users' / ACME_ADMIN}
@@ -113,51 +118,102 @@ Delivered mail lands in {e['mailboxes']}/<address>/*.eml (it@acme.test gets the 
 Function logs: {state_dir / 'logs' / 'functions.log'}"""
 
 
-# Acme, whose mail server the stack runs (acme.test), with an admin for the admin console; and two tenants besides,
-# each with its admin, to try the tenant API and its boundary.
+# Acme, whose mail server the stack runs (acme.test), with an admin for the admin console; and two tenants besides.
+# Each has an admin and an agent (and a sample ticket for the agent), to try the tenant API and its boundary.
 ACME = ("acme", "Acme", "acme.test")
 ACME_ADMIN = "admin@acme.test"
 DEMO_TENANTS = (("northwind", "Northwind", "northwind.test"), ("globex", "Globex", "globex.test"))
+SAMPLE_REQUESTER = "jane@example.net"
 
 
-def demo_tenants(stack: LocalStack, state_dir: Path, tenants_of=DEMO_TENANTS) -> list:
-    """Each demo tenant and its admin (admin@<domain>) in the stack's user pool; passwords to 0600 files."""
+@dataclass(frozen=True)
+class DemoTenant:
+    account: Any
+    admin: User
+    agent: User
+    ticket_id: str  # a sample ticket, for the agent to work
+
+
+def _password_file(state_dir: Path, user: User) -> Path:
+    path = state_dir / "users" / user.username
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(user.password + "\n")
+    return path
+
+
+def sample_ticket(stores: Any, account: Any) -> str:
+    """A ticket as a forwarded mail would have made it: Jane's question on the account's system address."""
+    from relaydesk.accounts import system_address
+    from relaydesk.ids import new_id
+    from relaydesk.tickets.model import Comment, Ticket
+
+    ticket = Ticket(ticket_id=new_id("T"), account_id=account.account_id, requester=SAMPLE_REQUESTER,
+                    support_address=system_address(account.subdomain, stores.settings.mail_domain),
+                    subject="The printer on floor 3 is jammed",
+                    comments=[Comment(comment_id=new_id("C"), author=SAMPLE_REQUESTER,
+                                      body="Hello, the printer on floor 3 shows E-52 again. Jane")])
+    stores.tickets.create_ticket(ticket)
+    return ticket.ticket_id
+
+
+def demo_tenants(stack: LocalStack, state_dir: Path, tenants_of=DEMO_TENANTS) -> list[DemoTenant]:
+    """Each demo tenant with its admin (admin@<domain>) and agent (agent@<domain>) in the stack's user pool,
+    passwords in 0600 files, and a sample ticket."""
     import boto3
     from relaydesk.wiring import aws_stores
 
-    from local.tenants import add_tenant
+    from local.tenants import add_tenant, add_user
 
     cognito = boto3.client("cognito-idp")
+    pool = stack.env["RELAYDESK_USER_POOL_ID"]
     tenants = []
     for subdomain, name, domain in tenants_of:
-        account, admin = add_tenant(aws_stores(), cognito, stack.env["RELAYDESK_USER_POOL_ID"], subdomain, name,
-                                    domain=domain)
-        path = state_dir / "users" / admin.username
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(admin.password + "\n")
-        tenants.append((account, admin))
+        account, admin = add_tenant(aws_stores(), cognito, pool, subdomain, name, domain=domain)
+        agent = add_user(cognito, pool, account.account_id, f"agent@{domain}", "agent", name=f"{name} Agent")
+        for user in (admin, agent):
+            _password_file(state_dir, user)
+        tenants.append(DemoTenant(account, admin, agent, sample_ticket(aws_stores(), account)))
     return tenants
 
 
-def tenant_banner(stack: LocalStack, state_dir: Path, tenants: list) -> str:
+def tenant_banner(stack: LocalStack, state_dir: Path, tenants: list[DemoTenant]) -> str:
     e = stack.endpoints
-    (first, admin), (second, _) = tenants
-    lines = "\n".join(f"  {account.subdomain:<10} account {account.account_id}  {user.username:<22} password in "
-                      f"{state_dir / 'users' / user.username}" for account, user in tenants)
+    first, second = tenants
+    admin, agent, ticket = first.admin, first.agent, first.ticket_id
+    lines = "\n".join(f"  {t.account.subdomain:<10} account {t.account.account_id}  {user.username:<22} ({role}) "
+                      f"password in {state_dir / 'users' / user.username}"
+                      for t in tenants for user, role in ((t.admin, "admin"), (t.agent, "agent")))
+    tickets = f"{e['tenant_api']}accounts/{first.account.account_id}/tickets"
+    bearer = f'--cacert {e["ca_bundle"]} -H "Authorization: Bearer $(relaydesk token)"'
     return f"""
 Tenant API (Cognito ID tokens, checked as API Gateway's JWT authorizer does)  {e['tenant_api']}
 Operator API (AWS SigV4 with the local credentials, across accounts)         {e['operator_api']}
-Two demo tenants, an admin each (passwords in files readable by you only, never printed):
+Two demo tenants, an admin and an agent each (passwords in files readable by you only, never printed):
 {lines}
 Sign in as one and call the tenant API (after `source {e['env_file']}`):
   relaydesk login --username {admin.username} --password-stdin < {state_dir / 'users' / admin.username}
   relaydesk addresses list                 # as {admin.username}, through the tenant API
-  curl --cacert {e['ca_bundle']} -H "Authorization: Bearer $(relaydesk token)" \\
-      {e['tenant_api']}accounts/{first.account_id}/support_addresses
-  (the same token on {second.subdomain}'s account, .../accounts/{second.account_id}/support_addresses, answers
-   404; `relaydesk logout` to act as the operator again, or `relaydesk --operator ...`)"""
+  curl {bearer} \\
+      {e['tenant_api']}accounts/{first.account.account_id}/support_addresses
+  (the same token on {second.account.subdomain}'s account, .../accounts/{second.account.account_id}/support_addresses,
+   answers 404; `relaydesk logout` to act as the operator again, or `relaydesk --operator ...`)
+An agent works the tickets (each tenant has a sample one from {SAMPLE_REQUESTER}); what it writes is signed as the
+signed-in user, from its ID token:
+  relaydesk login --username {agent.username} --password-stdin < {state_dir / 'users' / agent.username}
+  relaydesk tickets list
+  relaydesk tickets assign {ticket} --me
+  echo "A technician comes at 2 pm." | relaydesk tickets reply {ticket} --status pending
+  echo "Toner ordered." | relaydesk tickets note {ticket}
+  relaydesk tickets show {ticket}          # the reply's delivery to {SAMPLE_REQUESTER}, per recipient
+  curl {bearer} \\
+      "{tickets}?status=pending"
+  curl {bearer} \\
+      -H "Content-Type: application/json" -H "Idempotency-Key: reply-$RANDOM$RANDOM" \\
+      -d '{{"body": "It works again."}}' {tickets}/{ticket}/replies
+  (the mail lands in {e['mailboxes']}/{SAMPLE_REQUESTER}/; the same request with the same Idempotency-Key
+   writes and sends nothing twice; docs/API.md lists every ticket route)"""
 
 
 def main() -> int:
@@ -174,7 +230,7 @@ def main() -> int:
         system_address = f"support@acme.{stack.mail_domain}"  # Acme's system address
         stack.customer.forward(SUPPORT, system_address)
         watch = PasswordWatch(state_dir, stack)
-        (acme, _), = demo_tenants(stack, state_dir, (ACME,))
+        acme = demo_tenants(stack, state_dir, (ACME,))[0].account
         change_admin_contacts(aws_stores(), acme.account_id, add=["it@acme.test"])
         tenants = demo_tenants(stack, state_dir)
         print(banner(stack, state_dir, system_address, acme) + tenant_banner(stack, state_dir, tenants), file=out,

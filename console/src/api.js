@@ -23,7 +23,8 @@ export class ApiError extends Error {
 
 export const enc = encodeURIComponent;
 
-export async function api(method, path, body) {
+// `headers` adds request headers (an Idempotency-Key: the same one only when the same request is sent again).
+export async function api(method, path, body, headers = {}) {
   let token;
   try {
     token = await idToken();
@@ -34,7 +35,11 @@ export async function api(method, path, body) {
   try {
     response = await fetch(`${base}/accounts/${enc(accountId)}${path}`, {
       method,
-      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        ...headers,
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: 'omit',
       cache: 'no-store',
@@ -74,4 +79,38 @@ function sentence(text) {
   if (!trimmed) return 'The request was refused.';
   const first = trimmed[0].toUpperCase() + trimmed.slice(1);
   return /[.!?]$/.test(first) ? first : `${first}.`;
+}
+
+// One file straight to S3 through the presigned POST the API hands out for this ticket: every field of the form,
+// then the file last (S3 reads the policy before the file). S3 itself refuses another key, type or a bigger file.
+export async function uploadFile(ticketId, file) {
+  const type = file.type || 'application/octet-stream';
+  const form = await api('POST', `/tickets/${enc(ticketId)}/uploads`, {
+    filename: file.name, content_type: type, size: file.size,
+  });
+  const body = new FormData();
+  Object.entries(form.fields).forEach(([name, value]) => body.append(name, value));
+  body.append('file', file);
+  let response;
+  try {
+    response = await fetch(form.url, { method: 'POST', body, credentials: 'omit', cache: 'no-store' });
+  } catch (error) {
+    throw new ApiError(0, 'upload_network', `${file.name} could not be uploaded: the file store could not be reached.`,
+      'Check your connection, then send again.');
+  }
+  if (!response.ok) {
+    const text = await response.text().catch(() => '');
+    const code = (/<Code>([^<]{1,60})<\/Code>/.exec(text) || [])[1] || `HTTP ${response.status}`;
+    throw new ApiError(response.status, 'upload_refused', `${file.name} was refused by the file store (${code}).`,
+      'Check the file (at most 20 MB; PDF, images, text, office documents or ZIP), then send again.');
+  }
+  return form.key;
+}
+
+// A new Idempotency-Key: a retry of the same send reuses it, so the reply is written and mailed once.
+export function newRequestId() {
+  if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  window.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }

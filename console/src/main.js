@@ -1,10 +1,12 @@
 // The Relaydesk admin console: loads this stack's config.json, signs the user in, then shows the page the URL's
-// hash names (#/addresses, #/addresses/<email>, #/connect, #/dkim/<domain>, #/log, #/settings).
+// hash names (#/tickets, #/tickets/<id>, #/addresses, #/addresses/<email>, #/connect, #/dkim/<domain>, #/log,
+// #/settings). Agents see the tickets and the delivery log only: the admin pages are not in their navigation, and
+// their URLs show an "admins only" page (the API refuses those calls anyway).
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, configureApi } from './api.js';
 import { configure, currentUser, signOut } from './auth.js';
-import { Badge, ErrorBox, Spinner } from './components.js';
+import { Badge, ErrorBox, PageTitle, Spinner } from './components.js';
 import { html } from './html.js';
 import { AddressPage } from './pages/address.js';
 import { AddressesPage } from './pages/addresses.js';
@@ -12,26 +14,35 @@ import { DkimPage } from './pages/dkim.js';
 import { LogPage } from './pages/log.js';
 import { SettingsPage } from './pages/settings.js';
 import { SignInPage } from './pages/signin.js';
+import { TicketPage } from './pages/ticket.js';
+import { TicketsPage } from './pages/tickets.js';
 import { WizardPage } from './pages/wizard.js';
 
+// [page, label, admins only]
 const NAV = [
-  ['addresses', 'Addresses'],
-  ['connect', 'Connect'],
-  ['dkim', 'DKIM'],
-  ['log', 'Delivery log'],
-  ['settings', 'Settings'],
+  ['tickets', 'Tickets', false],
+  ['addresses', 'Addresses', true],
+  ['connect', 'Connect', true],
+  ['dkim', 'DKIM', true],
+  ['log', 'Delivery log', false],
+  ['settings', 'Settings', true],
 ];
+const ADMIN_PAGES = new Set(NAV.filter(([, , admins]) => admins).map(([key]) => key));
 
-function parseHash() {
-  const [path, query = ''] = window.location.hash.replace(/^#\/?/, '').split('?');
-  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
-  return { parts: parts.length ? parts : ['addresses'], query: new URLSearchParams(query) };
+function home(user) {
+  return user && user.role === 'admin' ? 'addresses' : 'tickets';
 }
 
-function useRoute() {
-  const [route, setRoute] = useState(parseHash);
+function parseHash(user) {
+  const [path, query = ''] = window.location.hash.replace(/^#\/?/, '').split('?');
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  return { parts: parts.length ? parts : [home(user)], query: new URLSearchParams(query) };
+}
+
+function useRoute(user) {
+  const [route, setRoute] = useState(() => parseHash(user));
   useEffect(() => {
-    const changed = () => setRoute(parseHash());
+    const changed = () => setRoute(parseHash(user));
     window.addEventListener('hashchange', changed);
     return () => window.removeEventListener('hashchange', changed);
   }, []);
@@ -41,17 +52,34 @@ function useRoute() {
 function Page({ route, user, account, reloadAccount }) {
   const [page, ...rest] = route.parts;
   const props = { user, account, reloadAccount, query: route.query };
+  if (ADMIN_PAGES.has(page) && user.role !== 'admin') return html`<${AdminsOnly} user=${user} />`;
+  if (page === 'tickets' && rest.length) return html`<${TicketPage} ...${props} ticketId=${rest[0]} />`;
+  if (page === 'tickets') return html`<${TicketsPage} ...${props} />`;
   if (page === 'addresses' && rest.length) return html`<${AddressPage} ...${props} email=${rest[0]} />`;
   if (page === 'addresses') return html`<${AddressesPage} ...${props} />`;
   if (page === 'connect') return html`<${WizardPage} ...${props} />`;
   if (page === 'dkim') return html`<${DkimPage} ...${props} domain=${rest[0] || ''} />`;
   if (page === 'log') return html`<${LogPage} ...${props} />`;
   if (page === 'settings') return html`<${SettingsPage} ...${props} />`;
-  return html`<div><h1>Page not found</h1><p>There is no page at this address. <a href="#/addresses">Go to the support addresses.</a></p></div>`;
+  return html`<div><h1>Page not found</h1><p>There is no page at this address. <a href=${`#/${home(user)}`}>Go to the start page.</a></p></div>`;
+}
+
+function AdminsOnly({ user }) {
+  return html`<div class="page">
+    <${PageTitle}>Admins only<//>
+    <div class="notice notice-warn" role="alert">
+      <p><strong>This page is for your account's admins.</strong> You are signed in as ${user.email}
+        ${user.role ? ` with the ${user.role} role` : ' without a role'}: support addresses, DKIM and settings are
+        changed by an admin.</p>
+      <p>Ask an admin of your account if something there needs a change.
+        ${user.role && html` <a href="#/tickets">Go to the tickets.</a>`}</p>
+    </div>
+  </div>`;
 }
 
 function Shell({ user, onSignOut }) {
-  const route = useRoute();
+  const route = useRoute(user);
+  const nav = NAV.filter(([, , admins]) => !admins || user.role === 'admin');
   const [account, setAccount] = useState(null);
   const [error, setError] = useState(null);
   const loadAccount = async () => {
@@ -68,12 +96,12 @@ function Shell({ user, onSignOut }) {
     <button type="button" class="skip" onClick=${skip}>Skip to content</button>
     <header class="topbar">
       <div class="brand">
-        <a href="#/addresses" class="brand-name">Relaydesk</a>
+        <a href=${`#/${home(user)}`} class="brand-name">Relaydesk</a>
         ${account && html`<span class="account">${account.name}
           <${Badge} tone=${account.kind === 'production' ? 'ok' : 'wait'}>${account.kind}<//></span>`}
       </div>
       <nav aria-label="Main">
-        <ul>${NAV.map(([key, label]) => html`<li>
+        <ul>${nav.map(([key, label]) => html`<li>
           <a href=${`#/${key}`} aria-current=${route.parts[0] === key ? 'page' : undefined}>${label}</a></li>`)}
         </ul>
       </nav>

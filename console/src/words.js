@@ -15,6 +15,11 @@ const ACTIONS = {
   console_only: 'This is done in the admin console: reload the page and sign in again.',
   forbidden: 'Your role cannot do this. Ask an admin of your account.',
   ticket_not_suspended: 'Reload the list: the ticket is no longer suspended.',
+  empty_comment: 'Write something first.',
+  assignee_not_agent: 'Pick an agent or admin of your account (their sign-in address).',
+  ticket_suspended: 'Recover the ticket in the delivery log (Suspended tickets) first.',
+  attachment_type: 'Attach PDFs, images, text, office documents or a ZIP archive.',
+  upload_refused: 'Check the file (at most 20 MB), then send again.',
 };
 
 export function wordsFor(code) {
@@ -35,6 +40,10 @@ export const STATUS_WORDS = {
   delivered: 'delivered',
   deferred: 'deferred (will retry)',
   bounced: 'bounced',
+  new: 'new',
+  open: 'open',
+  solved: 'solved',
+  suspended: 'suspended',
 };
 
 // The explanations are the CLI's own (relaydesk/addresses/explain.py and the domain's errors): where they name a

@@ -353,6 +353,82 @@ def test_the_wizard_can_be_reached_and_driven_from_the_keyboard(day):
     screenshot(page, "keyboard-wizard-connection-step")
 
 
+def body_lines(pem: str) -> list[str]:
+    return [line for line in pem.splitlines() if line and "-----" not in line]
+
+
+def test_the_wizard_signs_in_with_a_google_service_account_key_file(day, tmp_path):
+    from local.app_credentials import ServiceAccountKey
+
+    page = day.page
+    # Its token endpoint is a closed loopback port: the live check gets as far as asking for a token.
+    key = ServiceAccountKey.create("relaydesk-smtp", project="acme-mail", token_uri="https://127.0.0.1:9/token")
+    key_file = tmp_path / "acme-mail-relaydesk-smtp.json"
+    key_file.write_text(key.json)
+    day.go("connect")
+    page.reload()  # a fresh wizard
+    page.get_by_role("radio", name=re.compile("Google Workspace \\(service account\\)")).check()
+    expect(page.get_by_text("Domain-wide delegation")).to_be_visible()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Support address", exact=True).fill("sales@acme.test")
+    submission = day.stack.customer.submission
+    page.get_by_label("Host", exact=True).fill(submission.host)
+    page.get_by_label("Port", exact=True).fill(str(submission.port))
+    page.get_by_label("Service account key file (JSON)").set_input_files(str(key_file))
+    expect(page.get_by_text("Using acme-mail-relaydesk-smtp.json")).to_be_visible()
+    upload_ca(day)
+    page.get_by_role("button", name="Check and connect").click()
+
+    expect(step_row(page, "Token")).to_contain_text("failed")
+    for name in ("DNS", "TCP", "STARTTLS", "Certificate"):
+        expect(step_row(page, name)).to_contain_text("passed")
+    expect(step_row(page, "AUTH")).to_contain_text("not run")
+    expect(page.locator(".error-box")).to_contain_text("What to do")
+    screenshot(page, "wizard-google-service-account-token-step")
+    assert day.secrets_seen(*body_lines(key.private_key_pem)) == []  # the key went once, and never came back
+
+
+def test_the_wizard_sends_an_entra_app_certificate_with_its_key(day, tmp_path):
+    from local.app_credentials import AppCertificate
+
+    page = day.page
+    cert = AppCertificate.create("Relaydesk SMTP")
+    pem, public_only = tmp_path / "relaydesk.pem", tmp_path / "relaydesk.crt"
+    pem.write_text(cert.bundle_pem)
+    public_only.write_text(cert.certificate_pem)
+    sent = []
+
+    def refuse(route):  # Entra ID's token endpoint is on the internet: the test stops at what the page sends
+        sent.append(json.loads(route.request.post_data))
+        route.fulfill(status=422, content_type="application/json", body=json.dumps(
+            {"code": "configuration_error", "message": "the tenant refused the app (stopped by the test)"}))
+
+    day.go("connect")
+    page.reload()
+    page.get_by_role("radio", name=re.compile("Microsoft 365 \\(OAuth 2.0 app\\)")).check()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Support address", exact=True).fill("billing@acme.test")
+    page.get_by_role("radio", name="Certificate (recommended by Microsoft)").check()
+    page.get_by_label("Directory (tenant) ID").fill("acme.onmicrosoft.com")
+    page.get_by_label("Application (client) ID").fill("9a8b7c6d-1111-4222-8333-444455556666")
+    certificate = page.get_by_label("Certificate and private key (PEM)")
+    certificate.set_input_files(str(public_only))
+    expect(page.get_by_role("alert")).to_contain_text("needs both the certificate and its unencrypted private key")
+    certificate.set_input_files(str(pem))
+    expect(page.get_by_text("Using relaydesk.pem")).to_be_visible()
+    page.route("**/connections", refuse)
+    try:
+        page.get_by_role("button", name="Check and connect").click()
+        expect(page.get_by_role("alert")).to_contain_text("The tenant refused the app")
+    finally:
+        page.unroute("**/connections")
+    screenshot(page, "wizard-microsoft-365-certificate")
+    [body] = sent
+    assert body["auth_kind"] == "oauth2" and body["oauth_grant"] == "client_certificate"
+    assert body["oauth_certificate_pem"] == cert.bundle_pem and "oauth_client_secret" not in body
+    assert cert.private_key_pem.splitlines()[1] not in page.content()
+
+
 @pytest.mark.parametrize("route", ["addresses", f"addresses/{quote(SUPPORT, safe='')}", "connect", "dkim/acme.test",
                                    "log", "log?tab=suspended", "settings"])
 def test_every_page_fits_a_phone(day, route):

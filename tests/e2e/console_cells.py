@@ -1,7 +1,7 @@
 """The tenant matrix's cells for the admin console's routes (relaydesk/api/console_routes.py): the request each case
 sends, the resources they need (a verified address for DKIM, a job, suspended tickets), and a token of the console's
-app client, the only one admitted to the console-only routes. Every case but "own" must answer as the matrix says
-(404, 401, 403): the routes are tested by the same rules as the others."""
+app client, the only one admitted to the console-only routes. Every case but the own ones must answer as the matrix
+says (404, 401, 403): the routes are tested by the same rules as the others."""
 
 from __future__ import annotations
 
@@ -70,12 +70,13 @@ def suspended_ticket(world, tenant) -> str:
 def tenant_request(world, actor, victim, method: str, template: str, case: str, role: str):
     """The path, body and token of one cell of the matrix for a console route."""
     account = victim.account_id if case == "other tenant's" else actor.account_id
-    owner = actor if case == "own" else victim
+    own = case.startswith("own")  # as the agent or as the admin
+    owner = actor if own else victim
     values = {
         "account_id": account,
         # Verifying one's own system address finishes at once (nothing to wait for in the background).
         "id": (system_address(owner.subdomain, world.stack.mail_domain) if template.endswith("/verification")
-               and case == "own" else f"rotating@{owner.domain}" if template.endswith("/connector")
+               and own else f"rotating@{owner.domain}" if template.endswith("/connector")
                else f"support@{owner.domain}" if re.search(r"/(disable|enable|held/release)$", template)
                else f"help@{owner.domain}"),
         "job_id": owner.job_id,
@@ -94,6 +95,7 @@ def tenant_request(world, actor, victim, method: str, template: str, case: str, 
         ("POST", "/accounts/{account_id}/users"): {"email": owner.fresh("invited"), "role": "agent"},
     }.get((method, template), {} if method in ("POST", "PUT") else None)
     tokens = actor.console_tokens
-    token = {"own": tokens[role], "other tenant's": tokens["admin"], "other's in own path": tokens["admin"],
-             "expired token": actor.expired, "wrong role": tokens["agent" if role == "admin" else "nobody"]}.get(case)
+    token = {"own, as agent": tokens["agent"], "own, as admin": tokens["admin"], "other tenant's": tokens["admin"],
+             "other's in own path": tokens["admin"], "expired token": actor.expired,
+             "no role": tokens["nobody"]}.get(case)
     return path, body, token

@@ -66,3 +66,45 @@ def test_a_second_make_up_on_the_same_folder_is_refused_in_one_line(stack, tmp_p
 
 def test_make_up_and_make_demo_never_share_a_folder():
     assert DEFAULT_STATE_DIR != DEMO_STATE_DIR and DEMO_STATE_DIR.parent == DEFAULT_STATE_DIR.parent
+
+
+def banner_commands(banner: str, after: str, until: str) -> list[str]:
+    """The shell commands a section of the `make up` printout shows, continuation lines joined."""
+    section = banner.split(after, 1)[1].split(until, 1)[0]
+    commands, current = [], ""
+    for line in section.splitlines():
+        text = line.strip()
+        if not current and not text.startswith(("relaydesk ", "echo ", "curl ")):
+            continue
+        current += text.removesuffix("\\") + " "
+        if not text.endswith("\\"):
+            commands.append(current.split("  #", 1)[0].strip())
+            current = ""
+    return commands
+
+
+def test_an_agent_follows_the_make_up_printout_and_works_a_sample_ticket(stack, tmp_path):
+    import shutil
+
+    from local.up import SAMPLE_REQUESTER, demo_tenants, tenant_banner
+
+    tenants = demo_tenants(stack, stack.state_dir)
+    banner = tenant_banner(stack, stack.state_dir, tenants)
+    commands = banner_commands(banner, "An agent works the tickets", "(the mail lands")
+    if shutil.which("curl") is None:  # a machine without curl: the CLI's lines still run
+        commands = [c for c in commands if not c.startswith("curl ")]
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}  # the agent's session file in a home of its own
+    script = f"set -e\nsource {stack.state_dir / 'env.sh'}\n" + "\n".join(commands)
+
+    done = subprocess.run(["bash", "-c", script], cwd="/", env=env, capture_output=True, text=True, timeout=180,
+                          check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert len(commands) >= 7 and "Traceback" not in done.stderr
+    ticket = tenants[0].ticket_id
+    assert f"as agent@northwind.test (agent of account {tenants[0].account.account_id})" in done.stderr
+    assert "Northwind Agent  (reply)" in done.stdout and "Northwind Agent  (internal note)" in done.stdout
+    worked = stack.mailboxes.wait_for(SAMPLE_REQUESTER, lambda m: ticket in str(m["Subject"]), timeout=60)
+    assert worked.message()["From"].addresses[0].display_name.startswith("Northwind Agent")
+    if shutil.which("curl"):
+        assert '"next_cursor"' in done.stdout and '"request_id":"reply-' in done.stdout

@@ -1,12 +1,15 @@
 """The tenant boundary, proven route by route against the HTTP APIs as the local stack serves them (HTTPS on loopback,
 API Gateway's authorizers, the real handlers, moto's Cognito and Secrets Manager):
 
-    two tenants x every route of template.yaml x (own resource, other tenant's resource, other tenant's resource
-    under one's own account, no token, expired token, wrong role, operator IAM)
+    two tenants x every route of template.yaml (support addresses and tickets) x (own resource as an agent, own
+    resource as an admin, other tenant's resource, other tenant's resource under one's own account, no token,
+    expired token, a user in no group, operator IAM)
 
 and, on the operator API, every route x (tenant token, no credentials, operator IAM). The counts are printed
-(`pytest -s tests/e2e/test_tenant_matrix.py`); the test asserts 0 cross-tenant successes, 0 secrets in any response,
-and that each tenant's addresses, names and secrets are untouched by the other."""
+(`pytest -s tests/e2e/test_tenant_matrix.py`), with each route's answers to an agent and to an admin side by side; the
+test asserts 0 cross-tenant successes, 0 secrets in any response, that agents may use exactly the routes of the agent
+role (every ticket route) and admins every route, and that each tenant's addresses, names, secrets and tickets are
+untouched by the other."""
 
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ from relaydesk.addresses import lifecycle
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
 from relaydesk.api.tenant_routes import build_tenant_api
 from relaydesk.credentials import SmtpCredentials
+from relaydesk.ids import new_id
+from relaydesk.tickets.model import Comment, Ticket
 
 from local.aws_resources import http_api_routes
 from local.moto_stack import FAKE_CREDENTIALS, REGION
@@ -43,10 +48,14 @@ pytestmark = pytest.mark.e2e
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 TENANTS = (("acme", "Acme Corp"), ("globex", "Globex Industries"))
-CASES = ("own", "other tenant's", "other's in own path", "no token", "expired token", "wrong role", "operator IAM")
+CASES = ("own, as agent", "own, as admin", "other tenant's", "other's in own path", "no token", "expired token",
+         "no role", "operator IAM")
+OWN = {"own, as agent": "agent", "own, as admin": "admin"}
 EXPECTED = {"other tenant's": {404}, "other's in own path": {404}, "no token": {401}, "expired token": {401},
-            "wrong role": {403}, "operator IAM": {401}}
+            "no role": {403}, "operator IAM": {401}}
 CROSS_TENANT = ("other tenant's", "other's in own path")
+ATTACK = "IT Security - action required"  # what an attacker writes: found nowhere afterwards
+ATTACKER_CC = "evil@attacker.example"
 
 
 def passing(credentials, **_):
@@ -64,6 +73,7 @@ class Tenant:
     agent: User
     nobody: User  # signed in, in no group
     smtp_password: str
+    ticket_id: str = ""  # a ticket of the account, with Jane as requester and Carol as CC
     tokens: dict[str, str] = field(default_factory=dict)  # role -> ID token
     console_tokens: dict[str, str] = field(default_factory=dict)  # role -> ID token of the console's app client
     job_id: str = ""
@@ -105,6 +115,11 @@ class World:
                         smtp_password=f"smtp-{subdomain}-S3cret!")
         lifecycle.add_forwarding_address(self.stores, tenant.account_id, f"help@{domain}", f"{name} Help")
         self.connect(tenant, f"support@{domain}")
+        tenant.ticket_id = new_id("T")
+        self.stores.tickets.create_ticket(Ticket(
+            ticket_id=tenant.ticket_id, account_id=tenant.account_id, support_address=f"help@{domain}",
+            subject=f"{name}: printer jammed", requester="jane@example.net", ccs=["carol@example.org"],
+            comments=[Comment(comment_id=new_id("C"), author="jane@example.net", body="The printer shows E-52.")]))
         for role, user in (("admin", tenant.admin), ("agent", tenant.agent), ("nobody", tenant.nobody)):
             result = self.cognito.initiate_auth(ClientId=self.client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters={
                 "USERNAME": user.username, "PASSWORD": user.password})["AuthenticationResult"]
@@ -166,6 +181,25 @@ def world(tmp_path_factory):
         yield world
 
 
+def ticket_body(method: str, template: str, owner: Tenant, attacking: bool) -> dict | None:
+    """What each ticket route is sent: an agent's ordinary work on its own ticket, or an attacker's on another's."""
+    if method in ("GET", "DELETE"):
+        return None
+    if template.endswith(("/replies", "/notes")):
+        return {"body": ATTACK if attacking else "We are on it."}
+    if template.endswith("/status"):
+        return {"status": "solved" if attacking else "pending"}
+    if template.endswith("/assignee"):
+        return {"assignee": owner.agent.username}
+    if template.endswith("/ccs"):
+        return {"addresses": [ATTACKER_CC if attacking else "dave@example.org"]}
+    if template.endswith("/followers"):
+        return {"addresses": [owner.agent.username]}
+    if template.endswith("/uploads"):
+        return {"filename": "quote.pdf", "content_type": "application/pdf", "size": 1024}
+    raise AssertionError(f"no body for {method} {template}: add the new ticket route here")
+
+
 def needed_roles() -> dict[tuple[str, str], str]:
     """(method, path template) -> the role the tenant route table asks for."""
     table = build_tenant_api(lambda account_id: None).table
@@ -173,25 +207,33 @@ def needed_roles() -> dict[tuple[str, str], str]:
 
 
 def tenant_request(world: World, actor: Tenant, victim: Tenant, method: str, template: str, case: str, role: str):
-    """The path and body of one cell of the matrix."""
+    """The path, body and token of one cell of the matrix."""
     if console_cells.is_console_route(template):
         return console_cells.tenant_request(world, actor, victim, method, template, case, role)
     account = victim.account_id if case == "other tenant's" else actor.account_id
-    owner = actor if case == "own" else victim
-    if method == "DELETE" and case == "own":
-        email = owner.fresh("leaving")
-        world.connect(owner, email)  # deleting a connector address schedules its secret's deletion (ABAC path)
-    elif method == "POST":
-        email = owner.fresh("new")
+    own = case in OWN
+    owner = actor if own else victim
+    allowed = own and (OWN[case] == "admin" or role == "agent")
+    path = template.replace("{account_id}", quote(account, safe=""))
+    if "/tickets" in template:
+        address = owner.agent.username if "/followers/" in template else "carol@example.org"
+        path = path.replace("{ticket_id}", owner.ticket_id).replace("{address}", quote(address, safe=""))
+        body = ticket_body(method, template, owner, attacking=not own)
     else:
-        email = f"help@{owner.domain}"
-    path = template.replace("{account_id}", quote(account, safe="")).replace("{id}", quote(email, safe=""))
-    # Renaming one's own address keeps its name (the check at the end compares it); another's, as an attacker would.
-    name = f"{owner.name} Help" if case == "own" else "IT Security - action required"
-    body = {"email": email} if method == "POST" else {"name": name} if method == "PUT" else None
-    token = {"own": actor.tokens[role], "other tenant's": actor.tokens["admin"],
-             "other's in own path": actor.tokens["admin"], "expired token": actor.expired,
-             "wrong role": actor.tokens["agent" if role == "admin" else "nobody"]}.get(case)
+        if method == "DELETE" and allowed:
+            email = owner.fresh("leaving")
+            world.connect(owner, email)  # deleting a connector address schedules its secret's deletion (ABAC path)
+        elif method == "POST":
+            email = owner.fresh("new")
+        else:
+            email = f"help@{owner.domain}"
+        path = path.replace("{id}", quote(email, safe=""))
+        # Renaming one's own address keeps its name (the check at the end compares it); another's, as an attacker.
+        name = f"{owner.name} Help" if own else ATTACK
+        body = {"email": email} if method == "POST" else {"name": name} if method == "PUT" else None
+    token = {"own, as agent": actor.tokens["agent"], "own, as admin": actor.tokens["admin"],
+             "other tenant's": actor.tokens["admin"], "other's in own path": actor.tokens["admin"],
+             "expired token": actor.expired, "no role": actor.tokens["nobody"]}.get(case)
     return path, body, token
 
 
@@ -200,31 +242,40 @@ def test_two_tenants_every_route_every_identity(world):
     roles = needed_roles()
     assert {(method, path) for method, path, _ in tenant_routes} == set(roles)  # template and route table agree
     counts: dict[str, Counter] = {case: Counter() for case in CASES}
+    by_role: dict[tuple[str, str], dict[str, set[int]]] = {}  # route -> role -> statuses of its own resource
     unexpected, leaks, successes_across = [], [], 0
     secrets = world.secret_values()
     for actor, victim in itertools.permutations(world.tenants, 2):
-        foreign = (victim.account_id, victim.name, victim.subdomain + ".mail", f"{victim.name} Help")
+        # (the victim's ticket id is not among them: a request under one's own path sends it, a 404 may repeat it)
+        foreign = (victim.account_id, victim.name, victim.subdomain + ".mail", f"{victim.name} Help",
+                   f"{victim.name}: printer jammed", "The printer shows E-52.")
         for method, template, _ in tenant_routes:
+            role = roles[(method, template)]
             for case in CASES:
                 if case == "other's in own path" and not console_cells.names_a_resource(template):
                     continue
-                path, body, token = tenant_request(world, actor, victim, method, template, case,
-                                                   roles[(method, template)])
+                path, body, token = tenant_request(world, actor, victim, method, template, case, role)
                 reply = world.call(world.stack.tenant_api.url, method, path, token=token, body=body,
                                    sign=case == "operator IAM")
                 counts[case][reply.status] += 1
                 ok = 200 <= reply.status < 300
                 if case in CROSS_TENANT and ok:
                     successes_across += 1
-                if (case == "own" and not ok) or (case != "own" and reply.status not in EXPECTED[case]):
+                if case in OWN:
+                    by_role.setdefault((method, template), {}).setdefault(OWN[case], set()).add(reply.status)
+                    may = OWN[case] == "admin" or role == "agent"
+                    if ok != may or (not may and reply.status != 403):
+                        unexpected.append((case, method, path, reply.status, reply.text[:200]))
+                elif reply.status not in EXPECTED[case]:
                     unexpected.append((case, method, path, reply.status, reply.text[:200]))
                 if any(secret in reply.text for secret in secrets):
                     leaks.append((case, method, path))
-                if case != "own" and any(name in reply.text for name in foreign):
+                if case not in OWN and any(name in reply.text for name in foreign):
                     leaks.append((case, method, path, "names the other tenant"))
 
     operator_counts = operator_rows(world, secrets, leaks, unexpected)
     print_counts(counts, operator_counts, successes_across, leaks)
+    print_roles(by_role, roles)
     assert successes_across == 0
     assert leaks == []
     assert unexpected == []
@@ -258,7 +309,15 @@ def operator_rows(world: World, secrets: list[str], leaks: list, unexpected: lis
 
 
 def assert_untouched(world: World, tenant: Tenant) -> None:
-    """What the other tenant tried left nothing changed: names, addresses and the connector's secret."""
+    """What the other tenant tried left nothing changed: names, addresses, the connector's secret and the ticket (no
+    comment, CC, status, assignee or mail of the attacker's)."""
+    ticket = world.stores.tickets.get_ticket(tenant.ticket_id)
+    assert all(ATTACK not in comment.body for comment in ticket.comments)
+    assert {c.agent.email for c in ticket.comments if c.agent} <= {tenant.agent.username, tenant.admin.username}
+    assert ATTACKER_CC not in ticket.ccs and ticket.status.value == "pending"
+    assert ticket.assignee is not None and ticket.assignee.email == tenant.agent.username
+    recipients = {r for record in ticket.notifications for r in record.recipients}
+    assert recipients <= {"jane@example.net", "carol@example.org", "dave@example.org", tenant.agent.username}
     help_address = world.stores.directory.get_account_address(tenant.account_id, f"help@{tenant.domain}")
     assert help_address is not None and help_address.name == f"{tenant.name} Help"
     connector = world.stores.directory.get_account_address(tenant.account_id, f"support@{tenant.domain}")
@@ -283,6 +342,18 @@ def print_counts(counts: dict[str, Counter], operator: dict[str, Counter], succe
                      "  ".join(f"{status}: {n}" for status, n in sorted(statuses.items())))
     lines.append(f"cross-tenant successes: {successes_across}; responses with a secret or another tenant's "
                  f"name: {len(leaks)}")
+    print("\n".join(lines))
+
+
+def print_roles(by_role: dict[tuple[str, str], dict[str, set[int]]], roles: dict[tuple[str, str], str]) -> None:
+    """Each route's answers to an agent and to an admin of the account, on its own resource."""
+    lines = ["tenant API: the same own resource, as an agent and as an admin", f"  {'route':<70} {'role':<6} "
+             f"{'agent':<9} admin"]
+    for (method, template), answers in by_role.items():
+        shown = {role: "/".join(str(s) for s in sorted(statuses)) for role, statuses in answers.items()}
+        differs = "  <- differ" if shown["agent"] != shown["admin"] else ""
+        lines.append(f"  {method + ' ' + template:<70} {roles[(method, template)]:<6} {shown['agent']:<9} "
+                     f"{shown['admin']}{differs}")
     print("\n".join(lines))
 
 

@@ -181,3 +181,19 @@ def test_550_5_7_30_for_a_password_address_says_to_switch_to_oauth2(cli, account
     assert f"relaydesk addresses rotate {EMAIL} --auth oauth2" in err and "--client-secret-stdin" in err
     assert "the-old-password" not in out + err
     assert secret_of(account_id) is None
+
+
+def test_an_unreachable_token_endpoint_tells_the_admin_to_check_again_not_that_a_notification_is_retried(
+        smarthost, token_server):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on any more
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    url = f"https://127.0.0.1:{closed}/{token_server.tenant}/oauth2/v2.0/token"
+
+    report = run_live_check(oauth_credentials(smarthost, token_server, tenant_url=url), sender=EMAIL)
+
+    assert not report.ok and report.failed_step.name == "token"
+    assert "notification" not in report.fix and "Run the check again" in report.fix
+    assert "127.0.0.1" in report.fix

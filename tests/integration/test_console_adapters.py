@@ -22,7 +22,7 @@ from local.aws_resources import physical_name
 SITE = Path(__file__).resolve().parents[2] / "console" / "dist"
 CONFIG = {"region": "us-east-1", "userPoolId": "us-east-1_pool", "clientId": "client",
           "apiUrl": "https://api.example.test/", "cognitoEndpoint": "https://cognito-idp.us-east-1.amazonaws.com/",
-          "environment": "sandbox"}
+          "uploadsUrl": "https://raw-mail.s3.us-east-1.amazonaws.com/", "environment": "sandbox"}
 
 
 # --- jobs ---------------------------------------------------------------------------------------------------------
@@ -139,7 +139,8 @@ def test_the_custom_resource_publishes_the_console_then_empties_the_bucket(aws_s
     assert {"index.html", "config.json"} <= keys and "BUILD.json" not in keys
     page = index["Body"].read().decode()
     assert (index["ContentType"], index["CacheControl"]) == ("text/html; charset=utf-8", "no-cache")
-    assert "connect-src 'self' https://api.example.test https://cognito-idp.us-east-1.amazonaws.com" in page
+    assert ("connect-src 'self' https://api.example.test https://cognito-idp.us-east-1.amazonaws.com "
+            "https://raw-mail.s3.us-east-1.amazonaws.com;") in page  # the attachments' uploads, and nothing else
     assert script in page and script_cache.endswith("immutable")
     assert config == CONFIG
     assert [a["Status"] for a in answers] == ["SUCCESS", "SUCCESS"]

@@ -39,6 +39,7 @@ from relaydesk.credentials import SmtpCredentials, TlsMode
 from relaydesk.dkim import domains
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification, NotificationKind
+from relaydesk.store.s3 import S3Blobs
 from relaydesk.tickets.model import Ticket
 
 from local.aws_resources import load_template
@@ -55,7 +56,9 @@ TEMPLATE = ROOT / "template.yaml"
 FUNCTIONS = {name: Path(resource["Properties"]["CodeUri"]).name
              for name, resource in load_template(TEMPLATE)["Resources"].items()
              if resource["Type"] == "AWS::Serverless::Function"}
-ROLES = ("TenantSecretsRole",)  # roles the code assumes (with session tags) to act for one account
+UPLOAD_KEY = re.compile(r"^attachments/(?P<account>[^/]+)/uploads/")
+ROLES = ("TenantSecretsRole", "TenantUploadsRole")  # roles the code assumes (with session tags) to act for one account
+ACCOUNT_TAG_VARIABLE = "${aws:PrincipalTag/relaydesk:account-id}"  # as a role's policy names the session's account
 ACCOUNT = "A01LEASTPRIVILEGE1"
 SUPPORT = "support@acme.test"
 BASE_URL = "https://attachments.lambda-url.us-east-1.on.aws/"
@@ -86,25 +89,27 @@ class Recorder:
         self.names = names  # physical name or ARN -> the template's logical id
         self.needed: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.sessions: dict[str, str] = {}  # access key of an assumed role's session -> the role's logical id
+        self.session_accounts: dict[str, str] = {}  # access key of a session -> the account it is tagged with
 
     def record(self, service: str, operation: str, params: dict, access_key: str | None = None) -> None:
         function = CURRENT.get()
         if function is None:
             return  # the test's own set-up
         function = self.sessions.get(access_key or "", function)  # a role session acts as its role
-        pairs = self.actions(service, operation, params)
+        pairs = self.actions(service, operation, params, self.session_accounts.get(access_key or ""))
         for action, resource in pairs:
             self.needed[function].add((action, resource))
         # Every queue, the raw mail bucket and every secret of the stack are encrypted with its DataKey.
         if not all(resource.startswith(UNENCRYPTED_BY_THE_DATA_KEY) for _, resource in pairs):
             self.needed[function] |= {(kms, "DataKey") for kms in KMS_FOR.get((service, operation), ())}
 
-    def actions(self, service: str, operation: str, params: dict) -> list[tuple[str, str]]:
+    def actions(self, service: str, operation: str, params: dict,
+                session_account: str | None = None) -> list[tuple[str, str]]:
         if service == "dynamodb" and operation == "TransactWriteItems":
             return [(TRANSACT_ACTION[kind], self.names[item[kind]["TableName"]])
                     for item in params["TransactItems"] for kind in item]
         action = IAM_NAME.get((service, operation), f"{SERVICE_PREFIX[service]}:{operation}")
-        pairs = [(action, self.resource(service, params))]
+        pairs = [(action, self.resource(service, params, session_account))]
         if (service, operation) == ("secretsmanager", "CreateSecret") and params.get("Tags"):
             pairs.append(("secretsmanager:TagResource", pairs[0][1]))  # tags given at creation need it too
         if (service, operation) == ("sts", "AssumeRole") and params.get("Tags"):
@@ -113,7 +118,7 @@ class Recorder:
             pairs.append((action, "ses:configuration-set"))
         return pairs
 
-    def resource(self, service: str, params: dict) -> str:
+    def resource(self, service: str, params: dict, session_account: str | None = None) -> str:
         if service == "dynamodb":
             table = self.names[params["TableName"]]
             return f"{table}/index/{params['IndexName']}" if params.get("IndexName") else table
@@ -121,6 +126,12 @@ class Recorder:
             key = params.get("Key")
             if key is None:  # a call on the bucket itself (ListObjectsV2, DeleteObjects)
                 return self.names[params["Bucket"]] + ("/*" if "Delete" in params else "")
+            upload = UPLOAD_KEY.match(key)
+            if upload and session_account is not None and upload["account"] == session_account:
+                # the session's own account, which is what the role's policy variable allows
+                return f"{self.names[params['Bucket']]}/attachments/{ACCOUNT_TAG_VARIABLE}/uploads/*"
+            if upload:  # an agent's upload, under its account's uploads prefix
+                return f"{self.names[params['Bucket']]}/attachments/*/uploads/*"
             return f"{self.names[params['Bucket']]}/{key.split('/', 1)[0] + '/' if '/' in key else ''}*"
         if service == "sqs":
             return self.names[params["QueueUrl"]]
@@ -154,7 +165,11 @@ def recorder(aws_stack_env, monkeypatch):
                         credentials.access_key if credentials else None)
         reply = make_call(client, operation, params)
         if operation == "AssumeRole":
-            recorder.sessions[reply["Credentials"]["AccessKeyId"]] = recorder.names[params["RoleArn"]]
+            key = reply["Credentials"]["AccessKeyId"]
+            recorder.sessions[key] = recorder.names[params["RoleArn"]]
+            tags = {tag["Key"]: tag["Value"] for tag in params.get("Tags", [])}
+            if "relaydesk:account-id" in tags:
+                recorder.session_accounts[key] = tags["relaydesk:account-id"]
         return reply
 
     submit = ThreadPoolExecutor.submit
@@ -163,8 +178,21 @@ def recorder(aws_stack_env, monkeypatch):
         return submit(pool, contextvars.copy_context().run, fn, *args, **kwargs)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    monkeypatch.setattr(S3Blobs, "presigned_post", signing_uploads(recorder, S3Blobs.presigned_post))
     monkeypatch.setattr(ThreadPoolExecutor, "submit", submit_in_context)
     return recorder
+
+
+def signing_uploads(recorder: Recorder, presigned_post):
+    """A presigned POST makes no AWS call, but S3 authorizes the upload as the role that signed it: PutObject on the
+    key, and the bucket's KMS key for the new object."""
+    def signed(blobs, key, *args, **kwargs):
+        credentials = blobs._client._request_signer._credentials
+        recorder.record("s3", "PutObject", {"Bucket": blobs._bucket, "Key": key},
+                        credentials.access_key if credentials else None)
+        return presigned_post(blobs, key, *args, **kwargs)
+
+    return signed
 
 
 def physical_names(env: dict[str, str]) -> dict[str, str]:
@@ -178,6 +206,7 @@ def physical_names(env: dict[str, str]) -> dict[str, str]:
             names[boto3.client("sqs").get_queue_url(QueueName=physical)["QueueUrl"]] = logical_id
     names[env["RELAYDESK_LINK_SIGNING_SECRET_ID"]] = "LinkSigningSecret"
     names[env["RELAYDESK_TENANT_SECRETS_ROLE_ARN"]] = "TenantSecretsRole"
+    names[env["RELAYDESK_TENANT_UPLOADS_ROLE_ARN"]] = "TenantUploadsRole"
     names[OTHER_TABLE] = "OtherEnvironmentDirectoryTableArn"
     return names
 
@@ -214,6 +243,7 @@ def template_resource(value) -> str:
         return "ses:identity"
     if ":configuration-set/" in text:
         return "ses:configuration-set"
+    text = text.replace("${!aws:", "${aws:")  # a policy variable, written escaped in Fn::Sub
     match = re.fullmatch(r"\$\{(\w+)(?:\.Arn)?\}(.*)", text)
     assert match, f"a resource this test cannot read: {text}"
     return match.group(1) + match.group(2)
@@ -462,6 +492,41 @@ def api_jobs(stores, smarthost) -> None:
         assert response["statusCode"] < 300, (method, path, response["body"])
 
 
+def ticket_jobs(stores, ticket: Ticket) -> None:
+    """Every ticket route of the tenant API as an agent: list (both indexes), show, upload a file through the form,
+    reply with it, a note, solve, assign to a user of the account (the pool), CCs and followers in and out."""
+    pool = stores.settings.user_pool_id
+    cognito = boto3.client("cognito-idp")
+    cognito.admin_create_user(UserPoolId=pool, Username="tess@acme.test", MessageAction="SUPPRESS", UserAttributes=[
+        {"Name": "email", "Value": "tess@acme.test"}, {"Name": "custom:account_id", "Value": ACCOUNT}])
+    cognito.admin_add_user_to_group(UserPoolId=pool, Username="tess@acme.test", GroupName="agent")
+    claims = jwt_authorizer({"sub": "u2", "aud": "cli", "token_use": "id", "custom:account_id": ACCOUNT,
+                             "cognito:groups": ["agent"], "email": "bob@acme.test", "name": "Bob Agent",
+                             "exp": int(time.time()) + 3600})
+    base = f"/accounts/{ACCOUNT}/tickets"
+
+    def call(method: str, path: str, body=None, query=None) -> dict:
+        response = invoke("tenant_api", http_event(method, path, query, body, authorizer=claims))
+        assert response["statusCode"] < 300, (method, path, response["body"])
+        return json.loads(response["body"])
+
+    call("GET", base)
+    call("GET", base, query={"status": "new"})
+    call("GET", f"{base}/{ticket.ticket_id}")
+    call("GET", f"{base}/{ticket.ticket_id}/notifications")
+    form = call("POST", f"{base}/{ticket.ticket_id}/uploads", {"filename": "quote.pdf",
+                                                                 "content_type": "application/pdf", "size": 8})
+    boto3.client("s3").put_object(Bucket=stores.settings.raw_mail_bucket, Key=form["key"], Body=b"%PDF-1.7",
+                                  ContentType="application/pdf")  # what the browser's POST does
+    call("POST", f"{base}/{ticket.ticket_id}/replies", {"body": "Attached.", "attachments": [form["key"]]})
+    call("POST", f"{base}/{ticket.ticket_id}/notes", {"body": "Internal."})
+    call("PUT", f"{base}/{ticket.ticket_id}/status", {"status": "solved"})
+    call("PUT", f"{base}/{ticket.ticket_id}/assignee", {"assignee": "tess@acme.test"})
+    for kind, address in (("ccs", "dave@example.org"), ("followers", "tess@acme.test")):
+        call("POST", f"{base}/{ticket.ticket_id}/{kind}", {"addresses": [address]})
+        call("DELETE", f"{base}/{ticket.ticket_id}/{kind}/{address.replace('@', '%40')}")
+
+
 def alert_jobs(stores, ticket: Ticket) -> None:
     """An address goes on hold (its change record: the admins are mailed), the hourly and daily runs, the release;
     then SES reports a bounce and a complaint of Relaydesk's own mail (the recipients suppressed for the account)."""
@@ -604,6 +669,7 @@ def test_every_function_may_do_exactly_what_its_code_does(world, recorder, smart
     rotation_jobs(world, smarthost, ticket)
     attachment_jobs(world, ticket)
     api_jobs(world, smarthost)
+    ticket_jobs(world, ticket)
     alert_jobs(world, ticket)
     console_jobs(world, smarthost, monkeypatch)
 

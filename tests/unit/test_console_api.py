@@ -230,6 +230,70 @@ def test_an_oauth_connection_takes_the_app_values_and_never_returns_the_client_s
     assert CLIENT_SECRET not in started.raw
 
 
+def test_a_google_service_account_key_file_connects_google_workspace_and_the_key_never_comes_back(
+        stores, api, acme, monkeypatch, service_account_keys):
+    from relaydesk.credentials import GMAIL_SCOPE, OAuthGrant
+
+    key = service_account_keys[0]
+    check = checker_that()
+    monkeypatch.setattr("relaydesk.addresses.connection.run_live_check", check)
+    form = wizard_form(preset="google", host=None, port=None, tls_mode=None, password=None, auth_kind="oauth2",
+                       oauth_grant="service_account", service_account_key=key.json)
+
+    started = as_user(api, acme, "admin").post(path(acme, "connections"), form)
+    run_launched(stores)
+
+    assert started.status == 202, started.body
+    (credentials,) = check.seen
+    assert credentials.oauth_grant is OAuthGrant.SERVICE_ACCOUNT and credentials.host == "smtp.gmail.com"
+    assert credentials.oauth_service_account == key.client_email and credentials.oauth_scope == GMAIL_SCOPE
+    assert credentials.username == "support@acme.com"  # the mailbox it signs in as
+    details = as_user(api, acme, "admin").get(path(acme, "support_addresses/support%40acme.com/details"))
+    for reply in (started, details):
+        assert not any(line in reply.raw for line in key.private_key_pem.splitlines() if "-----" not in line)
+
+
+def test_an_entra_app_certificate_connects_microsoft_365_and_its_key_never_comes_back(
+        stores, api, acme, monkeypatch, app_certificates):
+    from relaydesk.credentials import OAuthGrant
+
+    cert = app_certificates[0]
+    check = checker_that()
+    monkeypatch.setattr("relaydesk.addresses.connection.run_live_check", check)
+    form = wizard_form(preset="microsoft365", host=None, port=None, tls_mode=None, password=None,
+                       auth_kind="oauth2", oauth_grant="client_certificate", oauth_tenant_id="acme.onmicrosoft.com",
+                       oauth_client_id="app-1", oauth_certificate_pem=cert.bundle_pem)
+
+    started = as_user(api, acme, "admin").post(path(acme, "connections"), form)
+    run_launched(stores)
+
+    (credentials,) = check.seen
+    assert credentials.oauth_grant is OAuthGrant.CLIENT_CERTIFICATE and credentials.oauth_client_secret is None
+    assert (credentials.oauth_tenant_id, credentials.host) == ("acme.onmicrosoft.com", "smtp.office365.com")
+    assert credentials.oauth_certificate_thumbprint and "token" in started.body["planned_steps"]
+    assert not any(line in started.raw for line in cert.private_key_pem.splitlines() if "-----" not in line)
+
+
+@pytest.mark.parametrize("change, code, words", [
+    ({"oauth_grant": "service_account", "service_account_key": '{"type": "authorized_user"}'},
+     "configuration_error", "not a service account key"),
+    ({"oauth_grant": "service_account", "service_account_key": None}, "configuration_error", "key file is missing"),
+    ({"oauth_grant": "client_certificate", "oauth_certificate_pem": "-----BEGIN CERTIFICATE-----\nAAAA\n"
+      "-----END CERTIFICATE-----\n", "preset": "microsoft365"}, "configuration_error", "private key"),
+    ({"oauth_grant": "service_account", "service_account_key": "x" * (64 * 1024 + 1)}, "validation_error", ""),
+])
+def test_bad_sign_in_files_are_refused_in_words_and_never_echoed(stores, api, acme, change, code, words):
+    form = {**wizard_form(preset="google", host=None, port=None, tls_mode=None, password=None, auth_kind="oauth2",
+                          oauth_tenant_id=None, oauth_client_id=None), **change}
+
+    reply = as_user(api, acme, "admin").post(path(acme, "connections"), form)
+
+    assert 400 <= reply.status < 500 and reply.body["code"] == code, reply.body
+    assert words in reply.body["message"]
+    assert "xxxxxxxxxx" not in reply.raw and "AAAA" not in reply.raw
+    assert not stores.secrets.versions and stores.launcher.launched == []
+
+
 # --- an address's page ------------------------------------------------------------------------------------------
 
 def test_details_show_a_hold_with_the_cli_explanation_and_the_held_count(stores, api, acme, monkeypatch):
@@ -402,6 +466,44 @@ def test_the_log_lists_every_notification_with_the_server_reply_and_filters(stor
     assert [row["notification_id"] for row in of_help] == ["N2"]
     assert [row["notification_id"] for row in of_ticket] == ["N1"]
     assert agent.get(path(acme, "deliveries"), status="nonsense").status == 422
+
+
+def test_the_log_pages_through_every_notification_once_reading_a_bounded_number_of_tickets(
+        stores, api, acme, globex, monkeypatch):
+    from relaydesk.tickets import delivery_log
+
+    for index in range(230):  # two notifications per ticket, every 7th one deferred
+        status = DeliveryStatus.DEFERRED if index % 7 == 0 else DeliveryStatus.DELIVERED
+        reply = "451 4.3.0 try later" if status is DeliveryStatus.DEFERRED else "250 ok"
+        ticket_with(stores, acme, f"T01M9{index:014d}", record(f"N{index}A", status, reply),
+                    record(f"N{index}B", DeliveryStatus.DELIVERED, "250 ok"))
+    ticket_with(stores, globex, "T02M90000000000000X", record("NGLOBEX", DeliveryStatus.DEFERRED, "451 later"))
+    reads = []
+    get_ticket = stores.tickets.get_ticket
+    monkeypatch.setattr(stores.tickets, "get_ticket",
+                        lambda ticket_id: reads.append(ticket_id) or get_ticket(ticket_id))
+    agent = as_user(api, acme, "agent")
+
+    def walk(**filters) -> tuple[list[str], list[int]]:
+        seen, per_request, cursor = [], [], None
+        while True:
+            reads.clear()
+            page = agent.get(path(acme, "deliveries"), **filters, **({"cursor": cursor} if cursor else {})).body
+            per_request.append(len(reads))
+            seen += [row["notification_id"] for row in page["deliveries"]]
+            cursor = page["next_cursor"]
+            assert page["truncated"] is (cursor is not None)
+            if cursor is None:
+                return seen, per_request
+
+    everything, reads_per_page = walk()
+    deferred, deferred_reads = walk(status="deferred")
+
+    assert sorted(everything) == sorted(f"N{i}{half}" for i in range(230) for half in "AB")  # each once
+    assert len(reads_per_page) == 230 * 2 // delivery_log.ROWS_WANTED + 1
+    assert max(reads_per_page + deferred_reads) <= delivery_log.MAX_TICKETS_READ
+    assert sorted(deferred) == sorted(f"N{i}A" for i in range(230) if i % 7 == 0)  # never another account's
+    assert agent.get(path(acme, "deliveries"), cursor="not-a-cursor").body["code"] == "invalid_cursor"
 
 
 def test_dead_letters_of_the_account_only_and_a_redrive_never_moves_anothers(stores, api, acme, globex):

@@ -161,7 +161,9 @@ def test_ses_bounces_and_complaints_reach_the_feedback_function(resources):
 
 
 def test_fixed_outbound_addresses_are_optional_and_put_the_smarthost_clients_behind_them(resources):
-    for name in ("RelayFunction", "RotationFunction"):
+    # every function that opens connections to a customer's smarthost: the relay, rotation's test and the console's
+    # live check (a customer who allow-lists the addresses must not see the wizard fail where the relay would pass)
+    for name in ("RelayFunction", "RotationFunction", "ConsoleJobsFunction"):
         condition, in_vpc, outside = resources[name]["Properties"]["VpcConfig"]["Fn::If"]
         assert (condition, outside) == ("HasStaticEgress", {"Ref": "AWS::NoValue"})
         assert in_vpc["SecurityGroupIds"] == [{"Ref": "EgressSecurityGroup"}]

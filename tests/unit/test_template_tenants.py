@@ -97,7 +97,8 @@ def test_the_tenant_function_reaches_connector_secrets_only_through_the_account_
     assert not [a for a in actions if a.startswith("secretsmanager:")]
     (assume,) = [s for s in statements if "sts:AssumeRole" in s["Action"]]
     assert set(assume["Action"]) == {"sts:AssumeRole", "sts:TagSession"}
-    assert assume["Resource"] == {"Fn::GetAtt": ["TenantSecretsRole", "Arn"]}
+    assert assume["Resource"] == [{"Fn::GetAtt": ["TenantSecretsRole", "Arn"]},
+                                  {"Fn::GetAtt": ["TenantUploadsRole", "Arn"]}]
     assert trust["Condition"]["StringLike"] == {f"aws:RequestTag/{TAG}": "?*"}
     assert trust["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": [TAG]}
     same_account = {f"secretsmanager:ResourceTag/{TAG}": f"${{aws:PrincipalTag/{TAG}}}"}
@@ -110,3 +111,22 @@ def test_the_secret_tag_and_the_session_tag_are_one_name():
     from relaydesk.store.account_secrets import ACCOUNT_TAG
 
     assert TAG_ACCOUNT == ACCOUNT_TAG == TAG
+
+
+def test_upload_forms_are_signed_only_by_a_session_that_may_upload_under_its_accounts_prefix(resources):
+    function = resources["TenantApiFunction"]["Properties"]
+    statements = [s for policy in function["Policies"] if "Statement" in policy for s in policy["Statement"]]
+    role = resources["TenantUploadsRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    (policy,) = role["Policies"]
+    upload, key = policy["PolicyDocument"]["Statement"]
+
+    assert not [s for s in statements if "s3:PutObject" in s["Action"]]  # the function itself uploads nothing
+    assert function["Environment"]["Variables"]["RELAYDESK_TENANT_UPLOADS_ROLE_ARN"] == {
+        "Fn::GetAtt": ["TenantUploadsRole", "Arn"]}
+    assert trust["Condition"] == resources["TenantSecretsRole"]["Properties"]["AssumeRolePolicyDocument"][
+        "Statement"][0]["Condition"]  # exactly one session tag: the account
+    assert upload["Action"] == "s3:PutObject"
+    assert upload["Resource"] == {"Fn::Sub": f"${{RawMailBucket.Arn}}/attachments/${{!aws:PrincipalTag/{TAG}}}"
+                                             "/uploads/*"}
+    assert (key["Action"], key["Resource"]) == ("kms:GenerateDataKey", {"Fn::GetAtt": ["DataKey", "Arn"]})

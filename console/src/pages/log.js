@@ -1,5 +1,5 @@
 // The delivery log: every notification with the server's reply and status (filtered by status, recipient,
-// address, ticket), what is held or deferred, the dead-letter queue with redrive, and suspended tickets.
+// address, ticket; the newest page refreshed, older pages on demand through the API's cursor), what is held or deferred, the dead-letter queue with redrive, and suspended tickets.
 import { useState } from 'preact/hooks';
 import { api, enc } from '../api.js';
 import { Card, ErrorBox, Notice, PageTitle, Spinner, StatusBadge, useApi, when } from '../components.js';
@@ -43,7 +43,24 @@ function Notifications({ query }) {
   const [filters, setFilters] = useState({ status: query.get('status') || '', recipient: query.get('recipient') || '',
     address: query.get('address') || '', ticket_id: query.get('ticket') || '' });
   const search = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
-  const log = useApi(`/deliveries${search ? `?${search}` : ''}`, { every: 5000 });
+  const log = useApi(`/deliveries${search ? `?${search}` : ''}`, { every: 5000 }); // the newest page, kept fresh
+  const [older, setOlder] = useState({ rows: [], cursor: undefined, loading: false, error: null, search });
+  if (older.search !== search) setOlder({ rows: [], cursor: undefined, loading: false, error: null, search });
+  const next = older.cursor === undefined ? log.data && log.data.next_cursor : older.cursor;
+  const loadOlder = async () => {
+    setOlder((current) => ({ ...current, loading: true, error: null }));
+    try {
+      const params = new URLSearchParams(search);
+      params.set('cursor', next);
+      const page = await api('GET', `/deliveries?${params}`);
+      setOlder((current) => (current.search !== search ? current
+        : { ...current, rows: [...current.rows, ...page.deliveries], cursor: page.next_cursor, loading: false }));
+    } catch (failure) {
+      setOlder((current) => ({ ...current, loading: false, error: failure }));
+    }
+  };
+  const seen = new Set(log.data ? log.data.deliveries.map((row) => row.notification_id) : []);
+  const rows = log.data ? [...log.data.deliveries, ...older.rows.filter((row) => !seen.has(row.notification_id))] : [];
   const set = (name) => (event) => setFilters({ ...filters, [name]: event.target.value.trim() });
   return html`<div role="tabpanel">
     <form class="filters" onSubmit=${(e) => e.preventDefault()} aria-label="Filters">
@@ -55,23 +72,27 @@ function Notifications({ query }) {
     </form>
     <${ErrorBox} error=${log.error} />
     ${!log.data && !log.error && html`<${Spinner} label="Loading the log…" />`}
-    ${log.data && log.data.deliveries.length === 0 && html`<p>No notification matches.</p>`}
-    ${log.data && log.data.deliveries.length > 0 && html`<table class="list log">
+    ${log.data && rows.length === 0 && !next && html`<p>No notification matches.</p>`}
+    ${log.data && rows.length === 0 && next && html`<p>No notification matches among the most recent tickets.</p>`}
+    ${log.data && rows.length > 0 && html`<table class="list log">
       <caption class="visually-hidden">Notifications, newest first</caption>
       <thead><tr><th scope="col">When</th><th scope="col">Status</th><th scope="col">Ticket</th>
         <th scope="col">To</th><th scope="col">Sent through</th><th scope="col">Server reply</th></tr></thead>
-      <tbody>${log.data.deliveries.map((row) => html`<tr>
+      <tbody>${rows.map((row) => html`<tr>
         <td data-label="When">${when(row.at)}</td>
         <td data-label="Status"><${StatusBadge} status=${row.status} /></td>
-        <td data-label="Ticket"><a href=${`#/log?ticket=${enc(row.ticket_id)}`}>${row.subject}</a>
-          <div class="sub mono">${row.ticket_id} · from ${row.support_address}</div></td>
+        <td data-label="Ticket"><a href=${`#/tickets/${enc(row.ticket_id)}`}>${row.subject}</a>
+          <div class="sub mono"><a href=${`#/log?ticket=${enc(row.ticket_id)}`}>${row.ticket_id}</a> · from ${row.support_address}</div></td>
         <td data-label="To">${row.recipients.join(', ')}</td>
         <td data-label="Sent through">${route(row)}</td>
         <td data-label="Server reply" class="mono reply">${lastReply(row)}
           ${row.attempts.length > 1 && html`<details><summary>${row.attempts.length} attempts</summary><ol>
             ${row.attempts.map((a) => html`<li>${when(a.at)}: ${a.status} ${a.smtp_code || ''} ${a.reply}</li>`)}</ol></details>`}</td>
       </tr>`)}</tbody></table>`}
-    ${log.data && log.data.truncated && html`<${Notice}>Only the newest notifications are shown: narrow the filters.<//>`}
+    <${ErrorBox} error=${older.error} />
+    ${log.data && next && html`<div class="actions">
+      <button type="button" onClick=${loadOlder} disabled=${older.loading}>Older notifications</button>
+      ${older.loading && html`<${Spinner} label="Reading older tickets…" />`}</div>`}
   </div>`;
 }
 

@@ -38,21 +38,76 @@ export function CaBundleField({ onLoad }) {
     ${problem && html`<p class="field-error" role="alert">${problem}</p>`}`;
 }
 
-// Username and password, or the OAuth app's tenant id, client id and client secret.
-export function CredentialFields({ authKind, form, set, rotating = false, defaultUsername = '' }) {
+// A sign-in file (a service account's JSON key, a certificate's PEM with its key) read in the browser and sent once
+// with the form; checked here for its shape only, fully by the API. Its contents are never shown.
+function SignInFileField({ label, hint, accept, looksRight, onLoad }) {
+  const [name, setName] = useState('');
+  const [problem, setProblem] = useState('');
+  const read = (event) => {
+    const file = event.target.files && event.target.files[0];
+    if (!file) return;
+    if (file.size > 64 * 1024) {
+      setProblem('That file is larger than 64 KB: choose the key file itself.');
+      return;
+    }
+    file.text().then((text) => {
+      const wrong = looksRight(text);
+      setProblem(wrong || '');
+      setName(wrong ? '' : file.name);
+      onLoad(wrong ? '' : text);
+    });
+  };
+  return html`<${Field} label=${label} hint=${hint}>
+    <input type="file" accept=${accept} required onChange=${read} /><//>
+    ${name && html`<p class="sub">Using ${name} (sent once with the form, never shown again).</p>`}
+    ${problem && html`<p class="field-error" role="alert">${problem}</p>`}`;
+}
+
+const GRANT_LABELS = {
+  client_secret: 'Client secret',
+  client_certificate: 'Certificate (recommended by Microsoft)',
+  service_account: 'Service account key',
+};
+
+// Username and password; or an OAuth 2.0 app: an Entra ID app's tenant id, client id and client secret or
+// certificate, or a Google service account's key file.
+export function CredentialFields({ authKind, form, set, rotating = false, defaultUsername = '', grants = ['client_secret'],
+  setValue }) {
   const keep = rotating ? ' (leave empty to keep the current one)' : '';
   if (authKind === 'oauth2') {
+    const grant = form.oauth_grant || grants[0];
+    const mailbox = html`<${Field} label=${`Mailbox${keep}`} hint="The mailbox the app sends as.">
+      <input name="username" type="email" value=${form.username || ''} placeholder=${defaultUsername}
+        onInput=${set('username')} /><//>`;
+    const choice = grants.length > 1 && html`<fieldset class="kind"><legend>How the app signs in</legend>
+      ${grants.map((g) => html`<label><input type="radio" name="oauth_grant" value=${g} checked=${grant === g}
+        onChange=${set('oauth_grant')} /> ${GRANT_LABELS[g] || g}</label>`)}</fieldset>`;
+    if (grant === 'service_account') {
+      return html`
+        <${SignInFileField} label="Service account key file (JSON)" accept=".json,application/json"
+          hint="Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > JSON. Stored in AWS Secrets Manager, never shown again."
+          looksRight=${(text) => (/"type"\s*:\s*"service_account"/.test(text) ? '' : 'That file is not a service account key (its "type" is not "service_account").')}
+          onLoad=${(text) => setValue('service_account_key', text)} />
+        <${Field} label="Mailbox" hint="The Google Workspace mailbox the service account signs in as (domain-wide delegation).">
+          <input name="username" type="email" value=${form.username || ''} placeholder=${defaultUsername}
+            onInput=${set('username')} /><//>`;
+    }
     return html`
+      ${choice}
       <${Field} label=${`Directory (tenant) ID${keep}`} hint="Entra ID > App registrations > your app > Overview.">
         <input name="oauth_tenant_id" required=${!rotating} value=${form.oauth_tenant_id || ''} onInput=${set('oauth_tenant_id')} /><//>
       <${Field} label=${`Application (client) ID${keep}`}>
         <input name="oauth_client_id" required=${!rotating} value=${form.oauth_client_id || ''} onInput=${set('oauth_client_id')} /><//>
-      <${Field} label="Client secret (its Value)" hint="Shown once in Entra ID when the secret is created. Stored in AWS Secrets Manager, never shown again.">
+      ${grant === 'client_certificate'
+        ? html`<${SignInFileField} label="Certificate and private key (PEM)" accept=".pem,.crt,.key,text/plain"
+            hint="One PEM file with the certificate uploaded to the app and its unencrypted private key (cat app.crt app.key > app.pem). Stored in AWS Secrets Manager, never shown again."
+            looksRight=${(text) => (text.includes('-----BEGIN CERTIFICATE-----') && /-----BEGIN (RSA )?PRIVATE KEY-----/.test(text)
+              ? '' : 'That file needs both the certificate and its unencrypted private key (PEM).')}
+            onLoad=${(text) => setValue('oauth_certificate_pem', text)} />`
+        : html`<${Field} label="Client secret (its Value)" hint="Shown once in Entra ID when the secret is created. Stored in AWS Secrets Manager, never shown again.">
         <input name="oauth_client_secret" type="password" autocomplete="off" required
-          value=${form.oauth_client_secret || ''} onInput=${set('oauth_client_secret')} /><//>
-      <${Field} label=${`Mailbox${keep}`} hint="The mailbox the app sends as.">
-        <input name="username" type="email" value=${form.username || ''} placeholder=${defaultUsername}
-          onInput=${set('username')} /><//>`;
+          value=${form.oauth_client_secret || ''} onInput=${set('oauth_client_secret')} /><//>`}
+      ${mailbox}`;
   }
   return html`
     <${Field} label=${`Username${keep}`} hint="Usually the mailbox's full address.">
@@ -61,6 +116,16 @@ export function CredentialFields({ authKind, form, set, rotating = false, defaul
     <${Field} label=${rotating ? 'New password' : 'Password'} hint="Stored in AWS Secrets Manager, never shown again.">
       <input name="password" type="password" autocomplete="new-password" required
         value=${form.password || ''} onInput=${set('password')} /><//>`;
+}
+
+// What the API takes for the chosen OAuth 2.0 sign-in: only that sign-in's fields are sent.
+function oauthBody(form) {
+  const grant = form.oauth_grant || 'client_secret';
+  if (grant === 'service_account') return { oauth_grant: grant, service_account_key: form.service_account_key || null };
+  const app = { oauth_grant: grant, oauth_tenant_id: form.oauth_tenant_id, oauth_client_id: form.oauth_client_id };
+  return grant === 'client_certificate'
+    ? { ...app, oauth_certificate_pem: form.oauth_certificate_pem || null }
+    : { ...app, oauth_client_secret: form.oauth_client_secret };
 }
 
 export function WizardPage({ user, account }) {
@@ -74,11 +139,13 @@ export function WizardPage({ user, account }) {
   const { job } = useJob(jobId, (finished) => {
     if (finished.status === 'succeeded') {
       setConnected(finished.email);
-      setForm((current) => ({ ...current, password: '', oauth_client_secret: '' })); // no copy kept in the page
+      setForm((current) => ({ ...current, password: '', oauth_client_secret: '', oauth_certificate_pem: '',
+        service_account_key: '' })); // no copy kept in the page
     }
   });
   // Functional updates: an event handler may run after a newer change (a file read finishing late).
   const set = (name) => (event) => { const { value } = event.target; setForm((current) => ({ ...current, [name]: value })); };
+  const setValue = (name, value) => setForm((current) => ({ ...current, [name]: value }));
 
   if (user.role !== 'admin') {
     return html`<div class="page"><${PageTitle}>Connect an address<//>
@@ -87,7 +154,7 @@ export function WizardPage({ user, account }) {
   const choose = (chosen) => {
     setProvider(chosen);
     setForm((current) => ({ ...current, host: chosen.host || '', port: String(chosen.port),
-      tls_mode: chosen.tls_mode, auth_kind: chosen.auth_kinds[0] }));
+      tls_mode: chosen.tls_mode, auth_kind: chosen.auth_kinds[0], oauth_grant: (chosen.grants || [])[0] || 'client_secret' }));
   };
   const check = async (event) => {
     event.preventDefault();
@@ -96,9 +163,7 @@ export function WizardPage({ user, account }) {
       email: form.email, name: form.name, preset: provider.preset, host: form.host || null,
       port: form.port ? Number(form.port) : null, tls_mode: form.tls_mode || null, auth_kind: form.auth_kind,
       username: form.username || null, ca_bundle_pem: form.ca_bundle_pem || null,
-      ...(form.auth_kind === 'oauth2'
-        ? { oauth_tenant_id: form.oauth_tenant_id, oauth_client_id: form.oauth_client_id, oauth_client_secret: form.oauth_client_secret }
-        : { password: form.password }),
+      ...(form.auth_kind === 'oauth2' ? oauthBody(form) : { password: form.password }),
     };
     try {
       const started = await api('POST', '/connections', body);
@@ -146,7 +211,8 @@ export function WizardPage({ user, account }) {
         <${Field} label="TLS mode"><select name="tls_mode" value=${form.tls_mode} onChange=${set('tls_mode')}>
           <option value="starttls">STARTTLS (587)</option><option value="implicit">implicit TLS (465)</option></select><//>
       </div>
-      <${CredentialFields} authKind=${form.auth_kind} form=${form} set=${set} defaultUsername=${form.email} />
+      <${CredentialFields} authKind=${form.auth_kind} form=${form} set=${set} setValue=${setValue}
+        defaultUsername=${form.email} grants=${provider.grants && provider.grants.length ? provider.grants : ['client_secret']} />
       <${CaBundleField} onLoad=${(pem) => setForm((current) => ({ ...current, ca_bundle_pem: pem }))} />
       <p class="sub">Relaydesk always encrypts (STARTTLS or TLS), checks the certificate, and signs in only over
         TLS. Nothing is saved if the check fails.</p>

@@ -63,8 +63,11 @@ class Settings(BaseModel):
     # console-only routes (empty: none is).
     tenant_secrets_role_arn: str = ""
     console_client_id: str = ""
+    # The role the tenant API signs upload forms with, tagged with the caller's account (empty: its own credentials).
+    tenant_uploads_role_arn: str = ""
     # The admin console: the function that runs its jobs (connect, verify, rotate; invoked asynchronously by the
-    # tenant API) and the user pool whose users the account's admins list and invite.
+    # tenant API). The user pool: the users the account's admins list and invite, and the agents and admins a
+    # ticket may be assigned to (empty: neither through the tenant API).
     console_jobs_function: str = ""
     user_pool_id: str = ""
 

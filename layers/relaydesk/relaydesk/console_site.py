@@ -1,10 +1,10 @@
 """Publishes the admin console (the static files of console/dist) to its bucket: the CloudFormation custom resource
 `ConsoleSite` (template.yaml), and the local stack's stand-in, which calls `publish` itself.
 
-`config.json` tells the console where this stack's user pool, app client and tenant API are; index.html gets the
-content security policy that names them (scripts and styles from the console only; calls to the API and Cognito
-only). index.html and config.json are never cached (a deploy shows at once); the other files are named by their
-content hash and cached for a year."""
+`config.json` tells the console where this stack's user pool, app client, tenant API and attachments bucket are;
+index.html gets the content security policy that names them (scripts and styles from the console only; calls to the
+API and Cognito only, and uploads to the bucket). index.html and config.json are never cached (a deploy shows at
+once); the other files are named by their content hash and cached for a year."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 CSP_PLACEHOLDER = "<!-- content-security-policy -->"
 NO_CACHE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
-CONFIG_KEYS = ("region", "userPoolId", "clientId", "apiUrl", "cognitoEndpoint", "environment")
+CONFIG_KEYS = ("region", "userPoolId", "clientId", "apiUrl", "cognitoEndpoint", "uploadsUrl", "environment")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml",
          ".ico": "image/x-icon", ".png": "image/png", ".txt": "text/plain; charset=utf-8"}
@@ -33,7 +33,9 @@ def origin(url: str) -> str:
 
 
 def content_security_policy(config: dict[str, str]) -> str:
-    connect = " ".join(dict.fromkeys(["'self'", origin(config["apiUrl"]), origin(config["cognitoEndpoint"])]))
+    # The uploads bucket too: an agent's attachment goes straight to S3 through the API's presigned POST.
+    origins = [origin(config[key]) for key in ("apiUrl", "cognitoEndpoint", "uploadsUrl") if config.get(key)]
+    connect = " ".join(dict.fromkeys(["'self'", *origins]))
     return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             f"connect-src {connect}; base-uri 'none'; form-action 'none'")
 

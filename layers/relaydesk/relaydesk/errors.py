@@ -77,6 +77,14 @@ class ConfigurationError(RelaydeskError, ValueError):
     code = "configuration_error"
 
 
+class ApiFailed(ConfigurationError):
+    """No answer from the tenant API, or it failed on its side (5xx): whether a write happened is unknown; a retry
+    with the same request id settles it."""
+
+    code = "api_failed"
+    action = "Run the same command again: its request id makes sure nothing is done twice."
+
+
 class NotFoundError(RelaydeskError, LookupError):
     code = "not_found"
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the ports name the model; the functions take the stores
 
 class UserRole(StrEnum):
     ADMIN = "admin"  # support addresses, credentials, DKIM, settings, users
-    AGENT = "agent"  # reads tickets, delivery records, held and suspended mail
+    AGENT = "agent"  # works tickets, reads delivery records, held and suspended mail
 
 
 class AccountUser(BaseModel):
@@ -27,6 +27,7 @@ class AccountUser(BaseModel):
     status: str  # the pool's: FORCE_CHANGE_PASSWORD (invited, not signed in yet), CONFIRMED, ...
     enabled: bool = True
     created_at: datetime | None = None
+    name: str | None = None  # the pool's `name`: how the user's ticket replies are signed
 
 
 def _directory(stores: Stores) -> UserDirectory:

@@ -54,7 +54,7 @@ def aws_stores() -> Stores:
     return Stores(
         directory=DynamoDirectory(dynamodb.Table(settings.directory_table)),
         tickets=DynamoTickets(dynamodb.Table(settings.tickets_table)),
-        blobs=S3Blobs(session.client("s3"), settings.raw_mail_bucket),
+        blobs=S3Blobs(session.client("s3", config=_s3_config()), settings.raw_mail_bucket),
         secrets=SecretsManagerStore(session.client("secretsmanager"), settings.connector_kms_key_id or None),
         queue=SqsNotificationQueue(sqs, settings.notifications_queue_url),
         settings=settings,
@@ -74,6 +74,16 @@ def aws_stores() -> Stores:
     )
 
 
+def _s3_config() -> Any:
+    """Signature Version 4: S3 refuses SigV2 (botocore's default for presigned POSTs) on buckets created since 2020 and
+    for KMS-encrypted objects. In AWS, the bucket's own regional endpoint, so a browser's upload is not redirected;
+    path style against a local endpoint (moto)."""
+    from botocore.config import Config
+
+    style = "path" if os.environ.get("AWS_ENDPOINT_URL") else "virtual"
+    return Config(signature_version="s3v4", s3={"addressing_style": style})
+
+
 def _lazy_client(session: Any, service: str) -> Any:
     """A function returning the service's client, made once at the first call."""
     from functools import cache
@@ -88,28 +98,41 @@ def _users(session: Any, settings: Settings) -> UserDirectory | None:
         else None
 
 
-@lru_cache(maxsize=2)
-def _account_sessions(role_arn: str, endpoint: str) -> Any:
+@lru_cache(maxsize=4)
+def _account_sessions(role_arn: str, endpoint: str, service: str = "secretsmanager") -> Any:
     """Per role and endpoint (a test's moto server), so a warm container keeps its cached sessions."""
     from relaydesk.store.account_secrets import AccountSessions
 
     session = _session()
+    if service == "s3":  # the uploads role's sessions sign forms that must stay valid as long as they say
+        from relaydesk.store.account_uploads import UPLOAD_FORM_SECONDS
+
+        return AccountSessions(session.client("sts"), role_arn,
+                               lambda name, **keys: session.client(name, config=_s3_config(), **keys),
+                               service="s3", renew_before=UPLOAD_FORM_SECONDS + 60)
     return AccountSessions(session.client("sts"), role_arn, session.client)
 
 
 def tenant_stores(account_id: str) -> Stores:
-    """The stores of one tenant request: connector secrets through a role session tagged with the caller's account
-    (`store/account_secrets.py`), so that IAM refuses any other account's secret."""
+    """The stores of one tenant request: connector secrets and upload forms through role sessions tagged with the
+    caller's account (`store/account_secrets.py`, `store/account_uploads.py`), so that IAM refuses any other account's
+    secret or uploads prefix."""
     from dataclasses import replace
 
     from relaydesk.store.account_secrets import AccountSecrets
 
     stores = aws_stores()
-    if not stores.settings.tenant_secrets_role_arn:
+    settings = stores.settings
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if settings.tenant_uploads_role_arn:
+        from relaydesk.store.account_uploads import AccountUploads
+
+        uploads = _account_sessions(settings.tenant_uploads_role_arn, endpoint, "s3")
+        stores = replace(stores, blobs=AccountUploads(stores.blobs, uploads, account_id, settings.raw_mail_bucket))
+    if not settings.tenant_secrets_role_arn:
         return stores
-    sessions = _account_sessions(stores.settings.tenant_secrets_role_arn, os.environ.get("AWS_ENDPOINT_URL", ""))
-    return replace(stores, secrets=AccountSecrets(sessions, account_id,
-                                                  stores.settings.connector_kms_key_id or None))
+    sessions = _account_sessions(settings.tenant_secrets_role_arn, endpoint)
+    return replace(stores, secrets=AccountSecrets(sessions, account_id, settings.connector_kms_key_id or None))
 
 
 def aws_secrets() -> SecretStore:

@@ -136,7 +136,8 @@ def test_a_reply_from_the_requester_reopens_a_pending_ticket_and_tells_the_ccs(w
     assert ticket.status is TicketStatus.OPEN
     assert [(n.recipients, n.cc) for n in world.sent] == [(["max@example.net"], [])]
     assert world.sent[0].in_reply_to == "<CAF7b2Rq9x1U@mail.example.net>"
-    assert result.comment_id in [c.comment_id for c in ticket.comments]
+    comment = next(c for c in ticket.comments if c.comment_id == result.comment_id)
+    assert comment.notification_ids == [world.sent[0].notification_id]  # the copy it caused, shown under it
 
 
 def test_a_reply_from_a_stranger_is_private_and_notifies_nobody(world):
@@ -145,7 +146,7 @@ def test_a_reply_from_a_stranger_is_private_and_notifies_nobody(world):
     assert ticket.comments[-1].public is False
     assert ticket.status is TicketStatus.PENDING  # a private note does not reopen
     assert "eve@elsewhere.example" not in ticket.ccs
-    assert world.sent == []
+    assert world.sent == [] and ticket.comments[-1].notification_ids == []
 
 
 def test_an_out_of_office_reply_never_gets_a_notification(world):

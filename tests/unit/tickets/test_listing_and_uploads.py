@@ -56,6 +56,19 @@ def test_filters_narrow_the_pages(memory_stores):
     assert recent == [TICKET, *reversed(ids[20:])]
 
 
+def test_the_assignee_filter_finds_an_agents_tickets_and_the_unassigned_ones(memory_stores):
+    from relaydesk.tickets.model import Agent
+
+    ids = many(memory_stores, 6)
+    ann = Agent(agent_id="sub-ann", name="Ann", email="ann@acme.test")
+    for ticket_id in ids[:2]:
+        memory_stores.tickets.assign(ticket_id, ann, START + timedelta(days=1))
+    assert [i for page in every_page(memory_stores, assignee="ANN@acme.test") for i in page] == ids[1::-1]
+    unassigned = [i for page in every_page(memory_stores, assignee="none") for i in page]
+    assert sorted(unassigned) == sorted([TICKET, *ids[2:]])
+    assert every_page(memory_stores, assignee="bob@acme.test") == [[]]
+
+
 def test_a_reply_moves_its_ticket_to_the_top(memory_stores):
     many(memory_stores)
     replies.reply(memory_stores, ACCOUNT, TICKET, agent=BOB, body="hi", now=START + timedelta(days=30))

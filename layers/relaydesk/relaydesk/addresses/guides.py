@@ -19,6 +19,7 @@ class ProviderGuide(NamedTuple):
     auth_kinds: tuple[str, ...]  # password, oauth2
     sign_in: str  # how to get working credentials
     forwarding: tuple[str, ...]  # the steps of the server-level forward; {support} and {target} are filled in
+    grants: tuple[str, ...] = ()  # oauth2: client_secret, client_certificate, service_account (credentials.OAuthGrant)
 
 
 M365_FORWARD = (
@@ -29,6 +30,12 @@ M365_FORWARD = (
     "mailbox, or Exchange Online refuses the forward (5.7.520).",
     "Do not forward from Outlook: a rule in a mail client forwards by hand, and such mail is suspended.",
 )
+GOOGLE_FORWARD = (
+    "In the Google Admin console, open Apps > Google Workspace > Gmail > Routing and add a recipient address map or "
+    "routing rule for {support} that also delivers to {target}.",
+    "Or, in the mailbox's Gmail settings > Forwarding, add {target} as the forwarding address (Google sends a "
+    "confirmation code to it: Relaydesk turns that mail into a ticket you can read it from).",
+)
 GUIDES: dict[str, ProviderGuide] = {guide.key: guide for guide in (
     ProviderGuide("microsoft365", "Microsoft 365 (password)", "microsoft365", PRESETS["microsoft365"].host,
                   SUBMISSION_PORT, TlsMode.STARTTLS, ("password",),
@@ -36,9 +43,11 @@ GUIDES: dict[str, ProviderGuide] = {guide.key: guide for guide in (
                   "the end of December 2026: prefer OAuth 2.0.", M365_FORWARD),
     ProviderGuide("microsoft365-oauth", "Microsoft 365 (OAuth 2.0 app)", "microsoft365", PRESETS["microsoft365"].host,
                   SUBMISSION_PORT, TlsMode.STARTTLS, ("oauth2",),
-                  "Register an Entra ID app with the SMTP.SendAsApp application permission (admin consent), create "
-                  "a client secret and copy its Value, then register the app's service principal in Exchange Online "
-                  "and give it FullAccess on the mailbox (docs/providers/microsoft365.md).", M365_FORWARD),
+                  "Register an Entra ID app with the SMTP.SendAsApp application permission (admin consent) and give "
+                  "it a client secret (copy its Value) or, as Microsoft recommends, a certificate (upload it to the "
+                  "app's Certificates & secrets; give its PEM with the private key here); then register the app's "
+                  "service principal in Exchange Online and give it FullAccess on the mailbox "
+                  "(docs/providers/microsoft365.md).", M365_FORWARD, ("client_secret", "client_certificate")),
     ProviderGuide("exchange", "Exchange Server", "generic", None, SUBMISSION_PORT, TlsMode.STARTTLS, ("password",),
                   "Use the client submission receive connector (port 587, STARTTLS, basic authentication offered "
                   "after TLS) and the support mailbox's own sign-in.",
@@ -46,12 +55,14 @@ GUIDES: dict[str, ProviderGuide] = {guide.key: guide for guide in (
                    "{support} are redirected to {target}; or set forwarding on the mailbox (Set-Mailbox "
                    "-ForwardingSmtpAddress {target}).",
                    "Exchange needs a mail contact or a remote domain that allows automatic forwarding to {target}.")),
-    ProviderGuide("google", "Google Workspace", "google", PRESETS["google"].host, SUBMISSION_PORT, TlsMode.STARTTLS,
-                  ("password",), PRESETS["google"].notes,
-                  ("In the Google Admin console, open Apps > Google Workspace > Gmail > Routing and add a recipient "
-                   "address map or routing rule for {support} that also delivers to {target}.",
-                   "Or, in the mailbox's Gmail settings > Forwarding, add {target} as the forwarding address (Google "
-                   "sends a confirmation code to it: Relaydesk turns that mail into a ticket you can read it from).")),
+    ProviderGuide("google-service-account", "Google Workspace (service account)", "google", PRESETS["google"].host,
+                  SUBMISSION_PORT, TlsMode.STARTTLS, ("oauth2",),
+                  "Create a service account with a JSON key in the Google Cloud console, then in the Google Admin "
+                  "console (Security > API controls > Domain-wide delegation) give its client ID the scope "
+                  "https://mail.google.com/. Relaydesk signs in as the mailbox with it (docs/providers/google.md).",
+                  GOOGLE_FORWARD, ("service_account",)),
+    ProviderGuide("google", "Google Workspace (app password)", "google", PRESETS["google"].host, SUBMISSION_PORT,
+                  TlsMode.STARTTLS, ("password",), PRESETS["google"].notes, GOOGLE_FORWARD),
     ProviderGuide("postfix", "Postfix or another server", "generic", None, SUBMISSION_PORT, TlsMode.STARTTLS,
                   ("password",),
                   "Any submission service with STARTTLS (587) or implicit TLS (465) and SMTP AUTH; for a private CA, "

@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from relaydesk import destinations, oauth
 from relaydesk.addresses.check_report import CheckStep, LiveCheckReport, Resolver, StepListener
@@ -217,9 +218,12 @@ class Checker:
         except OAuthTokenError as error:
             refused = not error.transient
             explanation = self._explain_refusal(error) if refused else None
-            if explanation is None:
-                explanation = Explanation(f"The token endpoint could not be used: {error.message}",
-                                          error.action or "Try again in a few minutes.")
+            if explanation is None:  # the error's own action speaks of the relay's retries: not this check's
+                host = urlsplit(creds.token_url).hostname or creds.token_url
+                fix = error.action if refused and error.action else (
+                    f"Run the check again in a few minutes; if it keeps failing, check that Relaydesk can reach "
+                    f"{host} over HTTPS.")
+                explanation = Explanation(f"The token endpoint could not be used: {error.message}", fix)
             typed = OAuthTokenRefusedError(error) if refused else OAuthTokenUnavailableError(error)
             self.record("token", started, error.message, error=typed, explanation=explanation,
                         oauth_error=(error.oauth_error or "refused") if refused else None, aadsts=error.aadsts)

@@ -8,14 +8,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import SecretStr
 
 from relaydesk.accounts import system_address
-from relaydesk.addresses import connection, guides, lifecycle, state
+from relaydesk.addresses import connection, guides, lifecycle, sign_in, state
 from relaydesk.addresses.diagnosis import explain_last_error
 from relaydesk.addresses.live_check import planned_steps
 from relaydesk.addresses.presets import resolve as resolve_preset
@@ -70,8 +71,9 @@ from relaydesk.jobs.model import JobKind
 from relaydesk.outbound import dead_letters, hold
 from relaydesk.store.ports import Stores
 from relaydesk.tickets import suspended
-from relaydesk.tickets.delivery_log import MAX_ROWS, DeliveryFilter, delivery_log
+from relaydesk.tickets.delivery_log import DeliveryFilter, delivery_page
 from relaydesk.tickets.model import DeliveryStatus
+from relaydesk.tickets.queries import MAX_CURSOR
 from relaydesk.users import invite, list_users
 
 AUTH_ERRORS = (401, 403, 404)
@@ -103,7 +105,8 @@ def register(routes: RouteTable, caller: Callable[[], Caller], get_stores: Calla
 
 def provider_out(guide: guides.ProviderGuide, support: str, target: str) -> ProviderOut:
     return ProviderOut(key=guide.key, label=guide.label, preset=guide.preset, host=guide.host, port=guide.port,
-                       tls_mode=guide.tls_mode, auth_kinds=list(guide.auth_kinds), sign_in=guide.sign_in,
+                       tls_mode=guide.tls_mode, auth_kinds=list(guide.auth_kinds), grants=list(guide.grants),
+                       sign_in=guide.sign_in,
                        forwarding=guides.forwarding_steps(guide, support, target))
 
 
@@ -202,20 +205,36 @@ def _addresses(routes: RouteTable, caller: Callable[[], Caller], get_stores: Cal
 
 
 def _credentials_of(body: NewConnection) -> SmtpCredentials:
-    """The form as connector credentials: the preset's smarthost unless the form names one."""
+    """The form as connector credentials: the preset's smarthost unless the form names one; for OAuth 2.0, an Entra ID
+    app's client secret or certificate (Microsoft 365), or a Google service account's key file (Google Workspace)."""
     host, port, tls_mode = resolve_preset(body.preset, host=body.host, port=body.port, tls_mode=body.tls_mode)
-    oauth = body.auth_kind is AuthKind.OAUTH2
-    if oauth and body.preset not in ("microsoft365", "generic"):
-        raise ConfigurationError("OAuth 2.0 sign-in is available for Microsoft 365 only",
-                                 action="Sign in with the mailbox's password (for Google, an app password).")
-    fields = {"host": host, "port": port, "tls_mode": tls_mode, "auth_kind": body.auth_kind,
-              "username": body.username or body.email, "ca_bundle_pem": body.ca_bundle_pem,
-              "password": body.password.get_secret_value() if body.password and not oauth else "",
-              "oauth_tenant_id": body.oauth_tenant_id if oauth else None,
-              "oauth_client_id": body.oauth_client_id if oauth else None,
-              "oauth_client_secret": body.oauth_client_secret.get_secret_value()
-              if oauth and body.oauth_client_secret else None}
+    fields: dict[str, Any] = {"host": host, "port": port, "tls_mode": tls_mode, "auth_kind": body.auth_kind,
+                              "username": body.username or body.email, "ca_bundle_pem": body.ca_bundle_pem}
+    if body.auth_kind is not AuthKind.OAUTH2:
+        fields["password"] = body.password.get_secret_value() if body.password else ""
+        return checked_credentials(fields)
+    if body.oauth_grant == "service_account":
+        if body.preset not in ("google", "generic"):
+            raise ConfigurationError("a Google service account signs in to Google Workspace only",
+                                     action="Choose Google Workspace (service account) as the provider.")
+        fields.update(sign_in.service_account_fields(_material(body.service_account_key, "service account key file")))
+        return checked_credentials(fields)
+    if body.preset not in ("microsoft365", "generic"):
+        raise ConfigurationError("an Entra ID app signs in to Microsoft 365 only",
+                                 action="For Google Workspace, choose the service account or an app password.")
+    fields.update(oauth_tenant_id=body.oauth_tenant_id, oauth_client_id=body.oauth_client_id, password="")
+    if body.oauth_grant == "client_certificate":
+        fields.update(sign_in.certificate_fields(_material(body.oauth_certificate_pem, "certificate file")))
+    else:
+        secret = body.oauth_client_secret
+        fields["oauth_client_secret"] = secret.get_secret_value() if secret else None
     return checked_credentials(fields)
+
+
+def _material(value: SecretStr | None, what: str) -> str:
+    if value is None or not value.get_secret_value().strip():
+        raise ConfigurationError(f"the {what} is missing", action=f"Choose the {what} in the form, then check again.")
+    return value.get_secret_value()
 
 
 def _own_addresses_at(stores: Stores, account_id: str, domain: str) -> list:
@@ -292,21 +311,26 @@ def _dkim(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable
 def _log(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable[[], Stores]) -> None:
     @routes.get("/deliveries", role=Role.AGENT, tags=[LOG],
                 summary="Every notification of the account's tickets with each attempt's server reply",
-                responses=documented(200, DeliveryLog, "newest first", *AUTH_ERRORS))
+                description="A page at a time: the notifications of the account's most recently updated tickets, "
+                            "newest attempt first within the page; `next_cursor` gets older ones. One request reads "
+                            "at most a bounded number of tickets, so a page may hold fewer rows than match.",
+                responses=documented(200, DeliveryLog, "newest first", 400, *AUTH_ERRORS))
     def deliveries(account_id: AccountId,
                    status: Annotated[DeliveryStatus | None, Query(description="only this status")] = None,
                    recipient: Annotated[str | None, Query(max_length=254, description="part of a recipient")] = None,
                    address: Annotated[str | None, Query(max_length=254, description="the support address")] = None,
                    ticket_id: Annotated[str | None, Query(max_length=40, description="one ticket")] = None,
+                   cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, description="from the last page")] = None,
                    ) -> DeliveryLog:
         wanted = DeliveryFilter(status=status, recipient=recipient, address=address, ticket_id=ticket_id)
-        rows = delivery_log(get_stores(), caller().account_id, wanted, limit=MAX_ROWS + 1)
-        return DeliveryLog(truncated=len(rows) > MAX_ROWS, deliveries=[DeliveryOut(
+        page = delivery_page(get_stores(), caller().account_id, wanted, cursor=cursor)
+        more = page.next_cursor
+        return DeliveryLog(next_cursor=more, truncated=more is not None, deliveries=[DeliveryOut(
             ticket_id=row.ticket_id, subject=row.subject, support_address=row.support_address,
             notification_id=row.notification_id, recipients=row.recipients, status=row.status, at=row.at,
             attempts=[AttemptOut(status=a.status, route=a.route, smtp_code=a.smtp_code,
                                  enhanced_status=a.enhanced_status, reply=a.reply, at=a.at) for a in row.attempts])
-            for row in rows[:MAX_ROWS]])
+            for row in page.rows])
 
     @routes.get("/held_notifications", role=Role.AGENT, tags=[LOG],
                 summary="Notifications waiting behind an address's hold (bad credentials)",

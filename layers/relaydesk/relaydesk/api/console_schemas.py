@@ -20,6 +20,7 @@ HOST_MAX_LENGTH = 253  # RFC 1035 2.3.4: a domain name's text form
 SECRET_MAX_LENGTH = 1024  # a password or client secret; Entra ID's are 40 characters
 ID_MAX_LENGTH = 200  # a tenant or client id (a GUID or a domain)
 CA_BUNDLE_MAX_LENGTH = 64 * 1024  # a few PEM certificates
+SIGN_IN_FILE_MAX_LENGTH = 64 * 1024  # a key file is ~2.3 KB, a certificate with its key and chain a few KB
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
                       re.IGNORECASE)
 DOMAIN_PATTERN = r"^[A-Za-z0-9.-]{1,253}$"
@@ -102,6 +103,15 @@ class NewConnection(BaseModel):
     oauth_tenant_id: str | None = Field(default=None, max_length=ID_MAX_LENGTH)
     oauth_client_id: str | None = Field(default=None, max_length=ID_MAX_LENGTH)
     oauth_client_secret: SecretStr | None = Field(default=None, max_length=SECRET_MAX_LENGTH)
+    oauth_grant: Literal["client_secret", "client_certificate", "service_account"] = Field(
+        default="client_secret", description="how an OAuth 2.0 app signs in: an Entra ID app's client secret or "
+                                             "certificate, or a Google service account's key")
+    oauth_certificate_pem: SecretStr | None = Field(
+        default=None, max_length=SIGN_IN_FILE_MAX_LENGTH,
+        description="the Entra ID app's certificate and its unencrypted private key, one PEM text")
+    service_account_key: SecretStr | None = Field(
+        default=None, max_length=SIGN_IN_FILE_MAX_LENGTH,
+        description="a Google service account's JSON key file, as downloaded")
     ca_bundle_pem: str | None = Field(default=None, max_length=CA_BUNDLE_MAX_LENGTH)
 
     _name_has_no_controls = field_validator("name")(_no_control_characters)
@@ -159,6 +169,8 @@ class ProviderOut(BaseModel):
     port: int
     tls_mode: TlsMode
     auth_kinds: list[str]
+    grants: list[str] = Field(description="for oauth2: the sign-ins offered (client_secret, client_certificate, "
+                                          "service_account)")
     sign_in: str
     forwarding: list[str]
 
@@ -250,7 +262,8 @@ class DeliveryOut(BaseModel):
 
 class DeliveryLog(BaseModel):
     deliveries: list[DeliveryOut]
-    truncated: bool = Field(description="more matched than one page shows; narrow the filters")
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for older notifications; null: none")
+    truncated: bool = Field(description="older notifications may match: the next page (next_cursor) has them")
 
 
 class HeldOut(BaseModel):

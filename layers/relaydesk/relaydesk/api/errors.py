@@ -19,7 +19,12 @@ logger = Logger(child=True)
 
 ADMIN_PATH = "connector_requires_admin_path"  # lifecycle's rule code: connector addresses need the admin path
 # Rules broken by what the request asks for (422); every other rule conflicts with the address's state (409).
-REQUEST_RULES = {ADMIN_PATH, "system_address"}
+REQUEST_RULES = {ADMIN_PATH, "system_address",
+                 # a ticket request asking what the rules never allow (a suspended ticket, a full CC list or CCs
+                 # turned off conflict with the ticket's or account's state: 409)
+                 "empty_comment", "comment_too_long", "attachment_type", "attachment_size", "attachment_count",
+                 "request_id", "agent_status", "invalid_address", "address_count", "cc_is_requester", "own_address",
+                 "follower_not_agent", "assignee_not_agent", "author_unknown", "updated_since"}
 # A body field with one of these names (or containing one) carries credentials: refused with ADMIN_PATH.
 CREDENTIAL_FIELDS = ("password", "secret", "credential", "token", "username", "host", "port", "tls", "auth",
                      "smarthost", "connector", "ca_bundle")
@@ -54,14 +59,14 @@ def _field(loc: Any) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def from_validation(errors: list[dict[str, Any]]) -> Response:
+def from_validation(errors: list[dict[str, Any]], *, credentials_refused: bool = True) -> Response:
     """A request that does not match the schema: 400 when it is not JSON, 422 otherwise. `input` is dropped."""
     if any(error.get("type") == "json_invalid" for error in errors):
         return error_response(HTTPStatus.BAD_REQUEST,
                               ErrorBody(code="bad_request", message="the request body is not valid JSON"))
     extra = [str(error["loc"][-1]) for error in errors
              if error.get("type") == "extra_forbidden" and tuple(error.get("loc", ()))[:1] == ("body",)]
-    if any(any(word in name.lower() for word in CREDENTIAL_FIELDS) for name in extra):
+    if credentials_refused and any(any(word in name.lower() for word in CREDENTIAL_FIELDS) for name in extra):
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY,
                               ErrorBody(code=ADMIN_PATH, message=CREDENTIALS_REFUSED, action=CREDENTIALS_ACTION))
     fields = [FieldError(field=_field(error.get("loc", ())), message=str(error.get("msg", "invalid")))
@@ -98,7 +103,9 @@ def install_handlers(app: APIGatewayHttpResolver, *, on_no_route: Callable[[], R
 
     @app.exception_handler(RequestValidationError)
     def on_invalid_request(error: RequestValidationError) -> Response:
-        return from_validation(list(error.errors()))
+        # A ticket's body never carries credentials: an unknown field there (`author`, say) is simply invalid.
+        path = app.current_event.path if app.current_event is not None else ""
+        return from_validation(list(error.errors()), credentials_refused="/tickets" not in path)
 
     @app.exception_handler(ValidationError)
     def on_invalid_data(error: ValidationError) -> Response:

@@ -2,7 +2,7 @@
 function (`requestContext.authorizer.jwt.claims`, every value a string, arrays written `[a b]`), read into a Caller.
 
 A user belongs to exactly one account (`custom:account_id`, an immutable attribute of the user pool) and has a role
-from its user pool group: `admin` (support addresses, credentials, DKIM, settings) or `agent` (reads tickets,
+from its user pool group: `admin` (support addresses, credentials, DKIM, settings) or `agent` (works tickets, reads
 delivery records, held and suspended mail). An admin may do everything an agent may.
 """
 
@@ -15,10 +15,15 @@ from enum import IntEnum
 from typing import Any
 
 from relaydesk.errors import Unauthenticated
+from relaydesk.tickets.model import agent_name
 
 ACCOUNT_CLAIM = "custom:account_id"
 GROUPS_CLAIM = "cognito:groups"
 ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # ids.new_id gives 19 characters; 64 is the documented max
+NAME_CLAIM = "name"  # the user's display name (the pool's standard attribute), shown in an agent's reply's From
+EMAIL_CLAIM = "email"
+EMAIL_MAX_LENGTH = 254  # RFC 5321 4.5.3.1.3
+_PLAIN_EMAIL = re.compile(r"^[^\s@<>,;:\"()\\\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,189}$")
 
 
 class Role(IntEnum):
@@ -38,6 +43,10 @@ class Caller:
     role: Role | None  # None: a user in no group (signed in, allowed nothing)
     subject: str  # the user's `sub`, for the logs
     client_id: str  # the app client the token was issued to (`aud` of an ID token)
+    # Who the user is, from the same verified token: the author of what it writes on a ticket (never the body's).
+    email: str = ""  # lower-cased; empty when the token carries no plain address
+    name: str = ""  # one line, bounded; the address's local part when the user has no name
+
 
     def may(self, needed: Role) -> bool:
         return self.role is not None and self.role >= needed
@@ -83,5 +92,13 @@ def caller_from_claims(claims: dict[str, Any] | None, *, now: float | None = Non
         raise Unauthenticated("the token has no valid expiry") from None
     if not expires > (time.time() if now is None else now):  # also false for NaN
         raise Unauthenticated("the token has expired: sign in again (`relaydesk login`)")
+    email = email_of(claims.get(EMAIL_CLAIM))
     return Caller(account_id=account_id, role=role_of(groups_of(claims.get(GROUPS_CLAIM))),
-                  subject=str(claims.get("sub", "")), client_id=str(claims.get("aud", "")))
+                  subject=str(claims.get("sub", "")), client_id=str(claims.get("aud", "")), email=email,
+                  name=agent_name(claims.get(NAME_CLAIM)) or email.partition("@")[0])
+
+
+def email_of(value: Any) -> str:
+    """The token's address when it is one plain address, lower-cased; else empty (never trusted half-way)."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    return text if len(text) <= EMAIL_MAX_LENGTH and _PLAIN_EMAIL.match(text) else ""

@@ -31,6 +31,7 @@ from relaydesk.api.schemas import (
     NewAddress,
     UpdateAddress,
 )
+from relaydesk.api.ticket_routes import add_ticket_routes
 from relaydesk.store.ports import Stores
 
 TAG = "support addresses"
@@ -73,6 +74,8 @@ def build_tenant_api(stores_for: Callable[[str], Stores], *, console_client_id: 
 
     def get_stores() -> Stores:
         return stores_for(caller().account_id)
+
+    add_ticket_routes(routes, caller, get_stores)  # agents' work on tickets, in a module of its own
 
     @routes.get("", role=Role.AGENT, summary="Your account: name, kind, system address, settings", tags=["account"],
                 responses=documented(200, AccountOut, "the caller's account", *AUTH_ERRORS))

@@ -17,7 +17,9 @@ READ_ONLY = {("addresses", "list"), ("addresses", "show"), ("accounts", "show"),
              ("logout", None)}
 # What a tenant user may do through the tenant API; everything else needs the operator (--operator).
 TENANT_COMMANDS = {("addresses", "list"), ("addresses", "show"), ("addresses", "add"), ("addresses", "rename"),
-                   ("addresses", "set-default"), ("addresses", "delete"), ("accounts", "show")}
+                   ("addresses", "set-default"), ("addresses", "delete"), ("accounts", "show"),
+                   *(("tickets", command) for command in ("list", "show", "reply", "note", "status", "assign", "cc",
+                                                           "followers"))}
 SESSION_COMMANDS = {"login", "logout", "whoami", "token"}
 
 

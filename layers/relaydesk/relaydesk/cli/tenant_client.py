@@ -9,10 +9,11 @@ import ssl
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from relaydesk.cli import session as sessions
 from relaydesk.errors import (
+    ApiFailed,
     ConfigurationError,
     ConflictError,
     NotFoundError,
@@ -40,20 +41,23 @@ class TenantClient:
     def address_path(self, email: str) -> str:
         return f"{self.account_path}/support_addresses/{quote(email.strip().lower(), safe='')}"
 
-    def call(self, method: str, path: str, body: dict | None = None) -> Any:
+    def call(self, method: str, path: str, body: dict | None = None, *, query: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> Any:
+        """`query`: parameters (None values left out); `headers`: extra ones, such as an Idempotency-Key."""
         session = sessions.fresh(self.session)
         data = json.dumps(body).encode() if body is not None else None
+        present = {name: str(value) for name, value in (query or {}).items() if value is not None}
         request = urllib.request.Request(  # noqa: S310 - https only (checked above)
-            session.api_url.rstrip("/") + path, data=data, method=method,
-            headers={"Authorization": f"Bearer {session.id_token}", "Accept": "application/json",
-                     **({"Content-Type": "application/json"} if data else {})})
+            session.api_url.rstrip("/") + path + ("?" + urlencode(present) if present else ""), data=data,
+            method=method, headers={"Authorization": f"Bearer {session.id_token}", "Accept": "application/json",
+                                    **({"Content-Type": "application/json"} if data else {}), **(headers or {})})
         try:
             with urllib.request.urlopen(request, context=self._tls, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             raise _error_of(error.code, error.read()) from None
         except (urllib.error.URLError, OSError) as error:
-            raise ConfigurationError(f"the tenant API could not be reached: {getattr(error, 'reason', error)}",
+            raise ApiFailed(f"the tenant API could not be reached: {getattr(error, 'reason', error)}",
                                      action="Check the network, or sign in again with the right API URL.") from None
 
 
@@ -75,4 +79,6 @@ def _error_of(status: int, raw: bytes) -> RelaydeskError:
         return RuleViolation(message, rule=code, action=action)
     if status == 409:
         return ConflictError(message, action=action)
+    if status >= 500:
+        return ApiFailed(message, action=action)
     return ConfigurationError(message, action=action)

@@ -9,15 +9,21 @@ import os
 import sys
 from pathlib import Path
 
-from relaydesk.cli import context
+from relaydesk.cli import context, identity, tenant_tickets
 from relaydesk.cli.addresses import add_json_flag
-from relaydesk.cli.output import EXIT_OK, emit, progress
+from relaydesk.cli.output import EXIT_OK, UsageError, emit, progress
 from relaydesk.errors import NotFoundError, RuleViolation
-from relaydesk.tickets import participants, replies, requests, status, uploads
+from relaydesk.tickets import assignees, participants, replies, requests, status, uploads
 from relaydesk.tickets.model import Agent, Ticket
 from relaydesk.tickets.status import AGENT_STATUSES
 
 AGENT_ENV = ("RELAYDESK_AGENT_NAME", "RELAYDESK_AGENT_EMAIL", "RELAYDESK_AGENT_ID")
+
+
+def require_account(args: argparse.Namespace) -> None:
+    if not args.account:
+        raise UsageError("--account is required as the operator", action="Name the ticket's account: --account ID "
+                         "(a signed-in user acts for its own account without it).")
 
 
 def account_of(stores, ticket_id: str) -> str:
@@ -71,6 +77,9 @@ def upload(stores, account_id: str, path: str) -> str:
 
 
 def cmd_comment(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_tickets.comment(args, session, body_of(args))
+    require_account(args)
     stores = context.load_stores(args)
     agent = agent_of(args)
     text = body_of(args)
@@ -98,6 +107,9 @@ def cmd_comment(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_tickets.change_status(args, session)
+    require_account(args)
     stores = context.load_stores(args)
     change = status.change_status(stores, args.account, args.ticket_id, args.status, agent=agent_of(args),
                                   request_id=args.request_id)
@@ -107,14 +119,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_tickets.assign(args, session)
+    require_account(args)
+    if args.me:
+        raise UsageError("--me is for a signed-in user", action="Name the agent with --to or --agent-name/-email.")
     stores = context.load_stores(args)
-    ticket = status.assign(stores, args.account, args.ticket_id, None if args.unassign else agent_of(args))
+    if args.to:  # a user of the account, looked up in the user pool as the API does
+        ticket = assignees.assign_to(stores, args.account, args.ticket_id, args.to)
+    else:
+        ticket = status.assign(stores, args.account, args.ticket_id, None if args.unassign else agent_of(args))
     emit({"ticket": ticket.ticket_id, "assignee": ticket.assignee.name if ticket.assignee else "-"},
          as_json=args.json)
     return EXIT_OK
 
 
 def cmd_people(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_tickets.people(args, session)
+    require_account(args)
     stores = context.load_stores(args)
     role = participants.Role.CC if args.command == "cc" else participants.Role.FOLLOWER
     change = participants.add if args.action == "add" else participants.remove
@@ -126,7 +149,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 def _common(sub: argparse.ArgumentParser, *, agent: bool = True) -> None:
     sub.add_argument("ticket_id")
-    sub.add_argument("--account", required=True, help="account id")
+    sub.add_argument("--account", help="account id (signed in: your own, the default)")
     if agent:
         sub.add_argument("--agent-name", help="the agent's name, shown in the reply's From (or RELAYDESK_AGENT_NAME)")
         sub.add_argument("--agent-email", help="the agent's own address (or RELAYDESK_AGENT_EMAIL)")
@@ -154,9 +177,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--request-id", help=argparse.SUPPRESS)
     sub.set_defaults(func=cmd_status)
 
-    sub = commands.add_parser("assign", help="assign a ticket to an agent (--agent-...), or --unassign it")
+    sub = commands.add_parser("assign", help="assign a ticket to an agent or admin of its account, or --unassign it")
     _common(sub)
-    sub.add_argument("--unassign", action="store_true")
+    who = sub.add_mutually_exclusive_group()
+    who.add_argument("--to", metavar="EMAIL", help="a user of the account (agent or admin), by address")
+    who.add_argument("--me", action="store_true", help="yourself (signed in)")
+    who.add_argument("--unassign", action="store_true")
     sub.set_defaults(func=cmd_assign)
 
     for name, role in (("cc", "CCs"), ("followers", "followers")):

@@ -7,7 +7,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from relaydesk.cli import context, ticket_actions
+from relaydesk.cli import context, identity, tenant_tickets, ticket_actions
 from relaydesk.cli.addresses import add_json_flag, when
 from relaydesk.cli.output import EXIT_OK, emit, print_table, progress
 from relaydesk.tickets import queries
@@ -36,7 +36,10 @@ def since(value: str) -> datetime:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_tickets.list_tickets(args, session)
     stores = context.load_stores(args)
+    ticket_actions.require_account(args)
     stores.directory.get_account(args.account)
     tickets, cursor = queries.list_page(stores, args.account, status=args.status, requester=args.requester,
                                         updated_since=args.updated_since, limit=args.limit, cursor=args.cursor)
@@ -108,6 +111,8 @@ def comment_lines(comment: Comment, ticket: Ticket) -> list[str]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if (session := identity.tenant_session(args)) is not None:
+        return tenant_tickets.show_ticket(args, session)
     stores = context.load_stores(args)
     account_id = args.account or ticket_actions.account_of(stores, args.ticket_id)
     ticket = queries.ticket_of(stores, account_id, args.ticket_id)
@@ -128,7 +133,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
 
     sub = commands.add_parser("list", help="an account's tickets, newest update first, a page at a time")
-    sub.add_argument("--account", required=True, help="account id")
+    sub.add_argument("--account", help="account id (signed in: your own, the default)")
     sub.add_argument("--status", choices=[s.value for s in TicketStatus], help="only tickets with this status")
     sub.add_argument("--requester", help="only tickets of this requester (an email address)")
     sub.add_argument("--updated-since", type=since, help="only tickets updated since (ISO date or time, UTC)")

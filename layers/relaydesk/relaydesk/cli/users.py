@@ -12,6 +12,8 @@ from relaydesk.cli.addresses import add_json_flag
 from relaydesk.cli.output import EXIT_OK, emit, progress
 from relaydesk.errors import ConfigurationError
 
+NAME_MAX_LENGTH = 120  # as an agent's name on a ticket
+
 
 def _users():
     from relaydesk.cli.context import aws_client
@@ -28,7 +30,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     account = stores.directory.get_account(args.account)  # NotFoundError: no user for an account that is not there
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
     email = args.email.strip().lower()
-    _users().add(email, account.account_id, args.role, password=password)
+    name = " ".join((args.name or "").split())[:NAME_MAX_LENGTH] or None  # one line: it goes into a From
+    _users().add(email, account.account_id, args.role, password=password, name=name)
     how = "with the password given" if password else "Cognito emails an invitation with a temporary password"
     progress(f"{email} is a user of account {account.account_id} ({args.role}); {how}")
     emit({"email": email, "account_id": account.account_id, "role": args.role}, as_json=args.json)
@@ -49,6 +52,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     sub.add_argument("email")
     sub.add_argument("--account", required=True, help="the account the user belongs to (never changes)")
     sub.add_argument("--role", choices=["admin", "agent"], required=True)
+    sub.add_argument("--name", help="the user's name, shown in the From of its replies (\"Bob Agent\")")
     sub.add_argument("--password-stdin", action="store_true",
                      help="set this password (from stdin) instead of Cognito's emailed invitation")
     add_json_flag(sub)

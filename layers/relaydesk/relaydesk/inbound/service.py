@@ -89,9 +89,13 @@ def _comment_of(stores: Stores, decision: Decision, mail: ParsedMail, ses_messag
     assert decision.ticket_id and decision.comment_id and decision.requester and decision.account_id
     text, html, attachments, cut = bodies.fit(mail.text, mail.html, mail.attachments)
     refs = store_attachments(stores.blobs, attachments, decision.account_id, decision.ticket_id, decision.comment_id)
+    # The mail it sends (the acknowledgement, or the others' copy) is named on the comment, as an agent's reply names
+    # its own: the ticket's delivery per recipient shows under the comment that caused it.
+    sent = [decision.notification_id] if decision.notification_id else []
     return Comment(comment_id=decision.comment_id, author=decision.requester, body=text, html_body=html,
                    public=decision.public, source_message_id=mail.message_id, ses_message_id=ses_message_id,
-                   attachments=refs, omitted=[*mail.omitted, *cut], created_at=decision.received_at)
+                   attachments=refs, omitted=[*mail.omitted, *cut], notification_ids=sent,
+                   created_at=decision.received_at)
 
 
 def _new_ticket(stores: Stores, decision: Decision, mail: ParsedMail, ses_message_id: str) -> None:

@@ -19,27 +19,36 @@ MAX_CACHED_ACCOUNTS = 256  # one warm container rarely serves more; the oldest s
 
 
 class AccountSessions:
-    """One tagged role session per account, cached until shortly before it expires."""
+    """One tagged role session per account, cached until shortly before it expires, as a client of `service`.
+    `renew_before`: seconds of validity a handed-out client keeps at least (what is signed with it must stay valid
+    that long: an upload form, for one)."""
 
     def __init__(self, sts: Any, role_arn: str, make_client: Callable[..., Any], *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, service: str = "secretsmanager",
+                 renew_before: int = RENEW_BEFORE_SECONDS) -> None:
+        assert renew_before < SESSION_SECONDS
         self._sts = sts
         self._role_arn = role_arn
         self._make_client = make_client  # boto3 Session.client: (service, **credentials) -> client
         self._clock = clock
+        self._service = service
+        self._renew_before = renew_before
         self._lock = threading.Lock()
         self._clients: OrderedDict[str, tuple[Any, float]] = OrderedDict()
 
     def secretsmanager(self, account_id: str) -> Any:
+        return self.client(account_id)
+
+    def client(self, account_id: str) -> Any:
         with self._lock:
             cached = self._clients.get(account_id)
-            if cached and cached[1] - RENEW_BEFORE_SECONDS > self._clock():
+            if cached and cached[1] - self._renew_before > self._clock():
                 self._clients.move_to_end(account_id)
                 return cached[0]
         credentials = self._sts.assume_role(
             RoleArn=self._role_arn, RoleSessionName=f"tenant-{account_id}"[:64], DurationSeconds=SESSION_SECONDS,
             Tags=[{"Key": ACCOUNT_TAG, "Value": account_id}])["Credentials"]
-        client = self._make_client("secretsmanager", aws_access_key_id=credentials["AccessKeyId"],
+        client = self._make_client(self._service, aws_access_key_id=credentials["AccessKeyId"],
                                    aws_secret_access_key=credentials["SecretAccessKey"],
                                    aws_session_token=credentials["SessionToken"])
         expires = credentials["Expiration"]

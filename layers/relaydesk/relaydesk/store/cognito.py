@@ -52,12 +52,16 @@ class CognitoUsers:
         self._client = client
         self._pool = user_pool_id
 
-    def add(self, email: str, account_id: str, role: str, *, password: str | None = None) -> None:
+    def add(self, email: str, account_id: str, role: str, *, password: str | None = None,
+            name: str | None = None) -> None:
         """Without `password`, Cognito emails the user an invitation with a temporary password (changed at the
-        first sign-in); with one, the password is set as the user's own (scripts, the local stack)."""
-        kwargs: dict[str, Any] = {"UserPoolId": self._pool, "Username": email, "UserAttributes": [
-            {"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"},
-            {"Name": self.ACCOUNT_ATTRIBUTE, "Value": account_id}]}
+        first sign-in); with one, the password is set as the user's own (scripts, the local stack). `name` is how
+        the user's replies are signed (the From's display name); without it, the address's local part."""
+        attributes = [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"},
+                      {"Name": self.ACCOUNT_ATTRIBUTE, "Value": account_id}]
+        if name:
+            attributes.append({"Name": "name", "Value": name})
+        kwargs: dict[str, Any] = {"UserPoolId": self._pool, "Username": email, "UserAttributes": attributes}
         if password is not None:
             kwargs["MessageAction"] = "SUPPRESS"
         else:

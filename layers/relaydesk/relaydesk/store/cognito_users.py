@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from relaydesk.errors import ConfigurationError, ConflictError
+from relaydesk.tickets.model import Agent, agent_name
 from relaydesk.users import AccountUser, UserRole
 
 ACCOUNT_ATTRIBUTE = "custom:account_id"
@@ -33,8 +34,29 @@ class CognitoUsers:
                     continue
                 email = attributes.get("email", user["Username"])
                 found[email] = AccountUser(email=email, role=role, status=user.get("UserStatus", ""),
-                                           enabled=user.get("Enabled", True), created_at=user.get("UserCreateDate"))
+                                           enabled=user.get("Enabled", True), created_at=user.get("UserCreateDate"),
+                                           name=agent_name(attributes.get("name")) or None)
         return list(found.values())
+
+    def agent(self, account_id: str, email: str) -> Agent | None:
+        """The user by its address (the pool's username), kept only when its account is this one, it is enabled and
+        it is in a role group: one AdminGetUser and its groups."""
+        client = self._client()
+        try:
+            user = client.admin_get_user(UserPoolId=self._pool, Username=email)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("UserNotFoundException", "InvalidParameterException"):
+                return None
+            raise
+        attributes = _attributes(user)
+        if attributes.get(ACCOUNT_ATTRIBUTE) != account_id or not user.get("Enabled", True):
+            return None
+        groups = client.admin_list_groups_for_user(UserPoolId=self._pool, Username=email).get("Groups", [])
+        if not {g["GroupName"] for g in groups} & {role.value for role in UserRole}:
+            return None
+        address = attributes.get("email", email).lower()
+        return Agent(agent_id=attributes.get("sub") or user["Username"],
+                     name=agent_name(attributes.get("name")) or address.partition("@")[0], email=address)
 
     def _group(self, group: str):
         kwargs: dict[str, Any] = {"UserPoolId": self._pool, "GroupName": group, "Limit": PAGE}

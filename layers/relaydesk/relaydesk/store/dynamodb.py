@@ -21,6 +21,7 @@ from relaydesk.store.item_budget import check_item, check_key, check_transaction
 from relaydesk.store.ports import created_verified, resolve_claims
 from relaydesk.store.ticket_items import status_partition as _status_partition
 from relaydesk.tickets.model import (
+    UNASSIGNED,
     Agent,
     Comment,
     DeliveryAttempt,
@@ -235,8 +236,8 @@ class DynamoTickets:
 
     def list_ticket_page(self, account_id: str, query: TicketQuery) -> TicketPage:
         """A Query of one index partition: gsi1 (the account) or, with a status, gsi2 (the account's tickets in
-        that status); both sorted by `<updated_at>#<ticket id>`, newest first. The requester is a filter on that
-        query, so DynamoDB may return short pages: they are read on until the page is full."""
+        that status); both sorted by `<updated_at>#<ticket id>`, newest first. The requester and the assignee are
+        filters on that query, so DynamoDB may return short pages: they are read on until the page is full."""
         index, partition = (GSI, f"ACCOUNT#{account_id}") if query.status is None else \
             (STATUS_GSI, _status_partition(account_id, query.status))
         pk_name, sk_name = ("gsi1pk", "gsi1sk") if index == GSI else ("gsi2pk", "gsi2sk")
@@ -247,9 +248,17 @@ class DynamoTickets:
             "ExpressionAttributeValues": {
                 ":p": partition, ":high": f"{prefix}\uffff",
                 ":low": prefix + (sort_stamp(query.updated_since) if query.updated_since else "0")}}
+        filters = []
         if query.requester:
-            kwargs["FilterExpression"] = "requester = :r"
+            filters.append("requester = :r")
             kwargs["ExpressionAttributeValues"][":r"] = query.requester
+        if query.assignee == UNASSIGNED:
+            filters.append("attribute_not_exists(assignee)")
+        elif query.assignee:
+            filters.append("assignee_email = :a")
+            kwargs["ExpressionAttributeValues"][":a"] = query.assignee
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
         if query.after is not None:
             # Built from the position and the caller's own account, never from the caller's bytes: a cursor
             # cannot reach another account's partition.
@@ -307,9 +316,12 @@ class DynamoTickets:
 
     def assign(self, ticket_id: str, agent: Agent | None, at: datetime) -> None:
         if agent is None:
-            self._update(ticket_id, at, "", remove="assignee")
-        else:
-            self._update(ticket_id, at, "assignee = :a", values={":a": agent.model_dump_json()})
+            self._update(ticket_id, at, "", remove="assignee, assignee_email")
+            return
+        attributes = ticket_items.assignee_attributes(agent)
+        self._update(ticket_id, at, ", ".join(f"{name} = :{name}" for name in attributes),
+                     values={f":{name}": value for name, value in attributes.items()},
+                     remove="" if "assignee_email" in attributes else "assignee_email")
 
     def add_ccs(self, ticket_id: str, addresses: list[str], at: datetime, *, limit: int) -> bool:
         return self._add_to_set(ticket_id, "ccs", addresses, at, limit)

@@ -29,6 +29,7 @@ from relaydesk.store.ports import (
     resolve_claims,
 )
 from relaydesk.tickets.model import (
+    UNASSIGNED,
     Agent,
     Comment,
     DeliveryAttempt,
@@ -38,6 +39,7 @@ from relaydesk.tickets.model import (
     TicketPosition,
     TicketQuery,
     TicketStatus,
+    agent_name,
     sort_stamp,
 )
 from relaydesk.users import AccountUser, UserRole
@@ -108,6 +110,14 @@ class MemoryDirectory:
         return resolve_claims(self.list_claims(email), self.owner_of(email))
 
 
+def _assigned_as_asked(ticket: Ticket, assignee: str | None) -> bool:
+    if assignee is None:
+        return True
+    if assignee == UNASSIGNED:
+        return ticket.assignee is None
+    return ticket.assignee is not None and (ticket.assignee.email or "").lower() == assignee
+
+
 class MemoryTickets:
     """Each method is one atomic step, as its DynamoDB write is (a lock stands for the item-level atomicity); a
     ticket is created with its comments all or nothing, as the adapter's transaction; every item is checked against
@@ -146,7 +156,8 @@ class MemoryTickets:
             if (after and position >= after) or position[0] < since:
                 continue
             if (query.status and ticket.status is not query.status) or \
-                    (query.requester and ticket.requester != query.requester):
+                    (query.requester and ticket.requester != query.requester) or \
+                    not _assigned_as_asked(ticket, query.assignee):
                 continue
             if len(found) == query.limit:  # one more exists: the page ends at the last one taken
                 last = found[-1]
@@ -540,6 +551,13 @@ class MemoryUsers:
         user = AccountUser(email=email, role=role, status="FORCE_CHANGE_PASSWORD")
         self.users[email] = (account_id, user)
         return user.model_copy()
+
+    def agent(self, account_id: str, email: str) -> Agent | None:
+        account, user = self.users.get((email or "").strip().lower(), ("", None))
+        if user is None or account != account_id or not user.enabled or user.role is None:
+            return None
+        return Agent(agent_id=f"user-{user.email}", name=agent_name(user.name) or user.email.partition("@")[0],
+                     email=user.email)
 
 
 class MemoryDeadLetters:

@@ -226,6 +226,9 @@ class UserDirectory(Protocol):
     # The pool sends the invitation (a temporary password to change at first sign-in). ConflictError: the email
     # already signs in to Relaydesk (in this account or another; which one is never said).
     def invite(self, account_id: str, email: str, role: UserRole) -> AccountUser: ...
+    # The user with this address as a ticket's assignee: only an enabled agent or admin of this account, else None
+    # (a user of another account, a disabled one or one in no group is nobody here).
+    def agent(self, account_id: str, email: str) -> Agent | None: ...
 
 
 class DeadLetter(NamedTuple):

@@ -2,16 +2,16 @@
 fake alike, so both check the same items against DynamoDB's limits (`item_budget`).
 
 A ticket's META item keeps the ticket as created in `doc`, and what changes as attributes of their own beside it
-(`status`, `assignee`, `ccs`, `followers` and `flags` as string sets, `updated_at`), each changed in place by an
-UpdateItem (`store/dynamodb.py`), never by rewriting the item. Its comments and notification records are items of
-their own (`COMMENT#...`, `NOTIF#...`), so a long thread never meets the item limit.
+(`status`, `assignee` and its `assignee_email`, `ccs`, `followers` and `flags` as string sets, `updated_at`), each
+changed in place by an UpdateItem (`store/dynamodb.py`), never by rewriting the item. Its comments and notification
+records are items of their own (`COMMENT#...`, `NOTIF#...`), so a long thread never meets the item limit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from relaydesk.tickets.model import Comment, NotificationRecord, Ticket, TicketStatus, sort_stamp
+from relaydesk.tickets.model import Agent, Comment, NotificationRecord, Ticket, TicketStatus, sort_stamp
 
 
 def status_partition(account_id: str, status: TicketStatus) -> str:
@@ -30,8 +30,16 @@ def meta_item(ticket: Ticket) -> dict[str, Any]:
         if getattr(ticket, name):
             item[name] = set(getattr(ticket, name))
     if ticket.assignee is not None:
-        item["assignee"] = ticket.assignee.model_dump_json()
+        item.update(assignee_attributes(ticket.assignee))
     return item
+
+
+def assignee_attributes(agent: Agent) -> dict[str, str]:
+    """The assignee, and its address apart (lower case) so a ticket page can be filtered by it."""
+    attributes = {"assignee": agent.model_dump_json()}
+    if agent.email:
+        attributes["assignee_email"] = agent.email.lower()
+    return attributes
 
 
 def ticket_with_children(ticket: Ticket) -> list[dict[str, Any]]:

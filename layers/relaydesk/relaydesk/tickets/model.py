@@ -63,11 +63,23 @@ class NotificationRecord(BaseModel):
     reports: list[dict[str, str]] = Field(default_factory=list)  # from delivery status notifications
 
 
+AGENT_NAME_MAX_LENGTH = 120
+
+
+def agent_name(value: object) -> str:
+    """A person's name as it goes into a From header: one line (line breaks and tabs become spaces), invisible and
+    control characters (bidi overrides too) dropped, bounded."""
+    if not isinstance(value, str):
+        return ""
+    visible = "".join(ch if ch.isprintable() else " " if ch.isspace() else "" for ch in value)
+    return " ".join(visible.split())[:AGENT_NAME_MAX_LENGTH].strip()
+
+
 class Agent(BaseModel):
     """A help desk agent as the tenant boundary names one: a stable id and a display name."""
 
     agent_id: str = Field(min_length=1, max_length=128)
-    name: str = Field(min_length=1, max_length=120)
+    name: str = Field(min_length=1, max_length=AGENT_NAME_MAX_LENGTH)
     email: str | None = None  # the agent's own address: never sent a copy of their own reply
 
 
@@ -118,13 +130,17 @@ class TicketPosition(BaseModel):
 
 
 class TicketQuery(BaseModel):
-    """An account's tickets, newest update first, narrowed by status, requester and update time."""
+    """An account's tickets, newest update first, narrowed by status, requester, assignee and update time."""
 
     status: TicketStatus | None = None
     requester: str | None = None
+    assignee: str | None = None  # an agent's address (lower case), or UNASSIGNED
     updated_since: datetime | None = None
     limit: int = Field(default=25, ge=1, le=TICKET_PAGE_LIMIT)
     after: TicketPosition | None = None
+
+
+UNASSIGNED = "none"  # TicketQuery.assignee: tickets nobody is assigned to
 
 
 class TicketPage(BaseModel):

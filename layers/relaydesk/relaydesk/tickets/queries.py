@@ -27,11 +27,13 @@ def ticket_of(stores: Stores, account_id: str, ticket_id: str) -> Ticket:
 
 
 def list_page(stores: Stores, account_id: str, *, status: TicketStatus | None = None, requester: str | None = None,
-              updated_since: datetime | None = None, limit: int = 25,
+              assignee: str | None = None, updated_since: datetime | None = None, limit: int = 25,
               cursor: str | None = None) -> tuple[list[Ticket], str | None]:
-    """A page of the account's tickets, newest update first, and the cursor of the next page (None: the last)."""
+    """A page of the account's tickets, newest update first, and the cursor of the next page (None: the last).
+    `assignee` is an agent's address, or UNASSIGNED ("none") for the tickets nobody has."""
     query = TicketQuery(status=status, requester=(requester or "").strip().lower() or None,
-                        updated_since=updated_since, limit=limit, after=decode_cursor(cursor) if cursor else None)
+                        assignee=(assignee or "").strip().lower() or None, updated_since=updated_since,
+                        limit=limit, after=decode_cursor(cursor) if cursor else None)
     page: TicketPage = stores.tickets.list_ticket_page(account_id, query)
     return page.tickets, encode_cursor(page.next) if page.next else None
 
