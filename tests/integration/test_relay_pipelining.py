@@ -148,7 +148,7 @@ def test_a_354_after_every_recipient_was_refused_gets_a_lone_dot_and_the_next_me
 def test_a_batch_for_one_mailbox_goes_over_three_pipelined_connections_each_notification_once(relay, make_smarthost):
     server = make_smarthost(pipelining=True)
     server.faults.stall("MAIL", 0.1)  # a server some way off: the first connection does not finish alone meanwhile
-    relay.connect(SUPPORT, server)
+    relay.connect(SUPPORT, server, provider="microsoft365")  # 3 connections per mailbox
     notifications = [relay.notification(SUPPORT) for _ in range(10)]
     relay.enqueue(*notifications)
     assert relay.poll() == 10

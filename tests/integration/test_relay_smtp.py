@@ -70,9 +70,10 @@ def test_the_wire_carries_exactly_the_signed_bytes(relay, smarthost, monkeypatch
 
 
 def test_each_smarthost_gets_its_own_connections_and_different_smarthosts_are_served_at_once(relay, make_smarthost):
-    first, second = make_smarthost(), make_smarthost()
-    relay.connect("support@acme.test", first)
-    relay.connect("help@globex.test", second)
+    # Two mailboxes (the shaper counts a mailbox by its smarthost and login), each allowed 3 connections.
+    first, second = make_smarthost(username="support@acme.test"), make_smarthost(username="help@globex.test")
+    relay.connect("support@acme.test", first, provider="microsoft365")
+    relay.connect("help@globex.test", second, provider="microsoft365")
     for server in (first, second):
         server.faults.stall("EHLO", 2.5, times=1)  # under the 3 s command timeout
     relay.enqueue(*[relay.notification("support@acme.test") for _ in range(3)],

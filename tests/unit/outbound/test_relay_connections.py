@@ -7,13 +7,17 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
-from relaydesk.addresses.limits import set_limits
+from relaydesk.addresses.limits import limits_of, set_limits
 from relaydesk.addresses.model import ConnectorState
 from relaydesk.outbound.connector import CONNECTIONS_PER_SMARTHOST
 from relaydesk.outbound.policy import Outcome
+from relaydesk.outbound.shaper import Shaper, mailbox_key
+from relaydesk.outbound.shaping import Ask, ShaperState
+from relaydesk.store.memory import MemoryOnce, MemoryShaperStates
 from relaydesk.tickets.model import DeliveryStatus
 
 from tests.unit.outbound.kit import SUPPORT, make_world, sqs_record
+from tests.unit.outbound.test_shaper import FixedClock
 
 
 @pytest.fixture
@@ -104,3 +108,55 @@ def test_a_login_refused_on_any_connection_mid_batch_holds_the_address_and_parks
     assert sorted(_message_ids(world)) == sorted(f"<{n}@acme.test>" for n in delivered)
     assert held <= {n.notification_id for n in world.stores.held.list(SUPPORT)}  # the refused one too
     assert world.address().connector.state is ConnectorState.AUTH_FAILED  # held, and nobody released it after
+
+
+def test_every_notification_is_claimed_before_any_connection_sends_it(world):
+    events: list[tuple[str, str]] = []
+
+    class WatchedOnce(MemoryOnce):
+        def claim(self, notification_id):
+            events.append(("claimed", notification_id))
+            return super().claim(notification_id)
+
+    class WatchedWire(list):
+        def append(self, transaction):
+            events.append(("sent", message_from_bytes(transaction[2], policy=default)["X-Relaydesk-Email-Id"]))
+            super().append(transaction)
+
+    world.once = WatchedOnce()
+    world.smarthost.transactions = WatchedWire()
+    world.smarthost.slow_until_open = 3
+    notifications = [world.notification() for _ in range(10)]
+    world.relay().relay_batch([sqs_record(n) for n in notifications])
+
+    assert world.smarthost.connections == 3
+    for notification in notifications:
+        claimed = events.index(("claimed", notification.notification_id))
+        assert events.index(("sent", notification.notification_id)) > claimed
+    assert len([event for event in events if event[0] == "sent"]) == 10
+
+
+def test_the_mailboxs_connection_leases_bound_the_group_when_other_invocations_send_for_it(world):
+    clock = FixedClock(1_000_000.0)
+    states = MemoryShaperStates()
+    shaper = Shaper(states, clock)
+    key, limits = mailbox_key("smtp.acme.test", SUPPORT), limits_of(world.address())
+    # Another invocation sends for the mailbox over two connections: one is left of Microsoft 365's three.
+    assert shaper.take(key, limits, [Ask(1)], lease_id="elsewhere", lease_seconds=60).lease == "elsewhere"
+    assert shaper.lease_connections(key, limits, lease_ids=["elsewhere-2"], lease_seconds=60) == ["elsewhere-2"]
+    relay = world.relay(shaper=shaper)
+    notifications = [world.notification() for _ in range(10)]
+    results = relay.relay_batch([sqs_record(n) for n in notifications])
+
+    assert [r.result.outcome for r in results] == [Outcome.DELIVERED] * 10
+    assert world.smarthost.connections == 1  # the group's one lease: no more connections than the mailbox allows
+    assert set(_leases(states, key)) == {"elsewhere", "elsewhere-2"}  # its own lease given back
+
+    shaper.give_back(key, "elsewhere", [clock.now()], sent_recipients=1, connections=("elsewhere-2",))
+    relay.relay_batch([sqs_record(world.notification()) for _ in range(10)])
+    assert world.smarthost.connections == 3  # the warm one, and two more on leases of their own
+    assert _leases(states, key) == {}  # every lease given back after the batch
+
+
+def _leases(states: MemoryShaperStates, key: str) -> dict:
+    return ShaperState.model_validate_json(states.read(key).body).leases
