@@ -138,7 +138,7 @@ def test_every_notification_is_claimed_before_any_connection_sends_it(world):
 
 def test_the_mailboxs_connection_leases_bound_the_group_when_other_invocations_send_for_it(world):
     clock = FixedClock(1_000_000.0)
-    states = MemoryShaperStates()
+    states = PeakLeases()
     shaper = Shaper(states, clock)
     key, limits = mailbox_key("smtp.acme.test", SUPPORT), limits_of(world.address())
     # Another invocation sends for the mailbox over two connections: one is left of Microsoft 365's three.
@@ -150,12 +150,25 @@ def test_the_mailboxs_connection_leases_bound_the_group_when_other_invocations_s
 
     assert [r.result.outcome for r in results] == [Outcome.DELIVERED] * 10
     assert world.smarthost.connections == 1  # the group's one lease: no more connections than the mailbox allows
+    assert states.peak == 3
     assert set(_leases(states, key)) == {"elsewhere", "elsewhere-2"}  # its own lease given back
 
     shaper.give_back(key, "elsewhere", [clock.now()], sent_recipients=1, connections=("elsewhere-2",))
+    states.peak = 0
     relay.relay_batch([sqs_record(world.notification()) for _ in range(10)])
-    assert world.smarthost.connections == 3  # the warm one, and two more on leases of their own
+    assert states.peak == 3  # the batch's first lease and two for further connections, never more
+    assert 2 <= world.smarthost.connections <= 3  # the warm one, and new ones on those leases (or warm again)
     assert _leases(states, key) == {}  # every lease given back after the batch
+
+
+class PeakLeases(MemoryShaperStates):
+    """The most connection leases any stored state of a mailbox held."""
+
+    peak = 0
+
+    def write(self, key, body, version):
+        self.peak = max(self.peak, len(ShaperState.model_validate_json(body).leases))
+        return super().write(key, body, version)
 
 
 def _leases(states: MemoryShaperStates, key: str) -> dict:
