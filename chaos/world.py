@@ -157,9 +157,8 @@ class World:
                                             credentials.to_secret_string(), {})
         directory.create_address(SupportAddress(
             email=connector_address, account_id=account_id, brand_id="B1", kind=AddressKind.SMTP_CONNECTOR,
-            # Microsoft 365's profile: 3 connections per mailbox, as many as a batch opens (the relay's ceiling)
             connector=Connector(host="127.0.0.1", port=smarthost.port, tls_mode=TlsMode.STARTTLS,
-                                secret_arn=secret, state=ConnectorState.ACTIVE, provider="microsoft365"),
+                                secret_arn=secret, state=ConnectorState.ACTIVE),
             forwarding=Verification(status=VerificationStatus.VERIFIED),
             outbound=Verification(status=VerificationStatus.VERIFIED), is_default=True))
         ses_address = f"help@{subdomain}.test"
