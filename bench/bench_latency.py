@@ -3,9 +3,10 @@ a loopback proxy that delays each direction (one proxy a sender, all with the sa
 real Postfix with STARTTLS and SASL when it can run here, else the project's aiosmtpd smarthost), in the same run,
 the senders taking turns run by run.
 
-Rows: one-way delay x the smarthost's wait before it answers the end of DATA. Columns: the relay (today's path,
-as bench/bench_relay.py drives it), a Postfix relay client with as many connections as the raw N senders, and
-raw senders (1 connection, N connections, N pipelined connections) pushing the same kind of signed messages over
+Rows: one-way delay x the smarthost's wait before it answers the end of DATA. Columns: the relay (its path as
+bench/bench_relay.py drives it: pipelined, up to N connections per smarthost), the same relay with its send path
+before pipelining (one connection, one command at a time), a Postfix relay client with the relay's N connections,
+and raw senders (1 connection, N connections, N pipelined connections) pushing the same kind of signed messages over
 connections opened before the clock. After every run the smarthost's mail is read back: every message must have
 arrived exactly once, and every DKIM signature on it must verify.
 """
@@ -24,6 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from relaydesk.outbound.connector import CONNECTIONS_PER_SMARTHOST
+
 from bench.latency_report import render
 from bench.latency_senders import Endpoint, PostfixSender, RawSender, RelaydeskSender
 from bench.network_process import NetworkProcess
@@ -33,10 +36,10 @@ from bench.smarthost_process import SmarthostProcess
 NAME = "latency"
 TITLE = "Relay speed at network latency: against a Postfix relay client and raw senders"
 
-# The raw N senders and the Postfix relay client: the connections per smarthost the relay is to use (Microsoft 365
-# allows 3 per mailbox, Postfix's own default is 20); today's relay uses one, which the report counts and says.
-CONNECTIONS = 4
-MESSAGES = 20  # per cell and run: two SQS batches for the relay, five per connection for the N senders
+# The raw N senders and the Postfix relay client: the connections per smarthost the relay uses (Microsoft 365 allows
+# 3 per mailbox, Postfix's own default is 20); the report counts the relay's at the proxy and says.
+CONNECTIONS = CONNECTIONS_PER_SMARTHOST
+MESSAGES = 20  # per cell and run: two SQS batches for the relay, about seven per connection for the N senders
 DELAYS_MS = (0, 10, 25)
 WAITS_MS = (0, 200)
 RUNS = 3
@@ -172,7 +175,7 @@ def measure(*, messages: int = MESSAGES, runs: int = RUNS, warmup: int = 1, dela
                                         connections=connections)
             stack.enter_context(running(smarthost, client))
         relay = stack.enter_context(MemoryRelay(relay_endpoint))
-        senders = [RelaydeskSender(relay)]
+        senders = [RelaydeskSender(relay), RelaydeskSender(relay, before=True)]
         if not skipped:
             senders.append(PostfixSender(relay, client))
         senders += [RawSender(relay, endpoint(), 1, pipelined=False),

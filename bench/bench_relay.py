@@ -457,7 +457,8 @@ PHASES = {
     "compose: message to bytes": ["relaydesk.outbound.compose:Composed.to_bytes"],
     "DKIM sign": ["relaydesk.outbound.connector:ConnectorGroup._sign",
                   "relaydesk.outbound.relay:_ConnectorGroup._sign"],
-    "SMTP transaction (MAIL, RCPT, DATA)": ["relaydesk.outbound.smtp:SmtpSubmission.send"],
+    "SMTP transaction (MAIL, RCPT, DATA)": ["relaydesk.outbound.pipelined:PipelinedSubmission.send",
+                                            "relaydesk.outbound.smtp:SmtpSubmission.send"],
     "outcome on the ticket": ["relaydesk.outbound.relay:Relay._record"],
 }
 INSIDE_CONNECT = "TLS context built (per connection)"  # timed within "connect + STARTTLS + AUTH"

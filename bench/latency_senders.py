@@ -1,8 +1,10 @@
 """The senders the latency benchmark compares, each behind the same two calls: `prepare(count)` before the clock
 (returns the notification ids that must arrive), `send()` timed (returns seconds).
 
-- `RelaydeskSender`: today's relay path as bench/bench_relay.py drives it (`Relay` + `relay_event`, memory stores,
-  SQS batches of 10): it composes, signs, sends and records inside the clock.
+- `RelaydeskSender`: the relay path as bench/bench_relay.py drives it (`Relay` + `relay_event`, memory stores,
+  SQS batches of 10): it composes, signs, sends and records inside the clock. `before=True`: the same relay, stores
+  and smarthost with the send path it had before pipelining and several connections (one connection per smarthost,
+  `SmtpSubmission`'s one command at a time), measured in the same run.
 - `PostfixSender`: the same kind of messages, composed and signed before the clock, handed to a Postfix relay
   client (held); the clock runs from their release to the last `status=sent`.
 - `RawSender`: the same signed bytes pushed by aiosmtplib over connections opened, secured and authenticated
@@ -61,8 +63,18 @@ def signed_messages(relay: MemoryRelay, count: int):
 class RelaydeskSender:
     name = "Relaydesk relay"
 
-    def __init__(self, relay: MemoryRelay) -> None:
+    def __init__(self, relay: MemoryRelay, *, before: bool = False) -> None:
+        from relaydesk.outbound.credentials import CredentialCache
+        from relaydesk.outbound.relay import Relay
+        from relaydesk.outbound.smtp import SmtpSubmission
+        from relaydesk.store.memory import MemoryOnce
+
         self.relay = relay
+        self._relay = relay.relay
+        if before:
+            self.name = "Relaydesk relay before (1 connection, one command at a time)"
+            self._relay = Relay(relay.stores, credentials=CredentialCache(relay.stores.secrets, 300), once=MemoryOnce(),
+                                submission=SmtpSubmission, connections_per_smarthost=1)
         self._events: list[dict] = []
         self._count = 0
 
@@ -73,7 +85,9 @@ class RelaydeskSender:
 
     def send(self) -> float:
         started = time.perf_counter()
-        responses = self.relay.run(self._events)
+        from relaydesk.outbound.batch import relay_event
+
+        responses = [relay_event(self._relay, event, None) for event in self._events]
         seconds = time.perf_counter() - started
         deferred = sum(len(r.get("batchItemFailures", [])) for r in responses)
         if deferred:

@@ -42,14 +42,16 @@ class Relay:
 
     # --- set-up -----------------------------------------------------------------------------------------------
     def connect(self, email: str, server, *, tls: TlsMode = TlsMode.STARTTLS,
-                state: ConnectorState = ConnectorState.ACTIVE) -> str:
+                state: ConnectorState = ConnectorState.ACTIVE, provider: str | None = None) -> str:
+        """`provider`: the profile whose limits apply (None: recognised from the host, an unknown server's here)."""
         settings = self.stores.settings
         credentials = SmtpCredentials(host="127.0.0.1", port=server.port, tls_mode=tls, username=server.username,
                                       password=server.password, ca_bundle_pem=server.ca_pem)
         secret = self.stores.secrets.create(settings.secret_prefix + email, credentials.to_secret_string(), {})
         self.stores.directory.create_address(SupportAddress(
             email=email, account_id=ACCOUNT, brand_id="B1", kind=AddressKind.SMTP_CONNECTOR,
-            connector=Connector(host="127.0.0.1", port=server.port, tls_mode=tls, secret_arn=secret, state=state),
+            connector=Connector(host="127.0.0.1", port=server.port, tls_mode=tls, secret_arn=secret, state=state,
+                                provider=provider),
             outbound=Verification(status=VerificationStatus.VERIFIED)))
         return secret
 

@@ -4,6 +4,7 @@ message's result says, and how many round trips it took, with PIPELINING adverti
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from relaydesk.credentials import SmtpCredentials, TlsMode
@@ -23,11 +24,11 @@ def _message(*recipients: str, body: bytes = BODY) -> Outgoing:
     return Outgoing(SENDER, recipients or (JANE,), body)
 
 
-def _session(server, *, data_timeout: float = 5) -> PipelinedSubmission:
+def _session(server, *, data_timeout: float = 5, command_timeout: float = 5) -> PipelinedSubmission:
     mode = TlsMode.IMPLICIT if server.mode == "implicit" else TlsMode.STARTTLS
     credentials = SmtpCredentials(host="127.0.0.1", port=server.port, tls_mode=mode, username=server.username,
                                   password=server.password, ca_bundle_pem=server.ca_pem)
-    return PipelinedSubmission(credentials, timeouts=Timeouts(connect=5, command=5, data=data_timeout))
+    return PipelinedSubmission(credentials, timeouts=Timeouts(connect=5, command=command_timeout, data=data_timeout))
 
 
 def _send_all(server, messages: list[Outgoing], **options) -> tuple[list, PipelinedSubmission]:
@@ -211,6 +212,66 @@ def test_a_server_that_waits_longer_than_the_data_timeout_leaves_the_message_dou
 
     assert isinstance(lost, TransientDeliveryError) and "may have accepted it" in lost.message
     assert not session.connected  # replies still owed would pair with the wrong commands: closed
+
+
+# --- the invocation's time limit (`deadline`: the end of data's answer must come by then) ------------------------
+
+def _send_by(session: PipelinedSubmission, recipient: str, seconds_left: float):
+    """One send whose deadline is `seconds_left` from when it starts: its Accepted or its error."""
+    async def send():
+        try:
+            return await session.send(SENDER, [recipient], BODY, deadline=time.monotonic() + seconds_left)
+        except TransientDeliveryError as error:
+            return error
+    return send()
+
+
+def test_a_deadline_too_close_for_the_envelope_and_the_end_of_data_writes_nothing(make_smarthost):
+    server = make_smarthost(pipelining=True, record_reads=True)
+    session = _session(server, command_timeout=5, data_timeout=5)
+
+    async def run():
+        await session.open()
+        try:
+            return await _send_by(session, JANE, 9.0), await _send_by(session, BOB, 11.0)
+        finally:
+            await session.close()
+
+    late, sent = asyncio.run(run())
+
+    # Under the envelope's round trip and the data timeout (5 + 5 s) left: not even MAIL FROM went out, since DATA
+    # rides in the same write; the connection carries the next message, which has the time.
+    assert isinstance(late, TransientDeliveryError) and not isinstance(late, NothingAcceptedError)
+    assert "not transmitted" in late.message
+    assert isinstance(sent, Accepted)
+    assert [chunk.count(b"MAIL FROM:") for _, chunk in server.reads if b"MAIL FROM:" in chunk] == [1]
+    assert [received.rcpt_tos for received in server.received] == [[BOB]]
+
+
+def test_an_envelope_answered_too_late_for_the_deadline_gets_no_body_and_the_connection_is_dropped(
+        make_smarthost):
+    server = make_smarthost(pipelining=True)
+    server.faults.stall("MAIL", 0.6, times=1)  # each reply within the 1 s command timeout, the three 1.8 s late
+    server.faults.stall("RCPT", 0.6, times=2)
+    session = _session(server, command_timeout=1, data_timeout=0.5)
+
+    async def run():
+        await session.open()
+        try:
+            deadline = time.monotonic() + 2.0  # enough for 1 + 0.5 s when the envelope is written
+            try:
+                return await session.send(SENDER, [JANE, BOB], BODY, deadline=deadline), session.connected
+            except TransientDeliveryError as error:
+                return error, session.connected
+        finally:
+            await session.close()
+
+    late, connected = asyncio.run(run())
+
+    # The 354 came 1.8 s after the write: the end of data's answer could come after the deadline, so the body never
+    # left; the server's open transaction ends with the connection, and nothing was delivered.
+    assert isinstance(late, TransientDeliveryError) and "not transmitted" in late.message
+    assert server.received == [] and not connected
 
 
 def test_a_421_on_mail_from_closes_the_connection_and_nothing_was_accepted(make_smarthost):

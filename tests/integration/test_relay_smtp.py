@@ -69,17 +69,20 @@ def test_the_wire_carries_exactly_the_signed_bytes(relay, smarthost, monkeypatch
     assert [r.data for r in smarthost.received] == signed
 
 
-def test_one_connection_per_smarthost_and_different_smarthosts_at_once(relay, make_smarthost):
-    first, second = make_smarthost(), make_smarthost()
-    relay.connect("support@acme.test", first)
-    relay.connect("help@globex.test", second)
+def test_each_smarthost_gets_its_own_connections_and_different_smarthosts_are_served_at_once(relay, make_smarthost):
+    # Two mailboxes (the shaper counts a mailbox by its smarthost and login), each allowed 3 connections.
+    first, second = make_smarthost(username="support@acme.test"), make_smarthost(username="help@globex.test")
+    relay.connect("support@acme.test", first, provider="microsoft365")
+    relay.connect("help@globex.test", second, provider="microsoft365")
     for server in (first, second):
         server.faults.stall("EHLO", 2.5, times=1)  # under the 3 s command timeout
     relay.enqueue(*[relay.notification("support@acme.test") for _ in range(3)],
                   *[relay.notification("help@globex.test") for _ in range(3)])
     assert relay.poll() == 6  # one batch
     assert len(first.received) == 3 and len(second.received) == 3
-    assert (first.stats.auth_attempts, second.stats.auth_attempts) == (1, 1)  # one connection, three messages
+    # Per smarthost: the first connection delivered one, then two more opened for the two left (each one AUTH).
+    assert (first.stats.connections, second.stats.connections) == (3, 3)
+    assert (first.stats.auth_attempts, second.stats.auth_attempts) == (3, 3)
     # Served one after the other, the second server's first mail would come 2.5 s (its stall) after the first's.
     assert abs(first.received[0].received_at - second.received[0].received_at) < 1.5
 

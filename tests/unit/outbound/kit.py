@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field, replace
 
@@ -41,6 +42,9 @@ class FakeSmarthost:
         self.replies: list[tuple[int, str]] = []
         self.refuse: dict[str, str] = {}  # recipient -> RCPT reply, e.g. "452 4.2.2 Mailbox full"
         self.connections = 0
+        self.open_now = 0
+        self.max_connections: int | None = None  # more at once are refused, as Microsoft 365 refuses a fourth
+        self.slow_until_open: int | None = None  # after the first mail, answers wait (<= 5 s) for that many sessions
 
     def submission(self, credentials: SmtpCredentials, *, version_id: str | None = None, timeouts: object = None,
                    local_hostname: str = "") -> FakeSession:
@@ -56,17 +60,25 @@ class FakeSession:
 
     async def open(self) -> None:
         self.host.connections += 1
+        if self.host.max_connections is not None and self.host.open_now >= self.host.max_connections:
+            raise TransientDeliveryError("432 4.3.2 Concurrent connections limit exceeded", smtp_code=432)
         ok = self.credentials.password.get_secret_value() == self.host.password
         self.host.logins.append((self.credentials.username, ok))
         if not ok:
             raise AuthenticationFailedError("refused", smtp_code=535, enhanced_status="5.7.8",
                                             server_reply="535 5.7.8 Username and Password not accepted")
         self.connected = True
+        self.host.open_now += 1
 
     async def send(self, envelope_from: str, recipients: list[str], data: bytes, *,
                    deadline: float | None = None) -> Accepted:
         if not self.connected:
             raise TransientDeliveryError("not connected")
+        if self.host.slow_until_open and self.host.transactions:  # a server far away: the others get to open
+            for _ in range(500):
+                if self.host.open_now >= self.host.slow_until_open:
+                    break
+                await asyncio.sleep(0.01)
         code, text = self.host.replies.pop(0) if self.host.replies else (250, "2.0.0 Ok: queued as FAKE1")
         if code is None:  # the connection drops after the final dot
             self.host.transactions.append((envelope_from, recipients, data))
@@ -82,6 +94,8 @@ class FakeSession:
         return Accepted(code=code, reply=f"{code} {text}", refused=refused)
 
     async def close(self) -> None:
+        if self.connected:
+            self.host.open_now -= 1
         self.connected = False
 
 

@@ -93,9 +93,9 @@ def test_a_connection_lost_after_the_final_dot_is_retried_with_the_same_message_
                                                                        DeliveryStatus.DELIVERED]
 
 
-def test_one_connection_serves_every_notification_of_one_address_in_a_batch(world):
+def test_with_one_connection_allowed_it_serves_every_notification_of_one_address_in_a_batch(world):
     notifications = [world.notification() for _ in range(3)]
-    results = world.relay().relay_batch([sqs_record(n) for n in notifications])
+    results = world.relay(connections_per_smarthost=1).relay_batch([sqs_record(n) for n in notifications])
     assert [r.result.outcome for r in results] == [Outcome.DELIVERED] * 3
     assert world.smarthost.connections == 1 and len(world.smarthost.transactions) == 3
 

@@ -148,12 +148,18 @@ def test_waiting_never_counts_toward_the_dlq_and_real_attempts_are_carried_to_it
 
 def test_a_throttle_reply_pauses_the_mailbox_fails_nothing_holds_nothing_and_the_rest_waits(world, relay, states):
     world.smarthost.replies = [(250, "2.0.0 Ok"), (432, "4.3.2 Concurrent connections limit exceeded.")]
-    notifications = batch(world, 5)
+    notifications = batch(world, 10)
     results = relay.relay_batch([sqs_record(n) for n in notifications])
-    assert [r.result.outcome for r in results] == [Outcome.DELIVERED, Outcome.THROTTLED] + [Outcome.WAITING] * 3
-    assert len(world.smarthost.transactions) == 1
+    # The first delivered; the group's other connections, opened then, may have had a message in flight when the
+    # 432 came (it cannot be called back): every other one waits.
+    outcomes = [r.result.outcome for r in results]
+    assert outcomes[0] is Outcome.DELIVERED and outcomes.count(Outcome.THROTTLED) == 1
+    assert set(outcomes[1:]) <= {Outcome.DELIVERED, Outcome.THROTTLED, Outcome.WAITING}
+    assert outcomes.count(Outcome.WAITING) >= 1
+    assert len(world.smarthost.transactions) == outcomes.count(Outcome.DELIVERED)
     assert all(not r.failed for r in results)
-    throttled = world.record(notifications[1]).attempts[-1]
+    [stopped] = [n for n, outcome in zip(notifications, outcomes, strict=True) if outcome is Outcome.THROTTLED]
+    throttled = world.record(stopped).attempts[-1]
     assert throttled.status is DeliveryStatus.WAITING and throttled.smtp_code == 432
     assert "allows three connections per mailbox" in throttled.reply
     address = world.address()
@@ -163,8 +169,8 @@ def test_a_throttle_reply_pauses_the_mailbox_fails_nothing_holds_nothing_and_the
     world.smarthost.replies = []  # after the pause the throttled one is sent: its outcome was never stored final
     later = world.relay(shaper=relay.turns.shaper)
     relay.turns.clock.at += 31
-    carry = world.stores.queue.carried[notifications[1].notification_id]
-    [again] = later.relay_batch([carried(notifications[1], carry)])
+    carry = world.stores.queue.carried[stopped.notification_id]
+    [again] = later.relay_batch([carried(stopped, carry)])
     assert again.result.outcome is Outcome.DELIVERED and not again.result.duplicate
 
 

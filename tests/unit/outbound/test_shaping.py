@@ -186,3 +186,21 @@ def test_a_send_at_the_end_of_a_bucket_still_counts_a_full_day_later():
     # the provider still counts that send until 600 + 5 + 86400 s
     for at in (shaping.DAY, shaping.DAY + shaping.DAY_BUCKET, shaping.DAY + shaping.DAY_BUCKET + 4.0):
         assert take(state, limits, 1, at, recipients=1, due=True, lease=f"at{at}").admitted == []
+
+
+def test_a_batchs_further_connections_lease_what_the_mailbox_has_left_and_none_while_it_is_paused():
+    state = ShaperState()
+    assert take(state, MICROSOFT, 5, 0.0, lease="first").lease == "first"
+    more = shaping.lease_connections(state, MICROSOFT, 1.0, lease_ids=["b", "c", "d"], lease_seconds=60.0)
+    assert more == ["b", "c"]  # Microsoft 365's three, the batch's first included
+    assert take(state, MICROSOFT, 1, 1.5, lease="another").lease is None  # another invocation finds none free
+
+    shaping.release(state, "first", [2.0] * 5, sent_recipients=5, now=2.0, connections=("b", "c"))
+    assert state.leases == {}  # the further ones go back with the first, in the same change
+    assert take(state, MICROSOFT, 1, 2.5, lease="another").lease == "another"
+    shaping.release(state, "another", [3.0], sent_recipients=1, now=3.0)
+
+    shaping.slow_down(state, 30.0, 3.0)  # a throttle reply: paused, then half the connections
+    assert shaping.lease_connections(state, MICROSOFT, 4.0, lease_ids=["e"], lease_seconds=60.0) == []
+    assert take(state, MICROSOFT, 1, 40.0, lease="after").lease == "after"
+    assert shaping.lease_connections(state, MICROSOFT, 40.0, lease_ids=["f", "g"], lease_seconds=60.0) == []

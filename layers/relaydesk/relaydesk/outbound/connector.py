@@ -1,11 +1,21 @@
-"""One smarthost and credential within one batch: one connection, taken from the warm pool or opened lazily (TLS,
-then AUTH with the secret's current version, rotation-aware), reused message after message and given back to the
-pool. When the smarthost cannot be used (credentials refused, no TLS) the address is held and its notifications
-parked; a delivery that works ends the hold. Every change of the address goes through `addresses/state.py`."""
+"""One smarthost and credential within one batch: up to `connections` connections, each taken from the warm pool or
+opened lazily (TLS, then AUTH with the secret's current version, rotation-aware), reused message after message and
+given back to the pool. When the smarthost cannot be used (credentials refused, no TLS) the address is held and its
+notifications parked; a delivery that works ends the hold. Every change of the address goes through
+`addresses/state.py`.
+
+The group's first connection (its lead) opens alone: credentials the server refuses cost one failed login, and a
+hold or a release is decided once. Only when it has delivered a message do the other connections (`_Lane`) open with
+the version it logged in with (and the address as it left it), each in a thread of its own, and take messages from
+the same backlog, so a message is taken by exactly one connection; they stop when the lead held the address (and a
+hold one of them met stops the lead too), and leave the rest to it when they cannot open or their connection fails."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from relaydesk.accounts import Account
@@ -44,6 +54,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AddressKey = tuple[str, str]  # (account id, email): each account has its own record of an address
+# Connections per smarthost and credential a batch may use at most: Microsoft 365 allows 3 per mailbox sending at the
+# same time (more are refused with 432 4.3.2), Gmail and Postfix more. The address's provider profile and the
+# mailbox's shaper (its connection leases, shared by every invocation) bound it further.
+CONNECTIONS_PER_SMARTHOST = 3
 
 
 def address_key(notification: Notification) -> AddressKey:
@@ -52,11 +66,19 @@ def address_key(notification: Notification) -> AddressKey:
 
 
 class ConnectorGroup:
-    """One smarthost and credential within one batch: at most one open connection, reused message after message."""
+    """One smarthost and credential within one batch: its first connection (the lead), reused message after
+    message, which widens the group to `connections` once it delivered (see the module docstring).
+    `more_connections(n)`: how many of `n` more connections the mailbox's shaper leases to the group (None: no
+    shaper, all of them)."""
 
     def __init__(self, relay: Relay, secret_id: str,
-                 addresses: dict[AddressKey, SupportAddress | None] | None = None) -> None:
+                 addresses: dict[AddressKey, SupportAddress | None] | None = None, *,
+                 connections: int = CONNECTIONS_PER_SMARTHOST,
+                 more_connections: Callable[[int], int] | None = None) -> None:
         self.relay = relay
+        self.connections = max(1, connections)
+        self.more_connections = more_connections
+        self.on_working: Callable[[], None] | None = None  # called after this connection delivered a message
         # Read once per group (the relay's plan already read them), not once per message; dropped whenever this
         # group writes an address (hold, release, error, working version), so it never acts on a stale copy.
         self.addresses: dict[AddressKey, SupportAddress | None] = dict(addresses or {})
@@ -73,19 +95,48 @@ class ConnectorGroup:
         self.reconnects = 0
 
     def run(self, items: list[BatchItem]) -> None:
+        backlog = _Backlog(items)
+        lanes: list[threading.Thread] = []
+
+        def widen() -> None:
+            """The lead delivered (so its login works, and a hold was lifted): the other connections open with its
+            version and share the backlog."""
+            self.on_working = None
+            assert self.version is not None
+            wanted = min(self.connections - 1, len(backlog))
+            granted = wanted if self.more_connections is None or wanted == 0 else self.more_connections(wanted)
+            for _ in range(min(granted, wanted)):
+                lane = _Lane(self, self.version)
+                lanes.append(threading.Thread(target=lane.run, args=(backlog,), name="relaydesk-smtp-lane",
+                                              daemon=True))
+                lanes[-1].start()
+
+        self.on_working = widen if self.connections > 1 else None
         try:
-            for item in items:
-                assert item.notification is not None
-                if self.relay.out_of_time(item):
-                    continue
-                notification = item.notification
-                self.relay.run_once(item, lambda n=notification: self.deliver(n))
+            while (item := backlog.take()) is not None:
+                self.send_one(item)
+                if self.broken is not None or self.held:
+                    for lane in lanes:  # the other connections finish or stop; what is left shares this failure
+                        lane.join()
         finally:
-            session, self.session = self.session, None
-            if session is not None and self.version is not None and self.reusable:
-                self.relay.pool.give(self._key(self.version), session)
-            elif session is not None:
-                pool.run(session.close())
+            for lane in lanes:
+                lane.join()
+            self.give_back()
+
+    def send_one(self, item: BatchItem) -> None:
+        assert item.notification is not None
+        if self.relay.out_of_time(item):
+            return
+        notification = item.notification
+        self.relay.run_once(item, lambda n=notification: self.deliver(n))
+
+    def give_back(self) -> None:
+        """The connection to the pool for the next invocation, or closed when it must not be reused."""
+        session, self.session = self.session, None
+        if session is not None and self.version is not None and self.reusable:
+            self.relay.pool.give(self._key(self.version), session)
+        elif session is not None:
+            pool.run(session.close())
 
     def deliver(self, notification: Notification) -> Result:
         address = self._address(notification)
@@ -164,6 +215,11 @@ class ConnectorGroup:
             self._remember_working(address)
         except Exception:
             log.exception("recording the working credentials of %s failed; the delivery stands", address.email)
+        if self.on_working is not None:
+            try:
+                self.on_working()
+            except Exception:  # the other connections only add speed: this one carries on with the backlog
+                log.exception("opening more connections to %s failed; the delivery stands", address.email)
         follow_up = self.relay.retry_deferred_recipients(notification, accepted.refused)
         reply = accepted.reply + (f"; temporarily refused recipients retried as {follow_up}" if follow_up else "")
         return Result(Outcome.DELIVERED, route=self.session.route, smtp_code=accepted.code,
@@ -381,3 +437,65 @@ def _refused_version(error: AuthenticationFailedError, version_id: str) -> Authe
                                       version_id=version_id)
     return type(error)(error.message, version_id=version_id, smtp_code=error.smtp_code,
                        enhanced_status=error.enhanced_status, server_reply=error.server_reply, action=error.action)
+
+
+class _Backlog:
+    """A group's notifications, each taken by exactly one of its connections."""
+
+    def __init__(self, items: list[BatchItem]) -> None:
+        self._items = deque(items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def take(self) -> BatchItem | None:
+        try:
+            return self._items.popleft()  # atomic: connections in other threads take from the same deque
+        except IndexError:
+            return None
+
+
+class _Lane(ConnectorGroup):
+    """One more connection of a group, opened after its lead delivered, with the version the lead logged in with
+    (a warm one from the pool first). It never decides for the address what the lead decides: when it cannot open
+    it leaves the backlog to the others, and it stops taking messages once the lead held the address or its own
+    connection failed."""
+
+    def __init__(self, lead: ConnectorGroup, version: VersionedCredentials) -> None:
+        super().__init__(lead.relay, lead.secret_id, lead.addresses, connections=1)
+        self.lead = lead
+        self.version = version
+        self.accounts = dict(lead.accounts)
+
+    def run(self, backlog: _Backlog) -> None:  # type: ignore[override]
+        try:
+            if not self._open_lane():
+                return
+            while not self.lead.held and self.broken is None and not self.held \
+                    and self.session is not None and (item := backlog.take()) is not None:
+                self.send_one(item)
+            if self.held:  # the server refused this login mid-batch: the lead parks the rest with the hold
+                self.lead.broken, self.lead.held = self.broken, True
+        except Exception:  # a surprise here must not lose the lead's batch; what this lane took is deferred
+            log.exception("a connection of the smarthost group %s failed unexpectedly", self.secret_id)
+        finally:
+            self.give_back()
+
+    def _open_lane(self) -> bool:
+        assert self.version is not None
+        warm = self.relay.pool.take(self._key(self.version))
+        if warm is not None:
+            self.session, self.from_pool = warm, True  # type: ignore[assignment]
+            return True
+        session = self.relay.submission(self.version.credentials, version_id=self.version.version_id,
+                                        timeouts=self.relay.timeouts, local_hostname=self.stores.settings.mail_domain)
+        try:
+            pool.run(session.open())
+        except SmtpDeliveryError as error:
+            # Refused, busy (Microsoft 365 refuses a fourth concurrent connection) or down: the lead's connection
+            # carries on with the backlog; nothing about the address changes for a connection that only adds speed.
+            log.info("another connection to %s could not open (%s); the group's others carry its mail",
+                     session.route, type(error).__name__)
+            return False
+        self.session = session
+        return True

@@ -10,6 +10,7 @@ recipients, or the typed error it raises.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -30,7 +31,7 @@ from relaydesk.outbound.envelope import (
 )
 from relaydesk.outbound.pipelining import GroupReplies, PipeliningSMTP
 from relaydesk.outbound.policy import enhanced_status, error_for_reply
-from relaydesk.outbound.smtp import LOST_AFTER_DATA, Accepted, SmtpSubmission
+from relaydesk.outbound.smtp import LOST_AFTER_DATA, OUT_OF_TIME, Accepted, SmtpSubmission
 from relaydesk.tickets.model import RecipientOutcome
 
 Sent = Accepted | SmtpDeliveryError
@@ -81,6 +82,11 @@ class _Carried:
         return cls(data, None, [], data.count(b"\r\n"))
 
 
+def _too_late(message: Outgoing, worst: float) -> bool:
+    """Would an answer that takes `worst` seconds more come after the message's deadline?"""
+    return message.deadline is not None and time.monotonic() + worst > message.deadline
+
+
 class PipelinedSubmission(SmtpSubmission):
     """`SmtpSubmission` (open, TLS, AUTH, close, pooling) whose mail transactions are pipelined when the server
     advertises PIPELINING. `send` keeps `SmtpSubmission.send`'s contract; `stream` sends many messages."""
@@ -96,10 +102,13 @@ class PipelinedSubmission(SmtpSubmission):
         smtp = self._smtp
         return isinstance(smtp, PipeliningSMTP) and smtp.is_connected and smtp.pipelining
 
-    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> Accepted:
+    async def send(self, envelope_from: str, recipients: list[str], data: bytes, *,
+                   deadline: float | None = None) -> Accepted:
         """One mail transaction with exactly `data`. Raises a typed error; partial recipient refusals come back in
-        `Accepted.refused`."""
-        [sent] = await self.send_all([Outgoing(envelope_from, tuple(recipients), data)])
+        `Accepted.refused`. `deadline` (`time.monotonic()`): the answer to the end of data must come by then, so
+        the envelope is not written when its round trip and the data timeout would pass it (DATA rides in the same
+        write: once the server answers 354, the only way back is to drop the connection)."""
+        [sent] = await self.send_all([Outgoing(envelope_from, tuple(recipients), data, deadline=deadline)])
         if isinstance(sent, SmtpDeliveryError):
             raise sent
         return sent
@@ -121,6 +130,12 @@ class PipelinedSubmission(SmtpSubmission):
         while message is not None:
             verdict = await self._transaction(message, carried, report)
             if verdict is None or verdict.closing:
+                return
+            if verdict.send_body and _too_late(message, self._timeouts.data):
+                # The envelope's replies came so late that the end of data's answer could pass the deadline: the
+                # body is not sent, and the transaction the server opened ends with the connection.
+                await self.close()
+                report(message, TransientDeliveryError(OUT_OF_TIME))
                 return
             carried = _Carried.after(message, verdict)
             if not self.connected:  # closed by the server after its reply: the body never left
@@ -144,6 +159,13 @@ class PipelinedSubmission(SmtpSubmission):
             if carried.data and not await self._flush(carried, report):
                 return None
             report(message, error)
+            return Verdict(False)
+        if _too_late(message, self._timeouts.command + self._timeouts.data):
+            # Checked before the envelope is written: DATA goes out with it, and after the server's 354 the body
+            # follows. Nothing of this message leaves; the carried one is settled first.
+            if carried.data and not await self._flush(carried, report):
+                return None
+            report(message, TransientDeliveryError(OUT_OF_TIME))
             return Verdict(False)
         if self.pipelining:
             group = await self._exchange(carried.data + b"".join(lines),

@@ -19,7 +19,7 @@ from relaydesk.store.ports import PoolKey, Session
 # hosted services (Exchange Online, Gmail) may drop an idle session sooner. A minute stays under all of them, and
 # a connection closed sooner anyway is noticed before use or retried (before anything was accepted) on a new one.
 MAX_IDLE_SECONDS = 60.0
-MAX_POOLED = 8  # one per smarthost group a batch serves at once (relay.MAX_PARALLEL_SMARTHOSTS)
+MAX_POOLED = 24  # every connection of the smarthost groups a batch serves at once (8 groups, 3 connections each)
 
 T = TypeVar("T")
 

@@ -1,9 +1,12 @@
 """Relay one SQS batch of notifications: route each, send it once, record the outcome on its ticket.
 
-Connector notifications are grouped by smarthost and credential: each group gets one SMTP connection, reused for
-its messages, in a thread of its own (so different smarthosts are served concurrently). Everything else goes
-through the default outbound (SES). Returns one `RecordResult` per SQS record; the handler turns deferrals into
-`batchItemFailures` with a growing visibility delay.
+Connector notifications are grouped by smarthost and credential: each group gets up to `connections_per_smarthost`
+SMTP connections (`outbound/connector.py`), no more than its provider profile allows nor than the mailbox's shaper
+leases (`outbound/turns.py`), reused for its messages, in threads of its own (so different smarthosts are served
+concurrently). Its mail transactions are pipelined (`outbound/pipelined.py`, RFC 2920) when the server
+advertises PIPELINING: MAIL FROM, every RCPT TO and DATA in one write, then the body; one command at a time when it
+does not. Everything else goes through the default outbound (SES). Returns one `RecordResult` per SQS record; the
+handler turns deferrals into `batchItemFailures` with a growing visibility delay.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import ValidationError
 
 from relaydesk.accounts import subdomain_of_system_address
+from relaydesk.addresses.limits import limits_of
 from relaydesk.addresses.model import AddressKind, ConnectorState, SupportAddress
 from relaydesk.addresses.state import outbound_proven
 from relaydesk.attachments.links import account_prefix, owned_by
@@ -32,9 +36,10 @@ from relaydesk.errors import (
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification, NotificationKind
-from relaydesk.outbound.connector import AddressKey, ConnectorGroup, address_key
+from relaydesk.outbound.connector import CONNECTIONS_PER_SMARTHOST, AddressKey, ConnectorGroup, address_key
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.durable import keep_trying
+from relaydesk.outbound.pipelined import PipelinedSubmission
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.pool import ConnectionPool
 from relaydesk.outbound.result import WAITS, BatchItem, RecordResult, Result
@@ -76,9 +81,11 @@ class Relay:
     def __init__(self, stores: Stores, *, credentials: CredentialCache, once: OnceGuard,
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
                  on_result: Callable[[RecordResult], None] | None = None,
-                 submission: Callable[..., SmtpSubmission] = SmtpSubmission,
-                 pool: SessionPool | None = None, shaper: Shaper | None = None) -> None:
+                 submission: Callable[..., SmtpSubmission] = PipelinedSubmission,
+                 pool: SessionPool | None = None, shaper: Shaper | None = None,
+                 connections_per_smarthost: int = CONNECTIONS_PER_SMARTHOST) -> None:
         self.stores = serialized(stores)  # smarthost threads share them
+        self.connections_per_smarthost = connections_per_smarthost
         self.credentials = credentials
         self.once = once
         self.timeouts = timeouts or Timeouts(connect=stores.settings.smtp_connect_timeout,
@@ -450,16 +457,22 @@ class Relay:
     def _connector_group(self, secret_id: str, items: list[BatchItem],
                          addresses: dict[AddressKey, SupportAddress | None]) -> None:
         mine = {address_key(item.notification) for item in items if item.notification is not None}
-        group = ConnectorGroup(self, secret_id, {key: addresses[key] for key in mine if key in addresses})
+        known = {key: addresses[key] for key in mine if key in addresses}
         only = next(iter(mine)) if len(mine) == 1 else None
         address = addresses.get(only) if only is not None else None
         if self.turns is None or address is None or address.connector is None or \
                 address.connector.state not in (ConnectorState.ACTIVE, ConnectorState.PENDING):
-            group.run(items)  # unshaped; a held address parks its notifications without sending
+            # unshaped; a held address parks its notifications without sending
+            ConnectorGroup(self, secret_id, known, connections=self._unshaped_connections(known)).run(items)
             return
+        # Each connection beyond the first holds a connection lease of the mailbox's shaper too, so the invocations
+        # sending for one mailbox never open more than its profile allows between them.
+        connections = min(self.connections_per_smarthost, limits_of(address).connections)
         pending = items
         for last in [False] * (SHAPED_ROUNDS - 1) + [True]:  # a turn coming within a moment is waited for here
             turn, admitted = self.turns.begin(secret_id, pending, address, self._remaining_ms)
+            group = ConnectorGroup(self, secret_id, {only: address}, connections=connections,  # type: ignore[dict-item]
+                                   more_connections=turn.more_connections if turn is not None else None)
             try:
                 group.run(admitted)
             finally:
@@ -468,7 +481,16 @@ class Relay:
             pending = [] if last else self.turns.soon(pending, self._remaining_ms)
             if not pending:
                 break
-            group = ConnectorGroup(self, secret_id, {only: address})  # type: ignore[dict-item]
+
+    def _unshaped_connections(self, addresses: dict[AddressKey, SupportAddress | None]) -> int:
+        """Connections for a group the shaper does not admit: one when there is a shaper (a held address's single
+        try, or addresses sharing one login, hold no lease, so they add no more); without a shaper, as many as the
+        relay's limit and every address's provider profile allow."""
+        if self.turns is not None:
+            return 1
+        profiles = [limits_of(address).connections for address in addresses.values()
+                    if address is not None and address.connector is not None]
+        return min([self.connections_per_smarthost, *profiles])
 
     def _settle(self, items: list[BatchItem]) -> None:
         """Waiting notifications go back to the queue for their turn as new SQS messages (a wait is not a

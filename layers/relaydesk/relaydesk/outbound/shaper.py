@@ -81,9 +81,17 @@ class Shaper:
         return self._change(key, lambda state, now: shaping.admit(state, limits, asks, now, lease_id=lease_id,
                                                                    lease_seconds=lease_seconds))
 
-    def give_back(self, key: str, lease: str, completions: list[float], *, sent_recipients: int) -> None:
+    def lease_connections(self, key: str, limits: Limits, *, lease_ids: list[str], lease_seconds: float,
+                          ) -> list[str]:
+        """Leases for a batch's further connections to the mailbox: the ones of `lease_ids` granted."""
+        return self._change(key, lambda state, now: shaping.lease_connections(
+            state, limits, now, lease_ids=lease_ids, lease_seconds=lease_seconds))
+
+    def give_back(self, key: str, lease: str, completions: list[float], *, sent_recipients: int,
+                  connections: tuple[str, ...] = ()) -> None:
         self._change(key, lambda state, now: shaping.release(state, lease, completions,
-                                                             sent_recipients=sent_recipients, now=now))
+                                                             sent_recipients=sent_recipients, now=now,
+                                                             connections=connections))
 
     def slow_down(self, key: str, pause: float) -> float:
         """A throttle reply: the mailbox pauses and slows; returns when it may send again."""

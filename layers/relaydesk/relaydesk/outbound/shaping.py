@@ -6,8 +6,9 @@
   bucket whose tokens come back a minute after the message they paid for was taken.
 - **Recipients (and messages) a day**: counted when a send is admitted, in ten-minute buckets; the sum of the last
   `DAY_BUCKETS` covers more than any day the server can look back on (a send completes well within a bucket).
-- **Connections**: one lease per relay batch that sends for the mailbox, with an expiry, so a killed invocation
-  gives its connection back by itself; its open sends then count as completed at the expiry.
+- **Connections**: one lease per connection a relay batch opens to the mailbox, with an expiry, so a killed
+  invocation gives its connections back by itself; the open sends of its first lease (which carries the batch's
+  sends) then count as completed at the expiry. A batch's further connections lease only a connection.
 - **The line**: a notification that cannot go now is given a turn: a minute after the `rate`-th latest of the
   turns already given and the sends made without one (each holds its slot for a minute). Turns stay on that grid:
   a send that completes late does not push the turns after it (it only makes its successor wait a moment for its
@@ -163,12 +164,30 @@ def admit(state: ShaperState, limits: Limits, asks: list[Ask], now: float, *, le
     return Turn(lease, admitted, waits, reasons, booked)
 
 
+def lease_connections(state: ShaperState, limits: Limits, now: float, *, lease_ids: list[str],
+                      lease_seconds: float) -> list[str]:
+    """Leases for more connections of a batch that sends under a lease already: as many of `lease_ids` as the
+    mailbox's connections (as slowed by throttle replies) leave free, none while it is paused. They carry no sends:
+    the batch's first lease counts its messages. Changes `state`."""
+    tidy(state, now)
+    if state.paused_until > now:
+        return []
+    _, connections = effective(limits, state, now)
+    granted = lease_ids[:max(0, connections - len(state.leases))]
+    for lease_id in granted:
+        state.leases[lease_id] = Lease(expires_at=now + lease_seconds)
+    return granted
+
+
 def release(state: ShaperState, lease_id: str, completions: list[float], *, sent_recipients: int,
-            now: float, turned: list[float] | None = None) -> None:
+            now: float, turned: list[float] | None = None, connections: tuple[str, ...] = ()) -> None:
     """The batch is done with its lease: each send that reached the server counts from its completion (`turned`:
     the completions of the sends that had a turn, whose slots their turns already hold in the line); what was
-    admitted but never sent is given back to the day's count."""
+    admitted but never sent is given back to the day's count. `connections`: the batch's further connection
+    leases, given back with it."""
     tidy(state, now)
+    for extra in connections:
+        state.leases.pop(extra, None)
     lease = state.leases.pop(lease_id, None)
     for at in completions:
         _add_done(state, at, 1)

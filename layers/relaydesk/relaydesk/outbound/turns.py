@@ -4,13 +4,15 @@ Before the batch's connector group sends: recipients over the per-message limit 
 their own; the shaper admits what may go now under one connection lease and gives the others a turn (they wait:
 queued again for then, recorded on their ticket once as "waiting for the mailbox's sending limit"). While the group
 sends: each send's completion is noted; a throttle reply pauses and slows the mailbox and the rest of the group
-waits. After: the lease and the completions go back to the shaper.
+waits; each further connection the group opens first takes a connection lease of its own (none free: it is not
+opened). After: the leases and the completions go back to the shaper.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -44,17 +46,40 @@ NOT_SENT = (Outcome.HELD, Outcome.WAITING)
 
 
 class MailboxTurn:
-    """What one connector group did with its lease: completions, recipients sent, and a throttle reply if any."""
+    """What one connector group did with its leases: completions, recipients sent, and a throttle reply if any.
+    The group's connections send in threads of their own: each notes its sends here."""
 
-    def __init__(self, shaper: Shaper, key: str, lease: str) -> None:
+    def __init__(self, shaper: Shaper, key: str, lease: str, *, limits: Limits | None = None,
+                 lease_seconds: Callable[[], float] | None = None) -> None:
         self.shaper = shaper
         self.key = key
         self.lease = lease
+        self.limits = limits
+        self.lease_seconds = lease_seconds or (lambda: self.shaper.clock.shaper_seconds(DEFAULT_LEASE))
+        self.connection_leases: list[str] = []  # the group's further connections
         self.completions: list[float] = []
         self.sent_recipients = 0
         self.resume_at: float | None = None  # set by a throttle reply: the rest of the group waits until then
         self.stopped_by = ""
-        self._answered: float | None = None
+        self._lock = threading.Lock()
+        self._answered = threading.local()  # per connection's thread: when the server answered its send
+
+    def more_connections(self, wanted: int) -> int:
+        """Leases for up to `wanted` more connections of the group: how many may open. 0 when the mailbox's
+        connections are all taken (by this group or other invocations), it is paused, or the shaper cannot be
+        reached (the group's first connection carries on alone)."""
+        if self.limits is None or wanted <= 0 or self.resume_at is not None:
+            return 0
+        try:
+            granted = self.shaper.lease_connections(self.key, self.limits,
+                                                    lease_ids=[uuid.uuid4().hex for _ in range(wanted)],
+                                                    lease_seconds=self.lease_seconds())
+        except RelaydeskError as error:
+            log.warning("no further connection leases for %s: %s", self.key, error.message)
+            return 0
+        with self._lock:
+            self.connection_leases += granted
+        return len(granted)
 
     def held_back(self, item: BatchItem) -> bool:
         """After a throttle reply in this group the others do not try: they wait for the mailbox's pause."""
@@ -72,17 +97,18 @@ class MailboxTurn:
             try:
                 return work()
             finally:
-                self._answered = self.shaper.clock.now()
+                self._answered.at = self.shaper.clock.now()
         return send
 
     def after(self, item: BatchItem) -> None:
         result = item.result
-        answered, self._answered = self._answered, None
+        answered, self._answered.at = getattr(self._answered, "at", None), None
         if result is None or result.duplicate or not item.attempted or result.outcome in NOT_SENT:
             return  # nothing went to the server: replayed, not attempted (claimed elsewhere, out of time), parked
-        self.completions.append(answered if answered is not None else self.shaper.clock.now())
-        if item.notification is not None:
-            self.sent_recipients += splitting.recipient_count(item.notification)
+        with self._lock:
+            self.completions.append(answered if answered is not None else self.shaper.clock.now())
+            if item.notification is not None:
+                self.sent_recipients += splitting.recipient_count(item.notification)
         if result.outcome is Outcome.THROTTLED:
             rule = throttle_rule(result.smtp_code, result.reply)
             pause = rule.pause if rule is not None else 60.0
@@ -95,10 +121,12 @@ class MailboxTurn:
             item.wait_until = self.resume_at
 
     def close(self) -> None:
+        """After the group's connections are done: every lease back, in one write."""
         try:
-            self.shaper.give_back(self.key, self.lease, self.completions, sent_recipients=self.sent_recipients)
-        except RelaydeskError:  # the lease expires by itself; its open sends then count until a minute after it
-            log.warning("could not give back the connection lease of %s; it expires by itself", self.key)
+            self.shaper.give_back(self.key, self.lease, self.completions, sent_recipients=self.sent_recipients,
+                                  connections=tuple(self.connection_leases))
+        except RelaydeskError:  # the leases expire by themselves; the open sends then count until a minute after
+            log.warning("could not give back the connection leases of %s; they expire by themselves", self.key)
 
 
 class Turns:
@@ -149,7 +177,8 @@ class Turns:
             asking[index].booking = turn.booked.get(index, asking[index].carry.turn_at)
         if turn.lease is None:
             return None, []
-        mailbox = MailboxTurn(self.shaper, key, turn.lease)
+        mailbox = MailboxTurn(self.shaper, key, turn.lease, limits=limits,
+                              lease_seconds=lambda: self._lease_seconds(remaining_ms))
         admitted = [asking[index] for index in turn.admitted]
         for item in admitted:
             item.turn = mailbox
