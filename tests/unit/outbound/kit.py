@@ -45,6 +45,7 @@ class FakeSmarthost:
         self.open_now = 0
         self.max_connections: int | None = None  # more at once are refused, as Microsoft 365 refuses a fourth
         self.slow_until_open: int | None = None  # after the first mail, answers wait (<= 5 s) for that many sessions
+        self.answer_delay = 0.0  # seconds each end of data waits for its answer, as across a network
 
     def submission(self, credentials: SmtpCredentials, *, version_id: str | None = None, timeouts: object = None,
                    local_hostname: str = "") -> FakeSession:
@@ -79,6 +80,8 @@ class FakeSession:
                 if self.host.open_now >= self.host.slow_until_open:
                     break
                 await asyncio.sleep(0.01)
+        if self.host.answer_delay:
+            await asyncio.sleep(self.host.answer_delay)
         code, text = self.host.replies.pop(0) if self.host.replies else (250, "2.0.0 Ok: queued as FAKE1")
         if code is None:  # the connection drops after the final dot
             self.host.transactions.append((envelope_from, recipients, data))
