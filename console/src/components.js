@@ -11,7 +11,7 @@ export function Badge({ tone = 'neutral', children, title }) {
 }
 
 export function statusTone(status) {
-  return { verified: 'ok', active: 'ok', delivered: 'ok', pending: 'wait', queued: 'wait', unverified: 'wait',
+  return { verified: 'ok', active: 'ok', delivered: 'ok', pending: 'wait', queued: 'wait', waiting: 'wait', unverified: 'wait',
     deferred: 'warn', disabled: 'muted', failed: 'bad', auth_failed: 'bad', tls_failed: 'bad',
     held: 'bad', bounced: 'bad' }[status] || 'neutral';
 }

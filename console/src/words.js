@@ -39,6 +39,7 @@ export const STATUS_WORDS = {
   queued: 'queued',
   delivered: 'delivered',
   deferred: 'deferred (will retry)',
+  waiting: 'waiting for its turn (sending limit)',
   bounced: 'bounced',
   new: 'new',
   open: 'open',

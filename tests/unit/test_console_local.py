@@ -80,3 +80,17 @@ def test_the_published_index_names_only_this_stacks_api_and_cognito():
     assert json.loads(files["config.json"]) == config
     with pytest.raises(ValueError):
         console_site.content_security_policy({**config, "apiUrl": "javascript:alert(1)"})
+
+
+def test_the_console_names_and_filters_every_delivery_status():
+    """A status the relay records (waiting for a sending limit, held, ...) has its words in the console and an entry
+    in the delivery log's status filter, so an admin can find every notification by what happened to it."""
+    import re
+
+    from relaydesk.tickets.model import DeliveryStatus
+
+    words = (ROOT / "console" / "src" / "words.js").read_text()
+    filters = re.search(r"const STATUSES = \[([^\]]*)\]", (ROOT / "console/src/pages/log.js").read_text()).group(1)
+    for status in DeliveryStatus:
+        assert re.search(rf"^\s+{status.value}: '", words, re.M), f"no words for {status.value}"
+        assert f"'{status.value}'" in filters, f"the log cannot filter {status.value}"

@@ -7,7 +7,7 @@ import { html } from '../html.js';
 
 const TABS = [['notifications', 'Notifications'], ['held', 'Held and deferred'], ['dead', 'Dead letters'],
   ['suspended', 'Suspended tickets']];
-const STATUSES = ['', 'queued', 'delivered', 'deferred', 'failed', 'auth_failed', 'held', 'bounced'];
+const STATUSES = ['', 'queued', 'delivered', 'waiting', 'deferred', 'failed', 'auth_failed', 'held', 'bounced'];
 
 function lastReply(row) {
   const attempt = row.attempts[row.attempts.length - 1];
