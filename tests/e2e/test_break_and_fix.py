@@ -13,16 +13,15 @@ per credential version, even though it offers CRAM-MD5, PLAIN and LOGIN.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import smtplib
-import subprocess
-import sys
 import time
 from collections import Counter
 from email.message import EmailMessage
 
 import pytest
+
+from tests.fixtures_local_stack import admin_cli, observed_stores
 
 SUPPORT = "support@acme.test"
 JANE = "jane@example.net"
@@ -44,24 +43,12 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def admin(stack):
     """`relaydesk ...` in its own process, as an admin runs it, with the environment the local stack wrote."""
-
-    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-        done = subprocess.run([sys.executable, "-c", "import sys; from relaydesk.cli import main; sys.exit(main())",
-                               *argv], input=stdin, capture_output=True, text=True, timeout=150,
-                              env={**os.environ, **stack.env})
-        return done.returncode, done.stdout, done.stderr
-
-    return run
+    return admin_cli(stack, timeout=150)
 
 
 @pytest.fixture(scope="module")
 def stores(stack):
-    from relaydesk.config import get_settings
-    from relaydesk.wiring import aws_stores
-
-    get_settings.cache_clear()
-    aws_stores.cache_clear()
-    return aws_stores()
+    return observed_stores()
 
 
 class Site:

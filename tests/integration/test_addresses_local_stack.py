@@ -4,16 +4,15 @@ the admin's CLI, acme.test's smarthost and server-level forward, SES receiving a
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import smtplib
-import subprocess
-import sys
 import time
 from email.message import EmailMessage
 
 import pytest
 from relaydesk.cli.output import EXIT_VERIFY_TIMEOUT
+
+from tests.fixtures_local_stack import admin_cli, observed_stores
 
 # One stack per module, its tests in order on one worker (`make test` runs xdist with --dist loadfile).
 pytestmark = pytest.mark.slow
@@ -34,25 +33,12 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def admin(stack):
     """Runs the `relaydesk` command in its own process, as an admin does, with the env the local stack wrote."""
-
-    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-        done = subprocess.run([sys.executable, "-c", "import sys; from relaydesk.cli import main; sys.exit(main())",
-                               *argv], input=stdin, capture_output=True, text=True, timeout=120,
-                              env={**os.environ, **stack.env})
-        return done.returncode, done.stdout, done.stderr
-
-    return run
+    return admin_cli(stack, timeout=120)
 
 
 @pytest.fixture(scope="module")
 def stores(stack):
-    """What the test observes with (the CLI is what the admin acts with)."""
-    from relaydesk.config import get_settings
-    from relaydesk.wiring import aws_stores
-
-    get_settings.cache_clear()
-    aws_stores.cache_clear()
-    return aws_stores()
+    return observed_stores()
 
 
 @pytest.fixture(scope="module")
