@@ -18,6 +18,7 @@ import urllib.request
 from collections import OrderedDict
 from typing import Any
 
+from local import serving
 from local.ca import LocalCA
 from local.cognito_srp import Challenge
 
@@ -50,23 +51,14 @@ class CognitoFront:
         return f"https://{self.host}:{self.port}/"
 
     def start(self) -> CognitoFront:
-        server = _Server((self.host, 0), _handler_for(self))
-        server.socket = self._cert.server_context().wrap_socket(server.socket, server_side=True,
-                                                                do_handshake_on_connect=False)
+        server = serving.with_tls(_Server((self.host, 0), _handler_for(self)), self._cert)
         self._server, self.port = server, server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="cognito-front", daemon=True)
-        self._thread.start()
+        self._thread = serving.serve(server, "cognito-front")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        serving.stop(self._server, self._thread)
+        self._server = self._thread = None
 
     # -- one call --------------------------------------------------------------------------------------------------
     def call(self, target: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:

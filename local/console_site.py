@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from local import serving
 from local.aws_resources import load_template
 from local.ca import LocalCA
 
@@ -55,13 +56,9 @@ class LocalConsoleSite:
         return f"https://{self.host}:{self.port}"
 
     def start(self) -> LocalConsoleSite:
-        server = _Server((self.host, 0), _handler_for(self))
-        server.socket = self._cert.server_context().wrap_socket(server.socket, server_side=True,
-                                                                do_handshake_on_connect=False)
+        server = serving.with_tls(_Server((self.host, 0), _handler_for(self)), self._cert)
         self._server, self.port = server, server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="console-site", daemon=True)
-        self._thread.start()
+        self._thread = serving.serve(server, "console-site")
         return self
 
     def publish(self, config: dict[str, str], site: Path = SITE) -> list[str]:
@@ -72,13 +69,8 @@ class LocalConsoleSite:
         return self.published
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        serving.stop(self._server, self._thread)
+        self._server = self._thread = None
 
     def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
         key = path.split("?", 1)[0].lstrip("/") or "index.html"

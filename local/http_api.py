@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from local import serving
 from local.authorizers import Forbidden, Unauthorized
 from local.ca import LocalCA
 
@@ -70,24 +71,14 @@ class LocalHttpApi:
         return f"https://{self.host}:{self.port}/"
 
     def start(self) -> LocalHttpApi:
-        server = _QuietServer((self.host, 0), _handler_for(self))
-        server.socket = self._cert.server_context().wrap_socket(server.socket, server_side=True,
-                                                                do_handshake_on_connect=False)
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"local-http-api-{self.name}", daemon=True)
-        self._thread.start()
+        server = serving.with_tls(_QuietServer((self.host, 0), _handler_for(self)), self._cert)
+        self._server, self.port = server, server.server_address[1]
+        self._thread = serving.serve(server, f"local-http-api-{self.name}")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        serving.stop(self._server, self._thread)
+        self._server = self._thread = None
 
     # -- one request ------------------------------------------------------------------------------------------------
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes,

@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from local import lambdas
+from local import lambdas, serving
 
 log = logging.getLogger(__name__)
 PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
@@ -44,19 +44,12 @@ class LocalLambda:
     def start(self) -> LocalLambda:
         server = _Server((self.host, 0), _handler_for(self))
         self._server, self.port = server, server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="local-lambda-api", daemon=True)
-        self._thread.start()
+        self._thread = serving.serve(server, "local-lambda-api")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        serving.stop(self._server, self._thread)
+        self._server = self._thread = None
         with self._lock:
             running = list(self._running)
         for future in running:  # a job polling its test mails ends when the stack under it stops answering

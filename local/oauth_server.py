@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from local import serving
 from local.ca import LocalCA
 from local.google_oauth import LIFETIME as GOOGLE_LIFETIME
 from local.google_oauth import GoogleWorkspace, Granted
@@ -107,26 +108,14 @@ class TokenServer:
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> TokenServer:
-        server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
-        # The TLS handshake happens in the request's thread (on first read), so a stalled client cannot block
-        # the accept loop.
-        server.socket = self._cert.server_context().wrap_socket(server.socket, server_side=True,
-                                                                do_handshake_on_connect=False)
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="local-oauth-token-server", daemon=True)
-        self._thread.start()
+        server = serving.with_tls(_QuietServer(("127.0.0.1", 0), _handler_for(self)), self._cert)
+        self._server, self.port = server, server.server_address[1]
+        self._thread = serving.serve(server, "local-oauth-token-server")
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        server, thread, self._server, self._thread = self._server, self._thread, None, None
+        serving.stop(server, thread)
 
     def __enter__(self) -> TokenServer:
         return self.start() if self._server is None else self
