@@ -450,16 +450,19 @@ def measure(messages: int = 100, runs: int = 5, warmup: bool = True,
 # relay's modules move while it is being written, the breakdown follows them and skips what it cannot find.
 PHASES = {
     "TLS context built (per connection)": ["relaydesk.outbound.smtp:client_tls_context"],
-    "connect + STARTTLS + AUTH (per batch)": ["relaydesk.outbound.connector:ConnectorGroup._ensure_open",
+    "connect + STARTTLS + AUTH (per batch)": ["relaydesk.outbound.session:SmarthostSession.ensure_open",
+                                              "relaydesk.outbound.connector:ConnectorGroup._ensure_open",
                                               "relaydesk.outbound.relay:_ConnectorGroup._ensure_open"],
-    "compose: build the message": ["relaydesk.outbound.connector:ConnectorGroup._compose",
+    "compose: build the message": ["relaydesk.outbound.delivery:Composer.compose",
+                                   "relaydesk.outbound.connector:ConnectorGroup._compose",
                 "relaydesk.outbound.relay:_ConnectorGroup._compose"],
     "compose: message to bytes": ["relaydesk.outbound.compose:Composed.to_bytes"],
-    "DKIM sign": ["relaydesk.outbound.connector:ConnectorGroup._sign",
+    "DKIM sign": ["relaydesk.outbound.delivery:Composer.sign",
+                  "relaydesk.outbound.connector:ConnectorGroup._sign",
                   "relaydesk.outbound.relay:_ConnectorGroup._sign"],
     "SMTP transaction (MAIL, RCPT, DATA)": ["relaydesk.outbound.pipelined:PipelinedSubmission.send",
                                             "relaydesk.outbound.smtp:SmtpSubmission.send"],
-    "outcome on the ticket": ["relaydesk.outbound.relay:Relay._record"],
+    "outcome on the ticket": ["relaydesk.outbound.outcomes:Outcomes.record", "relaydesk.outbound.relay:Relay._record"],
 }
 INSIDE_CONNECT = "TLS context built (per connection)"  # timed within "connect + STARTTLS + AUTH"
 

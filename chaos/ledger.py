@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from relaydesk.outbound.relay import DECIDED
+from relaydesk.outbound.outcomes import DECIDED
 from relaydesk.store.once_dynamodb import DynamoOnce
 from relaydesk.store.sqs_dlq import SqsDeadLetters
 from relaydesk.tickets.model import DeliveryStatus

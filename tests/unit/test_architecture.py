@@ -138,6 +138,22 @@ def test_there_is_no_import_cycle_not_even_a_lazy_one():
     assert import_cycles(graph) == []
 
 
+def test_the_relays_parts_never_reach_back_into_the_batch_relay_not_even_for_type_checking():
+    """The batch relay hands its smarthost groups, sessions and books their dependencies: none of them imports
+    `outbound/relay.py`, so none can read its members (an import under TYPE_CHECKING counts here too)."""
+    parts = ("connector", "session", "delivery", "outcomes", "deadline", "prefetch")
+    offenders = []
+    for name in parts:
+        path = PACKAGE / "outbound" / f"{name}.py"
+        if not path.exists():
+            continue
+        tree = ast.parse(path.read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        if "relaydesk.outbound.relay" in imported:
+            offenders.append(name)
+    assert offenders == []
+
+
 def test_the_cycle_finder_finds_a_lazy_cycle_and_a_long_one():
     assert import_cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
     assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c"]]

@@ -241,7 +241,8 @@ def test_the_alert_code_has_no_route_to_a_smarthost():
 
     import relaydesk.alerts
 
-    smtp_side = {"relaydesk.outbound.connector", "relaydesk.outbound.smtp", "relaydesk.outbound.pool",
+    smtp_side = {"relaydesk.outbound.connector", "relaydesk.outbound.session", "relaydesk.outbound.delivery",
+                 "relaydesk.outbound.smtp", "relaydesk.outbound.pool",
                  "relaydesk.outbound.auth", "relaydesk.outbound.relay", "aiosmtplib", "smtplib"}
     imported = set()
     for path in Path(relaydesk.alerts.__file__).parent.glob("*.py"):

@@ -178,7 +178,7 @@ def test_an_unexpected_error_defers_its_own_record_and_spares_the_rest(world, mo
             raise RuntimeError("surprise")
         return real_compose(*args, **kwargs)
 
-    from relaydesk.outbound import connector as relay_module
+    from relaydesk.outbound import delivery as relay_module
 
     real_compose = relay_module.compose
     monkeypatch.setattr(relay_module, "compose", flaky_compose)
@@ -264,7 +264,7 @@ def test_signing_on_without_keys_defers_the_notification_and_tells_the_admin_wha
 
 def test_a_message_that_cannot_be_signed_fails_for_good_instead_of_looping(world, monkeypatch):
     from relaydesk.errors import DkimSigningError
-    from relaydesk.outbound import connector as relay_module
+    from relaydesk.outbound import delivery as relay_module
 
     class Refusing:
         def sign(self, message: bytes) -> bytes:

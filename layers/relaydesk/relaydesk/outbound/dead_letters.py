@@ -57,7 +57,7 @@ def parse(body: str) -> Notification | None:
 def delivery_state(stores: Stores, notification: Notification, once: OnceGuard | None = None) -> str:
     """The ticket's delivery record first (what the agent sees), then the relay's stored outcome when `once` is
     given."""
-    from relaydesk.outbound.relay import DECIDED
+    from relaydesk.outbound.outcomes import DECIDED
 
     if notification.ticket_id:
         record = stores.tickets.get_notification(notification.ticket_id, notification.notification_id)

@@ -117,3 +117,10 @@ def carry_of(message_attributes: dict[str, Any]) -> QueueCarry:
     attempts = number(CARRY_ATTRIBUTES["attempts"])
     return QueueCarry(attempts=min(int(attempts or 0), 1000), waiting_since=number(CARRY_ATTRIBUTES["waiting_since"]),
                       turn_at=number(CARRY_ATTRIBUTES["turn_at"]))
+
+
+def not_attempted(item: BatchItem, why: str) -> None:
+    """Deferred without trying (out of time, held elsewhere, a store failing before anything was sent): it waits
+    without using up an attempt's meaning."""
+    item.result = Result(Outcome.DEFERRED, reply=f"not attempted: {why}; retried later")
+    item.attempted = False
