@@ -159,3 +159,31 @@ def test_a_batch_for_one_mailbox_goes_over_three_pipelined_connections_each_noti
     assert sorted(ids) == sorted(n.notification_id for n in notifications)  # each once, none twice
     assert {relay.record(n).status for n in notifications} == {DeliveryStatus.DELIVERED}
     assert relay.failures() == [] and relay.queued() == 0
+
+
+def test_across_messages_each_next_envelope_rides_with_the_previous_final_dot_one_round_trip_a_message(
+        relay, make_smarthost):
+    from relaydesk.addresses.limits import set_limits
+    from relaydesk.addresses.providers import LimitOverrides
+
+    from tests.integration.relay_harness import ACCOUNT
+
+    server = make_smarthost(pipelining=True, record_reads=True)
+    # A server some way off: each envelope's replies take a moment, in which the relay claims and prepares the next
+    # message (on loopback its replies would come before the next message is ready, and it would go alone).
+    server.faults.stall("MAIL", 0.15)
+    relay.connect(SUPPORT, server)
+    set_limits(relay.stores.directory, ACCOUNT, SUPPORT, overrides=LimitOverrides(connections=1))
+    notifications = [relay.notification(SUPPORT) for _ in range(5)]
+    relay.enqueue(*notifications)
+    assert relay.poll() == 5
+
+    assert server.stats.connections == 1
+    # A read holding a message's final dot and the next MAIL FROM: one write carried both, and the replies to the
+    # end of data and to the next envelope came back together, so after the first, each message took one round trip
+    # (its body, with the next envelope).
+    rode = [chunk for _, chunk in server.reads if b"\r\n.\r\nMAIL FROM:<support@acme.test>\r\n" in chunk]
+    assert len(rode) == 4
+    ids = [received.data.split(b"X-Relaydesk-Email-Id: ")[1].split(b"\r\n")[0].decode() for received in server.received]
+    assert sorted(ids) == sorted(n.notification_id for n in notifications)  # each once
+    assert {relay.record(n).status for n in notifications} == {DeliveryStatus.DELIVERED}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field, replace
 
 from relaydesk.accounts import Account, Brand
@@ -16,13 +17,13 @@ from relaydesk.addresses.model import (
     VerificationStatus,
 )
 from relaydesk.credentials import SmtpCredentials
-from relaydesk.errors import AuthenticationFailedError, TransientDeliveryError
+from relaydesk.errors import AuthenticationFailedError, NothingAcceptedError, SmtpDeliveryError, TransientDeliveryError
 from relaydesk.ids import new_id
 from relaydesk.notification import Notification
 from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.policy import error_for_reply
 from relaydesk.outbound.relay import Relay
-from relaydesk.outbound.smtp import Accepted
+from relaydesk.outbound.smtp import OUT_OF_TIME, Accepted
 from relaydesk.store.memory import MemoryHeld, MemoryOnce, MemoryOutbox
 from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import RecipientOutcome, Ticket
@@ -46,10 +47,12 @@ class FakeSmarthost:
         self.max_connections: int | None = None  # more at once are refused, as Microsoft 365 refuses a fourth
         self.slow_until_open: int | None = None  # after the first mail, answers wait (<= 5 s) for that many sessions
         self.answer_delay = 0.0  # seconds each end of data waits for its answer, as across a network
+        self.streaming = True  # sessions stream as PipelinedSubmission does: the next envelope rides with the dot
+        self.rides = 0  # envelopes that rode in the same write as the previous message's final dot
 
     def submission(self, credentials: SmtpCredentials, *, version_id: str | None = None, timeouts: object = None,
                    local_hostname: str = "") -> FakeSession:
-        return FakeSession(self, credentials)
+        return (StreamingFakeSession if self.streaming else FakeSession)(self, credentials)
 
 
 class FakeSession:
@@ -100,6 +103,37 @@ class FakeSession:
         if self.connected:
             self.host.open_now -= 1
         self.connected = False
+
+
+class StreamingFakeSession(FakeSession):
+    """`PipelinedSubmission.stream`'s contract: the message after the current one is taken (`ready`) before the
+    current one's end of data is answered, as its envelope rides in the same write; each taken message is reported
+    once; when the connection drops, the one that rode along is reported as not accepted."""
+
+    async def stream(self, source, report) -> None:
+        message = await source.next() if self.connected else None
+        while message is not None:
+            # The envelope's round trip: on a network it outlasts the next message's preparation, so that message is
+            # ready to ride with this one's final dot; here the round trip lasts until it is (at most 2 s).
+            for _ in range(2000):
+                if not getattr(source, "preparing", False):
+                    break
+                await asyncio.sleep(0.001)
+            following = source.ready()
+            self.host.rides += following is not None
+            try:
+                if message.deadline is not None and time.monotonic() > message.deadline:
+                    raise TransientDeliveryError(OUT_OF_TIME)  # as PipelinedSubmission: not sent at all
+                sent = await self.send(message.envelope_from, list(message.recipients), message.data,
+                                       deadline=message.deadline)
+            except SmtpDeliveryError as error:
+                sent = error
+            report(message, sent)
+            if not self.connected:
+                if following is not None:
+                    report(following, NothingAcceptedError("the connection dropped before the body"))
+                return
+            message = following if following is not None else await source.next()
 
 
 @dataclass

@@ -16,6 +16,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from relaydesk.addresses import state
@@ -39,12 +40,14 @@ from relaydesk.errors import (
 from relaydesk.notification import Notification, NotificationKind
 from relaydesk.outbound import hold, pool
 from relaydesk.outbound.deadline import Deadline
-from relaydesk.outbound.delivery import Composer
+from relaydesk.outbound.delivery import Composer, Delivery
 from relaydesk.outbound.outcomes import Outcomes
 from relaydesk.outbound.policy import Outcome
+from relaydesk.outbound.prefetch import Prefetch
 from relaydesk.outbound.result import BatchItem, Result
 from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.session import SessionKit, SmarthostSession
+from relaydesk.outbound.smtp import Accepted
 from relaydesk.store.ports import CURRENT, PENDING, Stores
 
 log = logging.getLogger(__name__)
@@ -107,13 +110,14 @@ class ConnectorGroup:
                                               daemon=True))
                 lanes[-1].start()
 
+        def after_each() -> None:
+            if lead.broken is not None or lead.held:
+                for lane in lanes:  # the other connections finish or stop; what is left shares this failure
+                    lane.join()
+
         lead.on_working = widen if self.connections > 1 else None
         try:
-            while (item := backlog.take()) is not None:
-                lead.send_one(item)
-                if lead.broken is not None or lead.held:
-                    for lane in lanes:  # the other connections finish or stop; what is left shares this failure
-                        lane.join()
+            lead.work(backlog, keep_taking=lambda: True, after_each=after_each)
         finally:
             for lane in lanes:
                 lane.join()
@@ -141,6 +145,13 @@ class _Connection:
         self.broken: Result | None = None
         self.held = False
         self.changed: bool | None = None  # for a held address: does the secret have a version not refused yet?
+        # Claimed and prepared, nothing of them accepted by a server: sent again (after a reconnect) before any
+        # new message is taken. Appended by the connection's thread and its worker, taken by the connection's.
+        self.redo: deque[Delivery] = deque()
+        self._worker: ThreadPoolExecutor | None = None  # claims and prepares ahead, records outcomes
+        self._concluding: list[Future[None]] = []  # outcomes being recorded on the worker
+        self._first_on_pooled: Delivery | None = None
+        self._stale_pooled = False
 
     def run_lane(self, backlog: _Backlog) -> None:
         lead = self.lead
@@ -148,9 +159,7 @@ class _Connection:
         try:
             if not self._open_lane():
                 return
-            while not lead.held and self.broken is None and not self.held \
-                    and self.session.client is not None and (item := backlog.take()) is not None:
-                self.send_one(item)
+            self.work(backlog, keep_taking=lambda: not lead.held and self.broken is None and not self.held)
             if self.held:  # the server refused this login mid-batch: the lead parks the rest with the hold
                 lead.broken, lead.held = self.broken, True
         except Exception:  # a surprise here must not lose the lead's batch; what this lane took is deferred
@@ -173,14 +182,55 @@ class _Connection:
             return False
         return True
 
-    def send_one(self, item: BatchItem) -> None:
-        assert item.notification is not None
-        if self.kit.deadline.out_of_time(item):
-            return
-        notification = item.notification
-        self.kit.outcomes.run_once(item, lambda n=notification: self.deliver(n))
+    # --- the connection's messages ------------------------------------------------------------------------------
 
-    def deliver(self, notification: Notification) -> Result:
+    def work(self, backlog: _Backlog, *, keep_taking: Callable[[], bool],
+             after_each: Callable[[], None] = lambda: None) -> None:
+        """Claim, prepare and send messages from `backlog` while `keep_taking()` allows, streamed when the client
+        can (`PipelinedSubmission.stream`: the next envelope rides with the previous final dot); every message this
+        connection claimed has its outcome concluded before this returns."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="relaydesk-prepare") as worker:
+            self._worker = worker
+            while self.redo or keep_taking():
+                delivery = self.redo.popleft() if self.redo else self._prepare_next(backlog, keep_taking)
+                if delivery is None:
+                    break
+                self._send(delivery, backlog, keep_taking)
+                after_each()
+
+    def _prepare_next(self, backlog: _Backlog, keep_taking: Callable[[], bool]) -> Delivery | None:
+        """The next notification that needs a send, claimed and prepared; the ones taken on the way that end
+        without a send (replayed, parked, refused before the wire, out of time) are concluded here."""
+        while keep_taking() and (item := backlog.take()) is not None:
+            delivery = self._prepare(item)
+            if delivery is not None:
+                return delivery
+        return None
+
+    def _prepare(self, item: BatchItem) -> Delivery | None:
+        if self.kit.deadline.out_of_time(item):
+            return None
+        turn = item.turn  # the mailbox's turn (outbound/turns.py): a throttle reply stops the rest of the group
+        if turn is not None and turn.held_back(item):
+            return None
+        claim = self.kit.outcomes.claim(item)
+        if claim is None:
+            return None
+        try:
+            prepared = self._compose_for(item)
+        except Exception as error:  # one record's surprise must not fail its batch-mates; nothing was sent
+            log.exception("preparing %s failed unexpectedly", item.notification.notification_id)  # type: ignore
+            prepared = Result(Outcome.DEFERRED, reply=f"unexpected {type(error).__name__}; retried later")
+        if isinstance(prepared, Result):
+            self._conclude(item, claim, prepared)
+            return None
+        prepared.claim = claim
+        return prepared
+
+    def _compose_for(self, item: BatchItem) -> Delivery | Result:
+        """The message for the wire, or the outcome of a notification that does not go out on this connection."""
+        notification = item.notification
+        assert notification is not None
         address = self._address(notification)
         if address is None or address.connector is None:
             return self.kit.ses.send(notification)
@@ -193,10 +243,9 @@ class _Connection:
                 and not self._worth_trying(address):
             return self._park(notification, address, Result(Outcome.HELD, route=_route(address),
                                                              reply=address.last_error or "held"))
-        composer = self.composer
         try:
-            composed = composer.compose(notification, address)
-            data = composer.sign(address, composed.to_bytes())
+            composed = self.composer.compose(notification, address)
+            data = self.composer.sign(address, composed.to_bytes())
         except InvalidAddressError as error:
             return Result(Outcome.FAILED, route=_route(address), reply=str(error))
         except DkimSigningError as error:  # the same bytes would fail again: never retried
@@ -206,12 +255,111 @@ class _Connection:
             # notification waits (retried, then the DLQ) while the address tells the admin what to do.
             self._note_error(address, f"{error.message}. What to do: {error.action}")
             return Result(Outcome.DEFERRED, route=_route(address), reply=f"{error.message}. {error.action}")
-        result = self._submit(notification, address, composed.envelope_from, list(composed.recipients), data)
+        return Delivery(item, address, composed, data)
+
+    def _conclude(self, item: BatchItem, claim, result: Result) -> None:
+        if item.turn is not None:
+            result = item.turn.timed(lambda: result)()  # the server's answer came just before: the provider
+            # counts the message from then
+        self.kit.outcomes.conclude(item, claim, result)
+
+    def _send(self, delivery: Delivery, backlog: _Backlog, keep_taking: Callable[[], bool]) -> None:
+        """Send `delivery` and, on a client that streams, every message after it that is ready in time."""
+        notification, address = delivery.notification, delivery.address
+        opened = self._open(notification, address, pooled_ok=not delivery.fresh_connection)
+        client = self.session.client
+        stream = getattr(client, "stream", None)
+        if opened is not None or stream is None:  # no connection, or a client that sends one at a time
+            result = opened if opened is not None else self._send_one(delivery)
+            self._conclude(delivery.item, delivery.claim, result)
+            return
+        assert self._worker is not None
+        self._first_on_pooled = delivery if self.session.first_use() else None
+        source = Prefetch(delivery, lambda: self._prepare_next(backlog, keep_taking), self._worker,
+                          self.kit.deadline.end_of_data, still_wanted=self._still_wanted,
+                          unclaim=lambda dropped: self.kit.outcomes.unclaim(dropped.item, dropped.claim))
+        try:
+            pool.run(stream(source, self._report))
+        finally:
+            leftover = source.leftover()  # claimed ahead, never on the wire: sent again below, after a reconnect
+            concluding, self._concluding = self._concluding, []
+            for future in concluding:  # every outcome reported so far is recorded (a stop inside one goes on up)
+                future.result()
+            if leftover is not None:
+                self.redo.append(leftover)
+            if self._stale_pooled:
+                self._stale_pooled = False
+                self.session.drop()
+
+    @staticmethod
+    def _still_wanted(delivery: Delivery) -> bool:
+        """A message claimed ahead is not sent once its mailbox was throttled meanwhile: it waits for the pause
+        (`held_back` says so on the item) and its claim is dropped, as if it had never been taken."""
+        turn = delivery.item.turn
+        return turn is None or not turn.held_back(delivery.item)
+
+    def _report(self, message, sent) -> None:
+        """A streamed message's result, on the event loop: concluded on the worker (store writes never hold up
+        the wire), or kept for another try when nothing of it was accepted."""
+        delivery: Delivery = message.tag
+        first_on_pooled, self._first_on_pooled = self._first_on_pooled is delivery, None
+        if isinstance(sent, NothingAcceptedError) and not self.session.connected and \
+                (first_on_pooled or sent.smtp_code is None):
+            # The connection dropped before the server saw any of its body (its envelope rode with the previous
+            # message's final dot): sent again after a reconnect, as the next message is after a drop. A pooled
+            # connection the server had closed: on a new one. Never after DATA: that could be a duplicate. A server
+            # that said why it closed (421) is not tried again at once: the outcome is a deferral.
+            if first_on_pooled:
+                self._stale_pooled = delivery.fresh_connection = True
+            self.redo.append(delivery)
+            return
+        assert self._worker is not None
+        self._concluding.append(self._worker.submit(self._conclude_sent, delivery, sent))
+
+    def _conclude_sent(self, delivery: Delivery, sent: Accepted | SmtpDeliveryError) -> None:
+        # The address as this connection knows it now: a message prepared ahead must not act on the copy from
+        # before the previous message's outcome changed it (a lifted hold, the version that logged in).
+        notification = delivery.notification
+        address = self._address(notification) or delivery.address
+        try:
+            if isinstance(sent, Accepted):
+                result = self._delivered(notification, address, sent)
+            elif isinstance(sent, AuthenticationFailedError):
+                result = self._hold(address, notification, sent, HoldReason.CREDENTIALS)
+            elif self._too_big(delivery, sent):
+                self.redo.append(self._with_links(delivery, sent))
+                return
+            else:
+                result = self._refused(notification, address, sent)
+        except Exception as error:  # the outcome still gets written; never a deferral after an accepted message
+            log.exception("concluding %s failed unexpectedly", notification.notification_id)
+            result = Result(Outcome.DELIVERED, route=_route(address), reply=sent.reply) \
+                if isinstance(sent, Accepted) else \
+                Result(Outcome.DEFERRED, reply=f"unexpected {type(error).__name__}; retried later")
+        if delivery.first_refusal:
+            result.reply = f"{result.reply} (sent with links instead of attachments after: {delivery.first_refusal})"
+        self._conclude(delivery.item, delivery.claim, result)
+
+    @staticmethod
+    def _too_big(delivery: Delivery, sent: SmtpDeliveryError) -> bool:
+        return sent.smtp_code == ReplyCode.MESSAGE_TOO_BIG and delivery.inline and delivery.composed.has_attachments
+
+    def _with_links(self, delivery: Delivery, refusal: SmtpDeliveryError) -> Delivery:
+        """Too big with real attachments: once more with links instead, as with SES's size limit."""
+        composed = self.composer.compose(delivery.notification, delivery.address, inline=False)
+        return Delivery(delivery.item, delivery.address, composed,
+                        self.composer.sign(delivery.address, composed.to_bytes()), claim=delivery.claim,
+                        inline=False, first_refusal=Result.of_error(refusal, "").reply)
+
+    def _send_one(self, delivery: Delivery) -> Result:
+        """One transaction on a client that does not stream (and the too-big retry with links)."""
+        notification, address, composed = delivery.notification, delivery.address, delivery.composed
+        result = self._submit(notification, address, composed.envelope_from, list(composed.recipients),
+                              delivery.data)
         if result.smtp_code == ReplyCode.MESSAGE_TOO_BIG and composed.has_attachments:
-            # Too big with real attachments: once more with links instead, as with SES's size limit.
-            composed = composer.compose(notification, address, inline=False)
+            composed = self.composer.compose(notification, address, inline=False)
             retried = self._submit(notification, address, composed.envelope_from, list(composed.recipients),
-                                   composer.sign(address, composed.to_bytes()))
+                                   self.composer.sign(address, composed.to_bytes()))
             retried.reply = f"{retried.reply} (sent with links instead of attachments after: {result.reply})"
             return retried
         return result
@@ -268,7 +416,8 @@ class _Connection:
 
     def _delivered(self, notification: Notification, address: SupportAddress, accepted) -> Result:
         try:  # accepted: nothing from here on may turn the delivery into a deferral (it would be sent again)
-            self._remember_working(address)
+            if not self._held_in_this_batch():  # a message that rode along before the hold does not lift it
+                self._remember_working(address)
         except Exception:
             log.exception("recording the working credentials of %s failed; the delivery stands", address.email)
         if self.on_working is not None:
@@ -358,6 +507,9 @@ class _Connection:
     def _park(self, notification: Notification, address: SupportAddress, result: Result) -> Result:
         hold.park(self.stores, notification)
         return result
+
+    def _held_in_this_batch(self) -> bool:
+        return self.held or (self.lead is not None and self.lead.held)
 
     def _remember_working(self, address: SupportAddress) -> None:
         """The connector works: end a hold (releasing what it parked), clear a last error about sending, and

@@ -26,6 +26,7 @@ class Delivery:
     claim: Claim | None = None
     inline: bool = True  # attachments inline; False after the server refused the message as too big
     first_refusal: str = ""  # the too-big reply that made it go again with links
+    fresh_connection: bool = False  # its pooled connection had been closed by the server: sent on a new one
 
     @property
     def notification(self) -> Notification:

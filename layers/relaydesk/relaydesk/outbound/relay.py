@@ -54,6 +54,22 @@ def parse_record(record: dict) -> Notification | None:
         return None
 
 
+def _rounds(groups: dict[tuple, list[BatchItem]]) -> list[dict[tuple, list[BatchItem]]]:
+    """The batch's groups in rounds: a notification SQS delivered twice into one batch goes again only in a later
+    round, after its first copy's outcome is stored, so it replays that outcome (claimed ahead beside its first copy
+    it would only find the claim held and wait for a later receive)."""
+    rounds: list[dict[tuple, list[BatchItem]]] = []
+    for plan, items in groups.items():
+        seen: dict[str, int] = {}
+        for item in items:
+            assert item.notification is not None
+            index = seen[item.notification.notification_id] = seen.get(item.notification.notification_id, -1) + 1
+            while len(rounds) <= index:
+                rounds.append({})
+            rounds[index].setdefault(plan, []).append(item)
+    return rounds
+
+
 class Relay:
     def __init__(self, stores: Stores, *, credentials: CredentialCache, once: OnceGuard,
                  timeouts: Timeouts | None = None, max_attempts: int | None = None,
@@ -113,6 +129,14 @@ class Relay:
                 not_attempted(item, f"{type(error).__name__} while reading the address")
                 continue
             groups.setdefault(plan, []).append(item)
+        for round_groups in _rounds(groups):
+            self._send_groups(kit, round_groups, addresses)
+        self._contained(self.outcomes.settle, items)
+        return [self.outcomes.finish(item) for item in items]
+
+    def _send_groups(self, kit: GroupKit, groups: dict[tuple, list[BatchItem]],
+                     addresses: dict[AddressKey, SupportAddress | None]) -> None:
+        """Every smarthost group in a thread of its own, the default outbound in this one."""
         ses_items = groups.pop(("ses",), [])
         with ThreadPoolExecutor(max_workers=MAX_PARALLEL_SMARTHOSTS) as pool:
             futures = [pool.submit(self._connector_group, kit, key[1], group, addresses)
@@ -123,8 +147,6 @@ class Relay:
                     future.result()
                 except Exception:  # each record already has its result, or none: then it was not attempted
                     log.exception("a smarthost group ended with an error")
-        self._contained(self.outcomes.settle, items)
-        return [self.outcomes.finish(item) for item in items]
 
     @staticmethod
     def _contained(run: Callable[[list[BatchItem]], None], items: list[BatchItem]) -> None:
