@@ -69,15 +69,23 @@ def tables_of(params: dict[str, Any]) -> set[str]:
     return tables
 
 
+def _writes_of(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """A call's writes: itself, or each part of a transaction (the relay stores an outcome and its ticket record
+    in one TransactWriteItems)."""
+    parts = [part for item in params.get("TransactItems", []) for part in item.values() if isinstance(part, dict)]
+    return parts or [params]
+
+
 def is_completed_write(params: dict[str, Any]) -> bool:
-    """The once guard storing a final outcome (its item turns COMPLETED)."""
-    return "COMPLETED" in json.dumps(params.get("ExpressionAttributeValues", {}), default=str)
+    """The once guard storing a final outcome (its item turns COMPLETED), alone or within a transaction."""
+    return any("COMPLETED" in json.dumps(write.get("ExpressionAttributeValues", {}), default=str)
+               for write in _writes_of(params))
 
 
 def is_ticket_delivery_write(params: dict[str, Any]) -> bool:
-    """A delivery attempt recorded on a ticket as delivered."""
-    return "attempts" in params.get("UpdateExpression", "") and "delivered" in json.dumps(
-        params.get("ExpressionAttributeValues", {}), default=str)
+    """A delivery attempt recorded on a ticket as delivered, alone or within a transaction."""
+    return any("attempts" in write.get("UpdateExpression", "") and "delivered" in json.dumps(
+        write.get("ExpressionAttributeValues", {}), default=str) for write in _writes_of(params))
 
 
 # Predicates by name, so a rule can be sent to a worker process (pickled) and still say which calls it hits.

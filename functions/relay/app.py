@@ -10,7 +10,9 @@ from relaydesk.outbound.credentials import CredentialCache
 from relaydesk.outbound.relay import Relay
 from relaydesk.outbound.result import RecordResult
 from relaydesk.outbound.shaper import Shaper
+from relaydesk.store.dynamodb import DynamoTickets
 from relaydesk.store.once_dynamodb import dynamo_once
+from relaydesk.store.outcome_writes import DynamoOutcomeWrites
 from relaydesk.store.ports import NotificationDeadLetters, Stores
 from relaydesk.store.ses import is_sending_paused
 from relaydesk.store.sqs_retry import SqsRetryDelay
@@ -50,8 +52,10 @@ def services(stores: Stores) -> tuple[Relay, SqsRetryDelay, NotificationDeadLett
         settings = stores.settings
         once = dynamo_once(settings.idempotency_table, in_progress_seconds=settings.relay_in_progress_seconds,
                            expiry_seconds=settings.idempotency_expiry_seconds)
+        # The outcome and its ticket record in one TransactWriteItems where the tickets are DynamoDB's.
+        writes = DynamoOutcomeWrites(once, stores.tickets) if isinstance(stores.tickets, DynamoTickets) else None
         relay = Relay(stores, credentials=CredentialCache(stores.secrets, settings.credentials_cache_seconds),
-                      once=once, on_result=observe, shaper=Shaper(aws_shaper_states()))
+                      once=once, on_result=observe, shaper=Shaper(aws_shaper_states()), outcome_writes=writes)
         _built[:] = [(stores, relay, SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url),
                       stores.dead_letters)]
     return _built[0][1:]

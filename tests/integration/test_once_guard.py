@@ -100,3 +100,37 @@ def test_a_stored_outcome_past_its_expiry_is_gone_even_before_dynamodb_deletes_i
     once.complete(once.claim("N6"), {"outcome": "delivered"})
     clock.now += 101
     assert once.stored("N6") is None and once.claim("N6").stored is None
+
+
+def test_an_outcome_and_its_ticket_record_are_written_together_or_not_at_all(aws_stack_env):
+    """`DynamoOutcomeWrites`: one TransactWriteItems for the final outcome and the delivery on the ticket; a claim
+    taken over meanwhile writes neither (ClaimLost), so the ticket never says delivered for another's attempt."""
+    import boto3
+    from relaydesk.store.dynamodb import DynamoTickets
+    from relaydesk.store.outcome_writes import DynamoOutcomeWrites
+    from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord
+
+    clock = Clock()
+    dynamodb = boto3.resource("dynamodb")
+    once = DynamoOnce(dynamodb.Table(aws_stack_env["RELAYDESK_IDEMPOTENCY_TABLE"]), in_progress_seconds=WINDOW,
+                      expiry_seconds=18 * 86400, now=clock)
+    tickets = DynamoTickets(dynamodb.Table(aws_stack_env["RELAYDESK_TICKETS_TABLE"]))
+    writes = DynamoOutcomeWrites(once, tickets)
+    delivered = DeliveryAttempt(status=DeliveryStatus.DELIVERED, route="connector:smtp.acme.test:587", smtp_code=250,
+                                reply="250 2.0.0 Ok")
+
+    def record(notification_id: str) -> NotificationRecord:
+        return NotificationRecord(notification_id=notification_id, message_id=f"<{notification_id}@acme.test>",
+                                  recipients=["jane@example.net"])
+
+    claim = once.claim("N1")
+    writes.complete_and_record(claim, {"outcome": "delivered"}, "T1", record("N1"), delivered)
+    assert once.stored("N1") == {"outcome": "delivered"}
+    assert tickets.get_notification("T1", "N1").status is DeliveryStatus.DELIVERED
+
+    stale = once.claim("N2")
+    clock.now += WINDOW + 1
+    once.claim("N2")  # taken over by another invocation
+    with pytest.raises(ClaimLost):
+        writes.complete_and_record(stale, {"outcome": "delivered"}, "T1", record("N2"), delivered)
+    assert once.stored("N2") is None and tickets.get_notification("T1", "N2") is None

@@ -11,10 +11,16 @@ from email.policy import default
 import pytest
 from relaydesk.tickets.model import DeliveryStatus
 
-from chaos.faults import DYNAMODB_THROTTLED, FAULTS, Rule, is_ticket_delivery_write
+from chaos.faults import DYNAMODB_THROTTLED, FAULTS, TRANSACTION_CANCELLED, Rule, is_ticket_delivery_write
 from local.lambdas import LambdaContext
 from local.sqs_events import sqs_event
 from tests.integration.relay_harness import relay_harness
+
+
+def stop_at_the_ticket_write(phase, service, operation, params):
+    """The invocation stopped right before a delivery is recorded on the ticket on its own (not in a transaction)."""
+    if phase == "before" and service == "dynamodb" and operation == "UpdateItem" and is_ticket_delivery_write(params):
+        raise Stopped
 
 
 class Stopped(BaseException):
@@ -97,8 +103,10 @@ def run_until_settled(relay, rounds: int = 12) -> None:
 def test_a_throttled_completed_write_after_the_250_is_retried_not_sent_again(relay, smarthost):
     relay.connect("support@acme.test", smarthost)
     notification = relay.notification("support@acme.test")
-    FAULTS.set([Rule("dynamodb", DYNAMODB_THROTTLED, operations=frozenset({"UpdateItem"}),
-                     tables=frozenset({relay.stores.settings.idempotency_table}), match="completed_write", times=2)])
+    # The joint write (outcome and ticket record in one transaction) fails both its tries, then the once guard's
+    # own write once: each is retried, nothing is sent again.
+    FAULTS.set([Rule("dynamodb", DYNAMODB_THROTTLED, operations=frozenset({"UpdateItem", "TransactWriteItems"}),
+                     tables=frozenset({relay.stores.settings.idempotency_table}), match="completed_write", times=3)])
     relay.enqueue(notification)
     run_until_settled(relay)
     assert ids_received(smarthost) == [notification.notification_id]
@@ -109,7 +117,7 @@ def test_a_throttled_completed_write_after_the_250_is_retried_not_sent_again(rel
 def test_a_failed_ticket_write_after_delivery_touches_no_batch_mate_and_delivery_is_recorded(relay, smarthost):
     relay.connect("support@acme.test", smarthost)
     first, second = relay.notification("support@acme.test"), relay.notification("support@acme.test")
-    FAULTS.set([Rule("dynamodb", DYNAMODB_THROTTLED, operations=frozenset({"UpdateItem"}),
+    FAULTS.set([Rule("dynamodb", DYNAMODB_THROTTLED, operations=frozenset({"UpdateItem", "TransactWriteItems"}),
                      tables=frozenset({relay.stores.settings.tickets_table}), match="ticket_delivery_write",
                      times=1)])
     relay.enqueue(first, second)
@@ -125,10 +133,9 @@ def test_a_stop_after_the_outcome_was_stored_leaves_the_replay_to_record_deliver
     relay.connect("support@acme.test", smarthost)
     notification = relay.notification("support@acme.test")
 
-    def stop_at_the_ticket_write(phase, service, operation, params):
-        if phase == "before" and service == "dynamodb" and is_ticket_delivery_write(params):
-            raise Stopped
-
+    # The outcome and the ticket record are written together (one transaction): that write refused, the relay
+    # writes them one after the other, and the invocation is stopped between the two.
+    FAULTS.set([Rule("dynamodb", TRANSACTION_CANCELLED, operations=frozenset({"TransactWriteItems"}))])
     FAULTS.listen(stop_at_the_ticket_write)
     relay.enqueue(notification)
     assert invoke(relay, receive(relay)) is None
@@ -264,10 +271,9 @@ def test_dlq_redrive_sends_back_a_notification_whose_outcome_is_stored_and_the_r
     relay.connect("support@acme.test", smarthost)
     notification = relay.notification("support@acme.test")
 
-    def stop_at_the_ticket_write(phase, service, operation, params):
-        if phase == "before" and service == "dynamodb" and is_ticket_delivery_write(params):
-            raise Stopped
-
+    # The outcome and the ticket record are written together (one transaction): that write refused, the relay
+    # writes them one after the other, and the invocation is stopped between the two.
+    FAULTS.set([Rule("dynamodb", TRANSACTION_CANCELLED, operations=frozenset({"TransactWriteItems"}))])
     FAULTS.listen(stop_at_the_ticket_write)
     relay.enqueue(notification)
     assert invoke(relay, receive(relay)) is None  # delivered and stored; stopped before the ticket said so

@@ -22,7 +22,7 @@ from relaydesk.outbound.durable import keep_trying
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.result import WAITS, BatchItem, RecordResult, Result, not_attempted
 from relaydesk.outbound.throttles import describe, throttle_rule
-from relaydesk.store.ports import Claim, OnceGuard, QueueCarry, Requeued, Stores
+from relaydesk.store.ports import Claim, OnceGuard, OutcomeWrites, QueueCarry, Requeued, Stores
 from relaydesk.tickets.model import DeliveryAttempt, DeliveryStatus, NotificationRecord, RecipientOutcome
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ DECIDED = {DeliveryStatus.DELIVERED: Outcome.DELIVERED, DeliveryStatus.FAILED: O
            DeliveryStatus.BOUNCED: Outcome.DELIVERED}
 DLQ_NOTE = "the notification moves to the dead-letter queue (`relaydesk dlq redrive`)"
 MAX_WAIT_SECONDS = 4 * 24 * 3600  # the queue's retention: a notification waits no longer for its mailbox's turns
+JOINT_WRITE_TRIES = 2  # then the two writes one after the other, each retried within the invocation's time
 
 
 class Outcomes:
@@ -44,9 +45,11 @@ class Outcomes:
     current invocation's time left (`start`): every write is retried within it."""
 
     def __init__(self, stores: Stores, once: OnceGuard, *, max_attempts: int, retry_first: int,
-                 turns=None, on_result: Callable[[RecordResult], None] | None = None) -> None:
+                 turns=None, on_result: Callable[[RecordResult], None] | None = None,
+                 writes: OutcomeWrites | None = None) -> None:
         self.stores = stores
         self.once = once
+        self.writes = writes  # the outcome and its ticket record in one write (None: one after the other)
         self.max_attempts = max_attempts
         self.retry_first = retry_first
         self.turns = turns  # outbound/turns.py's Turns, or None (unshaped)
@@ -127,8 +130,13 @@ class Outcomes:
         keep_trying("releasing the claim", lambda: self.once.release(claim), self.remaining_ms)
 
     def _store(self, notification: Notification, claim: Claim, result: Result) -> bool:
-        """The outcome in the once guard, then on the ticket: both, or the message is not released. When neither
-        store takes it within the invocation, this warm container keeps it for its next invocation."""
+        """The outcome in the once guard and on the ticket: both, or the message is not released. One write for
+        both when the stores can (`OutcomeWrites`); else, or when that write keeps failing, the once guard first,
+        then the ticket. When neither store takes it within the invocation, this warm container keeps it for its
+        next invocation."""
+        if self._store_jointly(notification, claim, result):
+            return True
+
         def complete() -> None:
             try:
                 self.once.complete(claim, result.to_dict())
@@ -142,6 +150,24 @@ class Outcomes:
         if not stored and not recorded:
             self._unsaved.append((notification, claim, result))
         return stored and recorded
+
+    def _store_jointly(self, notification: Notification, claim: Claim, result: Result) -> bool:
+        """A few quick tries of the joint write; False sends the outcome the two-write way (which says what a lost
+        claim means, and retries for as long as the invocation has time)."""
+        if self.writes is None or not notification.ticket_id:
+            return False
+        ticket_id = notification.ticket_id
+        record, attempt = self._attempt_of(notification, result)
+        for _ in range(JOINT_WRITE_TRIES):
+            try:
+                self.writes.complete_and_record(claim, result.to_dict(), ticket_id, record, attempt)
+                return True
+            except ClaimLost:
+                return False
+            except Exception as error:  # noqa: BLE001  # throttled, a conflict, no answer: again, then apart
+                log.warning("storing the outcome of %s with its ticket record failed (%s)",
+                            notification.notification_id, type(error).__name__)
+        return False
 
     def _replay(self, item: BatchItem, result: Result) -> None:
         """A stored outcome: nothing is sent. An earlier invocation may have stored it and been stopped (or failed)
@@ -198,6 +224,14 @@ class Outcomes:
             return True
         ticket_id = notification.ticket_id
         tickets = self.stores.tickets
+        new_record, attempt = self._attempt_of(notification, result, last=last)
+        return keep_trying("recording the attempt on the ticket",
+                           lambda: tickets.append_attempt(ticket_id, new_record, attempt), self.remaining_ms)
+
+    @staticmethod
+    def _attempt_of(notification: Notification, result: Result, *, last: bool = False,
+                    ) -> tuple[NotificationRecord, DeliveryAttempt]:
+        """The ticket's record of the notification (written if it has none yet) and this attempt on it."""
         reply = result.reply
         rule = throttle_rule(result.smtp_code, reply) if result.outcome is Outcome.THROTTLED else None
         if rule is not None:
@@ -210,8 +244,7 @@ class Outcomes:
         new_record = NotificationRecord(notification_id=notification.notification_id,
                                         message_id=message_id_for(notification.notification_id, domain),
                                         recipients=[*notification.recipients, *notification.cc])
-        return keep_trying("recording the attempt on the ticket",
-                           lambda: tickets.append_attempt(ticket_id, new_record, attempt), self.remaining_ms)
+        return new_record, attempt
 
     def _put_record(self, notification: Notification, record: NotificationRecord) -> None:
         assert notification.ticket_id is not None

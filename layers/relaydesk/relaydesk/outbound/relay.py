@@ -40,7 +40,7 @@ from relaydesk.outbound.shaper import Shaper
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
 from relaydesk.outbound.suppression import without_suppressed
 from relaydesk.outbound.turns import Turns
-from relaydesk.store.ports import OnceGuard, SessionPool, Stores
+from relaydesk.store.ports import OnceGuard, OutcomeWrites, SessionPool, Stores
 
 MAX_PARALLEL_SMARTHOSTS = 8
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ class Relay:
                  on_result: Callable[[RecordResult], None] | None = None,
                  submission: Callable[..., SmtpSubmission] = PipelinedSubmission,
                  pool: SessionPool | None = None, shaper: Shaper | None = None,
-                 connections_per_smarthost: int = CONNECTIONS_PER_SMARTHOST) -> None:
+                 connections_per_smarthost: int = CONNECTIONS_PER_SMARTHOST,
+                 outcome_writes: OutcomeWrites | None = None) -> None:
         self.stores = serialized(stores)  # smarthost threads share them
         self.connections_per_smarthost = connections_per_smarthost
         self.credentials = credentials
@@ -95,7 +96,7 @@ class Relay:
                                                        queue=self.stores.queue)
         self.outcomes = Outcomes(self.stores, once, max_attempts=self.max_attempts,
                                  retry_first=stores.settings.retry_first_seconds, turns=self.turns,
-                                 on_result=on_result)
+                                 on_result=on_result, writes=outcome_writes)
         self.sessions = SessionKit(credentials=credentials, pool=self.pool, submission=submission,
                                    timeouts=self.timeouts, secrets=self.stores.secrets,
                                    local_hostname=stores.settings.mail_domain)

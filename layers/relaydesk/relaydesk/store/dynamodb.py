@@ -403,9 +403,17 @@ class DynamoTickets:
         self._table.put_item(Item=check_item(ticket_items.notification_item(ticket_id, record)))
 
     def append_attempt(self, ticket_id: str, new_record: NotificationRecord, attempt: DeliveryAttempt) -> None:
-        # Attempts after the record was written go to their own list attribute, so recording one is a single
-        # UpdateItem instead of a read and a write of the whole JSON document.
-        self._table.update_item(
+        update = self.attempt_update(ticket_id, new_record, attempt)
+        del update["TableName"]
+        self._table.update_item(**update)
+
+    def attempt_update(self, ticket_id: str, new_record: NotificationRecord, attempt: DeliveryAttempt,
+                       ) -> dict[str, Any]:
+        """The write that records a delivery attempt: UpdateItem's parameters, and with TableName one part of a
+        TransactWriteItems (`store/outcome_writes.py`). Attempts after the record was written go to their own list
+        attribute, so recording one is a single UpdateItem instead of a read and a write of the whole document."""
+        return dict(
+            TableName=self._table.name,
             Key=check_key({"pk": f"TICKET#{ticket_id}", "sk": f"NOTIF#{new_record.notification_id}"}),
             UpdateExpression="SET doc = if_not_exists(doc, :doc), "
                              "attempts = list_append(if_not_exists(attempts, :none), :attempt), #status = :status",

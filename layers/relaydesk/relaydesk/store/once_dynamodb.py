@@ -85,17 +85,27 @@ class DynamoOnce:
             raise AlreadyInProgress(notification_id, float(item.get("in_progress_expiration", 0)) / 1000 - now)
         raise AlreadyInProgress(notification_id, 1)
 
+    @property
+    def table(self) -> Any:
+        return self._table
+
+    def completion(self, claim: Claim, outcome: dict) -> dict[str, Any]:
+        """The write that stores a final outcome, conditional on the claim's token: UpdateItem's parameters, and
+        with TableName one part of a TransactWriteItems (`store/outcome_writes.py`)."""
+        return dict(TableName=self._table.name, Key=self.key(claim.notification_id),
+                    UpdateExpression="SET #status = :completed, #data = :data, expiration = :expiration "
+                                     "REMOVE in_progress_expiration",
+                    ConditionExpression="#owner = :token",
+                    ExpressionAttributeNames=_NAMES,
+                    ExpressionAttributeValues={":completed": COMPLETED, ":data": json.dumps(outcome),
+                                               ":token": claim.token,
+                                               ":expiration": int(self._now() + self.expiry_seconds)})
+
     def complete(self, claim: Claim, outcome: dict) -> None:
+        update = self.completion(claim, outcome)
+        del update["TableName"]
         try:
-            self._table.update_item(
-                Key=self.key(claim.notification_id),
-                UpdateExpression="SET #status = :completed, #data = :data, expiration = :expiration "
-                                 "REMOVE in_progress_expiration",
-                ConditionExpression="#owner = :token",
-                ExpressionAttributeNames=_NAMES,
-                ExpressionAttributeValues={":completed": COMPLETED, ":data": json.dumps(outcome),
-                                           ":token": claim.token,
-                                           ":expiration": int(self._now() + self.expiry_seconds)})
+            self._table.update_item(**update)
         except ClientError as error:
             if not _condition_failed(error):
                 raise

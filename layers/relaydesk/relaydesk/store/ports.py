@@ -244,6 +244,16 @@ class OnceGuard(Protocol):
     def stored(self, notification_id: str) -> dict | None: ...
 
 
+class OutcomeWrites(Protocol):
+    """A final outcome in the once guard and its attempt on the ticket in one write: both land or neither
+    (`store/outcome_writes.py`, one TransactWriteItems). ClaimLost: the claim was taken over, nothing was written.
+    Optional: without it the relay makes the two writes one after the other (`OnceGuard.complete`, then
+    `TicketStore.append_attempt`)."""
+
+    def complete_and_record(self, claim: Claim, outcome: dict, ticket_id: str, record: NotificationRecord,
+                            attempt: DeliveryAttempt) -> None: ...
+
+
 class RetryDelay(Protocol):
     """When a deferred SQS record is received again (its visibility timeout)."""
 
