@@ -174,7 +174,7 @@ def measure(*, messages: int = MESSAGES, runs: int = RUNS, warmup: int = 1, dela
                                         username=target.username, password=target.password,
                                         connections=connections)
             stack.enter_context(running(smarthost, client))
-        relay = stack.enter_context(MemoryRelay(relay_endpoint))
+        relay = stack.enter_context(MemoryRelay(relay_endpoint, shaped=True))  # as deployed: with its shaper
         senders = [RelaydeskSender(relay), RelaydeskSender(relay, before=True)]
         if not skipped:
             senders.append(PostfixSender(relay, client))

@@ -10,8 +10,10 @@
   secured and authenticated: the relay's concurrency (one connection per smarthost and batch).
 - naive: per message `dkim.sign` (dkimpy alone), a new smtplib connection, STARTTLS, AUTH, send, QUIT.
 
-Target: relay >= 0.8 x the limit. '... / naive' is reported without a target: naive is capped by the limit itself
-(the limit / naive row says how far). The speed targets at network latency are bench/bench_latency.py's.
+Targets: at most 2.5 AWS API calls per notification on the handler path (counted here, botocore call by call);
+relay >= 0.8 x the limit on loopback. '... / naive' is reported without a target: naive is capped by the limit
+itself (the limit / naive row says how far). The speed targets at network latency (against a Postfix relay client
+and raw senders) are bench/bench_latency.py's.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ ADDRESS = "support@acme.test"
 DOMAIN = "acme.test"
 RECIPIENT = "jane@example.net"
 TARGET_LIMIT_RATIO = 0.8
+TARGET_CALLS_PER_NOTIFICATION = 2.5
 ATTACHMENT_KEY = f"attachments/{ACCOUNT}/bench/report.pdf"
 ATTACHMENT_BYTES = 148 * 1024  # base64 makes it about 200 KB on the wire
 PARAGRAPH = ("Thanks for writing in. We have looked at the printer logs you sent and the paper-feed sensor on tray 2 "
@@ -195,6 +198,12 @@ class MotoRelay:
                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"})
         os.environ.pop("AWS_ENDPOINT_URL", None)
         self._stack.enter_context(mock_aws())
+        # DynamoDB's atomicity under concurrent requests, which in-process moto lacks: without it a transaction
+        # racing another thread's write fails in moto (never in DynamoDB) and the call count would show the relay's
+        # fallback instead of its path (chaos/moto_fidelity.py says what it changes).
+        from chaos import moto_fidelity
+
+        moto_fidelity.apply()
         env = provision(boto3.session.Session(), template_path=ROOT / "template.yaml")
         os.environ.update({k: v for k, v in env.items() if k.startswith(("RELAYDESK_", "POWERTOOLS_"))})
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Relaydesk")
@@ -231,8 +240,10 @@ class MemoryRelay:
 
     label = "relay, memory stores"
 
-    def __init__(self, smarthost: SmarthostProcess) -> None:
+    def __init__(self, smarthost: SmarthostProcess, *, shaped: bool = False) -> None:
+        """`shaped`: with the mailbox shaper as deployed (in-memory states), limits set as high as an admin may."""
         self.smarthost = smarthost
+        self.shaped = shaped
 
     def __enter__(self) -> MemoryRelay:
         from relaydesk.config import Settings
@@ -257,7 +268,12 @@ class MemoryRelay:
                              secrets=MemorySecrets(), queue=MemoryQueue(), settings=settings,
                              mailer=MemoryOutbox(), held=MemoryHeld())
         self.world = populate(self.stores, self.smarthost)
-        self.relay = Relay(self.stores, credentials=CredentialCache(self.stores.secrets, 300), once=MemoryOnce())
+        from relaydesk.outbound.shaper import Shaper
+        from relaydesk.store.memory import MemoryShaperStates
+
+        shaper = Shaper(MemoryShaperStates()) if self.shaped else None
+        self.relay = Relay(self.stores, credentials=CredentialCache(self.stores.secrets, 300), once=MemoryOnce(),
+                           shaper=shaper)
         return self
 
     def run(self, events: list[dict]) -> list[dict]:
@@ -460,7 +476,9 @@ PHASES = {
     "DKIM sign": ["relaydesk.outbound.delivery:Composer.sign",
                   "relaydesk.outbound.connector:ConnectorGroup._sign",
                   "relaydesk.outbound.relay:_ConnectorGroup._sign"],
-    "SMTP transaction (MAIL, RCPT, DATA)": ["relaydesk.outbound.pipelined:PipelinedSubmission.send",
+    "SMTP round trips (each write and the wait for its replies)": [
+        "relaydesk.outbound.pipelined:PipelinedSubmission._exchange",
+        "relaydesk.outbound.pipelined:PipelinedSubmission.send",
                                             "relaydesk.outbound.smtp:SmtpSubmission.send"],
     "outcome on the ticket": ["relaydesk.outbound.outcomes:Outcomes.record", "relaydesk.outbound.relay:Relay._record"],
 }
@@ -524,7 +542,9 @@ def phase_breakdown(relay, payload: Payload, count: int, smarthost: SmarthostPro
     finally:
         for owner, attribute, original in reversed(originals):
             setattr(owner, attribute, original)
-    spent["everything else (routing, records, idempotency, batch)"] = total - sum(
+    # The phases run on several threads at once (a connection's worker prepares and records while the connection
+    # waits on the wire), so they can add up to more than the wall time: then this is negative.
+    spent["wall time less the phases above (negative: they overlapped)"] = total - sum(
         seconds for label, seconds in spent.items() if label != INSIDE_CONNECT)
     return {label: seconds * 1000 / count for label, seconds in spent.items()}
 
@@ -584,7 +604,9 @@ def run(config):
         "All senders run in one process, which also holds moto and the bench's set-up; those objects are frozen "
         "(`gc.freeze()`) after set-up so the garbage collector does not rescan them during the runs.",
         "limit: the exact signed bytes the relay sent, pushed by aiosmtplib over one connection secured and "
-        "authenticated before the clock starts; one connection, as the relay uses one per smarthost and batch.",
+        "authenticated before the clock starts, one command at a time; the relay may use up to 3 connections "
+        "(the address's limits are set as high as an admin may set them, so the shaper does not hold it back) "
+        "and pipelines (RFC 2920), so on loopback it can pass the limit.",
         "naive: per message plain `dkim.sign` (RSA signature only, dkimpy's pure-Python RSA) of the unsigned "
         "message, then smtplib connect, STARTTLS, AUTH, send, QUIT. It does not compose and stores nothing, so it "
         "is favoured.",
@@ -598,9 +620,16 @@ def run(config):
                          f"extra run with timers): {parts}.")
         if payload_result.calls:
             total = sum(payload_result.calls.values())
-            parts = ", ".join(f"{name} {calls:.1f}" for name, calls in payload_result.calls.items())
-            notes.append(f"AWS API calls per message in the handler path, {payload_result.payload.name}: "
-                         f"{total:.1f} ({parts}), each one a round trip in AWS and a moto dispatch here.")
+            parts = ", ".join(f"{name} {calls:.2f}" for name, calls in payload_result.calls.items())
+            # S3 reads of attachments are the message's content, not the relay's books: the target counts the rest.
+            books = total - sum(calls for name, calls in payload_result.calls.items() if name.startswith("s3:"))
+            verdict = "met" if books <= TARGET_CALLS_PER_NOTIFICATION else "MISSED"
+            notes.append(f"AWS API calls per notification in the handler path, {payload_result.payload.name}: "
+                         f"{total:.2f} ({parts}), each one a round trip in AWS and a moto dispatch here; without "
+                         f"the attachment's S3 reads {books:.2f} (target <= {TARGET_CALLS_PER_NOTIFICATION}: "
+                         f"{verdict}). Before the outcome and its ticket record went into one TransactWriteItems: "
+                         "3.3 for ~5 KB (dynamodb:UpdateItem 2.0, dynamodb:PutItem 1.0, dynamodb:GetItem 0.2, "
+                         "secretsmanager:DescribeSecret 0.1).")
     notes += limits(result)
     if result.dkim_note:
         notes.append(f"**DKIM was off in this run**: {result.dkim_note}.")
@@ -621,12 +650,12 @@ def _compose_ms(result: RelayResult) -> str:
 def limits(result: RelayResult) -> list[str]:
     spreads = ", ".join(f"{p.ratio(LIMIT, NAIVE):.1f}x ({p.payload.name})" for p in result.payloads)
     return [
-        "Why the targets are missed, from the phase timers above and cProfile of both relay rows. The limit pays "
-        "only the SMTP transaction; the relay also composes, signs and keeps its books, in series on one "
-        "connection, so on loopback (a server that answers in about a millisecond) those "
-        f"costs are most of its time. Here the limit itself is {spreads} naive: '10x naive' could only be met at "
-        "the limit, and for large messages (where the transfer dominates) not even there, so it is no longer a "
-        "target; the latency section's targets replace it.",
+        "Targets: '>= 10x naive' is no longer one: naive is capped by the limit itself (here the limit is "
+        f"{spreads} naive; for large messages the transfer dominates). The relay's speed targets are the latency "
+        "section's (>= 1.0x the Postfix relay client at every row, >= 0.8x the best raw sender at equal "
+        "connections, >= 0.8x raw N connections into Postfix at 0 ms); this section keeps the AWS calls per "
+        "notification (<= 2.5) and relay >= 0.8x the limit on loopback, where the relay's own CPU (compose, "
+        "sign, books) is most of its time.",
         "Done, from this profile: the TLS client context is built once per CA bundle (`outbound/tls.py`); "
         "authenticated connections are kept across invocations of a warm container (`outbound/pool.py`, "
         "docs/DELIVERY.md 'Connection reuse'); the address and the account are read once per smarthost group, "
@@ -637,14 +666,13 @@ def limits(result: RelayResult) -> list[str]:
         "(`list_append`); readers fold them in. It is one round trip instead of two in AWS, but not here: moto "
         "parses an update expression in Python, about 4.0 ms per UpdateItem against 2.1 ms for the GetItem + "
         "PutItem pair it replaces (measured in-process, 300 calls), so the moto-stores row does not show the "
-        "gain. Left: the two idempotency writes (in progress, completed) are "
-        "the price of exactly-once. With moto each call costs several ms of CPU in this process; in AWS each is "
-        "a network round trip of a few ms, paid in series.",
-        "(4) Left, owner RELAY: compose + sign are CPU work done while the connection idles, and the next message "
-        "waits for the previous 250. Preparing message n+1 (compose, sign) while message n's DATA is in flight "
-        "would overlap the two; the relay runs each message with its own `run_until_complete` (one event loop "
-        "per smarthost group's thread), and a thread preparing ahead would hold the GIL the loop needs to read "
-        "the server's replies, so the overlap needs the send path restructured, not a thread.",
+        "gain. Then (`store/outcome_writes.py`): the completed outcome and the ticket's attempt go in one "
+        "TransactWriteItems (both or neither), one round trip instead of two. Left: the claim (a conditional "
+        "PutItem before anything is sent) is the price of exactly-once.",
+        "(4) Done, `outbound/prefetch.py` + `outbound/connector.py`: each connection streams its messages "
+        "(`PipelinedSubmission.stream`); while message n is on the wire, n+1 is claimed, composed and signed on "
+        "the connection's worker thread and its envelope rides with n's final dot; outcomes are stored on that "
+        "worker too, off the wire.",
         "(5) Done, `relaydesk/outbound/compose.py` + `outbound/mime.py`: composing was the stdlib `email` "
         "package (header registry on every field, then the generator walking every line again in "
         "`Composed.to_bytes`): 1.33 + 0.57 ms per ~5 KB message and 2.29 + 3.92 ms per ~200 KB one in the run "
@@ -653,8 +681,8 @@ def limits(result: RelayResult) -> list[str]:
         "base64 attachments), checked against the old composer by a property test; it now costs "
         f"{_compose_ms(result)} per message ('message to bytes' only hands the bytes over). What is left of it "
         "for a large message is the attachment's base64. The relay's own costs are now the DKIM signature (the "
-        "DKIM section's figure plus the keyring lookup) and the outcome record, paid in series with the SMTP "
-        "transaction (see 4).",
+        "DKIM section's figure plus the keyring lookup) and the outcome record, now overlapped with the SMTP "
+        "round trips (see 4).",
         "Set-up: the local smarthost sets TCP_NODELAY on accepted connections (`local/smarthost.py`). Without it "
         "aiosmtpd's multi-line EHLO reply waits for the client's delayed ACK: ~40 ms per EHLO, ~85 ms per STARTTLS "
         "connection on loopback, a cost no production MTA has.",

@@ -75,6 +75,10 @@ def test_the_suppression_list_keeps_the_first_report_and_is_per_account(aws_stac
     found = aws_stack.suppressions.suppressed("A1", ["jane@example.net", "bob@example.net"])
     assert list(found) == ["jane@example.net"] and found["jane@example.net"].reason is SuppressionReason.BOUNCE
     assert aws_stack.suppressions.suppressed("A2", ["jane@example.net"]) == {}
+    # A relay batch asks for all its accounts' recipients at once (one BatchGetItem): the same answers, by account.
+    many = aws_stack.suppressions.suppressed_many({"A1": ["JANE@example.net", "bob@example.net"],
+                                                   "A2": ["jane@example.net"]})
+    assert {account: list(found) for account, found in many.items()} == {"A1": ["jane@example.net"], "A2": []}
     assert aws_stack.suppressions.remove("A1", "JANE@example.net") and not aws_stack.suppressions.remove(
         "A1", "jane@example.net")
 

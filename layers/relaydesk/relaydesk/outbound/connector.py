@@ -5,10 +5,14 @@ address is held and its notifications parked; a delivery that works ends the hol
 goes through `addresses/state.py`; every outcome through `outcomes.py`.
 
 The group's first connection (its lead) opens alone: credentials the server refuses cost one failed login, and a
-hold or a release is decided once. Only when it has delivered a message do the other connections open with the
-version it logged in with (and the address as it left it), each in a thread of its own, and take messages from the
-same backlog, so a message is taken by exactly one connection; they stop when the lead held the address (and a
-hold one of them met stops the lead too), and leave the rest to it when they cannot open or their connection fails."""
+hold or a release is decided once. Only when it has delivered a message (or at once, when it came warm from the pool
+for an address that is not held: its login is proven) do the other connections open with the version it logged in
+with (and the address as it left it), each in a thread of its own, and take messages from the same backlog, so a
+message is taken by exactly one connection; they stop when the lead held the address (and a hold one of them met
+stops the lead too), and leave the rest to it when they cannot open or their connection fails.
+
+Each connection streams (`prefetch.py`, `PipelinedSubmission.stream`): its worker thread claims and prepares the next
+message while the previous one is on the wire, and records outcomes off the wire."""
 
 from __future__ import annotations
 
@@ -267,6 +271,10 @@ class _Connection:
         """Send `delivery` and, on a client that streams, every message after it that is ready in time."""
         notification, address = delivery.notification, delivery.address
         opened = self._open(notification, address, pooled_ok=not delivery.fresh_connection)
+        if opened is None and self.session.from_pool and not state.is_held(address):
+            # A warm connection logged in with the current version already: nothing is left for the first delivery
+            # to prove, so the others open now instead of one round trip later.
+            self._working()
         client = self.session.client
         stream = getattr(client, "stream", None)
         if opened is not None or stream is None:  # no connection, or a client that sends one at a time
@@ -420,11 +428,7 @@ class _Connection:
                 self._remember_working(address)
         except Exception:
             log.exception("recording the working credentials of %s failed; the delivery stands", address.email)
-        if self.on_working is not None:
-            try:
-                self.on_working()
-            except Exception:  # the other connections only add speed: this one carries on with the backlog
-                log.exception("opening more connections to %s failed; the delivery stands", address.email)
+        self._working()
         follow_up = self.kit.outcomes.retry_deferred_recipients(notification, accepted.refused)
         reply = accepted.reply + (f"; temporarily refused recipients retried as {follow_up}" if follow_up else "")
         return Result(Outcome.DELIVERED, route=_route_of(self.session, address), smtp_code=accepted.code,
@@ -507,6 +511,14 @@ class _Connection:
     def _park(self, notification: Notification, address: SupportAddress, result: Result) -> Result:
         hold.park(self.stores, notification)
         return result
+
+    def _working(self) -> None:
+        """This connection works: the group may widen (once)."""
+        if self.on_working is not None:
+            try:
+                self.on_working()
+            except Exception:  # the other connections only add speed: this one carries on with the backlog
+                log.exception("opening more connections for %s failed; this one carries on", self.secret_id)
 
     def _held_in_this_batch(self) -> bool:
         return self.held or (self.lead is not None and self.lead.held)

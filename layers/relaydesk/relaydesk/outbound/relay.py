@@ -38,7 +38,7 @@ from relaydesk.outbound.ses import SesRoute
 from relaydesk.outbound.session import SessionKit
 from relaydesk.outbound.shaper import Shaper
 from relaydesk.outbound.smtp import SmtpSubmission, Timeouts
-from relaydesk.outbound.suppression import without_suppressed
+from relaydesk.outbound.suppression import Suppression, without_suppressed
 from relaydesk.outbound.turns import Turns
 from relaydesk.store.ports import OnceGuard, OutcomeWrites, SessionPool, Stores
 
@@ -112,13 +112,14 @@ class Relay:
         items = [BatchItem(record, parse_record(record)) for record in records]
         groups: dict[tuple, list[BatchItem]] = {}
         addresses: dict[AddressKey, SupportAddress | None] = {}  # each address read once per batch, handed to its group
+        suppressed = self._suppressed_in(items)
         for item in items:
             if item.notification is None:
                 # Unreadable: kept in the queue, so after the last attempt it waits in the DLQ for a human.
                 item.result = Result(Outcome.DEFERRED, reply="the SQS message is not a Notification")
                 continue
             try:
-                if not self._note_overdue(item) or self._leave_out_suppressed(item):
+                if not self._note_overdue(item) or self._leave_out_suppressed(item, suppressed):
                     continue
                 plan = self._plan(item.notification, addresses)
             except RelaydeskError as error:
@@ -199,14 +200,38 @@ class Relay:
         # Pending, or refused before it was ever verified: the default outbound, as before it was connected.
         return ("ses",)
 
-    def _leave_out_suppressed(self, item: BatchItem) -> bool:
+    def _suppressed_in(self, items: list[BatchItem]) -> dict[str, dict[str, Suppression]] | None:
+        """The batch's suppressed recipients by account, in one read (None: that failed, each notification asks on
+        its own)."""
+        suppressions = self.stores.suppressions
+        wanted: dict[str, list[str]] = {}
+        for item in items:
+            notification = item.notification
+            if notification is not None and notification.kind is not NotificationKind.VERIFICATION:
+                wanted.setdefault(notification.account_id, []).extend([*notification.recipients, *notification.cc])
+        if suppressions is None or not wanted:
+            return {}
+        try:
+            return suppressions.suppressed_many(wanted)
+        except Exception as error:  # noqa: BLE001  # asked again one notification at a time, each with its errors
+            log.warning("reading the batch's suppressed recipients failed (%s)", type(error).__name__)
+            return None
+
+    def _leave_out_suppressed(self, item: BatchItem,
+                              batch: dict[str, dict[str, Suppression]] | None = None) -> bool:
         """Recipients SES reported as undeliverable or complaining are not sent to by any route (the refusal says
-        why); True when nobody is left, the notification then recorded as failed."""
+        why); True when nobody is left, the notification then recorded as failed. `batch`: what the batch's one
+        read found (None: ask now)."""
         notification = item.notification
         suppressions = self.stores.suppressions
         if suppressions is None or notification is None or notification.kind is NotificationKind.VERIFICATION:
             return False
-        found = suppressions.suppressed(notification.account_id, [*notification.recipients, *notification.cc])
+        addresses = [*notification.recipients, *notification.cc]
+        if batch is None:
+            found = suppressions.suppressed(notification.account_id, addresses)
+        else:
+            known = batch.get(notification.account_id, {})
+            found = {r.lower(): known[r.lower()] for r in addresses if r.lower() in known}
         item.notification, item.suppressed = without_suppressed(notification, found)
         if item.notification.recipients:
             return False

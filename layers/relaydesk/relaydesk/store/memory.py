@@ -681,6 +681,9 @@ class MemorySuppressions:
         return {r.lower(): self.entries[(account_id, r.lower())].model_copy()
                 for r in recipients if (account_id, r.lower()) in self.entries}
 
+    def suppressed_many(self, wanted: dict[str, list[str]]) -> dict[str, dict[str, Suppression]]:
+        return {account_id: self.suppressed(account_id, recipients) for account_id, recipients in wanted.items()}
+
     def add(self, suppression: Suppression) -> None:
         key = (suppression.account_id, suppression.recipient.lower())
         self.entries.setdefault(key, suppression.model_copy(update={"recipient": key[1]}))

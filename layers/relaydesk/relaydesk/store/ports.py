@@ -355,6 +355,8 @@ class SuppressionList(Protocol):
     """Recipients an account no longer sends to (SES bounces and complaints), keyed by account and address."""
 
     def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]: ...  # lower-cased keys
+    # The same for a whole batch (account id -> recipients), in as few reads as the store allows: by account.
+    def suppressed_many(self, wanted: dict[str, list[str]]) -> dict[str, dict[str, Suppression]]: ...
     def add(self, suppression: Suppression) -> None: ...  # keeps the first reason and time of an existing entry
     def list(self, account_id: str) -> list[Suppression]: ...
     def remove(self, account_id: str, recipient: str) -> bool: ...  # False: it was not suppressed
