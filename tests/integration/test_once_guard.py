@@ -134,3 +134,17 @@ def test_an_outcome_and_its_ticket_record_are_written_together_or_not_at_all(aws
     with pytest.raises(ClaimLost):
         writes.complete_and_record(stale, {"outcome": "delivered"}, "T1", record("N2"), delivered)
     assert once.stored("N2") is None and tickets.get_notification("T1", "N2") is None
+
+
+def test_fresh_notifications_are_claimed_together_or_none_is(guard):
+    once, clock = guard
+    claims = once.claim_fresh(["N1", "N2", "N3"])
+    assert sorted(claims) == ["N1", "N2", "N3"] and len({c.token for c in claims.values()}) == 3
+    with pytest.raises(AlreadyInProgress):
+        once.claim("N2")  # held like any claim
+    assert once.claim_fresh(["N4", "N2"]) is None  # one of them has a record: nothing is claimed
+    assert once.claim("N4").stored is None  # N4 was not claimed by the refused write
+    once.release_all([claims["N1"], claims["N3"]])
+    assert not once.claim("N1").taken_over and not once.claim("N3").taken_over  # released: fresh again
+    once.complete(claims["N2"], {"outcome": "delivered"})
+    assert once.claim_fresh(["N2", "N5"]) is None and once.stored("N2") == {"outcome": "delivered"}

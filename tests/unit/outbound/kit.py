@@ -49,6 +49,7 @@ class FakeSmarthost:
         self.answer_delay = 0.0  # seconds each end of data waits for its answer, as across a network
         self.streaming = True  # sessions stream as PipelinedSubmission does: the next envelope rides with the dot
         self.rides = 0  # envelopes that rode in the same write as the previous message's final dot
+        self.on_transaction = lambda envelope_from: None  # called after each accepted transaction
 
     def submission(self, credentials: SmtpCredentials, *, version_id: str | None = None, timeouts: object = None,
                    local_hostname: str = "") -> FakeSession:
@@ -97,6 +98,7 @@ class FakeSession:
                    for r in recipients if r in self.host.refuse]
         accepted = [r for r in recipients if r not in self.host.refuse]
         self.host.transactions.append((envelope_from, accepted, data))
+        self.host.on_transaction(envelope_from)
         return Accepted(code=code, reply=f"{code} {text}", refused=refused)
 
     async def close(self) -> None:

@@ -120,6 +120,11 @@ def test_every_notification_is_claimed_before_any_connection_sends_it(world):
             events.append(("claimed", notification_id))
             return super().claim(notification_id)
 
+        def claim_fresh(self, notification_ids):
+            claims = super().claim_fresh(notification_ids)
+            events.extend(("claimed", notification_id) for notification_id in claims or ())
+            return claims
+
     class WatchedWire(list):
         def append(self, transaction):
             events.append(("sent", message_from_bytes(transaction[2], policy=default)["X-Relaydesk-Email-Id"]))

@@ -35,6 +35,11 @@ class WatchedOnce(MemoryOnce):
         super().complete(claim, outcome)
         self.events.append(("stored", claim.notification_id))
 
+    def claim_fresh(self, notification_ids):
+        claims = super().claim_fresh(notification_ids)
+        self.events.append(("claimed together" if claims else "not together", ",".join(notification_ids)))
+        return claims
+
 
 @pytest.fixture
 def world(memory_stores):
@@ -56,6 +61,7 @@ def _claimable(once: MemoryOnce, notification_id: str) -> bool:
 def test_one_connection_claims_the_next_message_while_the_previous_is_in_flight_one_round_trip_each(world):
     events: list[tuple[str, str]] = []
     world.once = WatchedOnce(events)
+    world.once.claim_fresh = lambda notification_ids: None  # claimed one by one (some had a record), as they go
     notifications = [world.notification() for _ in range(5)]
     ids = [n.notification_id for n in notifications]
     results = world.relay(connections_per_smarthost=1).relay_batch([sqs_record(n) for n in notifications])
@@ -114,6 +120,7 @@ def test_a_message_claimed_ahead_when_the_time_runs_out_is_not_sent_and_its_clai
             remaining[0] = 2_000  # claimed ahead; then the invocation's time runs out before it is handed out
 
     world.once.after_claim = running_out
+    world.once.claim_fresh = lambda notification_ids: None  # claimed one by one, as they go
     results = world.relay(connections_per_smarthost=1).relay_batch([sqs_record(n) for n in notifications],
                                                                    remaining_ms=lambda: remaining[0])
 
@@ -122,3 +129,39 @@ def test_a_message_claimed_ahead_when_the_time_runs_out_is_not_sent_and_its_clai
     assert "not sent" in results[1].result.reply and _claimable(world.once, notifications[1].notification_id)
     # The third was never claimed: the deadline check came first.
     assert ("claimed", notifications[2].notification_id) not in events and not results[2].result.smtp_code
+
+
+def test_a_batch_is_claimed_in_one_write_and_what_it_did_not_send_is_released_at_the_end(world):
+    events: list[tuple[str, str]] = []
+    world.once = WatchedOnce(events)
+    notifications = [world.notification() for _ in range(4)]
+    remaining = [3_600_000]
+
+    def running_out(*_) -> None:
+        if len(world.smarthost.transactions) == 1:
+            remaining[0] = 2_000  # the time runs out after the first (the second rode with it already)
+
+    world.smarthost.on_transaction = running_out
+    results = world.relay(connections_per_smarthost=1).relay_batch([sqs_record(n) for n in notifications],
+                                                                   remaining_ms=lambda: remaining[0])
+
+    assert events[0] == ("claimed together", ",".join(n.notification_id for n in notifications))
+    assert not [event for event in events if event[0] == "claimed"]  # no claim one by one
+    outcomes = [r.result.outcome for r in results]
+    assert outcomes[:2] == [Outcome.DELIVERED] * 2 and set(outcomes[2:]) == {Outcome.DEFERRED}
+    # Claimed with the batch, never sent: released (not held until the claim's window ends).
+    assert all(_claimable(world.once, n.notification_id) for n in notifications[2:])
+    assert world.once.stored(notifications[0].notification_id) is not None
+
+
+def test_a_batch_with_one_notification_already_claimed_elsewhere_is_claimed_one_by_one(world):
+    events: list[tuple[str, str]] = []
+    world.once = WatchedOnce(events)
+    notifications = [world.notification() for _ in range(3)]
+    world.once.claim(notifications[1].notification_id)  # another invocation has it
+    results = world.relay().relay_batch([sqs_record(n) for n in notifications])
+
+    assert events[1][0] == "not together"  # nothing was claimed by the batch write
+    assert [r.result.outcome for r in results] == [Outcome.DELIVERED, Outcome.DEFERRED, Outcome.DELIVERED]
+    assert results[1].result.reply == "another invocation is delivering this notification"
+    assert sorted(_sent_ids(world)) == sorted([notifications[0].notification_id, notifications[2].notification_id])

@@ -120,12 +120,14 @@ class ConnectorGroup:
                     lane.join()
 
         lead.on_working = widen if self.connections > 1 else None
+        self.kit.outcomes.preclaim(items)
         try:
             lead.work(backlog, keep_taking=lambda: True, after_each=after_each)
         finally:
             for lane in lanes:
                 lane.join()
             lead.session.give_back()
+            self.kit.outcomes.release_preclaimed(items)
 
 
 class _Connection:

@@ -55,6 +55,7 @@ class Outcomes:
         self.turns = turns  # outbound/turns.py's Turns, or None (unshaped)
         self.on_result = on_result
         self.remaining_ms: Callable[[], int] | None = None
+        self._preclaimed: dict[str, Claim] = {}  # claimed with their batch-mates, not taken by a send yet
         # Outcomes of accepted messages that no store took within their invocation: written first thing by the
         # next invocation of this warm container.
         self._unsaved: list[tuple[Notification, Claim, Result]] = []
@@ -84,12 +85,38 @@ class Outcomes:
             result = Result(Outcome.DEFERRED, reply=f"unexpected {type(error).__name__}; retried later")
         self.conclude(item, claim, result)
 
+    def preclaim(self, items: list[BatchItem]) -> None:
+        """A smarthost group's notifications claimed together, in one write, when none of them has a record yet
+        (the usual case): `claim` then hands each its claim without asking the store. When any has a record, or
+        the write fails, nothing is claimed here and `claim` asks for each, as it always did."""
+        ids = [item.notification.notification_id for item in items if item.notification is not None]
+        if len(ids) < 2 or len(set(ids)) < len(ids):
+            return
+        try:
+            claims = self.once.claim_fresh(ids)
+        except Exception as error:  # noqa: BLE001  # claimed one by one instead
+            log.warning("claiming %d notifications together failed (%s)", len(ids), type(error).__name__)
+            return
+        self._preclaimed.update(claims or {})
+
+    def release_preclaimed(self, items: list[BatchItem]) -> None:
+        """The group is done: claims of its notifications that no send took (out of time, waiting for the
+        mailbox's turn, left when the group stopped) are dropped together, so their next attempt may send."""
+        unused = [claim for item in items if item.notification is not None
+                  and (claim := self._preclaimed.pop(item.notification.notification_id, None)) is not None]
+        if unused and not keep_trying("releasing unused claims", lambda: self.once.release_all(unused),
+                                      self.remaining_ms):
+            log.error("%d unused claims could not be released; they end with their window", len(unused))
+
     def claim(self, item: BatchItem) -> Claim | None:
         """The notification's claim, or None when it must not be sent now: its stored outcome was replayed (or
         found on the ticket), another invocation holds it, or the guard could not be asked; `item.result` then
         says so. Nothing is sent for a notification without a claim."""
         notification = item.notification
         assert notification is not None
+        claimed = self._preclaimed.pop(notification.notification_id, None)  # atomic: connections share the dict
+        if claimed is not None:
+            return claimed
         try:
             claim = self.once.claim(notification.notification_id)
         except AlreadyInProgress as busy:

@@ -487,6 +487,21 @@ class MemoryOnce:
             held = self._items.get(notification_id)
             return copy.deepcopy(held.outcome) if held is not None else None
 
+    def claim_fresh(self, notification_ids: list[str]) -> dict[str, Claim] | None:
+        with self._lock:
+            if any(notification_id in self._items for notification_id in notification_ids):
+                return None
+            until = self.now() + self.in_progress_seconds
+            claims = {notification_id: Claim(notification_id, new_claim_token())
+                      for notification_id in notification_ids}
+            for notification_id, claim in claims.items():
+                self._items[notification_id] = _Held(claim.token, until)
+            return claims
+
+    def release_all(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            self.release(claim)
+
 
 class MemoryLedger:
     def __init__(self) -> None:

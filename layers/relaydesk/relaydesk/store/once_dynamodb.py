@@ -10,6 +10,7 @@ Conditions compare times themselves: DynamoDB deletes expired items lazily.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from relaydesk.errors import AlreadyInProgress, ClaimLost
 from relaydesk.store.ports import ONCE_EXPIRY_SECONDS, ONCE_IN_PROGRESS_SECONDS, Claim, new_claim_token
 
+TRANSACTION_LIMIT = 100  # items in one TransactWriteItems
 CLAIM_TRIES = 4  # a put that failed or lost its answer is tried again with the same token; a vanished item re-read
 IN_PROGRESS = "INPROGRESS"
 COMPLETED = "COMPLETED"
@@ -100,6 +102,45 @@ class DynamoOnce:
                     ExpressionAttributeValues={":completed": COMPLETED, ":data": json.dumps(outcome),
                                                ":token": claim.token,
                                                ":expiration": int(self._now() + self.expiry_seconds)})
+
+    def claim_fresh(self, notification_ids: list[str]) -> dict[str, Claim] | None:
+        """One TransactWriteItems of conditional puts (at most 100): all claimed, or None when any of them has a
+        record (in progress, taken over, completed: the one-by-one claim says which) or the write was refused. A
+        lost answer is asked again with the same request token, which DynamoDB answers as the first time."""
+        if not notification_ids or len(notification_ids) > TRANSACTION_LIMIT:
+            return None
+        now = self._now()
+        claims = {notification_id: Claim(notification_id, new_claim_token()) for notification_id in notification_ids}
+        puts = [{"Put": {"TableName": self._table.name, "Item": {
+            **self.key(notification_id), "status": IN_PROGRESS, "owner": claim.token,
+            "in_progress_expiration": int((now + self.in_progress_seconds) * 1000),
+            "expiration": int(now + self.expiry_seconds)},
+            "ConditionExpression": "attribute_not_exists(id) OR expiration < :now",
+            "ExpressionAttributeValues": {":now": int(now)}}} for notification_id, claim in claims.items()]
+        request = secrets.token_hex(16)  # TransactWriteItems' idempotency token
+        for _ in range(CLAIM_TRIES):
+            try:
+                self._table.meta.client.transact_write_items(TransactItems=puts, ClientRequestToken=request)
+                return claims
+            except ClientError:  # a record, a conflict, throttled: nothing was written
+                return None
+            except BotoCoreError:  # no answer: the same request again (idempotent by its token)
+                continue
+        return None
+
+    def release_all(self, claims: list[Claim]) -> None:
+        for start in range(0, len(claims), TRANSACTION_LIMIT):
+            part = claims[start:start + TRANSACTION_LIMIT]
+            deletes = [{"Delete": {"TableName": self._table.name, "Key": self.key(claim.notification_id),
+                                   "ConditionExpression": "#owner = :token AND #status = :in_progress",
+                                   "ExpressionAttributeNames": {"#owner": "owner", "#status": "status"},
+                                   "ExpressionAttributeValues": {":token": claim.token,
+                                                                 ":in_progress": IN_PROGRESS}}} for claim in part]
+            try:
+                self._table.meta.client.transact_write_items(TransactItems=deletes)
+            except ClientError:  # one of them is no longer ours as it was: each on its own
+                for claim in part:
+                    self.release(claim)
 
     def complete(self, claim: Claim, outcome: dict) -> None:
         update = self.completion(claim, outcome)
