@@ -3,10 +3,12 @@
 Connector notifications are grouped by smarthost and credential: each group gets up to `connections_per_smarthost`
 SMTP connections (`outbound/connector.py`), no more than its provider profile allows nor than the mailbox's shaper
 leases (`outbound/turns.py`), reused for its messages, in threads of its own (so different smarthosts are served
-concurrently). Its mail transactions are pipelined (`outbound/pipelined.py`, RFC 2920) when the server
-advertises PIPELINING: MAIL FROM, every RCPT TO and DATA in one write, then the body; one command at a time when it
-does not. Everything else goes through the default outbound (SES). Returns one `RecordResult` per SQS record; the
-handler turns deferrals into `batchItemFailures` with a growing visibility delay.
+concurrently). Its mail transactions are pipelined and streamed (`outbound/pipelined.py`, RFC 2920) when the
+server advertises PIPELINING: the next message is claimed and prepared while the previous one is on the wire, and
+its envelope rides with that one's final dot; one command at a time when it does not. Everything else goes through
+the default outbound (SES). The groups get their dependencies explicitly (`connector.GroupKit`); claims and outcomes
+are `outbound/outcomes.py`'s. Returns one `RecordResult` per SQS record; the handler turns deferrals into
+`batchItemFailures` with a growing visibility delay.
 """
 
 from __future__ import annotations
