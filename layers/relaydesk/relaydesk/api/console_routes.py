@@ -22,6 +22,7 @@ from relaydesk.addresses.live_check import planned_steps
 from relaydesk.addresses.model import Connector
 from relaydesk.addresses.presets import resolve as resolve_preset
 from relaydesk.addresses.rotation import stage_change
+from relaydesk.api import console_limits
 from relaydesk.api.console_schemas import (
     DOMAIN_PATTERN,
     SIGN_IN_MATERIAL,
@@ -100,6 +101,7 @@ def accepted(model: JobOut) -> Response:
 def register(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable[[], Stores]) -> None:
     """Every console route on the table, with the role it needs (and console-only where credentials are sent)."""
     _addresses(routes, caller, get_stores)
+    console_limits.register(routes, caller, get_stores)  # an address's sending limits, in a module of its own
     _dkim(routes, caller, get_stores)
     _log(routes, caller, get_stores)
     _settings(routes, caller, get_stores)
