@@ -90,16 +90,18 @@ export function LimitsCard({ email }) {
       <thead><tr><th scope="col">Limit</th><th scope="col">In force</th><th scope="col">${provider}</th></tr></thead>
       <tbody>${rows.map((row) => html`<tr data-limit=${row.name}>
         <th scope="row">${LABELS[row.name]}</th>
-        <td class="value">${number(row.value)}${row.lowered && html` <${Badge} tone="neutral">lowered<//>`}</td>
-        <td class="provider">${number(row.provider_value)}</td>
+        <td class="value" data-label="In force">${number(row.value)}${row.lowered
+          && html` <${Badge} tone="neutral">lowered<//>`}</td>
+        <td class="provider" data-label=${provider}>${number(row.provider_value)}</td>
       </tr>`)}</tbody>
     </table>
     <p class="sub">The relay reads the limits with each batch: a change applies to its next batch of
       notifications. Over a limit, notifications wait for their turn; they are not refused or lost.</p>
     ${waiting.data && html`<p class="waiting" role="status">${waitingCount === 0
       ? 'No notification of this address is waiting for its limit right now.'
-      : html`<${Badge} tone="wait">${waitingCount} waiting<//> notification(s) of this address wait for their turn
-          under the limit. <a href=${`#/log?status=waiting&address=${enc(email)}`}>See them in the delivery log</a>.`}</p>`}
+      : html`<${Badge} tone="wait">waiting<//> ${waitingCount === 1 ? '1 notification of this address is'
+          : `${waitingCount} notifications of this address are`} waiting for its turn under the limit right now.${' '}
+          <a href=${`#/log?status=waiting&address=${enc(email)}`}>See them in the delivery log</a>.`}</p>`}
     ${message && html`<${Notice} tone="ok">${message}<//>`}
     <${ErrorBox} error=${refusal} onDismiss=${() => setRefusal(null)} />
     ${!editing && html`<div class="actions">
