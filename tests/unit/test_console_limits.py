@@ -166,3 +166,23 @@ def test_a_server_without_published_limits_takes_any_bounded_value(memory_stores
     assert by_name(raised.body)["messages_per_minute"] == {"name": "messages_per_minute", "provider_value": 60,
                                                            "value": 600, "lowered": True, "maximum": 6000}
     assert admin.put(limits_path(acme), {"messages_per_minute": 6001}).status == 422  # past the sanity bound
+
+
+def test_the_wizards_microsoft_365_preset_gives_the_mailbox_microsofts_limits_whatever_its_host(
+        memory_stores, api, globex, monkeypatch):
+    from dataclasses import replace
+
+    from relaydesk.jobs import runner
+    from relaydesk.store.memory import MemoryJobs, MemoryLauncher
+
+    stores = replace(memory_stores, jobs=MemoryJobs(), launcher=MemoryLauncher())
+    wizard_api = build_tenant_api(lambda account_id: stores, console_client_id="console-client")
+    monkeypatch.setattr("relaydesk.addresses.connection.run_live_check", passing)
+    form = {"email": "support@globex.com", "preset": "microsoft365", "host": "relay.globex.com", "port": 587,
+            "tls_mode": "starttls", "password": PASSWORD}
+
+    assert as_user(wizard_api, globex, "admin").post(f"/accounts/{globex.account_id}/connections", form).status == 202
+    runner.run(stores, *stores.launcher.launched.pop())
+
+    shown = as_user(wizard_api, globex, "admin").get(limits_path(globex, "support@globex.com"))
+    assert (shown.body["provider"], by_name(shown.body)["messages_per_minute"]["maximum"]) == ("microsoft365", 30)

@@ -20,6 +20,7 @@ from relaydesk.addresses import connection, guides, lifecycle, sign_in, state
 from relaydesk.addresses.diagnosis import explain_last_error
 from relaydesk.addresses.live_check import planned_steps
 from relaydesk.addresses.model import Connector
+from relaydesk.addresses.presets import PROFILE_OF_PRESET
 from relaydesk.addresses.presets import resolve as resolve_preset
 from relaydesk.addresses.rotation import stage_change
 from relaydesk.api import console_limits
@@ -154,7 +155,7 @@ def _addresses(routes: RouteTable, caller: Callable[[], Caller], get_stores: Cal
         credentials = _credentials_of(body)
         email = connection.stage(stores, caller().account_id, body.email, credentials, peers=stores.peers)
         job = runner.start(stores, caller().account_id, JobKind.CONNECT, email, name=body.name,
-                           planned_steps=planned_steps(credentials))
+                           planned_steps=planned_steps(credentials), provider=PROFILE_OF_PRESET.get(body.preset))
         return accepted(JobOut.of(job, utcnow()))  # type: ignore[return-value]
 
     @routes.get("/jobs/<job_id>", role=Role.AGENT, tags=[JOBS], summary="A job's steps and progress so far",
