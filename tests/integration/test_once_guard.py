@@ -137,7 +137,7 @@ def test_an_outcome_and_its_ticket_record_are_written_together_or_not_at_all(aws
 
 
 def test_fresh_notifications_are_claimed_together_or_none_is(guard):
-    once, clock = guard
+    once, _clock = guard
     claims = once.claim_fresh(["N1", "N2", "N3"])
     assert sorted(claims) == ["N1", "N2", "N3"] and len({c.token for c in claims.values()}) == 3
     with pytest.raises(AlreadyInProgress):
