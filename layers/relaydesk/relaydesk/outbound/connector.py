@@ -100,9 +100,13 @@ class ConnectorGroup:
         lead = _Connection(self.kit, SmarthostSession(self.kit.sessions, self.secret_id), self.addresses)
         lanes: list[threading.Thread] = []
 
-        def widen() -> None:
+        def widen(early: bool = False) -> None:
             """The lead delivered (so its login works, and a hold was lifted): the other connections open with its
-            version and share the backlog."""
+            version and share the backlog. `early` (a warm lead, before its first delivery): only when the backlog
+            gives every connection more than one message; a lease for a connection that carries one message
+            costs the mailbox's other invocations more than it saves."""
+            if early and len(backlog) < self.connections:
+                return
             lead.on_working = None
             assert lead.session.version is not None
             wanted = min(self.connections - 1, len(backlog))
@@ -147,7 +151,7 @@ class _Connection:
         # connection writes an address (hold, release, error, working version), so it never acts on a stale copy.
         self.addresses: dict[AddressKey, SupportAddress | None] = dict(addresses)
         self.composer = Composer(kit.stores, dict(lead.composer.accounts) if lead is not None else {})
-        self.on_working: Callable[[], None] | None = None  # called after this connection delivered a message
+        self.on_working: Callable[..., None] | None = None  # called after this connection delivered a message
         self.broken: Result | None = None
         self.held = False
         self.changed: bool | None = None  # for a held address: does the secret have a version not refused yet?
@@ -276,7 +280,7 @@ class _Connection:
         if opened is None and self.session.from_pool and not state.is_held(address):
             # A warm connection logged in with the current version already: nothing is left for the first delivery
             # to prove, so the others open now instead of one round trip later.
-            self._working()
+            self._working(early=True)
         client = self.session.client
         stream = getattr(client, "stream", None)
         if opened is not None or stream is None:  # no connection, or a client that sends one at a time
@@ -514,11 +518,11 @@ class _Connection:
         hold.park(self.stores, notification)
         return result
 
-    def _working(self) -> None:
+    def _working(self, *, early: bool = False) -> None:
         """This connection works: the group may widen (once)."""
         if self.on_working is not None:
             try:
-                self.on_working()
+                self.on_working(early) if early else self.on_working()
             except Exception:  # the other connections only add speed: this one carries on with the backlog
                 log.exception("opening more connections for %s failed; this one carries on", self.secret_id)
 
