@@ -24,6 +24,15 @@ from moto.sqs import models
 # read directly: the benchmark measures the relay, not moto's clock.
 _plain_millis = models.unix_time_millis
 models.unix_time_millis = lambda dt=None: time.time() * 1000.0 if dt is None else _plain_millis(dt)
+# moto's long poll wakes for a message sent meanwhile but not for a delayed one becoming visible: that one waited
+# for the poll's end (a second here). SQS answers a long poll as soon as any message is available, a delayed one
+# included: look again every 20 ms.
+def _wait_for_messages(self, timeout):
+    end = time.time() + timeout
+    with self._messages_lock:
+        while not any(m.visible and not m.delayed for m in self._messages) and time.time() < end:
+            self._messages_lock.wait(min(0.02, max(0.0, end - time.time())))
+models.Queue.wait_for_messages = _wait_for_messages
 if sys.argv[1] == "fair":
     from local import fair_queues
     fair_queues.install()

@@ -67,7 +67,6 @@ DECIDED = {DeliveryStatus.DELIVERED: Outcome.DELIVERED, DeliveryStatus.FAILED: O
            DeliveryStatus.BOUNCED: Outcome.DELIVERED}
 DLQ_NOTE = "the notification moves to the dead-letter queue (`relaydesk dlq redrive`)"
 MAX_WAIT_SECONDS = 4 * 24 * 3600  # the queue's retention: a notification waits no longer for its mailbox's turns
-SHAPED_ROUNDS = 3
 
 
 def parse_record(record: dict) -> Notification | None:
@@ -468,8 +467,8 @@ class Relay:
         # Each connection beyond the first holds a connection lease of the mailbox's shaper too, so the invocations
         # sending for one mailbox never open more than its profile allows between them.
         connections = min(self.connections_per_smarthost, limits_of(address).connections)
-        pending = items
-        for last in [False] * (SHAPED_ROUNDS - 1) + [True]:  # a turn coming within a moment is waited for here
+        pending, patience = items, self.turns.patience(self._remaining_ms)
+        while pending:  # turns coming within a moment are waited for here, round after round (`turns.Patience`)
             turn, admitted = self.turns.begin(secret_id, pending, address, self._remaining_ms)
             group = ConnectorGroup(self, secret_id, {only: address}, connections=connections,  # type: ignore[dict-item]
                                    more_connections=turn.more_connections if turn is not None else None)
@@ -478,9 +477,7 @@ class Relay:
             finally:
                 if turn is not None:
                     turn.close()
-            pending = [] if last else self.turns.soon(pending, self._remaining_ms)
-            if not pending:
-                break
+            pending = patience.soon(items)  # any of the group whose turn comes next
 
     def _unshaped_connections(self, addresses: dict[AddressKey, SupportAddress | None]) -> int:
         """Connections for a group the shaper does not admit: one when there is a shaper (a held address's single
