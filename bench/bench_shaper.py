@@ -333,6 +333,7 @@ def template_batching_window() -> float:
 
 def run(config):
     quick = config.quick
+    load_before = os.getloadavg()[0]
     main = Burst(notifications=60, idle_samples=10) if quick else Burst(time_scale=10.0)
     side = 40 if quick else 300
     fair = run_burst(main)
@@ -343,7 +344,7 @@ def run(config):
     # The provider's own pace: A's sends come a tenth as often, so each wall second holds a tenth of the burst's work.
     real_pace = run_burst(Burst(notifications=31 if quick else 100, idle_samples=main.idle_samples, time_scale=1.0,
                                 timeout=900.0))
-    return render(fair, unfair, deployed, real_pace)  # bench/__main__.py adds the machine's line
+    return render(fair, unfair, deployed, real_pace, loads=(load_before, os.getloadavg()[0]))  # and the machine's line
 
 
 SCALE_NOTE = ("The scaled clock magnifies every fixed wall-time cost tenfold: a notification that comes back a "
@@ -371,7 +372,8 @@ def _rate_row(label: str, outcome: Outcome) -> str:
             f"{'met' if outcome.rate_ratio >= TARGET_RATE else 'MISSED'} |")
 
 
-def render(fair: Outcome, unfair: Outcome, deployed: Outcome, real_pace: Outcome) -> str:
+def render(fair: Outcome, unfair: Outcome, deployed: Outcome, real_pace: Outcome,
+           loads: tuple[float, float] | None = None) -> str:
     b = fair.burst
     lines = [
         f"## {TITLE}", "",
@@ -406,6 +408,9 @@ def render(fair: Outcome, unfair: Outcome, deployed: Outcome, real_pace: Outcome
         _latency_row("arrival order (no fair queues), no batching window", unfair),
         "",
         SCALE_NOTE,
+        *([] if loads is None else [
+            "", f"The machine is shared: its load average (1 minute, `uptime`) was {loads[0]:.2f} when the runs "
+                f"started and {loads[1]:.2f} when they ended."]),
     ]
     return "\n".join(lines)
 

@@ -287,6 +287,7 @@ class Patience:
         self.clock = turns.clock
         self.remaining_ms = remaining_ms
         self.until = self.clock.now() + self.clock.shaper_seconds(HOLD)
+        self.wall_until = time.monotonic() + HOLD  # the same hold on the wall's clock, should the shaper's stand still
 
     def near(self, items: list[BatchItem]) -> list[BatchItem]:
         """The waiting turn holders whose wait ends within `PATIENCE` and before the group's hold ends."""
@@ -298,7 +299,8 @@ class Patience:
         """Sleeps until the earliest near wait ends; returns the items due then (their results cleared: they ask
         again). Empty: nothing is near, or the invocation has no time to wait; the rest go back to the queue."""
         near = self.near(items)
-        if not near or (self.remaining_ms is not None and self.remaining_ms() < MIN_REMAINING_MS):
+        if not near or time.monotonic() > self.wall_until or \
+                (self.remaining_ms is not None and self.remaining_ms() < MIN_REMAINING_MS):
             return []
         earliest = min(item.wait_until for item in near)  # type: ignore[type-var]
         time.sleep(max(MIN_SLEEP, self.clock.real_seconds(earliest - self.clock.now())))
