@@ -20,6 +20,7 @@ exactly once, and B's latency p50/p99 idle and during the burst (target: p99 dur
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import threading
@@ -71,8 +72,9 @@ class Outcome:
     over_the_day: list[str] = field(default_factory=list)  # what their tickets say
     idle: list[float] = field(default_factory=list)  # B's latencies, seconds
     during: list[float] = field(default_factory=list)
-    first_minute: list[float] = field(default_factory=list)  # of `during`, sent in the burst's first (scaled) minute
+    first_receive: list[float] = field(default_factory=list)  # of `during`, sent before A's last first receive
     later: list[float] = field(default_factory=list)  # of `during`, sent after it
+    first_receive_seconds: float = 0.0  # wall seconds until every one of A's notifications was received once
 
     @property
     def limit_span_minutes(self) -> float:
@@ -98,6 +100,8 @@ class World:
 
     def __init__(self, burst: Burst) -> None:
         self.burst = burst
+        self.first_seen: dict[str, float] = {}  # notification id -> when a worker was first handed it
+        self._seen_lock = threading.Lock()
         self.start = time.time()
 
     def __enter__(self) -> World:
@@ -201,7 +205,15 @@ class World:
                                        in_progress_seconds=settings.relay_in_progress_seconds),
                       shaper=Shaper(aws_shaper_states(), ScaledClock(self.burst.time_scale, start=self.start)))
         retry = SqsRetryDelay(aws_client("sqs"), settings.notifications_queue_url)
-        return relay, lambda event: relay_event(relay, event, retry, lambda: 60_000, stores.dead_letters)
+
+        def invoke(event: dict) -> dict:
+            now = time.time()
+            with self._seen_lock:
+                for record in event.get("Records", []):
+                    self.first_seen.setdefault(json.loads(record["body"]).get("notification_id", ""), now)
+            return relay_event(relay, event, retry, lambda: 60_000, stores.dead_letters)
+
+        return relay, invoke
 
     def notification(self, account: str, index: int, recipients: int):
         from relaydesk.ids import new_id
@@ -285,9 +297,10 @@ def run_burst(burst: Burst) -> Outcome:
         outcome.wall_seconds = time.time() - started
         arrivals_b = _wait_for(world.smarthost_b, len(sent_b), 60)
         outcome.during = latencies(sent_b, arrivals_b)
-        first_minute_ends = started + MINUTE / burst.time_scale
-        outcome.first_minute = latencies({n: at for n, at in sent_b.items() if at < first_minute_ends}, arrivals_b)
-        outcome.later = latencies({n: at for n, at in sent_b.items() if at >= first_minute_ends}, arrivals_b)
+        received = max(world.first_seen.get(n.notification_id, started) for n in burst_notifications)
+        outcome.first_receive_seconds = received - started
+        outcome.first_receive = latencies({n: at for n, at in sent_b.items() if at < received}, arrivals_b)
+        outcome.later = latencies({n: at for n, at in sent_b.items() if at >= received}, arrivals_b)
 
         report = world.smarthost_a.limits_report() or {"events": {}, "users": {}}
         user = report["users"].get(world.smarthost_a.username, {})
@@ -351,8 +364,8 @@ SCALE_NOTE = ("The scaled clock magnifies every fixed wall-time cost tenfold: a 
               "second late leaves its slot unused for a sixth of a minute (hence the delays rounded down and the wait "
               "for the turn in the invocation), and A's 30 messages a minute are 5 a wall second, each costing a "
               "worker its receive, turn, send and records, so B finds the four workers busy ten times as often as at "
-              "the provider's pace. B's first-minute column is the burst's first receive: every one of A's "
-              "notifications received once, given its turn and queued again.")
+              "the provider's pace. A's first receive is the time until every one of A's notifications was "
+              "received once (given its turn, its ticket told, queued again): the same work at any clock.")
 
 
 def _latency_row(label: str, outcome: Outcome) -> str:
@@ -360,7 +373,8 @@ def _latency_row(label: str, outcome: Outcome) -> str:
     burst = outcome.burst
     return (f"| {label} | {burst.notifications} at {burst.time_scale:g}x | {p(outcome.idle, .5) * 1000:.0f} / "
             f"{p(outcome.idle, .99) * 1000:.0f} ms | {p(outcome.during, .5) * 1000:.0f} / "
-            f"{p(outcome.during, .99) * 1000:.0f} ms | {p(outcome.first_minute, .99) * 1000:.0f} / "
+            f"{p(outcome.during, .99) * 1000:.0f} ms | {outcome.first_receive_seconds:.0f} s: "
+            f"{p(outcome.first_receive, .99) * 1000:.0f} / "
             f"{p(outcome.later, .99) * 1000:.0f} ms | {ratio:.2f}x | "
             f"{'met' if ratio <= TARGET_LATENCY_RATIO else 'MISSED'} |")
 
@@ -398,7 +412,8 @@ def render(fair: Outcome, unfair: Outcome, deployed: Outcome, real_pace: Outcome
         f"| the burst's span | {fair.span_minutes:.1f} scaled minutes, {fair.wall_seconds:.0f} s of wall time | |",
         "",
         "Tenant B's latency, idle and during A's burst (p99 during / p99 idle, target <= 2x):", "",
-        "| run | A's notifications, clock | idle p50 / p99 | during p50 / p99 | during p99: first minute / after | "
+        "| run | A's notifications, clock | idle p50 / p99 | during p50 / p99 | A's first receive: its span, B's p99 "
+        "during it / after | "
         "ratio | target |",
         "|---|---:|---:|---:|---:|---:|---|",
         _latency_row("fair queues' order, the template's batching window "
@@ -419,8 +434,8 @@ def summary(outcome: Outcome) -> str:
     return (f"sent {outcome.sent}, throttles {outcome.throttles}, minute {outcome.most_in_a_minute}, day "
             f"{outcome.most_recipients_in_a_day}, span {outcome.span_minutes:.2f} of {outcome.limit_span_minutes:.0f} "
             f"min: {outcome.rate_ratio:.1%} (after the first minute {outcome.steady_rate:.2f}/min), "
-            f"p99 first minute/after "
-            f"{p(outcome.first_minute, .99):.3f}/{p(outcome.later, .99):.3f}, idle p50/p99 "
+            f"first receive {outcome.first_receive_seconds:.1f} s, p99 during it/after "
+            f"{p(outcome.first_receive, .99):.3f}/{p(outcome.later, .99):.3f}, idle p50/p99 "
             f"{p(outcome.idle, .5):.3f}/{p(outcome.idle, .99):.3f}, during {p(outcome.during, .5):.3f}/"
             f"{p(outcome.during, .99):.3f}, wall {outcome.wall_seconds:.1f}s")
 
