@@ -120,6 +120,8 @@ class World:
             os.environ.pop(name, None)
         env = provision(boto3.session.Session(), template_path=ROOT / "template.yaml")
         os.environ.update({k: v for k, v in env.items() if k.startswith("RELAYDESK_")})
+        # the relay knows the batching window its pollers use here (the template's figure only in the deployed run)
+        os.environ["RELAYDESK_RELAY_BATCHING_WINDOW_SECONDS"] = str(self.burst.batching_window)
         scale = self.burst.time_scale
         self.smarthost_a = self._stack.enter_context(SmarthostProcess(limits=dict(
             messages_per_minute=30, recipients_per_day=self.burst.recipients_per_day, recipients_per_message=500,

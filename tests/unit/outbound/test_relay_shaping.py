@@ -277,6 +277,22 @@ def test_a_waiting_notification_comes_back_before_its_turn_and_waits_for_it_in_t
     assert world.stores.queue.carried[newcomer.notification_id].turn_at >= carry.turn_at + 60  # behind the line
 
 
+def test_behind_a_batching_window_a_waiting_notification_is_queued_that_much_earlier_and_waited_for(world, states,
+                                                                                                      clock, sleeps):
+    """The event source may hold a message for its batching window before the relay gets it: queued again that much
+    earlier, it is there in time, however soon the batch fills; the invocation waits the window longer."""
+    relay = world.relay(shaper=Shaper(states, clock))
+    relay.turns.batching_window = 2.0
+    relay.relay_batch([sqs_record(n) for n in batch(world, 30)])
+    [waiting] = relay.relay_batch([sqs_record(world.notification())])
+    carry = world.stores.queue.carried[waiting.notification.notification_id]
+    assert waiting.requeue_in == math.floor(carry.turn_at - clock.at - 2.0) == 58
+
+    clock.at += waiting.requeue_in  # the batch filled at once: the relay gets it 2.05 s before its turn
+    [result] = relay.relay_batch([carried(waiting.notification, carry)])
+    assert result.result.outcome is Outcome.DELIVERED and carry.turn_at <= clock.at < carry.turn_at + 0.05
+
+
 def test_a_turn_further_off_than_the_invocation_waits_goes_back_to_the_queue_without_sleeping(world, relay, clock,
                                                                                               sleeps):
     notification = world.notification()

@@ -103,7 +103,8 @@ class Relay:
         # The mailboxes' sending limits, shared with every other invocation (None: unshaped, as unit tests of other
         # concerns run)
         self.turns = None if shaper is None else Turns(shaper, credentials=credentials, tickets=self.stores.tickets,
-                                                       queue=self.stores.queue)
+                                                       queue=self.stores.queue,
+                                                       batching_window=stores.settings.relay_batching_window_seconds)
 
     # --- the batch ----------------------------------------------------------------------------------------------
 

@@ -138,8 +138,9 @@ class Turns:
     """Takes a mailbox's turn for a batch's connector group (see the module docstring)."""
 
     def __init__(self, shaper: Shaper, *, credentials: CredentialCache, tickets: TicketStore,
-                 queue: NotificationQueue) -> None:
+                 queue: NotificationQueue, batching_window: float = 0.0) -> None:
         self.shaper = shaper
+        self.batching_window = batching_window  # wall seconds the event source may hold a message before invoking
         self.clock = shaper.clock
         self.credentials = credentials
         self.tickets = tickets
@@ -207,12 +208,14 @@ class Turns:
         return Patience(self, remaining_ms)
 
     def delay_of(self, item: BatchItem) -> int:
-        """Wall seconds until the item should look again, in SQS's whole seconds rounded down: it comes back up to a
-        second before its turn and waits for it in that invocation (`Patience`), instead of up to a second after it
-        with its slot unused. At least one (never hot), at most SQS's 15 minutes (a longer wait comes back then and
-        is queued again without asking the shaper)."""
+        """Wall seconds until the item should look again, in SQS's whole seconds rounded down and less the event
+        source's batching window: it comes back up to a second (and the window) before its turn and waits for it in
+        that invocation (`Patience`), instead of up to a second (and the window) after it with its slot unused. At
+        least one (never hot), at most SQS's 15 minutes (a longer wait comes back then and is queued again without
+        asking the shaper)."""
         until = item.wait_until if item.wait_until is not None else self.clock.now()
-        return min(max(1, math.floor(self.clock.real_seconds(until - self.clock.now()))), 900)
+        wall = self.clock.real_seconds(until - self.clock.now()) - self.batching_window
+        return min(max(1, math.floor(wall)), 900)
 
     # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -286,12 +289,16 @@ class Patience:
     def __init__(self, turns: Turns, remaining_ms: Callable[[], int] | None) -> None:
         self.clock = turns.clock
         self.remaining_ms = remaining_ms
-        self.until = self.clock.now() + self.clock.shaper_seconds(HOLD)
-        self.wall_until = time.monotonic() + HOLD  # the same hold on the wall's clock, should the shaper's stand still
+        # Queued again the batching window earlier, a notification may come back that much earlier still.
+        self.patience = PATIENCE + turns.batching_window
+        hold = HOLD + turns.batching_window
+        self.until = self.clock.now() + self.clock.shaper_seconds(hold)
+        self.wall_until = time.monotonic() + hold  # the same hold on the wall's clock, should the shaper's stand still
 
     def near(self, items: list[BatchItem]) -> list[BatchItem]:
-        """The waiting turn holders whose wait ends within `PATIENCE` and before the group's hold ends."""
-        horizon = min(self.clock.now() + self.clock.shaper_seconds(PATIENCE), self.until)
+        """The waiting turn holders whose wait ends within `PATIENCE` (and the batching window) and before the group's
+        hold ends."""
+        horizon = min(self.clock.now() + self.clock.shaper_seconds(self.patience), self.until)
         return [item for item in items if item.result is not None and item.result.outcome is Outcome.WAITING
                 and item.booking is not None and item.wait_until is not None and item.wait_until <= horizon]
 
