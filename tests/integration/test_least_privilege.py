@@ -112,6 +112,8 @@ class Recorder:
         if service == "dynamodb" and operation == "TransactWriteItems":
             return [(TRANSACT_ACTION[kind], self.names[item[kind]["TableName"]])
                     for item in params["TransactItems"] for kind in item]
+        if service == "dynamodb" and operation.startswith("Batch"):  # BatchGetItem/BatchWriteItem name their tables
+            return [(f"dynamodb:{operation}", self.names[table]) for table in params["RequestItems"]]
         action = IAM_NAME.get((service, operation), f"{SERVICE_PREFIX[service]}:{operation}")
         pairs = [(action, self.resource(service, params, session_account))]
         if (service, operation) == ("secretsmanager", "CreateSecret") and params.get("Tags"):

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from relaydesk.outbound.suppression import Suppression
 from relaydesk.store.dynamodb import _is_conditional_failure, _query_all
+
+BATCH_KEYS = 100  # BatchGetItem's most keys a call
+BATCH_TRIES = 3
 
 
 class DynamoSuppressions:
@@ -20,12 +24,31 @@ class DynamoSuppressions:
         return {"pk": f"SUPPRESS#{account_id}", "sk": f"RCPT#{recipient.lower()}"}
 
     def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]:
-        found = {}
-        for recipient in dict.fromkeys(r.lower() for r in recipients):
-            item = self._table.get_item(Key=self._key(account_id, recipient)).get("Item")
+        """One BatchGetItem per 100 recipients (a notification to ten people is one call, not ten: every receive of a
+        burst's notification pays it). Keys DynamoDB leaves unprocessed are asked again; the ones still left after
+        `BATCH_TRIES` are read one by one, so no recipient goes unchecked."""
+        keys = [self._key(account_id, r) for r in dict.fromkeys(r.lower() for r in recipients)]
+        items: list[dict] = []
+        for start in range(0, len(keys), BATCH_KEYS):
+            items += self._batch_get(keys[start:start + BATCH_KEYS])
+        return {item["sk"].removeprefix("RCPT#"): Suppression.model_validate_json(item["doc"]) for item in items}
+
+    def _batch_get(self, keys: list[dict[str, str]]) -> list[dict]:
+        client, name = self._table.meta.client, self._table.name  # the resource's client: plain values in and out
+        items: list[dict] = []
+        for attempt in range(BATCH_TRIES):
+            if not keys:
+                return items
+            if attempt:
+                time.sleep(0.05 * 2 ** attempt)
+            answer = client.batch_get_item(RequestItems={name: {"Keys": keys}})
+            items += answer.get("Responses", {}).get(name, [])
+            keys = answer.get("UnprocessedKeys", {}).get(name, {}).get("Keys", [])
+        for key in keys:
+            item = self._table.get_item(Key=key).get("Item")
             if item:
-                found[recipient] = Suppression.model_validate_json(item["doc"])
-        return found
+                items.append(item)
+        return items
 
     def add(self, suppression: Suppression) -> None:
         item = {**self._key(suppression.account_id, suppression.recipient),
