@@ -112,7 +112,7 @@ class Recorder:
         if service == "dynamodb" and operation == "TransactWriteItems":
             return [(TRANSACT_ACTION[kind], self.names[item[kind]["TableName"]])
                     for item in params["TransactItems"] for kind in item]
-        if service == "dynamodb" and operation.startswith("Batch"):  # BatchGetItem/BatchWriteItem name their tables
+        if service == "dynamodb" and operation in ("BatchGetItem", "BatchWriteItem"):  # authorized per table
             return [(f"dynamodb:{operation}", self.names[table]) for table in params["RequestItems"]]
         action = IAM_NAME.get((service, operation), f"{SERVICE_PREFIX[service]}:{operation}")
         pairs = [(action, self.resource(service, params, session_account))]

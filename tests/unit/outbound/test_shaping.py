@@ -55,6 +55,16 @@ def test_new_notifications_queue_behind_the_ones_given_a_turn_and_a_due_turn_goe
     assert mixed.reasons[0] == Reason.LINE and mixed.booked[0] >= turns_at[-1]
 
 
+def test_a_turn_given_under_a_lower_limit_does_not_hold_back_new_ones_once_the_limit_is_raised():
+    slow = Limits(messages_per_minute=1, recipients_per_day=10_000, recipients_per_message=500, connections=3)
+    state = ShaperState()
+    shaping.release(state, take(state, slow, 1, 0.0).lease, [0.5], sent_recipients=1, now=1.0)
+    far = take(state, slow, 1, 1.0, lease="W").booked[0]
+    assert far >= 60.5  # a minute at one a minute
+    raised = take(state, MICROSOFT, 1, 2.0, lease="N")  # the admin reset the limit: thirty a minute
+    assert raised.reasons[0] == Reason.LINE and raised.booked[0] <= 2.0 + 2.0  # in the gap before it, paced
+
+
 def test_a_killed_invocation_gives_its_connection_back_at_the_lease_expiry_and_its_sends_count_until_then():
     state = ShaperState()
     take(state, MICROSOFT, 10, 0.0, lease="dead", seconds=70.0)  # never released

@@ -11,7 +11,7 @@
   sends) then count as completed at the expiry. A batch's further connections lease only a connection.
 - **The line**: a notification that cannot go now is given a turn: a minute after the `rate`-th latest of the
   turns already given and the sends made without one (each holds its slot for a minute), and a minute / `rate`
-  after the latest turn (evenly paced: a burst's first `rate` go at once, the rest one every two seconds at 30 a
+  away from every other turn (evenly paced: a burst's first `rate` go at once, the rest one every two seconds at 30 a
   minute rather than in waves of 30, which would each need every connection and worker at once). Turns stay on
   that grid: a send that completes late does not push the turns after it (it only makes its successor wait a
   moment for its slot), so the waiting ones go at the full rate. They come back in order; one whose turn has come
@@ -269,8 +269,8 @@ def _day_free_at(state: ShaperState, limits: Limits, recipients: int, now: float
 def _turns(state: ShaperState, limits: Limits, asks: list[Ask], waiting: list[int], rate: int,
            now: float) -> tuple[dict[int, float], dict[int, float]]:
     """When each waiting ask looks again, and the new turns: a due one at the next free slot (keeping its turn), a
-    new one when the slot of the `rate`-th latest send or turn frees (a minute after it), and no sooner than a
-    minute / `rate` after the latest turn: the line goes out evenly paced, not in waves of `rate` at once."""
+    new one when the slot of the `rate`-th latest send or turn frees (a minute after it), and a minute / `rate` away
+    from every other turn: the line goes out evenly paced, not in waves of `rate` at once."""
     if not waiting:
         return {}, {}
     base = max(now, state.paused_until, _rate_free_at(state, rate, now))
@@ -286,9 +286,21 @@ def _turns(state: ShaperState, limits: Limits, asks: list[Ask], waiting: list[in
             waits[i] = ready
             continue
         slot = occupied[-rate] + WINDOW + RESOLUTION if len(occupied) >= rate else now
-        paced = state.line[-1] + WINDOW / rate if state.line else now
-        waits[i] = booked[i] = max(ready, slot, paced)
+        waits[i] = booked[i] = _paced(state.line, max(ready, slot), WINDOW / rate)
         bisect.insort(occupied, booked[i])
         bisect.insort(state.line, booked[i])
     state.line = state.line[-limits.messages_per_minute:]  # the latest turns are all a new one depends on
     return waits, booked
+
+
+def _paced(line: list[float], earliest: float, spacing: float) -> float:
+    """The first time from `earliest` that is `spacing` away from every turn in the (sorted) line: after the turns
+    close to it, or in a gap before a far one (given under a lower limit, say)."""
+    at = earliest
+    for turn in line:
+        if turn <= at - spacing:
+            continue
+        if turn >= at + spacing:
+            break
+        at = turn + spacing
+    return at
