@@ -70,6 +70,7 @@ const CONSOLE_NAMES = [
   [/--client-id/g, 'the Application (client) ID'],
   [/--tenant-id/g, 'the Directory (tenant) ID'],
   [/--password-stdin/g, 'the password field'],
+  [/ \(--[a-z-]+ ([\d,]+) or less\)/g, ' ($1 or less)'],
 ];
 
 export function inConsoleTerms(text) {

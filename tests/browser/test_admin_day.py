@@ -611,8 +611,86 @@ def test_a_certificate_address_rotates_to_a_new_certificate_once_entra_id_knows_
     assert day.secrets_seen(*leaked) == []
 
 
+MICROSOFT_MAILBOX = "m365@acme.test"
+
+
+def limit_row(page: Page, name: str):
+    return page.locator(f"section:has(#limits-title) tr[data-limit={name}]")
+
+
+def test_an_admin_lowers_a_microsoft_365_mailboxs_limit_cannot_raise_it_and_resets_it(day):
+    from relaydesk.addresses import lifecycle
+    from relaydesk.addresses.limits import limits_of, set_limits
+    from relaydesk.credentials import SmtpCredentials
+    from relaydesk.tickets.model import DeliveryStatus, NotificationRecord, Ticket
+
+    page = day.page
+    stores = aws_stores()
+    password = secrets.token_urlsafe(18)
+    day.stack.customer.set_password(MICROSOFT_MAILBOX, password)
+    submission = day.stack.customer.submission
+    # Connected as `relaydesk addresses connect --preset microsoft365 --host ...` does: the live check against the
+    # local smarthost, then Microsoft 365's published limits for the mailbox (the host is not Microsoft's here).
+    lifecycle.connect_address(stores, day.account_id, MICROSOFT_MAILBOX, SmtpCredentials(
+        host=submission.host, port=submission.port, username=MICROSOFT_MAILBOX, password=password,
+        ca_bundle_pem=day.stack.ca.pem_path.read_text()), "Acme (Microsoft 365)")
+    set_limits(stores.directory, day.account_id, MICROSOFT_MAILBOX, provider="microsoft365")
+    stores.tickets.create_ticket(Ticket(  # one notification waiting for the mailbox's turn, as the relay records it
+        ticket_id="T01LIMITS0000000000001", account_id=day.account_id, support_address=MICROSOFT_MAILBOX,
+        subject="Mass update", requester="dana@example.org", notifications=[NotificationRecord(
+            notification_id="N01LIMITS0000000000001", message_id="<limits-1@acme.test>",
+            recipients=["dana@example.org"], status=DeliveryStatus.WAITING)]))
+
+    def in_force() -> int:
+        return limits_of(stores.directory.get_account_address(day.account_id, MICROSOFT_MAILBOX)).messages_per_minute
+
+    day.go(f"addresses/{quote(MICROSOFT_MAILBOX, safe='')}")
+    panel = page.locator("section:has(#limits-title)")
+    expect(panel).to_contain_text("Microsoft 365's published sending limits")
+    for name, value in (("messages_per_minute", "30"), ("recipients_per_day", "10,000"),
+                        ("recipients_per_message", "500"), ("connections", "3")):
+        expect(limit_row(page, name).locator("td.value")).to_have_text(value)
+        expect(limit_row(page, name).locator("td.provider")).to_have_text(value)
+    expect(panel.locator(".waiting")).to_contain_text("1 notification of this address is waiting for its turn")
+    expect(panel).to_contain_text("applies to its next batch")
+
+    panel.get_by_role("button", name="Lower limits").click()
+    panel.get_by_label("Messages per minute", exact=True).fill("12")
+    panel.get_by_role("button", name="Save limits").click()
+    expect(panel.get_by_role("status").filter(has_text="Saved.")).to_contain_text("next batch")
+    expect(limit_row(page, "messages_per_minute").locator("td.value")).to_have_text("12 lowered")
+    page.reload()
+    expect(limit_row(page, "messages_per_minute").locator("td.value")).to_have_text("12 lowered")
+    expect(limit_row(page, "messages_per_minute").locator("td.provider")).to_have_text("30")
+    expect(limit_row(page, "connections").locator("td.value")).to_have_text("3")
+    assert in_force() == 12  # what the relay's shaper reads for the mailbox
+    expect(panel.locator(".waiting")).to_contain_text("waiting for its turn")
+    screenshot(page, "address-limits-lowered")
+
+    panel.get_by_role("button", name="Lower limits").click()
+    panel.get_by_label("Messages per minute", exact=True).fill("31")
+    panel.get_by_role("button", name="Save limits").click()
+    refusal = panel.locator(".error-box")
+    expect(refusal).to_contain_text("Microsoft 365 allows at most 30 for messages per minute; 31 is above it.")
+    expect(refusal).to_contain_text("(30 or less)")
+    assert "--messages-per-minute" not in refusal.inner_text()  # the console's words, not the CLI's flag
+    screenshot(page, "address-limits-raise-refused")
+    assert in_force() == 12
+    panel.get_by_role("button", name="Cancel").click()
+
+    panel.get_by_role("button", name="Reset to the provider's limits").click()
+    expect(limit_row(page, "messages_per_minute").locator("td.value")).to_have_text("30")
+    expect(panel).to_contain_text("Microsoft 365's limits apply again")
+    expect(panel.get_by_role("button", name="Reset to the provider's limits")).to_have_count(0)
+    assert in_force() == 30
+    assert stores.directory.get_account_address(day.account_id, MICROSOFT_MAILBOX).connector.limits is None
+    screenshot(page, "address-limits-reset")
+    assert day.secrets_seen(password) == []
+
+
 @pytest.mark.parametrize("route", ["addresses", f"addresses/{quote(SUPPORT, safe='')}",
-                                   f"addresses/{quote(EXCHANGE_MAILBOX, safe='')}", "connect", "dkim/acme.test",
+                                   f"addresses/{quote(EXCHANGE_MAILBOX, safe='')}",
+                                   f"addresses/{quote(MICROSOFT_MAILBOX, safe='')}", "connect", "dkim/acme.test",
                                    "log", "log?tab=held", "log?tab=suspended", "settings"])
 def test_every_page_fits_a_phone(day, route):
     page = day.page

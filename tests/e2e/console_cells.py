@@ -19,6 +19,7 @@ TEMPLATES = re.compile(r"/(providers|connections|jobs|dkim|deliveries|held_notif
                        r"suspended_tickets|settings|users)\b|/support_addresses/\{id\}/")
 RESOURCE = re.compile(r"\{(id|job_id|ticket_id|domain)\}")
 _tickets = itertools.count(1)
+OWN_LIMIT, ATTACKER_LIMIT = 20, 1  # messages a minute
 
 
 def is_console_route(template: str) -> bool:
@@ -77,7 +78,7 @@ def tenant_request(world, actor, victim, method: str, template: str, case: str, 
         # Verifying one's own system address finishes at once (nothing to wait for in the background).
         "id": (system_address(owner.subdomain, world.stack.mail_domain) if template.endswith("/verification")
                and own else f"rotating@{owner.domain}" if template.endswith("/connector")
-               else f"support@{owner.domain}" if re.search(r"/(disable|enable|held/release)$", template)
+               else f"support@{owner.domain}" if re.search(r"/(disable|enable|held/release|limits)$", template)
                else f"help@{owner.domain}"),
         "job_id": owner.job_id,
         "ticket_id": suspended_ticket(world, owner) if "{ticket_id}" in template else "",
@@ -90,6 +91,9 @@ def tenant_request(world, actor, victim, method: str, template: str, case: str, 
             "password": owner.smtp_password},
         ("POST", "/accounts/{account_id}/support_addresses/{id}/connector"): {"password": owner.smtp_password},
         ("PUT", "/accounts/{account_id}/dkim/{domain}"): {"signing": False},
+        # One's own admin lowers the limit; another's attempt would stop the mailbox almost entirely.
+        ("PUT", "/accounts/{account_id}/support_addresses/{id}/limits"): {
+            "messages_per_minute": OWN_LIMIT if own else ATTACKER_LIMIT},
         ("POST", "/accounts/{account_id}/dead_letters/redrive"): {"notification_ids": []},
         ("PUT", "/accounts/{account_id}/settings"): {"include_attachments_in_email": True},
         ("POST", "/accounts/{account_id}/users"): {"email": owner.fresh("invited"), "role": "agent"},

@@ -322,6 +322,8 @@ def assert_untouched(world: World, tenant: Tenant) -> None:
     assert help_address is not None and help_address.name == f"{tenant.name} Help"
     connector = world.stores.directory.get_account_address(tenant.account_id, f"support@{tenant.domain}")
     assert connector is not None and connector.connector.secret_arn == tenant.secret_arns[f"support@{tenant.domain}"]
+    limits = connector.connector.limits  # lowered by its own admin (then reset), never by the other tenant
+    assert limits is None or limits.messages_per_minute == console_cells.OWN_LIMIT
     for email, arn in tenant.secret_arns.items():
         described = world.secrets.describe_secret(SecretId=arn)
         deleted_by_its_admin = email.startswith("leaving-")

@@ -1,5 +1,6 @@
 // One support address: its verification (verify again), the last error explained, held notifications (release),
-// the connector (new credentials; host, port or TLS mode), and set default, disable, enable, delete.
+// the connector (new credentials; host, port or TLS mode), its sending limits (pages/limits.js), and set default,
+// disable, enable, delete.
 import { useState } from 'preact/hooks';
 import { api, enc } from '../api.js';
 import {
@@ -8,6 +9,7 @@ import {
 import { html } from '../html.js';
 import { AddressBadges, isVerified, stateReason } from '../status.js';
 import { inConsoleTerms } from '../words.js';
+import { LimitsCard } from './limits.js';
 import { CaBundleField, CredentialFields } from './wizard.js';
 
 export function AddressPage({ email, user }) {
@@ -87,6 +89,8 @@ export function AddressPage({ email, user }) {
 
     ${connector && html`<${ConnectorCard} address=${address} admin=${admin} busy=${running}
       onChange=${(body) => act('POST', '/connector', body)} job=${jobKind === 'rotate' ? job : null} />`}
+
+    ${connector && admin && html`<${LimitsCard} email=${address.email} />`}
 
     ${data.provider && html`<${Card} title="Forwarding to Relaydesk" id="forwarding">
       <p>Your mail server must forward every mail of ${address.email} to${' '}

@@ -20,8 +20,10 @@ from relaydesk.addresses import connection, guides, lifecycle, sign_in, state
 from relaydesk.addresses.diagnosis import explain_last_error
 from relaydesk.addresses.live_check import planned_steps
 from relaydesk.addresses.model import Connector
+from relaydesk.addresses.presets import PROFILE_OF_PRESET
 from relaydesk.addresses.presets import resolve as resolve_preset
 from relaydesk.addresses.rotation import stage_change
+from relaydesk.api import console_limits
 from relaydesk.api.console_schemas import (
     DOMAIN_PATTERN,
     SIGN_IN_MATERIAL,
@@ -100,6 +102,7 @@ def accepted(model: JobOut) -> Response:
 def register(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable[[], Stores]) -> None:
     """Every console route on the table, with the role it needs (and console-only where credentials are sent)."""
     _addresses(routes, caller, get_stores)
+    console_limits.register(routes, caller, get_stores)  # an address's sending limits, in a module of its own
     _dkim(routes, caller, get_stores)
     _log(routes, caller, get_stores)
     _settings(routes, caller, get_stores)
@@ -152,7 +155,7 @@ def _addresses(routes: RouteTable, caller: Callable[[], Caller], get_stores: Cal
         credentials = _credentials_of(body)
         email = connection.stage(stores, caller().account_id, body.email, credentials, peers=stores.peers)
         job = runner.start(stores, caller().account_id, JobKind.CONNECT, email, name=body.name,
-                           planned_steps=planned_steps(credentials))
+                           planned_steps=planned_steps(credentials), provider=PROFILE_OF_PRESET.get(body.preset))
         return accepted(JobOut.of(job, utcnow()))  # type: ignore[return-value]
 
     @routes.get("/jobs/<job_id>", role=Role.AGENT, tags=[JOBS], summary="A job's steps and progress so far",

@@ -53,6 +53,7 @@ class Job(BaseModel):
     email: str
     name: str = ""  # connect: the address's display name
     token: str | None = None  # rotate: the staged secret version
+    provider: str | None = None  # connect: the sending limits' profile the wizard's preset names (None: by the host)
     status: JobStatus = JobStatus.RUNNING
     planned_steps: list[str] = Field(default_factory=list)  # what the live check will run, in order
     steps: list[JobStep] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from relaydesk.addresses import connection, lifecycle, state, verification
 from relaydesk.addresses.diagnosis import split_explanation
+from relaydesk.addresses.limits import set_limits
 from relaydesk.addresses.live_check import CheckStep
 from relaydesk.addresses.rotation import Outcome as Rotated
 from relaydesk.addresses.rotation import default_starter, wait_for_rotation
@@ -33,12 +34,12 @@ def job_store(stores: Stores) -> JobStore:
 
 
 def start(stores: Stores, account_id: str, kind: JobKind, email: str, *, name: str = "", token: str | None = None,
-          planned_steps: list[str] | None = None) -> Job:
+          planned_steps: list[str] | None = None, provider: str | None = None) -> Job:
     """Record the job, then ask for its runner; the caller answers the browser at once with the job."""
     if stores.launcher is None:
         raise ConfigurationError("no job runner is configured (RELAYDESK_CONSOLE_JOBS_FUNCTION)")
     job = Job(job_id=new_id("J"), account_id=account_id, kind=kind, email=email, name=name, token=token,
-              planned_steps=planned_steps or [])
+              planned_steps=planned_steps or [], provider=provider)
     job_store(stores).create(job)
     stores.launcher.launch(account_id, job.job_id)
     return job
@@ -77,6 +78,8 @@ def _connect(stores: Stores, job: Job) -> Outcome:
                                           on_step=_record_step(job_store(stores), job))
     if address is None:
         return JobStatus.FAILED, report.summary, report.fix
+    if job.provider:  # as the CLI's --preset: the provider's sending limits, whatever the host is called
+        set_limits(stores.directory, address.account_id, address.email, provider=job.provider)
     return (JobStatus.SUCCEEDED, f"{address.email} is connected; its connector is pending until verified",
             "Set up the forward on your mail server, then verify the address.")
 
