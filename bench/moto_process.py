@@ -24,6 +24,19 @@ from moto.sqs import models
 # read directly: the benchmark measures the relay, not moto's clock.
 _plain_millis = models.unix_time_millis
 models.unix_time_millis = lambda dt=None: time.time() * 1000.0 if dt is None else _plain_millis(dt)
+# moto's long poll wakes for a message sent meanwhile but not for a delayed one becoming visible: that one waited
+# for the poll's end (a second here). SQS answers a long poll as soon as any message is available, a delayed one
+# included: sleep until the first one becomes visible (or a new one comes), then look.
+def _wait_for_messages(self, timeout):
+    end = time.time() + timeout
+    with self._messages_lock:
+        while (left := end - time.time()) > 0:
+            now = time.time() * 1000.0
+            due = min((max(m.visible_at, m.delayed_until) for m in self._messages), default=None)
+            if due is not None and due < now:
+                return
+            self._messages_lock.wait(left if due is None else min(left, (due - now) / 1000.0 + 0.001))
+models.Queue.wait_for_messages = _wait_for_messages
 if sys.argv[1] == "fair":
     from local import fair_queues
     fair_queues.install()

@@ -83,6 +83,25 @@ def test_the_suppression_list_keeps_the_first_report_and_is_per_account(aws_stac
         "A1", "jane@example.net")
 
 
+def test_a_notifications_recipients_are_looked_up_in_batches_and_none_is_left_unchecked(aws_stack, monkeypatch):
+    """150 recipients: two calls of 100 keys at most; keys DynamoDB leaves unprocessed are asked again, then read
+    one by one, so a suppressed recipient is never missed."""
+    suppressions = aws_stack.suppressions
+    for recipient in ("r5@example.net", "r140@example.net"):
+        suppressions.add(Suppression(account_id="A1", recipient=recipient, reason=SuppressionReason.BOUNCE))
+    recipients = [f"R{i}@example.net" for i in range(150)]
+    client = suppressions._table.meta.client
+    calls = []
+    real = client.batch_get_item
+    monkeypatch.setattr(client, "batch_get_item", lambda **kw: calls.append(kw) or real(**kw))
+    assert set(suppressions.suppressed("A1", recipients)) == {"r5@example.net", "r140@example.net"}
+    assert [len(next(iter(c["RequestItems"].values()))["Keys"]) for c in calls] == [100, 50]
+
+    monkeypatch.setattr(client, "batch_get_item", lambda **kw: {"Responses": {}, "UnprocessedKeys": kw["RequestItems"]})
+    monkeypatch.setattr("relaydesk.store.suppressions.time.sleep", lambda seconds: None)
+    assert set(suppressions.suppressed("A1", recipients[:10])) == {"r5@example.net"}
+
+
 def test_a_change_record_of_a_held_address_mails_its_admins_through_ses(held):
     record = {"eventID": "1", "eventName": "MODIFY", "eventSource": "aws:dynamodb",
               "dynamodb": {"Keys": {"pk": {"S": f"ADDRESS#{EMAIL}"}, "sk": {"S": "ACCOUNT#A1"}},

@@ -82,6 +82,14 @@ def test_relay_reads_batches_of_ten_and_reports_only_the_failed_records(resource
     assert 0 < mapping["MaximumBatchingWindowInSeconds"] <= 5
 
 
+def test_the_relay_knows_its_mappings_batching_window_so_a_waiting_notification_comes_back_in_time(template,
+                                                                                                    resources):
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    window = _relay_mapping(resources)["MaximumBatchingWindowInSeconds"]
+
+    assert float(variables["RELAYDESK_RELAY_BATCHING_WINDOW_SECONDS"]) == window
+
+
 def test_the_relay_moves_a_notification_after_its_last_attempt_and_sqs_redrive_is_only_the_backstop(template,
                                                                                                   resources):
     redrive = resources["NotificationsQueue"]["Properties"]["RedrivePolicy"]

@@ -44,6 +44,9 @@ class Settings(BaseModel):
     relay_in_progress_seconds: float = Field(default=430.0, gt=0)
     idempotency_expiry_seconds: int = Field(default=18 * 24 * 3600, gt=0)
     retry_first_seconds: float = Field(default=120.0, gt=0)  # a deferral's first delay; each next one is 3x
+    # The relay's event source mapping's MaximumBatchingWindowInSeconds: a notification waiting for its mailbox's turn
+    # is queued again that much earlier, as the mapping may hold it that long before the relay gets it.
+    relay_batching_window_seconds: float = Field(default=0.0, ge=0, le=300)
     smtp_connect_timeout: float = Field(default=10.0, gt=0)  # the relay's SMTP timeouts, seconds
     smtp_command_timeout: float = Field(default=15.0, gt=0)
     smtp_data_timeout: float = Field(default=20.0, gt=0)

@@ -16,6 +16,7 @@ from relaydesk.outbound.batch import batch_response
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.shaper import Shaper
 from relaydesk.outbound.split import NOTIFICATION_ID
+from relaydesk.outbound.turns import HOLD, MIN_REMAINING_MS, PATIENCE
 from relaydesk.store.memory import MemoryDeadLetters, MemoryShaperStates
 from relaydesk.store.ports import QueueCarry
 from relaydesk.store.sqs import attributes
@@ -243,15 +244,103 @@ def test_a_notification_that_waited_past_the_queues_retention_goes_to_the_dlq_an
     assert "waited more than 4 days" in world.record(notification).attempts[-1].reply
 
 
-def test_a_turn_that_finds_its_slot_freeing_within_a_moment_waits_in_the_invocation(world, states, clock,
-                                                                                     monkeypatch):
-    monkeypatch.setattr("relaydesk.outbound.turns.time.sleep", lambda seconds: setattr(clock, "at", clock.at + seconds))
+@pytest.fixture
+def sleeps(clock, monkeypatch):
+    """The relay's in-invocation waits, on the fake clock: each sleep moves it on and is noted."""
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.at += seconds
+
+    monkeypatch.setattr("relaydesk.outbound.turns.time.sleep", sleep)
+    return slept
+
+
+def test_a_waiting_notification_comes_back_before_its_turn_and_waits_for_it_in_the_invocation(world, relay, clock,
+                                                                                                sleeps):
+    """SQS delays are whole seconds: rounded down, the notification comes back up to a second before its turn and
+    the invocation waits for it, so its slot is used when it frees; a newcomer in the same batch does not take it."""
+    relay.relay_batch([sqs_record(n) for n in batch(world, 30)])  # the minute's 30, all at once
+    waiting, *_ = [r for start in range(3) for r in relay.relay_batch([sqs_record(n) for n in batch(world, 10)])]
+    carry = world.stores.queue.carried[waiting.notification.notification_id]  # 30 turns: the next minute is full
+    assert waiting.requeue_in == math.floor(carry.turn_at - clock.at) == 60  # turn at +60.05 s: back at +60 s
+
+    clock.at = carry.turn_at - 0.8  # had its delay been rounded down by 0.8 s; one more arrives meanwhile
+    newcomer = world.notification()
+    results = relay.relay_batch([sqs_record(newcomer), carried(waiting.notification, carry)])
+
+    assert [r.result.outcome for r in results] == [Outcome.WAITING, Outcome.DELIVERED]
+    assert len(world.smarthost.transactions) == 31
+    assert sleeps and clock.at >= carry.turn_at  # it waited for its turn, and not a moment past it
+    assert clock.at - carry.turn_at < 0.05
+    assert world.stores.queue.carried[newcomer.notification_id].turn_at >= carry.turn_at + 60  # behind the line
+
+
+def test_behind_a_batching_window_a_waiting_notification_is_queued_that_much_earlier_and_waited_for(world, states,
+                                                                                                      clock, sleeps):
+    """The event source may hold a message for its batching window before the relay gets it: queued again that much
+    earlier, it is there in time, however soon the batch fills; the invocation waits the window longer."""
     relay = world.relay(shaper=Shaper(states, clock))
+    relay.turns.batching_window = 2.0
     relay.relay_batch([sqs_record(n) for n in batch(world, 30)])
     [waiting] = relay.relay_batch([sqs_record(world.notification())])
     carry = world.stores.queue.carried[waiting.notification.notification_id]
-    assert waiting.requeue_in == math.ceil(carry.turn_at - clock.at)  # whole seconds, rounded up
-    clock.at = carry.turn_at - 0.3  # the clocks of two invocations differ a little: its turn has come, its slot
-    [result] = relay.relay_batch([carried(waiting.notification, carry)])  # frees in 0.3 s: waited for here
-    assert result.result.outcome is Outcome.DELIVERED and clock.at >= carry.turn_at - 0.3 + 0.25  # waited
+    assert waiting.requeue_in == math.floor(carry.turn_at - clock.at - 2.0) == 58
+
+    clock.at += waiting.requeue_in  # the batch filled at once: the relay gets it 2.05 s before its turn
+    [result] = relay.relay_batch([carried(waiting.notification, carry)])
+    assert result.result.outcome is Outcome.DELIVERED and carry.turn_at <= clock.at < carry.turn_at + 0.05
+
+
+def test_a_turn_further_off_than_the_invocation_waits_goes_back_to_the_queue_without_sleeping(world, relay, clock,
+                                                                                              sleeps):
+    notification = world.notification()
+    carry = QueueCarry(attempts=0, waiting_since=time.time(), turn_at=clock.now() + PATIENCE + 1.0)
+    [result] = relay.relay_batch([carried(notification, carry)])
+    assert result.result.outcome is Outcome.WAITING and result.settled
+    assert result.requeue_in == math.floor(PATIENCE + 1.0) and not sleeps and not world.smarthost.transactions
+
+
+def test_an_invocation_waits_for_turns_round_after_round_within_its_hold_and_requeues_the_rest(world, relay, clock,
+                                                                                              sleeps):
+    """Four turns 1.2 s apart, the first 0.9 s off: each is sent at its turn while the next is within PATIENCE and
+    the group's HOLD lasts; the rest go back to the queue, their turns kept. The sleeps never exceed the hold."""
+    start = clock.now()
+    first = start + 0.9
+    turns = [first + 1.2 * i for i in range(4)]
+    notifications = batch(world, 4)
+    records = [carried(n, QueueCarry(attempts=0, waiting_since=time.time(), turn_at=t))
+               for n, t in zip(notifications, turns, strict=True)]
+
+    results = relay.relay_batch(records)
+
+    sent_in_invocation = [t for r, t in zip(results, turns, strict=True) if r.result.outcome is Outcome.DELIVERED]
+    assert sent_in_invocation == [t for t in turns if t <= start + HOLD]  # the first two
+    assert len(world.smarthost.transactions) == 2
+    assert sum(sleeps) <= HOLD and clock.at - start <= HOLD
+    for r, t in zip(results, turns, strict=True):
+        if r.result.outcome is Outcome.WAITING:
+            assert r.settled and world.stores.queue.carried[r.notification.notification_id].turn_at == t
+
+
+def test_an_invocation_near_its_end_does_not_wait(world, clock, states, sleeps):
+    relay = world.relay(shaper=Shaper(states, clock))
+    notification = world.notification()
+    carry = QueueCarry(attempts=0, waiting_since=time.time(), turn_at=clock.now() + 0.8)
+    [result] = relay.relay_batch([carried(notification, carry)], remaining_ms=lambda: MIN_REMAINING_MS - 1)
+    assert result.result.outcome is Outcome.WAITING and result.requeue_in == 1 and not sleeps  # never hot
+
+
+def test_a_turn_whose_slot_is_still_taken_waits_for_it_in_the_invocation(world, relay, clock, sleeps):
+    """Its turn has come but the send it follows completed late, so its slot frees a moment later: it waits for
+    that moment here rather than a whole second in the queue."""
+    relay.relay_batch([sqs_record(n) for n in batch(world, 30)])
+    [waiting] = relay.relay_batch([sqs_record(world.notification())])
+    carry = world.stores.queue.carried[waiting.notification.notification_id]
+    clock.at = carry.turn_at - 0.3  # within DUE_SLACK: its turn has come; the slot frees at +60.0 s
+    world.stores.queue.sent.clear()
+    [result] = relay.relay_batch([carried(waiting.notification, carry)])
+    assert result.result.outcome is Outcome.DELIVERED and not world.stores.queue.sent
+    assert clock.at >= carry.turn_at - 0.3 + 0.25  # waited
     assert len(world.smarthost.transactions) == 31

@@ -1,9 +1,10 @@
 """The shaper's arithmetic: what a provider counting on its side sees is never over its limits, whatever the batches,
-the send durations and the crashes; the waiting ones get turns in order, spread at the limit's rate."""
+the send durations and the crashes; the waiting ones get turns in order, evenly paced at the limit's rate."""
 
 from __future__ import annotations
 
 import bisect
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,10 +33,12 @@ def test_a_burst_goes_out_at_thirty_a_minute_under_three_connections():
     fifth = take(state, MICROSOFT, 10, 3.0, lease="L4")
     assert fifth.admitted == [] and set(fifth.reasons.values()) == {Reason.RATE}
     turns_at = sorted(fifth.waits.values())
-    # each waiting one gets the slot of one of the first batch's sends, a minute after it completed (1.00-1.09 s)
-    assert 61.0 <= turns_at[0] and turns_at[-1] <= 61.2
+    # the first a minute after the first send completed (1.00 s), then one every two seconds (a minute / 30), not a
+    # wave of thirty at once
+    assert 61.0 <= turns_at[0] <= 61.1
+    assert all(abs(later - earlier - 2.0) < 1e-6 for earlier, later in pairwise(turns_at))
     sixth = take(state, MICROSOFT, 25, 3.5, lease="L5")
-    assert 61.3 <= min(sixth.waits.values()) and max(sixth.waits.values()) >= 121.0  # then the next minute
+    assert min(sixth.waits.values()) >= turns_at[-1] + 2.0 - 1e-6 and max(sixth.waits.values()) >= 121.0
 
 
 def test_new_notifications_queue_behind_the_ones_given_a_turn_and_a_due_turn_goes_first():
@@ -43,12 +46,23 @@ def test_new_notifications_queue_behind_the_ones_given_a_turn_and_a_due_turn_goe
     shaping.release(state, take(state, MICROSOFT, 30, 0.0).lease, [0.5] * 30, sent_recipients=30, now=1.0)
     waiting = take(state, MICROSOFT, 35, 1.0, lease="W")
     turns_at = sorted(waiting.booked.values())
-    assert turns_at[0] >= 60.5 and turns_at[29] < 61 and turns_at[30] >= 120.5  # thirty a minute, in order
+    assert turns_at[0] >= 60.5 and turns_at[30] >= turns_at[0] + 60  # in order, never more than thirty a minute
+    assert all(later - earlier >= 2.0 - 1e-6 for earlier, later in pairwise(turns_at))  # evenly paced
 
     at_turn = turns_at[0] + 0.1
     mixed = shaping.admit(state, MICROSOFT, [Ask(1), Ask(1, turns_at[0])], at_turn, lease_id="M", lease_seconds=60)
     assert mixed.admitted == [1]  # the due one goes; the new one waits behind the turns given
     assert mixed.reasons[0] == Reason.LINE and mixed.booked[0] >= turns_at[-1]
+
+
+def test_a_turn_given_under_a_lower_limit_does_not_hold_back_new_ones_once_the_limit_is_raised():
+    slow = Limits(messages_per_minute=1, recipients_per_day=10_000, recipients_per_message=500, connections=3)
+    state = ShaperState()
+    shaping.release(state, take(state, slow, 1, 0.0).lease, [0.5], sent_recipients=1, now=1.0)
+    far = take(state, slow, 1, 1.0, lease="W").booked[0]
+    assert far >= 60.5  # a minute at one a minute
+    raised = take(state, MICROSOFT, 1, 2.0, lease="N")  # the admin reset the limit: thirty a minute
+    assert raised.reasons[0] == Reason.LINE and raised.booked[0] <= 2.0 + 2.0  # in the gap before it, paced
 
 
 def test_a_killed_invocation_gives_its_connection_back_at_the_lease_expiry_and_its_sends_count_until_then():
@@ -71,7 +85,8 @@ def test_the_recipients_of_a_day_are_never_more_than_the_limit_and_come_back_a_d
     assert len(first.admitted) == 10 and set(first.reasons.values()) == {Reason.DAY}
     shaping.release(state, first.lease, [1.0] * 10, sent_recipients=100, now=2.0)
     assert min(first.waits.values()) >= shaping.DAY  # not before the day has slid past the first sends
-    assert take(state, limits, 1, 3600.0, recipients=10, lease="b").admitted == []
+    later = take(state, limits, 1, 3600.0, recipients=10, lease="b")  # the line holds the first two's turns too
+    assert later.admitted == [] and later.reasons == {0: Reason.DAY}  # its ticket names what binds longest
     turn = max(first.waits.values())
     assert turn <= shaping.DAY + 2 * shaping.DAY_BUCKET + 1  # at most two ten-minute buckets past the day
     assert len(take(state, limits, 2, turn, recipients=10, due=True, lease="c").admitted) == 2

@@ -46,7 +46,6 @@ from relaydesk.store.ports import OnceGuard, OutcomeWrites, SessionPool, Stores
 
 MAX_PARALLEL_SMARTHOSTS = 8
 log = logging.getLogger(__name__)
-SHAPED_ROUNDS = 3
 
 
 def parse_record(record: dict) -> Notification | None:
@@ -95,7 +94,8 @@ class Relay:
         # The mailboxes' sending limits, shared with every other invocation (None: unshaped, as unit tests of other
         # concerns run)
         self.turns = None if shaper is None else Turns(shaper, credentials=credentials, tickets=self.stores.tickets,
-                                                       queue=self.stores.queue)
+                                                       queue=self.stores.queue,
+                                                       batching_window=stores.settings.relay_batching_window_seconds)
         self.outcomes = Outcomes(self.stores, once, max_attempts=self.max_attempts,
                                  retry_first=stores.settings.retry_first_seconds, turns=self.turns,
                                  on_result=on_result, writes=outcome_writes)
@@ -268,8 +268,8 @@ class Relay:
         # Each connection beyond the first holds a connection lease of the mailbox's shaper too, so the invocations
         # sending for one mailbox never open more than its profile allows between them.
         connections = min(self.connections_per_smarthost, limits_of(address).connections)
-        pending = items
-        for last in [False] * (SHAPED_ROUNDS - 1) + [True]:  # a turn coming within a moment is waited for here
+        pending, patience = items, self.turns.patience(self._remaining_ms)
+        while pending:  # turns coming within a moment are waited for here, round after round (`turns.Patience`)
             turn, admitted = self.turns.begin(secret_id, pending, address, self._remaining_ms)
             group = ConnectorGroup(kit, secret_id, {only: address}, connections=connections,  # type: ignore[dict-item]
                                    more_connections=turn.more_connections if turn is not None else None)
@@ -278,9 +278,7 @@ class Relay:
             finally:
                 if turn is not None:
                     turn.close()
-            pending = [] if last else self.turns.soon(pending, self._remaining_ms)
-            if not pending:
-                break
+            pending = patience.soon(items)  # any of the group whose turn comes next
 
     def _unshaped_connections(self, addresses: dict[AddressKey, SupportAddress | None]) -> int:
         """Connections for a group the shaper does not admit: one when there is a shaper (a held address's single

@@ -10,10 +10,12 @@
   invocation gives its connections back by itself; the open sends of its first lease (which carries the batch's
   sends) then count as completed at the expiry. A batch's further connections lease only a connection.
 - **The line**: a notification that cannot go now is given a turn: a minute after the `rate`-th latest of the
-  turns already given and the sends made without one (each holds its slot for a minute). Turns stay on that grid:
-  a send that completes late does not push the turns after it (it only makes its successor wait a moment for its
-  slot), so the waiting ones go at the full rate. They come back in order; one whose turn has come goes before new
-  ones, and one that still finds no room waits for the next free slot.
+  turns already given and the sends made without one (each holds its slot for a minute), and a minute / `rate`
+  away from every other turn (evenly paced: a burst's first `rate` go at once, the rest one every two seconds at 30 a
+  minute rather than in waves of 30, which would each need every connection and worker at once). Turns stay on
+  that grid: a send that completes late does not push the turns after it (it only makes its successor wait a
+  moment for its slot), so the waiting ones go at the full rate. They come back in order; one whose turn has come
+  goes before new ones, and one that still finds no room waits for the next free slot.
 - **Throttle replies** pause the mailbox (the pause doubles while throttles follow each other) and halve its rate
   and connections; they recover linearly over `RECOVERY` seconds.
 
@@ -139,13 +141,13 @@ def admit(state: ShaperState, limits: Limits, asks: list[Ask], now: float, *, le
         room = rate - in_minute(state, now)
         recipients, messages = _day_totals(state, now)
         waiting_line = any(turn > now for turn in state.line)
-        for i in order:
-            if not asks[i].due and waiting_line:
+        for i in order:  # the reason a ticket is told: the day's limit first (it binds longest), then the line
+            if not _day_allows(limits, recipients + asks[i].recipients, messages + 1):
+                reasons[i] = Reason.DAY
+            elif not asks[i].due and waiting_line:
                 reasons[i] = Reason.LINE
             elif room <= 0:
                 reasons[i] = Reason.RATE
-            elif not _day_allows(limits, recipients + asks[i].recipients, messages + 1):
-                reasons[i] = Reason.DAY
             else:
                 admitted.append(i)
                 room -= 1
@@ -267,7 +269,8 @@ def _day_free_at(state: ShaperState, limits: Limits, recipients: int, now: float
 def _turns(state: ShaperState, limits: Limits, asks: list[Ask], waiting: list[int], rate: int,
            now: float) -> tuple[dict[int, float], dict[int, float]]:
     """When each waiting ask looks again, and the new turns: a due one at the next free slot (keeping its turn), a
-    new one when the slot of the `rate`-th latest send or turn frees (a minute after it)."""
+    new one when the slot of the `rate`-th latest send or turn frees (a minute after it), and a minute / `rate` away
+    from every other turn: the line goes out evenly paced, not in waves of `rate` at once."""
     if not waiting:
         return {}, {}
     base = max(now, state.paused_until, _rate_free_at(state, rate, now))
@@ -283,8 +286,21 @@ def _turns(state: ShaperState, limits: Limits, asks: list[Ask], waiting: list[in
             waits[i] = ready
             continue
         slot = occupied[-rate] + WINDOW + RESOLUTION if len(occupied) >= rate else now
-        waits[i] = booked[i] = max(ready, slot)
+        waits[i] = booked[i] = _paced(state.line, max(ready, slot), WINDOW / rate)
         bisect.insort(occupied, booked[i])
         bisect.insort(state.line, booked[i])
     state.line = state.line[-limits.messages_per_minute:]  # the latest turns are all a new one depends on
     return waits, booked
+
+
+def _paced(line: list[float], earliest: float, spacing: float) -> float:
+    """The first time from `earliest` that is `spacing` away from every turn in the (sorted) line: after the turns
+    close to it, or in a gap before a far one (given under a lower limit, say)."""
+    at = earliest
+    for turn in line:
+        if turn <= at - spacing:
+            continue
+        if turn >= at + spacing:
+            break
+        at = turn + spacing
+    return at

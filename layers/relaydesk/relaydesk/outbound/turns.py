@@ -38,7 +38,12 @@ BUSY_WAIT = 30.0  # wall seconds a batch waits when the shaper's state cannot be
 DEFAULT_LEASE = 120.0  # wall seconds a lease lasts when the invocation's time left is unknown
 LEASE_MARGIN = 10.0  # past the invocation's end: a live invocation always gives its lease back first
 DUE_SLACK = 0.5  # wall seconds: clocks of two invocations may differ a little; a turn that close has come
-PATIENCE = 0.5  # wall seconds a batch waits in its invocation for a turn or a free slot coming that soon
+# Wall seconds a batch waits in its invocation for a turn (or its free slot) coming that soon, rather than queueing
+# it again: an SQS delay is in whole seconds, rounded down, so a notification comes back up to a second before its
+# turn and waits for it here; late, its slot would go unused.
+PATIENCE = 1.5
+HOLD = 3.0  # wall seconds one connector group of a batch waits in all, however many turns come within PATIENCE
+MIN_SLEEP = 0.01  # wall seconds: a wait always lets time pass (no hot loop on a slot that frees "now")
 LEASE_PATIENCE = 0.5  # wall seconds a batch waits for a connection lease in its invocation before it queues again
 LEASE_POLL = 0.1
 MIN_REMAINING_MS = 20_000  # an invocation with less time left does not wait for a lease
@@ -133,8 +138,9 @@ class Turns:
     """Takes a mailbox's turn for a batch's connector group (see the module docstring)."""
 
     def __init__(self, shaper: Shaper, *, credentials: CredentialCache, tickets: TicketStore,
-                 queue: NotificationQueue) -> None:
+                 queue: NotificationQueue, batching_window: float = 0.0) -> None:
         self.shaper = shaper
+        self.batching_window = batching_window  # wall seconds the event source may hold a message before invoking
         self.clock = shaper.clock
         self.credentials = credentials
         self.tickets = tickets
@@ -197,32 +203,19 @@ class Turns:
                 return turn
             time.sleep(LEASE_POLL)
 
-    def soon(self, items: list[BatchItem], remaining_ms: Callable[[], int] | None) -> list[BatchItem]:
-        """The items whose turn has come but found no room yet, when room frees within a moment: this invocation
-        waits for it (a whole second's SQS delay would cost the slot more than the wait), then they ask again."""
-        now = self.clock.now()
-        patience = self.clock.shaper_seconds(PATIENCE)
-        ready = [item for item in items if item.result is not None and item.result.outcome is Outcome.WAITING
-                 and item.booking is not None and item.booking <= now + self.clock.shaper_seconds(DUE_SLACK)
-                 and item.wait_until is not None and item.wait_until - now <= patience]
-        if not ready or (remaining_ms is not None and remaining_ms() < MIN_REMAINING_MS):
-            return []
-        self._sleep_until(min(item.wait_until for item in ready), remaining_ms)  # type: ignore[type-var]
-        for item in ready:
-            item.result, item.wait_until = None, None
-        return ready
+    def patience(self, remaining_ms: Callable[[], int] | None) -> Patience:
+        """The in-invocation wait of one connector group of a batch, from now (see `Patience`)."""
+        return Patience(self, remaining_ms)
 
     def delay_of(self, item: BatchItem) -> int:
-        """Wall seconds until the item should look again, in SQS's whole seconds rounded up (it comes back on or
-        after its turn); at least one (never hot), at most SQS's 15 minutes (a longer wait comes back then and is
-        queued again without asking the shaper)."""
+        """Wall seconds until the item should look again, in SQS's whole seconds rounded down and less the event
+        source's batching window: it comes back up to a second (and the window) before its turn and waits for it in
+        that invocation (`Patience`), instead of up to a second (and the window) after it with its slot unused. At
+        least one (never hot), at most SQS's 15 minutes (a longer wait comes back then and is queued again without
+        asking the shaper)."""
         until = item.wait_until if item.wait_until is not None else self.clock.now()
-        return min(max(1, math.ceil(self.clock.real_seconds(until - self.clock.now()))), 900)
-
-    def _sleep_until(self, at: float, remaining_ms: Callable[[], int] | None) -> None:
-        wait = min(self.clock.real_seconds(at - self.clock.now()), PATIENCE)
-        if wait > 0 and (remaining_ms is None or remaining_ms() > MIN_REMAINING_MS):
-            time.sleep(wait)
+        wall = self.clock.real_seconds(until - self.clock.now()) - self.batching_window
+        return min(max(1, math.floor(wall)), 900)
 
     # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -283,3 +276,43 @@ class Turns:
         self.tickets.append_attempt(part.ticket_id, NotificationRecord(
             notification_id=part.notification_id, message_id=message_id, recipients=[*part.recipients, *part.cc]),
             DeliveryAttempt(status=DeliveryStatus.QUEUED, reply=text))
+
+
+class Patience:
+    """How a connector group of a batch waits in its invocation for its turn holders. A notification whose turn (or,
+    its turn come, its free slot) is within `PATIENCE` waits here instead of going back to the queue: the group
+    sleeps until the earliest of them, and those that are due then ask again (`soon`), round after round, for up to
+    `HOLD` in all, never when the invocation has less than `MIN_REMAINING_MS` left. Only a notification holding a
+    turn waits (newcomers behind the line go to the queue), so the one that is there when a slot frees is the one
+    whose slot it is. Times on the shaper's clock, sleeps in wall seconds."""
+
+    def __init__(self, turns: Turns, remaining_ms: Callable[[], int] | None) -> None:
+        self.clock = turns.clock
+        self.remaining_ms = remaining_ms
+        # Queued again the batching window earlier, a notification may come back that much earlier still.
+        self.patience = PATIENCE + turns.batching_window
+        hold = HOLD + turns.batching_window
+        self.until = self.clock.now() + self.clock.shaper_seconds(hold)
+        self.wall_until = time.monotonic() + hold  # the same hold on the wall's clock, should the shaper's stand still
+
+    def near(self, items: list[BatchItem]) -> list[BatchItem]:
+        """The waiting turn holders whose wait ends within `PATIENCE` (and the batching window) and before the group's
+        hold ends."""
+        horizon = min(self.clock.now() + self.clock.shaper_seconds(self.patience), self.until)
+        return [item for item in items if item.result is not None and item.result.outcome is Outcome.WAITING
+                and item.booking is not None and item.wait_until is not None and item.wait_until <= horizon]
+
+    def soon(self, items: list[BatchItem]) -> list[BatchItem]:
+        """Sleeps until the earliest near wait ends; returns the items due then (their results cleared: they ask
+        again). Empty: nothing is near, or the invocation has no time to wait; the rest go back to the queue."""
+        near = self.near(items)
+        if not near or time.monotonic() > self.wall_until or \
+                (self.remaining_ms is not None and self.remaining_ms() < MIN_REMAINING_MS):
+            return []
+        earliest = min(item.wait_until for item in near)  # type: ignore[type-var]
+        time.sleep(max(MIN_SLEEP, self.clock.real_seconds(earliest - self.clock.now())))
+        due_by = self.clock.now() + self.clock.shaper_seconds(DUE_SLACK)
+        due = [item for item in near if item.wait_until <= due_by]  # type: ignore[operator]
+        for item in due:
+            item.result, item.wait_until = None, None
+        return due

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -10,8 +11,8 @@ from botocore.exceptions import ClientError
 from relaydesk.outbound.suppression import Suppression
 from relaydesk.store.dynamodb import _is_conditional_failure, _query_all
 
-BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem takes at most 100 keys
-UNPROCESSED_TRIES = 3
+BATCH_KEYS = 100  # BatchGetItem's most keys a call
+BATCH_TRIES = 3
 
 
 class DynamoSuppressions:
@@ -23,31 +24,44 @@ class DynamoSuppressions:
         return {"pk": f"SUPPRESS#{account_id}", "sk": f"RCPT#{recipient.lower()}"}
 
     def suppressed(self, account_id: str, recipients: list[str]) -> dict[str, Suppression]:
-        found = {}
-        for recipient in dict.fromkeys(r.lower() for r in recipients):
-            item = self._table.get_item(Key=self._key(account_id, recipient)).get("Item")
+        """One BatchGetItem per 100 recipients (a notification to ten people is one call, not ten: every receive of a
+        burst's notification pays it). Keys DynamoDB leaves unprocessed are asked again; the ones still left after
+        `BATCH_TRIES` are read one by one, so no recipient goes unchecked."""
+        keys = [self._key(account_id, r) for r in dict.fromkeys(r.lower() for r in recipients)]
+        items: list[dict] = []
+        for start in range(0, len(keys), BATCH_KEYS):
+            items += self._batch_get(keys[start:start + BATCH_KEYS])
+        return {item["sk"].removeprefix("RCPT#"): Suppression.model_validate_json(item["doc"]) for item in items}
+
+    def _batch_get(self, keys: list[dict[str, str]]) -> list[dict]:
+        client, name = self._table.meta.client, self._table.name  # the resource's client: plain values in and out
+        items: list[dict] = []
+        for attempt in range(BATCH_TRIES):
+            if not keys:
+                return items
+            if attempt:
+                time.sleep(0.05 * 2 ** attempt)
+            answer = client.batch_get_item(RequestItems={name: {"Keys": keys}})
+            items += answer.get("Responses", {}).get(name, [])
+            keys = answer.get("UnprocessedKeys", {}).get(name, {}).get("Keys", [])
+        for key in keys:
+            item = self._table.get_item(Key=key).get("Item")
             if item:
-                found[recipient] = Suppression.model_validate_json(item["doc"])
-        return found
+                items.append(item)
+        return items
 
     def suppressed_many(self, wanted: dict[str, list[str]]) -> dict[str, dict[str, Suppression]]:
-        """One BatchGetItem per 100 addresses for a whole batch (a relay batch is 10 notifications: one call)."""
+        """A whole relay batch's accounts and recipients in one BatchGetItem per 100 addresses (a batch of ten
+        notifications is one call), with `_batch_get`'s retries of unprocessed keys."""
         keys = [self._key(account_id, recipient) for account_id, recipients in wanted.items()
                 for recipient in dict.fromkeys(r.lower() for r in recipients)]
+        items: list[dict] = []
+        for start in range(0, len(keys), BATCH_KEYS):
+            items += self._batch_get(keys[start:start + BATCH_KEYS])
         found: dict[str, dict[str, Suppression]] = {account_id: {} for account_id in wanted}
-        client, name = self._table.meta.client, self._table.name
-        for start in range(0, len(keys), BATCH_GET_LIMIT):
-            pending: dict[str, Any] = {name: {"Keys": keys[start:start + BATCH_GET_LIMIT]}}
-            for _ in range(UNPROCESSED_TRIES):
-                response = client.batch_get_item(RequestItems=pending)
-                for item in response.get("Responses", {}).get(name, []):
-                    suppression = Suppression.model_validate_json(item["doc"])
-                    found.setdefault(suppression.account_id, {})[item["sk"].removeprefix("RCPT#")] = suppression
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-            else:
-                raise RuntimeError("the suppression list did not answer every address; asked one by one instead")
+        for item in items:
+            suppression = Suppression.model_validate_json(item["doc"])
+            found.setdefault(suppression.account_id, {})[item["sk"].removeprefix("RCPT#")] = suppression
         return found
 
     def add(self, suppression: Suppression) -> None:
