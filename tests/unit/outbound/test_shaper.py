@@ -10,6 +10,7 @@ from relaydesk.addresses.providers import PROFILES
 from relaydesk.errors import ShaperBusyError
 from relaydesk.outbound.shaper import Shaper, mailbox_key
 from relaydesk.outbound.shaping import Ask
+from relaydesk.outbound.turns import MailboxTurn
 from relaydesk.store.memory import MemoryShaperStates
 from relaydesk.store.ports import StoredState
 
@@ -90,3 +91,43 @@ def test_a_shaper_that_keeps_losing_gives_up_with_a_typed_error_and_admits_nothi
     with pytest.raises(ShaperBusyError):
         Shaper(states, FixedClock()).take(KEY, MICROSOFT, [Ask(1)], lease_id="x", lease_seconds=60)
     assert states.writes == 0 and states.conflicts == 8
+
+
+class ThrottledOnce(MemoryShaperStates):
+    """The shaper's table refuses the next `failures` writes, as `DynamoShaperStates` does when DynamoDB still
+    throttles after the SDK's retries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    def write(self, key: str, body: str, version: int) -> StoredState | None:
+        if self.failures:
+            self.failures -= 1
+            raise ShaperBusyError("writing the sending-limit state failed: ProvisionedThroughputExceededException")
+        return super().write(key, body, version)
+
+
+def test_a_throttled_give_back_is_tried_again_so_the_mailbox_connections_are_free_for_other_invocations():
+    states = ThrottledOnce()
+    mine, theirs = Shaper(states, FixedClock()), Shaper(states, FixedClock())
+    turn = mine.take(KEY, MICROSOFT, [Ask(1)] * 3, lease_id="mine", lease_seconds=60)
+    mailbox = MailboxTurn(mine, KEY, turn.lease, limits=MICROSOFT, lease_seconds=lambda: 60.0,
+                          remaining_ms=lambda: 30_000)
+    assert mailbox.more_connections(2) == 2  # all three of Microsoft's connections are this invocation's now
+    assert theirs.take(KEY, MICROSOFT, [Ask(1)], lease_id="t1", lease_seconds=60).lease is None
+
+    states.failures = 2
+    mailbox.close()
+
+    assert states.failures == 0  # both refusals were met, and the third try landed
+    assert theirs.take(KEY, MICROSOFT, [Ask(1)], lease_id="t2", lease_seconds=60).lease == "t2"
+
+
+def test_a_give_back_that_never_lands_leaves_the_leases_to_expire_and_raises_nothing():
+    states = ThrottledOnce()
+    shaper = Shaper(states, FixedClock())
+    turn = shaper.take(KEY, MICROSOFT, [Ask(1)], lease_id="mine", lease_seconds=60)
+    states.failures = 1_000
+    MailboxTurn(shaper, KEY, turn.lease, limits=MICROSOFT, remaining_ms=lambda: 0).close()  # no time left: one try
+    assert states.failures == 999

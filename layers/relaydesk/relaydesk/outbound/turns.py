@@ -25,6 +25,7 @@ from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification
 from relaydesk.outbound import split as splitting
 from relaydesk.outbound.credentials import CredentialCache
+from relaydesk.outbound.durable import keep_trying
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.result import BatchItem, Result
 from relaydesk.outbound.shaper import Shaper, mailbox_key
@@ -55,8 +56,10 @@ class MailboxTurn:
     The group's connections send in threads of their own: each notes its sends here."""
 
     def __init__(self, shaper: Shaper, key: str, lease: str, *, limits: Limits | None = None,
-                 lease_seconds: Callable[[], float] | None = None) -> None:
+                 lease_seconds: Callable[[], float] | None = None,
+                 remaining_ms: Callable[[], int] | None = None) -> None:
         self.shaper = shaper
+        self.remaining_ms = remaining_ms
         self.key = key
         self.lease = lease
         self.limits = limits
@@ -126,12 +129,15 @@ class MailboxTurn:
             item.wait_until = self.resume_at
 
     def close(self) -> None:
-        """After the group's connections are done: every lease back, in one write."""
-        try:
+        """After the group's connections are done: every lease back, in one write. Tried again while the invocation
+        has time: a lease not given back holds one of the mailbox's connections until it expires (the invocation's
+        time and a margin), and every other invocation sending for that mailbox waits for it meanwhile. A retry after
+        a write whose answer was lost counts the sends twice, which only slows the mailbox (`shaping.release`)."""
+        def give_back() -> None:
             self.shaper.give_back(self.key, self.lease, self.completions, sent_recipients=self.sent_recipients,
                                   connections=tuple(self.connection_leases))
-        except RelaydeskError:  # the leases expire by themselves; the open sends then count until a minute after
-            log.warning("could not give back the connection leases of %s; they expire by themselves", self.key)
+        if not keep_trying(f"giving back the connection leases of {self.key}", give_back, self.remaining_ms):
+            log.warning("the connection leases of %s expire by themselves", self.key)
 
 
 class Turns:
@@ -184,7 +190,7 @@ class Turns:
         if turn.lease is None:
             return None, []
         mailbox = MailboxTurn(self.shaper, key, turn.lease, limits=limits,
-                              lease_seconds=lambda: self._lease_seconds(remaining_ms))
+                              lease_seconds=lambda: self._lease_seconds(remaining_ms), remaining_ms=remaining_ms)
         admitted = [asking[index] for index in turn.admitted]
         for item in admitted:
             item.turn = mailbox
