@@ -348,24 +348,26 @@ def update_address(stores: Stores, account_id: str, email: str, *, name: str | N
     return address
 
 
-def _connector_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
+def connector_address(stores: Stores, account_id: str, email: str, *,
+                      action: str = "Only connector addresses can be disabled, enabled or rotated.") -> SupportAddress:
+    """The address, when it is connected to its own mail server; RuleViolation `not_a_connector` (saying `action`)
+    otherwise."""
     address = get_address(stores, account_id, email)
     if address.kind is not AddressKind.SMTP_CONNECTOR or address.connector is None:
-        raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
-                            action="Only connector addresses can be disabled, enabled or rotated.")
+        raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector", action=action)
     return address
 
 
 def disable(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Stop the connector: tickets keep updating, notifications leave through the default outbound (SES); anything
     held behind a hold goes out that way too."""
-    _connector_address(stores, account_id, email)
+    connector_address(stores, account_id, email)
     return state.change(stores, account_id, email, state.Disable())
 
 
 def enable(stores: Stores, account_id: str, email: str) -> SupportAddress:
     """Turn the connector on again: `pending` until outbound is verified again (`relaydesk addresses verify`)."""
-    _connector_address(stores, account_id, email)
+    connector_address(stores, account_id, email)
     return state.change(stores, account_id, email, state.Enable())
 
 

@@ -28,10 +28,10 @@ from pydantic import ValidationError
 from relaydesk.addresses import lifecycle, state
 from relaydesk.addresses.diagnosis import WHAT_TO_DO
 from relaydesk.addresses.live_check import LiveCheckReport, run_live_check
-from relaydesk.addresses.model import AddressKind, ErrorTopic, SupportAddress
+from relaydesk.addresses.model import ErrorTopic, SupportAddress
 from relaydesk.addresses.sign_in import PASSWORD_CLEARS
 from relaydesk.credentials import AuthKind, SmtpCredentials, checked_credentials
-from relaydesk.errors import NotFoundError, RotationRefusedError, RuleViolation, SmtpDeliveryError
+from relaydesk.errors import NotFoundError, RotationRefusedError, SmtpDeliveryError
 from relaydesk.store.ports import CURRENT, PENDING, Stores
 
 Starter = Callable[[str, str], None]  # (secret id, token): begins the four steps for the staged version
@@ -268,11 +268,8 @@ def address_for_secret(stores: Stores, secret_id: str) -> SupportAddress:
 
 
 def _connector_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
-    address = lifecycle.get_address(stores, account_id, email)
-    if address.kind is not AddressKind.SMTP_CONNECTOR or address.connector is None:
-        raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
-                            action="Only connector addresses have credentials to rotate.")
-    return address
+    return lifecycle.connector_address(stores, account_id, email,
+                                       action="Only connector addresses have credentials to rotate.")
 
 
 def _credentials(value: str) -> SmtpCredentials:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from relaydesk.addresses import lifecycle
 from relaydesk.addresses.limits import limits_of, profile_of, set_limits
-from relaydesk.addresses.model import AddressKind, SupportAddress
+from relaydesk.addresses.model import SupportAddress
 from relaydesk.addresses.providers import (
     MAX_CONNECTIONS,
     MAX_MESSAGES_PER_MINUTE,
@@ -26,7 +26,6 @@ from relaydesk.addresses.providers import (
 from relaydesk.api.identity import Caller, Role
 from relaydesk.api.responses import documented
 from relaydesk.api.routing import RouteTable
-from relaydesk.errors import RuleViolation
 from relaydesk.store.ports import Stores
 
 TAG = "support addresses"
@@ -92,11 +91,8 @@ def limits_out(address: SupportAddress) -> AddressLimits:
 
 
 def connector_address(stores: Stores, account_id: str, email: str) -> SupportAddress:
-    address = lifecycle.get_address(stores, account_id, email)
-    if address.kind is not AddressKind.SMTP_CONNECTOR or address.connector is None:
-        raise RuleViolation(f"{address.email} does not use the SMTP connector", rule="not_a_connector",
-                            action="Sending limits apply to an address connected to its own mail server.")
-    return address
+    return lifecycle.connector_address(stores, account_id, email,
+                                       action="Sending limits apply to an address connected to its own mail server.")
 
 
 def register(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable[[], Stores]) -> None:
