@@ -1,5 +1,6 @@
-"""SES receipt -> one inbound outcome per message (see relaydesk.inbound.service). Failures raise: Lambda retries the
-asynchronous invocation, then hands the event to the inbound DLQ for `relaydesk inbound replay`."""
+"""SES receipt -> one inbound outcome per message (see relaydesk.inbound.service). A store call that AWS throttles or
+fails in passing is tried again while the invocation has time (relaydesk.store.retrying); what still fails raises:
+Lambda retries the asynchronous invocation, then hands the event to the inbound DLQ for `relaydesk inbound replay`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relaydesk.inbound.service import process_inbound
 from relaydesk.store.inbound_dynamodb import aws_inbound_ports
+from relaydesk.store.retrying import retrying
 from relaydesk.wiring import aws_stores
 
 logger = Logger()
@@ -20,11 +22,13 @@ tracer = Tracer(patch_modules=["botocore"])  # patch_all would import requests &
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     results = []
+    stores = retrying(aws_stores(), context.get_remaining_time_in_millis)
+    ports = retrying(aws_inbound_ports(), context.get_remaining_time_in_millis)
     for record in event.get("Records", []):
         ses_message_id = record.get("ses", {}).get("mail", {}).get("messageId")
         logger.append_keys(ses_message_id=ses_message_id)
         try:
-            result = process_inbound(aws_stores(), record, ports=aws_inbound_ports())
+            result = process_inbound(stores, record, ports=ports)
         except Exception:
             # Raising makes Lambda retry, then send the event to the on-failure destination (the inbound DLQ).
             logger.exception("inbound processing failed; the raw mail stays in S3 for a replay")

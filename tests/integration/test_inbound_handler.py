@@ -6,7 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,11 @@ class Context:
     memory_limit_in_mb: int = 1024
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:relaydesk-inbound"
     aws_request_id: str = "3d1f8c2e-0000-4000-8000-000000000001"
+    timeout_ms: int = 120_000  # the function's (template.yaml)
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_ms - int((time.monotonic() - self.started) * 1000)
 
 
 def load_handler():
@@ -187,3 +193,103 @@ def test_the_ledger_keeps_the_first_decision_of_an_ses_message(stack):
     assert ledger.claim("ses0000000000000007", '{"second": true}') == '{"first": true}'
     ledger.complete("ses0000000000000007")
     assert ledger.get("ses0000000000000007") == ('{"first": true}', True)
+
+
+class DynamoDbThrottling:
+    """The stack's DynamoDB clients (the handler's stores and inbound ports) answer as a throttled table does once the
+    SDK's own retries ran out: per operation, the first `first` calls refused (None: all of them, those of `only`),
+    then the next `lost` ones made and their answer lost (a read timeout)."""
+
+    def __init__(self, first: int | None, *, lost: int = 0, only: frozenset[str] = frozenset()) -> None:
+        self.first, self.lost, self.only = first, lost, only
+        self.calls: dict[str, int] = {}
+        self.refused = 0
+
+    def before(self, model, **_):
+        from botocore.awsrequest import AWSResponse
+
+        n = self.calls[model.name] = self.calls.get(model.name, 0) + 1
+        if (self.only and model.name not in self.only) or (self.first is not None and n > self.first):
+            return None
+        self.refused += 1
+        return AWSResponse("https://dynamodb.invalid/", 400, {}, None), {
+            "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeded"},
+            "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    def after(self, model, **_):
+        from botocore.exceptions import ReadTimeoutError
+
+        if self.first is not None and self.first < self.calls[model.name] <= self.first + self.lost:
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid/")
+
+    def clients(self, stack):
+        from relaydesk.store.inbound_dynamodb import aws_inbound_ports
+
+        ports = aws_inbound_ports()
+        return {id(c): c for c in (stack.tickets._table.meta.client, stack.directory._table.meta.client,
+                                   ports.ledger._table.meta.client, ports.counters._client)}.values()
+
+    def __call__(self, stack):
+        import contextlib
+
+        @contextlib.contextmanager
+        def active():
+            clients = self.clients(stack)
+            for client in clients:
+                client.meta.events.register_first("before-call.dynamodb", self.before, unique_id="throttling")
+                client.meta.events.register_first("after-call.dynamodb", self.after, unique_id="lost-answers")
+            try:
+                yield self
+            finally:
+                for client in clients:
+                    client.meta.events.unregister("before-call.dynamodb", unique_id="throttling")
+                    client.meta.events.unregister("after-call.dynamodb", unique_id="lost-answers")
+
+        return active()
+
+
+def test_under_throttling_each_call_is_tried_again_and_the_mail_becomes_one_ticket(stack):
+    handler = load_handler()
+    deliver(stack, "outlook_new_request_m365_forward.eml", "ses0000000000000008")
+
+    with DynamoDbThrottling(first=2, lost=1)(stack) as throttling:
+        [result] = handler(ses_event("ses0000000000000008"), Context())["results"]
+
+    assert throttling.refused >= 2 * len(throttling.calls) >= 2 * 5  # GetItem, PutItem, Query, TransactWriteItems, ...
+    assert result["outcome"] == "new_ticket" and not result["replayed"]
+    [ticket] = stack.tickets.list_tickets("A01M8000000000000AC")
+    assert ticket.ticket_id == result["ticket_id"] and len(ticket.comments) == 1
+    assert [n.notification_id for n in queued(stack)] == [result["notification_id"]]
+    assert flood_count(stack, "jane@example.net") == 1  # the counter's lost answer did not count the mail twice
+
+
+def test_throttled_until_the_time_is_spent_the_mail_goes_to_the_dlq_with_its_error_then_replays_once(stack, capsys):
+    import boto3
+    from botocore.exceptions import ClientError
+    from relaydesk.cli import main
+
+    handler = load_handler()
+    deliver(stack, "outlook_new_request_m365_forward.eml", "ses0000000000000009")
+    event = ses_event("ses0000000000000009")
+
+    with DynamoDbThrottling(None, only=frozenset({"TransactWriteItems"}))(stack) as throttling, \
+            pytest.raises(ClientError, match="ProvisionedThroughputExceededException") as raised:
+        handler(event, Context(timeout_ms=1200))  # short of time: a few tries, then it is handed back
+
+    assert throttling.refused >= 2
+    assert stack.tickets.list_tickets("A01M8000000000000AC") == []
+    assert stack.blobs.exists("inbound/ses0000000000000009")
+    boto3.client("sqs").send_message(QueueUrl=stack.settings.inbound_dlq_url, MessageBody=json.dumps(
+        {"version": "1.0", "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+         "requestPayload": event, "responseContext": {"functionError": "Unhandled"},
+         "responsePayload": {"errorType": type(raised.value).__name__, "errorMessage": str(raised.value)}}))
+    capsys.readouterr()
+
+    assert main(["--json", "inbound", "replay", "--all"]) == 0
+    assert [row["outcome"] for row in json.loads(capsys.readouterr().out)] == ["new_ticket"]
+    left = boto3.client("sqs").receive_message(QueueUrl=stack.settings.inbound_dlq_url, WaitTimeSeconds=0)
+    assert not left.get("Messages")
+
+    [ticket] = stack.tickets.list_tickets("A01M8000000000000AC")
+    assert len(ticket.comments) == 1
+    assert [n.notification_id for n in queued(stack)] == [ticket.notifications[0].notification_id]

@@ -60,3 +60,46 @@ def with_faults(world, plan: FaultPlan):
     ports = dataclasses.replace(world.ports, ledger=Faulty("ledger", world.ports.ledger, plan),
                                 counters=Faulty("counters", world.ports.counters, plan))
     return stores, ports
+
+
+def throttled(operation: str, message: str = "The level of configured provisioned throughput was exceeded.",
+              ) -> Exception:
+    """What boto3 raises for a throttled DynamoDB call once its own retries ran out."""
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+
+def answer_lost(operation: str) -> Exception:
+    """What boto3 raises when the call took effect and its answer never came back."""
+    from botocore.exceptions import ReadTimeoutError
+
+    return ReadTimeoutError(endpoint_url=f"https://dynamodb.invalid/{operation}")
+
+
+@dataclass
+class Throttle:
+    """Per kind of call (a store's method, `tickets.create_ticket`): its first `first` calls are throttled before
+    they reach the store (None: every call, for ever), and the next `lost` ones take effect and lose their answer.
+    `only` limits it to some kinds."""
+
+    first: int | None = 2
+    lost: int = 0
+    only: frozenset[str] | None = None
+    calls: dict[str, int] = field(default_factory=dict)
+    throttles: int = 0
+    lost_answers: int = 0
+
+    def around(self, name: str, call):
+        n = self.calls[name] = self.calls.get(name, 0) + 1
+        if self.only is not None and name not in self.only:
+            return call()
+        if self.first is None or n <= self.first:
+            self.throttles += 1
+            raise throttled(name)
+        result = call()
+        if n <= self.first + self.lost:
+            self.lost_answers += 1
+            raise answer_lost(name)
+        return result

@@ -36,9 +36,11 @@ def _row(ses_message_id: str, result, error: str | None) -> dict[str, str]:
 def cmd_replay(args: argparse.Namespace) -> int:
     from relaydesk.inbound.replay import replay_dead_letters, replay_from_s3
     from relaydesk.store.inbound_dynamodb import aws_dead_letters, aws_inbound_ports
+    from relaydesk.store.retrying import retrying
 
-    stores = context.load_stores(args)
-    ports = aws_inbound_ports()
+    # A throttled store call is tried a few times (no invocation clock here), as the inbound function does.
+    stores = retrying(context.load_stores(args), None)
+    ports = retrying(aws_inbound_ports(), None)
     rows: list[dict[str, str]] = []
     if stores.settings.inbound_dlq_url:
         progress("reading the inbound DLQ ...")

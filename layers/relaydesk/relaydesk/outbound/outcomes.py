@@ -14,11 +14,11 @@ import math
 import time
 from collections.abc import Callable
 
+from relaydesk.durable import keep_trying
 from relaydesk.errors import AlreadyInProgress, ClaimLost, NotFoundError, ReplyCode
 from relaydesk.ids import new_id
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification
-from relaydesk.outbound.durable import keep_trying
 from relaydesk.outbound.policy import Outcome, retry_delay
 from relaydesk.outbound.result import WAITS, BatchItem, RecordResult, Result, not_attempted
 from relaydesk.outbound.throttles import describe, throttle_rule

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from relaydesk.addresses.limits import limits_of, profile_of
 from relaydesk.addresses.model import SupportAddress
 from relaydesk.addresses.providers import Limits
+from relaydesk.durable import keep_trying
 from relaydesk.errors import RelaydeskError
 from relaydesk.markers import message_id_for
 from relaydesk.notification import Notification
 from relaydesk.outbound import split as splitting
 from relaydesk.outbound.credentials import CredentialCache
-from relaydesk.outbound.durable import keep_trying
 from relaydesk.outbound.policy import Outcome
 from relaydesk.outbound.result import BatchItem, Result
 from relaydesk.outbound.shaper import Shaper, mailbox_key
