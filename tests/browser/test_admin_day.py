@@ -653,6 +653,13 @@ def test_an_admin_lowers_a_microsoft_365_mailboxs_limit_cannot_raise_it_and_rese
         expect(limit_row(page, name).locator("td.provider")).to_have_text(value)
     expect(panel.locator(".waiting")).to_contain_text("1 notification of this address is waiting for its turn")
     expect(panel).to_contain_text("applies to its next batch")
+    # Its forwarding guide is Microsoft 365's (its profile), not the Postfix one its host would suggest.
+    guide = page.locator("section:has(#forwarding-title)")
+    expect(guide).to_contain_text(f"apply to messages sent to {MICROSOFT_MAILBOX}")
+    expect(guide).to_contain_text("Exchange admin center")
+    expect(guide).not_to_contain_text("virtual alias map")
+    guide.scroll_into_view_if_needed()
+    screenshot(page, "address-guide-by-provider")
 
     panel.get_by_role("button", name="Lower limits").click()
     panel.get_by_label("Messages per minute", exact=True).fill("12")

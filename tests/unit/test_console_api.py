@@ -320,6 +320,35 @@ def test_details_show_a_hold_with_the_cli_explanation_and_the_held_count(stores,
     assert "support@acme.com" in details["provider"]["forwarding"][0]
 
 
+@pytest.mark.parametrize(("preset", "host", "guide", "step"), [
+    ("microsoft365", "hybrid.acme.com", "microsoft365", "Exchange admin center, open Mail flow > Rules"),
+    ("exchange", "mail.acme.com", "exchange", "Set-Mailbox -ForwardingSmtpAddress"),
+    ("google", "smtp-relay.acme.com", "google", "Google Admin console"),
+    ("postfix", "mx.acme.com", "postfix", "virtual alias map"),
+])
+def test_the_forwarding_guide_follows_the_provider_chosen_in_the_wizard_whatever_the_host(
+        stores, api, acme, monkeypatch, preset, host, guide, step):
+    connect(stores, api, acme, monkeypatch, preset=preset, host=host)  # e.g. a hybrid Exchange relaying for M365
+    assert stores.directory.get_account_address(acme.account_id, "support@acme.com").connector.provider == preset
+
+    provider = as_user(api, acme, "agent").get(address_path(acme, "support@acme.com", "details")).body["provider"]
+
+    assert provider["key"] == guide
+    assert any(step in line and "support@acme.com" in line for line in provider["forwarding"])
+
+
+@pytest.mark.parametrize(("host", "guide"), [("smtp.office365.com", "microsoft365"), ("smtp.gmail.com", "google"),
+                                             ("mail.acme.com", "postfix")])
+def test_an_address_recorded_before_provider_profiles_gets_the_guide_its_host_suggests(
+        stores, api, acme, monkeypatch, host, guide):
+    connect(stores, api, acme, monkeypatch, host=host)  # generic: no profile recorded, as before profiles existed
+    assert stores.directory.get_account_address(acme.account_id, "support@acme.com").connector.provider is None
+
+    details = as_user(api, acme, "agent").get(address_path(acme, "support@acme.com", "details")).body
+
+    assert details["provider"]["key"] == guide
+
+
 def test_release_sends_the_held_notifications_again(stores, api, acme, monkeypatch):
     connect(stores, api, acme, monkeypatch)
     hold.park(stores, Notification(notification_id="N1", account_id=acme.account_id, ticket_id="T1",

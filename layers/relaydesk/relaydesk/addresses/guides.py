@@ -48,7 +48,7 @@ GUIDES: dict[str, ProviderGuide] = {guide.key: guide for guide in (
                   "app's Certificates & secrets; give its PEM with the private key here); then register the app's "
                   "service principal in Exchange Online and give it FullAccess on the mailbox "
                   "(docs/providers/microsoft365.md).", M365_FORWARD, ("client_secret", "client_certificate")),
-    ProviderGuide("exchange", "Exchange Server", "generic", None, SUBMISSION_PORT, TlsMode.STARTTLS, ("password",),
+    ProviderGuide("exchange", "Exchange Server", "exchange", None, SUBMISSION_PORT, TlsMode.STARTTLS, ("password",),
                   "Use the client submission receive connector (port 587, STARTTLS, basic authentication offered "
                   "after TLS) and the support mailbox's own sign-in.",
                   ("In the Exchange admin center, open Mail flow > Rules and add a transport rule: messages sent to "
@@ -63,7 +63,7 @@ GUIDES: dict[str, ProviderGuide] = {guide.key: guide for guide in (
                   GOOGLE_FORWARD, ("service_account",)),
     ProviderGuide("google", "Google Workspace (app password)", "google", PRESETS["google"].host, SUBMISSION_PORT,
                   TlsMode.STARTTLS, ("password",), PRESETS["google"].notes, GOOGLE_FORWARD),
-    ProviderGuide("postfix", "Postfix or another server", "generic", None, SUBMISSION_PORT, TlsMode.STARTTLS,
+    ProviderGuide("postfix", "Postfix or another server", "postfix", None, SUBMISSION_PORT, TlsMode.STARTTLS,
                   ("password",),
                   "Any submission service with STARTTLS (587) or implicit TLS (465) and SMTP AUTH; for a private CA, "
                   "upload its certificate (PEM).",
@@ -73,14 +73,29 @@ GUIDES: dict[str, ProviderGuide] = {guide.key: guide for guide in (
 )}
 
 
-def guide_for_host(host: str | None) -> ProviderGuide:
-    """The guide of a connected address, by its smarthost (the preset it was connected with is not kept)."""
+# The guide of each provider profile (addresses/providers.py), for a password and for an OAuth 2.0 sign-in. The
+# profile says where the mailbox lives, whatever host relays for it (a hybrid Exchange in front of Microsoft 365).
+GUIDES_OF_PROFILE: dict[str, tuple[str, str]] = {
+    "microsoft365": ("microsoft365", "microsoft365-oauth"), "google": ("google", "google-service-account"),
+    "exchange": ("exchange", "exchange"), "postfix": ("postfix", "postfix"), "amazon-ses": ("postfix", "postfix"),
+    "other": ("postfix", "postfix")}
+
+
+def guide_for(provider: str | None, host: str | None, *, oauth: bool = False) -> ProviderGuide:
+    """The guide of a connected address: by the provider profile recorded with it (the preset it was connected
+    with), else, for an address recorded before profiles were, by its smarthost's name."""
+    password_guide, oauth_guide = GUIDES_OF_PROFILE[provider if provider in GUIDES_OF_PROFILE
+                                                    else _profile_of_host(host)]
+    return GUIDES[oauth_guide if oauth else password_guide]
+
+
+def _profile_of_host(host: str | None) -> str:
     host = (host or "").lower()
-    if host.endswith("office365.com") or host.endswith("outlook.com"):
-        return GUIDES["microsoft365"]
-    if host.endswith("gmail.com") or host.endswith("google.com"):
-        return GUIDES["google"]
-    return GUIDES["postfix"]
+    if host.endswith(("office365.com", "outlook.com")):
+        return "microsoft365"
+    if host.endswith(("gmail.com", "google.com")):
+        return "google"
+    return "postfix"
 
 
 def forwarding_steps(guide: ProviderGuide, support: str, target: str) -> list[str]:

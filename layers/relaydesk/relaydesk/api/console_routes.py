@@ -135,7 +135,9 @@ def _addresses(routes: RouteTable, caller: Callable[[], Caller], get_stores: Cal
         address = lifecycle.get_address(stores, caller().account_id, unquote(id))
         explained = explain_last_error(address.last_error)
         forward_to = target(stores)
-        guide = guides.guide_for_host(address.connector.host) if address.connector else None
+        connector = address.connector
+        guide = guides.guide_for(connector.provider, connector.host, oauth=connector.auth_kind is AuthKind.OAUTH2) \
+            if connector else None
         return AddressDetails(
             address=AddressOut.of(address),
             held_notifications=len(hold.held_notifications(stores, address.account_id, address.email)),
@@ -256,7 +258,7 @@ def _new_sign_in(body: ConnectorChange, connector: Connector | None) -> dict[str
     if len(given) > 1:
         raise ConfigurationError("give one new sign-in: a client secret, a certificate or a service account key",
                                  action="Send only the one the address signs in with.")
-    provider = guides.guide_for_host(body.host or connector.host).preset
+    provider = guides.guide_for(connector.provider, body.host or connector.host).preset
     if given == ["service_account_key"]:
         if provider == "microsoft365":
             raise ConfigurationError("a Google service account signs in to Google Workspace only",

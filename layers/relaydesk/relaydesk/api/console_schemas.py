@@ -93,7 +93,7 @@ class NewConnection(BaseModel):
 
     email: str = Field(min_length=3, max_length=EMAIL_MAX_LENGTH)
     name: str = Field(default="", max_length=NAME_MAX_LENGTH)
-    preset: Literal["microsoft365", "google", "amazon-ses", "generic"] = "generic"
+    preset: Literal["microsoft365", "google", "amazon-ses", "exchange", "postfix", "generic"] = "generic"
     host: str | None = Field(default=None, max_length=HOST_MAX_LENGTH)
     port: int | None = Field(default=None, ge=1, le=65535)
     tls_mode: TlsMode | None = None
