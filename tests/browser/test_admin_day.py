@@ -310,6 +310,35 @@ def test_held_deferred_and_dead_letters_tabs(day):
     screenshot(page, "log-dead-letters")
 
 
+def test_held_notifications_past_the_first_page_are_shown_on_demand(day):
+    from relaydesk.notification import Notification
+    from relaydesk.outbound import hold
+
+    page = day.page
+    stores = aws_stores()
+    ids = [f"N01PAGED{n:011d}" for n in range(51)]  # one more than the API's page
+    for n, notification_id in enumerate(ids, start=1):
+        hold.park(stores, Notification(notification_id=notification_id, account_id=day.account_id, ticket_id="T1",
+                                       support_address=SUPPORT, recipients=[JANE], subject=f"Held {n:02d}",
+                                       text_body="Hi"))
+    try:
+        day.go("log?tab=held")
+        held = page.locator("section:has(#held-list-title)")
+        expect(held.locator("li")).to_have_count(50)
+        expect(held.locator("li").first).to_contain_text("Held 01")  # oldest first
+        held.get_by_role("button", name="More held notifications").scroll_into_view_if_needed()
+        screenshot(page, "log-held-first-page")
+        held.get_by_role("button", name="More held notifications").click()
+        expect(held.locator("li")).to_have_count(51)
+        expect(held.locator("li").last).to_contain_text("Held 51")
+        expect(held.get_by_role("button", name="More held notifications")).to_have_count(0)
+        held.locator("li").last.scroll_into_view_if_needed()
+        screenshot(page, "log-held-next-page")
+    finally:
+        for notification_id in ids:
+            stores.held.remove(SUPPORT, notification_id)
+
+
 def test_6_disabling_the_connector_falls_back_to_relaydesk(day):
     page = day.page
     day.go(f"addresses/{quote(SUPPORT, safe='')}")

@@ -248,6 +248,21 @@ def test_held_notifications_park_once_per_id_and_come_back_whole(stores):
     assert [n.notification_id for n in held.list("support@acme.test")] == [second.notification_id]
 
 
+def test_held_notifications_are_listed_after_an_id_oldest_first_a_bounded_number_at_a_time(stores):
+    held = stores["held"]
+    ids = [f"N01HELD{n:012d}" for n in range(5)]
+    for notification_id in reversed(ids):  # parked in any order
+        held.park("support@acme.test", notification(notification_id=notification_id))
+    held.park("help@acme.test", notification("help@acme.test", notification_id="N01HELD000000000002A"))
+
+    assert [n.notification_id for n in held.list_after("Support@acme.test", None, 3)] == ids[:3]
+    assert [n.notification_id for n in held.list_after("support@acme.test", ids[2], 3)] == ids[3:]
+    assert held.list_after("support@acme.test", ids[4], 3) == []
+    assert held.list_after("nobody@acme.test", None, 3) == []
+    [second] = held.list_after("support@acme.test", ids[0], 1)
+    assert second == next(n for n in held.list("support@acme.test") if n.notification_id == ids[1])  # whole
+
+
 # --- inbound's ports ------------------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -5,6 +5,7 @@ response carries a credential."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from dataclasses import replace
@@ -13,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from relaydesk.addresses import lifecycle, state
 from relaydesk.addresses.live_check import CheckStep, LiveCheckReport
-from relaydesk.addresses.model import ConnectorState, VerificationStatus
+from relaydesk.addresses.model import ConnectorState, SupportAddress, VerificationStatus
 from relaydesk.api import console_routes
 from relaydesk.api.tenant_routes import build_tenant_api
 from relaydesk.credentials import SmtpCredentials
@@ -359,6 +360,85 @@ def test_release_sends_the_held_notifications_again(stores, api, acme, monkeypat
 
     assert reply.body == {"email": "support@acme.com", "released": 1}
     assert [n.notification_id for n, _ in stores.queue.sent] == ["N1"]
+
+
+# --- held notifications, a page at a time ----------------------------------------------------------------------
+
+def park_held(stores, account, email: str, count: int, *, start: int = 0, step: int = 1) -> list[str]:
+    """`count` notifications held for `email` of `account`, with ids that sort as they were made."""
+    if stores.directory.get_account_address(account.account_id, email) is None:
+        stores.directory.create_address(SupportAddress(email=email, account_id=account.account_id))
+    ids = [f"N01HELD{start + n * step:012d}" for n in range(count)]
+    for notification_id in ids:
+        hold.park(stores, Notification(notification_id=notification_id, account_id=account.account_id,
+                                       ticket_id="T1", support_address=email, recipients=["jane@example.net"],
+                                       subject="Printer", text_body="Hi"))
+    return ids
+
+
+def held_pages(client, account, limit: int, cursor: str | None = None) -> list[list[str]]:
+    """Every page, following next_cursor as the console does."""
+    pages = []
+    while True:
+        query = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        reply = client.get(path(account, "held_notifications"), **query)
+        assert reply.status == 200, reply.body
+        pages.append([n["notification_id"] for n in reply.body["held"]])
+        cursor = reply.body["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+@pytest.mark.parametrize(("held", "pages"), [(0, [0]), (1, [1]), (3, [3]), (4, [3, 1]), (7, [3, 3, 1])])
+def test_held_notifications_come_a_page_at_a_time_oldest_first_across_the_addresses(
+        stores, api, acme, held, pages):
+    ids = park_held(stores, acme, "support@acme.com", held - held // 2, step=2)  # every other id
+    ids += park_held(stores, acme, "help@acme.com", held // 2, start=1, step=2)  # the ones between
+
+    walked = held_pages(as_user(api, acme, "agent"), acme, limit=3)
+
+    assert [len(page) for page in walked] == pages  # exactly one page: no empty second page
+    assert [i for page in walked for i in page] == sorted(ids)
+
+
+def test_the_default_page_is_bounded_and_the_limit_is_checked(stores, api, acme):
+    park_held(stores, acme, "support@acme.com", 51)
+    agent = as_user(api, acme, "agent")
+
+    first = agent.get(path(acme, "held_notifications"))
+
+    assert len(first.body["held"]) == 50 and first.body["next_cursor"]
+    for limit in ("0", "101", "ten"):
+        refused = agent.get(path(acme, "held_notifications"), limit=limit)
+        assert (refused.status, refused.body["code"]) == (422, "validation_error")
+    assert len(agent.get(path(acme, "held_notifications"), limit="100").body["held"]) == 51
+
+
+@pytest.mark.parametrize("cursor", [
+    "garbage", "eyJuIjoiLi4vLi4ifQ",  # {"n":"../.."}
+    base64.urlsafe_b64encode(b'{"n":"N01HELD000000000001","a":"A01OTHER"}').decode(),  # a field it never writes
+    base64.urlsafe_b64encode(b'{"u":"2026-11-24T09:00:00.000000Z","t":"T01M8000000000000TK"}').decode(),  # tickets'
+    base64.urlsafe_b64encode(b'["N01HELD000000000001"]').decode()])
+def test_a_forged_cursor_is_refused_with_what_to_do(stores, api, acme, cursor):
+    park_held(stores, acme, "support@acme.com", 2)
+
+    reply = as_user(api, acme, "agent").get(path(acme, "held_notifications"), cursor=cursor)
+
+    assert (reply.status, reply.body["code"]) == (400, "invalid_cursor")
+    assert "first page" in reply.body["action"]
+
+
+def test_another_accounts_cursor_only_moves_within_ones_own_held_notifications(stores, api, acme, globex):
+    mine = park_held(stores, acme, "support@acme.com", 4, step=2)
+    theirs = park_held(stores, globex, "support@globex.com", 4, start=1, step=2)
+    park_held(stores, globex, "support@acme.com", 3, start=100)  # globex's own record of the same address
+    their_cursor = as_user(api, globex, "agent").get(path(globex, "held_notifications"), limit="1").body["next_cursor"]
+    assert globex.account_id not in base64.urlsafe_b64decode(their_cursor + "==").decode()  # a position only
+
+    walked = held_pages(as_user(api, acme, "agent"), acme, limit=1, cursor=their_cursor)
+
+    assert [i for page in walked for i in page] == [i for i in mine if i > theirs[0]]
+    assert held_pages(as_user(api, acme, "agent"), acme, limit=2) == [mine[:2], mine[2:]]  # globex's never show
 
 
 def test_disable_then_enable_and_the_default_rule(stores, api, acme, monkeypatch):

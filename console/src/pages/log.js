@@ -154,16 +154,38 @@ function useDeferred() {
   return { rows, next, error: newest.error || older.error, loading: older.loading, searchOlder };
 }
 
+// Held notifications, oldest first: the first page kept fresh, the next pages (the API's cursor) on demand.
+function useHeld() {
+  const first = useApi('/held_notifications', { every: 5000 });
+  const [more, setMore] = useState({ rows: [], cursor: undefined, loading: false, error: null });
+  const next = more.cursor === undefined ? first.data && first.data.next_cursor : more.cursor;
+  const loadMore = async () => {
+    setMore((current) => ({ ...current, loading: true, error: null }));
+    try {
+      const page = await api('GET', `/held_notifications?${new URLSearchParams({ cursor: next })}`);
+      setMore((current) => ({ rows: [...current.rows, ...page.held], cursor: page.next_cursor, loading: false, error: null }));
+    } catch (error) {
+      setMore((current) => ({ ...current, loading: false, error }));
+    }
+  };
+  const seen = new Set(first.data ? first.data.held.map((n) => n.notification_id) : []);
+  const rows = first.data ? [...first.data.held, ...more.rows.filter((n) => !seen.has(n.notification_id))] : null;
+  return { rows, next, error: first.error || more.error, loading: more.loading, loadMore };
+}
+
 function HeldAndDeferred() {
-  const held = useApi('/held_notifications', { every: 5000 });
+  const held = useHeld();
   const deferred = useDeferred();
   return html`<div role="tabpanel">
     <${Card} title="Held: waiting for a fix (credentials or TLS)" id="held-list">
       <${ErrorBox} error=${held.error} />
-      ${held.data && held.data.held.length === 0 && html`<p>Nothing is held.</p>`}
-      ${held.data && held.data.held.length > 0 && html`<ul class="plain">${held.data.held.map((n) => html`<li>
+      ${held.rows && held.rows.length === 0 && html`<p>Nothing is held.</p>`}
+      ${held.rows && held.rows.length > 0 && html`<ul class="plain">${held.rows.map((n) => html`<li>
         <strong>${n.subject}</strong> to ${n.recipients.join(', ')} <span class="sub">(from ${n.support_address},
         since ${when(n.created_at)})</span> · <a href=${`#/addresses/${enc(n.support_address)}`}>fix the address</a></li>`)}</ul>`}
+      ${held.rows && held.next && html`<div class="actions">
+        <button type="button" onClick=${held.loadMore} disabled=${held.loading}>More held notifications</button>
+        ${held.loading && html`<${Spinner} label="Reading more held notifications…" />`}</div>`}
     <//>
     <${Card} title="Deferred: retried by themselves" id="deferred-list">
       <${ErrorBox} error=${deferred.error} />

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from relaydesk.errors import NotFoundError, RuleViolation
+from relaydesk.errors import InvalidCursorError, NotFoundError, RuleViolation
 from relaydesk.tickets import queries, replies, uploads
 from relaydesk.tickets.model import Ticket, TicketStatus
 
@@ -83,7 +83,7 @@ def test_a_cursor_that_was_not_handed_out_is_refused(memory_stores, cursor):
     if cursor == "":
         assert queries.list_page(memory_stores, ACCOUNT, cursor=cursor)[0]  # empty means the first page
         return
-    with pytest.raises(queries.InvalidCursorError):
+    with pytest.raises(InvalidCursorError):
         queries.list_page(memory_stores, ACCOUNT, cursor=cursor)
 
 

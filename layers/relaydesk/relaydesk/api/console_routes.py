@@ -64,6 +64,7 @@ from relaydesk.api.routing import RouteTable
 from relaydesk.api.schemas import AccountOut, AddressOut
 from relaydesk.clock import utcnow
 from relaydesk.credentials import AuthKind, OAuthGrant, SmtpCredentials, checked_credentials
+from relaydesk.cursors import MAX_CURSOR
 from relaydesk.dkim import domains
 from relaydesk.dkim.dnscheck import check_domain, worst
 from relaydesk.dkim.keyring import Keyring
@@ -77,7 +78,6 @@ from relaydesk.store.ports import Stores
 from relaydesk.tickets import suspended
 from relaydesk.tickets.delivery_log import DeliveryFilter, delivery_page
 from relaydesk.tickets.model import DeliveryStatus
-from relaydesk.tickets.queries import MAX_CURSOR
 from relaydesk.users import invite, list_users
 
 AUTH_ERRORS = (401, 403, 404)
@@ -381,14 +381,17 @@ def _log(routes: RouteTable, caller: Callable[[], Caller], get_stores: Callable[
 
     @routes.get("/held_notifications", role=Role.AGENT, tags=[LOG],
                 summary="Notifications waiting behind an address's hold (bad credentials)",
-                responses=documented(200, HeldList, "by address", *AUTH_ERRORS))
-    def held(account_id: AccountId) -> HeldList:
-        stores = get_stores()
-        return HeldList(held=[HeldOut(notification_id=n.notification_id, ticket_id=n.ticket_id,
-                                      support_address=n.support_address, recipients=[*n.recipients, *n.cc],
-                                      subject=n.subject, created_at=n.created_at)
-                              for address in stores.directory.list_addresses(caller().account_id)
-                              for n in hold.held_notifications(stores, caller().account_id, address.email)])
+                description="A page at a time, oldest first across the account's addresses; `next_cursor` gets the "
+                            "next page. The cursor holds a position only, never an account.",
+                responses=documented(200, HeldList, "oldest first", 400, *AUTH_ERRORS))
+    def held(account_id: AccountId,
+             limit: Annotated[int, Query(ge=1, le=hold.HELD_PAGE_LIMIT, description="notifications per page")] = 50,
+             cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, description="from the last page")] = None,
+             ) -> HeldList:
+        page, next_cursor = hold.held_page(get_stores(), caller().account_id, limit=limit, cursor=cursor)
+        return HeldList(next_cursor=next_cursor, held=[
+            HeldOut(notification_id=n.notification_id, ticket_id=n.ticket_id, support_address=n.support_address,
+                    recipients=[*n.recipients, *n.cc], subject=n.subject, created_at=n.created_at) for n in page])
 
     @routes.get("/dead_letters", role=Role.AGENT, tags=[LOG],
                 summary="The account's notifications that ran out of delivery attempts",

@@ -285,6 +285,7 @@ class HeldOut(BaseModel):
 
 class HeldList(BaseModel):
     held: list[HeldOut]
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page; null: none")
 
 
 class DeadLetterOut(BaseModel):

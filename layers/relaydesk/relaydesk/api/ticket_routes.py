@@ -35,6 +35,7 @@ from relaydesk.api.ticket_schemas import (
     TicketSummary,
     UploadForm,
 )
+from relaydesk.cursors import MAX_CURSOR
 from relaydesk.errors import RuleViolation
 from relaydesk.store.ports import Stores
 from relaydesk.tickets import assignees, participants, queries, replies, requests, uploads
@@ -91,7 +92,7 @@ def add_ticket_routes(routes: RouteTable, caller: Callable[[], Caller], get_stor
                                                                           "address), or `none`: unassigned")] = None,
         updated_since: Annotated[str | None, Query(max_length=40, description="ISO 8601; UTC unless it says")] = None,
         limit: Annotated[int, Query(ge=1, le=TICKET_PAGE_LIMIT, description="tickets per page")] = 25,
-        cursor: Annotated[str | None, Query(max_length=queries.MAX_CURSOR, description="from the last page")] = None,
+        cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, description="from the last page")] = None,
     ) -> TicketPageOut:
         tickets, next_cursor = queries.list_page(
             get_stores(), account(), status=TicketStatus(status) if status else None, requester=requester,

@@ -8,6 +8,9 @@ and what to do, and its notifications are parked here, neither dropped nor retri
 
 from __future__ import annotations
 
+import re
+
+from relaydesk import cursors
 from relaydesk.addresses.explain import explain_reply, explain_token_error
 from relaydesk.errors import (
     AuthenticationFailedError,
@@ -18,6 +21,9 @@ from relaydesk.errors import (
 )
 from relaydesk.notification import Notification
 from relaydesk.store.ports import HeldNotifications, Stores
+
+HELD_PAGE_LIMIT = 100  # held notifications per page at most
+_NOTIFICATION_ID = re.compile(r"[0-9A-Za-z_.:-]{1,64}")  # ids.new_id("N") and split parts, with room to spare
 
 
 def held_store(stores: Stores) -> HeldNotifications:
@@ -66,3 +72,31 @@ def held_notifications(stores: Stores, account_id: str, email: str) -> list[Noti
     if stores.held is None:
         return []
     return [n for n in stores.held.list(email) if n.account_id == account_id]
+
+
+def held_page(stores: Stores, account_id: str, *, limit: int,
+              cursor: str | None = None) -> tuple[list[Notification], str | None]:
+    """A page of what the account's addresses hold, oldest first (ids sort by creation time), and the cursor of the
+    next page (None: the last). The cursor holds a notification id only: another account's, or a forged one, only
+    moves the position within this account's own held notifications. Each address gives at most `limit + 1`."""
+    after = cursors.decode(cursor, {"n": _NOTIFICATION_ID})["n"] if cursor else None
+    if stores.held is None:
+        return [], None
+    found = [n for address in stores.directory.list_addresses(account_id)
+             for n in _held_after(stores.held, account_id, address.email, after, limit + 1)]
+    found.sort(key=lambda n: n.notification_id)
+    page = found[:limit]
+    return page, cursors.encode({"n": page[-1].notification_id}) if len(found) > limit else None
+
+
+def _held_after(held: HeldNotifications, account_id: str, email: str, after: str | None,
+                wanted: int) -> list[Notification]:
+    """Up to `wanted` of this account's, read on past another account's record of the same address."""
+    mine: list[Notification] = []
+    while len(mine) < wanted:
+        chunk = held.list_after(email, after, wanted)
+        mine.extend(n for n in chunk if n.account_id == account_id)
+        if len(chunk) < wanted:
+            break
+        after = chunk[-1].notification_id
+    return mine[:wanted]

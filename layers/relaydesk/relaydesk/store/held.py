@@ -25,5 +25,19 @@ class DynamoHeld:
                            ExpressionAttributeValues={":p": f"HELD#{email.lower()}"})
         return [Notification.model_validate_json(item["doc"]) for item in items]
 
+    def list_after(self, email: str, after: str | None, limit: int) -> list[Notification]:
+        """One Query of the address's partition from the sort key after `after`, read on only while DynamoDB stops
+        a page short (its 1 MB page)."""
+        kwargs: dict[str, Any] = {"KeyConditionExpression": "pk = :p AND sk > :s", "ExpressionAttributeValues": {
+            ":p": f"HELD#{email.lower()}", ":s": f"NOTIF#{after or ''}"}}
+        found: list[Notification] = []
+        while len(found) < limit:
+            page = self._table.query(Limit=limit - len(found), **kwargs)
+            found.extend(Notification.model_validate_json(item["doc"]) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found
+
     def remove(self, email: str, notification_id: str) -> None:
         self._table.delete_item(Key={"pk": f"HELD#{email.lower()}", "sk": f"NOTIF#{notification_id}"})

@@ -431,6 +431,11 @@ class MemoryHeld:
     def list(self, email: str) -> list[Notification]:
         return [n.model_copy(deep=True) for n in self.parked.get(email.lower(), {}).values()]
 
+    def list_after(self, email: str, after: str | None, limit: int) -> list[Notification]:
+        parked = self.parked.get(email.lower(), {})
+        later = sorted(i for i in parked if after is None or i > after)[:limit]
+        return [parked[i].model_copy(deep=True) for i in later]
+
     def remove(self, email: str, notification_id: str) -> None:
         self.parked.get(email.lower(), {}).pop(notification_id, None)
 

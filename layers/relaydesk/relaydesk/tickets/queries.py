@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from datetime import datetime
 
-from relaydesk.errors import InvalidCursorError, NotFoundError
+from relaydesk import cursors
+from relaydesk.errors import NotFoundError
 from relaydesk.store.ports import Stores
 from relaydesk.tickets.model import Ticket, TicketPage, TicketPosition, TicketQuery, TicketStatus
 
 TICKET_ID = re.compile(r"^[0-9A-Z]{6,32}$")  # the shape markers.py recognises in mail
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-MAX_CURSOR = 200
 
 
 def ticket_of(stores: Stores, account_id: str, ticket_id: str) -> Ticket:
@@ -39,21 +36,10 @@ def list_page(stores: Stores, account_id: str, *, status: TicketStatus | None = 
 
 
 def encode_cursor(position: TicketPosition) -> str:
-    raw = json.dumps({"u": position.updated, "t": position.ticket_id}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return cursors.encode({"u": position.updated, "t": position.ticket_id})
 
 
 def decode_cursor(cursor: str) -> TicketPosition:
     """Only a position of the shape this service writes; the account is never in it (the caller's is used)."""
-    bad = InvalidCursorError("the page cursor is not valid", action="Start again from the first page.")
-    if len(cursor) > MAX_CURSOR:
-        raise bad
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        updated, ticket_id = data["u"], data["t"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise bad from None
-    if not (isinstance(updated, str) and _STAMP.match(updated) and isinstance(ticket_id, str)
-            and TICKET_ID.match(ticket_id)):
-        raise bad
-    return TicketPosition(updated=updated, ticket_id=ticket_id)
+    position = cursors.decode(cursor, {"u": _STAMP, "t": TICKET_ID})
+    return TicketPosition(updated=position["u"], ticket_id=position["t"])
