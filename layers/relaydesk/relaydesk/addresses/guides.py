@@ -63,7 +63,7 @@ GUIDES: dict[str, ProviderGuide] = {guide.key: guide for guide in (
                   GOOGLE_FORWARD, ("service_account",)),
     ProviderGuide("google", "Google Workspace (app password)", "google", PRESETS["google"].host, SUBMISSION_PORT,
                   TlsMode.STARTTLS, ("password",), PRESETS["google"].notes, GOOGLE_FORWARD),
-    ProviderGuide("postfix", "Postfix or another server", "postfix", None, SUBMISSION_PORT, TlsMode.STARTTLS,
+    ProviderGuide("postfix", "Postfix or another server", "generic", None, SUBMISSION_PORT, TlsMode.STARTTLS,
                   ("password",),
                   "Any submission service with STARTTLS (587) or implicit TLS (465) and SMTP AUTH; for a private CA, "
                   "upload its certificate (PEM).",
