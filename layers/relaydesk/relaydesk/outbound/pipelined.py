@@ -10,6 +10,7 @@ recipients, or the typed error it raises.
 
 from __future__ import annotations
 
+import select
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -20,6 +21,7 @@ import aiosmtplib
 from aiosmtplib.response import SMTPResponse
 
 from relaydesk.errors import NothingAcceptedError, ReplyCode, SmtpDeliveryError, TransientDeliveryError
+from relaydesk.outbound.chunked import chunked_group, judge_chunk, judge_cut_short, over_size
 from relaydesk.outbound.envelope import (
     END_OF_DATA,
     RESET,
@@ -96,11 +98,23 @@ class PipelinedSubmission(SmtpSubmission):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.round_trips = 0  # groups written, each followed by a wait for its replies
+        self._reset_owed = False  # a refused chunked transaction: RSET opens the next group
 
     @property
     def pipelining(self) -> bool:
         smtp = self._smtp
         return isinstance(smtp, PipeliningSMTP) and smtp.is_connected and smtp.pipelining
+
+    @property
+    def chunking(self) -> bool:
+        """Messages go as BDAT (RFC 3030) with their envelope in one write: the server advertised CHUNKING and
+        PIPELINING (without PIPELINING, one command at a time as before)."""
+        smtp = self._smtp
+        return self.pipelining and isinstance(smtp, PipeliningSMTP) and smtp.chunking
+
+    def _size_limit(self) -> int | None:
+        smtp = self._smtp
+        return smtp.size_limit if isinstance(smtp, PipeliningSMTP) else None
 
     async def send(self, envelope_from: str, recipients: list[str], data: bytes, *,
                    deadline: float | None = None) -> Accepted:
@@ -125,6 +139,9 @@ class PipelinedSubmission(SmtpSubmission):
         """Send messages from `source` until it has none left or the connection ends. `report(message, result)` is
         called for each message taken, as soon as its result is known; a message this connection did not take
         stays in `source` for another one."""
+        if self.chunking:
+            await self._stream_chunked(source, report)
+            return
         carried = _Carried()
         message = await source.next() if self.connected else None
         while message is not None:
@@ -155,6 +172,9 @@ class PipelinedSubmission(SmtpSubmission):
         transaction ends here, this one's. None: the connection ended."""
         try:
             lines = envelope_lines(message)
+            too_big = over_size(message, self._size_limit())
+            if too_big is not None:
+                raise too_big
         except SmtpDeliveryError as error:
             if carried.data and not await self._flush(carried, report):
                 return None
@@ -180,6 +200,70 @@ class PipelinedSubmission(SmtpSubmission):
         if verdict.error is not None:
             report(message, verdict.error)
         return verdict
+
+    # --- CHUNKING: one write and one round trip a message ------------------------------------------------------
+
+    async def _stream_chunked(self, source: MessageSource, report: Report) -> None:
+        """Each message in one group (MAIL FROM, every RCPT TO, BDAT LAST and the body) and one round trip; the
+        source prepares the next one meanwhile. A refused transaction leaves RSET to open the next group."""
+        if not self._idle_and_quiet():
+            return
+        message = await source.next()
+        while message is not None and await self._send_chunked(message, report):
+            message = await source.next() if self.connected else None
+
+    async def _send_chunked(self, message: Outgoing, report: Report) -> bool:
+        """One message; False when the connection ended."""
+        try:
+            group, owed = chunked_group(message)
+            too_big = over_size(message, self._size_limit())
+            if too_big is not None:
+                raise too_big
+        except SmtpDeliveryError as error:
+            report(message, error)
+            return True
+        if _too_late(message, self._timeouts.command + self._timeouts.data):
+            # The body leaves with the envelope: nothing of this message is written when its answer could come
+            # after the deadline.
+            report(message, TransientDeliveryError(OUT_OF_TIME))
+            return True
+        reset = 1 if self._reset_owed else 0
+        timeouts = [self._timeouts.command] * (reset + owed - 1) + [self._timeouts.data]
+        exchanged = await self._exchange(RESET * reset + group, timeouts)
+        if not exchanged.written:  # the connection was gone: none of it left, another connection may send it
+            report(message, NothingAcceptedError(f"not connected to {self.route}"))
+            return False
+        self._reset_owed = False
+        replies = exchanged.replies[reset:]
+        if exchanged.failure is not None:
+            if reset and not exchanged.replies:  # lost before even the RSET's reply
+                replies = []
+            report(message, judge_cut_short(message, replies, exchanged.failure))
+            return False
+        sent, self._reset_owed = judge_chunk(message, replies)
+        report(message, sent)
+        return self.connected
+
+    def _idle_and_quiet(self) -> bool:
+        """An idle connection has nothing to say: one the server closed or wrote to meanwhile (a 421 for an idle
+        timeout, a TLS close) while the event loop had not looked yet (a container thawed a moment ago) is closed
+        now, before a group is written that it would take as doubtful; the message goes on a new connection."""
+        smtp = self._smtp
+        transport = smtp.transport if smtp is not None else None
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return self.connected
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            readable = [sock]
+        if readable:
+            assert smtp is not None
+            smtp.close()
+            self._smtp = None
+            self.authenticated_as = None
+            return False
+        return self.connected
 
     async def _one_at_a_time(self, message: Outgoing, lines: list[bytes]) -> tuple[list[SMTPResponse], GroupReplies]:
         """Without PIPELINING: each command waits for its reply; no RCPT after a refused MAIL, no DATA when every

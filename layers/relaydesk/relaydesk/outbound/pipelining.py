@@ -33,6 +33,7 @@ class GroupReplies:
 
     replies: list[SMTPResponse]
     failure: aiosmtplib.SMTPException | None = None
+    written: bool = True  # False: the connection was gone before any of the group left
 
 
 class PipeliningProtocol(SMTPProtocol):
@@ -111,12 +112,15 @@ class PipeliningProtocol(SMTPProtocol):
         """Write `group` (one or more commands, CRLF-terminated, and possibly a message body before them) in one
         write and read one reply per entry of `timeouts`, each within its own timeout."""
         if self._command_lock is None:
-            return GroupReplies([], aiosmtplib.SMTPServerDisconnected("Server not connected"))
+            return GroupReplies([], aiosmtplib.SMTPServerDisconnected("Server not connected"), written=False)
         replies: list[SMTPResponse] = []
         async with self._command_lock:
             self._expect(len(timeouts))
             try:
                 self.write(group)
+            except aiosmtplib.SMTPException as error:
+                return GroupReplies([], error, written=False)
+            try:
                 for timeout in timeouts:
                     replies.append(await self.read_response(timeout))
             except aiosmtplib.SMTPException as error:
@@ -132,12 +136,23 @@ class PipeliningSMTP(aiosmtplib.SMTP):
         """The server advertised PIPELINING in its last EHLO reply (after TLS, the only one that counts)."""
         return self.supports_extension("pipelining")
 
+    @property
+    def chunking(self) -> bool:
+        """The server advertised CHUNKING (RFC 3030: BDAT) in its last EHLO reply."""
+        return self.supports_extension("chunking")
+
+    @property
+    def size_limit(self) -> int | None:
+        """The largest message the server takes, when its SIZE keyword names one (RFC 1870 4; 0: no limit)."""
+        value = self.esmtp_extensions.get("size", "")
+        return int(value) if value.isascii() and value.isdigit() and 0 < len(value) < 19 and int(value) else None
+
     async def exchange(self, group: bytes, timeouts: Sequence[float]) -> GroupReplies:
         """One group in one write, its replies in order (see `PipeliningProtocol.exchange`). A timeout or a lost
         connection closes the client: replies still owed would be paired with the wrong commands."""
         protocol = self.protocol
         if not isinstance(protocol, PipeliningProtocol):
-            return GroupReplies([], aiosmtplib.SMTPServerDisconnected("Server not connected"))
+            return GroupReplies([], aiosmtplib.SMTPServerDisconnected("Server not connected"), written=False)
         result = await protocol.exchange(group, timeouts)
         if result.failure is not None:
             self.close()
