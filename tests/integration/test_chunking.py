@@ -1,0 +1,309 @@
+"""RFC 3030 CHUNKING against the local smarthost (aiosmtpd with BDAT, STARTTLS + AUTH): with CHUNKING and PIPELINING
+advertised a message goes as MAIL FROM, every RCPT TO and BDAT LAST with its exact octets in one write, answered
+in one round trip; what arrives, what each message's result says, and how the connection stays in step after a
+refusal. The server side's BDAT (several chunks, no MAIL, a malformed length) is tested here too."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from relaydesk.credentials import SmtpCredentials, TlsMode
+from relaydesk.dkim.keys import load_private_key
+from relaydesk.dkim.signer import DkimSigner, SigningKey
+from relaydesk.errors import NothingAcceptedError, PermanentDeliveryError, TransientDeliveryError
+from relaydesk.outbound.envelope import Outgoing
+from relaydesk.outbound.pipelined import PipelinedSubmission
+from relaydesk.outbound.smtp import Accepted, Timeouts
+
+from tests.dkim_helpers import EPOCH, keyring_for, notification, offline_dns, verify_all
+
+SENDER = "support@acme.test"
+JANE, BOB, CAROL = "jane@example.net", "bob@example.net", "carol@example.net"
+BODY = (b"From: support@acme.test\r\nTo: jane@example.net\r\nSubject: Printer jammed\r\n"
+        b"Message-ID: <n1@acme.test>\r\n\r\n.a line that starts with a dot\r\n.\r\nThe tray is empty.\r\n")
+
+
+def _message(*recipients: str, body: bytes = BODY) -> Outgoing:
+    return Outgoing(SENDER, recipients or (JANE,), body)
+
+
+def _session(server, *, data_timeout: float = 5) -> PipelinedSubmission:
+    credentials = SmtpCredentials(host="127.0.0.1", port=server.port, tls_mode=TlsMode.STARTTLS,
+                                  username=server.username, password=server.password, ca_bundle_pem=server.ca_pem)
+    return PipelinedSubmission(credentials, timeouts=Timeouts(connect=5, command=5, data=data_timeout))
+
+
+def _send_all(server, messages: list[Outgoing], **options) -> tuple[list, PipelinedSubmission]:
+    session = _session(server, **options)
+
+    async def run():
+        await session.open()
+        try:
+            return await session.send_all(messages)
+        finally:
+            await session.close()
+
+    return asyncio.run(run()), session
+
+
+def _groups(server) -> list[bytes]:
+    """The reads that carried a mail transaction (a group starts with MAIL FROM, or RSET then MAIL FROM)."""
+    return [chunk for _, chunk in server.reads if b"MAIL FROM:" in chunk]
+
+
+# --- one write and one round trip a message ------------------------------------------------------------------
+
+def test_a_message_goes_in_one_write_mail_rcpts_and_bdat_last_with_its_exact_octets(make_smarthost):
+    server = make_smarthost(record_reads=True)
+
+    [sent], session = _send_all(server, [_message(JANE, BOB, CAROL)])
+
+    assert isinstance(sent, Accepted) and sent.code == 250 and sent.refused == []
+    assert session.round_trips == 1  # no 354 to wait for: the body left with the envelope
+    assert _groups(server) == [b"MAIL FROM:<support@acme.test>\r\nRCPT TO:<jane@example.net>\r\n"
+                               b"RCPT TO:<bob@example.net>\r\nRCPT TO:<carol@example.net>\r\n"
+                               + b"BDAT %d LAST\r\n" % len(BODY) + BODY]  # not dot-stuffed: the length frames it
+    [got] = server.received
+    assert got.data == BODY and got.rcpt_tos == [JANE, BOB, CAROL]
+    assert not any(b"DATA\r\n" in chunk for _, chunk in server.reads)
+
+
+def test_messages_in_a_row_cost_one_round_trip_each_first_one_included(make_smarthost):
+    server = make_smarthost(record_reads=True)
+    bodies = [BODY.replace(b"<n1@", f"<n{i}@".encode()) for i in range(5)]
+
+    results, session = _send_all(server, [_message(body=body) for body in bodies])
+
+    assert all(isinstance(r, Accepted) for r in results)
+    assert session.round_trips == 5 and len(_groups(server)) == 5  # DATA costs 6 here, 2 for a lone message
+    assert len({r.reply for r in results}) == 5  # five queue ids: each message answered once
+    assert [r.data for r in server.received] == bodies
+
+
+def test_a_body_without_a_final_crlf_gets_one_and_the_length_counts_it(make_smarthost):
+    server = make_smarthost(record_reads=True)
+
+    [sent], _ = _send_all(server, [_message(body=BODY.rstrip(b"\r\n"))])
+
+    assert isinstance(sent, Accepted)
+    assert server.received[0].data == BODY
+    assert b"BDAT %d LAST\r\n" % len(BODY) in _groups(server)[0]
+
+
+def test_without_chunking_advertised_the_message_goes_with_data_as_before(make_smarthost):
+    server = make_smarthost(chunking=False, record_reads=True)
+
+    [sent], session = _send_all(server, [_message()])
+
+    assert isinstance(sent, Accepted) and server.received[0].data == BODY
+    assert session.round_trips == 2  # the envelope with DATA, then the dot-stuffed body and its final dot
+    assert not any(b"BDAT" in chunk for _, chunk in server.reads)
+    assert any(b"\r\n..a line that starts with a dot\r\n" in chunk for _, chunk in server.reads)
+
+
+def test_without_pipelining_chunking_alone_is_not_used_and_each_command_waits(make_smarthost):
+    server = make_smarthost(pipelining=False, chunking=True, record_reads=True)
+
+    [sent], session = _send_all(server, [_message(JANE, BOB)])
+
+    assert isinstance(sent, Accepted) and session.round_trips == 5  # MAIL, two RCPTs, DATA, body
+    assert not any(b"BDAT" in chunk for _, chunk in server.reads)
+
+
+# --- refusals: per recipient, the whole envelope, the end of the data ------------------------------------------
+
+def test_refused_recipients_are_reported_each_with_its_own_reply_and_the_rest_get_the_mail(make_smarthost):
+    server = make_smarthost()
+    server.faults.reply("RCPT", "550 5.1.1 <bob@example.net>: Recipient address rejected", recipient=BOB)
+    server.faults.reply("RCPT", "452 4.2.2 Mailbox full", recipient=CAROL)
+
+    [sent], session = _send_all(server, [_message(BOB, JANE, CAROL)])
+
+    assert isinstance(sent, Accepted) and session.round_trips == 1
+    assert [(r.recipient, r.smtp_code, r.enhanced_status, r.reply) for r in sent.refused] == [
+        (BOB, 550, "5.1.1", "550 5.1.1 <bob@example.net>: Recipient address rejected"),
+        (CAROL, 452, "4.2.2", "452 4.2.2 Mailbox full")]
+    assert [r.rcpt_tos for r in server.received] == [[JANE]]
+
+
+def test_every_recipient_refused_is_the_outcome_the_chunk_is_discarded_and_the_next_message_is_delivered(
+        make_smarthost):
+    server = make_smarthost(record_reads=True)
+    server.faults.reply("RCPT", "550 5.1.1 No such user", recipient=BOB)
+    server.faults.reply("RCPT", "450 4.2.0 Greylisted", recipient=CAROL)
+
+    (refused, after), session = _send_all(server, [_message(BOB, CAROL), _message(JANE)])
+
+    # The mildest refusal decides (a 4xx is worth a retry), not the server's 554 to the BDAT that followed.
+    assert isinstance(refused, TransientDeliveryError) and refused.smtp_code == 450
+    assert [(r.recipient, r.smtp_code) for r in refused.refused] == [(BOB, 550), (CAROL, 450)]
+    assert isinstance(after, Accepted) and [r.rcpt_tos for r in server.received] == [[JANE]]
+    assert session.round_trips == 2
+    assert _groups(server)[1].startswith(b"RSET\r\nMAIL FROM:")  # the BDAT's reply was read: still in step
+
+
+def test_a_refused_mail_from_is_the_outcome_not_the_bdat_error_after_it(make_smarthost):
+    server = make_smarthost()
+    server.faults.reply("MAIL", "553 5.7.1 Sender address rejected: not owned by user", times=1)
+
+    (refused, after), _ = _send_all(server, [_message(JANE, BOB), _message(JANE)])
+
+    assert isinstance(refused, PermanentDeliveryError) and refused.smtp_code == 553
+    assert refused.server_reply == "553 5.7.1 Sender address rejected: not owned by user"
+    assert refused.refused == []  # the RCPTs' 503s say nothing about the recipients
+    assert isinstance(after, Accepted) and len(server.received) == 1
+
+
+@pytest.mark.parametrize("reply, error", [("554 5.7.1 Message rejected as spam", PermanentDeliveryError),
+                                          ("451 4.7.1 Try again later", TransientDeliveryError)])
+def test_a_refusal_of_bdat_last_is_the_messages_outcome_and_the_connection_carries_the_next(make_smarthost,
+                                                                                            reply, error):
+    server = make_smarthost()
+    server.faults.reply("DATA", reply, times=1)  # the end-of-data reply: to DATA's final dot, or to BDAT LAST
+
+    (refused, after), session = _send_all(server, [_message(JANE, BOB), _message(CAROL)])
+
+    assert type(refused) is error and refused.server_reply == reply and refused.enhanced_status == reply[4:9]
+    assert isinstance(after, Accepted) and [r.rcpt_tos for r in server.received] == [[CAROL]]
+    assert session.round_trips == 2
+
+
+def test_a_message_over_the_servers_size_is_refused_before_anything_is_sent(make_smarthost):
+    server = make_smarthost(record_reads=True, data_size_limit=len(BODY) + 10)
+    big = _message(body=BODY + b"x" * 200 + b"\r\n")
+
+    (too_big, after), session = _send_all(server, [big, _message()])
+
+    # 552 as the server would answer after the data: a message with attachments goes again with links.
+    assert isinstance(too_big, PermanentDeliveryError) and too_big.smtp_code == 552
+    assert "SIZE" in too_big.message
+    assert isinstance(after, Accepted) and session.round_trips == 1
+    assert len(_groups(server)) == 1 and b"xxxx" not in b"".join(chunk for _, chunk in server.reads)
+
+
+# --- connections that end: the doubtful window ------------------------------------------------------------------
+
+def test_a_connection_lost_after_the_chunk_before_its_reply_is_the_doubtful_case(make_smarthost):
+    server = make_smarthost()
+    server.faults.drop_after_data(times=1)
+
+    [lost], _ = _send_all(server, [_message()])
+
+    assert isinstance(lost, TransientDeliveryError) and not isinstance(lost, NothingAcceptedError)
+    assert "may have accepted it" in lost.message
+    assert len(server.received) == 1  # the server has it: the relay must not think otherwise
+
+
+def test_a_connection_lost_mid_envelope_is_doubtful_too_since_the_body_had_left(make_smarthost):
+    server = make_smarthost()
+    server.faults.drop_at("RCPT", recipient=BOB)
+
+    first, second, third = _send_all(server, [_message(JANE), _message(BOB), _message(JANE)])[0]
+
+    assert isinstance(first, Accepted)
+    # MAIL was answered, then the connection went: the body was written, the client cannot know what the server
+    # did with it (retried later with the same Message-ID, never at once elsewhere).
+    assert isinstance(second, TransientDeliveryError) and not isinstance(second, NothingAcceptedError)
+    assert isinstance(third, NothingAcceptedError)  # never taken: the connection had ended
+    assert [r.rcpt_tos for r in server.received] == [[JANE]]
+
+
+def test_a_421_before_the_chunk_means_nothing_was_accepted(make_smarthost):
+    server = make_smarthost()
+    server.faults.reply("MAIL", "421 4.3.2 Service shutting down", times=1)
+
+    (closing, untaken), session = _send_all(server, [_message(), _message()])
+
+    assert isinstance(closing, NothingAcceptedError) and closing.smtp_code == 421
+    assert isinstance(untaken, NothingAcceptedError)
+    assert not session.connected and server.received == []
+
+
+def test_a_connection_the_server_closed_while_idle_is_noticed_before_anything_is_written(make_smarthost):
+    server = make_smarthost(record_reads=True)
+    session = _session(server)
+
+    async def run():
+        await session.open()
+        server.drop_connections()
+        time.sleep(0.3)  # the loop does not run meanwhile: as in a container thawed a moment ago
+        try:
+            return await session.send_all([_message()])
+        finally:
+            await session.close()
+
+    [untaken] = asyncio.run(run())
+
+    assert isinstance(untaken, NothingAcceptedError)  # never written: safe to send at once on a new connection
+    assert _groups(server) == [] and server.received == []
+
+
+# --- DKIM survives the trip --------------------------------------------------------------------------------------
+
+def test_dkim_signatures_verify_on_what_the_server_stored(make_smarthost):
+    server = make_smarthost()
+    keyring = keyring_for("acme.test")
+    generation = keyring.signing_generation(EPOCH)
+    signer = DkimSigner("acme.test", [SigningKey(k.selector, k.algorithm, load_private_key(k.algorithm,
+                                                                                            k.private_text()))
+                                      for k in generation.keys])
+    long_line = "word " * 400  # quoted-printable folds it: lines end with "=" and a soft break
+    bodies = [signer.sign(notification(body=body)) for body in (
+        "Hello Bob,\n.\n.a dot opens this line\n..and two this one\n", f"Long:\n{long_line}\n",
+        "no final line break")]
+
+    results, _ = _send_all(server, [_message(BOB, body=body) for body in bodies])
+
+    assert all(isinstance(r, Accepted) for r in results)
+    stored = [r.data for r in server.received]
+    assert stored == [body if body.endswith(b"\r\n") else body + b"\r\n" for body in bodies]
+    assert [verify_all(data, offline_dns(keyring)) for data in stored] == [[True, True]] * 3
+
+
+# --- the server side: BDAT as the local smarthost reads it ---------------------------------------------------
+
+def _raw(server, group: bytes, replies: int) -> list[str]:
+    """Open, sign in, write `group` in one write and read `replies` replies: each as "code text"."""
+    session = _session(server)
+
+    async def run():
+        await session.open()
+        try:
+            exchanged = await session.client.exchange(group, [5.0] * replies)
+            return [f"{r.code} {r.message}" for r in exchanged.replies]
+        finally:
+            await session.close()
+
+    return asyncio.run(run())
+
+
+def test_the_smarthost_joins_several_chunks_and_delivers_at_last(make_smarthost):
+    server = make_smarthost()
+    head, tail = BODY[:40], BODY[40:]
+
+    replies = _raw(server, b"MAIL FROM:<support@acme.test>\r\nRCPT TO:<jane@example.net>\r\n"
+                           + b"BDAT %d\r\n" % len(head) + head + b"BDAT %d LAST\r\n" % len(tail) + tail, 4)
+
+    assert [r[:3] for r in replies] == ["250", "250", "250", "250"]
+    assert replies[3].startswith("250 2.0.0 Ok: queued as")
+    assert [r.data for r in server.received] == [BODY]
+
+
+def test_the_smarthost_reads_and_refuses_a_chunk_without_mail_and_stays_in_step(make_smarthost):
+    server = make_smarthost()
+
+    replies = _raw(server, b"BDAT 7 LAST\r\nMAIL \r\nNOOP\r\n", 2)
+
+    # "MAIL \r\n" was the chunk's seven octets, not a command: the NOOP after it is the next command.
+    assert replies == ["503 5.5.1 Error: need MAIL command", "250 OK"]
+    assert server.received == []
+
+
+def test_the_smarthost_closes_on_a_bdat_without_a_length(make_smarthost):
+    server = make_smarthost()
+
+    replies = _raw(server, b"BDAT LAST\r\n", 1)
+
+    assert replies[0].startswith("501 5.5.4")
