@@ -114,7 +114,9 @@ class Received:
     reply: str | None
     peer: tuple | None = None
     received_at: float = field(default_factory=time.time)
-    stalled: float = 0.0  # seconds the server waited after the final dot before answering (fault ``stall``)
+    # The longest the server held back one reply of this transaction (faults ``stall`` at MAIL, RCPT or DATA): a
+    # client whose timeout for that reply ran out may not know the message arrived (with BDAT the body had left).
+    stalled: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -465,6 +467,7 @@ class _Handler:
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.owner._count("mail_commands")
         faults = self.owner.faults.take("MAIL")
+        session.stalled = sum(fault.stall for fault in faults)  # a new transaction
         await self._stall(faults)
         if any(fault.drop for fault in faults):
             await self._drop(server)
@@ -480,6 +483,7 @@ class _Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         faults = self.owner.faults.take("RCPT", recipient=address)
+        session.stalled = max(getattr(session, "stalled", 0.0), sum(fault.stall for fault in faults))
         await self._stall(faults)
         if any(fault.drop for fault in faults):
             await self._drop(server)
@@ -510,7 +514,8 @@ class _Handler:
         received = Received(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(envelope.original_content),
             auth_user=login.decode("utf-8", "replace") if isinstance(login, bytes) else login,
-            tls=_is_tls(server), reply=None, peer=session.peer, stalled=sum(f.stall for f in faults))
+            tls=_is_tls(server), reply=None, peer=session.peer,
+            stalled=max(getattr(session, "stalled", 0.0), sum(f.stall for f in faults)))
         if any(f.drop for f in faults):
             # The server has the message; the client never hears so (the "did it go?" case).
             self.owner._record(received)

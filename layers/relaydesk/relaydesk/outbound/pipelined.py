@@ -1,13 +1,15 @@
 """Mail transactions over one smarthost connection, pipelined (RFC 2920) when the server advertises PIPELINING.
 
-A message costs one round trip for its envelope (MAIL FROM, every RCPT TO and DATA in one write) and one for its
-body; when the next message is ready, its envelope rides in the same write as the previous body and final dot
-(RFC 2920 3.1: message content may open a group), so a stream of messages costs one round trip each. Without
+With CHUNKING advertised too (RFC 3030: Postfix 3.4 on, Exchange Online, Gmail), a message is one write: MAIL
+FROM, every RCPT TO and `BDAT <octets> LAST` with the exact body (`outbound/chunked.py`), so every message costs one
+round trip, a connection's first included, and there is no 354 to wait for. With PIPELINING alone, a message costs
+one round trip for its envelope (MAIL FROM, every RCPT TO and DATA in one write) and one for its body; when the
+next message is ready, its envelope rides in the same write as the previous body and final dot (RFC 2920 3.1:
+message content may open a group), so a stream of messages costs one round trip each after the first. Without
 PIPELINING, one command at a time. TLS and AUTH are `SmtpSubmission`'s: a verified TLS connection before any
-credentials, one AUTH. Results per message have the shape of `SmtpSubmission.send`: `Accepted` with the refused
-recipients, or the typed error it raises.
+credentials, one AUTH. A message larger than the server's SIZE is not sent. Results per message have the shape of
+`SmtpSubmission.send`: `Accepted` with the refused recipients, or the typed error it raises.
 """
-
 from __future__ import annotations
 
 import select
