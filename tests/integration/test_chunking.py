@@ -307,3 +307,68 @@ def test_the_smarthost_closes_on_a_bdat_without_a_length(make_smarthost):
     replies = _raw(server, b"BDAT LAST\r\n", 1)
 
     assert replies[0].startswith("501 5.5.4")
+
+
+# --- the relay: notifications on the ticket ------------------------------------------------------------------
+
+@pytest.fixture
+def relay(aws_stack_env, monkeypatch):
+    from tests.integration.relay_harness import relay_harness
+
+    yield from relay_harness(aws_stack_env, monkeypatch)
+
+
+def _email_ids(server) -> list[str]:
+    return [received.data.split(b"X-Relaydesk-Email-Id: ")[1].split(b"\r\n")[0].decode()
+            for received in server.received]
+
+
+def test_the_relay_sends_each_notification_in_one_write_over_one_connection(relay, make_smarthost):
+    from relaydesk.addresses.limits import set_limits
+    from relaydesk.addresses.providers import LimitOverrides
+    from relaydesk.tickets.model import DeliveryStatus
+
+    from tests.integration.relay_harness import ACCOUNT
+
+    server = make_smarthost(record_reads=True)
+    relay.connect(SENDER, server)
+    set_limits(relay.stores.directory, ACCOUNT, SENDER, overrides=LimitOverrides(connections=1))
+    notifications = [relay.notification(SENDER, cc=[BOB]) for _ in range(5)]
+    relay.enqueue(*notifications)
+    assert relay.poll() == 5
+
+    # Every read that carried a message held its MAIL FROM, both RCPT TOs, BDAT LAST and the whole body: one write
+    # and one round trip each, the first message included; no DATA, no 354.
+    groups = _groups(server)
+    assert len(groups) == 5 and server.stats.connections == 1
+    for group, received in zip(groups, server.received, strict=True):
+        assert group == (b"MAIL FROM:<support@acme.test>\r\nRCPT TO:<jane@example.net>\r\nRCPT TO:<bob@example.net>"
+                         b"\r\n" + b"BDAT %d LAST\r\n" % len(received.data) + received.data)
+    assert sorted(_email_ids(server)) == sorted(n.notification_id for n in notifications)  # each once
+    for sent in notifications:
+        attempt = relay.record(sent).attempts[-1]
+        assert attempt.status is DeliveryStatus.DELIVERED and "queued as" in attempt.reply
+
+
+def test_the_relay_records_each_refused_recipient_and_a_refused_bdat_on_the_ticket(relay, make_smarthost):
+    from relaydesk.tickets.model import DeliveryStatus
+
+    server = make_smarthost()
+    relay.connect(SENDER, server)
+    server.faults.reply("RCPT", "550 5.1.1 <bob@example.net>: Recipient address rejected", recipient=BOB)
+    partly = relay.notification(SENDER, cc=[BOB])
+    relay.enqueue(partly)
+    relay.poll()
+    server.faults.clear()
+    server.faults.reply("DATA", "554 5.7.1 Message rejected as spam", times=1)
+    refused = relay.notification(SENDER)
+    relay.enqueue(refused)
+    relay.poll()
+
+    delivered = relay.record(partly).attempts[-1]
+    assert delivered.status is DeliveryStatus.DELIVERED
+    assert [(r.recipient, r.smtp_code, r.reply) for r in delivered.refused] == [
+        (BOB, 550, "550 5.1.1 <bob@example.net>: Recipient address rejected")]
+    failed = relay.record(refused).attempts[-1]
+    assert failed.status is DeliveryStatus.FAILED and failed.reply == "554 5.7.1 Message rejected as spam"
+    assert [r.rcpt_tos for r in server.received] == [[JANE]]
