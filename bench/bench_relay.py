@@ -606,7 +606,8 @@ def run(config):
         "limit: the exact signed bytes the relay sent, pushed by aiosmtplib over one connection secured and "
         "authenticated before the clock starts, one command at a time; the relay may use up to 3 connections "
         "(the address's limits are set as high as an admin may set them, so the shaper does not hold it back) "
-        "and pipelines (RFC 2920), so on loopback it can pass the limit.",
+        "and pipelines (RFC 2920) with BDAT (RFC 3030: the smarthost advertises CHUNKING, so a message's "
+        "envelope and body go in one write), so on loopback it can pass the limit.",
         "naive: per message plain `dkim.sign` (RSA signature only, dkimpy's pure-Python RSA) of the unsigned "
         "message, then smtplib connect, STARTTLS, AUTH, send, QUIT. It does not compose and stores nothing, so it "
         "is favoured.",

@@ -112,6 +112,21 @@ def test_without_pipelining_chunking_alone_is_not_used_and_each_command_waits(ma
     assert not any(b"BDAT" in chunk for _, chunk in server.reads)
 
 
+def test_a_server_that_holds_its_bdat_reply_back_gets_data_from_then_on_on_every_connection(make_smarthost):
+    # Postfix reads 4 KB at a time: with a longer group it sends the envelope's replies before it read the chunk,
+    # and without TCP_NODELAY its BDAT reply waits for the client's ACK of them. Here the reply waits 50 ms.
+    server = make_smarthost(record_reads=True, end_of_data_wait=0.05)
+
+    results, session = _send_all(server, [_message(), _message(), _message()])
+    [later], _ = _send_all(server, [_message()])  # a new connection to the same smarthost
+
+    assert all(isinstance(r, Accepted) for r in results) and isinstance(later, Accepted)
+    groups = _groups(server)
+    assert b"BDAT" in groups[0] and not any(b"BDAT" in group for group in groups[1:])
+    assert groups[1].endswith(b"DATA\r\n") and len(server.received) == 4
+    assert not session.chunking
+
+
 # --- refusals: per recipient, the whole envelope, the end of the data ------------------------------------------
 
 def test_refused_recipients_are_reported_each_with_its_own_reply_and_the_rest_get_the_mail(make_smarthost):
@@ -372,3 +387,65 @@ def test_the_relay_records_each_refused_recipient_and_a_refused_bdat_on_the_tick
     failed = relay.record(refused).attempts[-1]
     assert failed.status is DeliveryStatus.FAILED and failed.reply == "554 5.7.1 Message rejected as spam"
     assert [r.rcpt_tos for r in server.received] == [[JANE]]
+
+
+# --- a real Postfix smarthost (Debian's package, set up as the latency bench sets it up) ----------------------
+
+def _postfix_unavailable() -> str:
+    from bench.postfix_instances import unavailable
+
+    return unavailable()
+
+
+@pytest.mark.skipif(bool(_postfix_unavailable()), reason="Postfix cannot run here (see bench/postfix_instances.py)")
+def test_a_real_postfix_takes_bdat_one_round_trip_a_message_and_holds_its_end_of_data_check_until_bdat_last():
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from bench.network_process import NetworkProcess
+    from bench.postfix_instances import PostfixSmarthost, running
+    from local.ca import LocalCA
+
+    folder = tempfile.TemporaryDirectory(prefix="relaydesk-test-postfix-")  # pytest's are private to root
+    root = Path(folder.name)
+    os.chmod(root, 0o755)  # noqa: S103  # Postfix's daemons (the postfix user) reach their queue below it
+    ca = LocalCA(root / "ca")
+    certificate = ca.issue(["127.0.0.1", "localhost"])
+    keyring = keyring_for("acme.test")
+    generation = keyring.signing_generation(EPOCH)
+    signer = DkimSigner("acme.test", [SigningKey(k.selector, k.algorithm, load_private_key(k.algorithm,
+                                                                                            k.private_text()))
+                                      for k in generation.keys])
+    bodies = [signer.sign(notification(body=f"Message {i}.\n.\n.a dot opens this line\n")) for i in range(3)]
+    with folder, NetworkProcess() as net:
+        smarthost = PostfixSmarthost(root / "smarthost", cert_path=certificate.cert_path,
+                                     key_path=certificate.key_path, ca_pem=ca.pem, username="relay@acme.test",
+                                     password="bench-only-password", policy_port=net.policy_port)
+        with running(smarthost.instance):
+            credentials = SmtpCredentials(host="127.0.0.1", port=smarthost.port, tls_mode=TlsMode.STARTTLS,
+                                          username=smarthost.username, password=smarthost.password,
+                                          ca_bundle_pem=ca.pem)
+            session = PipelinedSubmission(credentials, timeouts=Timeouts(connect=10, command=10, data=10))
+
+            async def run():
+                await session.open()
+                try:
+                    chunking = session.chunking
+                    results = await session.send_all([_message(BOB, body=body) for body in bodies])
+                    net.set_wait(0.3)  # Postfix's end-of-data restrictions ask the policy service: held 0.3 s
+                    started = time.perf_counter()
+                    waited = await session.send_all([_message(BOB, body=bodies[0])])
+                    return chunking, results + waited, time.perf_counter() - started
+                finally:
+                    await session.close()
+
+            chunking, results, held = asyncio.run(run())
+            stored = smarthost.collect(4)
+
+    assert chunking and all(isinstance(r, Accepted) for r in results)
+    assert session.round_trips == 4  # one a message: Postfix advertised CHUNKING and PIPELINING
+    assert held >= 0.3  # the end-of-data check ran at BDAT LAST, as at DATA's final dot
+    assert sorted(data.split(b"\r\n\r\n", 1)[1] for data in stored) == sorted(
+        body.split(b"\r\n\r\n", 1)[1] for body in [*bodies, bodies[0]])  # the body exactly, dots included
+    assert all(verify_all(data, offline_dns(keyring)) == [True, True] for data in stored)

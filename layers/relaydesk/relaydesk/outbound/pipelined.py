@@ -86,6 +86,30 @@ class _Carried:
         return cls(data, None, [], data.count(b"\r\n"))
 
 
+# A BDAT reply that comes this long after the envelope's replies, and at least half their round trip later, was held
+# back by the server, not computed: Postfix reads its input 4 KB at a time and, when the group is longer, sends the
+# envelope's replies before it has read the chunk; without TCP_NODELAY its BDAT reply then waits for the client's
+# ACK of them (Nagle), a round trip or a delayed ACK (40 ms on Linux) more a message. DATA is not hit: each of the
+# server's writes follows one of the client's, which carries the ACK.
+HELD_BACK = 0.005
+# Smarthosts (routes) that held a BDAT reply back: every connection of this container sends them DATA from then on,
+# a new one included (it would pay the wait once more to learn it again).
+_HELD_BACK_BY: set[str] = set()
+
+
+def forget_held_back(route: str) -> None:
+    """A new server at `route` (a test's, on a port an earlier one had): BDAT is tried again."""
+    _HELD_BACK_BY.discard(route)
+
+
+def _held_back(exchanged: GroupReplies) -> bool:
+    if len(exchanged.arrived) < 2:
+        return False
+    first, before_last, last = exchanged.arrived[0], exchanged.arrived[-2], exchanged.arrived[-1]
+    gap = last - before_last
+    return gap >= HELD_BACK and gap >= (first - exchanged.written_at) / 2
+
+
 def _too_late(message: Outgoing, worst: float) -> bool:
     """Would an answer that takes `worst` seconds more come after the message's deadline?"""
     return message.deadline is not None and time.monotonic() + worst > message.deadline
@@ -110,9 +134,11 @@ class PipelinedSubmission(SmtpSubmission):
     @property
     def chunking(self) -> bool:
         """Messages go as BDAT (RFC 3030) with their envelope in one write: the server advertised CHUNKING and
-        PIPELINING (without PIPELINING, one command at a time as before)."""
+        PIPELINING (without PIPELINING, one command at a time as before), and it has not held a BDAT reply back on
+        this connection (`_held_back`)."""
         smtp = self._smtp
-        return self.pipelining and isinstance(smtp, PipeliningSMTP) and smtp.chunking
+        return self.pipelining and isinstance(smtp, PipeliningSMTP) and smtp.chunking \
+            and self.route not in _HELD_BACK_BY
 
     def _size_limit(self) -> int | None:
         smtp = self._smtp
@@ -141,10 +167,11 @@ class PipelinedSubmission(SmtpSubmission):
         """Send messages from `source` until it has none left or the connection ends. `report(message, result)` is
         called for each message taken, as soon as its result is known; a message this connection did not take
         stays in `source` for another one."""
-        if self.chunking:
-            await self._stream_chunked(source, report)
+        if self.chunking and not await self._stream_chunked(source, report):
             return
         carried = _Carried()
+        if self._reset_owed:  # the last chunked transaction was refused
+            carried, self._reset_owed = _Carried(RESET, replies=1), False
         message = await source.next() if self.connected else None
         while message is not None:
             verdict = await self._transaction(message, carried, report)
@@ -205,14 +232,16 @@ class PipelinedSubmission(SmtpSubmission):
 
     # --- CHUNKING: one write and one round trip a message ------------------------------------------------------
 
-    async def _stream_chunked(self, source: MessageSource, report: Report) -> None:
+    async def _stream_chunked(self, source: MessageSource, report: Report) -> bool:
         """Each message in one group (MAIL FROM, every RCPT TO, BDAT LAST and the body) and one round trip; the
-        source prepares the next one meanwhile. A refused transaction leaves RSET to open the next group."""
+        source prepares the next one meanwhile. A refused transaction leaves RSET to open the next group. True:
+        the connection goes on with DATA (the server held a BDAT reply back)."""
         if not self._idle_and_quiet():
-            return
+            return False
         message = await source.next()
         while message is not None and await self._send_chunked(message, report):
             message = await source.next() if self.connected else None
+        return self.connected and self.route in _HELD_BACK_BY
 
     async def _send_chunked(self, message: Outgoing, report: Report) -> bool:
         """One message; False when the connection ended."""
@@ -244,6 +273,9 @@ class PipelinedSubmission(SmtpSubmission):
             return False
         sent, self._reset_owed = judge_chunk(message, replies)
         report(message, sent)
+        if _held_back(exchanged):
+            _HELD_BACK_BY.add(self.route)
+            return False  # the stream goes on with DATA, where the next envelope rides with the previous body
         return self.connected
 
     def _idle_and_quiet(self) -> bool:
