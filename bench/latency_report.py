@@ -38,6 +38,14 @@ def _round_trips(result, column: str, connections: int, delay: int, wait: int) -
     return f"{(connections * 1000 / rate - wait) / (2 * delay):.1f}"
 
 
+def _switches(result, names: list[str]) -> str:
+    """Which of `names` went from BDAT to DATA, and from which row."""
+    data_from = getattr(result, "data_from", {})
+    said = [f"{name}: DATA from {data_from[name]} on" if name in data_from else f"{name}: BDAT in every row"
+            for name in names]
+    return "; ".join(said)
+
+
 def render(result, *, title: str, messages: int, runs: int, warmup: int, connections: int,
            rows: list[tuple[int, int]]) -> str:
     has_postfix = POSTFIX in result.columns
@@ -128,9 +136,11 @@ def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str, message
         "raw senders: messages composed and signed the relay's way before the clock, over connections opened "
         "(STARTTLS, AUTH) before it; the clock stops at the last reply.",
         "Protocol of each column, into a smarthost that advertises PIPELINING and CHUNKING: the relay and "
-        f"{pipelined_n}: BDAT, a message's MAIL FROM, RCPT TO, BDAT LAST and body in one write; the relay before, "
-        f"raw 1 and {raw_n}: DATA, one command at a time (aiosmtplib); the Postfix relay client: DATA with its "
-        "envelope pipelined (Postfix's SMTP client does not send BDAT).",
+        f"{pipelined_n}: BDAT, a message's MAIL FROM, RCPT TO, BDAT LAST and body in one write, until the "
+        "smarthost holds a BDAT reply back, then DATA with the next envelope riding on the previous body "
+        f"({_switches(result, [RELAY, pipelined_n])}); the relay before, raw 1 and {raw_n}: DATA, one command at a "
+        "time (aiosmtplib); the Postfix relay client: DATA with its envelope pipelined (Postfix's SMTP client does "
+        "not send BDAT).",
         "Misses, by their profile: against the best raw sender at equal connections, with a delay and no "
         "end-of-DATA wait, the batch shape above caps the relay near 0.8x (8 round trips of a streaming sender "
         "against 10); at 0 ms the cells are CPU-bound, and the relay composes, DKIM-signs (RSA and Ed25519) and "

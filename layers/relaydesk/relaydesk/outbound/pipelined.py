@@ -97,6 +97,11 @@ HELD_BACK = 0.005
 _HELD_BACK_BY: set[str] = set()
 
 
+def held_back(route: str) -> bool:
+    """Has the smarthost at `route` held a BDAT reply back (so this container sends it DATA)?"""
+    return route in _HELD_BACK_BY
+
+
 def forget_held_back(route: str) -> None:
     """A new server at `route` (a test's, on a port an earlier one had): BDAT is tried again."""
     _HELD_BACK_BY.discard(route)
