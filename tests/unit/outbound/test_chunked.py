@@ -9,7 +9,8 @@ from aiosmtplib.response import SMTPResponse
 from relaydesk.errors import NothingAcceptedError, PermanentDeliveryError, TransientDeliveryError
 from relaydesk.outbound.chunked import chunked_group, judge_chunk, judge_cut_short, over_size
 from relaydesk.outbound.envelope import Outgoing
-from relaydesk.outbound.pipelining import PipeliningSMTP
+from relaydesk.outbound.pipelined import reply_held_back
+from relaydesk.outbound.pipelining import GroupReplies, PipeliningSMTP
 from relaydesk.outbound.smtp import Accepted
 
 BODY = b"Subject: x\r\n\r\n.hi\r\n.\r\n"
@@ -115,3 +116,22 @@ def test_the_servers_size_keyword_is_read_as_a_bound_only_when_it_is_a_plain_pos
     client.esmtp_extensions = {"size": advertised}
 
     assert client.size_limit == limit
+
+
+def test_a_421_to_the_rset_that_opened_the_group_means_nothing_was_accepted():
+    error = judge_cut_short(MESSAGE, [], LOST, before=_replies((421, "4.4.2 Timeout, closing")))
+
+    assert isinstance(error, NothingAcceptedError) and error.smtp_code == 421
+
+
+@pytest.mark.parametrize("arrived, held", [
+    ((0.001, 0.001, 0.045), True),  # Postfix without TCP_NODELAY: its BDAT reply waited for a delayed ACK
+    ((0.020, 0.020, 0.060), True),  # across a 10 ms path: a round trip more for the ACK
+    ((0.020, 0.020, 0.025), False),  # the chunk took 5 ms to handle, a quarter of the round trip
+    ((0.001, 0.001, 0.003), False),  # loopback: 2 ms to store the message
+    ((0.050,), False),
+])
+def test_a_bdat_reply_is_held_back_when_it_comes_late_after_the_envelopes(arrived, held):
+    exchanged = GroupReplies([SMTPResponse(250, "Ok")] * len(arrived), written_at=0.0, arrived=arrived)
+
+    assert reply_held_back(exchanged) is held

@@ -44,12 +44,14 @@ def judge_chunk(message: Outgoing, replies: list[SMTPResponse]) -> tuple[Accepte
                            refused=refused), True
 
 
-def judge_cut_short(message: Outgoing, replies: list[SMTPResponse], failure: Exception) -> SmtpDeliveryError:
+def judge_cut_short(message: Outgoing, replies: list[SMTPResponse], failure: Exception, *,
+                    before: list[SMTPResponse] | None = None) -> SmtpDeliveryError:
     """The group was written but the connection failed (lost, timed out, a malformed reply) before the BDAT reply.
+    `replies`: the message's that came (MAIL's first); `before`: those of what opened the group (an RSET).
     Nothing was accepted when the replies that came already end the transaction (a refused MAIL FROM, every
     recipient refused, a 421 before BDAT: the server closed before it read the chunk); otherwise the server may
     have taken the message and the client cannot know: the doubtful case, retried later with the same Message-ID."""
-    closing = next((reply for reply in replies if reply.code == ReplyCode.SERVICE_CLOSING), None)
+    closing = next((reply for reply in [*(before or []), *replies] if reply.code == ReplyCode.SERVICE_CLOSING), None)
     if closing is not None:  # RFC 5321 3.8: it said why before it closed
         return closing_error(closing, f"the smarthost closed the connection: {closing.code} {closing.message}")
     if replies:

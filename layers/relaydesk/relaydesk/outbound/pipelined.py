@@ -107,7 +107,9 @@ def forget_held_back(route: str) -> None:
     _HELD_BACK_BY.discard(route)
 
 
-def _held_back(exchanged: GroupReplies) -> bool:
+def reply_held_back(exchanged: GroupReplies) -> bool:
+    """Did the BDAT reply (the group's last) come `HELD_BACK` or more after the reply before it, and at least half
+    the envelope's round trip later?"""
     if len(exchanged.arrived) < 2:
         return False
     first, before_last, last = exchanged.arrived[0], exchanged.arrived[-2], exchanged.arrived[-1]
@@ -139,8 +141,8 @@ class PipelinedSubmission(SmtpSubmission):
     @property
     def chunking(self) -> bool:
         """Messages go as BDAT (RFC 3030) with their envelope in one write: the server advertised CHUNKING and
-        PIPELINING (without PIPELINING, one command at a time as before), and it has not held a BDAT reply back on
-        this connection (`_held_back`)."""
+        PIPELINING (without PIPELINING, one command at a time as before), and it has not held a BDAT reply back
+        (`reply_held_back`: then DATA, on every connection to it)."""
         smtp = self._smtp
         return self.pipelining and isinstance(smtp, PipeliningSMTP) and smtp.chunking \
             and self.route not in _HELD_BACK_BY
@@ -272,13 +274,12 @@ class PipelinedSubmission(SmtpSubmission):
         self._reset_owed = False
         replies = exchanged.replies[reset:]
         if exchanged.failure is not None:
-            if reset and not exchanged.replies:  # lost before even the RSET's reply
-                replies = []
-            report(message, judge_cut_short(message, replies, exchanged.failure))
+            report(message, judge_cut_short(message, replies, exchanged.failure,
+                                            before=exchanged.replies[:reset]))
             return False
         sent, self._reset_owed = judge_chunk(message, replies)
         report(message, sent)
-        if _held_back(exchanged):
+        if reply_held_back(exchanged):
             _HELD_BACK_BY.add(self.route)
             return False  # the stream goes on with DATA, where the next envelope rides with the previous body
         return self.connected
