@@ -10,6 +10,7 @@ PIPELINING, one command at a time. TLS and AUTH are `SmtpSubmission`'s: a verifi
 credentials, one AUTH. A message larger than the server's SIZE is not sent. Results per message have the shape of
 `SmtpSubmission.send`: `Accepted` with the refused recipients, or the typed error it raises.
 """
+
 from __future__ import annotations
 
 import select
