@@ -93,7 +93,7 @@ def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str, message
                "one round trip, and a connection's first message in a batch two (its envelope goes alone). BDAT "
                "would make that one too, but this smarthost held its BDAT reply back (Postfix answers a BDAT group "
                "longer than its 4 KB input buffer in two writes and, Nagle's algorithm on, the second waits for "
-               "the client's ACK), so the relay went back to DATA after its first BDAT message "
+               "the client's ACK), so the relay went back to DATA after its first BDAT messages "
                "(docs/DECISIONS.md)." if data else
                "The smarthost advertises CHUNKING and PIPELINING, so each message goes as MAIL FROM, RCPT TO and "
                "BDAT LAST with its body in one write (RFC 3030): one round trip, a connection's first message in "

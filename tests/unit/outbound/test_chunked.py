@@ -126,9 +126,9 @@ def test_a_421_to_the_rset_that_opened_the_group_means_nothing_was_accepted():
 
 @pytest.mark.parametrize("arrived, held", [
     ((0.001, 0.001, 0.045), True),  # Postfix without TCP_NODELAY: its BDAT reply waited for a delayed ACK
-    ((0.020, 0.020, 0.060), True),  # across a 10 ms path: a round trip more for the ACK
-    ((0.020, 0.020, 0.025), False),  # the chunk took 5 ms to handle, a quarter of the round trip
-    ((0.001, 0.001, 0.003), False),  # loopback: 2 ms to store the message
+    ((0.050, 0.050, 0.100), True),  # across a 25 ms path: a round trip more for the ACK
+    ((0.080, 0.080, 0.115), False),  # the chunk took 35 ms to handle, under half the round trip
+    ((0.001, 0.001, 0.020), False),  # loopback: 19 ms to store the message
     ((0.050,), False),
 ])
 def test_a_bdat_reply_is_held_back_when_it_comes_late_after_the_envelopes(arrived, held):

@@ -90,22 +90,23 @@ class _Carried:
 # A BDAT reply that comes this long after the envelope's replies, and at least half their round trip later, was held
 # back by the server, not computed: Postfix reads its input 4 KB at a time and, when the group is longer, sends the
 # envelope's replies before it has read the chunk; without TCP_NODELAY its BDAT reply then waits for the client's
-# ACK of them (Nagle), a round trip or a delayed ACK (40 ms on Linux) more a message. DATA is not hit: each of the
-# server's writes follows one of the client's, which carries the ACK.
-HELD_BACK = 0.005
-# Smarthosts (routes) that held a BDAT reply back: every connection of this container sends them DATA from then on,
-# a new one included (it would pay the wait once more to learn it again).
-_HELD_BACK_BY: set[str] = set()
+# ACK of them (Nagle), a delayed ACK (at least 40 ms on Linux) or a round trip more a message. DATA is not hit: each
+# of the server's writes follows one of the client's, which carries the ACK.
+HELD_BACK = 0.03
+HELD_BACK_TIMES = 2  # a busy machine can stall one reply too; a server that holds them back does it every time
+# Smarthosts (routes) and how often they held a BDAT reply back: at HELD_BACK_TIMES, every connection of this
+# container sends them DATA from then on, a new one included (it would pay the wait again to learn it again).
+_HELD_BACK_BY: dict[str, int] = {}
 
 
 def held_back(route: str) -> bool:
-    """Has the smarthost at `route` held a BDAT reply back (so this container sends it DATA)?"""
-    return route in _HELD_BACK_BY
+    """Has the smarthost at `route` held BDAT replies back (so this container sends it DATA)?"""
+    return _HELD_BACK_BY.get(route, 0) >= HELD_BACK_TIMES
 
 
 def forget_held_back(route: str) -> None:
     """A new server at `route` (a test's, on a port an earlier one had): BDAT is tried again."""
-    _HELD_BACK_BY.discard(route)
+    _HELD_BACK_BY.pop(route, None)
 
 
 def reply_held_back(exchanged: GroupReplies) -> bool:
@@ -145,8 +146,7 @@ class PipelinedSubmission(SmtpSubmission):
         PIPELINING (without PIPELINING, one command at a time as before), and it has not held a BDAT reply back
         (`reply_held_back`: then DATA, on every connection to it)."""
         smtp = self._smtp
-        return self.pipelining and isinstance(smtp, PipeliningSMTP) and smtp.chunking \
-            and self.route not in _HELD_BACK_BY
+        return self.pipelining and isinstance(smtp, PipeliningSMTP) and smtp.chunking and not held_back(self.route)
 
     def _size_limit(self) -> int | None:
         smtp = self._smtp
@@ -249,7 +249,7 @@ class PipelinedSubmission(SmtpSubmission):
         message = await source.next()
         while message is not None and await self._send_chunked(message, report):
             message = await source.next() if self.connected else None
-        return self.connected and self.route in _HELD_BACK_BY
+        return self.connected and held_back(self.route)
 
     async def _send_chunked(self, message: Outgoing, report: Report) -> bool:
         """One message; False when the connection ended."""
@@ -281,8 +281,9 @@ class PipelinedSubmission(SmtpSubmission):
         sent, self._reset_owed = judge_chunk(message, replies)
         report(message, sent)
         if reply_held_back(exchanged):
-            _HELD_BACK_BY.add(self.route)
-            return False  # the stream goes on with DATA, where the next envelope rides with the previous body
+            _HELD_BACK_BY[self.route] = _HELD_BACK_BY.get(self.route, 0) + 1
+            if held_back(self.route):
+                return False  # the stream goes on with DATA, where the next envelope rides with the previous body
         return self.connected
 
     def _idle_and_quiet(self) -> bool:
