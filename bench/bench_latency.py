@@ -68,6 +68,9 @@ class Measured:
     smarthost: str = ""
     skipped: str = ""
     postfix_version: str = ""
+    # The senders that speak BDAT where the smarthost offers it (the relay, raw pipelined): the row from which they
+    # sent DATA, because the smarthost held a BDAT reply back (relaydesk.outbound.pipelined); absent: BDAT throughout.
+    data_from: dict[str, str] = field(default_factory=dict)
 
 
 # --- the smarthost the table runs into ----------------------------------------------------------------------
@@ -197,12 +200,22 @@ def measure(*, messages: int = MESSAGES, runs: int = RUNS, warmup: int = 1, dela
             result.messages_checked += messages
             return seconds
 
+        chunking = {senders[0].name: relay_endpoint, senders[-1].name: senders[-1].endpoint}
+
+        def note_protocols(row: str) -> None:
+            from relaydesk.outbound.pipelined import held_back
+
+            for name, at in chunking.items():
+                if name not in result.data_from and held_back(f"connector:{at.host}:{at.port}"):
+                    result.data_from[name] = row
+
         rows = [(delay, wait) for delay in delays_ms for wait in waits_ms]
         for _ in range(warmup):  # connections opened, pools and caches warm, code paths loaded
             net.set_delay(rows[0][0] / 1000)
             set_wait(rows[0][1] / 1000)
             for sender in senders:
                 one_run(sender)
+            note_protocols(f"the warm-up round ({_row_label(*rows[0])})")
         for delay, wait in rows:
             net.set_delay(delay / 1000)
             set_wait(wait / 1000)
@@ -210,7 +223,12 @@ def measure(*, messages: int = MESSAGES, runs: int = RUNS, warmup: int = 1, dela
                 for sender in senders:
                     rate = messages / one_run(sender)
                     result.cells.setdefault((delay, wait, sender.name), Cell()).rates.append(rate)
+            note_protocols(_row_label(delay, wait))
         return result
+
+
+def _row_label(delay: int, wait: int) -> str:
+    return f"{delay} ms" + (f", {wait} ms end-of-DATA wait" if wait else "")
 
 
 def _postfix_version() -> str:

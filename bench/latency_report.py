@@ -38,6 +38,14 @@ def _round_trips(result, column: str, connections: int, delay: int, wait: int) -
     return f"{(connections * 1000 / rate - wait) / (2 * delay):.1f}"
 
 
+def _switches(result, names: list[str]) -> str:
+    """Which of `names` went from BDAT to DATA, and from which row."""
+    data_from = getattr(result, "data_from", {})
+    said = [f"{name}: DATA from {data_from[name]} on" if name in data_from else f"{name}: BDAT in every row"
+            for name in names]
+    return "; ".join(said)
+
+
 def render(result, *, title: str, messages: int, runs: int, warmup: int, connections: int,
            rows: list[tuple[int, int]]) -> str:
     has_postfix = POSTFIX in result.columns
@@ -79,25 +87,35 @@ def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str, message
     wait = max(w for _, w in rows)
     timing = []
     if (delay, 0) in rows and delay:
+        data = RELAY in getattr(result, "data_from", {})
+        first = 1 if data else 0  # with DATA a connection's first message waits for its 354: one round trip more
+        how = ("Its envelope rides with the previous message's final dot (DATA, RFC 2920 3.1), so a message costs "
+               "one round trip, and a connection's first message in a batch two (its envelope goes alone). BDAT "
+               "would make that one too, but this smarthost held its BDAT reply back (Postfix answers a BDAT group "
+               "longer than its 4 KB input buffer in two writes and, Nagle's algorithm on, the second waits for "
+               "the client's ACK), so the relay went back to DATA after its first BDAT messages "
+               "(docs/DECISIONS.md)." if data else
+               "The smarthost advertises CHUNKING and PIPELINING, so each message goes as MAIL FROM, RCPT TO and "
+               "BDAT LAST with its body in one write (RFC 3030): one round trip, a connection's first message in "
+               "a batch included.")
         timing = [
             f"Where the relay's time goes: at {delay} ms it needs "
             f"{_round_trips(result, RELAY, max(result.relay_connections, 1), delay, 0)} round trips per message "
             f"and connection (the cell's time per message and connection over {2 * delay} ms). Each connection "
             "streams: while a message is on the wire the next is claimed, composed and signed on the connection's "
-            "worker, and its envelope rides with the previous final dot, so a message costs one round trip; a "
-            "connection's first message in a batch costs two (its envelope goes alone). "
+            f"worker. {how} "
             f"Before: {_round_trips(result, BEFORE, 1, delay, 0)} on its one connection (MAIL FROM, RCPT TO, DATA "
             "and the body each wait for their reply), raw 1's count.",
             f"What is left between the relay and {pipelined_n}, which streams all {messages} messages over "
             f"{connections} connections opened before the clock: the relay works in SQS batches of 10, one after "
             "the other here (in production batches of different invocations run side by side), and each batch "
-            "ends with its slowest connection; in each batch every connection's first message pays the extra "
-            f"envelope round trip. 10 messages over {connections} connections take at least "
-            f"{-(-10 // connections) + 1} round trips per batch, {(-(-10 // connections) + 1) * -(-messages // 10)} "
-            f"for {messages}, where the streaming sender needs {-(-messages // connections) + 1}. With the "
-            f"server's {wait} ms end-of-DATA wait that batch shape is most of the difference.",
-            f"{pipelined_n}: `relaydesk.outbound.pipelined` over `relaydesk.outbound.fanout` (RFC 2920: the "
-            "envelope in one write, the next envelope with the previous body): "
+            f"ends with its slowest connection. 10 messages over {connections} connections take at least "
+            f"{-(-10 // connections) + first} round trips per batch, "
+            f"{(-(-10 // connections) + first) * -(-messages // 10)} for {messages}, where the streaming sender "
+            f"needs {-(-messages // connections) + first}. With the server's {wait} ms end-of-DATA wait that batch "
+            "shape is most of the difference.",
+            f"{pipelined_n}: `relaydesk.outbound.pipelined` over `relaydesk.outbound.fanout`, the relay's own "
+            "client, so the same protocol as the relay (below): "
             f"{_round_trips(result, pipelined_n, connections, delay, 0)} round trips per message and connection "
             f"at {delay} ms, against {_round_trips(result, raw_n, connections, delay, 0)} for stock aiosmtplib "
             f"({raw_n}). With the server's {wait} ms end-of-DATA wait every sender is bound by that wait on each "
@@ -116,8 +134,8 @@ def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str, message
         "on them (RSA and Ed25519) verified with dkimpy after delivery.",
         f"Relaydesk relay: its path as bench/bench_relay.py drives it (`Relay` + `relay_event`, in-memory "
         "stores, its mailbox shaper as deployed (in-memory states; the address's limits set as high as an admin "
-        "may, so it does not hold the relay back), SQS batches of 10, its warm connection pool, pipelining and "
-        "streaming as the smarthost advertises PIPELINING, up to "
+        "may, so it does not hold the relay back), SQS batches of 10, its warm connection pool, pipelining, BDAT "
+        "and streaming as the smarthost advertises PIPELINING and CHUNKING, up to "
         f"{connections} connections per smarthost); it composes, signs, sends and records inside the clock. The "
         "'before' column is the same relay, stores and smarthost with the send path it had before: one "
         "connection per smarthost, one command at a time (`SmtpSubmission`, `connections_per_smarthost=1`). "
@@ -127,12 +145,24 @@ def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str, message
         *timing,
         "raw senders: messages composed and signed the relay's way before the clock, over connections opened "
         "(STARTTLS, AUTH) before it; the clock stops at the last reply.",
+        "Protocol of each column, into a smarthost that advertises PIPELINING and CHUNKING: the relay and "
+        f"{pipelined_n}: BDAT, a message's MAIL FROM, RCPT TO, BDAT LAST and body in one write, until the "
+        "smarthost holds a BDAT reply back, then DATA with the next envelope riding on the previous body "
+        f"({_switches(result, [RELAY, pipelined_n])}); the relay before, raw 1 and {raw_n}: DATA, one command at a "
+        "time (aiosmtplib); the Postfix relay client: DATA with its envelope pipelined (Postfix's SMTP client does "
+        "not send BDAT).",
         "Misses, by their profile: against the best raw sender at equal connections, with a delay and no "
-        "end-of-DATA wait, the batch shape above caps the relay near 0.8x (8 round trips of a streaming sender "
-        "against 10); at 0 ms the cells are CPU-bound, and the relay composes, DKIM-signs (RSA and Ed25519) and "
-        "records each message inside the clock (about 1.2 ms of one core a message by bench/bench_relay.py's "
-        "phase timers: signing 0.9, composing 0.2, books 0.15), in the same process and under the same GIL as "
-        "its SMTP event loop, where the raw senders prepared theirs before their clock.",
+        "end-of-DATA wait, the batch shape above caps the relay near 0.8x with DATA (8 round trips of a "
+        "streaming sender against 10), and what each batch adds on top (planning, claims, the first message "
+        "composed and signed before anything is written) takes it under; BDAT, which would lift the cap to "
+        "7 against 8, is what this Postfix holds back (above). At 0 ms the cells are CPU-bound: the relay "
+        "composes, DKIM-signs (RSA and Ed25519) and records each message inside the clock, where the raw senders "
+        "prepared theirs before it. bench/bench_relay.py measures it in CPU time of the thread that ran each "
+        "phase: signing 0.4 ms a message (the DKIM benchmark's figure; the 0.7-0.9 its wall-time timer shows is "
+        "waiting for the GIL while the event loop and the other connections run), composing 0.1, the books "
+        "0.15, and about 1.1-1.3 ms of the process's CPU a message in all (the SMTP client's TLS and event loop, "
+        "the batch's planning and claims, a worker thread per connection and batch, and the in-memory stores' "
+        "deep copies, which the deployed relay does not have); on 2 shared cores that is most of the gap.",
     ]
     if POSTFIX in result.columns:
         notes += [

@@ -15,6 +15,11 @@ One class, `SmtpServer`, in the modes a customer's mail server has:
   status), then ``535-5.7.8 Username and Password not accepted``.
 - ``pipelining=True`` (the default, as Postfix, Exchange Online and Gmail do) advertises PIPELINING (RFC 2920) in
   the EHLO reply; aiosmtpd reads commands line by line and answers each in order, so a pipelined group works.
+- ``chunking=True`` (the default, as Postfix, Exchange Online and Gmail do) advertises CHUNKING (RFC 3030): a
+  message may come as ``BDAT <octets> [LAST]`` and exactly that many octets, in one chunk or several; the chunk is
+  always read, also when it is refused (no MAIL: 503; every RCPT refused: 554; too big: 552), and a LAST chunk is
+  handed to the handler as the end of DATA is, with the same ``DATA`` faults (reply, stall, drop after the data).
+  ``chunking=False``: a server that only knows DATA (BDAT gets 500 and what follows is read as commands).
 - ``end_of_data_wait=0.2`` waits that long before answering the end of DATA, as Exchange Online does while it scans
   a message; ``server.end_of_data_wait`` may be changed while it runs.
 - ``record_reads=True`` keeps every chunk the server read after TLS (``server.reads``: connection number, bytes), so
@@ -109,7 +114,9 @@ class Received:
     reply: str | None
     peer: tuple | None = None
     received_at: float = field(default_factory=time.time)
-    stalled: float = 0.0  # seconds the server waited after the final dot before answering (fault ``stall``)
+    # The longest the server held back one reply of this transaction (faults ``stall`` at MAIL, RCPT or DATA): a
+    # client whose timeout for that reply ran out may not know the message arrived (with BDAT the body had left).
+    stalled: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -241,7 +248,9 @@ def _user(session) -> str:
 
 
 class _Protocol(SMTP):
-    """aiosmtpd's SMTP plus a connection counter, a greeting stall and AUTH over implicit TLS."""
+    """aiosmtpd's SMTP plus a connection counter, a greeting stall, AUTH over implicit TLS and CHUNKING (BDAT)."""
+
+    _chunks: bytearray | None = None  # the BDAT chunks of the transaction so far (RFC 3030)
 
     def __init__(self, owner: SmtpServer, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -299,6 +308,60 @@ class _Protocol(SMTP):
         await super().smtp_DATA(arg)
 
 
+    async def smtp_BDAT(self, arg: str | None) -> None:
+        """RFC 3030 CHUNKING: ``BDAT <octets> [LAST]``, then exactly that many octets of the message, taken as they
+        are (no dot-stuffing, no end-of-data line). Every chunk is read, also when the transaction cannot go on
+        (no MAIL, every RCPT refused, too big): the client is kept in step, and the chunk is refused (RFC 3030 2:
+        "the receiver-SMTP MUST accept and discard the associated message data"). A LAST chunk ends the
+        transaction as the final dot ends DATA: the message goes to the same handler, with the same faults."""
+        size, last = _bdat_arguments(arg)
+        if size is None:
+            # Without a length nothing after this line can be told apart from commands: the session ends.
+            await self.push("501 5.5.4 Syntax: BDAT <octets> [LAST]; closing")
+            assert self.transport is not None
+            self.transport.close()
+            return
+        if not self._owner.chunking:  # as a server without CHUNKING answers: what follows is read as commands
+            await self.push('500 Error: command "BDAT" not recognized')
+            return
+        envelope = self.envelope
+        assert envelope is not None
+        if not envelope.mail_from:  # never sent, or refused
+            await self._discard(size)
+            await self.push("503 5.5.1 Error: need MAIL command")
+            return
+        if not envelope.rcpt_tos:  # every recipient refused: the transaction is over
+            await self._discard(size)
+            self._set_post_data_state()
+            await self.push(DATA_WITHOUT_RECIPIENTS_REPLY)
+            return
+        chunks = self._chunks if self._chunks is not None else bytearray()
+        room = (self.data_size_limit or size) - len(chunks)
+        if size > room:
+            await self._discard(size)
+            self._set_post_data_state()
+            await self.push("552 5.3.4 Error: message too big")
+            return
+        chunks += await self._reader.readexactly(size)
+        if not last:
+            self._chunks = chunks
+            await self.push(f"250 2.0.0 {size} octets received")
+            return
+        envelope.original_content = bytes(chunks)
+        envelope.content = envelope.original_content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
+
+    async def _discard(self, size: int) -> None:
+        """Read `size` octets and keep none of them (memory stays bounded whatever length the client gave)."""
+        while size > 0:
+            size -= len(await self._reader.readexactly(min(size, 64 * 1024)))
+
+    def _set_post_data_state(self) -> None:
+        self._chunks = None  # a new transaction; RFC 3030 2: RSET clears every chunk of the one before
+        super()._set_post_data_state()
+
     async def _take_unaddressed(self) -> None:
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         lines = []
@@ -306,6 +369,16 @@ class _Protocol(SMTP):
             lines.append(line)
         self._owner.unaddressed.append(b"".join(lines))
         await self.push(DATA_WITHOUT_RECIPIENTS_REPLY)
+
+
+def _bdat_arguments(arg: str | None) -> tuple[int | None, bool]:
+    """``<octets> [LAST]`` as (octets, last); (None, False) when it is not that."""
+    words = (arg or "").split()
+    if not 1 <= len(words) <= 2 or not words[0].isascii() or not words[0].isdigit() or len(words[0]) > 18:
+        return None, False
+    if len(words) == 2 and words[1].upper() != "LAST":
+        return None, False
+    return int(words[0]), len(words) == 2
 
 
 class _Handler:
@@ -382,6 +455,8 @@ class _Handler:
         session.host_name = hostname
         if self.owner.pipelining:
             responses.insert(-1, "250-PIPELINING")  # before the last line ("250 HELP"), which ends the reply
+        if self.owner.chunking:
+            responses.insert(-1, "250-CHUNKING")
         return responses
 
     @staticmethod
@@ -392,6 +467,7 @@ class _Handler:
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.owner._count("mail_commands")
         faults = self.owner.faults.take("MAIL")
+        session.stalled = sum(fault.stall for fault in faults)  # a new transaction
         await self._stall(faults)
         if any(fault.drop for fault in faults):
             await self._drop(server)
@@ -407,6 +483,7 @@ class _Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         faults = self.owner.faults.take("RCPT", recipient=address)
+        session.stalled = max(getattr(session, "stalled", 0.0), sum(fault.stall for fault in faults))
         await self._stall(faults)
         if any(fault.drop for fault in faults):
             await self._drop(server)
@@ -437,7 +514,8 @@ class _Handler:
         received = Received(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(envelope.original_content),
             auth_user=login.decode("utf-8", "replace") if isinstance(login, bytes) else login,
-            tls=_is_tls(server), reply=None, peer=session.peer, stalled=sum(f.stall for f in faults))
+            tls=_is_tls(server), reply=None, peer=session.peer,
+            stalled=max(getattr(session, "stalled", 0.0), sum(f.stall for f in faults)))
         if any(f.drop for f in faults):
             # The server has the message; the client never hears so (the "did it go?" case).
             self.owner._record(received)
@@ -497,6 +575,8 @@ class SmtpServer:
         oauth_mailboxes: client id -> the mailboxes its tokens may send as (`allow_mailbox` adds one).
         xoauth2_replies: "exchange" (535 5.7.3) or "gmail" (error challenge, then 535 5.7.8) for a refused token.
         pipelining: advertise PIPELINING (RFC 2920) in the EHLO reply.
+        chunking: advertise CHUNKING (RFC 3030: BDAT) in the EHLO reply, as Postfix, Exchange Online and Gmail do;
+            False for a server that only knows DATA.
         end_of_data_wait: seconds to wait before answering the end of DATA (a server scanning the message).
         record_reads: keep every chunk read from clients in `reads` (connection number, bytes).
         limits: a provider's sending limits, enforced per signed-in mailbox and time-scaled
@@ -511,6 +591,7 @@ class SmtpServer:
                  data_size_limit: int = 35 * 1024 * 1024, oauth: TokenServer | None = None,
                  oauth_mailboxes: dict[str, set[str]] | None = None,
                  xoauth2_replies: Literal["exchange", "gmail"] = "exchange", pipelining: bool = True,
+                 chunking: bool = True,
                  end_of_data_wait: float = 0.0, record_reads: bool = False, cram_md5: bool = False,
                  limits: SendingLimits | None = None) -> None:
         if mode not in ("starttls", "implicit", "none"):
@@ -529,6 +610,7 @@ class SmtpServer:
         self.oauth = oauth
         self.xoauth2_replies = xoauth2_replies
         self.pipelining = pipelining
+        self.chunking = chunking
         self.end_of_data_wait = end_of_data_wait
         self.record_reads = record_reads
         self.reads: list[tuple[int, bytes]] = []

@@ -29,6 +29,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from relaydesk.outbound.pipelined import forget_held_back
 
 from local.app_credentials import AppCertificate, ServiceAccountKey
 from local.ca import LocalCA
@@ -52,7 +53,10 @@ def _build(ca: LocalCA, **options) -> Smarthost:
     server = Smarthost(ca, users=users, **options)
     server.username = username
     server.password = password
-    return server.start()
+    server.start()
+    # A new server: what the client learnt about one that had this port before (it held BDAT replies back) goes.
+    forget_held_back(f"connector:{server.host}:{server.port}")
+    return server
 
 
 @pytest.fixture(scope="session")

@@ -58,11 +58,13 @@ def test_the_benchmark_smarthost_accepts_only_its_user_over_starttls_and_stops_w
 
 def test_the_relay_phase_breakdown_accounts_for_the_whole_run():
     with SmarthostProcess() as host, bench_relay.MemoryRelay(host) as relay:
-        phases = bench_relay.phase_breakdown(relay, bench_relay.PAYLOADS[0], 2, host)
+        phases, cpu, process_cpu = bench_relay.phase_breakdown(relay, bench_relay.PAYLOADS[0], 2, host)
 
     # Every phase is still found in the relay's code (a rename there shows up here, not as a silent gap)
     assert set(bench_relay.PHASES) <= set(phases)
     assert phases["DKIM sign"] > 0 and phases["SMTP round trips (each write and the wait for its replies)"] > 0
+    # CPU time of the thread is never more than the wall time it ran in; the process did spend CPU
+    assert 0 < cpu["DKIM sign"] <= phases["DKIM sign"] + 0.05 and process_cpu > 0
 
 
 def test_inbound_benchmark_processes_the_corpus_and_measures_the_peak_of_a_large_mail():

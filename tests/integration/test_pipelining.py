@@ -20,6 +20,12 @@ BODY = (b"From: support@acme.test\r\nTo: jane@example.net\r\nSubject: Printer ja
         b"Message-ID: <n1@acme.test>\r\n\r\n.a line that starts with a dot\r\nThe tray is empty.\r\n")
 
 
+@pytest.fixture
+def make_smarthost(make_smarthost):
+    """These tests are about DATA: servers here advertise PIPELINING without CHUNKING (BDAT: test_chunking.py)."""
+    return lambda **options: make_smarthost(**{"chunking": False, **options})
+
+
 def _message(*recipients: str, body: bytes = BODY) -> Outgoing:
     return Outgoing(SENDER, recipients or (JANE,), body)
 

@@ -15,6 +15,12 @@ VERBS = (b"MAIL FROM:", b"RCPT TO:", b"DATA\r\n", b"RSET\r\n", b".\r\n")
 
 
 @pytest.fixture
+def make_smarthost(make_smarthost):
+    """These tests are about DATA: servers here advertise PIPELINING without CHUNKING (BDAT: test_chunking.py)."""
+    return lambda **options: make_smarthost(**{"chunking": False, **options})
+
+
+@pytest.fixture
 def relay(aws_stack_env, monkeypatch):
     yield from relay_harness(aws_stack_env, monkeypatch)
 

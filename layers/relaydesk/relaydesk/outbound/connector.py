@@ -11,8 +11,9 @@ with (and the address as it left it), each in a thread of its own, and take mess
 message is taken by exactly one connection; they stop when the lead held the address (and a hold one of them met
 stops the lead too), and leave the rest to it when they cannot open or their connection fails.
 
-Each connection streams (`prefetch.py`, `PipelinedSubmission.stream`): its worker thread claims and prepares the next
-message while the previous one is on the wire, and records outcomes off the wire."""
+Each connection streams (`prefetch.py`, `PipelinedSubmission.stream`: BDAT when the server offers CHUNKING, else
+DATA): its worker thread claims and prepares the next message while the previous one is on the wire, and records
+outcomes off the wire."""
 
 from __future__ import annotations
 
@@ -320,9 +321,11 @@ class _Connection:
         if isinstance(sent, NothingAcceptedError) and not self.session.connected and \
                 (first_on_pooled or sent.smtp_code is None):
             # The connection dropped before the server saw any of its body (its envelope rode with the previous
-            # message's final dot): sent again after a reconnect, as the next message is after a drop. A pooled
-            # connection the server had closed: on a new one. Never after DATA: that could be a duplicate. A server
-            # that said why it closed (421) is not tried again at once: the outcome is a deferral.
+            # message's final dot, or with BDAT nothing of the group was written): sent again after a reconnect, as
+            # the next message is after a drop. A pooled connection the server had closed: on a new one. Never once
+            # the body may have reached the server (after DATA's 354, or a BDAT group written): that could be a
+            # duplicate. A server that said why it closed (421) is not tried again at once: the outcome is a
+            # deferral.
             if first_on_pooled:
                 self._stale_pooled = delivery.fresh_connection = True
             self.redo.append(delivery)

@@ -45,12 +45,17 @@ def _address_line(verb: bytes, address: str) -> bytes:
     return verb + b"<" + address.encode("ascii") + b">\r\n"
 
 
-def envelope_lines(message: Outgoing) -> list[bytes]:
-    """MAIL FROM, one RCPT TO per recipient, DATA. Raises PermanentDeliveryError before anything is sent."""
+def address_lines(message: Outgoing) -> list[bytes]:
+    """MAIL FROM and one RCPT TO per recipient. Raises PermanentDeliveryError before anything is sent."""
     if not message.recipients:
         raise PermanentDeliveryError("the message has no recipient")
     return [_address_line(b"MAIL FROM:", message.envelope_from),
-            *(_address_line(b"RCPT TO:", recipient) for recipient in message.recipients), b"DATA\r\n"]
+            *(_address_line(b"RCPT TO:", recipient) for recipient in message.recipients)]
+
+
+def envelope_lines(message: Outgoing) -> list[bytes]:
+    """MAIL FROM, one RCPT TO per recipient, DATA. Raises PermanentDeliveryError before anything is sent."""
+    return [*address_lines(message), b"DATA\r\n"]
 
 
 def body_with_end(data: bytes) -> bytes:
@@ -78,6 +83,34 @@ class Verdict:
         return self.error is not None and self.error.smtp_code == ReplyCode.SERVICE_CLOSING
 
 
+def closing_error(reply: SMTPResponse, said: str) -> NothingAcceptedError:
+    """The server said 421 and closes (RFC 5321 3.8) before it took the message: nothing of it was accepted."""
+    return NothingAcceptedError(said, smtp_code=reply.code, enhanced_status=enhanced_status(reply.message),
+                                server_reply=f"{reply.code} {reply.message}")
+
+
+def envelope_refusal(message: Outgoing, mail: SMTPResponse,
+                     rcpts: list[SMTPResponse]) -> tuple[list[RecipientOutcome], SmtpDeliveryError | None]:
+    """The recipients refused so far, and the message's error when the envelope ends the transaction: a refused
+    MAIL FROM (the RCPTs' replies after it say nothing about the recipients), or every recipient refused (the
+    mildest refusal decides: a 4xx anywhere is worth a retry; every recipient's reply goes to the ticket)."""
+    if mail.code != ReplyCode.OK:
+        said = f"MAIL FROM refused: {mail.code} {mail.message}"
+        if mail.code == ReplyCode.SERVICE_CLOSING:
+            return [], closing_error(mail, said)
+        return [], error_for_reply(mail.code, mail.message, said)
+    refused = [RecipientOutcome(recipient=recipient, smtp_code=reply.code,
+                                enhanced_status=enhanced_status(reply.message), reply=f"{reply.code} {reply.message}")
+               for recipient, reply in zip(message.recipients, rcpts, strict=False)
+               if reply.code not in (ReplyCode.OK, ReplyCode.WILL_FORWARD)]
+    if len(rcpts) >= len(message.recipients) and len(refused) == len(message.recipients):
+        mildest = min(refused, key=lambda r: r.smtp_code or 0)
+        return refused, error_for_reply(mildest.smtp_code, mildest.reply.partition(" ")[2],
+                                        f"every recipient was refused: {mildest.reply}", recipient=mildest.recipient,
+                                        refused=refused)
+    return refused, None
+
+
 def judge(message: Outgoing, replies: list[SMTPResponse]) -> Verdict:
     """`replies`: MAIL's, then one per RCPT, then DATA's (missing when a client that does not pipeline stopped
     before DATA). Every status of the group is checked (RFC 2920 3.1)."""
@@ -85,23 +118,10 @@ def judge(message: Outgoing, replies: list[SMTPResponse]) -> Verdict:
     rcpts, data = rest[:len(message.recipients)], rest[len(message.recipients):]
     data_reply = data[0] if data else None
     lone_dot = data_reply is not None and data_reply.code == ReplyCode.START_MAIL_INPUT
-    if mail.code != ReplyCode.OK:
-        said = f"MAIL FROM refused: {mail.code} {mail.message}"
-        if mail.code == ReplyCode.SERVICE_CLOSING:
-            return Verdict(False, error=NothingAcceptedError(said, smtp_code=mail.code,
-                                                             enhanced_status=enhanced_status(mail.message),
-                                                             server_reply=f"{mail.code} {mail.message}"))
-        return Verdict(False, error=error_for_reply(mail.code, mail.message, said), lone_dot=lone_dot, reset=True)
-    refused = [RecipientOutcome(recipient=recipient, smtp_code=reply.code,
-                                enhanced_status=enhanced_status(reply.message), reply=f"{reply.code} {reply.message}")
-               for recipient, reply in zip(message.recipients, rcpts, strict=False)
-               if reply.code not in (ReplyCode.OK, ReplyCode.WILL_FORWARD)]
-    if len(refused) == len(message.recipients):
-        # Every recipient refused: the mail's fate is the mildest refusal (a 4xx anywhere is worth a retry).
-        mildest = min(refused, key=lambda r: r.smtp_code or 0)
-        error = error_for_reply(mildest.smtp_code, mildest.reply.partition(" ")[2],
-                                f"every recipient was refused: {mildest.reply}", recipient=mildest.recipient)
-        error.refused = refused  # type: ignore[attr-defined]  # carried to the ticket record
+    refused, error = envelope_refusal(message, mail, rcpts)
+    if error is not None:
+        if isinstance(error, NothingAcceptedError) and error.smtp_code == ReplyCode.SERVICE_CLOSING:
+            return Verdict(False, error=error)
         return Verdict(False, refused=refused, error=error, lone_dot=lone_dot, reset=True)
     if data_reply is None or data_reply.code != ReplyCode.START_MAIL_INPUT:
         code, text = (data_reply.code, data_reply.message) if data_reply else (None, "DATA was not answered")

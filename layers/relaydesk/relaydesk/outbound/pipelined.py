@@ -1,15 +1,19 @@
 """Mail transactions over one smarthost connection, pipelined (RFC 2920) when the server advertises PIPELINING.
 
-A message costs one round trip for its envelope (MAIL FROM, every RCPT TO and DATA in one write) and one for its
-body; when the next message is ready, its envelope rides in the same write as the previous body and final dot
-(RFC 2920 3.1: message content may open a group), so a stream of messages costs one round trip each. Without
+With CHUNKING advertised too (RFC 3030: Postfix 3.4 on, Exchange Online, Gmail), a message is one write: MAIL
+FROM, every RCPT TO and `BDAT <octets> LAST` with the exact body (`outbound/chunked.py`), so every message costs one
+round trip, a connection's first included, and there is no 354 to wait for. With PIPELINING alone, a message costs
+one round trip for its envelope (MAIL FROM, every RCPT TO and DATA in one write) and one for its body; when the
+next message is ready, its envelope rides in the same write as the previous body and final dot (RFC 2920 3.1:
+message content may open a group), so a stream of messages costs one round trip each after the first. Without
 PIPELINING, one command at a time. TLS and AUTH are `SmtpSubmission`'s: a verified TLS connection before any
-credentials, one AUTH. Results per message have the shape of `SmtpSubmission.send`: `Accepted` with the refused
-recipients, or the typed error it raises.
+credentials, one AUTH. A message larger than the server's SIZE is not sent. Results per message have the shape of
+`SmtpSubmission.send`: `Accepted` with the refused recipients, or the typed error it raises.
 """
 
 from __future__ import annotations
 
+import select
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -20,6 +24,7 @@ import aiosmtplib
 from aiosmtplib.response import SMTPResponse
 
 from relaydesk.errors import NothingAcceptedError, ReplyCode, SmtpDeliveryError, TransientDeliveryError
+from relaydesk.outbound.chunked import chunked_group, judge_chunk, judge_cut_short, over_size
 from relaydesk.outbound.envelope import (
     END_OF_DATA,
     RESET,
@@ -82,6 +87,38 @@ class _Carried:
         return cls(data, None, [], data.count(b"\r\n"))
 
 
+# A BDAT reply that comes this long after the envelope's replies, and at least half their round trip later, was held
+# back by the server, not computed: Postfix reads its input 4 KB at a time and, when the group is longer, sends the
+# envelope's replies before it has read the chunk; without TCP_NODELAY its BDAT reply then waits for the client's
+# ACK of them (Nagle), a delayed ACK (at least 40 ms on Linux) or a round trip more a message. DATA is not hit: each
+# of the server's writes follows one of the client's, which carries the ACK.
+HELD_BACK = 0.03
+HELD_BACK_TIMES = 2  # a busy machine can stall one reply too; a server that holds them back does it every time
+# Smarthosts (routes) and how often they held a BDAT reply back: at HELD_BACK_TIMES, every connection of this
+# container sends them DATA from then on, a new one included (it would pay the wait again to learn it again).
+_HELD_BACK_BY: dict[str, int] = {}
+
+
+def held_back(route: str) -> bool:
+    """Has the smarthost at `route` held BDAT replies back (so this container sends it DATA)?"""
+    return _HELD_BACK_BY.get(route, 0) >= HELD_BACK_TIMES
+
+
+def forget_held_back(route: str) -> None:
+    """A new server at `route` (a test's, on a port an earlier one had): BDAT is tried again."""
+    _HELD_BACK_BY.pop(route, None)
+
+
+def reply_held_back(exchanged: GroupReplies) -> bool:
+    """Did the BDAT reply (the group's last) come `HELD_BACK` or more after the reply before it, and at least half
+    the envelope's round trip later?"""
+    if len(exchanged.arrived) < 2:
+        return False
+    first, before_last, last = exchanged.arrived[0], exchanged.arrived[-2], exchanged.arrived[-1]
+    gap = last - before_last
+    return gap >= HELD_BACK and gap >= (first - exchanged.written_at) / 2
+
+
 def _too_late(message: Outgoing, worst: float) -> bool:
     """Would an answer that takes `worst` seconds more come after the message's deadline?"""
     return message.deadline is not None and time.monotonic() + worst > message.deadline
@@ -96,11 +133,24 @@ class PipelinedSubmission(SmtpSubmission):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.round_trips = 0  # groups written, each followed by a wait for its replies
+        self._reset_owed = False  # a refused chunked transaction: RSET opens the next group
 
     @property
     def pipelining(self) -> bool:
         smtp = self._smtp
         return isinstance(smtp, PipeliningSMTP) and smtp.is_connected and smtp.pipelining
+
+    @property
+    def chunking(self) -> bool:
+        """Messages go as BDAT (RFC 3030) with their envelope in one write: the server advertised CHUNKING and
+        PIPELINING (without PIPELINING, one command at a time as before), and it has not held a BDAT reply back
+        (`reply_held_back`: then DATA, on every connection to it)."""
+        smtp = self._smtp
+        return self.pipelining and isinstance(smtp, PipeliningSMTP) and smtp.chunking and not held_back(self.route)
+
+    def _size_limit(self) -> int | None:
+        smtp = self._smtp
+        return smtp.size_limit if isinstance(smtp, PipeliningSMTP) else None
 
     async def send(self, envelope_from: str, recipients: list[str], data: bytes, *,
                    deadline: float | None = None) -> Accepted:
@@ -125,7 +175,11 @@ class PipelinedSubmission(SmtpSubmission):
         """Send messages from `source` until it has none left or the connection ends. `report(message, result)` is
         called for each message taken, as soon as its result is known; a message this connection did not take
         stays in `source` for another one."""
+        if self.chunking and not await self._stream_chunked(source, report):
+            return
         carried = _Carried()
+        if self._reset_owed:  # the last chunked transaction was refused
+            carried, self._reset_owed = _Carried(RESET, replies=1), False
         message = await source.next() if self.connected else None
         while message is not None:
             verdict = await self._transaction(message, carried, report)
@@ -155,6 +209,9 @@ class PipelinedSubmission(SmtpSubmission):
         transaction ends here, this one's. None: the connection ended."""
         try:
             lines = envelope_lines(message)
+            too_big = over_size(message, self._size_limit())
+            if too_big is not None:
+                raise too_big
         except SmtpDeliveryError as error:
             if carried.data and not await self._flush(carried, report):
                 return None
@@ -180,6 +237,75 @@ class PipelinedSubmission(SmtpSubmission):
         if verdict.error is not None:
             report(message, verdict.error)
         return verdict
+
+    # --- CHUNKING: one write and one round trip a message ------------------------------------------------------
+
+    async def _stream_chunked(self, source: MessageSource, report: Report) -> bool:
+        """Each message in one group (MAIL FROM, every RCPT TO, BDAT LAST and the body) and one round trip; the
+        source prepares the next one meanwhile. A refused transaction leaves RSET to open the next group. True:
+        the connection goes on with DATA (the server held a BDAT reply back)."""
+        if not self._idle_and_quiet():
+            return False
+        message = await source.next()
+        while message is not None and await self._send_chunked(message, report):
+            message = await source.next() if self.connected else None
+        return self.connected and held_back(self.route)
+
+    async def _send_chunked(self, message: Outgoing, report: Report) -> bool:
+        """One message; False when the connection ended."""
+        try:
+            group, owed = chunked_group(message)
+            too_big = over_size(message, self._size_limit())
+            if too_big is not None:
+                raise too_big
+        except SmtpDeliveryError as error:
+            report(message, error)
+            return True
+        if _too_late(message, self._timeouts.command + self._timeouts.data):
+            # The body leaves with the envelope: nothing of this message is written when its answer could come
+            # after the deadline.
+            report(message, TransientDeliveryError(OUT_OF_TIME))
+            return True
+        reset = 1 if self._reset_owed else 0
+        timeouts = [self._timeouts.command] * (reset + owed - 1) + [self._timeouts.data]
+        exchanged = await self._exchange(RESET * reset + group, timeouts)
+        if not exchanged.written:  # the connection was gone: none of it left, another connection may send it
+            report(message, NothingAcceptedError(f"not connected to {self.route}"))
+            return False
+        self._reset_owed = False
+        replies = exchanged.replies[reset:]
+        if exchanged.failure is not None:
+            report(message, judge_cut_short(message, replies, exchanged.failure,
+                                            before=exchanged.replies[:reset]))
+            return False
+        sent, self._reset_owed = judge_chunk(message, replies)
+        report(message, sent)
+        if reply_held_back(exchanged):
+            _HELD_BACK_BY[self.route] = _HELD_BACK_BY.get(self.route, 0) + 1
+            if held_back(self.route):
+                return False  # the stream goes on with DATA, where the next envelope rides with the previous body
+        return self.connected
+
+    def _idle_and_quiet(self) -> bool:
+        """An idle connection has nothing to say: one the server closed or wrote to meanwhile (a 421 for an idle
+        timeout, a TLS close) while the event loop had not looked yet (a container thawed a moment ago) is closed
+        now, before a group is written that it would take as doubtful; the message goes on a new connection."""
+        smtp = self._smtp
+        transport = smtp.transport if smtp is not None else None
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return self.connected
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            readable = [sock]
+        if readable:
+            assert smtp is not None
+            smtp.close()
+            self._smtp = None
+            self.authenticated_as = None
+            return False
+        return self.connected
 
     async def _one_at_a_time(self, message: Outgoing, lines: list[bytes]) -> tuple[list[SMTPResponse], GroupReplies]:
         """Without PIPELINING: each command waits for its reply; no RCPT after a refused MAIL, no DATA when every

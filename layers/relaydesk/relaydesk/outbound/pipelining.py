@@ -33,6 +33,9 @@ class GroupReplies:
 
     replies: list[SMTPResponse]
     failure: aiosmtplib.SMTPException | None = None
+    written: bool = True  # False: the connection was gone before any of the group left
+    written_at: float = 0.0  # the event loop's clock when the group was written
+    arrived: tuple[float, ...] = ()  # when each reply was read off the connection (the same clock)
 
 
 class PipeliningProtocol(SMTPProtocol):
@@ -41,6 +44,8 @@ class PipeliningProtocol(SMTPProtocol):
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, connection_lost_callback=None) -> None:
         self._owed = 0  # replies to commands already written that have not been parsed yet
         self._replies: deque[SMTPResponse] = deque()
+        self._arrivals: deque[float] = deque()  # when each queued reply was read (the event loop's clock)
+        self.last_arrival = 0.0  # when the reply `read_response` returned last was read
         super().__init__(loop=loop, connection_lost_callback=connection_lost_callback)
 
     # aiosmtplib sets `_response_pending = True` before it writes one command (and at the greeting); it reads the
@@ -59,6 +64,7 @@ class PipeliningProtocol(SMTPProtocol):
             # Whatever is left of a read that answered more than was asked is not a reply to what comes next.
             del self._buffer[:]
             self._replies.clear()
+            self._arrivals.clear()
         self._owed += count
 
     def data_received(self, data: bytes) -> None:
@@ -73,6 +79,7 @@ class PipeliningProtocol(SMTPProtocol):
                     break
                 self._owed -= 1
                 self._replies.append(reply)
+                self._arrivals.append(self._loop.time())
             if self._owed and len(self._buffer) > MAX_RESPONSE_LENGTH:
                 raise aiosmtplib.SMTPResponseException(-1, "Response too long")
         except aiosmtplib.SMTPResponseException as error:
@@ -97,11 +104,13 @@ class PipeliningProtocol(SMTPProtocol):
             finally:
                 self._response_waiter = self._fresh_waiter()
             if not self._replies:
+                self.last_arrival = self._loop.time()
                 return woken  # aiosmtplib's 221 for a connection closed after QUIT
         waiter = self._response_waiter
         if waiter is not None and waiter.done() and not waiter.cancelled() and waiter.exception() is None \
                 and waiter.result() is _WAKE_UP:
             self._response_waiter = self._fresh_waiter()  # spent: the replies it announced are queued
+        self.last_arrival = self._arrivals.popleft()
         return self._replies.popleft()
 
     def _fresh_waiter(self) -> asyncio.Future[SMTPResponse] | None:
@@ -111,17 +120,23 @@ class PipeliningProtocol(SMTPProtocol):
         """Write `group` (one or more commands, CRLF-terminated, and possibly a message body before them) in one
         write and read one reply per entry of `timeouts`, each within its own timeout."""
         if self._command_lock is None:
-            return GroupReplies([], aiosmtplib.SMTPServerDisconnected("Server not connected"))
+            return GroupReplies([], aiosmtplib.SMTPServerDisconnected("Server not connected"), written=False)
         replies: list[SMTPResponse] = []
+        arrived: list[float] = []
         async with self._command_lock:
             self._expect(len(timeouts))
+            written_at = self._loop.time()
             try:
                 self.write(group)
+            except aiosmtplib.SMTPException as error:
+                return GroupReplies([], error, written=False)
+            try:
                 for timeout in timeouts:
                     replies.append(await self.read_response(timeout))
+                    arrived.append(self.last_arrival)
             except aiosmtplib.SMTPException as error:
-                return GroupReplies(replies, error)
-        return GroupReplies(replies)
+                return GroupReplies(replies, error, written_at=written_at, arrived=tuple(arrived))
+        return GroupReplies(replies, written_at=written_at, arrived=tuple(arrived))
 
 
 class PipeliningSMTP(aiosmtplib.SMTP):
@@ -132,12 +147,23 @@ class PipeliningSMTP(aiosmtplib.SMTP):
         """The server advertised PIPELINING in its last EHLO reply (after TLS, the only one that counts)."""
         return self.supports_extension("pipelining")
 
+    @property
+    def chunking(self) -> bool:
+        """The server advertised CHUNKING (RFC 3030: BDAT) in its last EHLO reply."""
+        return self.supports_extension("chunking")
+
+    @property
+    def size_limit(self) -> int | None:
+        """The largest message the server takes, when its SIZE keyword names one (RFC 1870 4; 0: no limit)."""
+        value = self.esmtp_extensions.get("size", "")
+        return int(value) if value.isascii() and value.isdigit() and 0 < len(value) < 19 and int(value) else None
+
     async def exchange(self, group: bytes, timeouts: Sequence[float]) -> GroupReplies:
         """One group in one write, its replies in order (see `PipeliningProtocol.exchange`). A timeout or a lost
         connection closes the client: replies still owed would be paired with the wrong commands."""
         protocol = self.protocol
         if not isinstance(protocol, PipeliningProtocol):
-            return GroupReplies([], aiosmtplib.SMTPServerDisconnected("Server not connected"))
+            return GroupReplies([], aiosmtplib.SMTPServerDisconnected("Server not connected"), written=False)
         result = await protocol.exchange(group, timeouts)
         if result.failure is not None:
             self.close()
