@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench.bench_relay import BATCH
+
 TARGET_POSTFIX = 1.0  # Relaydesk >= the Postfix relay client, every row
 TARGET_RAW = 0.8  # Relaydesk >= 0.8 x the best raw sender with as many connections as it used
 TARGET_RAW_N_AT_0 = 0.8  # Relaydesk >= 0.8 x raw N connections, 0 ms, no wait
@@ -107,12 +109,13 @@ def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str, message
             f"Before: {_round_trips(result, BEFORE, 1, delay, 0)} on its one connection (MAIL FROM, RCPT TO, DATA "
             "and the body each wait for their reply), raw 1's count.",
             f"What is left between the relay and {pipelined_n}, which streams all {messages} messages over "
-            f"{connections} connections opened before the clock: the relay works in SQS batches of 10, one after "
-            "the other here (in production batches of different invocations run side by side), and each batch "
-            f"ends with its slowest connection. 10 messages over {connections} connections take at least "
-            f"{-(-10 // connections) + first} round trips per batch, "
-            f"{(-(-10 // connections) + first) * -(-messages // 10)} for {messages}, where the streaming sender "
-            f"needs {-(-messages // connections) + first}. With the server's {wait} ms end-of-DATA wait that batch "
+            f"{connections} connections opened before the clock: the relay works in SQS batches of {BATCH}, one "
+            "after the other here (in production batches of different invocations run side by side), and each "
+            f"batch ends with its slowest connection. {BATCH} messages over {connections} connections take at least "
+            f"{-(-BATCH // connections) + first} round trips per batch, "
+            f"{(-(-BATCH // connections) + first) * -(-messages // BATCH)} for {messages}, where the streaming "
+            f"sender needs {-(-messages // connections) + first}. With the server's {wait} ms end-of-DATA wait that "
+            "batch "
             "shape is most of the difference.",
             f"{pipelined_n}: `relaydesk.outbound.pipelined` over `relaydesk.outbound.fanout`, the relay's own "
             "client, so the same protocol as the relay (below): "
@@ -134,8 +137,8 @@ def _notes(result, connections: int, rows, raw_n: str, pipelined_n: str, message
         "on them (RSA and Ed25519) verified with dkimpy after delivery.",
         f"Relaydesk relay: its path as bench/bench_relay.py drives it (`Relay` + `relay_event`, in-memory "
         "stores, its mailbox shaper as deployed (in-memory states; the address's limits set as high as an admin "
-        "may, so it does not hold the relay back), SQS batches of 10, its warm connection pool, pipelining, BDAT "
-        "and streaming as the smarthost advertises PIPELINING and CHUNKING, up to "
+        f"may, so it does not hold the relay back), SQS batches of {BATCH}, its warm connection pool, pipelining, "
+        "BDAT and streaming as the smarthost advertises PIPELINING and CHUNKING, up to "
         f"{connections} connections per smarthost); it composes, signs, sends and records inside the clock. The "
         "'before' column is the same relay, stores and smarthost with the send path it had before: one "
         "connection per smarthost, one command at a time (`SmtpSubmission`, `connections_per_smarthost=1`). "
