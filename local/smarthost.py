@@ -307,7 +307,6 @@ class _Protocol(SMTP):
             return
         await super().smtp_DATA(arg)
 
-
     async def smtp_BDAT(self, arg: str | None) -> None:
         """RFC 3030 CHUNKING: ``BDAT <octets> [LAST]``, then exactly that many octets of the message, taken as they
         are (no dot-stuffing, no end-of-data line). Every chunk is read, also when the transaction cannot go on

@@ -101,7 +101,7 @@ class ConnectorGroup:
         lead = _Connection(self.kit, SmarthostSession(self.kit.sessions, self.secret_id), self.addresses)
         lanes: list[threading.Thread] = []
 
-        def widen(early: bool = False) -> None:
+        def widen(early: bool) -> None:
             """The lead delivered (so its login works, and a hold was lifted): the other connections open with its
             version and share the backlog. `early` (a warm lead, before its first delivery): only when the backlog
             gives every connection more than one message; a lease for a connection that carries one message
@@ -152,7 +152,7 @@ class _Connection:
         # connection writes an address (hold, release, error, working version), so it never acts on a stale copy.
         self.addresses: dict[AddressKey, SupportAddress | None] = dict(addresses)
         self.composer = Composer(kit.stores, dict(lead.composer.accounts) if lead is not None else {})
-        self.on_working: Callable[..., None] | None = None  # called after this connection delivered a message
+        self.on_working: Callable[[bool], None] | None = None  # called after this connection delivered a message
         self.broken: Result | None = None
         self.held = False
         self.changed: bool | None = None  # for a held address: does the secret have a version not refused yet?
@@ -525,7 +525,7 @@ class _Connection:
         """This connection works: the group may widen (once)."""
         if self.on_working is not None:
             try:
-                self.on_working(early) if early else self.on_working()
+                self.on_working(early)
             except Exception:  # the other connections only add speed: this one carries on with the backlog
                 log.exception("opening more connections for %s failed; this one carries on", self.secret_id)
 

@@ -148,9 +148,12 @@ class PipelinedSubmission(SmtpSubmission):
         smtp = self._smtp
         return self.pipelining and isinstance(smtp, PipeliningSMTP) and smtp.chunking and not held_back(self.route)
 
-    def _size_limit(self) -> int | None:
+    def _check_size(self, message: Outgoing) -> None:
+        """Raises `over_size`'s 552 for a message larger than the server's SIZE, before anything of it is sent."""
         smtp = self._smtp
-        return smtp.size_limit if isinstance(smtp, PipeliningSMTP) else None
+        too_big = over_size(message, smtp.size_limit if isinstance(smtp, PipeliningSMTP) else None)
+        if too_big is not None:
+            raise too_big
 
     async def send(self, envelope_from: str, recipients: list[str], data: bytes, *,
                    deadline: float | None = None) -> Accepted:
@@ -209,9 +212,7 @@ class PipelinedSubmission(SmtpSubmission):
         transaction ends here, this one's. None: the connection ended."""
         try:
             lines = envelope_lines(message)
-            too_big = over_size(message, self._size_limit())
-            if too_big is not None:
-                raise too_big
+            self._check_size(message)
         except SmtpDeliveryError as error:
             if carried.data and not await self._flush(carried, report):
                 return None
@@ -255,9 +256,7 @@ class PipelinedSubmission(SmtpSubmission):
         """One message; False when the connection ended."""
         try:
             group, owed = chunked_group(message)
-            too_big = over_size(message, self._size_limit())
-            if too_big is not None:
-                raise too_big
+            self._check_size(message)
         except SmtpDeliveryError as error:
             report(message, error)
             return True
