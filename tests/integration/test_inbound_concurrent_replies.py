@@ -23,25 +23,6 @@ PAIRS = 30
 
 
 @pytest.fixture
-def atomic_moto_writes(monkeypatch):
-    """DynamoDB applies each request to an item atomically; moto's backend does not when called from threads (two
-    threads appending 300 CCs each to one list kept 819 of 900 here). One lock around each backend request gives moto
-    that property and nothing more: the threads still interleave between requests, as two Lambdas do."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("get_item", "put_item", "update_item", "delete_item", "query", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        @functools.wraps(original)
-        def serialized(*args, _original=original, **kwargs):
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, serialized)
-
-
-@pytest.fixture
 def stack(aws_stack, atomic_moto_writes):
     aws_stack.directory.create_account(Account(account_id=ACCOUNT, subdomain="acme", name="Acme"))
     aws_stack.directory.create_address(SupportAddress(email="support@acme.test", account_id=ACCOUNT,

@@ -66,7 +66,7 @@ def test_the_item_is_written_once_per_version_and_a_stale_write_gets_the_current
     assert "acme" not in str(item)  # the key and the state name no address
 
 
-def test_four_relays_sharing_a_mailbox_admit_thirty_a_minute_between_them(states, client):
+def test_four_relays_sharing_a_mailbox_admit_thirty_a_minute_between_them(states, client, atomic_moto_writes):
     admitted: list[int] = []
     lock = threading.Lock()
 

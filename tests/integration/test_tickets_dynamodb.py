@@ -52,7 +52,7 @@ def test_a_reply_status_assignee_and_ccs_are_stored_as_attributes_and_read_back(
     assert json.loads(raw["doc"])["status"] == "new"  # the document is never rewritten by these updates
 
 
-def test_concurrent_writers_of_different_fields_all_win(acme):
+def test_concurrent_writers_of_different_fields_all_win(acme, atomic_moto_writes):
     ann = Agent(agent_id="agent-ann", name="Ann")
     jobs = [lambda i=i: participants.add(acme, ACCOUNT, TICKET, Role.CC, [f"cc{i}@example.org"]) for i in range(6)]
     jobs += [lambda: status.assign(acme, ACCOUNT, TICKET, ann),
